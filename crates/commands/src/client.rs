@@ -1,0 +1,94 @@
+//! Per-connection state, and the registry that CLIENT LIST and INFO read.
+
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// What other threads may read about a connection. Written only by the
+/// connection's own thread (plain relaxed stores, no read-modify-write).
+#[derive(Debug)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: i64,
+    pub created_ms: u64,
+    pub name: Mutex<Vec<u8>>,
+    pub db: AtomicUsize,
+    pub last_ms: AtomicU64,
+    /// Id of the last command run (index into the table), +1; 0 for none.
+    pub last_cmd: AtomicUsize,
+    pub resp: AtomicUsize,
+}
+
+/// Registry of live connections; touched on connect and disconnect only.
+#[derive(Default)]
+pub struct Clients {
+    next_id: AtomicU64,
+    map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+}
+
+impl Clients {
+    pub fn register(&self, addr: String, laddr: String, fd: i64) -> Arc<ClientInfo> {
+        let id = self.next_id.fetch_add(1, Relaxed) + 1;
+        let now = damselfly_storage::now_ms();
+        let info = Arc::new(ClientInfo {
+            id,
+            addr,
+            laddr,
+            fd,
+            created_ms: now,
+            name: Mutex::new(Vec::new()),
+            db: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(now),
+            last_cmd: AtomicUsize::new(0),
+            resp: AtomicUsize::new(2),
+        });
+        self.map.lock().insert(id, info.clone());
+        info
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.map.lock().remove(&id);
+    }
+
+    pub fn list(&self) -> Vec<Arc<ClientInfo>> {
+        self.map.lock().values().cloned().collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.map.lock().len()
+    }
+}
+
+/// State of one connection, owned by its thread.
+pub struct Client {
+    pub info: Arc<ClientInfo>,
+    pub db: usize,
+    pub resp3: bool,
+    pub authenticated: bool,
+    /// Set by QUIT (and protocol errors): close once the reply is written.
+    pub close_after_reply: bool,
+}
+
+impl Client {
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Client {
+        Client {
+            info,
+            db: 0,
+            resp3: false,
+            authenticated,
+            close_after_reply: false,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.info.id
+    }
+
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.info.db.store(db, Relaxed);
+    }
+}

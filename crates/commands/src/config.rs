@@ -1,0 +1,241 @@
+//! Runtime configuration: the parameters CONFIG GET/SET know, their current
+//! values, and typed copies of the ones read on hot paths.
+//!
+//! Only parameters the server acts on are listed (plus the few the README
+//! names as stored-but-not-yet-acted-on); anything else is an unknown option,
+//! as in Redis.
+
+use crate::error::{CmdError, CmdResult};
+use damselfly_core::glob::glob_match;
+use parking_lot::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Memory,
+    Bool,
+    Str,
+    /// Redis's `save` rule list.
+    Save,
+    /// Set at start-up only.
+    Immutable,
+}
+
+pub struct Param {
+    pub name: &'static str,
+    pub alias: Option<&'static str>,
+    pub kind: Kind,
+    pub default: &'static str,
+}
+
+const fn p(name: &'static str, kind: Kind, default: &'static str) -> Param {
+    Param {
+        name,
+        alias: None,
+        kind,
+        default,
+    }
+}
+
+pub const PARAMS: &[Param] = &[
+    p("port", Kind::Immutable, "6379"),
+    p("bind", Kind::Immutable, "* -::*"),
+    p("databases", Kind::Immutable, "16"),
+    p("dir", Kind::Immutable, ""),
+    p("dbfilename", Kind::Str, "dump.rdb"),
+    p(
+        "hz",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "10",
+    ),
+    p("proto-max-bulk-len", Kind::Memory, "536870912"),
+    p("client-query-buffer-limit", Kind::Memory, "1073741824"),
+    p("save", Kind::Save, "3600 1 300 100 60 10000"),
+    p("appendonly", Kind::Bool, "no"),
+    p(
+        "slowlog-log-slower-than",
+        Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+        "10000",
+    ),
+    p(
+        "slowlog-max-len",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "128",
+    ),
+    p("active-expire-effort", Kind::Int { min: 1, max: 10 }, "1"),
+    p(
+        "maxclients",
+        Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+        "10000",
+    ),
+];
+
+pub struct Config {
+    values: RwLock<Vec<String>>,
+    pub hz: AtomicU64,
+    pub proto_max_bulk_len: AtomicU64,
+    pub query_buffer_limit: AtomicU64,
+}
+
+/// Parses a memory amount: bytes, or a number with k/kb/m/mb/g/gb (any case;
+/// k = 1000, kb = 1024).
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(split);
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul)
+}
+
+fn validate(param: &Param, value: &str) -> Result<String, &'static str> {
+    match param.kind {
+        Kind::Int { min, max } => {
+            let v: i64 = value
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
+            if v < min || v > max {
+                return Err("argument must be between the allowed bounds");
+            }
+            Ok(v.to_string())
+        }
+        Kind::Memory => parse_memory(value)
+            .map(|v| v.to_string())
+            .ok_or("argument must be a memory value"),
+        Kind::Bool => match value.to_ascii_lowercase().as_str() {
+            "yes" => Ok("yes".into()),
+            "no" => Ok("no".into()),
+            _ => Err("argument must be 'yes' or 'no'"),
+        },
+        Kind::Str => Ok(value.to_string()),
+        Kind::Save => {
+            let words: Vec<&str> = value.split_whitespace().collect();
+            if words.len() % 2 != 0 || words.iter().any(|w| w.parse::<u64>().is_err()) {
+                return Err("Invalid save parameters");
+            }
+            Ok(words.join(" "))
+        }
+        Kind::Immutable => Err("can't set immutable config"),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Config {
+    pub fn new() -> Config {
+        Config {
+            values: RwLock::new(PARAMS.iter().map(|p| p.default.to_string()).collect()),
+            hz: AtomicU64::new(10),
+            proto_max_bulk_len: AtomicU64::new(512 * 1024 * 1024),
+            query_buffer_limit: AtomicU64::new(1024 * 1024 * 1024),
+        }
+    }
+
+    fn index(name: &str) -> Option<usize> {
+        PARAMS.iter().position(|p| {
+            p.name.eq_ignore_ascii_case(name)
+                || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        Some(self.values.read()[Self::index(name)?].clone())
+    }
+
+    /// Sets a value at start-up (immutable parameters included).
+    pub fn set_initial(&self, name: &str, value: &str) -> Result<(), String> {
+        let i = Self::index(name).ok_or_else(|| format!("unknown parameter {name}"))?;
+        let v = match PARAMS[i].kind {
+            Kind::Immutable => value.to_string(),
+            _ => validate(&PARAMS[i], value).map_err(|e| format!("{name}: {e}"))?,
+        };
+        self.store(i, v);
+        Ok(())
+    }
+
+    fn store(&self, i: usize, v: String) {
+        match PARAMS[i].name {
+            "hz" => self.hz.store(v.parse().unwrap_or(10), Relaxed),
+            "proto-max-bulk-len" => self
+                .proto_max_bulk_len
+                .store(v.parse().unwrap_or(0), Relaxed),
+            "client-query-buffer-limit" => self
+                .query_buffer_limit
+                .store(v.parse().unwrap_or(0), Relaxed),
+            _ => {}
+        }
+        self.values.write()[i] = v;
+    }
+
+    /// CONFIG SET of several pairs: all are validated before any is applied.
+    pub fn set_many(&self, pairs: &[(&[u8], &[u8])]) -> CmdResult {
+        let mut staged = Vec::new();
+        for (name, value) in pairs {
+            let name = String::from_utf8_lossy(name);
+            let i = Self::index(&name).ok_or_else(|| CmdError::UnknownConfig(name.to_string()))?;
+            if staged.iter().any(|(j, _)| *j == i) {
+                return Err(CmdError::Other(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                )));
+            }
+            let v = validate(&PARAMS[i], &String::from_utf8_lossy(value)).map_err(|why| {
+                CmdError::InvalidConfig {
+                    name: name.to_string(),
+                    why,
+                }
+            })?;
+            staged.push((i, v));
+        }
+        for (i, v) in staged {
+            self.store(i, v);
+        }
+        Ok(())
+    }
+
+    /// Parameters (name, value) whose name or alias matches any pattern.
+    pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
+        let values = self.values.read();
+        let mut out = Vec::new();
+        for (i, p) in PARAMS.iter().enumerate() {
+            for name in std::iter::once(p.name).chain(p.alias) {
+                if patterns
+                    .iter()
+                    .any(|pat| glob_match(pat, name.as_bytes(), true))
+                {
+                    out.push((name, values[i].clone()));
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,447 @@
+//! Connection commands: PING ECHO QUIT RESET SELECT HELLO AUTH CLIENT.
+
+use crate::args::{eq, int, lossy};
+use crate::cmd;
+use crate::ctx::Ctx;
+use crate::error::{CmdError, CmdResult};
+use crate::table::{Command, Keys::None as NoKeys};
+use damselfly_protocol::Args;
+use std::sync::atomic::Ordering::Relaxed;
+
+pub(crate) static COMMANDS: &[Command] = &[
+    cmd!(
+        "ping",
+        -1,
+        "fast sentinel",
+        NoKeys,
+        "@fast @connection",
+        "connection",
+        "1.0.0",
+        ping
+    ),
+    cmd!(
+        "echo",
+        2,
+        "fast",
+        NoKeys,
+        "@fast @connection",
+        "connection",
+        "1.0.0",
+        echo
+    ),
+    cmd!(
+        "quit",
+        -1,
+        "allow_busy noscript loading stale fast no_auth",
+        NoKeys,
+        "@fast @connection",
+        "connection",
+        "1.0.0",
+        quit
+    ),
+    cmd!(
+        "reset",
+        1,
+        "noscript loading stale fast no_auth",
+        NoKeys,
+        "@fast @connection",
+        "connection",
+        "6.2.0",
+        reset
+    ),
+    cmd!(
+        "select",
+        2,
+        "loading stale fast",
+        NoKeys,
+        "@fast @connection",
+        "connection",
+        "1.0.0",
+        select
+    ),
+    cmd!(
+        "hello",
+        -1,
+        "noscript loading stale fast no_auth sentinel",
+        NoKeys,
+        "@fast @connection",
+        "connection",
+        "6.0.0",
+        hello
+    ),
+    cmd!(
+        "auth",
+        -2,
+        "noscript loading stale fast no_auth sentinel",
+        NoKeys,
+        "@fast @connection",
+        "connection",
+        "1.0.0",
+        auth
+    ),
+    cmd!(
+        "client",
+        -2,
+        "sentinel",
+        NoKeys,
+        "@slow",
+        "connection",
+        "2.4.0",
+        client_help,
+        CLIENT_SUBCOMMANDS
+    ),
+];
+
+static CLIENT_SUBCOMMANDS: &[Command] = &[
+    cmd!(
+        "id",
+        2,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "5.0.0",
+        client_id
+    ),
+    cmd!(
+        "setname",
+        3,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "2.6.9",
+        client_setname
+    ),
+    cmd!(
+        "getname",
+        2,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "2.6.9",
+        client_getname
+    ),
+    cmd!(
+        "info",
+        2,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "6.2.0",
+        client_info
+    ),
+    cmd!(
+        "list",
+        -2,
+        "admin noscript loading stale",
+        NoKeys,
+        "@admin @slow @dangerous @connection",
+        "connection",
+        "2.4.0",
+        client_list
+    ),
+    cmd!(
+        "help",
+        2,
+        "loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "5.0.0",
+        client_help
+    ),
+];
+
+/// PING [message]
+fn ping(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    if args.len() > 2 {
+        return Err(CmdError::WrongArity("ping".into()));
+    }
+    match args.get(1) {
+        Some(m) => ctx.reply.bulk(m),
+        None => ctx.reply.simple(b"PONG"),
+    }
+    Ok(())
+}
+
+/// ECHO message
+fn echo(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    ctx.reply.bulk(args.get(1).unwrap_or_default());
+    Ok(())
+}
+
+/// QUIT
+fn quit(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    ctx.reply.ok();
+    ctx.client.close_after_reply = true;
+    Ok(())
+}
+
+/// RESET
+fn reset(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    ctx.client.select(0);
+    ctx.client.resp3 = false;
+    ctx.reply.set_resp3(false);
+    ctx.client.info.resp.store(2, Relaxed);
+    ctx.client.info.name.lock().clear();
+    ctx.client.authenticated = ctx
+        .server
+        .config
+        .get("requirepass")
+        .is_none_or(|p| p.is_empty());
+    ctx.reply.simple(b"RESET");
+    Ok(())
+}
+
+/// SELECT index
+fn select(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let idx = int(args.get(1).unwrap_or_default())?;
+    if idx < 0 || idx as usize >= ctx.server.keyspace.dbnum() {
+        return Err(CmdError::DbIndexOutOfRange);
+    }
+    ctx.client.select(idx as usize);
+    ctx.reply.ok();
+    Ok(())
+}
+
+fn check_password(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> CmdResult {
+    let required = ctx.server.config.get("requirepass").unwrap_or_default();
+    if user != b"default" || (!required.is_empty() && pass != required.as_bytes()) {
+        return Err(CmdError::WrongPass);
+    }
+    ctx.client.authenticated = true;
+    Ok(())
+}
+
+/// AUTH [username] password
+fn auth(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let (user, pass) = match args.len() {
+        2 => (&b"default"[..], args.get(1).unwrap_or_default()),
+        3 => (
+            args.get(1).unwrap_or_default(),
+            args.get(2).unwrap_or_default(),
+        ),
+        _ => return Err(CmdError::Syntax),
+    };
+    let required = ctx.server.config.get("requirepass").unwrap_or_default();
+    if args.len() == 2 && required.is_empty() {
+        return Err(CmdError::AuthNotConfigured);
+    }
+    check_password(ctx, user, pass)?;
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME clientname]]
+fn hello(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let mut resp3 = ctx.client.resp3;
+    let mut i = 1;
+    if let Some(v) = args.get(1) {
+        let ver = crate::args::parse_i64(v).ok_or(CmdError::ProtocolVersionNotInteger)?;
+        if !(2..=3).contains(&ver) {
+            return Err(CmdError::UnsupportedProtocol);
+        }
+        resp3 = ver == 3;
+        i = 2;
+    }
+    let mut name = None;
+    while i < args.len() {
+        let opt = args.get(i).unwrap_or_default();
+        let more = args.len() - i - 1;
+        if eq(opt, "auth") && more >= 2 {
+            let (u, p) = (
+                args.get(i + 1).unwrap_or_default(),
+                args.get(i + 2).unwrap_or_default(),
+            );
+            check_password(ctx, u, p)?;
+            i += 3;
+        } else if eq(opt, "setname") && more >= 1 {
+            let n = args.get(i + 1).unwrap_or_default();
+            validate_name(n)?;
+            name = Some(n.to_vec());
+            i += 2;
+        } else {
+            return Err(CmdError::Other(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                lossy(opt)
+            )));
+        }
+    }
+    if !ctx.client.authenticated {
+        return Err(CmdError::Other(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
+        ));
+    }
+    if let Some(n) = name {
+        *ctx.client.info.name.lock() = n;
+    }
+    ctx.client.resp3 = resp3;
+    ctx.client
+        .info
+        .resp
+        .store(if resp3 { 3 } else { 2 }, Relaxed);
+    ctx.reply.set_resp3(resp3);
+    let r = &mut *ctx.reply;
+    r.map(7);
+    r.bulk(b"server");
+    r.bulk(b"redis");
+    r.bulk(b"version");
+    r.bulk(crate::server::REDIS_VERSION.as_bytes());
+    r.bulk(b"proto");
+    r.int(if resp3 { 3 } else { 2 });
+    r.bulk(b"id");
+    r.int(ctx.client.id() as i64);
+    r.bulk(b"mode");
+    r.bulk(b"standalone");
+    r.bulk(b"role");
+    r.bulk(b"master");
+    r.bulk(b"modules");
+    r.array(0);
+    Ok(())
+}
+
+fn validate_name(n: &[u8]) -> CmdResult {
+    if n.iter().any(|&c| !(b'!'..=b'~').contains(&c)) {
+        return Err(CmdError::InvalidClientName);
+    }
+    Ok(())
+}
+
+/// CLIENT ID
+fn client_id(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    ctx.reply.int(ctx.client.id() as i64);
+    Ok(())
+}
+
+/// CLIENT SETNAME connection-name
+fn client_setname(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let n = args.get(2).unwrap_or_default();
+    validate_name(n)?;
+    *ctx.client.info.name.lock() = n.to_vec();
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// CLIENT GETNAME
+fn client_getname(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    let name = ctx.client.info.name.lock().clone();
+    if name.is_empty() {
+        ctx.reply.null();
+    } else {
+        ctx.reply.bulk(&name);
+    }
+    Ok(())
+}
+
+fn describe(ctx: &Ctx, c: &crate::client::ClientInfo) -> String {
+    let now = damselfly_storage::now_ms();
+    let cmd = match c.last_cmd.load(Relaxed) {
+        0 => "NULL".to_string(),
+        n => crate::table::table()
+            .all
+            .get(n - 1)
+            .map_or("NULL".into(), |e| e.fullname.clone()),
+    };
+    let me = c.id == ctx.client.id();
+    let cmd = if me { "client|list".to_string() } else { cmd };
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.fd,
+        String::from_utf8_lossy(&c.name.lock()),
+        now.saturating_sub(c.created_ms) / 1000,
+        if me { 0 } else { now.saturating_sub(c.last_ms.load(Relaxed)) / 1000 },
+        c.db.load(Relaxed),
+        cmd,
+        c.resp.load(Relaxed),
+    )
+}
+
+/// CLIENT INFO
+fn client_info(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    let info = ctx.client.info.clone();
+    let line = describe(ctx, &info).replace("cmd=client|list", "cmd=client|info");
+    ctx.reply.verbatim("txt", format!("{line}\n").as_bytes());
+    Ok(())
+}
+
+/// CLIENT LIST [TYPE type] [ID id ...]
+fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let opt = args.get(i).unwrap_or_default();
+        if eq(opt, "type") && i + 1 < args.len() {
+            let t = args.get(i + 1).unwrap_or_default();
+            if !["normal", "master", "replica", "slave", "pubsub"]
+                .iter()
+                .any(|n| eq(t, n))
+            {
+                return Err(CmdError::Other(format!(
+                    "ERR Unknown client type '{}'",
+                    lossy(t)
+                )));
+            }
+            if !eq(t, "normal") {
+                ids = Some(Vec::new());
+            }
+            i += 2;
+        } else if eq(opt, "id") && i + 1 < args.len() {
+            let mut v = Vec::new();
+            for a in (i + 1..args.len()).filter_map(|j| args.get(j)) {
+                match crate::args::parse_i64(a) {
+                    Some(n) if n > 0 => v.push(n as u64),
+                    _ => return Err(CmdError::Other("ERR Invalid client ID".into())),
+                }
+            }
+            ids = Some(v);
+            break;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let mut out = String::new();
+    for c in ctx.server.clients.list() {
+        if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) {
+            continue;
+        }
+        out.push_str(&describe(ctx, &c));
+        out.push('\n');
+    }
+    ctx.reply.verbatim("txt", out.as_bytes());
+    Ok(())
+}
+
+/// CLIENT HELP
+fn client_help(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    if args.len() == 1 {
+        return Err(CmdError::WrongArity("client".into()));
+    }
+    let lines = [
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GETNAME",
+        "    Return the name of the current connection.",
+        "ID",
+        "    Return the ID of the current connection.",
+        "INFO",
+        "    Return information about the current client connection.",
+        "LIST [options ...]",
+        "    Return information about client connections. Options:",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+        "      Return clients of specified type.",
+        "SETNAME <name>",
+        "    Assign the name <name> to the current connection.",
+        "HELP",
+        "    Print this help.",
+    ];
+    ctx.reply.array(lines.len());
+    for l in lines {
+        ctx.reply.simple(l.as_bytes());
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! What a handler works with: the server, its client, the reply buffer and
+//! the shards the dispatcher locked for it.
+
+use crate::client::Client;
+use crate::state::Server;
+use damselfly_protocol::Reply;
+use damselfly_storage::{Locked, Shard};
+
+pub struct Ctx<'s, 'l> {
+    pub server: &'s Server,
+    pub client: &'l mut Client,
+    pub reply: &'l mut Reply,
+    pub locked: Locked<'s>,
+    /// The command's clock: frozen for its whole run, as Redis does, so one
+    /// command sees one consistent set of expired keys.
+    pub now: u64,
+}
+
+impl<'s, 'l> Ctx<'s, 'l> {
+    pub fn db(&self) -> usize {
+        self.client.db
+    }
+
+    /// The locked shard that holds `key`. The dispatcher locked every key of
+    /// the command from the table's key spec, so this cannot miss for a key
+    /// argument; a miss is a table bug, caught in tests.
+    pub fn shard(&mut self, key: &[u8]) -> &mut Shard {
+        let idx = self.server.keyspace.shard_of(key);
+        match self.locked.get(idx) {
+            Some(s) => s,
+            None => panic!("shard {idx} of key not locked: the command's key spec is wrong"),
+        }
+    }
+
+    /// The shard of `key` together with the reply buffer, for handlers that
+    /// reply straight from the stored value without copying it.
+    pub fn shard_and_reply(&mut self, key: &[u8]) -> (&mut Shard, &mut Reply) {
+        let idx = self.server.keyspace.shard_of(key);
+        match self.locked.get(idx) {
+            Some(s) => (s, &mut *self.reply),
+            None => panic!("shard {idx} of key not locked: the command's key spec is wrong"),
+        }
+    }
+
+    /// Runs `f` on each shard in turn. Shards already held are used as they
+    /// are; others are locked one at a time, which is only done when the
+    /// command holds no locks (so the ascending-order rule cannot break).
+    pub fn each_shard<T>(&mut self, mut f: impl FnMut(&mut Shard) -> T) -> Vec<T> {
+        let ks = &self.server.keyspace;
+        let mut out = Vec::with_capacity(ks.shard_count());
+        for i in 0..ks.shard_count() {
+            if let Some(s) = self.locked.get(i) {
+                out.push(f(s));
+            } else {
+                debug_assert!(self.locked.is_empty());
+                out.push(f(&mut ks.lock_one(i)));
+            }
+        }
+        out
+    }
+
+    /// Runs `f` on shard `i` (held or locked for the call).
+    pub fn with_shard<T>(&mut self, i: usize, f: impl FnOnce(&mut Shard) -> T) -> T {
+        if let Some(s) = self.locked.get(i) {
+            return f(s);
+        }
+        debug_assert!(self.locked.is_empty());
+        f(&mut self.server.keyspace.lock_one(i))
+    }
+}

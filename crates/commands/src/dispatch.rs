@@ -1,0 +1,118 @@
+//! The generic path every request takes (Redis's processCommand): lookup,
+//! subcommand resolution, arity, auth, locking the key shards in ascending
+//! order, the handler, and the counters.
+
+use crate::client::Client;
+use crate::ctx::Ctx;
+use crate::error::CmdError;
+use crate::state::{Server, ThreadStats};
+use crate::table::{flag, lookup, Entry};
+use damselfly_protocol::{Args, Reply};
+use smallvec::SmallVec;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+fn count_error(stats: &ThreadStats, err: &CmdError) {
+    *stats.errors.lock().entry(err.code()).or_insert(0) += 1;
+}
+
+/// Resolves the table entry for a request, or the error to reply.
+fn resolve(args: &Args<'_>) -> Result<&'static Entry, (Option<&'static Entry>, CmdError)> {
+    let name = args.get(0).unwrap_or_default();
+    let Some(mut e) = lookup(name) else {
+        let rest = args.iter().skip(1).map(<[u8]>::to_vec).collect();
+        return Err((
+            None,
+            CmdError::UnknownCommand {
+                name: name.to_vec(),
+                args: rest,
+            },
+        ));
+    };
+    if !e.subs.is_empty() && args.len() >= 2 {
+        let sub = args.get(1).unwrap_or_default();
+        match e.sub(sub) {
+            Some(s) => e = s,
+            None => {
+                return Err((
+                    None,
+                    CmdError::UnknownSubcommand {
+                        sub: sub.to_vec(),
+                        cmd: e.cmd.name.to_ascii_uppercase(),
+                    },
+                ))
+            }
+        }
+    }
+    let argc = args.len() as i32;
+    let arity = e.cmd.arity;
+    if (arity > 0 && argc != arity) || argc < -arity {
+        return Err((Some(e), CmdError::WrongArity(e.fullname.clone())));
+    }
+    Ok(e)
+}
+
+/// Runs one request and appends its reply.
+pub fn execute(
+    server: &Server,
+    stats: &ThreadStats,
+    client: &mut Client,
+    args: &Args<'_>,
+    reply: &mut Reply,
+) {
+    let e = match resolve(args) {
+        Ok(e) => e,
+        Err((e, err)) => {
+            if let Some(e) = e {
+                stats.commands[e.id].rejected.add(1);
+            }
+            count_error(stats, &err);
+            reply.error(&err.to_string());
+            return;
+        }
+    };
+    if !client.authenticated && !e.has(flag::NO_AUTH) {
+        stats.commands[e.id].rejected.add(1);
+        count_error(stats, &CmdError::NoAuth);
+        reply.error(&CmdError::NoAuth.to_string());
+        return;
+    }
+    let ks = &server.keyspace;
+    let locked = if e.has(flag::ALL_SHARDS) {
+        ks.lock_all()
+    } else {
+        let mut shards: SmallVec<[usize; 4]> = e
+            .key_positions(args.len())
+            .filter_map(|i| args.get(i))
+            .map(|k| ks.shard_of(k))
+            .collect();
+        if shards.is_empty() {
+            ks.lock_none()
+        } else {
+            ks.lock(&mut shards)
+        }
+    };
+    let start = Instant::now();
+    let now = damselfly_storage::now_ms();
+    let mut ctx = Ctx {
+        server,
+        client,
+        reply,
+        locked,
+        now,
+    };
+    let result = (e.cmd.handler)(&mut ctx, args);
+    drop(ctx.locked);
+    let usec = start.elapsed().as_micros() as u64;
+    let c = &stats.commands[e.id];
+    c.calls.add(1);
+    c.usec.add(usec);
+    stats.total_commands.add(1);
+    client.info.last_cmd.store(e.id + 1, Relaxed);
+    client.info.last_ms.store(now, Relaxed);
+    if let Err(err) = result {
+        c.failed.add(1);
+        count_error(stats, &err);
+        reply.error(&err.to_string());
+    }
+}

@@ -1,0 +1,129 @@
+//! Every error a command can reply, rendered as Redis 7.0 renders it. No
+//! error text appears anywhere else.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmdError {
+    UnknownCommand {
+        name: Vec<u8>,
+        args: Vec<Vec<u8>>,
+    },
+    UnknownSubcommand {
+        sub: Vec<u8>,
+        cmd: String,
+    },
+    /// `fullname` is `get` or `config|get`.
+    WrongArity(String),
+    Syntax,
+    WrongType,
+    NotInteger,
+    NotFloat,
+    Overflow,
+    NanOrInfinity,
+    NoSuchKey,
+    DbIndexOutOfRange,
+    InvalidDbIndex,
+    SameObject,
+    /// `ERR invalid expire time in 'set' command`.
+    InvalidExpire(&'static str),
+    StringTooLong,
+    OffsetOutOfRange,
+    InvalidCursor,
+    NotPositive(&'static str),
+    UnsupportedProtocol,
+    NoAuth,
+    AuthNotConfigured,
+    WrongPass,
+    InvalidClientName,
+    NoSuchClient,
+    InvalidTimeout,
+    /// `ERR Unknown option or number of arguments for CONFIG SET - 'x'`.
+    UnknownConfig(String),
+    /// CONFIG SET of a known parameter with a bad value.
+    InvalidConfig {
+        name: String,
+        why: &'static str,
+    },
+    NoScriptSupport,
+    DebugUnknown,
+    ProtocolVersionNotInteger,
+    /// Any other error, text given with its code (`ERR ...`).
+    Other(String),
+}
+
+pub type CmdResult<T = ()> = Result<T, CmdError>;
+
+fn quoted(b: &[u8], max: usize) -> String {
+    let s = String::from_utf8_lossy(b);
+    s.chars().take(max).collect()
+}
+
+impl fmt::Display for CmdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use CmdError::*;
+        match self {
+            UnknownCommand { name, args } => {
+                let mut list = String::new();
+                for a in args {
+                    if list.len() >= 128 {
+                        break;
+                    }
+                    let room = 128 - list.len();
+                    list.push('\'');
+                    list.push_str(&quoted(a, room));
+                    list.push_str("' ");
+                }
+                write!(f, "ERR unknown command '{}', with args beginning with: {}", quoted(name, 128), list)
+            }
+            UnknownSubcommand { sub, cmd } => {
+                write!(f, "ERR unknown subcommand '{}'. Try {} HELP.", quoted(sub, 128), cmd)
+            }
+            WrongArity(name) => write!(f, "ERR wrong number of arguments for '{name}' command"),
+            Syntax => f.write_str("ERR syntax error"),
+            WrongType => f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            NotInteger => f.write_str("ERR value is not an integer or out of range"),
+            NotFloat => f.write_str("ERR value is not a valid float"),
+            Overflow => f.write_str("ERR increment or decrement would overflow"),
+            NanOrInfinity => f.write_str("ERR increment would produce NaN or Infinity"),
+            NoSuchKey => f.write_str("ERR no such key"),
+            DbIndexOutOfRange => f.write_str("ERR DB index is out of range"),
+            InvalidDbIndex => f.write_str("ERR invalid DB index"),
+            SameObject => f.write_str("ERR source and destination objects are the same"),
+            InvalidExpire(cmd) => write!(f, "ERR invalid expire time in '{cmd}' command"),
+            StringTooLong => f.write_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
+            OffsetOutOfRange => f.write_str("ERR offset is out of range"),
+            InvalidCursor => f.write_str("ERR invalid cursor"),
+            NotPositive(what) => write!(f, "ERR {what} must be positive"),
+            UnsupportedProtocol => f.write_str("NOPROTO unsupported protocol version"),
+            NoAuth => f.write_str("NOAUTH Authentication required."),
+            AuthNotConfigured => f.write_str(
+                "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+            ),
+            WrongPass => f.write_str("WRONGPASS invalid username-password pair or user is disabled."),
+            InvalidClientName => {
+                f.write_str("ERR Client names cannot contain spaces, newlines or special characters.")
+            }
+            NoSuchClient => f.write_str("ERR No such client"),
+            InvalidTimeout => f.write_str("ERR timeout is not an integer or out of range"),
+            UnknownConfig(name) => {
+                write!(f, "ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+            }
+            InvalidConfig { name, why } => {
+                write!(f, "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+            }
+            NoScriptSupport => f.write_str("ERR scripting is not available yet in this server"),
+            DebugUnknown => f.write_str("ERR unknown DEBUG subcommand or wrong number of arguments"),
+            ProtocolVersionNotInteger => f.write_str("ERR Protocol version is not an integer or out of range"),
+            Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl CmdError {
+    /// The error code counted in INFO errorstats (`ERR`, `WRONGTYPE`, ...).
+    pub fn code(&self) -> String {
+        let s = self.to_string();
+        s.split(' ').next().unwrap_or("ERR").to_string()
+    }
+}

@@ -1,0 +1,30 @@
+//! Redis commands: the command table (data), the generic checks every
+//! request passes, and one module per command group.
+//!
+//! Invariants:
+//! - Handlers never lock shards themselves for key arguments: the dispatcher
+//!   locks every shard named by the table's key spec, in ascending order,
+//!   before the handler runs, and releases them after. Commands that touch
+//!   everything carry the `all_shards` flag; commands that walk the keyspace
+//!   (SCAN, KEYS, DBSIZE) lock one shard at a time through `Ctx::each_shard`.
+//! - A handler writes its whole reply on success and nothing on error; the
+//!   dispatcher renders the error.
+
+pub mod args;
+pub mod client;
+pub mod config;
+pub mod ctx;
+pub mod dispatch;
+pub mod error;
+pub mod state;
+pub mod table;
+
+mod connection;
+mod generic;
+mod server;
+mod string;
+
+pub use client::{Client, ClientInfo};
+pub use dispatch::execute;
+pub use error::{CmdError, CmdResult};
+pub use state::{Host, Server, ServerOptions, ThreadStats};

@@ -1,0 +1,233 @@
+//! The command table: one row of data per command, which drives lookup,
+//! arity checks, key extraction (hence locking), COMMAND and INFO
+//! commandstats. Each group module contributes its rows.
+
+use crate::ctx::Ctx;
+use crate::error::CmdResult;
+use damselfly_protocol::Args;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+pub type Handler = fn(&mut Ctx<'_, '_>, &Args<'_>) -> CmdResult;
+
+/// Flag bits, parsed from the row's flag words.
+pub mod flag {
+    pub const WRITE: u32 = 1;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 14;
+    pub const NO_MULTI: u32 = 1 << 15;
+    pub const MOVABLE_KEYS: u32 = 1 << 16;
+    pub const ALLOW_BUSY: u32 = 1 << 17;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 18;
+    pub const SENTINEL: u32 = 1 << 19;
+    pub const ONLY_SENTINEL: u32 = 1 << 20;
+    /// Ours, not Redis's: the command locks every shard (FLUSHALL, SWAPDB).
+    pub const ALL_SHARDS: u32 = 1 << 31;
+
+    /// Names as COMMAND INFO prints them, in Redis's order.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (SENTINEL, "sentinel"),
+        (ONLY_SENTINEL, "only_sentinel"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLE_KEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+
+    pub fn parse(words: &str) -> u32 {
+        let mut bits = 0;
+        for w in words.split_whitespace() {
+            if w == "all_shards" {
+                bits |= ALL_SHARDS;
+            } else if let Some((b, _)) = NAMES.iter().find(|(_, n)| *n == w) {
+                bits |= b;
+            } else {
+                panic!("unknown command flag {w}");
+            }
+        }
+        bits
+    }
+}
+
+/// How a command's keys are found in its arguments.
+#[derive(Clone, Copy)]
+pub enum Keys {
+    None,
+    /// first, last (negative: from the end), step, as COMMAND INFO reports.
+    Range(i32, i32, i32),
+}
+
+pub struct Command {
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: &'static str,
+    pub keys: Keys,
+    pub acl: &'static str,
+    pub group: &'static str,
+    pub since: &'static str,
+    pub handler: Handler,
+    pub subcommands: &'static [Command],
+}
+
+/// A row with its parsed flags and its index (for per-command counters).
+pub struct Entry {
+    pub cmd: &'static Command,
+    pub flags: u32,
+    pub id: usize,
+    /// `get`, or `config|get` for a subcommand.
+    pub fullname: String,
+    pub subs: HashMap<String, &'static Entry>,
+}
+
+/// Shorthand for a table row.
+#[macro_export]
+macro_rules! cmd {
+    ($name:literal, $arity:expr, $flags:literal, $keys:expr, $acl:literal, $group:literal, $since:literal, $handler:path) => {
+        $crate::table::Command {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            keys: $keys,
+            acl: $acl,
+            group: $group,
+            since: $since,
+            handler: $handler,
+            subcommands: &[],
+        }
+    };
+    ($name:literal, $arity:expr, $flags:literal, $keys:expr, $acl:literal, $group:literal, $since:literal, $handler:path, $subs:expr) => {
+        $crate::table::Command {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            keys: $keys,
+            acl: $acl,
+            group: $group,
+            since: $since,
+            handler: $handler,
+            subcommands: $subs,
+        }
+    };
+}
+
+pub struct Table {
+    pub by_name: HashMap<String, &'static Entry>,
+    /// Every entry, subcommands included, indexed by `Entry::id`.
+    pub all: Vec<&'static Entry>,
+}
+
+fn groups() -> impl Iterator<Item = &'static Command> {
+    crate::connection::COMMANDS
+        .iter()
+        .chain(crate::string::COMMANDS)
+        .chain(crate::generic::COMMANDS)
+        .chain(crate::server::COMMANDS)
+}
+
+pub fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut all = Vec::new();
+        let mut by_name = HashMap::new();
+        for cmd in groups() {
+            let e = build(cmd, None, &mut all);
+            by_name.insert(cmd.name.to_string(), e);
+        }
+        Table { by_name, all }
+    })
+}
+
+fn build(
+    cmd: &'static Command,
+    parent: Option<&str>,
+    all: &mut Vec<&'static Entry>,
+) -> &'static Entry {
+    let fullname = match parent {
+        Some(p) => format!("{p}|{}", cmd.name),
+        None => cmd.name.to_string(),
+    };
+    let mut subs = HashMap::new();
+    for s in cmd.subcommands {
+        subs.insert(s.name.to_string(), build(s, Some(cmd.name), all));
+    }
+    // Entries live for the whole process; leaking them gives 'static rows.
+    let e: &'static Entry = Box::leak(Box::new(Entry {
+        cmd,
+        flags: flag::parse(cmd.flags),
+        id: all.len(),
+        fullname,
+        subs,
+    }));
+    all.push(e);
+    e
+}
+
+/// Looks a command name up, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static Entry> {
+    if name.len() > 32 {
+        return None;
+    }
+    let mut buf = [0u8; 32];
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    table()
+        .by_name
+        .get(std::str::from_utf8(lower).ok()?)
+        .copied()
+}
+
+impl Entry {
+    pub fn has(&self, f: u32) -> bool {
+        self.flags & f != 0
+    }
+
+    pub fn sub(&self, name: &[u8]) -> Option<&'static Entry> {
+        let lower = String::from_utf8_lossy(name).to_ascii_lowercase();
+        self.subs.get(&lower).copied()
+    }
+
+    /// Positions of the key arguments in a request of `argc` arguments.
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let (first, last, step) = match self.cmd.keys {
+            Keys::None => (0, -1, 1),
+            Keys::Range(f, l, s) => {
+                let last = if l < 0 {
+                    argc as i32 + l
+                } else {
+                    l.min(argc as i32 - 1)
+                };
+                (f, last, s.max(1))
+            }
+        };
+        let first = if first <= 0 { argc as i32 } else { first };
+        (first..=last).step_by(step as usize).map(|i| i as usize)
+    }
+}

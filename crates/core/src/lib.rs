@@ -1,0 +1,13 @@
+//! Data structures of the keyspace, with no I/O, threads or knowledge of
+//! commands: the hash table (our own, for SCAN's guarantee and a stable walk
+//! order), compact byte strings, glob matching, cluster slots and the
+//! `long double` arithmetic that INCRBYFLOAT needs to match Redis exactly.
+
+pub mod bytes;
+pub mod glob;
+pub mod ldouble;
+pub mod slot;
+pub mod table;
+
+pub use bytes::CompactBytes;
+pub use table::{Keyed, Table};

@@ -1,0 +1,234 @@
+//! Networking: the listener, the worker threads and the connection loop.
+//! Knows nothing of commands: requests go to a `Session` the binary supplies.
+//!
+//! Threads: one acceptor thread blocks in accept() and hands each connection
+//! to a worker, round-robin. Each worker runs a tokio current-thread runtime
+//! that owns its connections for their whole life; a connection's commands
+//! run on its worker's thread, so there is no hand-off per request.
+//!
+//! Invariants:
+//! - One read, then every complete request in the buffer is executed and the
+//!   replies are written with one write (pipelining costs one syscall each way).
+//! - A protocol error is answered with Redis's text and the connection closed.
+//! - A client's buffer is bounded by `client-query-buffer-limit`; past it the
+//!   connection is closed, and other clients never notice.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+use damselfly_protocol::{parse_request, Args, Limits, Parsed, Reply, Request};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One client connection's handler.
+pub trait Session {
+    /// Current protocol limits (they can change with CONFIG SET).
+    fn limits(&self) -> Limits;
+    /// Largest read buffer allowed before the client is dropped.
+    fn query_buffer_limit(&self) -> usize;
+    /// Executes one request, appending its reply; false closes the
+    /// connection once the replies so far are written.
+    fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> bool;
+    /// Bytes read from and written to the socket, for INFO.
+    fn count_io(&mut self, read: usize, written: usize);
+}
+
+pub trait Service: Send + Sync + 'static {
+    type Session: Session;
+    /// A new connection on `worker`; None refuses it.
+    fn open(
+        &self,
+        peer: SocketAddr,
+        local: SocketAddr,
+        fd: i64,
+        worker: usize,
+    ) -> Option<Self::Session>;
+    /// Periodic work of a worker (active expiry of its shards).
+    fn tick(&self, worker: usize, workers: usize);
+    fn tick_interval(&self) -> Duration;
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Replies are flushed mid-batch past this size so a huge pipeline does not
+/// buffer all its replies.
+const FLUSH_AT: usize = 1024 * 1024;
+
+/// Serves `listener` with `threads` workers. Returns only on a fatal error
+/// of the acceptor.
+pub fn serve<S: Service>(
+    listener: std::net::TcpListener,
+    service: Arc<S>,
+    threads: usize,
+) -> std::io::Result<()> {
+    let threads = threads.max(1);
+    let mut senders = Vec::with_capacity(threads);
+    for worker in 0..threads {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
+        senders.push(tx);
+        let service = service.clone();
+        std::thread::Builder::new()
+            .name(format!("worker-{worker}"))
+            .spawn(move || {
+                worker_main(service, rx, worker, threads);
+            })?;
+    }
+    let mut next = 0;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                if senders[next].send(stream).is_err() {
+                    return Err(std::io::Error::other("worker thread exited"));
+                }
+                next = (next + 1) % threads;
+            }
+            Err(e) if is_transient(&e) => {
+                // Out of descriptors or a connection reset before accept:
+                // back off briefly instead of spinning.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || e.raw_os_error().is_some_and(|c| c == 24 || c == 23)
+}
+
+fn worker_main<S: Service>(
+    service: Arc<S>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
+    worker: usize,
+    workers: usize,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("worker {worker}: cannot start runtime: {e}");
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let ticker = service.clone();
+    local.spawn_local(async move {
+        let mut interval = tokio::time::interval(ticker.tick_interval());
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            ticker.tick(worker, workers);
+        }
+    });
+    local.block_on(&rt, async move {
+        while let Some(std_stream) = rx.recv().await {
+            let _ = std_stream.set_nonblocking(true);
+            let (Ok(peer), Ok(local_addr)) = (std_stream.peer_addr(), std_stream.local_addr())
+            else {
+                continue;
+            };
+            let fd = raw_fd(&std_stream);
+            let Ok(stream) = TcpStream::from_std(std_stream) else {
+                continue;
+            };
+            let Some(session) = service.open(peer, local_addr, fd, worker) else {
+                continue;
+            };
+            tokio::task::spawn_local(connection(stream, session));
+        }
+    });
+}
+
+#[cfg(unix)]
+fn raw_fd(s: &std::net::TcpStream) -> i64 {
+    use std::os::fd::AsRawFd;
+    i64::from(s.as_raw_fd())
+}
+
+#[cfg(not(unix))]
+fn raw_fd(_s: &std::net::TcpStream) -> i64 {
+    -1
+}
+
+/// The life of one connection: read, execute everything complete, write.
+async fn connection<T: Session>(mut stream: TcpStream, mut session: T) {
+    let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut req = Request::new();
+    let mut out = Reply::new();
+    let mut need = 0usize;
+    loop {
+        let spare = inbuf.capacity() - inbuf.len();
+        let want = need.saturating_sub(inbuf.len()).max(READ_CHUNK);
+        if spare < want {
+            inbuf.reserve(want);
+        }
+        let n = match stream.read_buf(&mut inbuf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let limits = session.limits();
+        let mut pos = 0;
+        let mut open = true;
+        need = 0;
+        while pos < inbuf.len() {
+            let input = &inbuf[pos..];
+            match parse_request(input, &limits, &mut req) {
+                Ok(Parsed::Complete { consumed }) => {
+                    if !req.is_empty() {
+                        open = session.handle(&req.args(input), &mut out);
+                    }
+                    pos += consumed;
+                    if !open {
+                        break;
+                    }
+                    if out.len() >= FLUSH_AT {
+                        let len = out.len();
+                        if stream.write_all(out.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        session.count_io(0, len);
+                        out.clear();
+                    }
+                }
+                Ok(Parsed::Incomplete { hint }) => {
+                    need = hint;
+                    break;
+                }
+                Err(e) => {
+                    out.error(&format!("ERR {e}"));
+                    open = false;
+                    break;
+                }
+            }
+        }
+        inbuf.drain(..pos);
+        if inbuf.capacity() > 4 * READ_CHUNK && inbuf.len() < READ_CHUNK && need == 0 {
+            inbuf.shrink_to(READ_CHUNK);
+        }
+        let written = out.len();
+        if !out.is_empty() {
+            if stream.write_all(out.as_bytes()).await.is_err() {
+                return;
+            }
+            out.clear();
+            out.shrink(FLUSH_AT);
+        }
+        session.count_io(n, written);
+        if !open {
+            let _ = stream.shutdown().await;
+            return;
+        }
+        if inbuf.len() > session.query_buffer_limit() {
+            eprintln!("closing client that reached max query buffer length");
+            return;
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! RESP wire format: request parsing (multibulk and inline) and reply encoding
+//! for RESP2 and RESP3.
+//!
+//! Invariants: no I/O and no async runtime here; nothing in this crate panics
+//! on any input (the parser is fuzzed); every protocol error renders Redis's
+//! exact `Protocol error: ...` text.
+
+mod inline;
+mod parse;
+mod reply;
+
+pub use inline::split_args;
+pub use parse::{parse_request, Args, Limits, Parsed, ProtocolError, Request};
+pub use reply::{format_double, Reply};

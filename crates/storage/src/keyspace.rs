@@ -1,0 +1,89 @@
+use crate::shard::Shard;
+use damselfly_core::slot::key_slot;
+use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
+
+/// All shards. Shard count is a power of two, at most 16384 (one per slot).
+pub struct Keyspace {
+    shards: Box<[Mutex<Shard>]>,
+    dbnum: usize,
+}
+
+/// The shards a command holds, sorted by index.
+pub struct Locked<'a> {
+    guards: SmallVec<[(usize, MutexGuard<'a, Shard>); 2]>,
+}
+
+impl Keyspace {
+    pub fn new(shards: usize, dbnum: usize) -> Keyspace {
+        assert!(shards.is_power_of_two() && shards <= 16384);
+        Keyspace {
+            shards: (0..shards).map(|_| Mutex::new(Shard::new(dbnum))).collect(),
+            dbnum,
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub fn dbnum(&self) -> usize {
+        self.dbnum
+    }
+
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        usize::from(key_slot(key)) & (self.shards.len() - 1)
+    }
+
+    pub fn lock_one(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        self.shards[shard].lock()
+    }
+
+    /// Locks the given shards in ascending order (duplicates allowed).
+    pub fn lock(&self, shards: &mut SmallVec<[usize; 4]>) -> Locked<'_> {
+        shards.sort_unstable();
+        shards.dedup();
+        Locked {
+            guards: shards.iter().map(|&i| (i, self.shards[i].lock())).collect(),
+        }
+    }
+
+    pub fn lock_all(&self) -> Locked<'_> {
+        Locked {
+            guards: self
+                .shards
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (i, m.lock()))
+                .collect(),
+        }
+    }
+
+    pub fn lock_none(&self) -> Locked<'_> {
+        Locked {
+            guards: SmallVec::new(),
+        }
+    }
+}
+
+impl<'a> Locked<'a> {
+    pub fn is_empty(&self) -> bool {
+        self.guards.is_empty()
+    }
+
+    pub fn holds(&self, shard: usize) -> bool {
+        self.guards
+            .binary_search_by_key(&shard, |(i, _)| *i)
+            .is_ok()
+    }
+
+    /// The held shard `shard`, if held.
+    pub fn get(&mut self, shard: usize) -> Option<&mut Shard> {
+        let pos = self.guards.binary_search_by_key(&shard, |(i, _)| *i).ok()?;
+        Some(&mut self.guards[pos].1)
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Shard> + use<'_, 'a> {
+        self.guards.iter_mut().map(|(_, g)| &mut **g)
+    }
+}

@@ -1,0 +1,172 @@
+use crate::value::Entry;
+use damselfly_core::Table;
+
+/// One shard's slice of one logical DB.
+#[derive(Default)]
+pub struct Db {
+    pub table: Table<Entry>,
+    /// Keys with an expiry time (INFO keyspace `expires=`).
+    pub volatile: usize,
+    /// Where the active expiry cycle continues.
+    pub expire_cursor: u64,
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
+/// Counters kept under the shard lock and summed when INFO asks.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ShardStats {
+    pub expired_keys: u64,
+    pub expired_stale_perc_acc: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    /// Changes since the last save (`rdb_changes_since_last_save`).
+    pub dirty: u64,
+}
+
+/// A shard: its slice of every logical DB, behind one lock.
+pub struct Shard {
+    pub dbs: Vec<Db>,
+    pub stats: ShardStats,
+}
+
+impl Shard {
+    pub fn new(dbnum: usize) -> Shard {
+        Shard {
+            dbs: (0..dbnum).map(|_| Db::default()).collect(),
+            stats: ShardStats::default(),
+        }
+    }
+
+    /// The write door: every change to a key is reported here, after it is
+    /// made. It feeds the dirty counter now; WATCH, keyspace notifications and
+    /// replication hang off this same call.
+    pub fn written(&mut self, _db: usize, _key: &[u8], _event: &'static str) {
+        self.stats.dirty += 1;
+    }
+
+    /// Removes `key` if it has expired; true when it did.
+    fn expire_if_needed(&mut self, db: usize, key: &[u8], now: u64) -> bool {
+        let d = &mut self.dbs[db];
+        match d.table.get(key) {
+            Some(e) if e.is_expired(now) => {
+                d.table.remove(key);
+                d.volatile -= 1;
+                self.stats.expired_keys += 1;
+                self.written(db, key, "expired");
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Looks a key up for reading: expired keys are removed first; hits and
+    /// misses are counted and the access time refreshed.
+    pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.expire_if_needed(db, key, now);
+        match self.dbs[db].table.get_mut(key) {
+            Some(e) => {
+                self.stats.keyspace_hits += 1;
+                e.atime = crate::value::clock_secs();
+                Some(e)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Looks a key up for writing or inspection without touching hit/miss
+    /// counters or the access time (as Redis's lookupKeyWrite and NOTOUCH).
+    pub fn get_quiet(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.expire_if_needed(db, key, now);
+        self.dbs[db].table.get_mut(key)
+    }
+
+    pub fn contains(&mut self, db: usize, key: &[u8], now: u64) -> bool {
+        self.get_quiet(db, key, now).is_some()
+    }
+
+    /// Stores `entry`, replacing any previous value (and its expiry).
+    pub fn put(&mut self, db: usize, entry: Entry) -> Option<Entry> {
+        let d = &mut self.dbs[db];
+        let volatile = entry.expire_at != 0;
+        let old = d.table.insert(entry);
+        if volatile {
+            d.volatile += 1;
+        }
+        if let Some(o) = &old {
+            if o.expire_at != 0 {
+                d.volatile -= 1;
+            }
+        }
+        old
+    }
+
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        let d = &mut self.dbs[db];
+        let e = d.table.remove(key)?;
+        if e.expire_at != 0 {
+            d.volatile -= 1;
+        }
+        Some(e)
+    }
+
+    /// Sets or clears (0) the expiry of a present key.
+    pub fn set_expire(&mut self, db: usize, key: &[u8], at: u64) -> bool {
+        let d = &mut self.dbs[db];
+        let Some(e) = d.table.get_mut(key) else {
+            return false;
+        };
+        match (e.expire_at != 0, at != 0) {
+            (false, true) => d.volatile += 1,
+            (true, false) => d.volatile -= 1,
+            _ => {}
+        }
+        e.expire_at = at;
+        true
+    }
+
+    /// One step of active expiry over `db`: walks up to `buckets` buckets
+    /// from the saved cursor, removing expired keys. Returns (examined
+    /// keys, expired keys).
+    pub fn expire_step(&mut self, db: usize, buckets: usize, now: u64) -> (usize, usize) {
+        let mut examined = 0;
+        let mut expired: Vec<Entry> = Vec::new();
+        let d = &mut self.dbs[db];
+        if d.volatile == 0 {
+            return (0, 0);
+        }
+        let mut cursor = d.expire_cursor;
+        for _ in 0..buckets {
+            cursor = d.table.sweep_bucket(
+                cursor,
+                |e| {
+                    examined += 1;
+                    e.is_expired(now)
+                },
+                |e| expired.push(e),
+            );
+            if cursor == 0 {
+                break;
+            }
+        }
+        d.expire_cursor = cursor;
+        d.volatile -= expired.len();
+        let n = expired.len();
+        self.stats.expired_keys += n as u64;
+        for e in expired {
+            self.written(db, &e.key, "expired");
+        }
+        (examined, n)
+    }
+}

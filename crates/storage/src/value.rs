@@ -1,0 +1,138 @@
+use damselfly_core::{CompactBytes, Keyed};
+use std::borrow::Cow;
+
+/// A stored value. Strings that are canonical 64-bit integers are kept as
+/// integers (Redis's `int` encoding): smaller, and INCR needs no parsing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Str(CompactBytes),
+}
+
+/// Redis stores strings up to this length as `embstr`.
+const EMBSTR_MAX: usize = 44;
+
+/// The integer `s` spells in canonical form (no sign on zero, no leading
+/// zeros or '+', fits in i64), as Redis requires for the `int` encoding.
+pub fn canonical_int(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let v: i64 = std::str::from_utf8(s).ok()?.parse().ok()?;
+    (itoa::Buffer::new().format(v).as_bytes() == s).then_some(v)
+}
+
+impl Value {
+    pub fn from_bytes(s: &[u8]) -> Value {
+        match canonical_int(s) {
+            Some(n) => Value::Int(n),
+            None => Value::Str(CompactBytes::new(s)),
+        }
+    }
+
+    pub fn from_vec(v: Vec<u8>) -> Value {
+        match canonical_int(&v) {
+            Some(n) => Value::Int(n),
+            None => Value::Str(CompactBytes::from_vec(v)),
+        }
+    }
+
+    /// The TYPE name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Int(_) | Value::Str(_) => "string",
+        }
+    }
+
+    pub fn is_string(&self) -> bool {
+        matches!(self, Value::Int(_) | Value::Str(_))
+    }
+
+    /// OBJECT ENCODING's name.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Int(_) => "int",
+            Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
+            Value::Str(_) => "raw",
+        }
+    }
+
+    /// The string's bytes (integers rendered in decimal).
+    pub fn string_bytes(&self) -> Cow<'_, [u8]> {
+        match self {
+            Value::Int(n) => Cow::Owned(itoa::Buffer::new().format(*n).as_bytes().to_vec()),
+            Value::Str(s) => Cow::Borrowed(s.as_slice()),
+        }
+    }
+
+    /// Bytes of heap memory the value owns (for memory accounting).
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Int(_) => 0,
+            Value::Str(s) => s.heap_size(),
+        }
+    }
+}
+
+/// One key of the keyspace. `expire_at` is in Unix milliseconds, 0 for none.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub key: CompactBytes,
+    pub value: Value,
+    pub expire_at: u64,
+    /// Seconds-resolution clock of the last access (OBJECT IDLETIME, LRU).
+    pub atime: u32,
+}
+
+impl Keyed for Entry {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
+impl Entry {
+    pub fn new(key: &[u8], value: Value, expire_at: u64) -> Entry {
+        Entry {
+            key: CompactBytes::new(key),
+            value,
+            expire_at,
+            atime: clock_secs(),
+        }
+    }
+
+    /// Redis's rule: a key expires once the clock is strictly past its time.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at != 0 && now_ms > self.expire_at
+    }
+}
+
+/// A coarse seconds clock for access times.
+pub fn clock_secs() -> u32 {
+    (crate::now_ms() / 1000) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_ints_only() {
+        assert_eq!(canonical_int(b"123"), Some(123));
+        assert_eq!(canonical_int(b"-5"), Some(-5));
+        assert_eq!(canonical_int(b"0"), Some(0));
+        assert_eq!(canonical_int(b"-0"), None);
+        assert_eq!(canonical_int(b"007"), None);
+        assert_eq!(canonical_int(b"+1"), None);
+        assert_eq!(canonical_int(b" 1"), None);
+        assert_eq!(canonical_int(b"9223372036854775808"), None);
+    }
+
+    #[test]
+    fn entry_stays_small() {
+        assert!(
+            std::mem::size_of::<Entry>() <= 72,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
+    }
+}

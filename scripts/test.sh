@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine: installs what the tests
+# need (redis-server and redis-tools as the reference, tcl for Redis's own
+# suite) when missing, then runs every test once in the dev profile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v tclsh >/dev/null || need+=(tcl)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Debian starts a redis-server service on install; the tests start their own.
+cargo test --workspace --all-targets 2>&1

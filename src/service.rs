@@ -1,0 +1,106 @@
+//! Glue between the network layer and the commands: one `Conn` per client,
+//! and each worker's periodic active-expiry pass over its share of shards.
+
+use damselfly_commands::{execute, Client, Server, ThreadStats};
+use damselfly_net::{Service, Session};
+use damselfly_protocol::{Args, Limits, Reply};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct App {
+    pub server: Arc<Server>,
+}
+
+pub struct Conn {
+    server: Arc<Server>,
+    stats: Arc<ThreadStats>,
+    client: Client,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.server.clients.unregister(self.client.id());
+    }
+}
+
+impl Session for Conn {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_bulk_len: self.server.config.proto_max_bulk_len.load(Relaxed),
+            auth_required: !self.client.authenticated,
+        }
+    }
+
+    fn query_buffer_limit(&self) -> usize {
+        self.server.config.query_buffer_limit.load(Relaxed) as usize
+    }
+
+    fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> bool {
+        execute(&self.server, &self.stats, &mut self.client, args, out);
+        !self.client.close_after_reply
+    }
+
+    fn count_io(&mut self, read: usize, written: usize) {
+        self.stats.net_input.add(read as u64);
+        self.stats.net_output.add(written as u64);
+    }
+}
+
+impl Service for App {
+    type Session = Conn;
+
+    fn open(&self, peer: SocketAddr, local: SocketAddr, fd: i64, _worker: usize) -> Option<Conn> {
+        let stats = self.server.thread_stats();
+        stats.connections.add(1);
+        let info = self
+            .server
+            .clients
+            .register(peer.to_string(), local.to_string(), fd);
+        let authenticated = self
+            .server
+            .config
+            .get("requirepass")
+            .is_none_or(|p| p.is_empty());
+        Some(Conn {
+            server: self.server.clone(),
+            stats,
+            client: Client::new(info, authenticated),
+        })
+    }
+
+    /// Active expiry, Redis's "fast enough" cycle per shard: sweep buckets of
+    /// each DB holding volatile keys; keep going while more than a tenth of
+    /// what was examined had expired, within a time budget of a quarter of
+    /// the tick.
+    fn tick(&self, worker: usize, workers: usize) {
+        let ks = &self.server.keyspace;
+        let hz = self.server.config.hz.load(Relaxed).clamp(1, 500);
+        let effort = self
+            .server
+            .config
+            .get("active-expire-effort")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1);
+        let budget = Duration::from_micros(250_000 / hz * effort as u64);
+        let start = Instant::now();
+        for shard_idx in (worker..ks.shard_count()).step_by(workers.max(1)) {
+            let mut shard = ks.lock_one(shard_idx);
+            for db in 0..shard.dbs.len() {
+                loop {
+                    let now = damselfly_storage::now_ms();
+                    let (examined, expired) = shard.expire_step(db, 16 * effort, now);
+                    if examined == 0 || expired * 10 < examined || start.elapsed() > budget {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn tick_interval(&self) -> Duration {
+        let hz = self.server.config.hz.load(Relaxed).clamp(1, 500);
+        Duration::from_millis(1000 / hz)
+    }
+}

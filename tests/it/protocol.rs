@@ -1,0 +1,126 @@
+//! Wire protocol behaviour: pipelining, inline commands, protocol errors,
+//! and clients that misbehave.
+
+use crate::support::{damselfly, diff, Conn};
+use std::io::{Read, Write};
+
+#[test]
+fn pipeline_of_many_commands_answers_in_order() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    let mut batch = Vec::new();
+    for i in 0..1000 {
+        batch.extend(Conn::encode(&["SET", &format!("k{i}"), &i.to_string()]));
+        batch.extend(Conn::encode(&["GET", &format!("k{i}")]));
+    }
+    c.send_raw(&batch);
+    for i in 0..1000 {
+        assert_eq!(c.read(), b"+OK\r\n");
+        assert_eq!(
+            c.read(),
+            format!("${}\r\n{i}\r\n", i.to_string().len()).into_bytes()
+        );
+    }
+}
+
+#[test]
+fn inline_commands_work_like_telnet() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    c.send_raw(b"SET greeting \"hello world\"\r\nGET greeting\r\n\r\nPING\n");
+    assert_eq!(c.read(), b"+OK\r\n");
+    assert_eq!(c.read(), b"$11\r\nhello world\r\n");
+    assert_eq!(c.read(), b"+PONG\r\n");
+}
+
+fn protocol_error_closes(input: &[u8], expect: &str) {
+    let d = damselfly(&[]);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.write_all(input).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        format!("-ERR Protocol error: {expect}\r\n")
+    );
+    // The server keeps serving everyone else.
+    assert_eq!(Conn::open(d.port).cmd(&["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn protocol_errors_reply_redis_text_and_close() {
+    protocol_error_closes(b"*3000000000\r\n", "invalid multibulk length");
+    protocol_error_closes(
+        b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n",
+        "expected '$', got 'f'",
+    );
+    protocol_error_closes(b"*1\r\n$-10\r\n", "invalid bulk length");
+    protocol_error_closes(b"*1\r\n$2000000000\r\n", "invalid bulk length");
+    protocol_error_closes(b"set \"\"\"k\"\"\" v\r\n", "unbalanced quotes in request");
+    protocol_error_closes(&vec![b'a'; 70 * 1024], "too big inline request");
+    protocol_error_closes(
+        &[b"*".as_slice(), &vec![b'1'; 70 * 1024]].concat(),
+        "too big mbulk count string",
+    );
+}
+
+#[test]
+fn client_vanishing_mid_command_harms_nobody() {
+    let d = damselfly(&[]);
+    for _ in 0..20 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+        s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\npartial")
+            .unwrap();
+        drop(s);
+    }
+    let mut c = Conn::open(d.port);
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["GET", "k"]), "$1\r\nv\r\n");
+}
+
+#[test]
+fn large_value_round_trips() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    let big = vec![b'x'; 20 * 1024 * 1024];
+    assert_eq!(c.raw(&[&b"SET"[..], b"big", &big]), b"+OK\r\n");
+    let got = c.raw(&["GET", "big"]);
+    assert_eq!(got.len(), big.len() + 13);
+}
+
+#[test]
+fn errors_and_unknown_commands_match_redis() {
+    diff(
+        r#"
+        foo bar baz
+        "" x
+        GET
+        get a b
+        PING a b
+        CONFIG
+        CONFIG foo
+        SELECT 99
+        SELECT abc
+        HELLO 4
+        HELLO abc
+        ECHO "with\r\nnewline"
+        "#,
+    );
+}
+
+#[test]
+fn resp3_replies_match_redis() {
+    diff(
+        r#"
+        # The client id in HELLO's map differs with connection history.
+        ~HELLO 3
+        SET k v
+        GET k
+        GET missing
+        SET k v GET
+        SET n 1 NX GET
+        ~HELLO 2
+        GET missing
+        "#,
+    );
+}
