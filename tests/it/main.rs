@@ -2,5 +2,7 @@
 
 mod support;
 
+mod keys;
 mod protocol;
+mod server;
 mod strings;

@@ -1,0 +1,1 @@
+//! Keyspace commands, compared with redis-server.

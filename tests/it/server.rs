@@ -1,0 +1,1 @@
+//! Server commands (INFO, CONFIG, COMMAND, CLIENT), compared with redis-server.
