@@ -45,3 +45,8 @@ pub fn eq(a: &[u8], b: &str) -> bool {
 pub fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// Redis's getIntFromObjectOrReply: an integer that must fit in a C int.
+pub fn int32(s: &[u8]) -> CmdResult<i32> {
+    i32::try_from(int(s)?).map_err(|_| CmdError::IntRange)
+}

@@ -48,6 +48,16 @@ pub enum CmdError {
     NoScriptSupport,
     DebugUnknown,
     ProtocolVersionNotInteger,
+    /// `ERR Unsupported option x` (EXPIRE family).
+    UnsupportedOption(Vec<u8>),
+    ExpireNxConflict,
+    ExpireGtLtConflict,
+    /// A number that parsed but does not fit in a C int.
+    IntRange,
+    InvalidFirstDb,
+    InvalidSecondDb,
+    LfuSelected,
+    LfuNotSelected,
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
 }
@@ -115,6 +125,18 @@ impl fmt::Display for CmdError {
             NoScriptSupport => f.write_str("ERR scripting is not available yet in this server"),
             DebugUnknown => f.write_str("ERR unknown DEBUG subcommand or wrong number of arguments"),
             ProtocolVersionNotInteger => f.write_str("ERR Protocol version is not an integer or out of range"),
+            UnsupportedOption(opt) => write!(f, "ERR Unsupported option {}", String::from_utf8_lossy(opt)),
+            ExpireNxConflict => f.write_str("ERR NX and XX, GT or LT options at the same time are not compatible"),
+            ExpireGtLtConflict => f.write_str("ERR GT and LT options at the same time are not compatible"),
+            IntRange => f.write_str("ERR value is out of range, value must between -2147483648 and 2147483647"),
+            InvalidFirstDb => f.write_str("ERR invalid first DB index"),
+            InvalidSecondDb => f.write_str("ERR invalid second DB index"),
+            LfuSelected => f.write_str(
+                "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ),
+            LfuNotSelected => f.write_str(
+                "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ),
             Other(s) => f.write_str(s),
         }
     }

@@ -85,6 +85,28 @@ impl Shard {
         }
     }
 
+    /// Looks a key up for reading without refreshing its access time (as
+    /// Redis's LOOKUP_NOTOUCH): hits and misses are still counted.
+    pub fn get_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.expire_if_needed(db, key, now);
+        match self.dbs[db].table.get_mut(key) {
+            Some(e) => {
+                self.stats.keyspace_hits += 1;
+                Some(e)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Exchanges the contents of two logical DBs (SWAPDB); the caller holds
+    /// every shard so the swap is atomic across the keyspace.
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+    }
+
     /// Looks a key up for writing or inspection without touching hit/miss
     /// counters or the access time (as Redis's lookupKeyWrite and NOTOUCH).
     pub fn get_quiet(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
