@@ -163,6 +163,8 @@ fn command_subcommands_match_redis() {
         COMMAND INFO get
         COMMAND INFO get nosuch GET
         COMMAND INFO time lastsave dbsize echo
+        COMMAND INFO set del exists flushall ping
+        COMMAND GETKEYSANDFLAGS del a b
         COMMAND DOCS nosuch
         COMMAND COUNT x
         COMMAND LIST x
@@ -185,6 +187,7 @@ fn command_subcommands_match_redis() {
         ~HELLO 3
         COMMAND INFO get nosuch
         COMMAND INFO time dbsize
+        COMMAND INFO get set del exists
         COMMAND DOCS nosuch
         "#,
     );

@@ -172,7 +172,7 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
                 return Ok(String::new());
             }
             let words: Vec<&str> = value.split(' ').collect();
-            let ok = words.len() % 2 == 0
+            let ok = words.len() & 1 == 0
                 && words
                     .iter()
                     .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()));

@@ -424,7 +424,7 @@ fn config_get(ctx: &mut Ctx, args: &Args) -> CmdResult {
 
 /// CONFIG SET parameter value [parameter value ...]
 fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    if args.len() % 2 != 0 {
+    if args.len() & 1 == 1 {
         return Err(CmdError::Syntax);
     }
     let pairs: Vec<(&[u8], &[u8])> = (2..args.len())

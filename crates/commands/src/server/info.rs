@@ -144,9 +144,12 @@ fn os_name() -> String {
     )
 }
 
+/// calls, usec, rejected, failed.
+type CmdTotals = (u64, u64, u64, u64);
+
 /// Per-command and error counters summed over the worker threads.
 struct Totals {
-    calls: Vec<(u64, u64, u64, u64)>,
+    calls: Vec<CmdTotals>,
     commands: u64,
     connections: u64,
     net_in: u64,
@@ -469,7 +472,7 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
             }
             "commandstats" => {
                 let t = t.as_ref().expect("counters gathered");
-                let mut rows: Vec<(&str, (u64, u64, u64, u64))> = table()
+                let mut rows: Vec<(&str, CmdTotals)> = table()
                     .all
                     .iter()
                     .map(|e| (e.fullname.as_str(), t.calls[e.id]))

@@ -89,7 +89,15 @@ fn reply_key_specs(r: &mut Reply, e: &Entry) {
         return;
     };
     r.set(1);
-    r.map(3);
+    let notes = super::tips::KEY_NOTES
+        .binary_search_by(|(n, _)| (*n).cmp(e.fullname.as_str()))
+        .ok()
+        .map(|i| super::tips::KEY_NOTES[i].1);
+    r.map(3 + usize::from(notes.is_some()));
+    if let Some(n) = notes {
+        r.bulk(b"notes");
+        r.bulk(n.as_bytes());
+    }
     r.bulk(b"flags");
     let kf = key_flags(e);
     r.set(kf.len());

@@ -1,5 +1,6 @@
 //! Data learnt from Redis 7.0.15's COMMAND INFO replies: each command's
-//! tips, and the access flags of its key when it has a single key spec.
+//! tips, and the access flags (and notes) of its key when it has a single
+//! key spec.
 //! Generated from the reference JSON in /work/shared/redis-reference.
 
 /// (command, tips)
@@ -436,4 +437,17 @@ pub(super) static KEY_FLAGS: &[(&str, &[&str])] = &[
     ("zscan", &["RO", "access"]),
     ("zscore", &["RO", "access"]),
     ("zunion", &["RO", "access"]),
+];
+
+/// (command, notes on its only key spec)
+pub(super) static KEY_NOTES: &[(&str, &str)] = &[
+    ("bitfield", "This command allows both access and modification of the key"),
+    ("eval", "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"),
+    ("eval_ro", "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"),
+    ("fcall", "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"),
+    ("fcall_ro", "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"),
+    ("getex", "RW and UPDATE because it changes the TTL"),
+    ("pfcount", "RW because it may change the internal representation of the key, and propagate to replicas"),
+    ("set", "RW and ACCESS due to the optional `GET` argument"),
+    ("xadd", "UPDATE instead of INSERT because of the optional trimming feature"),
 ];
