@@ -326,6 +326,10 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                     .get("maxmemory")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
+                let policy = srv
+                    .config
+                    .get("maxmemory-policy")
+                    .unwrap_or_else(|| "noeviction".into());
                 line("used_memory", &rss);
                 line("used_memory_human", &human(rss));
                 line("used_memory_rss", &rss);
@@ -336,22 +340,47 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                     "used_memory_peak_perc",
                     &format!("{:.2}%", rss as f64 * 100.0 / peak.max(1) as f64),
                 );
+                // Not tracked separately: everything counts as dataset.
+                line("used_memory_overhead", &0);
+                line("used_memory_startup", &0);
+                line("used_memory_dataset", &rss);
+                line("used_memory_dataset_perc", &"100.00%");
+                line("allocator_allocated", &rss);
+                line("allocator_active", &rss);
+                line("allocator_resident", &rss);
                 line("total_system_memory", &total);
                 line("total_system_memory_human", &human(total));
                 line("used_memory_lua", &0);
-                line("used_memory_scripts", &0);
+                line("used_memory_vm_eval", &0);
+                line("used_memory_lua_human", &human(0));
+                line("used_memory_scripts_eval", &0);
                 line("number_of_cached_scripts", &0);
                 line("number_of_functions", &0);
                 line("number_of_libraries", &0);
+                line("used_memory_vm_functions", &0);
+                line("used_memory_vm_total", &0);
+                line("used_memory_vm_total_human", &human(0));
+                line("used_memory_functions", &0);
+                line("used_memory_scripts", &0);
+                line("used_memory_scripts_human", &human(0));
                 line("maxmemory", &maxmem);
                 line("maxmemory_human", &human(maxmem));
-                line(
-                    "maxmemory_policy",
-                    &srv.config
-                        .get("maxmemory-policy")
-                        .unwrap_or_else(|| "noeviction".into()),
-                );
+                line("maxmemory_policy", &policy);
+                line("allocator_frag_ratio", &"1.00");
+                line("allocator_frag_bytes", &0);
+                line("allocator_rss_ratio", &"1.00");
+                line("allocator_rss_bytes", &0);
+                line("rss_overhead_ratio", &"1.00");
+                line("rss_overhead_bytes", &0);
                 line("mem_fragmentation_ratio", &"1.00");
+                line("mem_fragmentation_bytes", &0);
+                line("mem_not_counted_for_evict", &0);
+                line("mem_replication_backlog", &0);
+                line("mem_total_replication_buffers", &0);
+                line("mem_clients_slaves", &0);
+                line("mem_clients_normal", &0);
+                line("mem_cluster_links", &0);
+                line("mem_aof_buffer", &0);
                 line("mem_allocator", &"mimalloc");
                 line("active_defrag_running", &0);
                 line("lazyfree_pending_objects", &0);
