@@ -231,7 +231,7 @@ pub(crate) static COMMANDS: &[Command] = &[
         "write fast all_shards",
         NoKeys,
         "@keyspace @write @fast @dangerous",
-        "generic",
+        "server",
         "4.0.0",
         swapdb
     ),
@@ -895,12 +895,16 @@ fn object_encoding(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// OBJECT FREQ key (LFU counters are not kept: a tracked key reads 0).
+/// Redis's LFU_INIT_VAL: the counter a key starts with under an LFU policy.
+const LFU_INIT_VAL: i64 = 5;
+
+/// OBJECT FREQ key. LFU counters are not kept yet: under an LFU policy every
+/// key reads as a fresh one would.
 fn object_freq(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let lfu = lfu_policy(ctx);
     object_lookup(ctx, args, |_| {
         if lfu {
-            Ok(0)
+            Ok(LFU_INIT_VAL)
         } else {
             Err(CmdError::LfuNotSelected)
         }
