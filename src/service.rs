@@ -76,6 +76,9 @@ impl Service for App {
     /// the tick.
     fn tick(&self, worker: usize, workers: usize) {
         let ks = &self.server.keyspace;
+        if !ks.active_expire() {
+            return;
+        }
         let hz = self.server.config.hz.load(Relaxed).clamp(1, 500);
         let effort = self
             .server

@@ -2,11 +2,14 @@ use crate::shard::Shard;
 use damselfly_core::slot::key_slot;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 /// All shards. Shard count is a power of two, at most 16384 (one per slot).
 pub struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
     dbnum: usize,
+    /// Whether the periodic active-expiry cycle runs (DEBUG SET-ACTIVE-EXPIRE).
+    active_expire: AtomicBool,
 }
 
 /// The shards a command holds, sorted by index.
@@ -20,6 +23,7 @@ impl Keyspace {
         Keyspace {
             shards: (0..shards).map(|_| Mutex::new(Shard::new(dbnum))).collect(),
             dbnum,
+            active_expire: AtomicBool::new(true),
         }
     }
 
@@ -29,6 +33,15 @@ impl Keyspace {
 
     pub fn dbnum(&self) -> usize {
         self.dbnum
+    }
+
+    /// Turns the active-expiry cycle on or off (lazy expiry always runs).
+    pub fn set_active_expire(&self, on: bool) {
+        self.active_expire.store(on, Relaxed);
+    }
+
+    pub fn active_expire(&self) -> bool {
+        self.active_expire.load(Relaxed)
     }
 
     pub fn shard_of(&self, key: &[u8]) -> usize {

@@ -192,3 +192,35 @@ impl Shard {
         (examined, n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    #[test]
+    fn volatile_counter_follows_every_path() {
+        let mut s = Shard::new(2);
+        s.put(0, Entry::new(b"a", Value::Int(1), 0));
+        s.put(0, Entry::new(b"b", Value::Int(2), 1_000));
+        assert_eq!(s.dbs[0].volatile, 1);
+        assert!(s.set_expire(0, b"a", 2_000));
+        assert_eq!(s.dbs[0].volatile, 2);
+        assert!(s.set_expire(0, b"a", 0));
+        assert_eq!(s.dbs[0].volatile, 1);
+        // Replacing a volatile key with a persistent one.
+        s.put(0, Entry::new(b"b", Value::Int(3), 0));
+        assert_eq!(s.dbs[0].volatile, 0);
+        s.put(0, Entry::new(b"c", Value::Int(3), 500));
+        s.swap_dbs(0, 1);
+        assert_eq!((s.dbs[0].volatile, s.dbs[1].volatile), (0, 1));
+        // Lazy expiry: "now" past the expiry time removes the key.
+        assert!(s.get_notouch(1, b"c", 500).is_some());
+        assert!(s.get_notouch(1, b"c", 501).is_none());
+        assert_eq!(s.dbs[1].volatile, 0);
+        assert_eq!(s.stats.expired_keys, 1);
+        assert_eq!((s.stats.keyspace_hits, s.stats.keyspace_misses), (1, 1));
+        let e = s.remove(1, b"a");
+        assert!(e.is_some());
+    }
+}
