@@ -491,3 +491,24 @@ fn active_expiry_removes_unread_keys() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn debug_set_active_expire_pauses_background_expiry() {
+    use crate::support::{damselfly, Conn};
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), "+OK\r\n");
+    c.cmd(&["SET", "k", "v", "PX", "1"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Not read, not actively expired: still counted.
+    assert_eq!(c.cmd(&["DBSIZE"]), ":1\r\n");
+    assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]), "+OK\r\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while c.cmd(&["DBSIZE"]) != ":0\r\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "active expiry did not remove the key"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -543,15 +543,26 @@ fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// DEBUG: only LOG and HELP are implemented.
+/// DEBUG: only LOG, SET-ACTIVE-EXPIRE and HELP are implemented.
 fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let sub = args.get(1).unwrap_or_default();
     if eq(sub, "help") && args.len() == 2 {
         reply_help(
             ctx,
             "DEBUG",
-            &["LOG <message>", "    Write <message> to the server log."],
+            &[
+                "LOG <message>",
+                "    Write <message> to the server log.",
+                "SET-ACTIVE-EXPIRE <0|1>",
+                "    0 pauses the background expiry of keys nobody reads; 1 resumes it.",
+            ],
         );
+        return Ok(());
+    }
+    if eq(sub, "set-active-expire") && args.len() == 3 {
+        let on = crate::args::int(args.get(2).unwrap_or_default())?;
+        ctx.server.keyspace.set_active_expire(on != 0);
+        ctx.reply.ok();
         return Ok(());
     }
     if eq(sub, "log") && args.len() == 3 {
