@@ -54,6 +54,10 @@ impl Host for ProcessHost {
     fn shutdown(&self) {
         let _ = self.shutdown.send(());
     }
+
+    fn log(&self, msg: &str) {
+        log(msg);
+    }
 }
 
 fn main() {

@@ -1,1 +1,518 @@
-//! Server commands (INFO, CONFIG, COMMAND, CLIENT), compared with redis-server.
+//! Server and introspection commands: INFO, COMMAND, CONFIG, TIME, CLIENT,
+//! SHUTDOWN, FUNCTION, DEBUG. Compared with redis-server where replies are
+//! deterministic, checked for structure otherwise.
+
+use crate::support::{damselfly, diff, Conn};
+use damselfly_commands::table::{flag, table, Keys};
+use std::collections::BTreeSet;
+
+fn reference(name: &str) -> serde_json::Value {
+    let path = format!("/work/shared/redis-reference/{name}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).expect("reference JSON")
+}
+
+fn strings(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_str().expect("string").to_string())
+        .collect()
+}
+
+/// Every row of our table (subcommands included) has Redis's name, arity,
+/// flags, first/last/step and ACL categories.
+#[test]
+fn command_table_matches_redis_command_info() {
+    let info = reference("command-info-7.0.15.json");
+    let mut by_name = std::collections::HashMap::new();
+    for row in info.as_array().expect("array") {
+        by_name.insert(row[0].as_str().expect("name").to_string(), row.clone());
+        for sub in row[9].as_array().expect("subcommands") {
+            by_name.insert(sub[0].as_str().expect("name").to_string(), sub.clone());
+        }
+    }
+    let mut problems = Vec::new();
+    for e in &table().all {
+        let Some(want) = by_name.get(&e.fullname) else {
+            problems.push(format!("{}: not a Redis 7.0 command", e.fullname));
+            continue;
+        };
+        if want[1].as_i64() != Some(e.cmd.arity as i64) {
+            problems.push(format!(
+                "{}: arity {} vs {}",
+                e.fullname, e.cmd.arity, want[1]
+            ));
+        }
+        let flags: BTreeSet<String> = flag::NAMES
+            .iter()
+            .filter(|(b, _)| e.flags & b != 0 && *b != flag::SENTINEL && *b != flag::ONLY_SENTINEL)
+            .map(|(_, n)| n.to_string())
+            .collect();
+        // Redis derives movablekeys from key specs; we have none of those.
+        let mut want_flags = strings(&want[2]);
+        want_flags.remove("movablekeys");
+        if flags != want_flags {
+            problems.push(format!("{}: flags {flags:?} vs {want_flags:?}", e.fullname));
+        }
+        let (f, l, s) = match e.cmd.keys {
+            Keys::None => (0, 0, 0),
+            Keys::Range(f, l, s) => (f, l, s),
+        };
+        let got = [f as i64, l as i64, s as i64];
+        let exp = [want[3].as_i64(), want[4].as_i64(), want[5].as_i64()];
+        if exp != got.map(Some) {
+            problems.push(format!("{}: keys {got:?} vs {exp:?}", e.fullname));
+        }
+        let acl: BTreeSet<String> = e.cmd.acl.split_whitespace().map(String::from).collect();
+        if acl != strings(&want[6]) {
+            problems.push(format!("{}: acl {acl:?} vs {:?}", e.fullname, want[6]));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "table rows differ:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// `since` and `group` agree with COMMAND DOCS.
+#[test]
+fn command_table_matches_redis_command_docs() {
+    let docs = reference("command-docs-7.0.15.json");
+    let mut problems = Vec::new();
+    for e in &table().all {
+        let doc = match e.fullname.split_once('|') {
+            None => &docs[&e.fullname],
+            Some((parent, _)) => &docs[parent]["subcommands"][&e.fullname],
+        };
+        if doc["since"].as_str() != Some(e.cmd.since) || doc["group"].as_str() != Some(e.cmd.group)
+        {
+            problems.push(format!(
+                "{}: since/group {}/{} vs {}/{}",
+                e.fullname, e.cmd.since, e.cmd.group, doc["since"], doc["group"]
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "table rows differ:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn config_get_set_match_redis() {
+    diff(
+        r#"
+        CONFIG GET nosuch
+        CONFIG GET hz
+        CONFIG GET HZ
+        CONFIG GET h?
+        CONFIG GET hz HZ h?
+        CONFIG GET *max-bulk*
+        CONFIG GET
+        CONFIG SET hz
+        CONFIG SET hz 10 port
+        CONFIG SET nosuch 1
+        CONFIG SET hz abc
+        CONFIG SET hz +10
+        CONFIG SET hz 010
+        CONFIG SET hz -1
+        CONFIG SET hz 10 hz 11
+        CONFIG SET hz 1000
+        CONFIG GET hz
+        CONFIG SET hz 10
+        CONFIG SET maxclients 0
+        CONFIG SET slowlog-max-len -1
+        CONFIG SET slowlog-log-slower-than -2
+        CONFIG SET active-expire-effort 11
+        CONFIG SET proto-max-bulk-len foo
+        CONFIG SET proto-max-bulk-len 1k
+        CONFIG SET proto-max-bulk-len -5
+        CONFIG SET proto-max-bulk-len 99999999999999999999
+        CONFIG SET proto-max-bulk-len 2MB
+        CONFIG GET proto-max-bulk-len
+        CONFIG SET client-query-buffer-limit 1k
+        CONFIG SET dbfilename x.rdb
+        CONFIG SET dir /tmp
+        CONFIG SET databases 3
+        CONFIG SET appendonly maybe
+        CONFIG SET save "1 2 3"
+        CONFIG SET save "100 -2"
+        CONFIG SET save "a b"
+        CONFIG SET save "100 2"
+        CONFIG GET save
+        CONFIG SET save ""
+        CONFIG GET save
+        CONFIG SET slowlog-max-len 64 hz nosuch
+        CONFIG GET slowlog-max-len
+        CONFIG FOO
+        CONFIG
+        CONFIG HELP
+        CONFIG REWRITE
+        CONFIG RESETSTAT
+        "#,
+    );
+}
+
+#[test]
+fn command_subcommands_match_redis() {
+    diff(
+        r#"
+        COMMAND INFO get
+        COMMAND INFO get nosuch GET
+        COMMAND INFO time lastsave dbsize echo
+        COMMAND INFO set del exists flushall ping
+        COMMAND GETKEYSANDFLAGS del a b
+        COMMAND DOCS nosuch
+        COMMAND COUNT x
+        COMMAND LIST x
+        COMMAND LIST FILTERBY
+        COMMAND LIST FILTERBY foo bar
+        COMMAND LIST FILTERBY module foo
+        COMMAND LIST FILTERBY aclcat nosuch
+        COMMAND GETKEYS
+        COMMAND GETKEYS get
+        COMMAND GETKEYS nosuch a
+        COMMAND GETKEYS get a b
+        COMMAND GETKEYS get a
+        COMMAND GETKEYS GET a
+        COMMAND GETKEYS del a b c
+        COMMAND GETKEYS ping a
+        COMMAND GETKEYS config get a
+        COMMAND GETKEYS config nosuch
+        COMMAND NOSUCH
+        COMMAND HELP
+        ~HELLO 3
+        COMMAND INFO get nosuch
+        COMMAND INFO time dbsize
+        COMMAND INFO get set del exists
+        COMMAND DOCS nosuch
+        "#,
+    );
+}
+
+#[test]
+fn server_misc_commands_match_redis() {
+    diff(
+        r#"
+        TIME x
+        LASTSAVE x
+        SHUTDOWN foo
+        SHUTDOWN NOSAVE SAVE
+        SHUTDOWN ABORT NOW
+        SHUTDOWN ABORT
+        SHUTDOWN abort
+        FUNCTION FLUSH
+        FUNCTION FLUSH ASYNC
+        FUNCTION FLUSH sync
+        FUNCTION FLUSH x
+        FUNCTION FLUSH async sync
+        FUNCTION foo
+        FUNCTION
+        DEBUG
+        INFO nosuch
+        INFO cluster
+        INFO CLUSTER modules
+        INFO keyspace
+        SET a 1
+        SELECT 3
+        SET b 2
+        INFO keyspace
+        INFO nosuch keyspace
+        ~HELLO 3
+        INFO cluster
+        INFO nosuch
+        INFO keyspace
+        CLIENT GETNAME
+        CLIENT SETNAME "a b"
+        CLIENT SETNAME foo
+        CLIENT GETNAME
+        CLIENT NOSUCH
+        CLIENT
+        CLIENT LIST ID 999999
+        CLIENT LIST TYPE nosuch
+        "#,
+    );
+}
+
+fn info(c: &mut Conn, args: &[&str]) -> String {
+    let mut a = vec!["INFO"];
+    a.extend_from_slice(args);
+    let raw = c.raw(&a);
+    let text = String::from_utf8(raw).expect("utf8");
+    let body = text.split_once("\r\n").expect("header").1;
+    body.strip_suffix("\r\n").unwrap_or(body).to_string()
+}
+
+fn headers(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.starts_with("# ")).collect()
+}
+
+#[test]
+fn info_sections_follow_redis_selection_rules() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    c.cmd(&["SET", "k", "v"]);
+    c.cmd(&["GET", "k"]);
+    c.cmd(&["NOSUCHCOMMAND"]);
+    let default = [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Replication",
+        "# CPU",
+        "# Modules",
+        "# Errorstats",
+        "# Cluster",
+        "# Keyspace",
+    ];
+    let all = [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Replication",
+        "# CPU",
+        "# Modules",
+        "# Commandstats",
+        "# Errorstats",
+        "# Latencystats",
+        "# Cluster",
+        "# Keyspace",
+    ];
+    assert_eq!(headers(&info(&mut c, &[])), default);
+    assert_eq!(headers(&info(&mut c, &["default"])), default);
+    assert_eq!(headers(&info(&mut c, &["all"])), all);
+    assert_eq!(headers(&info(&mut c, &["everything"])), all);
+    assert_eq!(headers(&info(&mut c, &["cpu", "all"])), all);
+    assert_eq!(
+        headers(&info(&mut c, &["CPU", "commandSTATS"])),
+        ["# CPU", "# Commandstats"]
+    );
+
+    let text = info(&mut c, &["everything"]);
+    for field in [
+        "redis_version:7.0.15\r\n",
+        "redis_mode:standalone\r\n",
+        "arch_bits:64\r\n",
+        "process_id:",
+        "run_id:",
+        &format!("tcp_port:{}\r\n", d.port),
+        "uptime_in_seconds:",
+        "uptime_in_days:0\r\n",
+        "hz:10\r\n",
+        "executable:",
+        "config_file:",
+        "damselfly_version:",
+        "connected_clients:1\r\n",
+        "blocked_clients:0\r\n",
+        "maxclients:10000\r\n",
+        "used_memory:",
+        "used_memory_human:",
+        "used_memory_rss:",
+        "maxmemory:0\r\n",
+        "loading:0\r\n",
+        "rdb_changes_since_last_save:1\r\n",
+        "rdb_last_save_time:",
+        "total_connections_received:",
+        "total_commands_processed:",
+        "instantaneous_ops_per_sec:",
+        "total_net_input_bytes:",
+        "total_net_output_bytes:",
+        "expired_keys:0\r\n",
+        "evicted_keys:0\r\n",
+        "keyspace_hits:1\r\n",
+        "keyspace_misses:0\r\n",
+        "total_error_replies:1\r\n",
+        "role:master\r\n",
+        "connected_slaves:0\r\n",
+        "master_replid:",
+        "master_repl_offset:0\r\n",
+        "used_cpu_sys:",
+        "used_cpu_user:",
+        "used_cpu_sys_children:",
+        "used_cpu_user_children:",
+        "errorstat_ERR:count=1\r\n",
+        "cluster_enabled:0\r\n",
+        "db0:keys=1,expires=0,avg_ttl=0\r\n",
+        "cmdstat_set:calls=1,usec=",
+        "cmdstat_get:calls=1,usec=",
+    ] {
+        assert!(text.contains(field), "INFO lacks {field:?}:\n{text}");
+    }
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cmdstat_get:"))
+        .expect("cmdstat_get");
+    let rest = line.split_once("usec_per_call=").expect("per call").1;
+    assert!(rest.contains(",rejected_calls=0,failed_calls=0"), "{line}");
+    // Subcommands are named with `|`.
+    c.cmd(&["CONFIG", "GET", "hz"]);
+    assert!(info(&mut c, &["commandstats"]).contains("cmdstat_config|get:calls=1,"));
+    // RESETSTAT clears counters.
+    c.cmd(&["CONFIG", "RESETSTAT"]);
+    let text = info(&mut c, &["all"]);
+    assert!(!text.contains("errorstat_ERR"), "{text}");
+    assert!(!text.contains("cmdstat_get:"), "{text}");
+    // Lines end with CRLF, sections are separated by one blank line.
+    let raw = String::from_utf8(c.raw(&["INFO", "cpu", "cluster"])).expect("utf8");
+    assert!(
+        raw.contains("\r\n\r\n# Cluster\r\ncluster_enabled:0\r\n"),
+        "{raw:?}"
+    );
+    assert!(!raw.contains("\n\n"), "{raw:?}");
+}
+
+#[test]
+fn info_is_verbatim_in_resp3() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    c.raw(&["HELLO", "3"]);
+    assert_eq!(
+        String::from_utf8(c.raw(&["INFO", "cluster"])).expect("utf8"),
+        "=34\r\ntxt:# Cluster\r\ncluster_enabled:0\r\n\r\n"
+    );
+}
+
+#[test]
+fn command_lists_and_counts_our_table() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    let top = table()
+        .all
+        .iter()
+        .filter(|e| !e.fullname.contains('|'))
+        .count();
+    assert_eq!(c.cmd(&["COMMAND", "COUNT"]), format!(":{top}\r\n"));
+    let all = c.cmd(&["COMMAND"]);
+    assert!(all.starts_with(&format!("*{top}\r\n")), "{all}");
+    let list = c.cmd(&["COMMAND", "LIST"]);
+    assert!(
+        list.starts_with(&format!("*{}\r\n", table().all.len())),
+        "{list}"
+    );
+    let conf = c.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "config*"]);
+    assert!(conf.contains("$10\r\nconfig|get\r\n") && conf.contains("$6\r\nconfig\r\n"));
+    let read = c.cmd(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "READ"]);
+    assert!(read.contains("$3\r\nget\r\n") && !read.contains("$3\r\nset\r\n"));
+    let docs = c.cmd(&["COMMAND", "DOCS", "get"]);
+    assert!(
+        docs.contains("since\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring"),
+        "{docs}"
+    );
+    assert_eq!(
+        c.cmd(&["COMMAND", "GETKEYSANDFLAGS", "get", "k"]),
+        "*1\r\n*2\r\n$1\r\nk\r\n*2\r\n+RO\r\n+access\r\n"
+    );
+}
+
+#[test]
+fn time_and_lastsave_are_current() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let t = c.cmd(&["TIME"]);
+    let parts: Vec<&str> = t.split("\r\n").collect();
+    assert_eq!(parts[0], "*2", "{t}");
+    let secs: u64 = parts[2].parse().expect("seconds");
+    let usec: u64 = parts[4].parse().expect("micros");
+    assert!(secs.abs_diff(now) <= 2 && usec < 1_000_000, "{t}");
+    let l = c.cmd(&["LASTSAVE"]);
+    let saved: u64 = l[1..l.len() - 2].parse().expect("int");
+    assert!(saved <= now + 1 && saved + 60 > now, "{l}");
+}
+
+#[test]
+fn client_fields_follow_redis_format() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    c.cmd(&["CLIENT", "SETNAME", "me"]);
+    let id = c.cmd(&["CLIENT", "ID"]);
+    let id = id[1..id.len() - 2].to_string();
+    let info = c.cmd(&["CLIENT", "INFO"]);
+    let body = info.split_once("\r\n").expect("bulk").1;
+    let keys: Vec<&str> = body
+        .trim_end()
+        .split(' ')
+        .map(|kv| kv.split_once('=').expect("k=v").0)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "id",
+            "addr",
+            "laddr",
+            "fd",
+            "name",
+            "age",
+            "idle",
+            "flags",
+            "db",
+            "sub",
+            "psub",
+            "ssub",
+            "multi",
+            "qbuf",
+            "qbuf-free",
+            "argv-mem",
+            "multi-mem",
+            "rbs",
+            "rbp",
+            "obl",
+            "oll",
+            "omem",
+            "tot-mem",
+            "events",
+            "cmd",
+            "user",
+            "redir",
+            "resp"
+        ]
+    );
+    assert!(
+        body.starts_with(&format!("id={id} addr=127.0.0.1:")),
+        "{body}"
+    );
+    assert!(
+        body.contains(" name=me ") && body.contains(" cmd=client|info "),
+        "{body}"
+    );
+    assert!(body.ends_with("resp=2\n\r\n"), "{body:?}");
+    let list = c.cmd(&["CLIENT", "LIST"]);
+    assert!(list.contains(" cmd=client|list "), "{list}");
+    let help = c.cmd(&["CLIENT", "HELP"]);
+    assert!(help.contains("+CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"));
+    assert!(
+        help.ends_with("+HELP\r\n+    Prints this help.\r\n"),
+        "{help}"
+    );
+}
+
+#[test]
+fn debug_log_works_and_shutdown_stops_the_server() {
+    let mut d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    assert_eq!(c.cmd(&["DEBUG", "LOG", "hello from a test"]), "+OK\r\n");
+    assert!(c.cmd(&["DEBUG", "NOSUCH"]).starts_with(
+        "-ERR unknown subcommand or wrong number of arguments for 'NOSUCH'. Try DEBUG HELP."
+    ));
+    assert!(c.cmd(&["FUNCTION", "LIST"]).starts_with("-ERR "));
+    c.send(&["SHUTDOWN", "NOSAVE"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = d.child.try_wait() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "server still running");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

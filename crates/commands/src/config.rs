@@ -16,13 +16,18 @@ pub enum Kind {
         min: i64,
         max: i64,
     },
-    Memory,
+    /// Bytes with optional unit, at least `min`.
+    Memory {
+        min: u64,
+    },
     Bool,
     Str,
     /// Redis's `save` rule list.
     Save,
     /// Set at start-up only.
     Immutable,
+    /// Redis's protected configs (`enable-protected-configs no`): start-up only.
+    Protected,
 }
 
 pub struct Param {
@@ -45,8 +50,8 @@ pub const PARAMS: &[Param] = &[
     p("port", Kind::Immutable, "6379"),
     p("bind", Kind::Immutable, "* -::*"),
     p("databases", Kind::Immutable, "16"),
-    p("dir", Kind::Immutable, ""),
-    p("dbfilename", Kind::Str, "dump.rdb"),
+    p("dir", Kind::Protected, ""),
+    p("dbfilename", Kind::Protected, "dump.rdb"),
     p(
         "hz",
         Kind::Int {
@@ -55,8 +60,16 @@ pub const PARAMS: &[Param] = &[
         },
         "10",
     ),
-    p("proto-max-bulk-len", Kind::Memory, "536870912"),
-    p("client-query-buffer-limit", Kind::Memory, "1073741824"),
+    p(
+        "proto-max-bulk-len",
+        Kind::Memory { min: 1024 * 1024 },
+        "536870912",
+    ),
+    p(
+        "client-query-buffer-limit",
+        Kind::Memory { min: 1024 * 1024 },
+        "1073741824",
+    ),
     p("save", Kind::Save, "3600 1 300 100 60 10000"),
     p("appendonly", Kind::Bool, "no"),
     p(
@@ -80,7 +93,7 @@ pub const PARAMS: &[Param] = &[
         "maxclients",
         Kind::Int {
             min: 1,
-            max: i64::MAX,
+            max: u32::MAX as i64,
         },
         "10000",
     ),
@@ -96,12 +109,18 @@ pub struct Config {
 /// Parses a memory amount: bytes, or a number with k/kb/m/mb/g/gb (any case;
 /// k = 1000, kb = 1024).
 pub fn parse_memory(s: &str) -> Option<u64> {
+    parse_memory_checked(s).ok()
+}
+
+/// Redis's memtoull: digits then an optional unit. `Err(true)` when the
+/// number does not fit (reported as out of bounds, as Redis does).
+fn parse_memory_checked(s: &str) -> Result<u64, bool> {
     let lower = s.to_ascii_lowercase();
     let split = lower
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(lower.len());
     let (num, unit) = lower.split_at(split);
-    let mul: u64 = match unit {
+    let mul: u128 = match unit {
         "" | "b" => 1,
         "k" => 1000,
         "kb" => 1024,
@@ -109,39 +128,65 @@ pub fn parse_memory(s: &str) -> Option<u64> {
         "mb" => 1024 * 1024,
         "g" => 1000 * 1000 * 1000,
         "gb" => 1024 * 1024 * 1024,
-        _ => return None,
+        _ => return Err(false),
     };
-    num.parse::<u64>().ok()?.checked_mul(mul)
+    if num.is_empty() {
+        return Err(false);
+    }
+    let n: u128 = num.parse().map_err(|_| true)?;
+    let v = n.checked_mul(mul).ok_or(true)?;
+    u64::try_from(v).map_err(|_| true)
 }
 
-fn validate(param: &Param, value: &str) -> Result<String, &'static str> {
+fn validate(param: &Param, value: &str) -> Result<String, String> {
     match param.kind {
         Kind::Int { min, max } => {
-            let v: i64 = value
-                .parse()
-                .map_err(|_| "argument couldn't be parsed into an integer")?;
+            let v = crate::args::parse_i64(value.as_bytes())
+                .ok_or("argument couldn't be parsed into an integer")?;
             if v < min || v > max {
-                return Err("argument must be between the allowed bounds");
+                return Err(format!(
+                    "argument must be between {min} and {max} inclusive"
+                ));
             }
+            // Redis clamps hz to its maximum rather than refusing it.
+            let v = if param.name == "hz" { v.min(500) } else { v };
             Ok(v.to_string())
         }
-        Kind::Memory => parse_memory(value)
-            .map(|v| v.to_string())
-            .ok_or("argument must be a memory value"),
+        Kind::Memory { min } => {
+            let bounds = || format!("argument must be between {min} and {} inclusive", i64::MAX);
+            match parse_memory_checked(value) {
+                Ok(v) if v < min || v > i64::MAX as u64 => Err(bounds()),
+                Ok(v) => Ok(v.to_string()),
+                Err(true) => Err(bounds()),
+                Err(false) => Err("argument must be a memory value".into()),
+            }
+        }
         Kind::Bool => match value.to_ascii_lowercase().as_str() {
             "yes" => Ok("yes".into()),
             "no" => Ok("no".into()),
-            _ => Err("argument must be 'yes' or 'no'"),
+            _ => Err("argument must be 'yes' or 'no'".into()),
         },
         Kind::Str => Ok(value.to_string()),
         Kind::Save => {
-            let words: Vec<&str> = value.split_whitespace().collect();
-            if words.len() % 2 != 0 || words.iter().any(|w| w.parse::<u64>().is_err()) {
-                return Err("Invalid save parameters");
+            if value.is_empty() {
+                return Ok(String::new());
             }
-            Ok(words.join(" "))
+            let words: Vec<&str> = value.split(' ').collect();
+            let ok = words.len() & 1 == 0
+                && words
+                    .iter()
+                    .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()));
+            if !ok {
+                return Err("Invalid save parameters".into());
+            }
+            Ok(words
+                .iter()
+                .map(|w| w.parse::<u64>().unwrap_or(0).to_string())
+                .collect::<Vec<_>>()
+                .join(" "))
         }
-        Kind::Immutable => Err("can't set immutable config"),
+        Kind::Immutable => Err("can't set immutable config".into()),
+        Kind::Protected => Err("can't set protected config".into()),
     }
 }
 
@@ -176,7 +221,7 @@ impl Config {
     pub fn set_initial(&self, name: &str, value: &str) -> Result<(), String> {
         let i = Self::index(name).ok_or_else(|| format!("unknown parameter {name}"))?;
         let v = match PARAMS[i].kind {
-            Kind::Immutable => value.to_string(),
+            Kind::Immutable | Kind::Protected => value.to_string(),
             _ => validate(&PARAMS[i], value).map_err(|e| format!("{name}: {e}"))?,
         };
         self.store(i, v);
@@ -222,17 +267,30 @@ impl Config {
         Ok(())
     }
 
-    /// Parameters (name, value) whose name or alias matches any pattern.
-    pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
+    /// Parameters (name, value) whose name or alias matches any pattern,
+    /// each once. A pattern without glob characters names one parameter
+    /// and is echoed as written (`CONFIG GET HZ` answers `HZ`), as Redis does.
+    pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
         let values = self.values.read();
-        let mut out = Vec::new();
-        for (i, p) in PARAMS.iter().enumerate() {
-            for name in std::iter::once(p.name).chain(p.alias) {
-                if patterns
-                    .iter()
-                    .any(|pat| glob_match(pat, name.as_bytes(), true))
-                {
-                    out.push((name, values[i].clone()));
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut add = |name: String, v: &String| {
+            if !out.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                out.push((name, v.clone()));
+            }
+        };
+        for pat in patterns {
+            if !pat.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
+                let name = String::from_utf8_lossy(pat);
+                if let Some(i) = Self::index(&name) {
+                    add(name.into_owned(), &values[i]);
+                }
+                continue;
+            }
+            for (i, p) in PARAMS.iter().enumerate() {
+                for name in std::iter::once(p.name).chain(p.alias) {
+                    if glob_match(pat, name.as_bytes(), true) {
+                        add(name.to_string(), &values[i]);
+                    }
                 }
             }
         }

@@ -22,7 +22,7 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!(
         "echo",
         2,
-        "fast",
+        "loading stale fast",
         NoKeys,
         "@fast @connection",
         "connection",
@@ -42,7 +42,7 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!(
         "reset",
         1,
-        "noscript loading stale fast no_auth",
+        "noscript loading stale fast no_auth allow_busy",
         NoKeys,
         "@fast @connection",
         "connection",
@@ -62,7 +62,7 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!(
         "hello",
         -1,
-        "noscript loading stale fast no_auth sentinel",
+        "noscript loading stale fast no_auth allow_busy sentinel",
         NoKeys,
         "@fast @connection",
         "connection",
@@ -72,7 +72,7 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!(
         "auth",
         -2,
-        "noscript loading stale fast no_auth sentinel",
+        "noscript loading stale fast no_auth allow_busy sentinel",
         NoKeys,
         "@fast @connection",
         "connection",
@@ -422,26 +422,23 @@ fn client_help(ctx: &mut Ctx, args: &Args) -> CmdResult {
     if args.len() == 1 {
         return Err(CmdError::WrongArity("client".into()));
     }
-    let lines = [
-        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "GETNAME",
-        "    Return the name of the current connection.",
-        "ID",
-        "    Return the ID of the current connection.",
-        "INFO",
-        "    Return information about the current client connection.",
-        "LIST [options ...]",
-        "    Return information about client connections. Options:",
-        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
-        "      Return clients of specified type.",
-        "SETNAME <name>",
-        "    Assign the name <name> to the current connection.",
-        "HELP",
-        "    Print this help.",
-    ];
-    ctx.reply.array(lines.len());
-    for l in lines {
-        ctx.reply.simple(l.as_bytes());
-    }
+    crate::server::reply_help(
+        ctx,
+        "CLIENT",
+        &[
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "LIST [options ...]",
+            "    Return information about client connections. Options:",
+            "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+            "      Return clients of specified type.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+        ],
+    );
     Ok(())
 }

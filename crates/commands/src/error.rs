@@ -13,6 +13,11 @@ pub enum CmdError {
         sub: Vec<u8>,
         cmd: String,
     },
+    /// `ERR unknown subcommand or wrong number of arguments for 'x'. Try CMD HELP.`
+    SubcommandSyntax {
+        sub: Vec<u8>,
+        cmd: String,
+    },
     /// `fullname` is `get` or `config|get`.
     WrongArity(String),
     Syntax,
@@ -55,7 +60,7 @@ pub enum CmdError {
     /// CONFIG SET of a known parameter with a bad value.
     InvalidConfig {
         name: String,
-        why: &'static str,
+        why: String,
     },
     NoScriptSupport,
     DebugUnknown,
@@ -91,6 +96,12 @@ impl fmt::Display for CmdError {
             UnknownSubcommand { sub, cmd } => {
                 write!(f, "ERR unknown subcommand '{}'. Try {} HELP.", quoted(sub, 128), cmd)
             }
+            SubcommandSyntax { sub, cmd } => write!(
+                f,
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+                quoted(sub, 128),
+                cmd
+            ),
             WrongArity(name) => write!(f, "ERR wrong number of arguments for '{name}' command"),
             Syntax => f.write_str("ERR syntax error"),
             WrongType => f.write_str("WRONGTYPE Operation against a key holding the wrong kind of value"),

@@ -1,6 +1,10 @@
 //! Server commands: FLUSHALL FLUSHDB DBSIZE CONFIG COMMAND INFO TIME ...
 
-use crate::args::eq;
+mod info;
+mod introspect;
+mod tips;
+
+use crate::args::{eq, lossy};
 use crate::cmd;
 use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
@@ -52,6 +56,246 @@ pub(crate) static COMMANDS: &[Command] = &[
         help_only,
         CONFIG_SUBCOMMANDS
     ),
+    cmd!(
+        "command",
+        -1,
+        "loading stale",
+        NoKeys,
+        "@slow @connection",
+        "server",
+        "2.8.13",
+        introspect::command_all,
+        COMMAND_SUBCOMMANDS
+    ),
+    cmd!(
+        "info",
+        -1,
+        "loading stale",
+        NoKeys,
+        "@slow @dangerous",
+        "server",
+        "1.0.0",
+        info::info
+    ),
+    cmd!(
+        "time",
+        1,
+        "loading stale fast",
+        NoKeys,
+        "@fast",
+        "server",
+        "2.6.0",
+        time
+    ),
+    cmd!(
+        "lastsave",
+        1,
+        "loading stale fast",
+        NoKeys,
+        "@admin @fast @dangerous",
+        "server",
+        "1.0.0",
+        lastsave
+    ),
+    cmd!(
+        "shutdown",
+        -1,
+        "admin noscript loading stale no_multi allow_busy",
+        NoKeys,
+        "@admin @slow @dangerous",
+        "server",
+        "1.0.0",
+        shutdown
+    ),
+    cmd!(
+        "debug",
+        -2,
+        "admin noscript loading stale",
+        NoKeys,
+        "@admin @slow @dangerous",
+        "server",
+        "1.0.0",
+        debug
+    ),
+    cmd!(
+        "function",
+        -2,
+        "",
+        NoKeys,
+        "@slow",
+        "scripting",
+        "7.0.0",
+        help_only,
+        FUNCTION_SUBCOMMANDS
+    ),
+];
+
+static COMMAND_SUBCOMMANDS: &[Command] = &[
+    cmd!(
+        "count",
+        2,
+        "loading stale",
+        NoKeys,
+        "@slow @connection",
+        "server",
+        "2.8.13",
+        introspect::count
+    ),
+    cmd!(
+        "info",
+        -2,
+        "loading stale",
+        NoKeys,
+        "@slow @connection",
+        "server",
+        "2.8.13",
+        introspect::info
+    ),
+    cmd!(
+        "docs",
+        -2,
+        "loading stale",
+        NoKeys,
+        "@slow @connection",
+        "server",
+        "7.0.0",
+        introspect::docs
+    ),
+    cmd!(
+        "list",
+        -2,
+        "loading stale",
+        NoKeys,
+        "@slow @connection",
+        "server",
+        "7.0.0",
+        introspect::list
+    ),
+    cmd!(
+        "getkeys",
+        -4,
+        "loading stale",
+        NoKeys,
+        "@slow @connection",
+        "server",
+        "2.8.13",
+        introspect::getkeys
+    ),
+    cmd!(
+        "getkeysandflags",
+        -4,
+        "loading stale",
+        NoKeys,
+        "@slow @connection",
+        "server",
+        "7.0.0",
+        introspect::getkeysandflags
+    ),
+    cmd!(
+        "help",
+        2,
+        "loading stale",
+        NoKeys,
+        "@slow @connection",
+        "server",
+        "5.0.0",
+        introspect::help
+    ),
+];
+
+/// FUNCTION: only FLUSH works (there are no libraries to flush); the rest
+/// answer that scripting is not available.
+static FUNCTION_SUBCOMMANDS: &[Command] = &[
+    cmd!(
+        "flush",
+        -2,
+        "write noscript",
+        NoKeys,
+        "@write @slow @scripting",
+        "scripting",
+        "7.0.0",
+        function_flush
+    ),
+    cmd!(
+        "load",
+        -3,
+        "write denyoom noscript",
+        NoKeys,
+        "@write @slow @scripting",
+        "scripting",
+        "7.0.0",
+        no_scripting
+    ),
+    cmd!(
+        "delete",
+        3,
+        "write noscript",
+        NoKeys,
+        "@write @slow @scripting",
+        "scripting",
+        "7.0.0",
+        no_scripting
+    ),
+    cmd!(
+        "list",
+        -2,
+        "noscript",
+        NoKeys,
+        "@slow @scripting",
+        "scripting",
+        "7.0.0",
+        no_scripting
+    ),
+    cmd!(
+        "dump",
+        2,
+        "noscript",
+        NoKeys,
+        "@slow @scripting",
+        "scripting",
+        "7.0.0",
+        no_scripting
+    ),
+    cmd!(
+        "restore",
+        -3,
+        "write denyoom noscript",
+        NoKeys,
+        "@write @slow @scripting",
+        "scripting",
+        "7.0.0",
+        no_scripting
+    ),
+    cmd!(
+        "stats",
+        2,
+        "noscript allow_busy",
+        NoKeys,
+        "@slow @scripting",
+        "scripting",
+        "7.0.0",
+        no_scripting
+    ),
+    cmd!(
+        "kill",
+        2,
+        "noscript allow_busy",
+        NoKeys,
+        "@slow @scripting",
+        "scripting",
+        "7.0.0",
+        no_scripting
+    ),
+    cmd!(
+        "help",
+        2,
+        "loading stale",
+        NoKeys,
+        "@slow @scripting",
+        "scripting",
+        "7.0.0",
+        no_scripting
+    ),
 ];
 
 static CONFIG_SUBCOMMANDS: &[Command] = &[
@@ -84,6 +328,26 @@ static CONFIG_SUBCOMMANDS: &[Command] = &[
         "server",
         "2.0.0",
         config_resetstat
+    ),
+    cmd!(
+        "rewrite",
+        2,
+        "admin noscript loading stale",
+        NoKeys,
+        "@admin @slow @dangerous",
+        "server",
+        "2.8.0",
+        config_rewrite
+    ),
+    cmd!(
+        "help",
+        2,
+        "loading stale",
+        NoKeys,
+        "@slow",
+        "server",
+        "5.0.0",
+        config_help
     ),
 ];
 
@@ -160,8 +424,8 @@ fn config_get(ctx: &mut Ctx, args: &Args) -> CmdResult {
 
 /// CONFIG SET parameter value [parameter value ...]
 fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    if args.len() % 2 != 0 {
-        return Err(CmdError::WrongArity("config|set".into()));
+    if args.len() & 1 == 1 {
+        return Err(CmdError::Syntax);
     }
     let pairs: Vec<(&[u8], &[u8])> = (2..args.len())
         .step_by(2)
@@ -182,4 +446,149 @@ fn config_resetstat(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     ctx.server.reset_stats();
     ctx.reply.ok();
     Ok(())
+}
+
+/// CONFIG REWRITE: there is never a config file to rewrite.
+fn config_rewrite(_ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    Err(CmdError::Other(
+        "ERR The server is running without a config file".into(),
+    ))
+}
+
+/// Replies a HELP text: the first line names the command, then the lines
+/// given, then HELP itself.
+pub(crate) fn reply_help(ctx: &mut Ctx, cmd: &str, lines: &[&str]) {
+    ctx.reply.array(lines.len() + 3);
+    ctx.reply.simple(
+        format!("{cmd} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:").as_bytes(),
+    );
+    for l in lines {
+        ctx.reply.simple(l.as_bytes());
+    }
+    ctx.reply.simple(b"HELP");
+    ctx.reply.simple(b"    Prints this help.");
+}
+
+/// CONFIG HELP
+fn config_help(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    reply_help(
+        ctx,
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
+        ],
+    );
+    Ok(())
+}
+
+/// TIME
+fn time(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    ctx.reply.array(2);
+    ctx.reply.bulk(now.as_secs().to_string().as_bytes());
+    ctx.reply.bulk(now.subsec_micros().to_string().as_bytes());
+    Ok(())
+}
+
+/// LASTSAVE: nothing is saved yet, so the start-up time.
+fn lastsave(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    let t = ctx
+        .server
+        .lastsave
+        .load(std::sync::atomic::Ordering::Relaxed);
+    ctx.reply.int(t as i64);
+    Ok(())
+}
+
+/// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
+///
+/// There is no persistence yet, so SAVE has nothing to write; NOW and FORCE
+/// change nothing either. No shutdown is ever left in progress, so ABORT
+/// always fails as Redis does with none pending.
+fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let (mut nosave, mut save, mut now, mut force, mut abort) = (false, false, false, false, false);
+    for a in args.iter().skip(1) {
+        if eq(a, "nosave") {
+            nosave = true;
+        } else if eq(a, "save") {
+            save = true;
+        } else if eq(a, "now") {
+            now = true;
+        } else if eq(a, "force") {
+            force = true;
+        } else if eq(a, "abort") {
+            abort = true;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if (abort && (nosave || save || now || force)) || (nosave && save) {
+        return Err(CmdError::Syntax);
+    }
+    if abort {
+        return Err(CmdError::Other("ERR No shutdown in progress.".into()));
+    }
+    ctx.server.host.shutdown();
+    // Redis closes the connection without a reply.
+    ctx.client.close_after_reply = true;
+    Ok(())
+}
+
+/// DEBUG: only LOG and HELP are implemented.
+fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let sub = args.get(1).unwrap_or_default();
+    if eq(sub, "help") && args.len() == 2 {
+        reply_help(
+            ctx,
+            "DEBUG",
+            &["LOG <message>", "    Write <message> to the server log."],
+        );
+        return Ok(());
+    }
+    if eq(sub, "log") && args.len() == 3 {
+        let msg = lossy(args.get(2).unwrap_or_default());
+        ctx.server.host.log(&format!("DEBUG LOG: {msg}"));
+        ctx.reply.ok();
+        return Ok(());
+    }
+    Err(CmdError::SubcommandSyntax {
+        sub: sub.to_vec(),
+        cmd: "DEBUG".into(),
+    })
+}
+
+/// FUNCTION FLUSH [ASYNC | SYNC]: there are never any libraries.
+fn function_flush(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    match args.len() {
+        2 => {}
+        3 => {
+            let m = args.get(2).unwrap_or_default();
+            if !eq(m, "async") && !eq(m, "sync") {
+                return Err(CmdError::Other(
+                    "ERR FUNCTION FLUSH only supports SYNC|ASYNC option".into(),
+                ));
+            }
+        }
+        _ => {
+            return Err(CmdError::SubcommandSyntax {
+                sub: args.get(1).unwrap_or_default().to_vec(),
+                cmd: "FUNCTION".into(),
+            })
+        }
+    }
+    ctx.reply.ok();
+    Ok(())
+}
+
+fn no_scripting(_ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    Err(CmdError::NoScriptSupport)
 }

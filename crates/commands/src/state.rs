@@ -13,6 +13,11 @@ use std::time::Instant;
 pub trait Host: Send + Sync {
     /// Stops the server once the current reply is written.
     fn shutdown(&self);
+
+    /// Writes one line to the server log (DEBUG LOG).
+    fn log(&self, msg: &str) {
+        eprintln!("{msg}");
+    }
 }
 
 /// A counter written by one thread only: relaxed load + store instead of an
@@ -94,6 +99,9 @@ pub struct Server {
     /// Rejected connections and other counters not tied to a thread.
     pub rejected_connections: AtomicU64,
     pub lastsave: AtomicU64,
+    /// Last (time, total commands) sample and the rate derived from it,
+    /// for INFO's instantaneous_ops_per_sec.
+    pub ops_sample: Mutex<(Instant, u64, u64)>,
     stats: Mutex<Vec<Arc<ThreadStats>>>,
 }
 
@@ -128,6 +136,7 @@ impl Server {
             config_file: opts.config_file,
             rejected_connections: AtomicU64::new(0),
             lastsave: AtomicU64::new(damselfly_storage::now_ms() / 1000),
+            ops_sample: Mutex::new((Instant::now(), 0, 0)),
             stats: Mutex::new(Vec::new()),
         }
     }

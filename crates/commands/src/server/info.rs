@@ -1,0 +1,548 @@
+//! INFO: Redis's sections and field names, filled from our own counters.
+//!
+//! Memory figures come from the process's resident set size (/proc), not
+//! from the allocator: `used_memory` is the RSS, as is `used_memory_rss`.
+//! Fields for features we do not have (persistence, replication, Lua,
+//! eviction...) report their idle values.
+
+use crate::ctx::Ctx;
+use crate::error::CmdResult;
+use crate::server::REDIS_VERSION;
+use crate::table::table;
+use damselfly_protocol::Args;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Sections in output order: (key, header, in the default set).
+const SECTIONS: &[(&str, &str, bool)] = &[
+    ("server", "Server", true),
+    ("clients", "Clients", true),
+    ("memory", "Memory", true),
+    ("persistence", "Persistence", true),
+    ("stats", "Stats", true),
+    ("replication", "Replication", true),
+    ("cpu", "CPU", true),
+    ("modules", "Modules", true),
+    ("commandstats", "Commandstats", false),
+    ("errorstats", "Errorstats", true),
+    ("latencystats", "Latencystats", false),
+    ("cluster", "Cluster", true),
+    ("keyspace", "Keyspace", true),
+];
+
+/// Which sections a request selects, as flags in SECTIONS order.
+fn selected(args: &Args) -> Vec<bool> {
+    let mut on = vec![false; SECTIONS.len()];
+    if args.len() == 1 {
+        for (i, s) in SECTIONS.iter().enumerate() {
+            on[i] = s.2;
+        }
+        return on;
+    }
+    for a in args.iter().skip(1) {
+        let a = String::from_utf8_lossy(a).to_ascii_lowercase();
+        match a.as_str() {
+            "all" | "everything" => on.iter_mut().for_each(|x| *x = true),
+            "default" => {
+                for (i, s) in SECTIONS.iter().enumerate() {
+                    on[i] |= s.2;
+                }
+            }
+            "module_list" => on[7] = true,
+            name => {
+                if let Some(i) = SECTIONS.iter().position(|s| s.0 == name) {
+                    on[i] = true;
+                }
+            }
+        }
+    }
+    on
+}
+
+/// Redis's bytesToHuman.
+fn human(n: u64) -> String {
+    let d = n as f64;
+    const UNITS: [(&str, f64); 6] = [
+        ("K", 1024.0),
+        ("M", 1048576.0),
+        ("G", 1073741824.0),
+        ("T", 1099511627776.0),
+        ("P", 1125899906842624.0),
+        ("E", 1152921504606846976.0),
+    ];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    for (i, (u, base)) in UNITS.iter().enumerate() {
+        let next = UNITS.get(i + 1).map_or(f64::INFINITY, |x| x.1);
+        if d < next {
+            return format!("{:.2}{u}", d / base);
+        }
+    }
+    format!("{n}B")
+}
+
+fn rss_bytes() -> u64 {
+    let page = {
+        // SAFETY: sysconf has no preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if p > 0 {
+            p as u64
+        } else {
+            4096
+        }
+    };
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page)
+}
+
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn rusage(who: libc::c_int) -> libc::rusage {
+    // SAFETY: rusage is plain integers; all-zero is valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is a valid, exclusively borrowed out-parameter.
+    unsafe { libc::getrusage(who, &mut ru) };
+    ru
+}
+
+fn secs(tv: libc::timeval) -> String {
+    format!("{}.{:06}", tv.tv_sec, tv.tv_usec)
+}
+
+fn os_name() -> String {
+    // SAFETY: utsname is plain byte arrays; all-zero is valid.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is a valid, exclusively borrowed out-parameter.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return "Linux".into();
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    format!(
+        "{} {} {}",
+        field(&u.sysname),
+        field(&u.release),
+        field(&u.machine)
+    )
+}
+
+/// calls, usec, rejected, failed.
+type CmdTotals = (u64, u64, u64, u64);
+
+/// Per-command and error counters summed over the worker threads.
+struct Totals {
+    calls: Vec<CmdTotals>,
+    commands: u64,
+    connections: u64,
+    net_in: u64,
+    net_out: u64,
+    errors: BTreeMap<String, u64>,
+}
+
+fn totals(ctx: &Ctx) -> Totals {
+    let n = table().all.len();
+    let mut t = Totals {
+        calls: vec![(0, 0, 0, 0); n],
+        commands: 0,
+        connections: 0,
+        net_in: 0,
+        net_out: 0,
+        errors: BTreeMap::new(),
+    };
+    for st in ctx.server.all_thread_stats() {
+        for (i, c) in st.commands.iter().enumerate().take(n) {
+            let x = &mut t.calls[i];
+            x.0 += c.calls.get();
+            x.1 += c.usec.get();
+            x.2 += c.rejected.get();
+            x.3 += c.failed.get();
+        }
+        t.commands += st.total_commands.get();
+        t.connections += st.connections.get();
+        t.net_in += st.net_input.get();
+        t.net_out += st.net_output.get();
+        for (k, v) in st.errors.lock().iter() {
+            *t.errors.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+    t
+}
+
+#[derive(Default)]
+struct ShardSums {
+    expired: u64,
+    hits: u64,
+    misses: u64,
+    dirty: u64,
+    /// (keys, volatile) per DB.
+    dbs: Vec<(u64, u64)>,
+}
+
+fn shard_sums(ctx: &mut Ctx) -> ShardSums {
+    let dbnum = ctx.server.keyspace.dbnum();
+    let mut s = ShardSums {
+        dbs: vec![(0, 0); dbnum],
+        ..Default::default()
+    };
+    let per = ctx.each_shard(|sh| {
+        let dbs: Vec<(u64, u64)> = sh
+            .dbs
+            .iter()
+            .map(|d| (d.len() as u64, d.volatile as u64))
+            .collect();
+        (
+            sh.stats.expired_keys,
+            sh.stats.keyspace_hits,
+            sh.stats.keyspace_misses,
+            sh.stats.dirty,
+            dbs,
+        )
+    });
+    for (e, h, m, d, dbs) in per {
+        s.expired += e;
+        s.hits += h;
+        s.misses += m;
+        s.dirty += d;
+        for (i, (k, v)) in dbs.into_iter().enumerate() {
+            if let Some(x) = s.dbs.get_mut(i) {
+                x.0 += k;
+                x.1 += v;
+            }
+        }
+    }
+    s
+}
+
+/// Commands per second between this INFO and an earlier one at least
+/// 100 ms before (Redis samples every 100 ms; we sample on demand).
+fn ops_per_sec(ctx: &Ctx, total: u64) -> u64 {
+    let mut s = ctx.server.ops_sample.lock();
+    let elapsed = s.0.elapsed();
+    if elapsed.as_millis() >= 100 {
+        let rate = (total.saturating_sub(s.1) as f64 / elapsed.as_secs_f64()) as u64;
+        *s = (std::time::Instant::now(), total, rate);
+    }
+    s.2
+}
+
+/// INFO [section [section ...]]
+pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let on = selected(args);
+    let need_counters = on[4] || on[8] || on[9];
+    let t = if need_counters {
+        Some(totals(ctx))
+    } else {
+        None
+    };
+    let sums = if on[3] || on[4] || on[12] {
+        shard_sums(ctx)
+    } else {
+        ShardSums::default()
+    };
+    let srv = ctx.server;
+    let mut out = String::new();
+    for (i, (key, header, _)) in SECTIONS.iter().enumerate() {
+        if !on[i] {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let _ = write!(out, "# {header}\r\n");
+        let mut line = |k: &str, v: &dyn std::fmt::Display| {
+            let _ = write!(out, "{k}:{v}\r\n");
+        };
+        match *key {
+            "server" => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let up = srv.uptime_secs();
+                line("redis_version", &REDIS_VERSION);
+                line("redis_git_sha1", &"00000000");
+                line("redis_git_dirty", &0);
+                line("redis_build_id", &"0");
+                line("redis_mode", &"standalone");
+                line("os", &os_name());
+                line("arch_bits", &(usize::BITS));
+                line("monotonic_clock", &"POSIX clock_gettime");
+                line("multiplexing_api", &"epoll");
+                line("atomicvar_api", &"c11-builtin");
+                line("gcc_version", &"0.0.0");
+                line("process_id", &std::process::id());
+                line("process_supervised", &"no");
+                line("run_id", &srv.run_id);
+                line("tcp_port", &srv.port);
+                line("server_time_usec", &now.as_micros());
+                line("uptime_in_seconds", &up);
+                line("uptime_in_days", &(up / 86400));
+                let hz = srv.config.hz.load(Relaxed);
+                line("hz", &hz);
+                line("configured_hz", &hz);
+                line("lru_clock", &(now.as_secs() & ((1 << 24) - 1)));
+                line("executable", &srv.executable);
+                line("config_file", &srv.config_file);
+                line("io_threads_active", &0);
+                line("damselfly_version", &env!("CARGO_PKG_VERSION"));
+                line("damselfly_threads", &srv.threads);
+            }
+            "clients" => {
+                line("connected_clients", &srv.clients.count());
+                line("cluster_connections", &0);
+                line(
+                    "maxclients",
+                    &srv.config.get("maxclients").unwrap_or_default(),
+                );
+                line("client_recent_max_input_buffer", &0);
+                line("client_recent_max_output_buffer", &0);
+                line("blocked_clients", &0);
+                line("tracking_clients", &0);
+                line("clients_in_timeout_table", &0);
+            }
+            "memory" => {
+                let rss = rss_bytes();
+                let peak = (rusage(libc::RUSAGE_SELF).ru_maxrss as u64 * 1024).max(rss);
+                let total = total_system_memory();
+                let maxmem: u64 = srv
+                    .config
+                    .get("maxmemory")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let policy = srv
+                    .config
+                    .get("maxmemory-policy")
+                    .unwrap_or_else(|| "noeviction".into());
+                line("used_memory", &rss);
+                line("used_memory_human", &human(rss));
+                line("used_memory_rss", &rss);
+                line("used_memory_rss_human", &human(rss));
+                line("used_memory_peak", &peak);
+                line("used_memory_peak_human", &human(peak));
+                line(
+                    "used_memory_peak_perc",
+                    &format!("{:.2}%", rss as f64 * 100.0 / peak.max(1) as f64),
+                );
+                // Not tracked separately: everything counts as dataset.
+                line("used_memory_overhead", &0);
+                line("used_memory_startup", &0);
+                line("used_memory_dataset", &rss);
+                line("used_memory_dataset_perc", &"100.00%");
+                line("allocator_allocated", &rss);
+                line("allocator_active", &rss);
+                line("allocator_resident", &rss);
+                line("total_system_memory", &total);
+                line("total_system_memory_human", &human(total));
+                line("used_memory_lua", &0);
+                line("used_memory_vm_eval", &0);
+                line("used_memory_lua_human", &human(0));
+                line("used_memory_scripts_eval", &0);
+                line("number_of_cached_scripts", &0);
+                line("number_of_functions", &0);
+                line("number_of_libraries", &0);
+                line("used_memory_vm_functions", &0);
+                line("used_memory_vm_total", &0);
+                line("used_memory_vm_total_human", &human(0));
+                line("used_memory_functions", &0);
+                line("used_memory_scripts", &0);
+                line("used_memory_scripts_human", &human(0));
+                line("maxmemory", &maxmem);
+                line("maxmemory_human", &human(maxmem));
+                line("maxmemory_policy", &policy);
+                line("allocator_frag_ratio", &"1.00");
+                line("allocator_frag_bytes", &0);
+                line("allocator_rss_ratio", &"1.00");
+                line("allocator_rss_bytes", &0);
+                line("rss_overhead_ratio", &"1.00");
+                line("rss_overhead_bytes", &0);
+                line("mem_fragmentation_ratio", &"1.00");
+                line("mem_fragmentation_bytes", &0);
+                line("mem_not_counted_for_evict", &0);
+                line("mem_replication_backlog", &0);
+                line("mem_total_replication_buffers", &0);
+                line("mem_clients_slaves", &0);
+                line("mem_clients_normal", &0);
+                line("mem_cluster_links", &0);
+                line("mem_aof_buffer", &0);
+                line("mem_allocator", &"mimalloc");
+                line("active_defrag_running", &0);
+                line("lazyfree_pending_objects", &0);
+                line("lazyfreed_objects", &0);
+            }
+            "persistence" => {
+                line("loading", &0);
+                line("async_loading", &0);
+                line("current_cow_peak", &0);
+                line("current_cow_size", &0);
+                line("current_cow_size_age", &0);
+                line("current_fork_perc", &"0.00");
+                line("current_save_keys_processed", &0);
+                line("current_save_keys_total", &0);
+                line("rdb_changes_since_last_save", &sums.dirty);
+                line("rdb_bgsave_in_progress", &0);
+                line("rdb_last_save_time", &srv.lastsave.load(Relaxed));
+                line("rdb_last_bgsave_status", &"ok");
+                line("rdb_last_bgsave_time_sec", &-1);
+                line("rdb_current_bgsave_time_sec", &-1);
+                line("rdb_saves", &0);
+                line("rdb_last_cow_size", &0);
+                line("rdb_last_load_keys_expired", &0);
+                line("rdb_last_load_keys_loaded", &0);
+                line("aof_enabled", &0);
+                line("aof_rewrite_in_progress", &0);
+                line("aof_rewrite_scheduled", &0);
+                line("aof_last_rewrite_time_sec", &-1);
+                line("aof_current_rewrite_time_sec", &-1);
+                line("aof_last_bgrewrite_status", &"ok");
+                line("aof_rewrites", &0);
+                line("aof_rewrites_consecutive_failures", &0);
+                line("aof_last_write_status", &"ok");
+                line("aof_last_cow_size", &0);
+                line("module_fork_in_progress", &0);
+                line("module_fork_last_cow_size", &0);
+            }
+            "stats" => {
+                let t = t.as_ref().expect("counters gathered");
+                let errors: u64 = t.errors.values().sum();
+                line("total_connections_received", &t.connections);
+                line("total_commands_processed", &t.commands);
+                line("instantaneous_ops_per_sec", &ops_per_sec(ctx, t.commands));
+                line("total_net_input_bytes", &t.net_in);
+                line("total_net_output_bytes", &t.net_out);
+                line("total_net_repl_input_bytes", &0);
+                line("total_net_repl_output_bytes", &0);
+                line("instantaneous_input_kbps", &"0.00");
+                line("instantaneous_output_kbps", &"0.00");
+                line("instantaneous_input_repl_kbps", &"0.00");
+                line("instantaneous_output_repl_kbps", &"0.00");
+                line(
+                    "rejected_connections",
+                    &srv.rejected_connections.load(Relaxed),
+                );
+                line("sync_full", &0);
+                line("sync_partial_ok", &0);
+                line("sync_partial_err", &0);
+                line("expired_keys", &sums.expired);
+                line("expired_stale_perc", &"0.00");
+                line("expired_time_cap_reached_count", &0);
+                line("expire_cycle_cpu_milliseconds", &0);
+                line("evicted_keys", &0);
+                line("evicted_clients", &0);
+                line("total_eviction_exceeded_time", &0);
+                line("current_eviction_exceeded_time", &0);
+                line("keyspace_hits", &sums.hits);
+                line("keyspace_misses", &sums.misses);
+                line("pubsub_channels", &0);
+                line("pubsub_patterns", &0);
+                line("pubsubshard_channels", &0);
+                line("latest_fork_usec", &0);
+                line("total_forks", &0);
+                line("migrate_cached_sockets", &0);
+                line("slave_expires_tracked_keys", &0);
+                line("active_defrag_hits", &0);
+                line("active_defrag_misses", &0);
+                line("active_defrag_key_hits", &0);
+                line("active_defrag_key_misses", &0);
+                line("total_active_defrag_time", &0);
+                line("current_active_defrag_time", &0);
+                line("tracking_total_keys", &0);
+                line("tracking_total_items", &0);
+                line("tracking_total_prefixes", &0);
+                line("unexpected_error_replies", &0);
+                line("total_error_replies", &errors);
+                line("dump_payload_sanitizations", &0);
+                line("total_reads_processed", &0);
+                line("total_writes_processed", &0);
+                line("io_threaded_reads_processed", &0);
+                line("io_threaded_writes_processed", &0);
+                line("reply_buffer_shrinks", &0);
+                line("reply_buffer_expands", &0);
+            }
+            "replication" => {
+                line("role", &"master");
+                line("connected_slaves", &0);
+                line("master_failover_state", &"no-failover");
+                line("master_replid", &srv.run_id);
+                line("master_replid2", &"0".repeat(40));
+                line("master_repl_offset", &0);
+                line("second_repl_offset", &-1);
+                line("repl_backlog_active", &0);
+                line("repl_backlog_size", &1048576);
+                line("repl_backlog_first_byte_offset", &0);
+                line("repl_backlog_histlen", &0);
+            }
+            "cpu" => {
+                let me = rusage(libc::RUSAGE_SELF);
+                let ch = rusage(libc::RUSAGE_CHILDREN);
+                let th = rusage(libc::RUSAGE_THREAD);
+                line("used_cpu_sys", &secs(me.ru_stime));
+                line("used_cpu_user", &secs(me.ru_utime));
+                line("used_cpu_sys_children", &secs(ch.ru_stime));
+                line("used_cpu_user_children", &secs(ch.ru_utime));
+                line("used_cpu_sys_main_thread", &secs(th.ru_stime));
+                line("used_cpu_user_main_thread", &secs(th.ru_utime));
+            }
+            "commandstats" => {
+                let t = t.as_ref().expect("counters gathered");
+                let mut rows: Vec<(&str, CmdTotals)> = table()
+                    .all
+                    .iter()
+                    .map(|e| (e.fullname.as_str(), t.calls[e.id]))
+                    .filter(|(_, c)| c.0 != 0 || c.2 != 0 || c.3 != 0)
+                    .collect();
+                rows.sort_by(|a, b| a.0.cmp(b.0));
+                for (name, (calls, usec, rejected, failed)) in rows {
+                    let per = if calls == 0 {
+                        0.0
+                    } else {
+                        usec as f64 / calls as f64
+                    };
+                    line(
+                        &format!("cmdstat_{name}"),
+                        &format!(
+                            "calls={calls},usec={usec},usec_per_call={per:.2},rejected_calls={rejected},failed_calls={failed}"
+                        ),
+                    );
+                }
+            }
+            "errorstats" => {
+                let t = t.as_ref().expect("counters gathered");
+                for (code, n) in &t.errors {
+                    line(&format!("errorstat_{code}"), &format!("count={n}"));
+                }
+            }
+            "cluster" => line("cluster_enabled", &0),
+            "keyspace" => {
+                for (db, (keys, expires)) in sums.dbs.iter().enumerate() {
+                    if *keys > 0 {
+                        line(
+                            &format!("db{db}"),
+                            &format!("keys={keys},expires={expires},avg_ttl=0"),
+                        );
+                    }
+                }
+            }
+            // modules, latencystats: nothing to report.
+            _ => {}
+        }
+    }
+    ctx.reply.verbatim("txt", out.as_bytes());
+    Ok(())
+}

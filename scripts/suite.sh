@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs Redis's own 7.0.15 test suite (../shared/redis-suite) against a fresh
+# damselfly. Not part of .ci/run (it takes minutes and starts its own server).
+#
+# usage: scripts/suite.sh [FILE...]   (default: the foundation issue's files)
+# env:   PORT (default 6390), PROFILE (release|debug, default release),
+#        SHARED (default ../shared beside the repo), plus run.sh's own knobs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${SHARED:-$(cd .. && pwd)/shared}
+PORT=${PORT:-6390}
+PROFILE=${PROFILE:-release}
+FILES=("$@")
+[ ${#FILES[@]} -gt 0 ] || FILES=(unit/type/string unit/type/incr unit/expire unit/keyspace unit/scan
+    unit/quit unit/protocol unit/info-command)
+
+if [ "$PROFILE" = release ]; then cargo build --release -q; else cargo build -q; fi
+dir=$(mktemp -d)
+"./target/$PROFILE/damselfly" --port "$PORT" --bind 127.0.0.1 --dir "$dir" > "$dir/server.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 100); do
+    redis-cli -p "$PORT" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+"$SHARED/redis-suite/run.sh" "$PORT" "${FILES[@]}"
