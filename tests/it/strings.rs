@@ -676,3 +676,63 @@ fn setex_keys_expire() {
         Duration::from_millis(1200),
     );
 }
+
+/// `keyspace_hits` and `keyspace_misses` from INFO stats.
+fn hits_misses(c: &mut Conn) -> (u64, u64) {
+    let info = c.cmd(&["INFO", "stats"]);
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    (field("keyspace_hits:"), field("keyspace_misses:"))
+}
+
+#[test]
+fn reads_count_hits_and_misses_like_redis_and_writes_do_not() {
+    let r = redis();
+    let d = damselfly(&[]);
+    let script = [
+        "SET k v",
+        "SET n 1",
+        "GET k",
+        "GET missing",
+        "MGET k n missing",
+        "STRLEN k",
+        "STRLEN missing",
+        "GETRANGE k 0 -1",
+        "GETRANGE missing 0 -1",
+        "SUBSTR k 0 1",
+        "GETEX k",
+        "GETEX missing",
+        "GETDEL missing",
+        "SET k v2 GET",
+        "SET missing2 v GET",
+        "GETSET k v3",
+        "SETNX k v",
+        "SETEX k 100 v",
+        "PSETEX k 100000 v",
+        "MSETNX k v x y",
+        "MSET a 1 b 2",
+        "APPEND k x",
+        "SETRANGE k 0 y",
+        "INCR n",
+        "INCRBYFLOAT n 1.5",
+        "DECRBY n 1",
+        "LCS k missing3",
+        "GETDEL k",
+    ];
+    let mut rc = Conn::open(r.port);
+    let mut dc = Conn::open(d.port);
+    for c in [&mut rc, &mut dc] {
+        c.cmd(&["FLUSHALL"]);
+        c.cmd(&["CONFIG", "RESETSTAT"]);
+    }
+    for line in script {
+        let args = crate::support::words(line);
+        rc.raw(&args);
+        dc.raw(&args);
+        assert_eq!(hits_misses(&mut rc), hits_misses(&mut dc), "after {line}");
+    }
+}

@@ -38,6 +38,8 @@ pub enum CmdError {
     LcsOverLimit,
     /// LCS whose table could not be allocated.
     LcsNoMemory,
+    /// A value could not be allocated.
+    OutOfMemory,
     NoSuchKey,
     DbIndexOutOfRange,
     InvalidDbIndex,
@@ -116,6 +118,7 @@ impl fmt::Display for CmdError {
             LcsOverLimit => f.write_str(
                 "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
             ),
+            OutOfMemory => f.write_str("OOM command not allowed when used memory > 'maxmemory'."),
             LcsNoMemory => f.write_str("ERR Insufficient memory, failed allocating transient memory for LCS"),
             NoSuchKey => f.write_str("ERR no such key"),
             DbIndexOutOfRange => f.write_str("ERR DB index is out of range"),

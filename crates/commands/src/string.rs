@@ -585,9 +585,9 @@ fn getex(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let shard = ctx.shard(key);
     match at {
         Some((at, true)) if at <= now => {
-            if shard.remove(db, key).is_some() {
-                shard.written(db, key, "del");
-            }
+            // An absolute time already past deletes the key, as Redis does.
+            shard.remove(db, key);
+            shard.written(db, key, "del");
         }
         Some((at, _)) => {
             shard.set_expire(db, key, at);
@@ -638,7 +638,7 @@ fn mget(ctx: &mut Ctx, args: &Args) -> CmdResult {
 
 /// MSET key value [key value ...]
 fn mset(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity("mset".into()));
     }
     mset_all(ctx, args);
@@ -659,7 +659,7 @@ fn mset_all(ctx: &mut Ctx, args: &Args) {
 
 /// MSETNX key value [key value ...]
 fn msetnx(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity("msetnx".into()));
     }
     let (db, now) = (ctx.db(), ctx.now);
@@ -696,7 +696,10 @@ fn append(ctx: &mut Ctx, args: &Args) -> CmdResult {
             check_string_length(ctx, len as u64, extra.len() as u64)?;
             let shard = ctx.shard(key);
             if let Some(e) = shard.get_quiet(db, key, now) {
-                let mut buf = Vec::with_capacity(len + extra.len());
+                let mut buf = Vec::new();
+                if buf.try_reserve_exact(len + extra.len()).is_err() {
+                    return Err(CmdError::OutOfMemory);
+                }
                 buf.extend_from_slice(&e.value.string_bytes());
                 buf.extend_from_slice(extra);
                 e.value = Value::from_vec(buf);
@@ -798,8 +801,11 @@ fn setrange(ctx: &mut Ctx, args: &Args) -> CmdResult {
         Some(e) => e.value.string_bytes().into_owned(),
         None => Vec::new(),
     };
-    let need = offset + patch.len();
+    let need = offset.saturating_add(patch.len());
     if buf.len() < need {
+        if buf.try_reserve_exact(need - buf.len()).is_err() {
+            return Err(CmdError::OutOfMemory);
+        }
         buf.resize(need, 0);
     }
     buf[offset..need].copy_from_slice(patch);
