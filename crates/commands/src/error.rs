@@ -25,7 +25,21 @@ pub enum CmdError {
     NotInteger,
     NotFloat,
     Overflow,
+    /// DECRBY by i64::MIN, whose negation overflows.
+    DecrementOverflow,
     NanOrInfinity,
+    /// LCS on a key that holds another type.
+    LcsNotString,
+    /// LCS with both IDX and LEN.
+    LcsIdxAndLen,
+    /// LCS on strings too long to index with 32 bits.
+    LcsTooLong,
+    /// LCS whose table would exceed proto-max-bulk-len.
+    LcsOverLimit,
+    /// LCS whose table could not be allocated.
+    LcsNoMemory,
+    /// A value could not be allocated.
+    OutOfMemory,
     NoSuchKey,
     DbIndexOutOfRange,
     InvalidDbIndex,
@@ -106,7 +120,16 @@ impl fmt::Display for CmdError {
             NotInteger => f.write_str("ERR value is not an integer or out of range"),
             NotFloat => f.write_str("ERR value is not a valid float"),
             Overflow => f.write_str("ERR increment or decrement would overflow"),
+            DecrementOverflow => f.write_str("ERR decrement would overflow"),
             NanOrInfinity => f.write_str("ERR increment would produce NaN or Infinity"),
+            LcsNotString => f.write_str("ERR The specified keys must contain string values"),
+            LcsIdxAndLen => f.write_str("ERR If you want both the length and indexes, please just use IDX."),
+            LcsTooLong => f.write_str("ERR String too long for LCS"),
+            LcsOverLimit => f.write_str(
+                "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+            ),
+            OutOfMemory => f.write_str("OOM command not allowed when used memory > 'maxmemory'."),
+            LcsNoMemory => f.write_str("ERR Insufficient memory, failed allocating transient memory for LCS"),
             NoSuchKey => f.write_str("ERR no such key"),
             DbIndexOutOfRange => f.write_str("ERR DB index is out of range"),
             InvalidDbIndex => f.write_str("ERR invalid DB index"),

@@ -29,6 +29,206 @@ pub(crate) static COMMANDS: &[Command] = &[
         "1.0.0",
         set
     ),
+    cmd!(
+        "setnx",
+        3,
+        "write denyoom fast",
+        Range(1, 1, 1),
+        "@write @string @fast",
+        "string",
+        "1.0.0",
+        setnx
+    ),
+    cmd!(
+        "setex",
+        4,
+        "write denyoom",
+        Range(1, 1, 1),
+        "@write @string @slow",
+        "string",
+        "2.0.0",
+        setex
+    ),
+    cmd!(
+        "psetex",
+        4,
+        "write denyoom",
+        Range(1, 1, 1),
+        "@write @string @slow",
+        "string",
+        "2.6.0",
+        psetex
+    ),
+    cmd!(
+        "getset",
+        3,
+        "write denyoom fast",
+        Range(1, 1, 1),
+        "@write @string @fast",
+        "string",
+        "1.0.0",
+        getset
+    ),
+    cmd!(
+        "getex",
+        -2,
+        "write fast",
+        Range(1, 1, 1),
+        "@write @string @fast",
+        "string",
+        "6.2.0",
+        getex
+    ),
+    cmd!(
+        "getdel",
+        2,
+        "write fast",
+        Range(1, 1, 1),
+        "@write @string @fast",
+        "string",
+        "6.2.0",
+        getdel
+    ),
+    cmd!(
+        "mget",
+        -2,
+        "readonly fast",
+        Range(1, -1, 1),
+        "@read @string @fast",
+        "string",
+        "1.0.0",
+        mget
+    ),
+    cmd!(
+        "mset",
+        -3,
+        "write denyoom",
+        Range(1, -1, 2),
+        "@write @string @slow",
+        "string",
+        "1.0.1",
+        mset
+    ),
+    cmd!(
+        "msetnx",
+        -3,
+        "write denyoom",
+        Range(1, -1, 2),
+        "@write @string @slow",
+        "string",
+        "1.0.1",
+        msetnx
+    ),
+    cmd!(
+        "append",
+        3,
+        "write denyoom fast",
+        Range(1, 1, 1),
+        "@write @string @fast",
+        "string",
+        "2.0.0",
+        append
+    ),
+    cmd!(
+        "strlen",
+        2,
+        "readonly fast",
+        Range(1, 1, 1),
+        "@read @string @fast",
+        "string",
+        "2.2.0",
+        strlen
+    ),
+    cmd!(
+        "getrange",
+        4,
+        "readonly",
+        Range(1, 1, 1),
+        "@read @string @slow",
+        "string",
+        "2.4.0",
+        getrange
+    ),
+    cmd!(
+        "substr",
+        4,
+        "readonly",
+        Range(1, 1, 1),
+        "@read @string @slow",
+        "string",
+        "1.0.0",
+        getrange
+    ),
+    cmd!(
+        "setrange",
+        4,
+        "write denyoom",
+        Range(1, 1, 1),
+        "@write @string @slow",
+        "string",
+        "2.2.0",
+        setrange
+    ),
+    cmd!(
+        "incr",
+        2,
+        "write denyoom fast",
+        Range(1, 1, 1),
+        "@write @string @fast",
+        "string",
+        "1.0.0",
+        incr
+    ),
+    cmd!(
+        "decr",
+        2,
+        "write denyoom fast",
+        Range(1, 1, 1),
+        "@write @string @fast",
+        "string",
+        "1.0.0",
+        decr
+    ),
+    cmd!(
+        "incrby",
+        3,
+        "write denyoom fast",
+        Range(1, 1, 1),
+        "@write @string @fast",
+        "string",
+        "1.0.0",
+        incrby
+    ),
+    cmd!(
+        "decrby",
+        3,
+        "write denyoom fast",
+        Range(1, 1, 1),
+        "@write @string @fast",
+        "string",
+        "1.0.0",
+        decrby
+    ),
+    cmd!(
+        "incrbyfloat",
+        3,
+        "write denyoom fast",
+        Range(1, 1, 1),
+        "@write @string @fast",
+        "string",
+        "2.6.0",
+        incrbyfloat
+    ),
+    cmd!(
+        "lcs",
+        -3,
+        "readonly",
+        Range(1, 2, 1),
+        "@read @string @slow",
+        "string",
+        "7.0.0",
+        lcs
+    ),
 ];
 
 /// When a SET-family command makes the key expire.
@@ -80,19 +280,68 @@ pub(crate) fn reply_value(ctx: &mut Ctx, v: &Value) {
     }
 }
 
+/// An option word compared as Redis compares it: as a C string, so the
+/// argument ends at its first NUL byte, case-insensitively.
+fn opt_is(arg: &[u8], word: &str) -> bool {
+    let end = arg.iter().position(|&c| c == 0).unwrap_or(arg.len());
+    eq(&arg[..end], word)
+}
+
+/// A stored string's length without rendering integers.
+fn value_len(v: &Value) -> usize {
+    match v {
+        Value::Int(n) => {
+            let digits = n
+                .unsigned_abs()
+                .checked_ilog10()
+                .map_or(1, |d| d as usize + 1);
+            digits + usize::from(*n < 0)
+        }
+        Value::Str(s) => s.len(),
+    }
+}
+
+/// Fails when a string of `len` bytes grown by `extra` bytes would exceed
+/// proto-max-bulk-len.
+fn check_string_length(ctx: &Ctx, len: u64, extra: u64) -> CmdResult {
+    let max = ctx
+        .server
+        .config
+        .proto_max_bulk_len
+        .load(std::sync::atomic::Ordering::Relaxed);
+    match len.checked_add(extra) {
+        Some(total) if total <= max => Ok(()),
+        _ => Err(CmdError::StringTooLong),
+    }
+}
+
 /// GET key
 fn get(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = args.get(1).unwrap_or_default();
+    get_generic(ctx, key).map(|_| ())
+}
+
+/// Replies with the string at `key` (or null), as GET does; reports whether
+/// the key was there.
+fn get_generic(ctx: &mut Ctx, key: &[u8]) -> CmdResult<bool> {
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
     match shard.get(db, key, now) {
-        None => reply.null(),
+        None => {
+            reply.null();
+            Ok(false)
+        }
         Some(e) => match &e.value {
-            Value::Int(n) => reply.bulk_int(*n),
-            Value::Str(s) => reply.bulk(s),
+            Value::Int(n) => {
+                reply.bulk_int(*n);
+                Ok(true)
+            }
+            Value::Str(s) => {
+                reply.bulk(s);
+                Ok(true)
+            }
         },
     }
-    Ok(())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -102,99 +351,701 @@ enum Cond {
     Xx,
 }
 
-/// SET key value [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ms-ts | KEEPTTL]
-fn set(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    let key = args.get(1).unwrap_or_default();
-    let value = args.get(2).unwrap_or_default();
-    let mut cond = Cond::Always;
-    let mut want_get = false;
-    let mut expiry = Expiry::Clear;
-    let mut expire_arg: Option<(&[u8], i64, bool)> = None;
-    let mut keepttl = false;
-    let mut i = 3;
+/// Which expire option was given, with its unit and whether it is absolute.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ExpireKind {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+impl ExpireKind {
+    fn unit_ms(self) -> i64 {
+        match self {
+            ExpireKind::Ex | ExpireKind::ExAt => 1000,
+            ExpireKind::Px | ExpireKind::PxAt => 1,
+        }
+    }
+
+    fn absolute(self) -> bool {
+        matches!(self, ExpireKind::ExAt | ExpireKind::PxAt)
+    }
+}
+
+/// The options of SET (and, minus NX/XX/GET/KEEPTTL plus PERSIST, GETEX).
+struct ExtOpts<'a> {
+    cond: Cond,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    expire: Option<(ExpireKind, &'a [u8])>,
+}
+
+/// Parses SET's or GETEX's options from `args[from..]`. An option that
+/// conflicts with one already given is a syntax error; repeating the same
+/// option is allowed (the last expire value wins).
+fn parse_ext<'a>(args: &Args<'a>, from: usize, for_set: bool) -> CmdResult<ExtOpts<'a>> {
+    let mut o = ExtOpts {
+        cond: Cond::Always,
+        get: false,
+        keepttl: false,
+        persist: false,
+        expire: None,
+    };
+    let mut i = from;
     while i < args.len() {
         let opt = args.get(i).unwrap_or_default();
         let next = args.get(i + 1);
-        let has_expire = expire_arg.is_some() || keepttl;
-        if eq(opt, "nx") && cond != Cond::Xx {
-            cond = Cond::Nx;
-        } else if eq(opt, "xx") && cond != Cond::Nx {
-            cond = Cond::Xx;
-        } else if eq(opt, "get") {
-            want_get = true;
-        } else if eq(opt, "keepttl") && !has_expire {
-            keepttl = true;
-        } else if let (Some(n), false) = (next, has_expire) {
-            let (unit, abs) = if eq(opt, "ex") {
-                (1000, false)
-            } else if eq(opt, "px") {
-                (1, false)
-            } else if eq(opt, "exat") {
-                (1000, true)
-            } else if eq(opt, "pxat") {
-                (1, true)
-            } else {
-                return Err(CmdError::Syntax);
+        let expire_kind = if opt_is(opt, "ex") {
+            Some(ExpireKind::Ex)
+        } else if opt_is(opt, "px") {
+            Some(ExpireKind::Px)
+        } else if opt_is(opt, "exat") {
+            Some(ExpireKind::ExAt)
+        } else if opt_is(opt, "pxat") {
+            Some(ExpireKind::PxAt)
+        } else {
+            None
+        };
+        if for_set && opt_is(opt, "nx") && o.cond != Cond::Xx {
+            o.cond = Cond::Nx;
+        } else if for_set && opt_is(opt, "xx") && o.cond != Cond::Nx {
+            o.cond = Cond::Xx;
+        } else if for_set && opt_is(opt, "get") {
+            o.get = true;
+        } else if for_set && opt_is(opt, "keepttl") && !o.persist && o.expire.is_none() {
+            o.keepttl = true;
+        } else if !for_set && opt_is(opt, "persist") && !o.keepttl && o.expire.is_none() {
+            o.persist = true;
+        } else if let (Some(kind), Some(n)) = (expire_kind, next) {
+            let compatible = match o.expire {
+                None => true,
+                Some((k, _)) => k == kind,
             };
-            expire_arg = Some((n, unit, abs));
+            if o.keepttl || o.persist || !compatible {
+                return Err(CmdError::Syntax);
+            }
+            o.expire = Some((kind, n));
             i += 1;
         } else {
             return Err(CmdError::Syntax);
         }
         i += 1;
     }
-    if let Some((n, unit, abs)) = expire_arg {
-        expiry = Expiry::At(expire_at(n, unit, abs, ctx.now, "set")?);
-    } else if keepttl {
-        expiry = Expiry::Keep;
-    }
-    set_generic(ctx, key, Value::from_bytes(value), cond, expiry, want_get)
+    Ok(o)
+}
+
+/// SET key value [NX | XX] [GET] [EX s | PX ms | EXAT ts | PXAT ms-ts | KEEPTTL]
+fn set(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let key = args.get(1).unwrap_or_default();
+    let value = args.get(2).unwrap_or_default();
+    let o = parse_ext(args, 3, true)?;
+    let expiry = match o.expire {
+        Some((kind, n)) => Expiry::At(expire_at(
+            n,
+            kind.unit_ms(),
+            kind.absolute(),
+            ctx.now,
+            "set",
+        )?),
+        None if o.keepttl => Expiry::Keep,
+        None => Expiry::Clear,
+    };
+    set_generic(ctx, key, value, o.cond, expiry, o.get, SetReply::Ok)
+}
+
+/// What SET-family commands reply when they do not return the old value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SetReply {
+    /// `+OK` when set, null when the condition failed (SET, SETEX, PSETEX).
+    Ok,
+    /// `:1` when set, `:0` when not (SETNX).
+    Int,
 }
 
 /// The shared body of SET, SETNX, SETEX, PSETEX and GETSET.
 fn set_generic(
     ctx: &mut Ctx,
     key: &[u8],
-    value: Value,
+    value: &[u8],
     cond: Cond,
     expiry: Expiry,
     want_get: bool,
+    replies: SetReply,
 ) -> CmdResult {
-    let (db, now) = (ctx.db(), ctx.now);
-    let shard = ctx.shard(key);
-    let old = shard
-        .get_quiet(db, key, now)
-        .map(|e| (e.value.clone(), e.expire_at));
     if want_get {
-        if let Some((v, _)) = &old {
-            if !v.is_string() {
-                return Err(CmdError::WrongType);
-            }
+        // The old value is read (and replied) as GET would, type check first.
+        if let Some(v) = read_string(ctx, key)? {
+            reply_value(ctx, &v);
+        } else {
+            ctx.reply.null();
         }
     }
+    let (db, now) = (ctx.db(), ctx.now);
+    let (shard, reply) = ctx.shard_and_reply(key);
+    let old_expire = shard.get_quiet(db, key, now).map(|e| e.expire_at);
     let proceed = match cond {
         Cond::Always => true,
-        Cond::Nx => old.is_none(),
-        Cond::Xx => old.is_some(),
+        Cond::Nx => old_expire.is_none(),
+        Cond::Xx => old_expire.is_some(),
     };
     if proceed {
         let at = match expiry {
-            Expiry::Keep => old.as_ref().map_or(0, |(_, at)| *at),
+            Expiry::Keep => old_expire.unwrap_or(0),
             Expiry::Clear => 0,
             Expiry::At(at) => at,
         };
-        shard.put(db, Entry::new(key, value, at));
+        shard.put(db, Entry::new(key, Value::from_bytes(value), at));
         shard.written(db, key, "set");
     }
-    if want_get {
-        match old {
-            Some((v, _)) => reply_value(ctx, &v),
-            None => ctx.reply.null(),
+    if !want_get {
+        match (replies, proceed) {
+            (SetReply::Ok, true) => reply.ok(),
+            (SetReply::Ok, false) => reply.null(),
+            (SetReply::Int, p) => reply.int(i64::from(p)),
         }
-    } else if proceed {
-        ctx.reply.ok();
-    } else {
-        ctx.reply.null();
     }
+    Ok(())
+}
+
+/// SETNX key value
+fn setnx(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let key = args.get(1).unwrap_or_default();
+    let value = args.get(2).unwrap_or_default();
+    set_generic(
+        ctx,
+        key,
+        value,
+        Cond::Nx,
+        Expiry::Clear,
+        false,
+        SetReply::Int,
+    )
+}
+
+/// SETEX key seconds value
+fn setex(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    set_with_ttl(ctx, args, 1000, "setex")
+}
+
+/// PSETEX key milliseconds value
+fn psetex(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    set_with_ttl(ctx, args, 1, "psetex")
+}
+
+fn set_with_ttl(ctx: &mut Ctx, args: &Args, unit_ms: i64, name: &'static str) -> CmdResult {
+    let key = args.get(1).unwrap_or_default();
+    let ttl = args.get(2).unwrap_or_default();
+    let value = args.get(3).unwrap_or_default();
+    let at = expire_at(ttl, unit_ms, false, ctx.now, name)?;
+    set_generic(
+        ctx,
+        key,
+        value,
+        Cond::Always,
+        Expiry::At(at),
+        false,
+        SetReply::Ok,
+    )
+}
+
+/// GETSET key value
+fn getset(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let key = args.get(1).unwrap_or_default();
+    let value = args.get(2).unwrap_or_default();
+    set_generic(
+        ctx,
+        key,
+        value,
+        Cond::Always,
+        Expiry::Clear,
+        true,
+        SetReply::Ok,
+    )
+}
+
+/// GETEX key [EX s | PX ms | EXAT ts | PXAT ms-ts | PERSIST]
+fn getex(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let key = args.get(1).unwrap_or_default();
+    let o = parse_ext(args, 2, false)?;
+    let Some(v) = read_string(ctx, key)? else {
+        ctx.reply.null();
+        return Ok(());
+    };
+    let at = match o.expire {
+        Some((kind, n)) => Some((
+            expire_at(n, kind.unit_ms(), kind.absolute(), ctx.now, "getex")?,
+            kind.absolute(),
+        )),
+        None => None,
+    };
+    reply_value(ctx, &v);
+    let (db, now) = (ctx.db(), ctx.now);
+    let shard = ctx.shard(key);
+    match at {
+        Some((at, true)) if at <= now => {
+            // An absolute time already past deletes the key, as Redis does.
+            shard.remove(db, key);
+            shard.written(db, key, "del");
+        }
+        Some((at, _)) => {
+            shard.set_expire(db, key, at);
+            shard.written(db, key, "expire");
+        }
+        None if o.persist => {
+            let had = shard.get_quiet(db, key, now).map_or(0, |e| e.expire_at);
+            if had != 0 {
+                shard.set_expire(db, key, 0);
+                shard.written(db, key, "persist");
+            }
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// GETDEL key
+fn getdel(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let key = args.get(1).unwrap_or_default();
+    let Some(v) = read_string(ctx, key)? else {
+        ctx.reply.null();
+        return Ok(());
+    };
+    reply_value(ctx, &v);
+    let db = ctx.db();
+    let shard = ctx.shard(key);
+    if shard.remove(db, key).is_some() {
+        shard.written(db, key, "del");
+    }
+    Ok(())
+}
+
+/// MGET key [key ...]
+fn mget(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let (db, now) = (ctx.db(), ctx.now);
+    ctx.reply.array(args.len().saturating_sub(1));
+    for key in args.iter().skip(1) {
+        let (shard, reply) = ctx.shard_and_reply(key);
+        match shard.get(db, key, now).map(|e| &e.value) {
+            Some(Value::Int(n)) => reply.bulk_int(*n),
+            Some(Value::Str(s)) => reply.bulk(s),
+            _ => reply.null(),
+        }
+    }
+    Ok(())
+}
+
+/// MSET key value [key value ...]
+fn mset(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(CmdError::WrongArity("mset".into()));
+    }
+    mset_all(ctx, args);
+    ctx.reply.ok();
+    Ok(())
+}
+
+fn mset_all(ctx: &mut Ctx, args: &Args) {
+    let db = ctx.db();
+    let mut i = 1;
+    while let (Some(key), Some(value)) = (args.get(i), args.get(i + 1)) {
+        let shard = ctx.shard(key);
+        shard.put(db, Entry::new(key, Value::from_bytes(value), 0));
+        shard.written(db, key, "set");
+        i += 2;
+    }
+}
+
+/// MSETNX key value [key value ...]
+fn msetnx(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    if args.len().is_multiple_of(2) {
+        return Err(CmdError::WrongArity("msetnx".into()));
+    }
+    let (db, now) = (ctx.db(), ctx.now);
+    let mut i = 1;
+    while let Some(key) = args.get(i) {
+        if ctx.shard(key).contains(db, key, now) {
+            ctx.reply.int(0);
+            return Ok(());
+        }
+        i += 2;
+    }
+    mset_all(ctx, args);
+    ctx.reply.int(1);
+    Ok(())
+}
+
+/// APPEND key value
+fn append(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let key = args.get(1).unwrap_or_default();
+    let extra = args.get(2).unwrap_or_default();
+    let (db, now) = (ctx.db(), ctx.now);
+    let old_len = match ctx.shard(key).get_quiet(db, key, now) {
+        None => None,
+        Some(e) if e.value.is_string() => Some(value_len(&e.value)),
+        Some(_) => return Err(CmdError::WrongType),
+    };
+    let total = match old_len {
+        None => {
+            let shard = ctx.shard(key);
+            shard.put(db, Entry::new(key, Value::from_bytes(extra), 0));
+            extra.len()
+        }
+        Some(len) => {
+            check_string_length(ctx, len as u64, extra.len() as u64)?;
+            let shard = ctx.shard(key);
+            if let Some(e) = shard.get_quiet(db, key, now) {
+                let mut buf = Vec::new();
+                if buf.try_reserve_exact(len + extra.len()).is_err() {
+                    return Err(CmdError::OutOfMemory);
+                }
+                buf.extend_from_slice(&e.value.string_bytes());
+                buf.extend_from_slice(extra);
+                e.value = Value::from_vec(buf);
+            }
+            len + extra.len()
+        }
+    };
+    ctx.shard(key).written(db, key, "append");
+    ctx.reply.int(total as i64);
+    Ok(())
+}
+
+/// STRLEN key
+fn strlen(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let key = args.get(1).unwrap_or_default();
+    let (db, now) = (ctx.db(), ctx.now);
+    let (shard, reply) = ctx.shard_and_reply(key);
+    match shard.get(db, key, now) {
+        None => reply.int(0),
+        Some(e) if e.value.is_string() => reply.int(value_len(&e.value) as i64),
+        Some(_) => return Err(CmdError::WrongType),
+    }
+    Ok(())
+}
+
+/// The byte range GETRANGE returns from a string of `len` bytes, or None
+/// for an empty result. Negative indexes count from the end; the arithmetic
+/// wraps as Redis's unsigned C arithmetic does.
+fn getrange_bounds(len: usize, start: i64, end: i64) -> Option<(usize, usize)> {
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
+    let len_i = len as i64;
+    let mut start = if start < 0 {
+        len_i.wrapping_add(start)
+    } else {
+        start
+    };
+    let mut end = if end < 0 {
+        len_i.wrapping_add(end)
+    } else {
+        end
+    };
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len_i {
+        end = len_i - 1;
+    }
+    if len == 0 || start > end {
+        return None;
+    }
+    Some((start as usize, end as usize))
+}
+
+/// GETRANGE key start end (and SUBSTR)
+fn getrange(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let key = args.get(1).unwrap_or_default();
+    let start = int(args.get(2).unwrap_or_default())?;
+    let end = int(args.get(3).unwrap_or_default())?;
+    let (db, now) = (ctx.db(), ctx.now);
+    let (shard, reply) = ctx.shard_and_reply(key);
+    let Some(e) = shard.get(db, key, now) else {
+        reply.bulk(b"");
+        return Ok(());
+    };
+    if !e.value.is_string() {
+        return Err(CmdError::WrongType);
+    }
+    let bytes = e.value.string_bytes();
+    match getrange_bounds(bytes.len(), start, end) {
+        Some((s, t)) => reply.bulk(bytes.get(s..=t).unwrap_or_default()),
+        None => reply.bulk(b""),
+    }
+    Ok(())
+}
+
+/// SETRANGE key offset value
+fn setrange(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let key = args.get(1).unwrap_or_default();
+    let offset = int(args.get(2).unwrap_or_default())?;
+    let patch = args.get(3).unwrap_or_default();
+    if offset < 0 {
+        return Err(CmdError::OffsetOutOfRange);
+    }
+    let (db, now) = (ctx.db(), ctx.now);
+    let old = match ctx.shard(key).get_quiet(db, key, now) {
+        None => None,
+        Some(e) if e.value.is_string() => Some(value_len(&e.value)),
+        Some(_) => return Err(CmdError::WrongType),
+    };
+    if patch.is_empty() {
+        ctx.reply.int(old.unwrap_or(0) as i64);
+        return Ok(());
+    }
+    check_string_length(ctx, offset as u64, patch.len() as u64)?;
+    let offset = offset as usize;
+    let shard = ctx.shard(key);
+    let mut buf = match shard.get_quiet(db, key, now) {
+        Some(e) => e.value.string_bytes().into_owned(),
+        None => Vec::new(),
+    };
+    let need = offset.saturating_add(patch.len());
+    if buf.len() < need {
+        if buf.try_reserve_exact(need - buf.len()).is_err() {
+            return Err(CmdError::OutOfMemory);
+        }
+        buf.resize(need, 0);
+    }
+    buf[offset..need].copy_from_slice(patch);
+    let total = buf.len();
+    match shard.get_quiet(db, key, now) {
+        Some(e) => e.value = Value::from_vec(buf),
+        None => {
+            shard.put(db, Entry::new(key, Value::from_vec(buf), 0));
+        }
+    }
+    shard.written(db, key, "setrange");
+    ctx.reply.int(total as i64);
+    Ok(())
+}
+
+/// The shared body of INCR, DECR, INCRBY and DECRBY. The key keeps its TTL.
+fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
+    let (db, now) = (ctx.db(), ctx.now);
+    let (shard, reply) = ctx.shard_and_reply(key);
+    let new = match shard.get_quiet(db, key, now) {
+        Some(e) => {
+            let cur = match &e.value {
+                Value::Int(n) => *n,
+                Value::Str(s) => int(s)?,
+            };
+            let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
+            e.value = Value::Int(new);
+            new
+        }
+        None => {
+            shard.put(db, Entry::new(key, Value::Int(by), 0));
+            by
+        }
+    };
+    shard.written(db, key, "incrby");
+    reply.int(new);
+    Ok(())
+}
+
+/// INCR key
+fn incr(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    incr_by(ctx, args.get(1).unwrap_or_default(), 1)
+}
+
+/// DECR key
+fn decr(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    incr_by(ctx, args.get(1).unwrap_or_default(), -1)
+}
+
+/// INCRBY key increment
+fn incrby(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let by = int(args.get(2).unwrap_or_default())?;
+    incr_by(ctx, args.get(1).unwrap_or_default(), by)
+}
+
+/// DECRBY key decrement
+fn decrby(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let by = int(args.get(2).unwrap_or_default())?;
+    if by == i64::MIN {
+        return Err(CmdError::DecrementOverflow);
+    }
+    incr_by(ctx, args.get(1).unwrap_or_default(), -by)
+}
+
+/// INCRBYFLOAT key increment: long double arithmetic, as Redis. The key keeps
+/// its TTL.
+fn incrbyfloat(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    use damselfly_core::ldouble::{add, LdError};
+    let key = args.get(1).unwrap_or_default();
+    let by = args.get(2).unwrap_or_default();
+    let (db, now) = (ctx.db(), ctx.now);
+    let (shard, reply) = ctx.shard_and_reply(key);
+    let cur: Vec<u8> = match shard.get_quiet(db, key, now) {
+        Some(e) if e.value.is_string() => e.value.string_bytes().into_owned(),
+        Some(_) => return Err(CmdError::WrongType),
+        None => b"0".to_vec(),
+    };
+    // Redis parses the whole string; a NUL inside must not end it early.
+    if cur.contains(&0) || by.contains(&0) {
+        return Err(CmdError::NotFloat);
+    }
+    let sum = add(&cur, by).map_err(|e| match e {
+        LdError::BadValue | LdError::BadIncrement => CmdError::NotFloat,
+        LdError::NanOrInfinity => CmdError::NanOrInfinity,
+    })?;
+    reply.bulk(&sum);
+    match shard.get_quiet(db, key, now) {
+        Some(e) => e.value = Value::from_vec(sum),
+        None => {
+            shard.put(db, Entry::new(key, Value::from_vec(sum), 0));
+        }
+    }
+    shard.written(db, key, "incrbyfloat");
+    Ok(())
+}
+
+/// One matching range LCS IDX reports: (a_start, a_end, b_start, b_end).
+type LcsRange = (usize, usize, usize, usize);
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
+fn lcs(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let ka = args.get(1).unwrap_or_default();
+    let kb = args.get(2).unwrap_or_default();
+    let (db, now) = (ctx.db(), ctx.now);
+    let va = ctx.shard(ka).get(db, ka, now).map(|e| e.value.clone());
+    let vb = ctx.shard(kb).get(db, kb, now).map(|e| e.value.clone());
+    if va.as_ref().is_some_and(|v| !v.is_string()) || vb.as_ref().is_some_and(|v| !v.is_string()) {
+        return Err(CmdError::LcsNotString);
+    }
+    let mut get_len = false;
+    let mut get_idx = false;
+    let mut with_match_len = false;
+    let mut min_match_len: i64 = 0;
+    let mut i = 3;
+    while i < args.len() {
+        let opt = args.get(i).unwrap_or_default();
+        if opt_is(opt, "idx") {
+            get_idx = true;
+        } else if opt_is(opt, "len") {
+            get_len = true;
+        } else if opt_is(opt, "withmatchlen") {
+            with_match_len = true;
+        } else if let (true, Some(n)) = (opt_is(opt, "minmatchlen"), args.get(i + 1)) {
+            min_match_len = int(n)?.max(0);
+            i += 1;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        i += 1;
+    }
+    if get_idx && get_len {
+        return Err(CmdError::LcsIdxAndLen);
+    }
+    let a = va.as_ref().map(|v| v.string_bytes()).unwrap_or_default();
+    let b = vb.as_ref().map(|v| v.string_bytes()).unwrap_or_default();
+    if a.len() as u64 >= u64::from(u32::MAX) - 1 || b.len() as u64 >= u64::from(u32::MAX) - 1 {
+        return Err(CmdError::LcsTooLong);
+    }
+    let (alen, blen) = (a.len(), b.len());
+    let cells = (alen as u64 + 1) * (blen as u64 + 1);
+    let bytes = cells.checked_mul(4);
+    let max = ctx
+        .server
+        .config
+        .proto_max_bulk_len
+        .load(std::sync::atomic::Ordering::Relaxed);
+    match bytes {
+        Some(n) if n > max => return Err(CmdError::LcsOverLimit),
+        None => return Err(CmdError::LcsNoMemory),
+        _ => {}
+    }
+    let Ok(cells) = usize::try_from(cells) else {
+        return Err(CmdError::LcsNoMemory);
+    };
+    let mut table: Vec<u32> = Vec::new();
+    if table.try_reserve_exact(cells).is_err() {
+        return Err(CmdError::LcsNoMemory);
+    }
+    table.resize(cells, 0);
+    // table[i * (blen + 1) + j] = LCS length of a[..i] and b[..j].
+    let w = blen + 1;
+    for i in 1..=alen {
+        for j in 1..=blen {
+            table[i * w + j] = if a[i - 1] == b[j - 1] {
+                table[(i - 1) * w + j - 1] + 1
+            } else {
+                table[(i - 1) * w + j].max(table[i * w + j - 1])
+            };
+        }
+    }
+    let total = table[alen * w + blen];
+    if get_len {
+        ctx.reply.int(i64::from(total));
+        return Ok(());
+    }
+    // Walk back from the end, collecting the common subsequence and the
+    // contiguous ranges it is made of (last ranges first, as Redis reports).
+    let mut common = vec![0u8; total as usize];
+    let mut left = total as usize;
+    let mut ranges: Vec<LcsRange> = Vec::new();
+    let mut current: Option<LcsRange> = None;
+    let (mut i, mut j) = (alen, blen);
+    let keep = |r: LcsRange, out: &mut Vec<LcsRange>| {
+        let len = (r.1 - r.0 + 1) as i64;
+        if min_match_len == 0 || len >= min_match_len {
+            out.push(r);
+        }
+    };
+    while i > 0 && j > 0 {
+        if a[i - 1] == b[j - 1] {
+            left -= 1;
+            common[left] = a[i - 1];
+            let r = match current {
+                Some((s, e, bs, be)) if s == i && bs == j => (s - 1, e, bs - 1, be),
+                Some(r) => {
+                    keep(r, &mut ranges);
+                    (i - 1, i - 1, j - 1, j - 1)
+                }
+                None => (i - 1, i - 1, j - 1, j - 1),
+            };
+            i -= 1;
+            j -= 1;
+            if r.0 == 0 || r.2 == 0 {
+                keep(r, &mut ranges);
+                current = None;
+            } else {
+                current = Some(r);
+            }
+        } else {
+            if table[(i - 1) * w + j] > table[i * w + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            if let Some(r) = current.take() {
+                keep(r, &mut ranges);
+            }
+        }
+    }
+    if !get_idx {
+        ctx.reply.bulk(&common);
+        return Ok(());
+    }
+    let reply = &mut *ctx.reply;
+    reply.map(2);
+    reply.bulk(b"matches");
+    reply.array(ranges.len());
+    for (s, e, bs, be) in ranges {
+        reply.array(if with_match_len { 3 } else { 2 });
+        reply.array(2);
+        reply.int(s as i64);
+        reply.int(e as i64);
+        reply.array(2);
+        reply.int(bs as i64);
+        reply.int(be as i64);
+        if with_match_len {
+            reply.int((e - s + 1) as i64);
+        }
+    }
+    reply.bulk(b"len");
+    reply.int(i64::from(total));
     Ok(())
 }
