@@ -883,10 +883,6 @@ fn incrbyfloat(ctx: &mut Ctx, args: &Args) -> CmdResult {
         Some(_) => return Err(CmdError::WrongType),
         None => b"0".to_vec(),
     };
-    // Redis parses the whole string; a NUL inside must not end it early.
-    if cur.contains(&0) || by.contains(&0) {
-        return Err(CmdError::NotFloat);
-    }
     let sum = add(&cur, by).map_err(|e| match e {
         LdError::BadValue | LdError::BadIncrement => CmdError::NotFloat,
         LdError::NanOrInfinity => CmdError::NanOrInfinity,

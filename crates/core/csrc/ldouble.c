@@ -12,7 +12,8 @@
 static int parse_ld(const char *s, size_t len, long double *out) {
     char buf[MAX_CHARS];
     char *end;
-    if (len == 0 || len >= sizeof(buf)) return 0;
+    /* A NUL inside would end the C string early and hide trailing junk. */
+    if (len == 0 || len >= sizeof(buf) || memchr(s, '\0', len) != NULL) return 0;
     memcpy(buf, s, len);
     buf[len] = '\0';
     errno = 0;

@@ -83,6 +83,8 @@ mod tests {
         assert_eq!(add(b"1e4932", b"1e4932"), Err(LdError::NanOrInfinity));
         assert!(is_valid(b"1.5"));
         assert!(!is_valid(b"1.5x"));
+        assert!(!is_valid(b"1\x002"));
+        assert_eq!(add(b"1", b"1\x002"), Err(LdError::BadIncrement));
         let huge = vec![b'1'; 6000];
         assert_eq!(add(&huge, b"1"), Err(LdError::BadValue));
     }
