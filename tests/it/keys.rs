@@ -70,7 +70,7 @@ fn expire_family_matches_redis() {
         PEXPIRE k 9223372036854775807
         EXPIREAT k 9223372036854775807
         PEXPIREAT k 9223372036854775807
-        PTTL k
+        ~PTTL k
         PEXPIRETIME k
         EXPIRETIME k
         TTL k

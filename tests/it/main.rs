@@ -2,7 +2,12 @@
 
 mod support;
 
+mod bitmaps;
+mod hashes;
 mod keys;
+mod lists;
 mod protocol;
 mod server;
+mod sets;
 mod strings;
+mod zsets;

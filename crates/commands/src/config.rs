@@ -8,7 +8,7 @@
 use crate::error::{CmdError, CmdResult};
 use damselfly_core::glob::glob_match;
 use parking_lot::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -46,7 +46,64 @@ const fn p(name: &'static str, kind: Kind, default: &'static str) -> Param {
     }
 }
 
+/// A parameter with a Redis 6 alias (the ziplist names of 7.0's listpack settings).
+const fn pa(name: &'static str, alias: &'static str, kind: Kind, default: &'static str) -> Param {
+    Param {
+        name,
+        alias: Some(alias),
+        kind,
+        default,
+    }
+}
+
+const ENTRIES: Kind = Kind::Int {
+    min: 0,
+    max: i64::MAX,
+};
+
 pub const PARAMS: &[Param] = &[
+    pa(
+        "hash-max-listpack-entries",
+        "hash-max-ziplist-entries",
+        ENTRIES,
+        "512",
+    ),
+    pa(
+        "hash-max-listpack-value",
+        "hash-max-ziplist-value",
+        ENTRIES,
+        "64",
+    ),
+    pa(
+        "list-max-listpack-size",
+        "list-max-ziplist-size",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        "-2",
+    ),
+    p(
+        "list-compress-depth",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "0",
+    ),
+    p("set-max-intset-entries", ENTRIES, "512"),
+    pa(
+        "zset-max-listpack-entries",
+        "zset-max-ziplist-entries",
+        ENTRIES,
+        "128",
+    ),
+    pa(
+        "zset-max-listpack-value",
+        "zset-max-ziplist-value",
+        ENTRIES,
+        "64",
+    ),
     p("port", Kind::Immutable, "6379"),
     p("bind", Kind::Immutable, "* -::*"),
     p("databases", Kind::Immutable, "16"),
@@ -99,8 +156,22 @@ pub const PARAMS: &[Param] = &[
     ),
 ];
 
+/// The thresholds that decide when a small collection leaves its packed
+/// encoding, read on every collection write.
+#[derive(Debug, Default)]
+pub struct Encodings {
+    pub hash_max_listpack_entries: AtomicI64,
+    pub hash_max_listpack_value: AtomicI64,
+    pub list_max_listpack_size: AtomicI64,
+    pub list_compress_depth: AtomicI64,
+    pub set_max_intset_entries: AtomicI64,
+    pub zset_max_listpack_entries: AtomicI64,
+    pub zset_max_listpack_value: AtomicI64,
+}
+
 pub struct Config {
     values: RwLock<Vec<String>>,
+    pub encodings: Encodings,
     pub hz: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     pub query_buffer_limit: AtomicU64,
@@ -200,6 +271,15 @@ impl Config {
     pub fn new() -> Config {
         Config {
             values: RwLock::new(PARAMS.iter().map(|p| p.default.to_string()).collect()),
+            encodings: Encodings {
+                hash_max_listpack_entries: AtomicI64::new(512),
+                hash_max_listpack_value: AtomicI64::new(64),
+                list_max_listpack_size: AtomicI64::new(-2),
+                list_compress_depth: AtomicI64::new(0),
+                set_max_intset_entries: AtomicI64::new(512),
+                zset_max_listpack_entries: AtomicI64::new(128),
+                zset_max_listpack_value: AtomicI64::new(64),
+            },
             hz: AtomicU64::new(10),
             proto_max_bulk_len: AtomicU64::new(512 * 1024 * 1024),
             query_buffer_limit: AtomicU64::new(1024 * 1024 * 1024),
@@ -237,7 +317,22 @@ impl Config {
             "client-query-buffer-limit" => self
                 .query_buffer_limit
                 .store(v.parse().unwrap_or(0), Relaxed),
-            _ => {}
+            name => {
+                let e = &self.encodings;
+                let slot = match name {
+                    "hash-max-listpack-entries" => Some(&e.hash_max_listpack_entries),
+                    "hash-max-listpack-value" => Some(&e.hash_max_listpack_value),
+                    "list-max-listpack-size" => Some(&e.list_max_listpack_size),
+                    "list-compress-depth" => Some(&e.list_compress_depth),
+                    "set-max-intset-entries" => Some(&e.set_max_intset_entries),
+                    "zset-max-listpack-entries" => Some(&e.zset_max_listpack_entries),
+                    "zset-max-listpack-value" => Some(&e.zset_max_listpack_value),
+                    _ => None,
+                };
+                if let (Some(slot), Ok(n)) = (slot, v.parse()) {
+                    slot.store(n, Relaxed);
+                }
+            }
         }
         self.values.write()[i] = v;
     }

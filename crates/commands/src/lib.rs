@@ -19,9 +19,14 @@ pub mod error;
 pub mod state;
 pub mod table;
 
+mod bitmap;
 mod connection;
 mod generic;
+mod hash;
+mod list;
 mod server;
+mod set;
+mod sorted_set;
 mod string;
 
 pub use client::{Client, ClientInfo};

@@ -273,10 +273,11 @@ pub(crate) fn read_string(ctx: &mut Ctx, key: &[u8]) -> CmdResult<Option<Value>>
     }
 }
 
+/// Replies a value already known to be a string.
 pub(crate) fn reply_value(ctx: &mut Ctx, v: &Value) {
     match v {
         Value::Int(n) => ctx.reply.bulk_int(*n),
-        Value::Str(s) => ctx.reply.bulk(s),
+        other => ctx.reply.bulk(&other.string_bytes()),
     }
 }
 
@@ -298,6 +299,7 @@ fn value_len(v: &Value) -> usize {
             digits + usize::from(*n < 0)
         }
         Value::Str(s) => s.len(),
+        _ => 0,
     }
 }
 
@@ -340,6 +342,7 @@ fn get_generic(ctx: &mut Ctx, key: &[u8]) -> CmdResult<bool> {
                 reply.bulk(s);
                 Ok(true)
             }
+            _ => Err(CmdError::WrongType),
         },
     }
 }
@@ -830,6 +833,7 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
             let cur = match &e.value {
                 Value::Int(n) => *n,
                 Value::Str(s) => int(s)?,
+                _ => return Err(CmdError::WrongType),
             };
             let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
             e.value = Value::Int(new);

@@ -149,6 +149,11 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::string::COMMANDS)
         .chain(crate::generic::COMMANDS)
         .chain(crate::server::COMMANDS)
+        .chain(crate::list::COMMANDS)
+        .chain(crate::hash::COMMANDS)
+        .chain(crate::set::COMMANDS)
+        .chain(crate::sorted_set::COMMANDS)
+        .chain(crate::bitmap::COMMANDS)
 }
 
 pub fn table() -> &'static Table {

@@ -5,9 +5,13 @@
 
 pub mod bytes;
 pub mod glob;
+pub mod hash;
 pub mod ldouble;
+pub mod list;
+pub mod set;
 pub mod slot;
 pub mod table;
+pub mod zset;
 
 pub use bytes::CompactBytes;
 pub use table::{Keyed, Table};

@@ -1,4 +1,4 @@
-use damselfly_core::{CompactBytes, Keyed};
+use damselfly_core::{hash::Hash, list::List, set::Set, zset::ZSet, CompactBytes, Keyed};
 use std::borrow::Cow;
 
 /// A stored value. Strings that are canonical 64-bit integers are kept as
@@ -7,6 +7,10 @@ use std::borrow::Cow;
 pub enum Value {
     Int(i64),
     Str(CompactBytes),
+    List(Box<List>),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
+    ZSet(Box<ZSet>),
 }
 
 /// Redis stores strings up to this length as `embstr`.
@@ -41,6 +45,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Int(_) | Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -54,6 +62,10 @@ impl Value {
             Value::Int(_) => "int",
             Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
             Value::Str(_) => "raw",
+            Value::List(l) => l.encoding(),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 
@@ -62,6 +74,7 @@ impl Value {
         match self {
             Value::Int(n) => Cow::Owned(itoa::Buffer::new().format(*n).as_bytes().to_vec()),
             Value::Str(s) => Cow::Borrowed(s.as_slice()),
+            _ => Cow::Borrowed(&[]),
         }
     }
 
@@ -70,6 +83,10 @@ impl Value {
         match self {
             Value::Int(_) => 0,
             Value::Str(s) => s.heap_size(),
+            Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
+            Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
+            Value::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
+            Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
         }
     }
 }

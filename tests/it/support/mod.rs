@@ -10,7 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use resp::{read_reply, Conn};
+pub use resp::Conn;
 
 /// A server process killed when dropped.
 pub struct Proc {

@@ -1,6 +1,6 @@
 //! A raw RESP client: sends commands and returns each reply's exact bytes.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 

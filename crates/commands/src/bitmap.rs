@@ -1,0 +1,5 @@
+//! Bitmap commands.
+
+use crate::table::Command;
+
+pub(crate) static COMMANDS: &[Command] = &[];

@@ -1,0 +1,5 @@
+//! Hash commands.
+
+use crate::table::Command;
+
+pub(crate) static COMMANDS: &[Command] = &[];

@@ -1,0 +1,5 @@
+//! List commands.
+
+use crate::table::Command;
+
+pub(crate) static COMMANDS: &[Command] = &[];

@@ -1,0 +1,5 @@
+//! Set commands.
+
+use crate::table::Command;
+
+pub(crate) static COMMANDS: &[Command] = &[];

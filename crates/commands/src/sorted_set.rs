@@ -1,0 +1,5 @@
+//! Sorted set commands.
+
+use crate::table::Command;
+
+pub(crate) static COMMANDS: &[Command] = &[];

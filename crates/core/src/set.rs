@@ -1,0 +1,31 @@
+//! The set value type. Internals are owned by the collections work (issue 4).
+
+/// A set value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Set {
+    len: usize,
+}
+
+impl Set {
+    pub fn new() -> Set {
+        Set::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// OBJECT ENCODING's name for the current representation.
+    pub fn encoding(&self) -> &'static str {
+        "intset"
+    }
+
+    /// Heap bytes owned (for memory accounting).
+    pub fn heap_size(&self) -> usize {
+        0
+    }
+}

@@ -1,0 +1,1 @@
+//! bitmaps commands, compared with redis-server.

@@ -1,0 +1,1 @@
+//! hashes commands, compared with redis-server.

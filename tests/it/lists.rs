@@ -1,0 +1,1 @@
+//! lists commands, compared with redis-server.

@@ -1,0 +1,1 @@
+//! sets commands, compared with redis-server.

@@ -1,0 +1,1 @@
+//! zsets commands, compared with redis-server.
