@@ -115,8 +115,36 @@ start_servers() { # tag (names the logs)
     echo "# started ($tag): damselfly pid $DF_PID port $DF_PORT, redis pid $REDIS_PID port $REDIS_PORT, both on CPU $SERVER_CPU"
 }
 
+# step CMD... -- FILE: runs CMD with its output (stdout and stderr) shown and
+# saved to FILE. It runs in the background and is waited for, so that a
+# signal reaches our trap at once instead of after the whole step.
+STEP_PID=""
+step() {
+    local args=() out
+    while [ "$1" != -- ]; do args+=("$1"); shift; done
+    out=$2
+    ( "${args[@]}" 2>&1 | tee "$out" ) &
+    STEP_PID=$!
+    wait "$STEP_PID"
+    STEP_PID=""
+}
+
+descendants() { # pid -> ids of all its descendants
+    local c
+    for c in $(ps -e -o pid= -o ppid= | awk -v p="$1" '$2 == p { print $1 }'); do
+        echo "$c"
+        descendants "$c"
+    done
+}
+
 cleanup() {
+    # Stop the servers, then end whatever the current step still runs.
     stop_servers
+    if [ -n "$STEP_PID" ]; then
+        # redis-benchmark waits forever on a vanished server: TERM the whole
+        # tree under the step, by process id.
+        kill $(descendants "$STEP_PID") "$STEP_PID" 2>/dev/null || true
+    fi
     local d
     for d in "${WORKDIRS[@]}"; do rm -rf "$d"; done
 }
@@ -136,9 +164,9 @@ echo "# ONLY=${ONLY:-all} SCALE=${SCALE:-1} ROUNDS=${ROUNDS:-3} git=$(git -C "$R
 # ---- throughput ------------------------------------------------------------
 if [ "$SKIP_COMPARE" != 1 ]; then
     start_servers compare
-    OUT_DIR=$RESULTS_DIR/compare PID_A=$DF_PID PID_B=$REDIS_PID \
-        bash "$BENCH/compare.sh" "$DF_PORT" "$REDIS_PORT" damselfly redis 2>&1 \
-        | tee "$RESULTS_DIR/compare.txt"
+    step env OUT_DIR="$RESULTS_DIR/compare" PID_A="$DF_PID" PID_B="$REDIS_PID" \
+        bash "$BENCH/compare.sh" "$DF_PORT" "$REDIS_PORT" damselfly redis \
+        -- "$RESULTS_DIR/compare.txt"
     stop_servers
 fi
 
@@ -146,9 +174,9 @@ fi
 if [ "$SKIP_MEMORY" != 1 ]; then
     start_servers memory
     echo "# memory.sh damselfly"
-    bash "$BENCH/memory.sh" "$DF_PORT" "$DF_PID" 2>&1 | tee "$RESULTS_DIR/memory_damselfly.txt"
+    step bash "$BENCH/memory.sh" "$DF_PORT" "$DF_PID" -- "$RESULTS_DIR/memory_damselfly.txt"
     echo "# memory.sh redis"
-    bash "$BENCH/memory.sh" "$REDIS_PORT" "$REDIS_PID" 2>&1 | tee "$RESULTS_DIR/memory_redis.txt"
+    step bash "$BENCH/memory.sh" "$REDIS_PORT" "$REDIS_PID" -- "$RESULTS_DIR/memory_redis.txt"
     stop_servers
 fi
 
