@@ -25,7 +25,7 @@ impl<'s, 'l> Ctx<'s, 'l> {
     /// the command from the table's key spec, so this cannot miss for a key
     /// argument; a miss is a table bug, caught in tests.
     pub fn shard(&mut self, key: &[u8]) -> &mut Shard {
-        let idx = self.server.keyspace.shard_of(key);
+        let idx = self.shard_index(key);
         match self.locked.get(idx) {
             Some(s) => s,
             None => panic!("shard {idx} of key not locked: the command's key spec is wrong"),
@@ -35,10 +35,27 @@ impl<'s, 'l> Ctx<'s, 'l> {
     /// The shard of `key` together with the reply buffer, for handlers that
     /// reply straight from the stored value without copying it.
     pub fn shard_and_reply(&mut self, key: &[u8]) -> (&mut Shard, &mut Reply) {
-        let idx = self.server.keyspace.shard_of(key);
+        let idx = self.shard_index(key);
         match self.locked.get(idx) {
             Some(s) => (s, &mut *self.reply),
             None => panic!("shard {idx} of key not locked: the command's key spec is wrong"),
+        }
+    }
+
+    /// Where `key` lives. With one shard held, every key of the command is
+    /// there (the dispatcher locked the shards of all of them), so the key
+    /// is not hashed a second time; debug builds check it.
+    fn shard_index(&self, key: &[u8]) -> usize {
+        match self.locked.single_index() {
+            Some(i) => {
+                debug_assert_eq!(
+                    i,
+                    self.server.keyspace.shard_of(key),
+                    "key outside the command's key spec"
+                );
+                i
+            }
+            None => self.server.keyspace.shard_of(key),
         }
     }
 

@@ -10,7 +10,6 @@ use crate::table::{flag, lookup, Entry};
 use damselfly_protocol::{Args, Reply};
 use smallvec::SmallVec;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
 
 fn count_error(stats: &ThreadStats, err: &CmdError) {
     *stats.errors.lock().entry(err.code()).or_insert(0) += 1;
@@ -81,18 +80,19 @@ pub fn execute(
     let locked = if e.has(flag::ALL_SHARDS) {
         ks.lock_all()
     } else {
-        let mut shards: SmallVec<[usize; 4]> = e
-            .key_positions(args.len())
-            .filter_map(|i| args.get(i))
-            .map(|k| ks.shard_of(k))
-            .collect();
-        if shards.is_empty() {
-            ks.lock_none()
-        } else {
-            ks.lock(&mut shards)
+        let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
+        for i in e.key_positions(args.len()) {
+            if let Some(k) = args.get(i) {
+                shards.push(ks.shard_of(k));
+            }
+        }
+        match shards.len() {
+            0 => ks.lock_none(),
+            1 => ks.lock_single(shards[0]),
+            _ => ks.lock(&mut shards),
         }
     };
-    let start = Instant::now();
+    let start = damselfly_storage::mono_ns();
     let now = damselfly_storage::now_ms();
     let mut ctx = Ctx {
         server,
@@ -103,7 +103,7 @@ pub fn execute(
     };
     let result = (e.cmd.handler)(&mut ctx, args);
     drop(ctx.locked);
-    let usec = start.elapsed().as_micros() as u64;
+    let usec = damselfly_storage::mono_ns().saturating_sub(start) / 1000;
     let c = &stats.commands[e.id];
     c.calls.add(1);
     c.usec.add(usec);

@@ -138,7 +138,9 @@ macro_rules! cmd {
 }
 
 pub struct Table {
-    pub by_name: HashMap<String, &'static Entry>,
+    /// Keyed by lower-case name bytes; foldhash because SipHash showed up
+    /// in the per-command profile.
+    pub by_name: HashMap<Vec<u8>, &'static Entry, foldhash::fast::FixedState>,
     /// Every entry, subcommands included, indexed by `Entry::id`.
     pub all: Vec<&'static Entry>,
 }
@@ -160,10 +162,10 @@ pub fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut all = Vec::new();
-        let mut by_name = HashMap::new();
+        let mut by_name = HashMap::with_hasher(foldhash::fast::FixedState::default());
         for cmd in groups() {
             let e = build(cmd, None, &mut all);
-            by_name.insert(cmd.name.to_string(), e);
+            by_name.insert(cmd.name.as_bytes().to_vec(), e);
         }
         Table { by_name, all }
     })
@@ -203,10 +205,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static Entry> {
     let lower = &mut buf[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    table()
-        .by_name
-        .get(std::str::from_utf8(lower).ok()?)
-        .copied()
+    table().by_name.get(&*lower).copied()
 }
 
 impl Entry {

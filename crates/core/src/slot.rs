@@ -2,7 +2,10 @@
 //! when the key has a non-empty one, modulo 16384. Keys with the same tag land
 //! in the same slot, hence the same shard.
 
-const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
+/// Slice-by-16 tables: a key costs a few instructions per byte instead of
+/// the bytewise table's ~18 (measured with callgrind on GET).
+const CRC16: crc::Crc<u16, crc::Table<16>> =
+    crc::Crc::<u16, crc::Table<16>>::new(&crc::CRC_16_XMODEM);
 
 pub const SLOTS: u16 = 16384;
 

@@ -61,6 +61,12 @@ impl Keyspace {
         }
     }
 
+    pub fn lock_single(&self, shard: usize) -> Locked<'_> {
+        let mut guards = SmallVec::new();
+        guards.push((shard, self.shards[shard].lock()));
+        Locked { guards }
+    }
+
     pub fn lock_all(&self) -> Locked<'_> {
         Locked {
             guards: self
@@ -88,6 +94,14 @@ impl<'a> Locked<'a> {
         self.guards
             .binary_search_by_key(&shard, |(i, _)| *i)
             .is_ok()
+    }
+
+    /// The index of the only held shard, when exactly one is held.
+    pub fn single_index(&self) -> Option<usize> {
+        match self.guards.as_slice() {
+            [(i, _)] => Some(*i),
+            _ => None,
+        }
     }
 
     /// The held shard `shard`, if held.
