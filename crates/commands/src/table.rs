@@ -110,17 +110,7 @@ pub struct Entry {
 #[macro_export]
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:literal, $keys:expr, $acl:literal, $group:literal, $since:literal, $handler:path) => {
-        $crate::table::Command {
-            name: $name,
-            arity: $arity,
-            flags: $flags,
-            keys: $keys,
-            acl: $acl,
-            group: $group,
-            since: $since,
-            handler: $handler,
-            subcommands: &[],
-        }
+        $crate::cmd!($name, $arity, $flags, $keys, $acl, $group, $since, $handler, &[])
     };
     ($name:literal, $arity:expr, $flags:literal, $keys:expr, $acl:literal, $group:literal, $since:literal, $handler:path, $subs:expr) => {
         $crate::table::Command {
