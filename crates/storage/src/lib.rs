@@ -14,10 +14,12 @@
 mod keyspace;
 mod shard;
 mod value;
+mod waiters;
 
 pub use keyspace::{Keyspace, Locked};
 pub use shard::{Db, Shard, ShardStats};
 pub use value::{canonical_int as value_canonical_int, clock_secs, Entry, Value};
+pub use waiters::{WaiterRef, Waiters};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
