@@ -2,7 +2,7 @@
 //! and each worker's periodic active-expiry pass over its share of shards.
 
 use damselfly_commands::{execute, Client, Server, ThreadStats};
-use damselfly_net::{Service, Session};
+use damselfly_net::{Flow, Service, Session};
 use damselfly_protocol::{Args, Limits, Reply};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -37,9 +37,16 @@ impl Session for Conn {
         self.server.config.query_buffer_limit.load(Relaxed) as usize
     }
 
-    fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> bool {
-        execute(&self.server, &self.stats, &mut self.client, args, out);
-        !self.client.close_after_reply
+    fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> Flow {
+        if let Some(blocked) = execute(&self.server, &self.stats, &mut self.client, args, out) {
+            let sleep = blocked.timeout().map(tokio::time::sleep);
+            return Flow::Wait(Box::pin(blocked.wait(self.server.clone(), sleep)));
+        }
+        if self.client.close_after_reply {
+            Flow::Close
+        } else {
+            Flow::Continue
+        }
     }
 
     fn count_io(&mut self, read: usize, written: usize) {

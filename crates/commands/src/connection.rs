@@ -153,7 +153,41 @@ static CLIENT_SUBCOMMANDS: &[Command] = &[
         "5.0.0",
         client_help
     ),
+    cmd!(
+        "unblock",
+        -3,
+        "admin noscript loading stale",
+        NoKeys,
+        "@admin @slow @dangerous @connection",
+        "connection",
+        "5.0.0",
+        client_unblock
+    ),
 ];
+
+/// CLIENT UNBLOCK client-id [TIMEOUT | ERROR]
+fn client_unblock(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let id = int(args.get(2).unwrap_or_default())?;
+    let error = match args.len() {
+        3 => false,
+        4 if eq(args.get(3).unwrap_or_default(), "timeout") => false,
+        4 if eq(args.get(3).unwrap_or_default(), "error") => true,
+        4 => {
+            return Err(CmdError::Other(
+                "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR".into(),
+            ))
+        }
+        _ => {
+            return Err(CmdError::SubcommandSyntax {
+                sub: args.get(1).unwrap_or_default().to_vec(),
+                cmd: "CLIENT".into(),
+            })
+        }
+    };
+    let done = u64::try_from(id).is_ok_and(|id| crate::list::unblock_client(ctx.server, id, error));
+    ctx.reply.int(i64::from(done));
+    Ok(())
+}
 
 /// PING [message]
 fn ping(ctx: &mut Ctx, args: &Args) -> CmdResult {

@@ -14,6 +14,8 @@ pub struct Ctx<'s, 'l> {
     /// The command's clock: frozen for its whole run, as Redis does, so one
     /// command sees one consistent set of expired keys.
     pub now: u64,
+    /// Set by a blocking command that found nothing: the connection waits.
+    pub block: Option<crate::list::Blocked>,
 }
 
 impl<'s, 'l> Ctx<'s, 'l> {

@@ -51,14 +51,15 @@ fn resolve(args: &Args<'_>) -> Result<&'static Entry, (Option<&'static Entry>, C
     Ok(e)
 }
 
-/// Runs one request and appends its reply.
+/// Runs one request and appends its reply. A blocking command that has to
+/// wait appends nothing and returns what the connection must wait on.
 pub fn execute(
     server: &Server,
     stats: &ThreadStats,
     client: &mut Client,
     args: &Args<'_>,
     reply: &mut Reply,
-) {
+) -> Option<crate::list::Blocked> {
     let e = match resolve(args) {
         Ok(e) => e,
         Err((e, err)) => {
@@ -67,21 +68,22 @@ pub fn execute(
             }
             count_error(stats, &err);
             reply.error(&err.to_string());
-            return;
+            return None;
         }
     };
     if !client.authenticated && !e.has(flag::NO_AUTH) {
         stats.commands[e.id].rejected.add(1);
         count_error(stats, &CmdError::NoAuth);
         reply.error(&CmdError::NoAuth.to_string());
-        return;
+        return None;
     }
     let ks = &server.keyspace;
     let locked = if e.has(flag::ALL_SHARDS) {
         ks.lock_all()
     } else {
         let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
-        for i in e.key_positions(args.len()) {
+        let movable = crate::list::movable_keys(e.cmd.name, args);
+        for i in e.key_positions(args.len()).chain(movable.unwrap_or(0..0)) {
             if let Some(k) = args.get(i) {
                 shards.push(ks.shard_of(k));
             }
@@ -100,9 +102,14 @@ pub fn execute(
         reply,
         locked,
         now,
+        block: None,
     };
     let result = (e.cmd.handler)(&mut ctx, args);
+    // Clients blocked on keys this command made ready are served before
+    // anyone else can see the keys.
+    crate::list::serve_ready(server, &mut ctx.locked, now);
     drop(ctx.locked);
+    let block = ctx.block.take();
     let usec = damselfly_storage::mono_ns().saturating_sub(start) / 1000;
     let c = &stats.commands[e.id];
     c.calls.add(1);
@@ -115,4 +122,5 @@ pub fn execute(
         count_error(stats, &err);
         reply.error(&err.to_string());
     }
+    block
 }

@@ -77,6 +77,19 @@ pub enum CmdError {
     InvalidSecondDb,
     LfuSelected,
     LfuNotSelected,
+    /// LPOP/RPOP count that is not a non-negative integer.
+    MustBePositive,
+    /// LSET past either end.
+    IndexOutOfRange,
+    LposRankZero,
+    /// LPOS COUNT or MAXLEN below zero (or not a number).
+    LposNegative(&'static str),
+    NumkeysNotPositive,
+    CountNotPositive,
+    TimeoutNotFloat,
+    TimeoutNegative,
+    /// The reply of a client released by CLIENT UNBLOCK ... ERROR.
+    Unblocked,
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
 }
@@ -171,6 +184,17 @@ impl fmt::Display for CmdError {
             LfuNotSelected => f.write_str(
                 "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             ),
+            MustBePositive => f.write_str("ERR value is out of range, must be positive"),
+            IndexOutOfRange => f.write_str("ERR index out of range"),
+            LposRankZero => f.write_str(
+                "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+            ),
+            LposNegative(what) => write!(f, "ERR {what} can't be negative"),
+            NumkeysNotPositive => f.write_str("ERR numkeys should be greater than 0"),
+            CountNotPositive => f.write_str("ERR count should be greater than 0"),
+            TimeoutNotFloat => f.write_str("ERR timeout is not a float or out of range"),
+            TimeoutNegative => f.write_str("ERR timeout is negative"),
+            Unblocked => f.write_str("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
             Other(s) => f.write_str(s),
         }
     }

@@ -103,6 +103,9 @@ pub struct Server {
     /// for INFO's instantaneous_ops_per_sec.
     pub ops_sample: Mutex<(Instant, u64, u64)>,
     stats: Mutex<Vec<Arc<ThreadStats>>>,
+    /// Clients blocked in BLPOP & co., by client id (INFO blocked_clients,
+    /// CLIENT UNBLOCK).
+    pub blocked: Mutex<HashMap<u64, Arc<crate::list::Waiter>>>,
 }
 
 thread_local! {
@@ -138,6 +141,7 @@ impl Server {
             lastsave: AtomicU64::new(damselfly_storage::now_ms() / 1000),
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             stats: Mutex::new(Vec::new()),
+            blocked: Mutex::new(HashMap::new()),
         }
     }
 

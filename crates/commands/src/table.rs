@@ -110,7 +110,17 @@ pub struct Entry {
 #[macro_export]
 macro_rules! cmd {
     ($name:literal, $arity:expr, $flags:literal, $keys:expr, $acl:literal, $group:literal, $since:literal, $handler:path) => {
-        $crate::cmd!($name, $arity, $flags, $keys, $acl, $group, $since, $handler, &[])
+        $crate::cmd!(
+            $name,
+            $arity,
+            $flags,
+            $keys,
+            $acl,
+            $group,
+            $since,
+            $handler,
+            &[]
+        )
     };
     ($name:literal, $arity:expr, $flags:literal, $keys:expr, $acl:literal, $group:literal, $since:literal, $handler:path, $subs:expr) => {
         $crate::table::Command {

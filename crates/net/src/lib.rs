@@ -16,11 +16,24 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use damselfly_protocol::{parse_request, Args, Limits, Parsed, Reply, Request};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// What the connection does after a request.
+pub enum Flow {
+    Continue,
+    /// Close once the replies so far are written.
+    Close,
+    /// A blocked command: write the replies so far, then wait for this
+    /// reply; later requests stay queued meanwhile. Dropping the future
+    /// (the client went away) cancels the wait.
+    Wait(Pin<Box<dyn Future<Output = Vec<u8>>>>),
+}
 
 /// One client connection's handler.
 pub trait Session {
@@ -28,9 +41,8 @@ pub trait Session {
     fn limits(&self) -> Limits;
     /// Largest read buffer allowed before the client is dropped.
     fn query_buffer_limit(&self) -> usize;
-    /// Executes one request, appending its reply; false closes the
-    /// connection once the replies so far are written.
-    fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> bool;
+    /// Executes one request, appending its reply.
+    fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> Flow;
     /// Bytes read from and written to the socket, for INFO.
     fn count_io(&mut self, read: usize, written: usize);
 }
@@ -182,12 +194,51 @@ async fn connection<T: Session>(mut stream: TcpStream, mut session: T) {
             let input = &inbuf[pos..];
             match parse_request(input, &limits, &mut req) {
                 Ok(Parsed::Complete { consumed }) => {
-                    if !req.is_empty() {
-                        open = session.handle(&req.args(input), &mut out);
-                    }
+                    let flow = if req.is_empty() {
+                        Flow::Continue
+                    } else {
+                        session.handle(&req.args(input), &mut out)
+                    };
                     pos += consumed;
-                    if !open {
-                        break;
+                    match flow {
+                        Flow::Continue => {}
+                        Flow::Close => {
+                            open = false;
+                            break;
+                        }
+                        Flow::Wait(mut reply) => {
+                            let len = out.len();
+                            if !out.is_empty() {
+                                if stream.write_all(out.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                                out.clear();
+                            }
+                            session.count_io(0, len);
+                            // Wait for the reply while watching the socket:
+                            // what arrives is queued, EOF abandons the wait.
+                            loop {
+                                if inbuf.capacity() - inbuf.len() < READ_CHUNK {
+                                    inbuf.reserve(READ_CHUNK);
+                                }
+                                tokio::select! {
+                                    bytes = &mut reply => {
+                                        out.raw(&bytes);
+                                        break;
+                                    }
+                                    r = stream.read_buf(&mut inbuf) => match r {
+                                        Ok(0) | Err(_) => return,
+                                        Ok(m) => {
+                                            session.count_io(m, 0);
+                                            if inbuf.len() > session.query_buffer_limit() {
+                                                eprintln!("closing client that reached max query buffer length");
+                                                return;
+                                            }
+                                        }
+                                    },
+                                }
+                            }
+                        }
                     }
                     if out.len() >= FLUSH_AT {
                         let len = out.len();

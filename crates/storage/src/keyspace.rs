@@ -78,6 +78,32 @@ impl Keyspace {
         }
     }
 
+    /// Adds shard `idx` to `locked` without breaking the ascending-order
+    /// rule: above every held shard it is simply locked; otherwise it is
+    /// tried without blocking, and if busy, everything is released and the
+    /// union relocked in order. Returns false when the locks were released
+    /// in between (the caller must re-check what it read).
+    pub fn add_lock<'a>(&'a self, locked: &mut Locked<'a>, idx: usize) -> bool {
+        if locked.holds(idx) {
+            return true;
+        }
+        let above = locked.guards.last().is_none_or(|(i, _)| *i < idx);
+        if above {
+            locked.guards.push((idx, self.shards[idx].lock()));
+            return true;
+        }
+        if let Some(g) = self.shards[idx].try_lock() {
+            let pos = locked.guards.partition_point(|(i, _)| *i < idx);
+            locked.guards.insert(pos, (idx, g));
+            return true;
+        }
+        let mut want: SmallVec<[usize; 4]> = locked.guards.iter().map(|(i, _)| *i).collect();
+        want.push(idx);
+        locked.guards.clear();
+        *locked = self.lock(&mut want);
+        false
+    }
+
     pub fn lock_none(&self) -> Locked<'_> {
         Locked {
             guards: SmallVec::new(),
@@ -108,6 +134,11 @@ impl<'a> Locked<'a> {
     pub fn get(&mut self, shard: usize) -> Option<&mut Shard> {
         let pos = self.guards.binary_search_by_key(&shard, |(i, _)| *i).ok()?;
         Some(&mut self.guards[pos].1)
+    }
+
+    /// Indexes of the held shards, ascending.
+    pub fn indexes(&self) -> SmallVec<[usize; 4]> {
+        self.guards.iter().map(|(i, _)| *i).collect()
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Shard> + use<'_, 'a> {

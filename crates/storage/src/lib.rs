@@ -14,10 +14,12 @@
 mod keyspace;
 mod shard;
 mod value;
+mod waiters;
 
 pub use keyspace::{Keyspace, Locked};
 pub use shard::{Db, Shard, ShardStats};
 pub use value::{canonical_int as value_canonical_int, clock_secs, Entry, Value};
+pub use waiters::{WaiterRef, Waiters};
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {

@@ -36,6 +36,8 @@ pub struct ShardStats {
 pub struct Shard {
     pub dbs: Vec<Db>,
     pub stats: ShardStats,
+    /// Clients blocked on keys of this shard.
+    pub waiters: crate::waiters::Waiters,
 }
 
 impl Shard {
@@ -43,14 +45,17 @@ impl Shard {
         Shard {
             dbs: (0..dbnum).map(|_| Db::default()).collect(),
             stats: ShardStats::default(),
+            waiters: Default::default(),
         }
     }
 
     /// The write door: every change to a key is reported here, after it is
     /// made. It feeds the dirty counter now; WATCH, keyspace notifications and
     /// replication hang off this same call.
-    pub fn written(&mut self, _db: usize, _key: &[u8], _event: &'static str) {
+    /// It also marks the key ready for clients blocked on it.
+    pub fn written(&mut self, db: usize, key: &[u8], _event: &'static str) {
         self.stats.dirty += 1;
+        self.waiters.mark(db, key);
     }
 
     /// Removes `key` if it has expired; true when it did.
@@ -105,6 +110,8 @@ impl Shard {
     /// every shard so the swap is atomic across the keyspace.
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
         self.dbs.swap(a, b);
+        self.waiters.mark_db(a);
+        self.waiters.mark_db(b);
     }
 
     /// Looks a key up for writing or inspection without touching hit/miss

@@ -313,7 +313,7 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 );
                 line("client_recent_max_input_buffer", &0);
                 line("client_recent_max_output_buffer", &0);
-                line("blocked_clients", &0);
+                line("blocked_clients", &srv.blocked.lock().len());
                 line("tracking_clients", &0);
                 line("clients_in_timeout_table", &0);
             }
