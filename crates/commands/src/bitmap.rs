@@ -364,7 +364,7 @@ pub fn set_field(bytes: &mut [u8], offset: u64, bits: u32, value: u64) {
     let pos = 72 - shift - bits;
     let mask = fmask << pos;
     let val = (u128::from(value) & fmask) << pos;
-    let nbytes = ((shift + bits + 7) / 8) as usize;
+    let nbytes = (shift + bits).div_ceil(8) as usize;
     for i in 0..nbytes {
         let Some(b) = bytes.get_mut(byte + i) else {
             return;
@@ -931,6 +931,45 @@ mod tests {
             signed_result(i64::MAX, 1, 64, Overflow::Wrap),
             Some(i64::MIN)
         );
+    }
+
+    #[test]
+    fn count_and_find_match_naive_scan() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..300 {
+            let len = rng.random_range(1..40);
+            let fill = rng.random_range(0..3);
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| match fill {
+                    0 => rng.random(),
+                    1 => {
+                        if rng.random_bool(0.05) {
+                            rng.random()
+                        } else {
+                            0
+                        }
+                    }
+                    _ => {
+                        if rng.random_bool(0.05) {
+                            rng.random()
+                        } else {
+                            0xff
+                        }
+                    }
+                })
+                .collect();
+            let nbits = len as u64 * 8;
+            let first = rng.random_range(0..nbits);
+            let last = rng.random_range(first..nbits);
+            let bit_at = |i: u64| bytes[(i / 8) as usize] & (0x80 >> (i % 8)) != 0;
+            let naive_count = (first..=last).filter(|&i| bit_at(i)).count() as u64;
+            assert_eq!(count_bits(&bytes, first, last), naive_count);
+            for bit in [false, true] {
+                let naive = (first..=last).find(|&i| bit_at(i) == bit);
+                assert_eq!(find_bit(&bytes, bit, first, last), naive);
+            }
+        }
     }
 
     /// A bit-at-a-time model of a bitmap.
