@@ -90,6 +90,20 @@ pub enum CmdError {
     TimeoutNegative,
     /// The reply of a client released by CLIENT UNBLOCK ... ERROR.
     Unblocked,
+    /// SETBIT/GETBIT/BITFIELD offset that is not an integer or too large.
+    BitOffset,
+    /// SETBIT's value that is not 0 or 1.
+    BitValue,
+    /// BITPOS's bit that is not 0 or 1.
+    BitArgument,
+    /// A BITFIELD type other than i1..i64 or u1..u63.
+    BitfieldType,
+    /// BITFIELD OVERFLOW with an unknown behaviour.
+    BitfieldOverflow,
+    /// BITFIELD_RO with SET or INCRBY.
+    BitfieldReadOnly,
+    /// BITOP NOT with more than one source.
+    BitopNotArity,
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
 }
@@ -195,6 +209,15 @@ impl fmt::Display for CmdError {
             TimeoutNotFloat => f.write_str("ERR timeout is not a float or out of range"),
             TimeoutNegative => f.write_str("ERR timeout is negative"),
             Unblocked => f.write_str("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+            BitOffset => f.write_str("ERR bit offset is not an integer or out of range"),
+            BitValue => f.write_str("ERR bit is not an integer or out of range"),
+            BitArgument => f.write_str("ERR The bit argument must be 1 or 0."),
+            BitfieldType => f.write_str(
+                "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.",
+            ),
+            BitfieldOverflow => f.write_str("ERR Invalid OVERFLOW type specified"),
+            BitfieldReadOnly => f.write_str("ERR BITFIELD_RO only supports the GET subcommand"),
+            BitopNotArity => f.write_str("ERR BITOP NOT must be called with a single source key."),
             Other(s) => f.write_str(s),
         }
     }
