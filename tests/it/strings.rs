@@ -736,3 +736,48 @@ fn reads_count_hits_and_misses_like_redis_and_writes_do_not() {
         assert_eq!(hits_misses(&mut rc), hits_misses(&mut dc), "after {line}");
     }
 }
+
+#[test]
+fn strings_edited_in_place_report_raw_encoding_like_redis() {
+    diff(
+        r#"
+        SET a 12
+        OBJECT ENCODING a
+        APPEND a 3
+        OBJECT ENCODING a
+        GET a
+        INCR a
+        SET b hello
+        SETRANGE b 1 E
+        OBJECT ENCODING b
+        GET b
+        SETBIT c 7 1
+        OBJECT ENCODING c
+        SET d short
+        OBJECT ENCODING d
+        SETRANGE e 3 x
+        GET e
+        "#,
+    );
+}
+
+#[test]
+fn appending_many_small_pieces_builds_the_whole_value() {
+    let d = crate::support::damselfly(&[]);
+    let mut c = crate::support::Conn::open(d.port);
+    let piece = "0123456789abcdef";
+    let mut batch = Vec::new();
+    for _ in 0..20_000 {
+        batch.extend(crate::support::Conn::encode(&["APPEND", "log", piece]));
+    }
+    c.send_raw(&batch);
+    for i in 1..=20_000 {
+        assert_eq!(c.read(), format!(":{}\r\n", i * piece.len()).into_bytes());
+    }
+    assert_eq!(
+        c.cmd(&["STRLEN", "log"]),
+        format!(":{}\r\n", 20_000 * piece.len())
+    );
+    let got = c.raw(&["GETRANGE", "log", "-16", "-1"]);
+    assert_eq!(got, format!("$16\r\n{piece}\r\n").into_bytes());
+}

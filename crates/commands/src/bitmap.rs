@@ -160,17 +160,6 @@ fn clamp_range(start: i64, end: i64, total: i64) -> Option<(u64, u64)> {
 // ---------------------------------------------------------------------------
 // Storage helpers.
 
-/// The mutable bytes of a compact string.
-fn bytes_mut(cb: &mut CompactBytes) -> &mut [u8] {
-    match cb {
-        CompactBytes::Inline { len, data } => {
-            let n = usize::from(*len).min(data.len());
-            &mut data[..n]
-        }
-        CompactBytes::Heap(b) => b,
-    }
-}
-
 /// A zero-filled buffer of `len` bytes, or OOM.
 fn zeroed(len: usize) -> CmdResult<Vec<u8>> {
     let mut v = Vec::new();
@@ -190,43 +179,24 @@ fn string_for_write<'a>(
     now: u64,
     min_len: usize,
 ) -> CmdResult<(&'a mut [u8], bool)> {
-    let mut grown = false;
-    let exists = match shard.get_quiet(db, key, now) {
-        None => false,
-        Some(e) if e.value.is_string() => true,
+    let created = match shard.get_quiet(db, key, now) {
+        None => true,
+        Some(e) if e.value.is_string() => false,
         Some(_) => return Err(CmdError::WrongType),
     };
-    if !exists {
-        let buf = zeroed(min_len)?;
-        shard.put(
-            db,
-            Entry::new(key, Value::Str(CompactBytes::from_vec(buf)), 0),
-        );
-        grown = true;
+    if created {
+        shard.put(db, Entry::new(key, Value::Raw(Box::default()), 0));
     }
     let Some(e) = shard.get_quiet(db, key, now) else {
         return Err(CmdError::OutOfMemory);
     };
-    let cur_len = match &e.value {
-        Value::Str(s) => Some(s.len()),
-        _ => None,
+    let before = match &e.value {
+        Value::Raw(v) => v.len(),
+        other => other.string_bytes().len(),
     };
-    match cur_len {
-        Some(len) if len >= min_len => {}
-        _ => {
-            // An integer, or a string too short: rewrite as a longer string.
-            let old = e.value.string_bytes();
-            let new_len = old.len().max(min_len);
-            let mut buf = zeroed(new_len)?;
-            buf[..old.len()].copy_from_slice(&old);
-            grown |= old.len() != new_len;
-            e.value = Value::Str(CompactBytes::from_vec(buf));
-        }
-    }
-    match &mut e.value {
-        Value::Str(s) => Ok((bytes_mut(s), grown)),
-        _ => Err(CmdError::WrongType),
-    }
+    let buf = e.value.raw_mut(min_len).ok_or(CmdError::OutOfMemory)?;
+    let grown = created || buf.len() != before;
+    Ok((buf.as_mut_slice(), grown))
 }
 
 // ---------------------------------------------------------------------------
@@ -636,6 +606,7 @@ fn bitop(ctx: &mut Ctx, args: &Args) -> CmdResult {
             None => 0,
             Some(e) => match &e.value {
                 Value::Str(s) => s.len(),
+                Value::Raw(v) => v.len(),
                 v @ Value::Int(_) => v.string_bytes().len(),
                 _ => return Err(CmdError::WrongType),
             },

@@ -299,6 +299,7 @@ fn value_len(v: &Value) -> usize {
             digits + usize::from(*n < 0)
         }
         Value::Str(s) => s.len(),
+        Value::Raw(v) => v.len(),
         _ => 0,
     }
 }
@@ -340,6 +341,10 @@ fn get_generic(ctx: &mut Ctx, key: &[u8]) -> CmdResult<bool> {
             }
             Value::Str(s) => {
                 reply.bulk(s);
+                Ok(true)
+            }
+            Value::Raw(v) => {
+                reply.bulk(v);
                 Ok(true)
             }
             _ => Err(CmdError::WrongType),
@@ -633,6 +638,7 @@ fn mget(ctx: &mut Ctx, args: &Args) -> CmdResult {
         match shard.get(db, key, now).map(|e| &e.value) {
             Some(Value::Int(n)) => reply.bulk_int(*n),
             Some(Value::Str(s)) => reply.bulk(s),
+            Some(Value::Raw(v)) => reply.bulk(v),
             _ => reply.null(),
         }
     }
@@ -699,13 +705,11 @@ fn append(ctx: &mut Ctx, args: &Args) -> CmdResult {
             check_string_length(ctx, len as u64, extra.len() as u64)?;
             let shard = ctx.shard(key);
             if let Some(e) = shard.get_quiet(db, key, now) {
-                let mut buf = Vec::new();
-                if buf.try_reserve_exact(len + extra.len()).is_err() {
-                    return Err(CmdError::OutOfMemory);
-                }
-                buf.extend_from_slice(&e.value.string_bytes());
-                buf.extend_from_slice(extra);
-                e.value = Value::from_vec(buf);
+                let buf = e
+                    .value
+                    .raw_mut(len + extra.len())
+                    .ok_or(CmdError::OutOfMemory)?;
+                buf[len..].copy_from_slice(extra);
             }
             len + extra.len()
         }
@@ -800,25 +804,16 @@ fn setrange(ctx: &mut Ctx, args: &Args) -> CmdResult {
     check_string_length(ctx, offset as u64, patch.len() as u64)?;
     let offset = offset as usize;
     let shard = ctx.shard(key);
-    let mut buf = match shard.get_quiet(db, key, now) {
-        Some(e) => e.value.string_bytes().into_owned(),
-        None => Vec::new(),
-    };
-    let need = offset.saturating_add(patch.len());
-    if buf.len() < need {
-        if buf.try_reserve_exact(need - buf.len()).is_err() {
-            return Err(CmdError::OutOfMemory);
-        }
-        buf.resize(need, 0);
+    if shard.get_quiet(db, key, now).is_none() {
+        shard.put(db, Entry::new(key, Value::Raw(Box::default()), 0));
     }
+    let need = offset.saturating_add(patch.len());
+    let Some(e) = shard.get_quiet(db, key, now) else {
+        return Err(CmdError::OutOfMemory);
+    };
+    let buf = e.value.raw_mut(need).ok_or(CmdError::OutOfMemory)?;
     buf[offset..need].copy_from_slice(patch);
     let total = buf.len();
-    match shard.get_quiet(db, key, now) {
-        Some(e) => e.value = Value::from_vec(buf),
-        None => {
-            shard.put(db, Entry::new(key, Value::from_vec(buf), 0));
-        }
-    }
     shard.written(db, key, "setrange");
     ctx.reply.int(total as i64);
     Ok(())
@@ -833,6 +828,7 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
             let cur = match &e.value {
                 Value::Int(n) => *n,
                 Value::Str(s) => int(s)?,
+                Value::Raw(v) => int(v)?,
                 _ => return Err(CmdError::WrongType),
             };
             let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;

@@ -7,6 +7,10 @@ use std::borrow::Cow;
 pub enum Value {
     Int(i64),
     Str(CompactBytes),
+    /// A string modified in place (APPEND, SETRANGE, SETBIT...): kept with
+    /// spare capacity so repeated growth is amortised O(1) per byte, and
+    /// reported as `raw`, as Redis reports such strings.
+    Raw(Box<Vec<u8>>),
     List(Box<List>),
     Hash(Box<Hash>),
     Set(Box<Set>),
@@ -44,7 +48,7 @@ impl Value {
     /// The TYPE name.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::Int(_) | Value::Str(_) => "string",
+            Value::Int(_) | Value::Str(_) | Value::Raw(_) => "string",
             Value::List(_) => "list",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
@@ -53,7 +57,7 @@ impl Value {
     }
 
     pub fn is_string(&self) -> bool {
-        matches!(self, Value::Int(_) | Value::Str(_))
+        matches!(self, Value::Int(_) | Value::Str(_) | Value::Raw(_))
     }
 
     /// OBJECT ENCODING's name.
@@ -61,7 +65,7 @@ impl Value {
         match self {
             Value::Int(_) => "int",
             Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
-            Value::Str(_) => "raw",
+            Value::Str(_) | Value::Raw(_) => "raw",
             Value::List(l) => l.encoding(),
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
@@ -74,8 +78,42 @@ impl Value {
         match self {
             Value::Int(n) => Cow::Owned(itoa::Buffer::new().format(*n).as_bytes().to_vec()),
             Value::Str(s) => Cow::Borrowed(s.as_slice()),
+            Value::Raw(v) => Cow::Borrowed(v.as_slice()),
             _ => Cow::Borrowed(&[]),
         }
+    }
+
+    /// The string as an editable buffer with room for at least `min_len`
+    /// bytes (growth zero-fills), converting it to `Raw` first. Growth
+    /// doubles below 1 MiB and adds 1 MiB above, so a value grown piece by
+    /// piece costs amortised O(1) per byte. None if memory is exhausted or
+    /// the value is not a string.
+    pub fn raw_mut(&mut self, min_len: usize) -> Option<&mut Vec<u8>> {
+        if !matches!(self, Value::Raw(_)) {
+            if !self.is_string() {
+                return None;
+            }
+            let bytes = self.string_bytes().into_owned();
+            *self = Value::Raw(Box::new(bytes));
+        }
+        let Value::Raw(v) = self else { return None };
+        if v.len() < min_len {
+            if v.capacity() < min_len {
+                const MIB: usize = 1024 * 1024;
+                let target = if min_len < MIB {
+                    min_len * 2
+                } else {
+                    min_len + MIB
+                };
+                if v.try_reserve_exact(target - v.len()).is_err()
+                    && v.try_reserve_exact(min_len - v.len()).is_err()
+                {
+                    return None;
+                }
+            }
+            v.resize(min_len, 0);
+        }
+        Some(v)
     }
 
     /// Bytes of heap memory the value owns (for memory accounting).
@@ -83,6 +121,7 @@ impl Value {
         match self {
             Value::Int(_) => 0,
             Value::Str(s) => s.heap_size(),
+            Value::Raw(v) => std::mem::size_of::<Vec<u8>>() + v.capacity(),
             Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
             Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
             Value::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
@@ -142,6 +181,31 @@ mod tests {
         assert_eq!(canonical_int(b"+1"), None);
         assert_eq!(canonical_int(b" 1"), None);
         assert_eq!(canonical_int(b"9223372036854775808"), None);
+    }
+
+    #[test]
+    fn raw_growth_is_amortised_and_keeps_bytes() {
+        let mut v = Value::Int(12);
+        let mut reallocs = 0;
+        let mut cap = 0;
+        for i in 0..10_000usize {
+            let buf = v.raw_mut(2 + i + 1).unwrap();
+            let last = buf.len() - 1;
+            buf[last] = b'x';
+            if buf.capacity() != cap {
+                reallocs += 1;
+                cap = buf.capacity();
+            }
+        }
+        assert!(reallocs < 20, "{reallocs} reallocations");
+        assert_eq!(&v.string_bytes()[..3], b"12x");
+        assert_eq!(v.encoding(), "raw");
+        assert!(Value::List(Box::default()).raw_mut(1).is_none());
+    }
+
+    #[test]
+    fn value_is_24_bytes() {
+        assert_eq!(std::mem::size_of::<Value>(), 24);
     }
 
     #[test]
