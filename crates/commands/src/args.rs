@@ -50,3 +50,57 @@ pub fn lossy(b: &[u8]) -> String {
 pub fn int32(s: &[u8]) -> CmdResult<i32> {
     i32::try_from(int(s)?).map_err(|_| CmdError::IntRange)
 }
+
+/// A SCAN-family cursor as Redis's strtoul reads it: optional sign (a minus
+/// wraps), decimal digits, nothing else; the empty string is 0.
+pub fn scan_cursor(s: &[u8]) -> CmdResult<u64> {
+    let (neg, digits) = match s.split_first() {
+        None => return Ok(0),
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        Some(_) => (false, s),
+    };
+    if digits.is_empty() {
+        return Err(CmdError::InvalidCursor);
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return Err(CmdError::InvalidCursor);
+        }
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+            .ok_or(CmdError::InvalidCursor)?;
+    }
+    Ok(if neg { v.wrapping_neg() } else { v })
+}
+
+/// HSCAN/SSCAN/ZSCAN options from argument `from` on: `[MATCH pattern]
+/// [COUNT count]`, repeatable, last one wins. Returns the count (default
+/// 10) and the pattern (None for `*`, which matches everything).
+pub fn scan_options<'a>(
+    args: &damselfly_protocol::Args<'a>,
+    from: usize,
+) -> CmdResult<(usize, Option<&'a [u8]>)> {
+    let mut count = 10usize;
+    let mut pattern = None;
+    let mut i = from;
+    while i < args.len() {
+        let opt = args.get(i).unwrap_or_default();
+        let val = args.get(i + 1);
+        match val {
+            Some(v) if eq(opt, "count") => {
+                let n = int(v)?;
+                if n < 1 {
+                    return Err(CmdError::Syntax);
+                }
+                count = usize::try_from(n).unwrap_or(usize::MAX);
+            }
+            Some(v) if eq(opt, "match") => pattern = (v != b"*").then_some(v),
+            _ => return Err(CmdError::Syntax),
+        }
+        i += 2;
+    }
+    Ok((count, pattern))
+}
