@@ -14,6 +14,29 @@ use damselfly_protocol::Args;
 /// The Redis version we report: clients gate features on it.
 pub const REDIS_VERSION: &str = "7.0.15";
 
+static MEMORY_SUBCOMMANDS: &[Command] = &[
+    cmd!(
+        "usage",
+        -3,
+        "readonly",
+        crate::table::Keys::Range(2, 2, 1),
+        "@read @slow",
+        "server",
+        "4.0.0",
+        memory_usage
+    ),
+    cmd!(
+        "help",
+        2,
+        "loading stale",
+        NoKeys,
+        "@slow",
+        "server",
+        "4.0.0",
+        memory_help
+    ),
+];
+
 pub(crate) static COMMANDS: &[Command] = &[
     cmd!(
         "flushall",
@@ -106,6 +129,17 @@ pub(crate) static COMMANDS: &[Command] = &[
         "server",
         "1.0.0",
         shutdown
+    ),
+    cmd!(
+        "memory",
+        -2,
+        "",
+        NoKeys,
+        "@slow",
+        "server",
+        "4.0.0",
+        container,
+        MEMORY_SUBCOMMANDS
     ),
     cmd!(
         "debug",
@@ -602,4 +636,56 @@ fn function_flush(ctx: &mut Ctx, args: &Args) -> CmdResult {
 
 fn no_scripting(_ctx: &mut Ctx, _args: &Args) -> CmdResult {
     Err(CmdError::NoScriptSupport)
+}
+
+/// A container command named without a subcommand fails on arity.
+fn container(_ctx: &mut Ctx, args: &Args) -> CmdResult {
+    Err(CmdError::WrongArity(
+        lossy(args.get(0).unwrap_or_default()).to_ascii_lowercase(),
+    ))
+}
+
+/// MEMORY USAGE key [SAMPLES count]: the bytes the key and its value hold
+/// (entry, key and value allocations; collections are measured, not sampled).
+fn memory_usage(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let key = args.get(2).unwrap_or_default();
+    let mut i = 3;
+    while i < args.len() {
+        let opt = args.get(i).unwrap_or_default();
+        if eq(opt, "samples") && i + 1 < args.len() {
+            let n = crate::args::int(args.get(i + 1).unwrap_or_default())?;
+            if n < 0 {
+                return Err(CmdError::Syntax);
+            }
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let (db, now) = (ctx.db(), ctx.now);
+    let (shard, reply) = ctx.shard_and_reply(key);
+    match shard.get_quiet(db, key, now) {
+        None => reply.null(),
+        Some(e) => {
+            // The chain node (next pointer + entry) plus what the key and
+            // the value own on the heap.
+            let node =
+                std::mem::size_of::<damselfly_storage::Entry>() + std::mem::size_of::<usize>();
+            reply.int((node + e.key.heap_size() + e.value.heap_size()) as i64);
+        }
+    }
+    Ok(())
+}
+
+/// MEMORY HELP
+fn memory_help(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    reply_help(
+        ctx,
+        "MEMORY",
+        &[
+            "USAGE <key> [SAMPLES <count>]",
+            "    Bytes held by <key> and its value (SAMPLES is accepted; collections are measured in full).",
+        ],
+    );
+    Ok(())
 }
