@@ -7,7 +7,10 @@ use damselfly_commands::table::{flag, table, Keys};
 use std::collections::BTreeSet;
 
 fn reference(name: &str) -> serde_json::Value {
-    let path = format!("/work/shared/redis-reference/{name}");
+    // shared/ sits beside the checkout (as in CI); DAMSELFLY_SHARED overrides.
+    let shared = std::env::var("DAMSELFLY_SHARED")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared").to_string());
+    let path = format!("{shared}/redis-reference/{name}");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).expect("reference JSON")
 }
