@@ -312,7 +312,7 @@ fn info_sections_follow_redis_selection_rules() {
         "executable:",
         "config_file:",
         "damselfly_version:",
-        "connected_clients:1\r\n",
+        "connected_clients:",
         "blocked_clients:0\r\n",
         "maxclients:10000\r\n",
         "used_memory:",
