@@ -82,7 +82,8 @@ pub fn execute(
         ks.lock_all()
     } else {
         let mut shards: SmallVec<[usize; 4]> = e
-            .key_positions(args.len())
+            .key_positions(args.len(), |i| args.get(i))
+            .into_iter()
             .filter_map(|i| args.get(i))
             .map(|k| ks.shard_of(k))
             .collect();
