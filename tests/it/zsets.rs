@@ -422,3 +422,48 @@ fn large_sets_rank_and_range_like_redis() {
     );
     diff(&script);
 }
+
+#[test]
+fn edge_cases_match_redis() {
+    diff(
+        r#"
+        SET str v
+        ZPOPMIN str 0
+        ZPOPMIN nokey 0
+        ZRANDMEMBER str 0
+        ZRANDMEMBER nokey 0
+        ZADD z 1 a 2 b
+        ZMPOP 2 nokey str MIN
+        ZMPOP 2 z str MIN COUNT 1
+        ZINTERCARD 2 z str
+        ZINTERCARD 2 nokey str
+        ZDIFF 2 nokey str
+        ZSCAN z 0 MATCH a
+        ZSCAN z 0 MATCH
+        ZSCAN z 0 COUNT 1 MATCH b*
+        ZSCAN str abc
+        ZRANGESTORE dst str 0 -1
+        ZREMRANGEBYSCORE str 0 1
+        ZREMRANGEBYLEX str a b
+        ZREMRANGEBYLEX z a b
+        ZCOUNT z "(1" "(2"
+        ZCOUNT z "1\x002" 3
+        ZADD z "1\x002" c
+        COMMAND GETKEYS ZUNIONSTORE d 2 a b WEIGHTS 1 2
+        COMMAND GETKEYS ZUNION 2 a b
+        COMMAND GETKEYS ZMPOP 2 a b MIN
+        COMMAND GETKEYS ZINTERCARD 1 a
+        COMMAND GETKEYS ZRANGESTORE d s 0 1
+        ZADD z 1 a 2 b 3 c
+        ZUNIONSTORE {t}d 2 z z
+        ZUNIONSTORE z 2 z z WEIGHTS 2 3
+        ZRANGE z 0 -1 WITHSCORES
+        ZINTERSTORE z 1 z AGGREGATE MIN WEIGHTS 0.5
+        ZRANGE z 0 -1 WITHSCORES
+        ZINCRBY z 1.1 a
+        ZINCRBY z 0.1 a
+        ZADD z INCR 0.2 a
+        ZSCORE z a
+        "#,
+    );
+}

@@ -640,13 +640,13 @@ fn zadd_generic(ctx: &mut Ctx, args: &Args, incr_cmd: bool) -> CmdResult {
         i += 1;
     }
     let elements = args.len() - i;
-    if elements % 2 != 0 || elements == 0 {
+    if !elements.is_multiple_of(2) || elements == 0 {
         return Err(CmdError::Syntax);
     }
     if nx && xx {
         return Err(CmdError::ZaddXxNx);
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(CmdError::ZaddGtLtNx);
     }
     if incr && elements > 2 {

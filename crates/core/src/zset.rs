@@ -398,7 +398,7 @@ impl ZSet {
         }
     }
 
-    fn to_big(&mut self) {
+    fn make_big(&mut self) {
         let Repr::Pack(v) = &mut self.repr else {
             return;
         };
@@ -451,7 +451,7 @@ impl ZSet {
     fn insert_new(&mut self, member: &[u8], score: f64, limits: Option<Limits>) {
         if let (Repr::Pack(v), Some(l)) = (&self.repr, limits) {
             if v.len() + 1 > l.max_entries || member.len() > l.max_value {
-                self.to_big();
+                self.make_big();
             }
         }
         match &mut self.repr {
