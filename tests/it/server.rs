@@ -3,7 +3,7 @@
 //! deterministic, checked for structure otherwise.
 
 use crate::support::{damselfly, diff, Conn};
-use damselfly_commands::table::{flag, table, Keys};
+use damselfly_commands::table::{flag, table};
 use std::collections::BTreeSet;
 
 fn reference(name: &str) -> serde_json::Value {
@@ -58,10 +58,7 @@ fn command_table_matches_redis_command_info() {
         if flags != want_flags {
             problems.push(format!("{}: flags {flags:?} vs {want_flags:?}", e.fullname));
         }
-        let (f, l, s) = match e.cmd.keys {
-            Keys::None => (0, 0, 0),
-            Keys::Range(f, l, s) => (f, l, s),
-        };
+        let (f, l, s) = e.cmd.keys.legacy_range();
         let got = [f as i64, l as i64, s as i64];
         let exp = [want[3].as_i64(), want[4].as_i64(), want[5].as_i64()];
         if exp != got.map(Some) {

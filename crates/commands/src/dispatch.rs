@@ -82,8 +82,7 @@ pub fn execute(
         ks.lock_all()
     } else {
         let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
-        let movable = crate::list::movable_keys(e.cmd.name, args);
-        for i in e.key_positions(args.len()).chain(movable.unwrap_or(0..0)) {
+        for i in e.key_positions(args.len(), |i| args.get(i)) {
             if let Some(k) = args.get(i) {
                 shards.push(ks.shard_of(k));
             }

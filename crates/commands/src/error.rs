@@ -104,6 +104,27 @@ pub enum CmdError {
     BitfieldReadOnly,
     /// BITOP NOT with more than one source.
     BitopNotArity,
+    /// ZADD INCR / ZINCRBY whose result is NaN (inf + -inf).
+    ScoreNan,
+    /// A score range bound that is not a float.
+    MinMaxNotFloat,
+    /// A lex range bound without `[`, `(`, `-` or `+`.
+    LexRangeItem,
+    ZaddXxNx,
+    ZaddGtLtNx,
+    ZaddIncrPair,
+    WeightNotFloat,
+    /// `ERR at least 1 input key is needed for 'zunion' command`.
+    AtLeastOneKey(&'static str),
+    LimitNegative,
+    /// `ERR value is out of range, must be positive`.
+    OutOfRangePositive,
+    /// ZRANDMEMBER's count outside -LONG_MAX..LONG_MAX.
+    OutOfRangeLong,
+    /// ZRANDMEMBER with a negative count and WITHSCORES that overflows.
+    OutOfRange,
+    ZrangeLimitNeedsBy,
+    ZrangeWithscoresBylex,
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
 }
@@ -218,6 +239,28 @@ impl fmt::Display for CmdError {
             BitfieldOverflow => f.write_str("ERR Invalid OVERFLOW type specified"),
             BitfieldReadOnly => f.write_str("ERR BITFIELD_RO only supports the GET subcommand"),
             BitopNotArity => f.write_str("ERR BITOP NOT must be called with a single source key."),
+            ScoreNan => f.write_str("ERR resulting score is not a number (NaN)"),
+            MinMaxNotFloat => f.write_str("ERR min or max is not a float"),
+            LexRangeItem => f.write_str("ERR min or max not valid string range item"),
+            ZaddXxNx => f.write_str("ERR XX and NX options at the same time are not compatible"),
+            ZaddGtLtNx => {
+                f.write_str("ERR GT, LT, and/or NX options at the same time are not compatible")
+            }
+            ZaddIncrPair => f.write_str("ERR INCR option supports a single increment-element pair"),
+            WeightNotFloat => f.write_str("ERR weight value is not a float"),
+            AtLeastOneKey(cmd) => write!(f, "ERR at least 1 input key is needed for '{cmd}' command"),
+            LimitNegative => f.write_str("ERR LIMIT can't be negative"),
+            OutOfRangePositive => f.write_str("ERR value is out of range, must be positive"),
+            OutOfRangeLong => f.write_str(
+                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+            ),
+            OutOfRange => f.write_str("ERR value is out of range"),
+            ZrangeLimitNeedsBy => f.write_str(
+                "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+            ),
+            ZrangeWithscoresBylex => {
+                f.write_str("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
+            }
             Other(s) => f.write_str(s),
         }
     }

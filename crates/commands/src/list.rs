@@ -17,7 +17,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::state::Server;
 use crate::table::{
     Command,
-    Keys::{None as NoKeys, Range},
+    Keys::{NumKeys, Range},
 };
 use damselfly_core::list::{End, List};
 use damselfly_protocol::{Args, Reply};
@@ -194,7 +194,10 @@ pub(crate) static COMMANDS: &[Command] = &[
         "lmpop",
         -4,
         "write",
-        NoKeys,
+        NumKeys {
+            dest: false,
+            numkeys: 1
+        },
         "@write @list @slow",
         "list",
         "7.0.0",
@@ -244,7 +247,10 @@ pub(crate) static COMMANDS: &[Command] = &[
         "blmpop",
         -5,
         "write blocking",
-        NoKeys,
+        NumKeys {
+            dest: false,
+            numkeys: 2
+        },
         "@write @list @slow @blocking",
         "list",
         "7.0.0",
@@ -704,15 +710,6 @@ pub(crate) fn mpop_keys(args: &Args, at: usize) -> Option<std::ops::Range<usize>
     let n = usize::try_from(n).ok().filter(|n| *n > 0)?;
     let first = at + 1;
     (n <= args.len().saturating_sub(first + 1)).then_some(first..first + n)
-}
-
-/// Key positions of commands whose keys the table's range cannot describe.
-pub(crate) fn movable_keys(name: &str, args: &Args) -> Option<std::ops::Range<usize>> {
-    match name {
-        "lmpop" => mpop_keys(args, 1),
-        "blmpop" => mpop_keys(args, 2),
-        _ => None,
-    }
 }
 
 /// Parses `numkeys key... LEFT|RIGHT [COUNT n]` from `at`.

@@ -8,7 +8,7 @@ use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::table::{
     Command,
-    Keys::{None as NoKeys, Range},
+    Keys::{NumKeys, Range},
 };
 use damselfly_core::glob::glob_match;
 use damselfly_core::set::{Member, Set};
@@ -122,8 +122,11 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!(
         "sintercard",
         -3,
-        "readonly all_shards",
-        NoKeys,
+        "readonly",
+        NumKeys {
+            dest: false,
+            numkeys: 1
+        },
         "@read @set @slow",
         "set",
         "7.0.0",

@@ -82,6 +82,26 @@ pub enum Keys {
     None,
     /// first, last (negative: from the end), step, as COMMAND INFO reports.
     Range(i32, i32, i32),
+    /// A count of keys at argument `numkeys`, the keys right after it
+    /// (ZUNION, ZMPOP...), after a fixed destination key at argument 1 when
+    /// `dest` (the *STORE forms). COMMAND INFO's legacy range is (1,1,1)
+    /// with a destination, (0,0,0) without.
+    NumKeys {
+        dest: bool,
+        numkeys: usize,
+    },
+}
+
+impl Keys {
+    /// The (first, last, step) triple COMMAND INFO reports.
+    pub fn legacy_range(&self) -> (i32, i32, i32) {
+        match *self {
+            Keys::None => (0, 0, 0),
+            Keys::Range(f, l, s) => (f, l, s),
+            Keys::NumKeys { dest: true, .. } => (1, 1, 1),
+            Keys::NumKeys { dest: false, .. } => (0, 0, 0),
+        }
+    }
 }
 
 pub struct Command {
@@ -218,8 +238,13 @@ impl Entry {
         self.subs.get(&lower).copied()
     }
 
-    /// Positions of the key arguments in a request of `argc` arguments.
-    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+    /// Positions of the key arguments in a request of `argc` arguments;
+    /// `arg(i)` reads argument `i` (for a numkeys count).
+    pub fn key_positions<'a>(
+        &self,
+        argc: usize,
+        arg: impl Fn(usize) -> Option<&'a [u8]>,
+    ) -> smallvec::SmallVec<[usize; 4]> {
         let (first, last, step) = match self.cmd.keys {
             Keys::None => (0, -1, 1),
             Keys::Range(f, l, s) => {
@@ -230,8 +255,26 @@ impl Entry {
                 };
                 (f, last, s.max(1))
             }
+            Keys::NumKeys { dest, numkeys } => {
+                let mut out = smallvec::SmallVec::new();
+                if dest && argc > 1 {
+                    out.push(1);
+                }
+                let n = arg(numkeys)
+                    .and_then(crate::args::parse_i64)
+                    .unwrap_or(0)
+                    .max(0) as u64;
+                let room = argc.saturating_sub(numkeys + 1) as u64;
+                for i in 0..n.min(room) as usize {
+                    out.push(numkeys + 1 + i);
+                }
+                return out;
+            }
         };
         let first = if first <= 0 { argc as i32 } else { first };
-        (first..=last).step_by(step as usize).map(|i| i as usize)
+        (first..=last)
+            .step_by(step as usize)
+            .map(|i| i as usize)
+            .collect()
     }
 }

@@ -77,10 +77,7 @@ fn tips(e: &Entry) -> &'static [&'static str] {
 }
 
 fn range(e: &Entry) -> (i32, i32, i32) {
-    match e.cmd.keys {
-        Keys::None => (0, 0, 0),
-        Keys::Range(f, l, s) => (f, l, s),
-    }
+    e.cmd.keys.legacy_range()
 }
 
 fn reply_key_specs(r: &mut Reply, e: &Entry) {
@@ -295,7 +292,11 @@ fn keys_of(args: &Args) -> CmdResult<(&'static Entry, Vec<usize>)> {
             "ERR The command has no key arguments".into(),
         ));
     }
-    let pos: Vec<usize> = e.key_positions(inner.len()).map(|i| i + 2).collect();
+    let pos: Vec<usize> = e
+        .key_positions(inner.len(), |i| inner.get(i).copied())
+        .into_iter()
+        .map(|i| i + 2)
+        .collect();
     if pos.is_empty() {
         return Err(CmdError::Other(
             "ERR Invalid arguments specified for command".into(),
