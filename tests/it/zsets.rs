@@ -488,3 +488,24 @@ fn plain_sets_take_part_in_zset_operations_with_score_one() {
         "#,
     );
 }
+
+#[test]
+fn zscan_prints_scores_like_redis_in_both_encodings() {
+    let mut script = String::from(
+        "ZADD small 1.1 a 1e-5 b 123456789.123 c 9.8813129168249309e-323 d\nZSCAN small 0\n",
+    );
+    for j in 0..200 {
+        script.push_str(&format!("ZADD big 1.1 m{j}\n"));
+    }
+    script.push_str("ZADD big 123456789.123 x 1e-5 y 1e20 z 9.8813129168249309e-323 w -inf n\n");
+    script.push_str("ZREM big ");
+    for j in 0..200 {
+        script.push_str(&format!("m{j} "));
+    }
+    script.push('\n');
+    // One member per call: the table's order is ours, the scores must match.
+    for m in ["x", "y", "z", "w", "n"] {
+        script.push_str(&format!("ZSCAN big 0 COUNT 1000 MATCH {m}\n"));
+    }
+    crate::support::diff(&script);
+}

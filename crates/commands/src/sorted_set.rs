@@ -1473,24 +1473,6 @@ fn parse_cursor(s: &[u8]) -> CmdResult<u64> {
     Ok(if neg { v.wrapping_neg() } else { v })
 }
 
-/// How ZSCAN prints a score held in the skiplist form: `%.17Lf` with the
-/// trailing zeros cut (Redis's LD_STR_HUMAN).
-fn human_score(s: f64) -> String {
-    if s.is_infinite() {
-        return if s > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let mut t = format!("{s:.17}");
-    if t.contains('.') {
-        while t.ends_with('0') {
-            t.pop();
-        }
-        if t.ends_with('.') {
-            t.pop();
-        }
-    }
-    t
-}
-
 /// ZSCAN key cursor [MATCH pattern] [COUNT count]
 fn zscan(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let cursor = parse_cursor(arg(args, 2))?;
@@ -1522,7 +1504,6 @@ fn zscan(ctx: &mut Ctx, args: &Args) -> CmdResult {
         }
         i += 2;
     }
-    let packed = z.encoding() == "listpack";
     let mut out: Vec<(Vec<u8>, f64)> = Vec::new();
     let next = z.scan(cursor, count as usize, |m, s| {
         if pattern.is_none_or(|p| glob_match(p, m, false)) {
@@ -1534,11 +1515,9 @@ fn zscan(ctx: &mut Ctx, args: &Args) -> CmdResult {
     reply.array(out.len() * 2);
     for (m, s) in &out {
         reply.bulk(m);
-        if packed {
-            reply.bulk(format_double(*s).as_bytes());
-        } else {
-            reply.bulk(human_score(*s).as_bytes());
-        }
+        // Redis prints scores as `%.17Lg` of the score widened to long
+        // double: the same digits as `%.17g` of the double, in both encodings.
+        reply.bulk(format_double(*s).as_bytes());
     }
     Ok(())
 }
