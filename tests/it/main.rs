@@ -3,6 +3,7 @@
 mod support;
 
 mod bitmaps;
+mod clients;
 mod hashes;
 mod keys;
 mod lists;

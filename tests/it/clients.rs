@@ -1,0 +1,131 @@
+//! What application code does through a real client library (the `redis`
+//! crate, as services use redis-py or go-redis): cache-aside with TTLs,
+//! rate limits, sessions in hashes, queues, pipelines, one DB per service.
+
+use crate::support::damselfly;
+use redis::{Commands, Connection};
+
+fn connect(port: u16, db: u8) -> Connection {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/{db}")).expect("client");
+    client.get_connection().expect("connection")
+}
+
+#[test]
+fn cache_aside_with_ttl() {
+    let d = damselfly(&[]);
+    let mut c = connect(d.port, 0);
+    let miss: Option<String> = c.get("user:42").unwrap();
+    assert_eq!(miss, None);
+    let json = r#"{"id":42,"name":"Ada"}"#;
+    let _: () = c.set_ex("user:42", json, 3600).unwrap();
+    let hit: String = c.get("user:42").unwrap();
+    assert_eq!(hit, json);
+    let ttl: i64 = c.ttl("user:42").unwrap();
+    assert!((3590..=3600).contains(&ttl), "{ttl}");
+}
+
+#[test]
+fn rate_limit_with_incr_and_expire() {
+    let d = damselfly(&[]);
+    let mut c = connect(d.port, 0);
+    for i in 1..=5 {
+        let n: i64 = c.incr("rl:ip:1.2.3.4", 1).unwrap();
+        assert_eq!(n, i);
+        if n == 1 {
+            let set: bool = c.expire("rl:ip:1.2.3.4", 60).unwrap();
+            assert!(set);
+        }
+    }
+    let ttl: i64 = c.ttl("rl:ip:1.2.3.4").unwrap();
+    assert!(ttl > 0 && ttl <= 60);
+}
+
+#[test]
+fn session_in_a_hash() {
+    let d = damselfly(&[]);
+    let mut c = connect(d.port, 0);
+    let _: () = c
+        .hset_multiple("sess:abc", &[("user", "42"), ("role", "admin")])
+        .unwrap();
+    let role: String = c.hget("sess:abc", "role").unwrap();
+    assert_eq!(role, "admin");
+    let all: std::collections::HashMap<String, String> = c.hgetall("sess:abc").unwrap();
+    assert_eq!(all.len(), 2);
+    let _: () = c.expire("sess:abc", 1800).unwrap();
+    let exists: bool = c.exists("sess:abc").unwrap();
+    assert!(exists);
+}
+
+#[test]
+fn job_queue_with_lpush_and_brpop_across_connections() {
+    let d = damselfly(&[]);
+    let port = d.port;
+    let worker = std::thread::spawn(move || {
+        let mut c = connect(port, 0);
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let (_, job): (String, String) = c.brpop("jobs", 10.0).unwrap();
+            got.push(job);
+        }
+        got
+    });
+    let mut producer = connect(d.port, 0);
+    for job in ["a", "b", "c"] {
+        let _: i64 = producer.lpush("jobs", job).unwrap();
+    }
+    assert_eq!(worker.join().unwrap(), vec!["a", "b", "c"]);
+}
+
+#[test]
+fn pipeline_and_leaderboard() {
+    let d = damselfly(&[]);
+    let mut c = connect(d.port, 0);
+    let mut pipe = redis::pipe();
+    for (name, score) in [("ann", 30), ("bob", 10), ("cid", 20)] {
+        pipe.zadd("board", name, score).ignore();
+    }
+    pipe.zrevrange_withscores("board", 0, 1);
+    let (top,): (Vec<(String, f64)>,) = pipe.query(&mut c).unwrap();
+    assert_eq!(
+        top,
+        vec![("ann".to_string(), 30.0), ("cid".to_string(), 20.0)]
+    );
+    let rank: Option<i64> = c.zrank("board", "bob").unwrap();
+    assert_eq!(rank, Some(0));
+}
+
+#[test]
+fn each_service_in_its_own_db() {
+    let d = damselfly(&[]);
+    let mut a = connect(d.port, 1);
+    let mut b = connect(d.port, 2);
+    let _: () = a.set("config", "service-a").unwrap();
+    let _: () = b.set("config", "service-b").unwrap();
+    let va: String = a.get("config").unwrap();
+    let vb: String = b.get("config").unwrap();
+    assert_eq!((va.as_str(), vb.as_str()), ("service-a", "service-b"));
+    let keys: Vec<String> = redis::cmd("SCAN")
+        .arg(0)
+        .arg("MATCH")
+        .arg("*")
+        .query::<(u64, Vec<String>)>(&mut a)
+        .unwrap()
+        .1;
+    assert_eq!(keys, vec!["config"]);
+}
+
+#[test]
+fn resp3_connection_works() {
+    let d = damselfly(&[]);
+    let client =
+        redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", d.port)).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let _: () = c.set("k", "v").unwrap();
+    let v: String = c.get("k").unwrap();
+    assert_eq!(v, "v");
+    let m: std::collections::HashMap<String, String> = {
+        let _: () = c.hset("h", "f", "1").unwrap();
+        c.hgetall("h").unwrap()
+    };
+    assert_eq!(m.get("f").map(String::as_str), Some("1"));
+}
