@@ -529,31 +529,6 @@ fn keys(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// A SCAN cursor as Redis's strtoul reads it: optional sign (a minus
-/// wraps), decimal digits, nothing else; the empty string is 0.
-fn parse_cursor(s: &[u8]) -> CmdResult<u64> {
-    let (neg, digits) = match s.first() {
-        None => return Ok(0),
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        Some(_) => (false, s),
-    };
-    if digits.is_empty() {
-        return Err(CmdError::InvalidCursor);
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return Err(CmdError::InvalidCursor);
-        }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(d - b'0')))
-            .ok_or(CmdError::InvalidCursor)?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
-}
-
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 ///
 /// The cursor packs the shard index in its low bits and that shard's table
@@ -561,7 +536,7 @@ fn parse_cursor(s: &[u8]) -> CmdResult<u64> {
 /// table in reverse-binary order, so a key present for the whole scan is
 /// returned at least once whatever resizes happen between calls.
 fn scan(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    let cursor = parse_cursor(arg(args, 1))?;
+    let cursor = crate::args::scan_cursor(arg(args, 1))?;
     let mut count: i64 = 10;
     let mut pattern: Option<&[u8]> = None;
     let mut type_name: Option<&[u8]> = None;
@@ -978,15 +953,15 @@ mod tests {
 
     #[test]
     fn cursors_parse_like_strtoul() {
-        assert_eq!(parse_cursor(b""), Ok(0));
-        assert_eq!(parse_cursor(b"0"), Ok(0));
-        assert_eq!(parse_cursor(b"+5"), Ok(5));
-        assert_eq!(parse_cursor(b"-1"), Ok(u64::MAX));
-        assert_eq!(parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
-        assert!(parse_cursor(b"18446744073709551616").is_err());
-        assert!(parse_cursor(b" 5").is_err());
-        assert!(parse_cursor(b"-").is_err());
-        assert!(parse_cursor(b"1.5").is_err());
-        assert!(parse_cursor(b"5 ").is_err());
+        assert_eq!(crate::args::scan_cursor(b""), Ok(0));
+        assert_eq!(crate::args::scan_cursor(b"0"), Ok(0));
+        assert_eq!(crate::args::scan_cursor(b"+5"), Ok(5));
+        assert_eq!(crate::args::scan_cursor(b"-1"), Ok(u64::MAX));
+        assert_eq!(crate::args::scan_cursor(b"18446744073709551615"), Ok(u64::MAX));
+        assert!(crate::args::scan_cursor(b"18446744073709551616").is_err());
+        assert!(crate::args::scan_cursor(b" 5").is_err());
+        assert!(crate::args::scan_cursor(b"-").is_err());
+        assert!(crate::args::scan_cursor(b"1.5").is_err());
+        assert!(crate::args::scan_cursor(b"5 ").is_err());
     }
 }

@@ -1449,33 +1449,9 @@ fn zintercard(ctx: &mut Ctx, args: &Args) -> CmdResult {
 
 // ---------------------------------------------------------------- ZSCAN
 
-/// A SCAN cursor as strtoul reads it (see SCAN).
-fn parse_cursor(s: &[u8]) -> CmdResult<u64> {
-    let (neg, digits) = match s.first() {
-        None => return Ok(0),
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        Some(_) => (false, s),
-    };
-    if digits.is_empty() {
-        return Err(CmdError::InvalidCursor);
-    }
-    let mut v: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return Err(CmdError::InvalidCursor);
-        }
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(d - b'0')))
-            .ok_or(CmdError::InvalidCursor)?;
-    }
-    Ok(if neg { v.wrapping_neg() } else { v })
-}
-
 /// ZSCAN key cursor [MATCH pattern] [COUNT count]
 fn zscan(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    let cursor = parse_cursor(arg(args, 2))?;
+    let cursor = crate::args::scan_cursor(arg(args, 2))?;
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
@@ -1485,27 +1461,9 @@ fn zscan(ctx: &mut Ctx, args: &Args) -> CmdResult {
         reply.array(0);
         return Ok(());
     };
-    let mut count: i64 = 10;
-    let mut pattern: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < args.len() {
-        let o = arg(args, i);
-        let left = args.len() - i;
-        if eq(o, "count") && left >= 2 {
-            count = int(arg(args, i + 1))?;
-            if count < 1 {
-                return Err(CmdError::Syntax);
-            }
-        } else if eq(o, "match") && left >= 2 {
-            let p = arg(args, i + 1);
-            pattern = (p != b"*").then_some(p);
-        } else {
-            return Err(CmdError::Syntax);
-        }
-        i += 2;
-    }
+    let (count, pattern) = crate::args::scan_options(args, 3)?;
     let mut out: Vec<(Vec<u8>, f64)> = Vec::new();
-    let next = z.scan(cursor, count as usize, |m, s| {
+    let next = z.scan(cursor, count, |m, s| {
         if pattern.is_none_or(|p| glob_match(p, m, false)) {
             out.push((m.to_vec(), s));
         }
