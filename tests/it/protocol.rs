@@ -129,9 +129,13 @@ fn resp3_replies_match_redis() {
 fn bulk_longer_than_proto_max_bulk_len_is_refused_and_others_keep_working() {
     let d = damselfly(&[]);
     let mut admin = Conn::open(d.port);
-    assert_eq!(admin.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"]), "+OK\r\n");
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"]),
+        "+OK\r\n"
+    );
     let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
-    s.write_all(format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", 2 * 1024 * 1024).as_bytes()).unwrap();
+    s.write_all(format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", 2 * 1024 * 1024).as_bytes())
+        .unwrap();
     let mut got = Vec::new();
     s.read_to_end(&mut got).unwrap();
     assert_eq!(got, b"-ERR Protocol error: invalid bulk length\r\n");

@@ -131,6 +131,12 @@ pub enum CmdError {
 
 pub type CmdResult<T = ()> = Result<T, CmdError>;
 
+impl From<damselfly_storage::typed::WrongType> for CmdError {
+    fn from(_: damselfly_storage::typed::WrongType) -> CmdError {
+        CmdError::WrongType
+    }
+}
+
 fn quoted(b: &[u8], max: usize) -> String {
     let s = String::from_utf8_lossy(b);
     s.chars().take(max).collect()

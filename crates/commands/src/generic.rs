@@ -957,7 +957,10 @@ mod tests {
         assert_eq!(crate::args::scan_cursor(b"0"), Ok(0));
         assert_eq!(crate::args::scan_cursor(b"+5"), Ok(5));
         assert_eq!(crate::args::scan_cursor(b"-1"), Ok(u64::MAX));
-        assert_eq!(crate::args::scan_cursor(b"18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(
+            crate::args::scan_cursor(b"18446744073709551615"),
+            Ok(u64::MAX)
+        );
         assert!(crate::args::scan_cursor(b"18446744073709551616").is_err());
         assert!(crate::args::scan_cursor(b" 5").is_err());
         assert!(crate::args::scan_cursor(b"-").is_err());

@@ -9,7 +9,7 @@ use crate::table::{Command, Keys::Range};
 use damselfly_core::glob::glob_match;
 use damselfly_core::hash::{Hash, Limits};
 use damselfly_protocol::{Args, Reply};
-use damselfly_storage::{Entry, Shard, Value};
+use damselfly_storage::typed;
 use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) static COMMANDS: &[Command] = &[
@@ -187,60 +187,12 @@ fn limits(ctx: &Ctx) -> Limits {
     }
 }
 
-/// The hash at `key` for reading (counts a hit or miss).
-fn read<'a>(shard: &'a mut Shard, db: usize, key: &[u8], now: u64) -> CmdResult<Option<&'a Hash>> {
-    match shard.get(db, key, now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Hash(h) => Ok(Some(h)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
-}
-
-/// The hash at `key` for writing.
-fn write<'a>(
-    shard: &'a mut Shard,
-    db: usize,
-    key: &[u8],
-    now: u64,
-) -> CmdResult<Option<&'a mut Hash>> {
-    match shard.get_quiet(db, key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Hash(h) => Ok(Some(h)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
-}
-
-/// The hash at `key`, created empty when absent.
-fn write_or_create<'a>(
-    shard: &'a mut Shard,
-    db: usize,
-    key: &[u8],
-    now: u64,
-) -> CmdResult<&'a mut Hash> {
-    if write(shard, db, key, now)?.is_none() {
-        shard.put(db, Entry::new(key, Value::Hash(Box::default()), 0));
-    }
-    write(shard, db, key, now)?.ok_or(CmdError::WrongType)
-}
-
-/// Deletes `key` when its hash became empty.
-fn drop_if_empty(shard: &mut Shard, db: usize, key: &[u8], now: u64) {
-    if matches!(write(shard, db, key, now), Ok(Some(h)) if h.is_empty()) {
-        shard.remove(db, key);
-        shard.written(db, key, "del");
-    }
-}
-
 fn set_pairs(ctx: &mut Ctx, args: &Args) -> CmdResult<i64> {
     let lim = limits(ctx);
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
-    let h = write_or_create(shard, db, key, now)?;
+    let h = typed::write_or_create::<Hash>(shard, db, key, now)?;
     let mut added = 0;
     let mut i = 2;
     while i + 1 < args.len() {
@@ -279,7 +231,7 @@ fn hsetnx(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (key, field) = (arg(args, 1), arg(args, 2));
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
-    let h = write_or_create(shard, db, key, now)?;
+    let h = typed::write_or_create::<Hash>(shard, db, key, now)?;
     if h.contains(field) {
         ctx.reply.int(0);
         return Ok(());
@@ -295,7 +247,7 @@ fn hget(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    match read(shard, db, key, now)?.and_then(|h| h.get(arg(args, 2))) {
+    match typed::read::<Hash>(shard, db, key, now)?.and_then(|h| h.get(arg(args, 2))) {
         Some(v) => reply.bulk(v),
         None => reply.null(),
     }
@@ -307,7 +259,7 @@ fn hmget(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    let h = read(shard, db, key, now)?;
+    let h = typed::read::<Hash>(shard, db, key, now)?;
     reply.array(args.len() - 2);
     for f in args.iter().skip(2) {
         match h.and_then(|h| h.get(f)) {
@@ -324,7 +276,7 @@ fn hdel(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
     let mut n = 0;
-    if let Some(h) = write(shard, db, key, now)? {
+    if let Some(h) = typed::write::<Hash>(shard, db, key, now)? {
         for f in args.iter().skip(2) {
             if h.remove(f) {
                 n += 1;
@@ -336,7 +288,7 @@ fn hdel(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     if n > 0 {
         shard.written(db, key, "hdel");
-        drop_if_empty(shard, db, key, now);
+        typed::drop_if_empty::<Hash>(shard, db, key, now);
     }
     ctx.reply.int(n);
     Ok(())
@@ -346,7 +298,7 @@ fn hdel(ctx: &mut Ctx, args: &Args) -> CmdResult {
 fn hlen(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let n = read(ctx.shard(key), db, key, now)?.map_or(0, |h| h.len());
+    let n = typed::read::<Hash>(ctx.shard(key), db, key, now)?.map_or(0, |h| h.len());
     ctx.reply.int(n as i64);
     Ok(())
 }
@@ -355,7 +307,7 @@ fn hlen(ctx: &mut Ctx, args: &Args) -> CmdResult {
 fn hstrlen(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let n = read(ctx.shard(key), db, key, now)?
+    let n = typed::read::<Hash>(ctx.shard(key), db, key, now)?
         .and_then(|h| h.get(arg(args, 2)))
         .map_or(0, <[u8]>::len);
     ctx.reply.int(n as i64);
@@ -366,7 +318,8 @@ fn hstrlen(ctx: &mut Ctx, args: &Args) -> CmdResult {
 fn hexists(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let yes = read(ctx.shard(key), db, key, now)?.is_some_and(|h| h.contains(arg(args, 2)));
+    let yes = typed::read::<Hash>(ctx.shard(key), db, key, now)?
+        .is_some_and(|h| h.contains(arg(args, 2)));
     ctx.reply.int(i64::from(yes));
     Ok(())
 }
@@ -382,7 +335,7 @@ fn get_all(ctx: &mut Ctx, args: &Args, part: Part) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    let h = read(shard, db, key, now)?;
+    let h = typed::read::<Hash>(shard, db, key, now)?;
     let n = h.map_or(0, |h| h.len());
     if part == Part::All {
         reply.map(n);
@@ -424,7 +377,7 @@ fn hincrby(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (key, field) = (arg(args, 1), arg(args, 2));
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
-    let h = write_or_create(shard, db, key, now)?;
+    let h = typed::write_or_create::<Hash>(shard, db, key, now)?;
     let cur = match h.get(field) {
         Some(v) => damselfly_core::set::parse_i64(v)
             .ok_or_else(|| CmdError::Other("ERR hash value is not an integer".into()))?,
@@ -451,7 +404,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (key, field) = (arg(args, 1), arg(args, 2));
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
-    let h = write_or_create(shard, db, key, now)?;
+    let h = typed::write_or_create::<Hash>(shard, db, key, now)?;
     let cur = h.get(field).unwrap_or(b"0");
     let sum = add(cur, by).map_err(|e| match e {
         LdError::BadValue => CmdError::Other("ERR hash value is not a float".into()),
@@ -490,7 +443,7 @@ fn hrandfield(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     if args.len() == 2 {
         let (shard, reply) = ctx.shard_and_reply(key);
-        match read(shard, db, key, now)?.and_then(|h| h.random(rand_below)) {
+        match typed::read::<Hash>(shard, db, key, now)?.and_then(|h| h.random(rand_below)) {
             Some((f, _)) => reply.bulk(f),
             None => reply.null(),
         }
@@ -512,7 +465,7 @@ fn hrandfield(ctx: &mut Ctx, args: &Args) -> CmdResult {
         return Err(CmdError::Other("ERR value is out of range".into()));
     }
     let (shard, reply) = ctx.shard_and_reply(key);
-    let Some(h) = read(shard, db, key, now)? else {
+    let Some(h) = typed::read::<Hash>(shard, db, key, now)? else {
         reply.array(0);
         return Ok(());
     };
@@ -585,7 +538,7 @@ fn hscan(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    let Some(h) = read(shard, db, key, now)? else {
+    let Some(h) = typed::read::<Hash>(shard, db, key, now)? else {
         reply.array(2);
         reply.bulk(b"0");
         reply.array(0);

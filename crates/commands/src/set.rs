@@ -13,7 +13,8 @@ use crate::table::{
 use damselfly_core::glob::glob_match;
 use damselfly_core::set::{Member, Set};
 use damselfly_protocol::{Args, Reply};
-use damselfly_storage::{Entry, Shard, Value};
+use damselfly_storage::typed;
+use damselfly_storage::{Entry, Value};
 use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) static COMMANDS: &[Command] = &[
@@ -209,53 +210,6 @@ fn max_intset(ctx: &Ctx) -> usize {
     .unwrap_or(0)
 }
 
-/// The set at `key` for reading (counts a hit or miss).
-fn read<'a>(shard: &'a mut Shard, db: usize, key: &[u8], now: u64) -> CmdResult<Option<&'a Set>> {
-    match shard.get(db, key, now) {
-        None => Ok(None),
-        Some(e) => match &e.value {
-            Value::Set(s) => Ok(Some(s)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
-}
-
-/// The set at `key` for writing.
-fn write<'a>(
-    shard: &'a mut Shard,
-    db: usize,
-    key: &[u8],
-    now: u64,
-) -> CmdResult<Option<&'a mut Set>> {
-    match shard.get_quiet(db, key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::Set(s) => Ok(Some(s)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
-}
-
-fn write_or_create<'a>(
-    shard: &'a mut Shard,
-    db: usize,
-    key: &[u8],
-    now: u64,
-) -> CmdResult<&'a mut Set> {
-    if write(shard, db, key, now)?.is_none() {
-        shard.put(db, Entry::new(key, Value::Set(Box::default()), 0));
-    }
-    write(shard, db, key, now)?.ok_or(CmdError::WrongType)
-}
-
-/// Deletes `key` when its set became empty.
-fn drop_if_empty(shard: &mut Shard, db: usize, key: &[u8], now: u64) {
-    if matches!(write(shard, db, key, now), Ok(Some(s)) if s.is_empty()) {
-        shard.remove(db, key);
-        shard.written(db, key, "del");
-    }
-}
-
 fn bulk_member(reply: &mut Reply, m: Member<'_>) {
     match m {
         Member::Int(n) => reply.bulk_int(n),
@@ -277,7 +231,7 @@ fn sadd(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
-    let s = write_or_create(shard, db, key, now)?;
+    let s = typed::write_or_create::<Set>(shard, db, key, now)?;
     let mut added = 0;
     for m in args.iter().skip(2) {
         if s.add(m, max) {
@@ -297,7 +251,7 @@ fn srem(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
     let mut n = 0;
-    if let Some(s) = write(shard, db, key, now)? {
+    if let Some(s) = typed::write::<Set>(shard, db, key, now)? {
         for m in args.iter().skip(2) {
             if s.remove(m) {
                 n += 1;
@@ -309,7 +263,7 @@ fn srem(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     if n > 0 {
         shard.written(db, key, "srem");
-        drop_if_empty(shard, db, key, now);
+        typed::drop_if_empty::<Set>(shard, db, key, now);
     }
     ctx.reply.int(n);
     Ok(())
@@ -319,7 +273,7 @@ fn srem(ctx: &mut Ctx, args: &Args) -> CmdResult {
 fn scard(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let n = read(ctx.shard(key), db, key, now)?.map_or(0, |s| s.len());
+    let n = typed::read::<Set>(ctx.shard(key), db, key, now)?.map_or(0, |s| s.len());
     ctx.reply.int(n as i64);
     Ok(())
 }
@@ -328,7 +282,8 @@ fn scard(ctx: &mut Ctx, args: &Args) -> CmdResult {
 fn sismember(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let yes = read(ctx.shard(key), db, key, now)?.is_some_and(|s| s.contains(arg(args, 2)));
+    let yes =
+        typed::read::<Set>(ctx.shard(key), db, key, now)?.is_some_and(|s| s.contains(arg(args, 2)));
     ctx.reply.int(i64::from(yes));
     Ok(())
 }
@@ -338,7 +293,7 @@ fn smismember(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    let s = read(shard, db, key, now)?;
+    let s = typed::read::<Set>(shard, db, key, now)?;
     reply.array(args.len() - 2);
     for m in args.iter().skip(2) {
         reply.int(i64::from(s.is_some_and(|s| s.contains(m))));
@@ -351,7 +306,7 @@ fn smembers(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    match read(shard, db, key, now)? {
+    match typed::read::<Set>(shard, db, key, now)? {
         None => reply.set(0),
         Some(s) => {
             reply.set(s.len());
@@ -411,7 +366,7 @@ fn srandmember(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     if args.len() == 2 {
         let (shard, reply) = ctx.shard_and_reply(key);
-        match read(shard, db, key, now)?.and_then(|s| s.random(rand_below)) {
+        match typed::read::<Set>(shard, db, key, now)?.and_then(|s| s.random(rand_below)) {
             Some(m) => bulk_member(reply, m),
             None => reply.null(),
         }
@@ -422,7 +377,7 @@ fn srandmember(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     let count = signed_count(arg(args, 2))?;
     let (shard, reply) = ctx.shard_and_reply(key);
-    let Some(s) = read(shard, db, key, now)? else {
+    let Some(s) = typed::read::<Set>(shard, db, key, now)? else {
         reply.array(0);
         return Ok(());
     };
@@ -467,14 +422,14 @@ fn spop(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     if args.len() == 2 {
         let shard = ctx.shard(key);
-        let popped = match write(shard, db, key, now)? {
+        let popped = match typed::write::<Set>(shard, db, key, now)? {
             Some(s) => s.pop_random(rand_below),
             None => None,
         };
         match popped {
             Some(m) => {
                 shard.written(db, key, "spop");
-                drop_if_empty(shard, db, key, now);
+                typed::drop_if_empty::<Set>(shard, db, key, now);
                 ctx.reply.bulk(&m);
             }
             None => ctx.reply.null(),
@@ -488,7 +443,7 @@ fn spop(ctx: &mut Ctx, args: &Args) -> CmdResult {
         .filter(|n| *n >= 0)
         .ok_or_else(|| CmdError::Other("ERR value is out of range, must be positive".into()))?;
     let (shard, reply) = ctx.shard_and_reply(key);
-    let Some(s) = write(shard, db, key, now)? else {
+    let Some(s) = typed::write::<Set>(shard, db, key, now)? else {
         reply.set(0);
         return Ok(());
     };
@@ -524,14 +479,14 @@ fn smove(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let max = max_intset(ctx);
     let (src, dst, member) = (arg(args, 1), arg(args, 2), arg(args, 3));
     let (db, now) = (ctx.db(), ctx.now);
-    let src_member = match write(ctx.shard(src), db, src, now)? {
+    let src_member = match typed::write::<Set>(ctx.shard(src), db, src, now)? {
         None => {
             ctx.reply.int(0);
             return Ok(());
         }
         Some(s) => s.contains(member),
     };
-    write(ctx.shard(dst), db, dst, now)?;
+    typed::write::<Set>(ctx.shard(dst), db, dst, now)?;
     if src == dst {
         ctx.reply.int(i64::from(src_member));
         return Ok(());
@@ -541,13 +496,13 @@ fn smove(ctx: &mut Ctx, args: &Args) -> CmdResult {
         return Ok(());
     }
     let shard = ctx.shard(src);
-    if let Some(s) = write(shard, db, src, now)? {
+    if let Some(s) = typed::write::<Set>(shard, db, src, now)? {
         s.remove(member);
     }
     shard.written(db, src, "srem");
-    drop_if_empty(shard, db, src, now);
+    typed::drop_if_empty::<Set>(shard, db, src, now);
     let shard = ctx.shard(dst);
-    if write_or_create(shard, db, dst, now)?.add(member, max) {
+    if typed::write_or_create::<Set>(shard, db, dst, now)?.add(member, max) {
         shard.written(db, dst, "sadd");
     }
     ctx.reply.int(1);
@@ -561,9 +516,9 @@ fn all_present(ctx: &mut Ctx, keys: &[&[u8]], store: bool) -> CmdResult<bool> {
     for &k in keys {
         let shard = ctx.shard(k);
         let found = if store {
-            write(shard, db, k, now)?.is_some()
+            typed::write::<Set>(shard, db, k, now)?.is_some()
         } else {
-            read(shard, db, k, now)?.is_some()
+            typed::read::<Set>(shard, db, k, now)?.is_some()
         };
         present &= found;
     }
@@ -578,14 +533,14 @@ fn intersect(ctx: &mut Ctx, keys: &[&[u8]], store: bool) -> CmdResult<Vec<Vec<u8
     let (db, now) = (ctx.db(), ctx.now);
     let mut sized: Vec<(usize, &[u8])> = Vec::with_capacity(keys.len());
     for &k in keys {
-        let n = write(ctx.shard(k), db, k, now)?.map_or(0, |s| s.len());
+        let n = typed::write::<Set>(ctx.shard(k), db, k, now)?.map_or(0, |s| s.len());
         sized.push((n, k));
     }
     sized.sort_by_key(|(n, _)| *n);
     let Some(&(_, first)) = sized.first() else {
         return Ok(Vec::new());
     };
-    let mut out: Vec<Vec<u8>> = match write(ctx.shard(first), db, first, now)? {
+    let mut out: Vec<Vec<u8>> = match typed::write::<Set>(ctx.shard(first), db, first, now)? {
         Some(s) => s.iter().map(|m| m.to_vec()).collect(),
         None => Vec::new(),
     };
@@ -593,7 +548,7 @@ fn intersect(ctx: &mut Ctx, keys: &[&[u8]], store: bool) -> CmdResult<Vec<Vec<u8
         if out.is_empty() {
             break;
         }
-        if let Some(s) = write(ctx.shard(k), db, k, now)? {
+        if let Some(s) = typed::write::<Set>(ctx.shard(k), db, k, now)? {
             out.retain(|m| s.contains(m));
         }
     }
@@ -696,7 +651,7 @@ fn union_diff(ctx: &mut Ctx, keys: &[&[u8]], op: Op, store: bool) -> CmdResult<S
     let (db, now) = (ctx.db(), ctx.now);
     let mut result = Set::new();
     for (i, &k) in keys.iter().enumerate() {
-        let Some(s) = write(ctx.shard(k), db, k, now)? else {
+        let Some(s) = typed::write::<Set>(ctx.shard(k), db, k, now)? else {
             if op == Op::Diff && i == 0 {
                 return Ok(result);
             }
@@ -768,7 +723,7 @@ fn sscan(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    let Some(s) = read(shard, db, key, now)? else {
+    let Some(s) = typed::read::<Set>(shard, db, key, now)? else {
         reply.array(2);
         reply.bulk(b"0");
         reply.array(0);

@@ -13,6 +13,7 @@
 
 mod keyspace;
 mod shard;
+pub mod typed;
 mod value;
 mod waiters;
 

@@ -1,0 +1,97 @@
+//! Typed access to a key's value for the collection commands: the one place
+//! that checks the type (WRONGTYPE), creates a missing collection, and
+//! deletes a collection that became empty.
+
+use crate::shard::Shard;
+use crate::value::{Entry, Value};
+use damselfly_core::{hash::Hash, list::List, set::Set, zset::ZSet};
+
+/// The key holds a value of another type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongType;
+
+/// A collection type stored boxed in a `Value`.
+pub trait Collection: Default {
+    fn of(v: &Value) -> Option<&Self>;
+    fn of_mut(v: &mut Value) -> Option<&mut Self>;
+    fn boxed(self) -> Value;
+    fn is_empty_collection(&self) -> bool;
+}
+
+macro_rules! collection {
+    ($ty:ident, $variant:ident) => {
+        impl Collection for $ty {
+            fn of(v: &Value) -> Option<&Self> {
+                match v {
+                    Value::$variant(c) => Some(c),
+                    _ => None,
+                }
+            }
+            fn of_mut(v: &mut Value) -> Option<&mut Self> {
+                match v {
+                    Value::$variant(c) => Some(c),
+                    _ => None,
+                }
+            }
+            fn boxed(self) -> Value {
+                Value::$variant(Box::new(self))
+            }
+            fn is_empty_collection(&self) -> bool {
+                self.is_empty()
+            }
+        }
+    };
+}
+
+collection!(List, List);
+collection!(Hash, Hash);
+collection!(Set, Set);
+collection!(ZSet, ZSet);
+
+/// The collection at `key` for reading (counts a hit or miss).
+pub fn read<'a, T: Collection>(
+    shard: &'a mut Shard,
+    db: usize,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'a T>, WrongType> {
+    match shard.get(db, key, now) {
+        None => Ok(None),
+        Some(e) => T::of(&e.value).map(Some).ok_or(WrongType),
+    }
+}
+
+/// The collection at `key` for writing.
+pub fn write<'a, T: Collection>(
+    shard: &'a mut Shard,
+    db: usize,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'a mut T>, WrongType> {
+    match shard.get_quiet(db, key, now) {
+        None => Ok(None),
+        Some(e) => T::of_mut(&mut e.value).map(Some).ok_or(WrongType),
+    }
+}
+
+/// The collection at `key`, created empty when absent.
+pub fn write_or_create<'a, T: Collection>(
+    shard: &'a mut Shard,
+    db: usize,
+    key: &[u8],
+    now: u64,
+) -> Result<&'a mut T, WrongType> {
+    if write::<T>(shard, db, key, now)?.is_none() {
+        shard.put(db, Entry::new(key, T::default().boxed(), 0));
+    }
+    write::<T>(shard, db, key, now)?.ok_or(WrongType)
+}
+
+/// Deletes `key` when its collection became empty (a stored collection is
+/// never empty).
+pub fn drop_if_empty<T: Collection>(shard: &mut Shard, db: usize, key: &[u8], now: u64) {
+    if matches!(write::<T>(shard, db, key, now), Ok(Some(c)) if c.is_empty_collection()) {
+        shard.remove(db, key);
+        shard.written(db, key, "del");
+    }
+}
