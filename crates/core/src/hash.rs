@@ -18,6 +18,7 @@ use crate::CompactBytes;
 use std::fmt;
 
 /// One field of a table-encoded hash.
+#[derive(Clone)]
 pub struct Pair {
     pub field: CompactBytes,
     pub value: CompactBytes,
@@ -186,12 +187,14 @@ impl<'a> Iterator for PackIter<'a> {
     }
 }
 
+#[derive(Clone)]
 enum Repr {
     Pack(Pack),
     Table(Table<Pair>),
 }
 
 /// A hash value.
+#[derive(Clone)]
 pub struct Hash {
     repr: Repr,
 }
@@ -207,28 +210,6 @@ impl Default for Hash {
     fn default() -> Self {
         Hash {
             repr: Repr::Pack(Pack::default()),
-        }
-    }
-}
-
-impl Clone for Hash {
-    fn clone(&self) -> Self {
-        match &self.repr {
-            Repr::Pack(p) => Hash {
-                repr: Repr::Pack(p.clone()),
-            },
-            Repr::Table(t) => {
-                let mut n = Table::new();
-                for p in t.iter() {
-                    n.insert_new(Pair {
-                        field: p.field.clone(),
-                        value: p.value.clone(),
-                    });
-                }
-                Hash {
-                    repr: Repr::Table(n),
-                }
-            }
         }
     }
 }

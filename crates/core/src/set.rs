@@ -17,6 +17,7 @@ use crate::CompactBytes;
 use std::fmt;
 
 /// One member of a table-encoded set.
+#[derive(Clone)]
 pub struct Entry(pub CompactBytes);
 
 impl Keyed for Entry {
@@ -189,12 +190,14 @@ impl IntSet {
     }
 }
 
+#[derive(Clone)]
 enum Repr {
     Ints(IntSet),
     Table(Table<Entry>),
 }
 
 /// A set value.
+#[derive(Clone)]
 pub struct Set {
     repr: Repr,
 }
@@ -203,25 +206,6 @@ impl Default for Set {
     fn default() -> Self {
         Set {
             repr: Repr::Ints(IntSet::default()),
-        }
-    }
-}
-
-impl Clone for Set {
-    fn clone(&self) -> Self {
-        match &self.repr {
-            Repr::Ints(i) => Set {
-                repr: Repr::Ints(i.clone()),
-            },
-            Repr::Table(t) => {
-                let mut n = Table::new();
-                for e in t.iter() {
-                    n.insert_new(Entry(e.0.clone()));
-                }
-                Set {
-                    repr: Repr::Table(n),
-                }
-            }
         }
     }
 }

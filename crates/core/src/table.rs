@@ -245,6 +245,18 @@ impl<E: Keyed> Table<E> {
     }
 }
 
+/// A copy with the same entries (rebuilt by insertion, so bucket order may
+/// differ from the original's).
+impl<E: Keyed + Clone> Clone for Table<E> {
+    fn clone(&self) -> Self {
+        let mut t = Table::new();
+        for e in self.iter() {
+            t.insert_new(e.clone());
+        }
+        t
+    }
+}
+
 impl<E> Drop for Table<E> {
     fn drop(&mut self) {
         for b in &mut self.buckets {
