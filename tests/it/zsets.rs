@@ -681,3 +681,29 @@ fn client_unblock_releases_a_zset_waiter() {
         out
     });
 }
+
+#[test]
+fn rename_and_move_wake_zset_waiters_and_resp3_gets_doubles() {
+    compare(|port| {
+        let mut ctl = Conn::open(port);
+        ctl.cmd(&["FLUSHALL"]);
+        let mut c1 = Conn::open(port);
+        let mut c2 = Conn::open(port);
+        c1.cmd(&["HELLO", "3"]);
+        c1.send(&["BZPOPMIN", "w", "0"]);
+        wait_blocked(&mut ctl, 1);
+        let mut out = vec![ctl.cmd(&["ZADD", "tmp", "2.5", "x", "3", "y"])];
+        out.push(ctl.cmd(&["RENAME", "tmp", "w"]));
+        out.push(text(c1.read()));
+        c2.send(&["BZMPOP", "0", "1", "w2", "MAX", "COUNT", "3"]);
+        wait_blocked(&mut ctl, 1);
+        out.push(ctl.cmd(&["SELECT", "1"]));
+        out.push(ctl.cmd(&["ZADD", "w2", "1", "a", "-inf", "b"]));
+        out.push(ctl.cmd(&["MOVE", "w2", "0"]));
+        out.push(text(c2.read()));
+        out.push(ctl.cmd(&["SELECT", "0"]));
+        out.push(ctl.cmd(&["ZRANGE", "w", "0", "-1", "WITHSCORES"]));
+        out.push(ctl.cmd(&["EXISTS", "w2"]));
+        out
+    });
+}
