@@ -292,7 +292,7 @@ fn quicklist_encoding_and_large_values() {
 // Blocking with several clients, run on both servers and compared.
 
 /// Polls INFO until `n` clients are blocked.
-fn wait_blocked(c: &mut Conn, n: usize) {
+pub(crate) fn wait_blocked(c: &mut Conn, n: usize) {
     let want = format!("blocked_clients:{n}\r\n");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -304,13 +304,13 @@ fn wait_blocked(c: &mut Conn, n: usize) {
     }
 }
 
-fn text(b: Vec<u8>) -> String {
+pub(crate) fn text(b: Vec<u8>) -> String {
     String::from_utf8_lossy(&b).into_owned()
 }
 
 /// Runs `scenario` against redis-server and damselfly; the transcripts
 /// must be identical.
-fn compare(scenario: impl Fn(u16) -> Vec<String>) {
+pub(crate) fn compare(scenario: impl Fn(u16) -> Vec<String>) {
     let r = redis();
     let d = damselfly(&[]);
     let want = scenario(r.port);

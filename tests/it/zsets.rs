@@ -508,4 +508,222 @@ fn zscan_prints_scores_like_redis_in_both_encodings() {
         script.push_str(&format!("ZSCAN big 0 COUNT 1000 MATCH {m}\n"));
     }
     crate::support::diff(&script);
+
+// ---------------------------------------------------------------------------
+// Blocking pops.
+
+use crate::lists::{compare, text, wait_blocked};
+use crate::support::Conn;
+
+const BLOCKING_IMMEDIATE: &str = r#"
+    ZADD z 1 a 2 b 3 c 4 d 5 e
+    ZADD y 1.5 m
+    BZPOPMIN z 0
+    BZPOPMAX z 0
+    BZPOPMIN nokey y z 0
+    BZPOPMAX nokey z 0.01
+    BZMPOP 0 2 nokey z MIN
+    BZMPOP 0 1 z MAX COUNT 10
+    EXISTS z
+    BZPOPMIN nokey 0.01
+    BZPOPMAX nokey other 0.001
+    BZMPOP 0.01 1 nokey MIN
+    BZMPOP 0.01 2 nokey other MAX COUNT 3
+    BZPOPMIN k -1
+    BZPOPMIN k x
+    BZPOPMIN k nan
+    BZPOPMIN k inf
+    BZPOPMIN k 1e400
+    BZPOPMIN k ""
+    BZPOPMAX k -0.5
+    BZMPOP -1 1 k MIN
+    BZMPOP x 1 k MIN
+    BZMPOP 0 0 k MIN
+    BZMPOP -1 x k MIN
+    BZMPOP 0 3 a b MIN
+    BZMPOP -1 1 a middle
+    BZMPOP 0 1 a MIN COUNT 0
+    BZMPOP 0 1 a MIN COUNT -1
+    BZMPOP 0 1 a MIN COUNT 1 COUNT 2
+    BZMPOP 0 1 a MIN foo
+    SET s str
+    BZPOPMIN s 0
+    BZPOPMAX nokey s 0
+    BZMPOP 0 2 s y MIN
+    ZADD y 2 n
+    BZMPOP 0 2 y s MAX
+    BZPOPMIN
+    BZPOPMIN k
+    BZMPOP 0 1
+    BZMPOP 0 1 k
+"#;
+
+#[test]
+fn blocking_zset_pops_that_need_not_block_match_redis() {
+    diff(BLOCKING_IMMEDIATE);
+    diff(&format!("~HELLO 3\n{BLOCKING_IMMEDIATE}"));
+}
+
+#[test]
+fn zset_waiters_are_served_in_fifo_order_by_one_zadd() {
+    compare(|port| {
+        let mut ctl = Conn::open(port);
+        ctl.cmd(&["FLUSHALL"]);
+        let mut c1 = Conn::open(port);
+        let mut c2 = Conn::open(port);
+        let mut c3 = Conn::open(port);
+        c3.cmd(&["HELLO", "3"]);
+        c1.send(&["BZPOPMIN", "z", "0"]);
+        wait_blocked(&mut ctl, 1);
+        c2.send(&["BZPOPMAX", "other", "z", "0"]);
+        wait_blocked(&mut ctl, 2);
+        c3.send(&["BZMPOP", "0", "1", "z", "MIN", "COUNT", "5"]);
+        wait_blocked(&mut ctl, 3);
+        let mut out = vec![ctl.cmd(&["ZADD", "z", "1", "a", "2", "b", "3", "c", "4.5", "d"])];
+        // The add and the pops it feeds are one step: nothing is left.
+        out.push(ctl.cmd(&["EXISTS", "z"]));
+        out.push(text(c1.read()));
+        out.push(text(c2.read()));
+        out.push(text(c3.read()));
+        wait_blocked(&mut ctl, 0);
+        out
+    });
+}
+
+#[test]
+fn zincrby_and_zunionstore_wake_zset_waiters() {
+    compare(|port| {
+        let mut ctl = Conn::open(port);
+        ctl.cmd(&["FLUSHALL"]);
+        let mut c1 = Conn::open(port);
+        let mut c2 = Conn::open(port);
+        c1.send(&["BZPOPMAX", "z", "0"]);
+        wait_blocked(&mut ctl, 1);
+        let mut out = vec![ctl.cmd(&["ZINCRBY", "z", "2.5", "m"])];
+        out.push(text(c1.read()));
+        c2.send(&["BZMPOP", "0", "1", "dst", "MAX", "COUNT", "2"]);
+        wait_blocked(&mut ctl, 1);
+        out.push(ctl.cmd(&["ZADD", "src", "1", "a", "2", "b", "3", "c"]));
+        out.push(ctl.cmd(&["ZUNIONSTORE", "dst", "1", "src"]));
+        out.push(text(c2.read()));
+        out.push(ctl.cmd(&["ZRANGE", "dst", "0", "-1", "WITHSCORES"]));
+        out
+    });
+}
+
+#[test]
+fn zset_waiters_ignore_lists_and_list_waiters_ignore_zsets() {
+    compare(|port| {
+        let mut ctl = Conn::open(port);
+        ctl.cmd(&["FLUSHALL"]);
+        let mut zc = Conn::open(port);
+        let mut lc = Conn::open(port);
+        zc.send(&["BZPOPMIN", "k", "0"]);
+        wait_blocked(&mut ctl, 1);
+        lc.send(&["BLPOP", "k", "0"]);
+        wait_blocked(&mut ctl, 2);
+        // A list at k serves the list waiter behind the zset one.
+        let mut out = vec![ctl.cmd(&["RPUSH", "k", "v"])];
+        out.push(text(lc.read()));
+        wait_blocked(&mut ctl, 1);
+        // Another type, then a delete, leave the zset waiter blocked.
+        out.push(ctl.cmd(&["SET", "k", "str"]));
+        out.push(ctl.cmd(&["DEL", "k"]));
+        out.push(
+            ctl.cmd(&["INFO", "clients"])
+                .contains("blocked_clients:1")
+                .to_string(),
+        );
+        out.push(ctl.cmd(&["ZADD", "k", "7", "m"]));
+        out.push(text(zc.read()));
+        wait_blocked(&mut ctl, 0);
+        out
+    });
+}
+
+#[test]
+fn zset_timeouts_reply_null_in_each_protocol() {
+    compare(|port| {
+        let mut ctl = Conn::open(port);
+        ctl.cmd(&["FLUSHALL"]);
+        let mut c2 = Conn::open(port);
+        let mut c3 = Conn::open(port);
+        c3.cmd(&["HELLO", "3"]);
+        let mut out = Vec::new();
+        for cmd in [
+            vec!["BZPOPMIN", "k", "0.05"],
+            vec!["BZPOPMAX", "k", "j", "0.05"],
+            vec!["BZMPOP", "0.05", "1", "k", "MAX", "COUNT", "2"],
+        ] {
+            out.push(text(c2.raw(&cmd)));
+            out.push(text(c3.raw(&cmd)));
+        }
+        wait_blocked(&mut ctl, 0);
+        out
+    });
+}
+
+#[test]
+fn a_zset_waiter_on_several_keys_is_served_once() {
+    compare(|port| {
+        let mut ctl = Conn::open(port);
+        ctl.cmd(&["FLUSHALL"]);
+        let mut c = Conn::open(port);
+        c.send(&["BZPOPMIN", "a", "b", "a", "c", "0"]);
+        wait_blocked(&mut ctl, 1);
+        let mut out = vec![ctl.cmd(&["ZADD", "c", "1", "x"])];
+        out.push(text(c.read()));
+        wait_blocked(&mut ctl, 0);
+        out.push(ctl.cmd(&["ZADD", "a", "1", "x"]));
+        out.push(ctl.cmd(&["ZADD", "b", "1", "x"]));
+        out.push(ctl.cmd(&["ZCARD", "a"]));
+        out.push(ctl.cmd(&["ZCARD", "b"]));
+        out
+    });
+}
+
+#[test]
+fn client_unblock_releases_a_zset_waiter() {
+    compare(|port| {
+        let mut ctl = Conn::open(port);
+        ctl.cmd(&["FLUSHALL"]);
+        let mut c = Conn::open(port);
+        let id = c.cmd(&["CLIENT", "ID"]);
+        let id = id.trim_start_matches(':').trim().to_string();
+        c.send(&["BZMPOP", "0", "1", "z", "MIN"]);
+        wait_blocked(&mut ctl, 1);
+        let mut out = vec![ctl.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"])];
+        out.push(text(c.read()));
+        c.send(&["BZPOPMAX", "z", "0"]);
+        wait_blocked(&mut ctl, 1);
+        out.push(ctl.cmd(&["CLIENT", "UNBLOCK", &id]));
+        out.push(text(c.read()));
+        out
+    });
+}
+
+#[test]
+fn rename_and_move_wake_zset_waiters_and_resp3_gets_doubles() {
+    compare(|port| {
+        let mut ctl = Conn::open(port);
+        ctl.cmd(&["FLUSHALL"]);
+        let mut c1 = Conn::open(port);
+        let mut c2 = Conn::open(port);
+        c1.cmd(&["HELLO", "3"]);
+        c1.send(&["BZPOPMIN", "w", "0"]);
+        wait_blocked(&mut ctl, 1);
+        let mut out = vec![ctl.cmd(&["ZADD", "tmp", "2.5", "x", "3", "y"])];
+        out.push(ctl.cmd(&["RENAME", "tmp", "w"]));
+        out.push(text(c1.read()));
+        c2.send(&["BZMPOP", "0", "1", "w2", "MAX", "COUNT", "3"]);
+        wait_blocked(&mut ctl, 1);
+        out.push(ctl.cmd(&["SELECT", "1"]));
+        out.push(ctl.cmd(&["ZADD", "w2", "1", "a", "-inf", "b"]));
+        out.push(ctl.cmd(&["MOVE", "w2", "0"]));
+        out.push(text(c2.read()));
+        out.push(ctl.cmd(&["SELECT", "0"]));
+        out.push(ctl.cmd(&["ZRANGE", "w", "0", "-1", "WITHSCORES"]));
+        out.push(ctl.cmd(&["EXISTS", "w2"]));
+        out
+    });
 }

@@ -782,7 +782,7 @@ fn lmpop(ctx: &mut Ctx, args: &Args) -> CmdResult {
 // Blocking.
 
 /// Redis's blocking timeout: seconds as a (long) double; 0 blocks forever.
-fn parse_timeout(s: &[u8]) -> CmdResult<Option<Duration>> {
+pub(crate) fn parse_timeout(s: &[u8]) -> CmdResult<Option<Duration>> {
     let v = crate::args::parse_f64(s).ok_or(CmdError::TimeoutNotFloat)?;
     let ms = v * 1000.0;
     // Redis converts to a long long; what does not fit comes out negative.
@@ -806,6 +806,19 @@ pub enum BlockOp {
     Move { dst: Vec<u8>, from: End, to: End },
     /// BLMPOP: replies `[key, [values]]`.
     MPop(End, usize),
+    /// BZPOPMIN/BZPOPMAX: replies `[key, member, score]`.
+    ZPop { max: bool },
+    /// BZMPOP: replies `[key, [[member, score]...]]`.
+    ZMPop { max: bool, count: usize },
+}
+
+impl BlockOp {
+    /// Whether it pops from a sorted set (else from a list). As in Redis
+    /// 7.0, a ready key serves only the waiters of its current type; the
+    /// others stay blocked.
+    fn wants_zset(&self) -> bool {
+        matches!(self, BlockOp::ZPop { .. } | BlockOp::ZMPop { .. })
+    }
 }
 
 #[derive(Default)]
@@ -966,7 +979,7 @@ impl Drop for BlockGuard {
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 /// Registers the client on `keys` (their shards are held) and parks it.
-fn block(ctx: &mut Ctx, keys: Vec<Vec<u8>>, op: BlockOp, timeout: Option<Duration>) {
+pub(crate) fn block(ctx: &mut Ctx, keys: Vec<Vec<u8>>, op: BlockOp, timeout: Option<Duration>) {
     let mut uniq: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
     for k in keys {
         if !uniq.contains(&k) {
@@ -1109,21 +1122,27 @@ fn serve_key<'s>(
         let Some(shard) = locked.get(idx) else {
             return;
         };
-        match list_mut(shard, db, key, now) {
-            Ok(Some(l)) if !l.is_empty() => {}
+        let zset = match shard.get_quiet(db, key, now).map(|e| &e.value) {
+            Some(Value::List(l)) if !l.is_empty() => false,
+            Some(Value::ZSet(z)) if !z.is_empty() => true,
             _ => return,
+        };
+        // The first live waiter that pops this type, in queue order.
+        let mut found = None;
+        for (token, wr) in shard.waiters.queue(db, key) {
+            match wr.downcast::<Waiter>() {
+                Ok(w) if !w.is_claimed() => {
+                    if w.op.wants_zset() == zset {
+                        found = Some((token, w));
+                        break;
+                    }
+                }
+                _ => shard.waiters.remove(db, key, token),
+            }
         }
-        let Some((token, wr)) = shard.waiters.front(db, key) else {
+        let Some((token, w)) = found else {
             return;
         };
-        let Ok(w) = wr.downcast::<Waiter>() else {
-            shard.waiters.remove(db, key, token);
-            continue;
-        };
-        if w.is_claimed() {
-            shard.waiters.remove(db, key, token);
-            continue;
-        }
         if let BlockOp::Move { dst, .. } = &w.op {
             if !ks.add_lock(locked, ks.shard_of(dst)) {
                 // The locks were let go and retaken: look again.
@@ -1146,7 +1165,8 @@ fn serve_key<'s>(
     }
 }
 
-/// Runs a waiter's pop on `key` (a non-empty list in a held shard).
+/// Runs a waiter's pop on `key` (a non-empty list or sorted set, as the
+/// waiter wants, in a held shard).
 fn run_for(
     ks: &Keyspace,
     locked: &mut Locked<'_>,
@@ -1172,6 +1192,16 @@ fn run_for(
                 Some(v) => reply.bulk(&v),
                 None => reply.null(),
             }
+        }
+        BlockOp::ZPop { max } => {
+            let shard = held(ks, locked, key);
+            let items = crate::sorted_set::pop_at(shard, db, key, now, *max, 1)?;
+            crate::sorted_set::reply_bzpop(reply, key, &items.unwrap_or_default());
+        }
+        BlockOp::ZMPop { max, count } => {
+            let shard = held(ks, locked, key);
+            let items = crate::sorted_set::pop_at(shard, db, key, now, *max, *count)?;
+            crate::sorted_set::reply_zmpop(reply, key, &items.unwrap_or_default());
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Sorted set commands (Redis 7.0's t_zset), over `damselfly_core::zset`.
 //!
-//! The blocking pops (BZPOPMIN, BZPOPMAX, BZMPOP) are not here yet: they
-//! wait on the blocking-client mechanism.
+//! The blocking pops (BZPOPMIN, BZPOPMAX, BZMPOP) park their client through
+//! the list module's blocking machinery (`BlockOp::ZPop`/`ZMPop`).
 
 use crate::args::{eq, int, parse_i64, parse_range_float, parse_score};
 use crate::cmd;
@@ -251,6 +251,39 @@ pub(crate) static COMMANDS: &[Command] = &[
         "sorted-set",
         "7.0.0",
         zmpop
+    ),
+    cmd!(
+        "bzpopmin",
+        -3,
+        "write noscript blocking fast",
+        Range(1, -2, 1),
+        "@write @sortedset @fast @blocking",
+        "sorted-set",
+        "5.0.0",
+        bzpopmin
+    ),
+    cmd!(
+        "bzpopmax",
+        -3,
+        "write noscript blocking fast",
+        Range(1, -2, 1),
+        "@write @sortedset @fast @blocking",
+        "sorted-set",
+        "5.0.0",
+        bzpopmax
+    ),
+    cmd!(
+        "bzmpop",
+        -5,
+        "write blocking",
+        NumKeys {
+            dest: false,
+            numkeys: 2
+        },
+        "@write @sortedset @slow @blocking",
+        "sorted-set",
+        "7.0.0",
+        bzmpop
     ),
     cmd!(
         "zrandmember",
@@ -1022,7 +1055,18 @@ fn zremrangebylex(ctx: &mut Ctx, args: &Args) -> CmdResult {
 /// min); None when there is no such key.
 fn pop(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> CmdResult<Option<Elems>> {
     let (db, now) = (ctx.db(), ctx.now);
-    let shard = ctx.shard(key);
+    pop_at(ctx.shard(key), db, key, now, max, count)
+}
+
+/// `pop` on a shard already in hand (also serves blocked clients).
+pub(crate) fn pop_at(
+    shard: &mut Shard,
+    db: usize,
+    key: &[u8],
+    now: u64,
+    max: bool,
+    count: usize,
+) -> CmdResult<Option<Elems>> {
     let Some(z) = as_zset(shard.get_quiet(db, key, now))? else {
         return Ok(None);
     };
@@ -1034,6 +1078,29 @@ fn pop(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> CmdResult<Option<E
         after_write(shard, db, key, if max { "zpopmax" } else { "zpopmin" });
     }
     Ok(Some(items))
+}
+
+/// BZPOPMIN/BZPOPMAX's reply: `[key, member, score]`.
+pub(crate) fn reply_bzpop(r: &mut Reply, key: &[u8], items: &[(Vec<u8>, f64)]) {
+    r.array(3);
+    r.bulk(key);
+    match items.first() {
+        Some((m, s)) => {
+            r.bulk(m);
+            r.double(*s);
+        }
+        None => {
+            r.bulk(b"");
+            r.double(0.0);
+        }
+    }
+}
+
+/// ZMPOP/BZMPOP's reply: `[key, [[member, score]...]]`.
+pub(crate) fn reply_zmpop(r: &mut Reply, key: &[u8], items: &[(Vec<u8>, f64)]) {
+    r.array(2);
+    r.bulk(key);
+    reply_pairs(r, items);
 }
 
 fn zpop_generic(ctx: &mut Ctx, args: &Args, max: bool) -> CmdResult {
@@ -1070,13 +1137,14 @@ fn zpopmax(ctx: &mut Ctx, args: &Args) -> CmdResult {
     zpop_generic(ctx, args, true)
 }
 
-/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
-fn zmpop(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    let numkeys = match parse_i64(arg(args, 1)) {
+/// Parses `numkeys key... MIN|MAX [COUNT count]` with numkeys at `at`:
+/// the key positions, max, and the count.
+fn zmpop_args(args: &Args, at: usize) -> CmdResult<(std::ops::Range<usize>, bool, usize)> {
+    let numkeys = match parse_i64(arg(args, at)) {
         Some(n) if n >= 1 => n as usize,
         _ => return Err(CmdError::NumkeysNotPositive),
     };
-    let where_idx = numkeys.saturating_add(2);
+    let where_idx = numkeys.saturating_add(at + 1);
     if where_idx >= args.len() {
         return Err(CmdError::Syntax);
     }
@@ -1102,9 +1170,22 @@ fn zmpop(ctx: &mut Ctx, args: &Args) -> CmdResult {
         }
         j += 1;
     }
-    let count = count.unwrap_or(1);
+    Ok((at + 1..where_idx, max, count.unwrap_or(1)))
+}
+
+/// Pops from the first non-empty zset among `keys`, replying as ZMPOP (or
+/// as BZPOPMIN/BZPOPMAX when `single`). WRONGTYPE stops at the first key
+/// of another type. False: all empty.
+fn mpop_first(
+    ctx: &mut Ctx,
+    args: &Args,
+    keys: std::ops::Range<usize>,
+    max: bool,
+    count: usize,
+    single: bool,
+) -> CmdResult<bool> {
     let (db, now) = (ctx.db(), ctx.now);
-    for i in 2..where_idx {
+    for i in keys {
         let key = arg(args, i);
         let nonempty = match as_zset(ctx.shard(key).get_quiet(db, key, now))? {
             Some(z) => !z.is_empty(),
@@ -1114,12 +1195,57 @@ fn zmpop(ctx: &mut Ctx, args: &Args) -> CmdResult {
             continue;
         }
         let items = pop(ctx, key, max, count)?.unwrap_or_default();
-        ctx.reply.array(2);
-        ctx.reply.bulk(key);
-        reply_pairs(ctx.reply, &items);
+        if single {
+            reply_bzpop(ctx.reply, key, &items);
+        } else {
+            reply_zmpop(ctx.reply, key, &items);
+        }
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
+fn zmpop(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let (keys, max, count) = zmpop_args(args, 1)?;
+    if !mpop_first(ctx, args, keys, max, count, false)? {
+        ctx.reply.null_array();
+    }
+    Ok(())
+}
+
+/// BZPOPMIN/BZPOPMAX key [key ...] timeout
+fn bzpop_generic(ctx: &mut Ctx, args: &Args, max: bool) -> CmdResult {
+    let timeout = crate::list::parse_timeout(arg(args, args.len() - 1))?;
+    let keys = 1..args.len() - 1;
+    if mpop_first(ctx, args, keys.clone(), max, 1, true)? {
         return Ok(());
     }
-    ctx.reply.null_array();
+    let keys = keys.map(|i| arg(args, i).to_vec()).collect();
+    crate::list::block(ctx, keys, crate::list::BlockOp::ZPop { max }, timeout);
+    Ok(())
+}
+
+/// BZPOPMIN key [key ...] timeout
+fn bzpopmin(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    bzpop_generic(ctx, args, false)
+}
+
+/// BZPOPMAX key [key ...] timeout
+fn bzpopmax(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    bzpop_generic(ctx, args, true)
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
+fn bzmpop(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let (keys, max, count) = zmpop_args(args, 2)?;
+    let timeout = crate::list::parse_timeout(arg(args, 1))?;
+    if mpop_first(ctx, args, keys.clone(), max, count, false)? {
+        return Ok(());
+    }
+    let keys = keys.map(|i| arg(args, i).to_vec()).collect();
+    let op = crate::list::BlockOp::ZMPop { max, count };
+    crate::list::block(ctx, keys, op, timeout);
     Ok(())
 }
 

@@ -48,6 +48,14 @@ impl Waiters {
         q.front().map(|(t, w)| (*t, w.clone()))
     }
 
+    /// Every waiter on (db, key), in queue order.
+    pub fn queue(&self, db: usize, key: &[u8]) -> Vec<(u64, WaiterRef)> {
+        self.queues
+            .get(&(db, CompactBytes::new(key)))
+            .map(|q| q.iter().map(|(t, w)| (*t, w.clone())).collect())
+            .unwrap_or_default()
+    }
+
     /// Marks (db, key) ready if anyone waits on it.
     pub fn mark(&mut self, db: usize, key: &[u8]) {
         if self.queues.is_empty() {
@@ -95,6 +103,8 @@ mod tests {
         w.add(0, b"k", 1, Arc::new(1u8));
         w.add(0, b"k", 2, Arc::new(2u8));
         assert_eq!(w.front(0, b"k").map(|x| x.0), Some(1));
+        let order: Vec<u64> = w.queue(0, b"k").iter().map(|x| x.0).collect();
+        assert_eq!(order, vec![1, 2]);
         w.mark(0, b"k");
         w.mark(0, b"k");
         w.mark(1, b"k");
