@@ -10,5 +10,6 @@ mod lists;
 mod protocol;
 mod server;
 mod sets;
+mod sort;
 mod strings;
 mod zsets;

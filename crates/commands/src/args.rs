@@ -145,6 +145,17 @@ pub fn parse_score(s: &[u8]) -> Option<f64> {
     Some(v)
 }
 
+/// The strtod check SORT applies to a weight: the C string (up to a NUL)
+/// used up, no ERANGE, no NaN. Leading space and the empty string (0) pass.
+pub fn parse_sort_weight(s: &[u8]) -> Option<f64> {
+    let s = match s.iter().position(|&c| c == 0) {
+        Some(i) => &s[..i],
+        None => s,
+    };
+    let (v, used, erange) = c_strtod(s);
+    (used == s.len() && !erange && !v.is_nan()).then_some(v)
+}
+
 /// The strtod check Redis applies to score range bounds (after the
 /// optional `(`): the C string (up to a NUL) must be used up, and not be
 /// NaN. Leading space and the empty string (0) are accepted, as C does.

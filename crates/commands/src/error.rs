@@ -125,6 +125,8 @@ pub enum CmdError {
     OutOfRange,
     ZrangeLimitNeedsBy,
     ZrangeWithscoresBylex,
+    /// SORT over a value (or BY weight) that is not a number.
+    SortNotDouble,
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
 }
@@ -267,6 +269,7 @@ impl fmt::Display for CmdError {
             ZrangeWithscoresBylex => {
                 f.write_str("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
             }
+            SortNotDouble => f.write_str("ERR One or more scores can't be converted into double"),
             Other(s) => f.write_str(s),
         }
     }

@@ -26,6 +26,7 @@ mod hash;
 mod list;
 mod server;
 mod set;
+mod sort;
 mod sorted_set;
 mod string;
 

@@ -90,6 +90,9 @@ pub enum Keys {
         dest: bool,
         numkeys: usize,
     },
+    /// SORT: the key at 1, and the destination after the last STORE that
+    /// is not the argument of LIMIT, GET or BY.
+    SortStore,
 }
 
 impl Keys {
@@ -100,6 +103,7 @@ impl Keys {
             Keys::Range(f, l, s) => (f, l, s),
             Keys::NumKeys { dest: true, .. } => (1, 1, 1),
             Keys::NumKeys { dest: false, .. } => (0, 0, 0),
+            Keys::SortStore => (1, 1, 1),
         }
     }
 }
@@ -176,6 +180,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::set::COMMANDS)
         .chain(crate::sorted_set::COMMANDS)
         .chain(crate::bitmap::COMMANDS)
+        .chain(crate::sort::COMMANDS)
 }
 
 pub fn table() -> &'static Table {
@@ -268,6 +273,27 @@ impl Entry {
                 for i in 0..n.min(room) as usize {
                     out.push(numkeys + 1 + i);
                 }
+                return out;
+            }
+            Keys::SortStore => {
+                let mut out = smallvec::SmallVec::new();
+                if argc > 1 {
+                    out.push(1);
+                }
+                let mut store = None;
+                let mut i = 2;
+                while i < argc {
+                    let a = arg(i).unwrap_or_default();
+                    if a.eq_ignore_ascii_case(b"limit") {
+                        i += 2;
+                    } else if a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by") {
+                        i += 1;
+                    } else if a.eq_ignore_ascii_case(b"store") && i + 1 < argc {
+                        store = Some(i + 1);
+                    }
+                    i += 1;
+                }
+                out.extend(store);
                 return out;
             }
         };

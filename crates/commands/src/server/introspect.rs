@@ -81,9 +81,13 @@ fn range(e: &Entry) -> (i32, i32, i32) {
 }
 
 fn reply_key_specs(r: &mut Reply, e: &Entry) {
-    let Keys::Range(first, last, step) = e.cmd.keys else {
-        r.set(0);
-        return;
+    let (first, last, step) = match e.cmd.keys {
+        Keys::Range(f, l, s) => (f, l, s),
+        Keys::SortStore => (1, 1, 1),
+        _ => {
+            r.set(0);
+            return;
+        }
     };
     r.set(1);
     let notes = super::tips::KEY_NOTES

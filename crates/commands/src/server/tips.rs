@@ -373,6 +373,8 @@ pub(super) static KEY_FLAGS: &[(&str, &[&str])] = &[
     ("sismember", &["RO"]),
     ("smembers", &["RO", "access"]),
     ("smismember", &["RO", "access"]),
+    ("sort", &["RO", "access"]),
+    ("sort_ro", &["RO", "access"]),
     ("spop", &["RW", "access", "delete"]),
     ("spublish", &["not_key"]),
     ("srandmember", &["RO", "access"]),
