@@ -508,6 +508,7 @@ fn zscan_prints_scores_like_redis_in_both_encodings() {
         script.push_str(&format!("ZSCAN big 0 COUNT 1000 MATCH {m}\n"));
     }
     crate::support::diff(&script);
+}
 
 // ---------------------------------------------------------------------------
 // Blocking pops.
