@@ -949,7 +949,6 @@ fn object_help(ctx: &mut Ctx, _args: &Args) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_cursor;
 
     #[test]
     fn cursors_parse_like_strtoul() {
