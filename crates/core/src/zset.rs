@@ -178,8 +178,11 @@ impl Tree {
         None
     }
 
+    /// Inserts in one descent: the new node goes down by key until its
+    /// priority beats the subtree's root, and only that subtree is split
+    /// (expected O(1) size), instead of splitting and re-merging the whole
+    /// tree (callgrind showed split/merge as 40% of ZADD).
     fn insert(&mut self, score: f64, member: CompactBytes) {
-        let k = self.prefix_len(|s, m| cmp_elem(s, m, score, &member) == Ordering::Less);
         let pri = self.next_pri();
         let node = Node {
             score,
@@ -200,9 +203,105 @@ impl Tree {
             }
         };
         let root = self.root;
-        let (a, b) = self.split_at(root, k);
-        let a = self.merge(a, idx);
-        self.root = self.merge(a, b);
+        self.root = self.insert_node(root, idx);
+    }
+
+    fn insert_node(&mut self, t: u32, idx: u32) -> u32 {
+        if t == NIL {
+            return idx;
+        }
+        if self.nodes[idx as usize].pri > self.nodes[t as usize].pri {
+            let (a, b) = self.split_before(t, idx);
+            let n = &mut self.nodes[idx as usize];
+            n.l = a;
+            n.r = b;
+            self.fix(idx);
+            return idx;
+        }
+        let goes_left = {
+            let (n, x) = (&self.nodes[t as usize], &self.nodes[idx as usize]);
+            cmp_elem(x.score, &x.member, n.score, &n.member) == Ordering::Less
+        };
+        if goes_left {
+            let l = self.nodes[t as usize].l;
+            let l = self.insert_node(l, idx);
+            self.nodes[t as usize].l = l;
+        } else {
+            let r = self.nodes[t as usize].r;
+            let r = self.insert_node(r, idx);
+            self.nodes[t as usize].r = r;
+        }
+        self.nodes[t as usize].size += 1;
+        t
+    }
+
+    /// Splits `t` into the elements ordered before node `idx` and the rest.
+    fn split_before(&mut self, t: u32, idx: u32) -> (u32, u32) {
+        if t == NIL {
+            return (NIL, NIL);
+        }
+        let before = {
+            let (n, x) = (&self.nodes[t as usize], &self.nodes[idx as usize]);
+            cmp_elem(n.score, &n.member, x.score, &x.member) == Ordering::Less
+        };
+        if before {
+            let r = self.nodes[t as usize].r;
+            let (a, b) = self.split_before(r, idx);
+            self.nodes[t as usize].r = a;
+            self.fix(t);
+            (t, b)
+        } else {
+            let l = self.nodes[t as usize].l;
+            let (a, b) = self.split_before(l, idx);
+            self.nodes[t as usize].l = b;
+            self.fix(t);
+            (a, t)
+        }
+    }
+
+    /// Removes the element (score, member) in one descent, merging its
+    /// children in its place; true if it was there.
+    fn remove_elem(&mut self, score: f64, member: &[u8]) -> bool {
+        let root = self.root;
+        let (root, found) = self.remove_node(root, score, member);
+        self.root = root;
+        found
+    }
+
+    fn remove_node(&mut self, t: u32, score: f64, member: &[u8]) -> (u32, bool) {
+        if t == NIL {
+            return (NIL, false);
+        }
+        let ord = {
+            let n = &self.nodes[t as usize];
+            cmp_elem(n.score, &n.member, score, member)
+        };
+        match ord {
+            Ordering::Equal => {
+                let (l, r) = (self.nodes[t as usize].l, self.nodes[t as usize].r);
+                self.nodes[t as usize].member = CompactBytes::default();
+                self.free.push(t);
+                (self.merge(l, r), true)
+            }
+            Ordering::Less => {
+                let r = self.nodes[t as usize].r;
+                let (r, found) = self.remove_node(r, score, member);
+                self.nodes[t as usize].r = r;
+                if found {
+                    self.nodes[t as usize].size -= 1;
+                }
+                (t, found)
+            }
+            Ordering::Greater => {
+                let l = self.nodes[t as usize].l;
+                let (l, found) = self.remove_node(l, score, member);
+                self.nodes[t as usize].l = l;
+                if found {
+                    self.nodes[t as usize].size -= 1;
+                }
+                (t, found)
+            }
+        }
     }
 
     /// Detaches the elements of ranks `lo..hi` and hands each to `f`.
@@ -480,10 +579,8 @@ impl ZSet {
             }
             Repr::Big { dict, tree } => {
                 let slot = dict.remove(member)?;
-                let score = slot.score;
-                let k = tree.prefix_len(|s, m| cmp_elem(s, m, score, member) == Ordering::Less);
-                tree.remove_range(k, k + 1, |_, _| {});
-                Some(score)
+                tree.remove_elem(slot.score, member);
+                Some(slot.score)
             }
         }
     }
