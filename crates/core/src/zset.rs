@@ -558,6 +558,9 @@ impl ZSet {
                 let at =
                     v.partition_point(|(s, m)| cmp_elem(*s, m, score, member) == Ordering::Less);
                 // The packed form keeps scores as text, where -0 is "0".
+                // Exact growth, as a listpack: many small zsets, each
+                // otherwise up to half empty.
+                v.reserve_exact(1);
                 v.insert(at, (score + 0.0, CompactBytes::new(member)));
             }
             Repr::Big { dict, tree } => {
