@@ -21,6 +21,7 @@ pub struct Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
+        damselfly_commands::release_client(&self.server, &mut self.client);
         self.server.clients.unregister(self.client.id());
     }
 }

@@ -2,7 +2,7 @@
 
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// What other threads may read about a connection. Written only by the
@@ -20,6 +20,8 @@ pub struct ClientInfo {
     /// Id of the last command run (index into the table), +1; 0 for none.
     pub last_cmd: AtomicUsize,
     pub resp: AtomicUsize,
+    /// Commands queued in MULTI, -1 outside a transaction (CLIENT LIST).
+    pub multi: AtomicI64,
 }
 
 /// Registry of live connections; touched on connect and disconnect only.
@@ -44,6 +46,7 @@ impl Clients {
             last_ms: AtomicU64::new(now),
             last_cmd: AtomicUsize::new(0),
             resp: AtomicUsize::new(2),
+            multi: AtomicI64::new(-1),
         });
         self.map.lock().insert(id, info.clone());
         info
@@ -70,6 +73,23 @@ pub struct Client {
     pub authenticated: bool,
     /// Set by QUIT (and protocol errors): close once the reply is written.
     pub close_after_reply: bool,
+    /// The open transaction, between MULTI and EXEC/DISCARD.
+    pub multi: Option<Multi>,
+    /// WATCHed (db, key)s.
+    pub watches: Vec<(usize, Vec<u8>)>,
+    /// Set by the write door when a watched key changes.
+    pub watch_dirty: Arc<AtomicBool>,
+    /// True while EXEC runs the queued commands: blocking commands reply as
+    /// if they timed out.
+    pub in_exec: bool,
+}
+
+/// A transaction being queued.
+#[derive(Default)]
+pub struct Multi {
+    pub queue: Vec<(&'static crate::table::Entry, damselfly_protocol::Request)>,
+    /// A command was rejected while queueing: EXEC aborts.
+    pub aborted: bool,
 }
 
 impl Client {
@@ -80,6 +100,10 @@ impl Client {
             resp3: false,
             authenticated,
             close_after_reply: false,
+            multi: None,
+            watches: Vec::new(),
+            watch_dirty: Arc::new(AtomicBool::new(false)),
+            in_exec: false,
         }
     }
 
@@ -90,5 +114,26 @@ impl Client {
     pub fn select(&mut self, db: usize) {
         self.db = db;
         self.info.db.store(db, Relaxed);
+    }
+}
+
+impl Client {
+    /// Opens a transaction (MULTI).
+    pub fn begin_multi(&mut self) {
+        self.multi = Some(Multi::default());
+        self.info.multi.store(0, Relaxed);
+    }
+
+    /// Closes the transaction, returning it.
+    pub fn end_multi(&mut self) -> Option<Multi> {
+        self.info.multi.store(-1, Relaxed);
+        self.multi.take()
+    }
+
+    /// Marks the open transaction failed, if any (a rejected command).
+    pub fn flag_multi(&mut self) {
+        if let Some(m) = &mut self.multi {
+            m.aborted = true;
+        }
     }
 }

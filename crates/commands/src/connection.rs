@@ -216,6 +216,8 @@ fn quit(ctx: &mut Ctx, _args: &Args) -> CmdResult {
 
 /// RESET
 fn reset(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    ctx.client.end_multi();
+    crate::transactions::unwatch_all(ctx);
     ctx.client.select(0);
     ctx.client.resp3 = false;
     ctx.reply.set_resp3(false);
@@ -380,9 +382,10 @@ fn describe(ctx: &Ctx, c: &crate::client::ClientInfo) -> String {
             .map_or("NULL".into(), |e| e.fullname.clone()),
     };
     let me = c.id == ctx.client.id();
+    let multi = c.multi.load(Relaxed);
     let cmd = if me { "client|list".to_string() } else { cmd };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -390,7 +393,9 @@ fn describe(ctx: &Ctx, c: &crate::client::ClientInfo) -> String {
         String::from_utf8_lossy(&c.name.lock()),
         now.saturating_sub(c.created_ms) / 1000,
         if me { 0 } else { now.saturating_sub(c.last_ms.load(Relaxed)) / 1000 },
+        if multi >= 0 { "x" } else { "N" },
         c.db.load(Relaxed),
+        multi,
         cmd,
         c.resp.load(Relaxed),
     )

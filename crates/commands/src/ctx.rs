@@ -2,12 +2,15 @@
 //! the shards the dispatcher locked for it.
 
 use crate::client::Client;
-use crate::state::Server;
+use crate::state::{Server, ThreadStats};
 use damselfly_protocol::Reply;
 use damselfly_storage::{Locked, Shard};
 
 pub struct Ctx<'s, 'l> {
     pub server: &'s Server,
+    /// The counters of the thread running the command (EXEC counts the
+    /// commands it runs).
+    pub stats: &'l ThreadStats,
     pub client: &'l mut Client,
     pub reply: &'l mut Reply,
     pub locked: Locked<'s>,

@@ -66,16 +66,26 @@ pub fn execute(
             if let Some(e) = e {
                 stats.commands[e.id].rejected.add(1);
             }
-            count_error(stats, &err);
-            reply.error(&err.to_string());
+            reject(stats, client, reply, &err);
             return None;
         }
     };
     if !client.authenticated && !e.has(flag::NO_AUTH) {
         stats.commands[e.id].rejected.add(1);
-        count_error(stats, &CmdError::NoAuth);
-        reply.error(&CmdError::NoAuth.to_string());
+        reject(stats, client, reply, &CmdError::NoAuth);
         return None;
+    }
+    if client.multi.is_some() {
+        if e.has(flag::NO_MULTI) {
+            stats.commands[e.id].rejected.add(1);
+            reject(stats, client, reply, &CmdError::NotInMulti);
+            return None;
+        }
+        if !crate::transactions::runs_in_multi(e) {
+            crate::transactions::queue(client, e, args);
+            reply.simple(b"QUEUED");
+            return None;
+        }
     }
     let ks = &server.keyspace;
     let locked = if e.has(flag::ALL_SHARDS) {
@@ -93,33 +103,49 @@ pub fn execute(
             _ => ks.lock(&mut shards),
         }
     };
-    let start = damselfly_storage::mono_ns();
     let now = damselfly_storage::now_ms();
     let mut ctx = Ctx {
         server,
+        stats,
         client,
         reply,
         locked,
         now,
         block: None,
     };
-    let result = (e.cmd.handler)(&mut ctx, args);
+    call(&mut ctx, e, args);
     // Clients blocked on keys this command made ready are served before
-    // anyone else can see the keys.
+    // anyone else can see the keys (after a whole EXEC, not after each of
+    // its commands).
     crate::list::serve_ready(server, &mut ctx.locked, now);
     drop(ctx.locked);
-    let block = ctx.block.take();
+    ctx.block.take()
+}
+
+/// A request refused before it ran: its error, counted, and a failed
+/// transaction if one is open.
+fn reject(stats: &ThreadStats, client: &mut Client, reply: &mut Reply, err: &CmdError) {
+    count_error(stats, err);
+    reply.error(&err.to_string());
+    client.flag_multi();
+}
+
+/// Runs a resolved command's handler with the shards `ctx` holds, counts
+/// it and renders its error (EXEC calls this for each queued command).
+pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
+    let start = damselfly_storage::mono_ns();
+    let result = (e.cmd.handler)(ctx, args);
     let usec = damselfly_storage::mono_ns().saturating_sub(start) / 1000;
+    let stats = ctx.stats;
     let c = &stats.commands[e.id];
     c.calls.add(1);
     c.usec.add(usec);
     stats.total_commands.add(1);
-    client.info.last_cmd.store(e.id + 1, Relaxed);
-    client.info.last_ms.store(now, Relaxed);
+    ctx.client.info.last_cmd.store(e.id + 1, Relaxed);
+    ctx.client.info.last_ms.store(ctx.now, Relaxed);
     if let Err(err) = result {
         c.failed.add(1);
         count_error(stats, &err);
-        reply.error(&err.to_string());
+        ctx.reply.error(&err.to_string());
     }
-    block
 }

@@ -90,6 +90,15 @@ pub enum CmdError {
     TimeoutNegative,
     /// The reply of a client released by CLIENT UNBLOCK ... ERROR.
     Unblocked,
+    /// MULTI inside MULTI.
+    MultiNested,
+    WatchInMulti,
+    ExecWithoutMulti,
+    DiscardWithoutMulti,
+    /// A `no_multi` command inside MULTI.
+    NotInMulti,
+    /// EXEC of a transaction that had errors while queueing.
+    ExecAbort,
     /// SETBIT/GETBIT/BITFIELD offset that is not an integer or too large.
     BitOffset,
     /// SETBIT's value that is not 0 or 1.
@@ -270,6 +279,12 @@ impl fmt::Display for CmdError {
                 f.write_str("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
             }
             SortNotDouble => f.write_str("ERR One or more scores can't be converted into double"),
+            MultiNested => f.write_str("ERR MULTI calls can not be nested"),
+            WatchInMulti => f.write_str("ERR WATCH inside MULTI is not allowed"),
+            ExecWithoutMulti => f.write_str("ERR EXEC without MULTI"),
+            DiscardWithoutMulti => f.write_str("ERR DISCARD without MULTI"),
+            NotInMulti => f.write_str("ERR Command not allowed inside a transaction"),
+            ExecAbort => f.write_str("EXECABORT Transaction discarded because of previous errors."),
             Other(s) => f.write_str(s),
         }
     }

@@ -813,7 +813,12 @@ fn swapdb(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let b = int32(arg(args, 2)).map_err(|_| CmdError::InvalidSecondDb)?;
     let (a, b) = (db_index(ctx, a)?, db_index(ctx, b)?);
     let mut first = true;
+    let now = ctx.now;
     for shard in ctx.locked.iter_mut() {
+        if a != b {
+            shard.touch_watched_db(a, Some(b), now);
+            shard.touch_watched_db(b, Some(a), now);
+        }
         shard.swap_dbs(a, b);
         if first {
             // One change for the whole swap, as Redis counts it.

@@ -29,8 +29,10 @@ mod set;
 mod sort;
 mod sorted_set;
 mod string;
+mod transactions;
 
 pub use client::{Client, ClientInfo};
 pub use dispatch::execute;
 pub use error::{CmdError, CmdResult};
 pub use state::{Host, Server, ServerOptions, ThreadStats};
+pub use transactions::release as release_client;

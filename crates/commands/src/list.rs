@@ -980,6 +980,15 @@ static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 /// Registers the client on `keys` (their shards are held) and parks it.
 pub(crate) fn block(ctx: &mut Ctx, keys: Vec<Vec<u8>>, op: BlockOp, timeout: Option<Duration>) {
+    if ctx.client.in_exec {
+        // Inside EXEC nothing blocks: the command answers as if its time
+        // had run out (BLMOVE with a null bulk, the others a null array).
+        match op {
+            BlockOp::Move { .. } => ctx.reply.null(),
+            _ => ctx.reply.null_array(),
+        }
+        return;
+    }
     let mut uniq: Vec<Vec<u8>> = Vec::with_capacity(keys.len());
     for k in keys {
         if !uniq.contains(&k) {

@@ -407,16 +407,18 @@ fn flush_mode(args: &Args) -> CmdResult {
 /// FLUSHALL [ASYNC | SYNC]
 fn flushall(ctx: &mut Ctx, args: &Args) -> CmdResult {
     flush_mode(args)?;
+    let now = ctx.now;
     for shard in ctx.locked.iter_mut() {
         for db in 0..shard.dbs.len() {
-            clear_db(shard, db);
+            clear_db(shard, db, now);
         }
     }
     ctx.reply.ok();
     Ok(())
 }
 
-fn clear_db(shard: &mut damselfly_storage::Shard, db: usize) {
+fn clear_db(shard: &mut damselfly_storage::Shard, db: usize, now: u64) {
+    shard.touch_watched_db(db, None, now);
     let d = &mut shard.dbs[db];
     let n = d.table.len() as u64;
     d.table.clear();
@@ -428,9 +430,9 @@ fn clear_db(shard: &mut damselfly_storage::Shard, db: usize) {
 /// FLUSHDB [ASYNC | SYNC]
 fn flushdb(ctx: &mut Ctx, args: &Args) -> CmdResult {
     flush_mode(args)?;
-    let db = ctx.db();
+    let (db, now) = (ctx.db(), ctx.now);
     for shard in ctx.locked.iter_mut() {
-        clear_db(shard, db);
+        clear_db(shard, db, now);
     }
     ctx.reply.ok();
     Ok(())

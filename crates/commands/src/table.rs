@@ -181,6 +181,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::sorted_set::COMMANDS)
         .chain(crate::bitmap::COMMANDS)
         .chain(crate::sort::COMMANDS)
+        .chain(crate::transactions::COMMANDS)
 }
 
 pub fn table() -> &'static Table {

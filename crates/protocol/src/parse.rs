@@ -84,6 +84,19 @@ impl Request {
         Self::default()
     }
 
+    /// A request holding its own copies of `args` (a command queued by
+    /// MULTI); read it with `args(&[])`.
+    pub fn from_owned<A: AsRef<[u8]>>(args: &[A]) -> Self {
+        let mut r = Request {
+            inline: true,
+            ..Self::default()
+        };
+        for a in args {
+            r.push_owned(a.as_ref());
+        }
+        r
+    }
+
     pub fn len(&self) -> usize {
         self.spans.len()
     }

@@ -1,5 +1,18 @@
 use crate::value::Entry;
-use damselfly_core::Table;
+use damselfly_core::{CompactBytes, Table};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+/// One client's WATCH on one key. `dirty` is shared by all the client's
+/// watches: any touch of any of them sets it, and EXEC then fails.
+pub struct Watch {
+    pub client: u64,
+    pub dirty: Arc<AtomicBool>,
+    /// The key existed but had logically expired when it was watched: its
+    /// removal by expiry is no change (Redis 7.0's rule).
+    pub expired: bool,
+}
 
 /// One shard's slice of one logical DB.
 #[derive(Default)]
@@ -38,6 +51,8 @@ pub struct Shard {
     pub stats: ShardStats,
     /// Clients blocked on keys of this shard.
     pub waiters: crate::waiters::Waiters,
+    /// WATCHed keys of this shard, per (db, key).
+    pub watched: HashMap<(usize, CompactBytes), Vec<Watch>>,
 }
 
 impl Shard {
@@ -46,6 +61,7 @@ impl Shard {
             dbs: (0..dbnum).map(|_| Db::default()).collect(),
             stats: ShardStats::default(),
             waiters: Default::default(),
+            watched: HashMap::new(),
         }
     }
 
@@ -56,6 +72,108 @@ impl Shard {
     pub fn written(&mut self, db: usize, key: &[u8], _event: &'static str) {
         self.stats.dirty += 1;
         self.waiters.mark(db, key);
+        if !self.watched.is_empty() {
+            self.touch_watched(db, key);
+        }
+    }
+
+    /// Marks the watchers of (db, key) dirty. A watch taken on an already
+    /// expired key is not dirtied by that key's removal.
+    fn touch_watched(&mut self, db: usize, key: &[u8]) {
+        let Some(list) = self.watched.get_mut(&(db, CompactBytes::new(key))) else {
+            return;
+        };
+        let present = self.dbs[db].table.get(key).is_some();
+        for w in list.iter_mut() {
+            if w.expired && !present {
+                w.expired = false;
+                continue;
+            }
+            w.dirty.store(true, Relaxed);
+        }
+    }
+
+    /// WATCH: registers `client` on (db, key) unless it already watches it.
+    pub fn watch(&mut self, db: usize, key: &[u8], client: u64, dirty: &Arc<AtomicBool>, now: u64) {
+        let expired = self.dbs[db]
+            .table
+            .get(key)
+            .is_some_and(|e| e.is_expired(now));
+        let list = self
+            .watched
+            .entry((db, CompactBytes::new(key)))
+            .or_default();
+        if list.iter().any(|w| w.client == client) {
+            return;
+        }
+        list.push(Watch {
+            client,
+            dirty: dirty.clone(),
+            expired,
+        });
+    }
+
+    /// Removes `client`'s watch on (db, key).
+    pub fn unwatch(&mut self, db: usize, key: &[u8], client: u64) {
+        let k = (db, CompactBytes::new(key));
+        if let Some(list) = self.watched.get_mut(&k) {
+            list.retain(|w| w.client != client);
+            if list.is_empty() {
+                self.watched.remove(&k);
+            }
+        }
+    }
+
+    /// EXEC's check: the key was live when `client` watched it and has
+    /// logically expired since (even if nobody has removed it yet).
+    pub fn watched_expired(&self, db: usize, key: &[u8], client: u64, now: u64) -> bool {
+        let Some(list) = self.watched.get(&(db, CompactBytes::new(key))) else {
+            return false;
+        };
+        list.iter().any(|w| {
+            w.client == client
+                && !w.expired
+                && self.dbs[db]
+                    .table
+                    .get(key)
+                    .is_some_and(|e| e.is_expired(now))
+        })
+    }
+
+    /// FLUSHDB/FLUSHALL (`replaced_with` None) or SWAPDB (`Some(other)`):
+    /// before the contents of `db` go away, dirties the watchers of its
+    /// keys that logically change. Call before emptying or swapping.
+    pub fn touch_watched_db(&mut self, db: usize, replaced_with: Option<usize>, now: u64) {
+        if self.watched.is_empty() {
+            return;
+        }
+        let dbs = &self.dbs;
+        for ((wdb, key), list) in self.watched.iter_mut() {
+            if *wdb != db {
+                continue;
+            }
+            let in_emptied = dbs[db].table.get(&key[..]).is_some();
+            let replacement = replaced_with.and_then(|r| dbs[r].table.get(&key[..]));
+            if !in_emptied && replacement.is_none() {
+                continue;
+            }
+            let replacement_expired = replacement.is_some_and(|e| e.is_expired(now));
+            for w in list.iter_mut() {
+                if w.expired {
+                    if replacement.is_none() {
+                        w.expired = false;
+                        continue;
+                    }
+                    if replacement_expired {
+                        continue;
+                    }
+                } else if !in_emptied && replacement_expired {
+                    w.expired = true;
+                    continue;
+                }
+                w.dirty.store(true, Relaxed);
+            }
+        }
     }
 
     /// Removes `key` if it has expired; true when it did.
