@@ -5,10 +5,12 @@
 //! on any input (the parser is fuzzed); every protocol error renders Redis's
 //! exact `Protocol error: ...` text.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod inline;
 mod parse;
 mod reply;
 
 pub use inline::split_args;
-pub use parse::{parse_request, Args, Limits, Parsed, ProtocolError, Request};
+pub use parse::{parse_request, Args, Limits, Parsed, ProtocolError, Request, INLINE_MAX};
 pub use reply::{format_double, Reply};
