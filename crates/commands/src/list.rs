@@ -1101,12 +1101,10 @@ fn blmpop(ctx: &mut Ctx, args: &Args) -> CmdResult {
 pub(crate) fn serve_ready<'s>(server: &'s Server, locked: &mut Locked<'s>, now: u64) {
     loop {
         let mut work = Vec::new();
-        for idx in locked.indexes() {
-            if let Some(s) = locked.get(idx) {
-                if s.waiters.has_ready() {
-                    for (db, key) in s.waiters.take_ready() {
-                        work.push((idx, db, key));
-                    }
+        for (idx, s) in locked.iter_indexed_mut() {
+            if s.waiters.has_ready() {
+                for (db, key) in s.waiters.take_ready() {
+                    work.push((idx, db, key));
                 }
             }
         }

@@ -136,9 +136,9 @@ impl<'a> Locked<'a> {
         Some(&mut self.guards[pos].1)
     }
 
-    /// Indexes of the held shards, ascending.
-    pub fn indexes(&self) -> SmallVec<[usize; 4]> {
-        self.guards.iter().map(|(i, _)| *i).collect()
+    /// The held shards with their indexes, in ascending order.
+    pub fn iter_indexed_mut(&mut self) -> impl Iterator<Item = (usize, &mut Shard)> + use<'_, 'a> {
+        self.guards.iter_mut().map(|(i, g)| (*i, &mut **g))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Shard> + use<'_, 'a> {
