@@ -21,6 +21,7 @@ use crate::table::{
 };
 use damselfly_core::list::{End, List};
 use damselfly_protocol::{Args, Reply};
+use damselfly_storage::typed;
 use damselfly_storage::{Entry, Keyspace, Locked, Shard, Value};
 use parking_lot::Mutex;
 use std::future::Future;
@@ -281,39 +282,6 @@ fn held<'a>(ks: &Keyspace, locked: &'a mut Locked<'_>, key: &[u8]) -> &'a mut Sh
     }
 }
 
-/// The list at `key` for writing (no hit/miss counting); WRONGTYPE for
-/// another type.
-fn list_mut<'a>(
-    shard: &'a mut Shard,
-    db: usize,
-    key: &[u8],
-    now: u64,
-) -> CmdResult<Option<&'a mut List>> {
-    match shard.get_quiet(db, key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::List(l) => Ok(Some(l)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
-}
-
-/// The list at `key` for reading (counts a hit or a miss).
-fn list_read<'a>(
-    shard: &'a mut Shard,
-    db: usize,
-    key: &[u8],
-    now: u64,
-) -> CmdResult<Option<&'a mut List>> {
-    match shard.get(db, key, now) {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::List(l) => Ok(Some(l)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
-}
-
 /// Pushes `values` at `end`, creating the list; returns the new length.
 fn push_values<'v>(
     shard: &mut Shard,
@@ -324,7 +292,7 @@ fn push_values<'v>(
     values: impl Iterator<Item = &'v [u8]>,
     event: &'static str,
 ) -> CmdResult<usize> {
-    let len = match list_mut(shard, db, key, now)? {
+    let len = match typed::write::<List>(shard, db, key, now)? {
         Some(l) => {
             values.for_each(|v| l.push(end, v));
             l.len()
@@ -351,7 +319,7 @@ fn pop_values(
     end: End,
     n: usize,
 ) -> Vec<Vec<u8>> {
-    let Ok(Some(l)) = list_mut(shard, db, key, now) else {
+    let Ok(Some(l)) = typed::write::<List>(shard, db, key, now) else {
         return Vec::new();
     };
     let mut out = Vec::with_capacity(n.min(l.len()));
@@ -382,12 +350,12 @@ fn move_value(
     from: End,
     to: End,
 ) -> CmdResult<Option<Vec<u8>>> {
-    if list_mut(held(ks, locked, src), db, src, now)?.is_none() {
+    if typed::write::<List>(held(ks, locked, src), db, src, now)?.is_none() {
         return Ok(None);
     }
-    list_mut(held(ks, locked, dst), db, dst, now)?;
+    typed::write::<List>(held(ks, locked, dst), db, dst, now)?;
     let shard = held(ks, locked, src);
-    let Some(l) = list_mut(shard, db, src, now)? else {
+    let Some(l) = typed::write::<List>(shard, db, src, now)? else {
         return Ok(None);
     };
     let Some(v) = l.pop(from) else {
@@ -406,7 +374,7 @@ fn move_value(
     )?;
     // Only now may the source go: for src == dst the list got its element back.
     let shard = held(ks, locked, src);
-    if let Ok(Some(l)) = list_mut(shard, db, src, now) {
+    if let Ok(Some(l)) = typed::write::<List>(shard, db, src, now) {
         if l.is_empty() {
             shard.remove(db, src);
             shard.written(db, src, "del");
@@ -419,7 +387,7 @@ fn push_generic(ctx: &mut Ctx, args: &Args, end: End, existing_only: bool) -> Cm
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
-    let exists = list_mut(shard, db, key, now)?.is_some();
+    let exists = typed::write::<List>(shard, db, key, now)?.is_some();
     if existing_only && !exists {
         ctx.reply.int(0);
         return Ok(());
@@ -464,7 +432,7 @@ fn pop_generic(ctx: &mut Ctx, args: &Args, end: End) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
-    if list_mut(shard, db, key, now)?.is_none() {
+    if typed::write::<List>(shard, db, key, now)?.is_none() {
         match count {
             Some(_) => ctx.reply.null_array(),
             None => ctx.reply.null(),
@@ -502,7 +470,7 @@ fn rpop(ctx: &mut Ctx, args: &Args) -> CmdResult {
 fn llen(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let n = list_read(ctx.shard(key), db, key, now)?.map_or(0, |l| l.len());
+    let n = typed::read::<List>(ctx.shard(key), db, key, now)?.map_or(0, |l| l.len());
     ctx.reply.int(n as i64);
     Ok(())
 }
@@ -512,7 +480,7 @@ fn lrange(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (start, stop) = (int(arg(args, 2))?, int(arg(args, 3))?);
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    match list_read(shard, db, key, now)? {
+    match typed::read::<List>(shard, db, key, now)? {
         None => reply.array(0),
         Some(l) => {
             let (s, e) = l.range_bounds(start, stop).unwrap_or((0, 0));
@@ -529,7 +497,7 @@ fn lindex(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    let Some(l) = list_read(shard, db, key, now)? else {
+    let Some(l) = typed::read::<List>(shard, db, key, now)? else {
         reply.null();
         return Ok(());
     };
@@ -545,7 +513,7 @@ fn lset(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
-    let Some(l) = list_mut(shard, db, key, now)? else {
+    let Some(l) = typed::write::<List>(shard, db, key, now)? else {
         return Err(CmdError::NoSuchKey);
     };
     let i = int(arg(args, 2))?;
@@ -566,7 +534,7 @@ fn linsert(ctx: &mut Ctx, args: &Args) -> CmdResult {
     };
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
-    let Some(l) = list_mut(shard, db, key, now)? else {
+    let Some(l) = typed::write::<List>(shard, db, key, now)? else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -585,7 +553,7 @@ fn lrem(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let count = int(arg(args, 2))?;
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
-    let Some(l) = list_mut(shard, db, key, now)? else {
+    let Some(l) = typed::write::<List>(shard, db, key, now)? else {
         ctx.reply.int(0);
         return Ok(());
     };
@@ -606,7 +574,7 @@ fn ltrim(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (start, stop) = (int(arg(args, 2))?, int(arg(args, 3))?);
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
-    if let Some(l) = list_mut(shard, db, key, now)? {
+    if let Some(l) = typed::write::<List>(shard, db, key, now)? {
         l.trim(start, stop);
         let empty = l.is_empty();
         if empty {
@@ -651,7 +619,7 @@ fn lpos(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    let Some(l) = list_read(shard, db, key, now)? else {
+    let Some(l) = typed::read::<List>(shard, db, key, now)? else {
         match count {
             Some(_) => reply.array(0),
             None => reply.null(),
@@ -751,7 +719,7 @@ fn mpop_first(
     for i in keys {
         let key = arg(args, i);
         let shard = ctx.shard(key);
-        if list_mut(shard, db, key, now)?.is_none() {
+        if typed::write::<List>(shard, db, key, now)?.is_none() {
             continue;
         }
         let vs = pop_values(shard, db, key, now, end, count);
@@ -1020,7 +988,7 @@ fn bpop(ctx: &mut Ctx, args: &Args, end: End) -> CmdResult {
     for i in keys.clone() {
         let key = arg(args, i);
         let shard = ctx.shard(key);
-        if list_mut(shard, db, key, now)?.is_none() {
+        if typed::write::<List>(shard, db, key, now)?.is_none() {
             continue;
         }
         let vs = pop_values(shard, db, key, now, end, 1);
@@ -1053,7 +1021,7 @@ fn bmove_generic(
     timeout: Option<Duration>,
 ) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
-    if list_mut(ctx.shard(src), db, src, now)?.is_some() {
+    if typed::write::<List>(ctx.shard(src), db, src, now)?.is_some() {
         return lmove_generic(ctx, src, dst, from, to);
     }
     let op = BlockOp::Move {
