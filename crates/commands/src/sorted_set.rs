@@ -14,6 +14,7 @@ use crate::table::{
 use damselfly_core::glob::glob_match;
 use damselfly_core::zset::{Limits, ZSet};
 use damselfly_protocol::{format_double, Args, Reply};
+use damselfly_storage::typed;
 use damselfly_storage::{Entry, Shard, Value};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -410,17 +411,6 @@ fn limits(ctx: &Ctx) -> Limits {
     }
 }
 
-/// The zset an entry holds: Ok(None) for no key, WRONGTYPE for another type.
-fn as_zset(e: Option<&mut Entry>) -> CmdResult<Option<&mut ZSet>> {
-    match e {
-        None => Ok(None),
-        Some(e) => match &mut e.value {
-            Value::ZSet(z) => Ok(Some(z)),
-            _ => Err(CmdError::WrongType),
-        },
-    }
-}
-
 /// Deletes `key` when its zset became empty, then reports the write.
 fn after_write(shard: &mut Shard, db: usize, key: &[u8], event: &'static str) {
     let empty = matches!(
@@ -694,7 +684,7 @@ fn zadd_generic(ctx: &mut Ctx, args: &Args, incr_cmd: bool) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let limits = limits(ctx);
     let shard = ctx.shard(key);
-    let exists = as_zset(shard.get_quiet(db, key, now))?.is_some();
+    let exists = typed::write::<ZSet>(shard, db, key, now)?.is_some();
     let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
     let mut last = 0.0;
     let mut nan = false;
@@ -703,7 +693,7 @@ fn zadd_generic(ctx: &mut Ctx, args: &Args, incr_cmd: bool) -> CmdResult {
             let z = ZSet::with_hint(1, pairs[0].1.len(), limits);
             shard.put(db, Entry::new(key, Value::ZSet(Box::new(z)), 0));
         }
-        if let Some(z) = as_zset(shard.get_quiet(db, key, now))? {
+        if let Some(z) = typed::write::<ZSet>(shard, db, key, now)? {
             for &(score, member) in &pairs {
                 match z.score(member) {
                     Some(cur) => {
@@ -768,7 +758,7 @@ fn zrem(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
     let mut n = 0;
-    if let Some(z) = as_zset(shard.get_quiet(db, key, now))? {
+    if let Some(z) = typed::write::<ZSet>(shard, db, key, now)? {
         for m in args.iter().skip(2) {
             if z.remove(m).is_some() {
                 n += 1;
@@ -789,7 +779,7 @@ fn zrem(ctx: &mut Ctx, args: &Args) -> CmdResult {
 fn zcard(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let n = as_zset(ctx.shard(key).get(db, key, now))?.map_or(0, |z| z.len());
+    let n = typed::read::<ZSet>(ctx.shard(key), db, key, now)?.map_or(0, |z| z.len());
     ctx.reply.int(n as i64);
     Ok(())
 }
@@ -798,7 +788,7 @@ fn zcard(ctx: &mut Ctx, args: &Args) -> CmdResult {
 fn zscore(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let s = as_zset(ctx.shard(key).get(db, key, now))?.and_then(|z| z.score(arg(args, 2)));
+    let s = typed::read::<ZSet>(ctx.shard(key), db, key, now)?.and_then(|z| z.score(arg(args, 2)));
     match s {
         Some(s) => ctx.reply.double(s),
         None => ctx.reply.null(),
@@ -811,7 +801,7 @@ fn zmscore(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    let z = as_zset(shard.get(db, key, now))?;
+    let z = typed::read::<ZSet>(shard, db, key, now)?;
     reply.array(args.len() - 2);
     for m in args.iter().skip(2) {
         match z.as_ref().and_then(|z| z.score(m)) {
@@ -825,7 +815,7 @@ fn zmscore(ctx: &mut Ctx, args: &Args) -> CmdResult {
 fn rank_generic(ctx: &mut Ctx, args: &Args, rev: bool) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let r = as_zset(ctx.shard(key).get(db, key, now))?.and_then(|z| {
+    let r = typed::read::<ZSet>(ctx.shard(key), db, key, now)?.and_then(|z| {
         let (r, _) = z.rank(arg(args, 2))?;
         Some(if rev { z.len() - 1 - r } else { r })
     });
@@ -851,7 +841,7 @@ fn zcount(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let range = ScoreRange::parse(arg(args, 2), arg(args, 3))?;
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let n = as_zset(ctx.shard(key).get(db, key, now))?.map_or(0, |z| {
+    let n = typed::read::<ZSet>(ctx.shard(key), db, key, now)?.map_or(0, |z| {
         let (lo, hi) = range.ranks(z);
         hi - lo
     });
@@ -864,7 +854,7 @@ fn zlexcount(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let range = LexRange::parse(arg(args, 2), arg(args, 3))?;
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let n = as_zset(ctx.shard(key).get(db, key, now))?.map_or(0, |z| {
+    let n = typed::read::<ZSet>(ctx.shard(key), db, key, now)?.map_or(0, |z| {
         let (lo, hi) = range.ranks(z);
         hi - lo
     });
@@ -941,7 +931,7 @@ fn zrange_generic(
     };
     let key = arg(args, src);
     let (db, now) = (ctx.db(), ctx.now);
-    let items = match as_zset(ctx.shard(key).get(db, key, now))? {
+    let items = match typed::read::<ZSet>(ctx.shard(key), db, key, now)? {
         None => Vec::new(),
         Some(z) => {
             let (lo, hi) = match &spec {
@@ -1022,7 +1012,7 @@ fn zremrange_generic(ctx: &mut Ctx, args: &Args, by: By) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let shard = ctx.shard(key);
     let mut n = 0;
-    if let Some(z) = as_zset(shard.get_quiet(db, key, now))? {
+    if let Some(z) = typed::write::<ZSet>(shard, db, key, now)? {
         let (lo, hi) = match &spec {
             Spec::Rank(s, e) => rank_range(*s, *e, z.len()),
             Spec::Score(r) => r.ranks(z),
@@ -1067,7 +1057,7 @@ pub(crate) fn pop_at(
     max: bool,
     count: usize,
 ) -> CmdResult<Option<Elems>> {
-    let Some(z) = as_zset(shard.get_quiet(db, key, now))? else {
+    let Some(z) = typed::write::<ZSet>(shard, db, key, now)? else {
         return Ok(None);
     };
     let n = count.min(z.len());
@@ -1187,7 +1177,7 @@ fn mpop_first(
     let (db, now) = (ctx.db(), ctx.now);
     for i in keys {
         let key = arg(args, i);
-        let nonempty = match as_zset(ctx.shard(key).get_quiet(db, key, now))? {
+        let nonempty = match typed::write::<ZSet>(ctx.shard(key), db, key, now)? {
             Some(z) => !z.is_empty(),
             None => false,
         };
@@ -1258,7 +1248,7 @@ fn zrandmember(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     if args.len() == 2 {
         let (shard, reply) = ctx.shard_and_reply(key);
-        match as_zset(shard.get(db, key, now))? {
+        match typed::read::<ZSet>(shard, db, key, now)? {
             Some(z) if !z.is_empty() => {
                 let k = rand::rng().random_range(0..z.len());
                 match z.get(k) {
@@ -1285,7 +1275,7 @@ fn zrandmember(ctx: &mut Ctx, args: &Args) -> CmdResult {
         }
     }
     let (shard, reply) = ctx.shard_and_reply(key);
-    let Some(z) = as_zset(shard.get(db, key, now))? else {
+    let Some(z) = typed::read::<ZSet>(shard, db, key, now)? else {
         reply.array(0);
         return Ok(());
     };
@@ -1581,7 +1571,7 @@ fn zscan(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    let Some(z) = as_zset(shard.get(db, key, now))? else {
+    let Some(z) = typed::read::<ZSet>(shard, db, key, now)? else {
         reply.array(2);
         reply.bulk(b"0");
         reply.array(0);
