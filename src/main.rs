@@ -13,8 +13,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// that unrelated keys rarely share a lock.
 const SHARDS: usize = 256;
 
+/// Log lines go to stdout, as Redis's do with no logfile, or to stderr with
+/// `--logtostderr` (Dragonfly's flag).
+static LOG_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Redis-style log line: `pid:M 23 Nov 2026 10:00:00.000 * message`.
 pub fn log(msg: &str) {
+    log_as('*', msg);
+}
+
+/// A log line with Redis's level mark (`*` notice, `#` warning).
+pub fn log_as(level: char, msg: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -26,8 +35,8 @@ pub fn log(msg: &str) {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    eprintln!(
-        "{}:M {:02} {} {} {:02}:{:02}:{:02}.{:03} * {}",
+    let line = format!(
+        "{}:M {:02} {} {} {:02}:{:02}:{:02}.{:03} {level} {}",
         std::process::id(),
         tm.tm_mday,
         MONTHS.get(tm.tm_mon as usize).unwrap_or(&"Jan"),
@@ -38,6 +47,11 @@ pub fn log(msg: &str) {
         now.subsec_millis(),
         msg
     );
+    if LOG_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
 }
 
 fn unsafe_zeroed_tm() -> libc::tm {
@@ -61,13 +75,14 @@ impl Host for ProcessHost {
 }
 
 fn main() {
-    let opts = match config::parse(std::env::args().skip(1)) {
+    let opts = match config::parse(std::env::args().skip(1), std::env::vars()) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);
         }
     };
+    LOG_TO_STDERR.store(opts.logtostderr, std::sync::atomic::Ordering::Relaxed);
     if let Some(dir) = &opts.dir {
         if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| std::env::set_current_dir(dir)) {
             eprintln!("ERROR: cannot use --dir {}: {e}", dir.display());
@@ -92,7 +107,11 @@ fn main() {
             executable: std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-            config_file: String::new(),
+            config_file: opts
+                .config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
         },
         Box::new(ProcessHost { shutdown: tx }),
     ));
@@ -100,24 +119,30 @@ fn main() {
     let dir = std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    for (k, v) in [
+    let start_params = opts.params.iter().map(|(k, v)| (*k, v.clone()));
+    for (k, v) in start_params.chain([
         ("port", port.to_string()),
         ("bind", opts.bind.clone()),
         ("databases", opts.dbnum.to_string()),
         ("dir", dir),
-        ("dbfilename", opts.dbfilename.clone()),
-        ("hz", opts.hz.to_string()),
-    ] {
+        ("proactor_threads", opts.threads.to_string()),
+    ]) {
         if let Err(e) = cfg.set_initial(k, &v) {
             eprintln!("ERROR: {e}");
             std::process::exit(1);
         }
     }
-    log(&format!(
-        "Damselfly {} (Redis 7.0.15 compatible) starting, pid={}",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id()
-    ));
+    log_as(
+        '#',
+        &format!(
+            "Damselfly {} starting (Redis version=7.0.15 compatible), port: {port} PID: {}",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        ),
+    );
+    for w in &opts.warnings {
+        log_as('#', &format!("WARNING {w}"));
+    }
     log(&format!(
         "Running with {} worker threads, {SHARDS} shards, {} databases",
         opts.threads, opts.dbnum

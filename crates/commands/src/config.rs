@@ -28,6 +28,10 @@ pub enum Kind {
     Immutable,
     /// Redis's protected configs (`enable-protected-configs no`): start-up only.
     Protected,
+    /// One of a fixed list of words.
+    Enum(&'static [&'static str]),
+    /// Dragonfly's booleans: `true` or `false`.
+    Truth,
 }
 
 pub struct Param {
@@ -59,6 +63,11 @@ const fn pa(name: &'static str, alias: &'static str, kind: Kind, default: &'stat
 const ENTRIES: Kind = Kind::Int {
     min: 0,
     max: i64::MAX,
+};
+
+const SECONDS: Kind = Kind::Int {
+    min: 0,
+    max: i32::MAX as i64,
 };
 
 pub const PARAMS: &[Param] = &[
@@ -106,7 +115,7 @@ pub const PARAMS: &[Param] = &[
     ),
     p("port", Kind::Immutable, "6379"),
     p("bind", Kind::Immutable, "* -::*"),
-    p("databases", Kind::Immutable, "16"),
+    pa("databases", "dbnum", Kind::Immutable, "16"),
     p("dir", Kind::Protected, ""),
     p("dbfilename", Kind::Protected, "dump.rdb"),
     p(
@@ -154,6 +163,48 @@ pub const PARAMS: &[Param] = &[
         },
         "10000",
     ),
+    // Set by the start-up flags (src/config.rs); the README says which of
+    // them are not acted on yet.
+    p("maxmemory", Kind::Memory { min: 0 }, "0"),
+    p(
+        "maxmemory-policy",
+        Kind::Enum(&[
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ]),
+        "noeviction",
+    ),
+    p("requirepass", Kind::Str, ""),
+    p("masterauth", Kind::Str, ""),
+    p("masteruser", Kind::Str, ""),
+    pa("replicaof", "slaveof", Kind::Str, ""),
+    p("timeout", SECONDS, "0"),
+    p("tcp-keepalive", SECONDS, "300"),
+    p("protected-mode", Kind::Bool, "yes"),
+    p("aclfile", Kind::Immutable, ""),
+    p("unixsocket", Kind::Immutable, ""),
+    p("tls-cert-file", Kind::Immutable, ""),
+    p("tls-key-file", Kind::Immutable, ""),
+    p("tls-ca-cert-file", Kind::Immutable, ""),
+    p("snapshot_cron", Kind::Immutable, ""),
+    p("df_snapshot_format", Kind::Truth, "true"),
+    p("cache_mode", Kind::Truth, "false"),
+    p("keys_output_limit", ENTRIES, "8192"),
+    p("proactor_threads", Kind::Immutable, "0"),
+    p("admin_port", Kind::Immutable, "0"),
+    p("admin_bind", Kind::Immutable, ""),
+    p("admin_nopass", Kind::Immutable, "false"),
+    p("tls", Kind::Immutable, "false"),
+    p("primary_port_http_enabled", Kind::Immutable, "true"),
+    p("memcached_port", Kind::Immutable, "0"),
+    p("cluster_mode", Kind::Immutable, ""),
+    p("logtostderr", Kind::Immutable, "false"),
 ];
 
 /// The thresholds that decide when a small collection leaves its packed
@@ -238,6 +289,21 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
             _ => Err("argument must be 'yes' or 'no'".into()),
         },
         Kind::Str => Ok(value.to_string()),
+        Kind::Enum(words) => words
+            .iter()
+            .find(|w| w.eq_ignore_ascii_case(value))
+            .map(|w| w.to_string())
+            .ok_or_else(|| {
+                format!(
+                    "argument(s) must be one of the following: {}",
+                    words.join(", ")
+                )
+            }),
+        Kind::Truth => match value.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok("true".into()),
+            "false" | "no" | "0" => Ok("false".into()),
+            _ => Err("argument must be 'true' or 'false'".into()),
+        },
         Kind::Save => {
             if value.is_empty() {
                 return Ok(String::new());
