@@ -62,16 +62,46 @@ static FLAGS: &[Flag] = &[
     f("bind", "bind", Ty::Text, "bind", ""),
     f("requirepass", "requirepass", Ty::Text, "requirepass", ""),
     f("maxmemory", "maxmemory", Ty::Size, "maxmemory", NO_EVICT),
-    f("maxmemory_policy", "maxmemory-policy", Ty::Text, "maxmemory-policy", NO_EVICT),
+    f(
+        "maxmemory_policy",
+        "maxmemory-policy",
+        Ty::Text,
+        "maxmemory-policy",
+        NO_EVICT,
+    ),
     f("dir", "dir", Ty::Text, "dir", ""),
-    f("dbfilename", "dbfilename", Ty::Text, "dbfilename", NO_PERSIST),
+    f(
+        "dbfilename",
+        "dbfilename",
+        Ty::Text,
+        "dbfilename",
+        NO_PERSIST,
+    ),
     f("snapshot_cron", "", Ty::Cron, "snapshot_cron", NO_PERSIST),
     f("save", "save", Ty::Text, "save", NO_PERSIST),
-    f("appendonly", "appendonly", Ty::Text, "appendonly", "there is no append-only file"),
-    f("df_snapshot_format", "", Ty::Bool, "df_snapshot_format", NO_PERSIST),
+    f(
+        "appendonly",
+        "appendonly",
+        Ty::Text,
+        "appendonly",
+        "there is no append-only file",
+    ),
+    f(
+        "df_snapshot_format",
+        "",
+        Ty::Bool,
+        "df_snapshot_format",
+        NO_PERSIST,
+    ),
     f("cache_mode", "", Ty::Bool, "cache_mode", NO_EVICT),
     f("hz", "hz", Ty::Count, "hz", ""),
-    f("keys_output_limit", "", Ty::Count, "keys_output_limit", "KEYS returns every match"),
+    f(
+        "keys_output_limit",
+        "",
+        Ty::Count,
+        "keys_output_limit",
+        "KEYS returns every match",
+    ),
     f("dbnum", "databases", Ty::Count, "databases", ""),
     f("proactor_threads", "", Ty::Count, "proactor_threads", ""),
     f("logtostderr", "", Ty::Bool, "logtostderr", ""),
@@ -87,20 +117,68 @@ static FLAGS: &[Flag] = &[
     f("admin_nopass", "", Ty::Bool, "admin_nopass", ""),
     f("memcached_port", "", Ty::Port, "memcached_port", ""),
     f("tls", "", Ty::Bool, "tls", ""),
-    f("tls_cert_file", "tls-cert-file", Ty::Text, "tls-cert-file", ""),
+    f(
+        "tls_cert_file",
+        "tls-cert-file",
+        Ty::Text,
+        "tls-cert-file",
+        "",
+    ),
     f("tls_key_file", "tls-key-file", Ty::Text, "tls-key-file", ""),
-    f("tls_ca_cert_file", "tls-ca-cert-file", Ty::Text, "tls-ca-cert-file", ""),
-    f("maxclients", "maxclients", Ty::Count, "maxclients", "connections are not capped yet"),
-    f("timeout", "timeout", Ty::Count, "timeout", "idle clients are not closed yet"),
-    f("tcp_keepalive", "tcp-keepalive", Ty::Count, "tcp-keepalive", "TCP keepalive is not set yet"),
+    f(
+        "tls_ca_cert_file",
+        "tls-ca-cert-file",
+        Ty::Text,
+        "tls-ca-cert-file",
+        "",
+    ),
+    f(
+        "maxclients",
+        "maxclients",
+        Ty::Count,
+        "maxclients",
+        "connections are not capped yet",
+    ),
+    f(
+        "timeout",
+        "timeout",
+        Ty::Count,
+        "timeout",
+        "idle clients are not closed yet",
+    ),
+    f(
+        "tcp_keepalive",
+        "tcp-keepalive",
+        Ty::Count,
+        "tcp-keepalive",
+        "TCP keepalive is not set yet",
+    ),
     f("replicaof", "replicaof", Ty::Text, "replicaof", NO_REPL),
     f("slaveof", "slaveof", Ty::Text, "replicaof", NO_REPL),
     f("masterauth", "masterauth", Ty::Text, "masterauth", NO_REPL),
     f("masteruser", "masteruser", Ty::Text, "masteruser", NO_REPL),
-    f("cluster_mode", "", Ty::Text, "cluster_mode", "cluster mode is not built yet"),
+    f(
+        "cluster_mode",
+        "",
+        Ty::Text,
+        "cluster_mode",
+        "cluster mode is not built yet",
+    ),
     f("aclfile", "aclfile", Ty::Text, "aclfile", ""),
-    f("unixsocket", "unixsocket", Ty::Text, "unixsocket", "no Unix socket is opened yet"),
-    f("protected_mode", "protected-mode", Ty::Text, "protected-mode", ""),
+    f(
+        "unixsocket",
+        "unixsocket",
+        Ty::Text,
+        "unixsocket",
+        "no Unix socket is opened yet",
+    ),
+    f(
+        "protected_mode",
+        "protected-mode",
+        Ty::Text,
+        "protected-mode",
+        "",
+    ),
 ];
 
 /// Environment variables people use for Dragonfly that are not `DFLY_` plus
@@ -311,12 +389,10 @@ impl Options {
                 match flag.name {
                     "port" => self.port = p,
                     "admin_port" => self.admin_port = p,
-                    "memcached_port" if p != 0 => {
-                        return Err(
-                            "ERROR: flag 'memcached_port': the memcached protocol is not supported yet"
-                                .into(),
-                        )
-                    }
+                    "memcached_port" if p != 0 => return Err(
+                        "ERROR: flag 'memcached_port': the memcached protocol is not supported yet"
+                            .into(),
+                    ),
                     _ => {}
                 }
                 p.to_string()
@@ -369,12 +445,16 @@ impl Options {
         };
         let idle = match flag.ty {
             Ty::Bool | Ty::Port | Ty::Count => {
-                matches!(stored.as_str(), "false" | "0") || stored == "true" && flag.name == "df_snapshot_format"
+                matches!(stored.as_str(), "false" | "0")
+                    || stored == "true" && flag.name == "df_snapshot_format"
             }
             _ => stored.is_empty(),
         };
         if !flag.not_yet.is_empty() && !idle {
-            let w = format!("flag '{shown}' is accepted but not acted on yet: {}", flag.not_yet);
+            let w = format!(
+                "flag '{shown}' is accepted but not acted on yet: {}",
+                flag.not_yet
+            );
             if !self.warnings.contains(&w) {
                 self.warnings.push(w);
             }
@@ -410,7 +490,10 @@ impl Options {
 /// Reads a Redis config file (directives, quoting, `include`) into `o`.
 fn read_redis_conf(o: &mut Options, path: &Path, depth: usize) -> Result<(), String> {
     if depth > 16 {
-        return Err(format!("ERROR: include nesting too deep at {}", path.display()));
+        return Err(format!(
+            "ERROR: include nesting too deep at {}",
+            path.display()
+        ));
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("ERROR: cannot read config file {}: {e}", path.display()))?;
@@ -429,8 +512,14 @@ fn read_redis_conf(o: &mut Options, path: &Path, depth: usize) -> Result<(), Str
         let Some((name, args)) = words.split_first() else {
             continue;
         };
-        directive(o, &name.to_ascii_lowercase(), args, depth, "config directive")
-            .map_err(|e| format!("{e} (at {})", at()))?;
+        directive(
+            o,
+            &name.to_ascii_lowercase(),
+            args,
+            depth,
+            "config directive",
+        )
+        .map_err(|e| format!("{e} (at {})", at()))?;
     }
     Ok(())
 }
@@ -456,8 +545,9 @@ fn directive(
             Ok(())
         }
         _ if REDIS_IGNORED.contains(&name) => {
-            o.warnings
-                .push(format!("directive '{name}' is accepted but has no effect in Damselfly"));
+            o.warnings.push(format!(
+                "directive '{name}' is accepted but has no effect in Damselfly"
+            ));
             Ok(())
         }
         _ => o.set(name, &args.join(" "), what),
@@ -527,10 +617,10 @@ pub fn parse(
     let mut env: Vec<(String, String)> = env.filter(|(k, _)| k.starts_with("DFLY_")).collect();
     env.sort();
     for (k, v) in env {
-        let name = ENV_ALIASES
-            .iter()
-            .find(|(a, _)| *a == k)
-            .map_or_else(|| k["DFLY_".len()..].to_ascii_lowercase(), |(_, n)| n.to_string());
+        let name = ENV_ALIASES.iter().find(|(a, _)| *a == k).map_or_else(
+            || k["DFLY_".len()..].to_ascii_lowercase(),
+            |(_, n)| n.to_string(),
+        );
         if name == "flagfile" {
             let mut lines = Vec::new();
             read_flagfile(&v, &mut lines, 0)?;
@@ -578,7 +668,13 @@ fn command_line(o: &mut Options, args: Vec<String>) -> Result<(), String> {
             while let Some(w) = it.next_if(|n| !n.starts_with("--")) {
                 words.push(w);
             }
-            directive(o, &body.to_ascii_lowercase(), &words, 0, "command line flag")?;
+            directive(
+                o,
+                &body.to_ascii_lowercase(),
+                &words,
+                0,
+                "command line flag",
+            )?;
             continue;
         }
         let v = it
@@ -618,7 +714,9 @@ mod tests {
             "ERROR: unknown command line flag 'nope'"
         );
         assert!(p(&["--port=abc"]).unwrap_err().contains("'port'"));
-        assert!(p(&["--maxmemory=lots"]).unwrap_err().contains("'maxmemory'"));
+        assert!(p(&["--maxmemory=lots"])
+            .unwrap_err()
+            .contains("'maxmemory'"));
         assert!(p(&["--snapshot_cron=0 2 * *"])
             .unwrap_err()
             .contains("'snapshot_cron'"));
@@ -627,7 +725,13 @@ mod tests {
 
     #[test]
     fn sizes_booleans_and_negations() {
-        let o = p(&["--maxmemory=8gb", "--nologtostderr", "--cache_mode", "--tls=false"]).unwrap();
+        let o = p(&[
+            "--maxmemory=8gb",
+            "--nologtostderr",
+            "--cache_mode",
+            "--tls=false",
+        ])
+        .unwrap();
         assert_eq!(param(&o, "maxmemory").as_deref(), Some("8589934592"));
         assert_eq!(param(&o, "cache_mode").as_deref(), Some("true"));
         assert!(!o.logtostderr && !o.tls);
@@ -657,7 +761,12 @@ mod tests {
 
     #[test]
     fn cron_expressions() {
-        for ok in ["0 2 * * *", "*/5 * * * *", "0 0 1,15 * MON-FRI", "0 0 2 * * *"] {
+        for ok in [
+            "0 2 * * *",
+            "*/5 * * * *",
+            "0 0 1,15 * MON-FRI",
+            "0 0 2 * * *",
+        ] {
             assert!(valid_cron(ok), "{ok}");
         }
         for bad in ["", "0 2 * *", "61 * * * *", "*/0 * * * *", "a b c d e"] {

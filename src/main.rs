@@ -74,6 +74,26 @@ impl Host for ProcessHost {
     }
 }
 
+/// Users from requirepass, the config file's `user` lines and the aclfile.
+fn setup_acl(server: &Server, opts: &config::Options) -> Result<(), String> {
+    let acl = &server.acl;
+    let pass = server.config.get("requirepass").unwrap_or_default();
+    acl.set_requirepass(pass.as_bytes());
+    for line in &opts.users {
+        let mut words = line.split_whitespace();
+        let name = words.next().ok_or("a 'user' directive needs a name")?;
+        let ops: Vec<&[u8]> = words.map(str::as_bytes).collect();
+        acl.set_user(name, &ops)
+            .map_err(|e| format!("user '{name}': {e}"))?;
+    }
+    if !opts.aclfile.is_empty() {
+        *acl.file.write() = opts.aclfile.clone();
+        acl.load_file()
+            .map_err(|e| format!("aclfile {}: {e}", opts.aclfile))?;
+    }
+    Ok(())
+}
+
 fn main() {
     let opts = match config::parse(std::env::args().skip(1), std::env::vars()) {
         Ok(o) => o,
@@ -131,6 +151,10 @@ fn main() {
             eprintln!("ERROR: {e}");
             std::process::exit(1);
         }
+    }
+    if let Err(e) = setup_acl(&server, &opts) {
+        eprintln!("ERROR: {e}");
+        std::process::exit(1);
     }
     log_as(
         '#',

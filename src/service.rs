@@ -66,15 +66,11 @@ impl Service for App {
             .server
             .clients
             .register(peer.to_string(), local.to_string(), fd);
-        let authenticated = self
-            .server
-            .config
-            .get("requirepass")
-            .is_none_or(|p| p.is_empty());
+        let authenticated = self.server.acl.default_nopass();
         Some(Conn {
             server: self.server.clone(),
             stats,
-            client: Client::new(info, authenticated),
+            client: Client::new(info, self.server.acl.default_user(), authenticated),
         })
     }
 

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod acl;
 mod bitmaps;
 mod clients;
 mod hashes;

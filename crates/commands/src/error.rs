@@ -136,6 +136,20 @@ pub enum CmdError {
     ZrangeWithscoresBylex,
     /// SORT over a value (or BY weight) that is not a number.
     SortNotDouble,
+    /// ACL: the command (its full name) is not allowed to the user.
+    NoPermCommand(String),
+    NoPermKey,
+    NoPermChannel,
+    /// ACL SETUSER: a rule that cannot be applied, and why.
+    AclModifier {
+        modifier: String,
+        why: &'static str,
+    },
+    AclUnmatchedParen(String),
+    AclNoSuchUser(String),
+    AclNoFile,
+    /// EXEC itself refused before it ran (ACL, auth): the transaction goes.
+    ExecRejected(Box<CmdError>),
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
 }
@@ -285,6 +299,28 @@ impl fmt::Display for CmdError {
             DiscardWithoutMulti => f.write_str("ERR DISCARD without MULTI"),
             NotInMulti => f.write_str("ERR Command not allowed inside a transaction"),
             ExecAbort => f.write_str("EXECABORT Transaction discarded because of previous errors."),
+            NoPermCommand(c) => write!(
+                f,
+                "NOPERM this user has no permissions to run the '{c}' command"
+            ),
+            NoPermKey => f.write_str(
+                "NOPERM this user has no permissions to access one of the keys used as arguments",
+            ),
+            NoPermChannel => f.write_str(
+                "NOPERM this user has no permissions to access one of the channels used as arguments",
+            ),
+            AclModifier { modifier, why } => {
+                write!(f, "ERR Error in ACL SETUSER modifier '{modifier}': {why}")
+            }
+            AclUnmatchedParen(at) => write!(
+                f,
+                "ERR Unmatched parenthesis in acl selector starting at '{at}'."
+            ),
+            AclNoSuchUser(u) => write!(f, "ERR User '{u}' not found"),
+            AclNoFile => f.write_str(
+                "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.",
+            ),
+            ExecRejected(why) => write!(f, "EXECABORT Transaction discarded because of: {why}"),
             Other(s) => f.write_str(s),
         }
     }

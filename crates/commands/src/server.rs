@@ -4,6 +4,8 @@ mod info;
 mod introspect;
 mod tips;
 
+pub(crate) use introspect::key_flags;
+
 use crate::args::{eq, lossy};
 use crate::cmd;
 use crate::ctx::Ctx;
@@ -473,6 +475,10 @@ fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
         })
         .collect();
     ctx.server.config.set_many(&pairs)?;
+    // The default user's password follows requirepass (Redis's rule).
+    if let Some((_, pass)) = pairs.iter().rev().find(|(n, _)| eq(n, "requirepass")) {
+        ctx.server.acl.set_requirepass(pass);
+    }
     ctx.reply.ok();
     Ok(())
 }

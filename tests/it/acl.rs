@@ -1,0 +1,203 @@
+//! AUTH, requirepass and ACL, compared with redis-server given the same
+//! users, plus what only a second connection can see (NOAUTH, rotation).
+
+use crate::support::{damselfly, diff, diff_on, redis, Conn};
+
+#[test]
+fn acl_setuser_list_getuser_match_redis() {
+    diff(
+        r#"
+        ACL SETUSER alice on >p1 ~k* +@read -get
+        ACL SETUSER bob on >pw %R~r* %W~w* ~all* &chan* +@all -flushall +config|get (~x* +get)
+        ACL SETUSER carol reset
+        ACL SETUSER dave on nopass allkeys allchannels allcommands
+        ACL SETUSER erin on #5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8 >two <two
+        ACL SETUSER frank on nocommands +@string -@write +client|id
+        ACL SETUSER frank reset
+        ACL LIST
+        ACL USERS
+        ACL GETUSER alice
+        ACL GETUSER bob
+        ACL GETUSER erin
+        # The order of single commands follows Redis's command dict.
+        ~ACL GETUSER frank
+        ACL GETUSER nobody
+        ACL WHOAMI
+        ACL CAT
+        ~ACL CAT string
+        ACL CAT nosuch
+        ACL DELUSER carol nobody
+        ACL USERS
+        ~HELLO 3
+        ACL GETUSER bob
+        ACL LIST
+        "#,
+    );
+}
+
+#[test]
+fn acl_setuser_errors_match_redis() {
+    diff(
+        r#"
+        ACL SETUSER x ~* ~a
+        ACL SETUSER x &* &a
+        ACL SETUSER x +nosuch
+        ACL SETUSER x +@nosuch
+        ACL SETUSER x <nopw
+        ACL SETUSER x #abc
+        ACL SETUSER x !abc
+        ACL SETUSER x +config|get|x
+        ACL SETUSER x +get|key1|key2
+        ACL SETUSER x +config|nosuch
+        ACL SETUSER x badrule
+        ACL SETUSER x (~x +get
+        ACL SETUSER x ( ~x
+        ACL SETUSER x (this-is-invalid)
+        ACL SETUSER x %X~a
+        ACL SETUSER x %~a
+        ACL SETUSER "a b" on
+        ACL DELUSER default
+        ACL GENPASS 0
+        ACL GENPASS 5000
+        ACL GENPASS abc
+        ACL LOG foo
+        ACL LOG -1
+        ACL WHOAMI extra
+        ACL NOSUCH
+        ACL SAVE
+        ACL LOAD
+        ACL DRYRUN nope get k
+        ACL SETUSER y on +@all ~*
+        ACL DRYRUN y nosuchcmd
+        ACL DRYRUN y get
+        ACL USERS
+        "#,
+    );
+}
+
+#[test]
+fn permissions_and_dryrun_match_redis() {
+    diff(
+        r#"
+        ACL SETUSER alice on >p1 ~k* +@read -get +set
+        ACL SETUSER bob on >pw %R~r* %W~w* ~all* &chan* +@all -flushall (~x* +get)
+        ACL DRYRUN alice get k
+        ACL DRYRUN alice set k v
+        ACL DRYRUN alice set x v
+        ACL DRYRUN alice mget k x
+        ACL DRYRUN bob get x1
+        ACL DRYRUN bob set w1 1
+        ACL DRYRUN bob set w1 1 GET
+        ACL DRYRUN bob get w1
+        ACL DRYRUN bob get r1
+        ACL DRYRUN bob copy r1 w1
+        ACL DRYRUN bob copy w1 r1
+        ACL DRYRUN bob lpush w1 1
+        ACL DRYRUN bob flushall
+        ACL DRYRUN bob config get maxmemory
+        AUTH alice wrong
+        AUTH alice p1
+        ACL WHOAMI
+        SET k v
+        SET x v
+        MGET k x
+        GET k
+        STRLEN k
+        FLUSHALL
+        CONFIG GET maxmemory
+        MULTI
+        GET k
+        STRLEN k
+        EXEC
+        AUTH default anything
+        ACL WHOAMI
+        ~ACL LOG
+        ACL LOG RESET
+        ACL LOG
+        "#,
+    );
+}
+
+#[test]
+fn requirepass_auth_and_rotation_match_redis() {
+    diff(
+        r#"
+        AUTH foo
+        AUTH a b c
+        CONFIG SET requirepass foobar
+        AUTH wrong!
+        AUTH foobar
+        AUTH default foobar
+        HELLO 2 AUTH default wrong
+        ~HELLO 2 AUTH default foobar
+        ACL LIST
+        CONFIG GET requirepass
+        CONFIG SET requirepass ""
+        ACL LIST
+        AUTH foo
+        "#,
+    );
+}
+
+/// Replies of a fresh connection to `commands`, on a server whose default
+/// user has a password.
+fn fresh(port: u16, commands: &[&[&str]]) -> Vec<String> {
+    let mut c = Conn::open(port);
+    commands.iter().map(|a| c.cmd(a)).collect()
+}
+
+#[test]
+fn a_new_connection_needs_the_current_password() {
+    let r = redis();
+    let d = damselfly(&[]);
+    diff_on(&r, &d, "CONFIG SET requirepass first");
+    let script: &[&[&str]] = &[
+        &["GET", "k"],
+        &["HELLO", "3"],
+        &["AUTH", "nope"],
+        &["AUTH", "first"],
+        &["CONFIG", "SET", "requirepass", "second"],
+        &["PING"],
+    ];
+    assert_eq!(fresh(r.port, script), fresh(d.port, script));
+    // The old password stopped working for new connections.
+    let script: &[&[&str]] = &[&["AUTH", "first"], &["AUTH", "second"], &["PING"]];
+    assert_eq!(fresh(r.port, script), fresh(d.port, script));
+    assert_eq!(fresh(d.port, script)[1], "+OK\r\n");
+}
+
+#[test]
+fn deleted_users_lose_their_connections() {
+    let d = damselfly(&[]);
+    let mut admin = Conn::open(d.port);
+    assert_eq!(
+        admin.cmd(&["ACL", "SETUSER", "temp", "on", ">pw", "+@all", "~*"]),
+        "+OK\r\n"
+    );
+    let mut c = Conn::open(d.port);
+    assert_eq!(c.cmd(&["AUTH", "temp", "pw"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["ACL", "WHOAMI"]), "$4\r\ntemp\r\n");
+    assert_eq!(admin.cmd(&["ACL", "DELUSER", "temp"]), ":1\r\n");
+    c.send(&["PING"]);
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut c.reader, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the connection of a deleted user is closed");
+}
+
+#[test]
+fn failed_auth_is_logged_once_per_burst() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "requirepass", "secret"]),
+        "+OK\r\n"
+    );
+    for _ in 0..100 {
+        assert!(c.cmd(&["AUTH", "guess"]).starts_with("-WRONGPASS"));
+    }
+    assert_eq!(c.cmd(&["AUTH", "secret"]), "+OK\r\n");
+    let log = c.cmd(&["ACL", "LOG"]);
+    assert!(log.starts_with("*1\r\n"), "{log}");
+    assert!(log.contains("$5\r\ncount\r\n:100\r\n"), "{log}");
+    assert!(log.contains("$6\r\nreason\r\n$4\r\nauth\r\n"), "{log}");
+}
