@@ -2,6 +2,7 @@
 
 mod config;
 mod service;
+mod tls;
 
 use damselfly_commands::{Host, Server, ServerOptions};
 use std::sync::Arc;
@@ -109,13 +110,43 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let listener = match std::net::TcpListener::bind((opts.bind.as_str(), opts.port)) {
+    let tls = if opts.tls {
+        match tls::server_config(
+            &opts.tls_cert_file,
+            &opts.tls_key_file,
+            &opts.tls_ca_cert_file,
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        None
+    };
+    let listen = |bind: &str, port: u16| match std::net::TcpListener::bind((bind, port)) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("ERROR: cannot listen on {}:{}: {e}", opts.bind, opts.port);
+            // "Failed listening on port" is what Redis's test suite and
+            // scripts look for when a port is taken.
+            log_as(
+                '#',
+                &format!("Failed listening on port {port} (tcp) at {bind}: {e}, aborting."),
+            );
+            eprintln!("ERROR: cannot listen on {bind}:{port}: {e}");
             std::process::exit(1);
         }
     };
+    let listener = listen(&opts.bind, opts.port);
+    let admin = (opts.admin_port != 0).then(|| {
+        let bind = if opts.admin_bind.is_empty() {
+            opts.bind.as_str()
+        } else {
+            opts.admin_bind.as_str()
+        };
+        listen(bind, opts.admin_port)
+    });
     let port = listener.local_addr().map_or(opts.port, |a| a.port());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let server = Arc::new(Server::new(
@@ -139,7 +170,16 @@ fn main() {
     let dir = std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    let start_params = opts.params.iter().map(|(k, v)| (*k, v.clone()));
+    // Protected mode is Redis's: on by default for a redis.conf start, off
+    // for Dragonfly-style flags (Dragonfly has none, and its users expect
+    // a password-less container to answer its network).
+    let protected = if opts.config_file.is_some() {
+        "yes"
+    } else {
+        "no"
+    };
+    let start_params = std::iter::once(("protected-mode", protected.to_string()))
+        .chain(opts.params.iter().map(|(k, v)| (*k, v.clone())));
     for (k, v) in start_params.chain([
         ("port", port.to_string()),
         ("bind", opts.bind.clone()),
@@ -171,12 +211,26 @@ fn main() {
         "Running with {} worker threads, {SHARDS} shards, {} databases",
         opts.threads, opts.dbnum
     ));
+    let admin_port = admin
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map_or(0, |a| a.port());
     let app = Arc::new(service::App {
         server: server.clone(),
+        admin_port,
+        admin_nopass: opts.admin_nopass,
     });
     let threads = opts.threads;
+    let mut listeners = vec![damselfly_net::Listener {
+        tcp: listener,
+        tls: tls.clone(),
+    }];
+    if let Some(tcp) = admin {
+        log(&format!("Admin port {admin_port} is open for operators"));
+        listeners.push(damselfly_net::Listener { tcp, tls });
+    }
     std::thread::spawn(move || {
-        if let Err(e) = damselfly_net::serve(listener, app, threads) {
+        if let Err(e) = damselfly_net::serve_all(listeners, app, threads) {
             log(&format!("listener failed: {e}"));
             std::process::exit(1);
         }

@@ -11,9 +11,16 @@ use std::time::{Duration, Instant};
 
 pub struct App {
     pub server: Arc<Server>,
+    /// The admin listener's port (0: none); its clients skip the password
+    /// with `--admin_nopass`.
+    pub admin_port: u16,
+    pub admin_nopass: bool,
 }
 
 pub struct Conn {
+    /// Refused by protected mode: the first request gets the DENIED error
+    /// and the connection closes.
+    denied: bool,
     server: Arc<Server>,
     stats: Arc<ThreadStats>,
     client: Client,
@@ -39,6 +46,10 @@ impl Session for Conn {
     }
 
     fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> Flow {
+        if self.denied {
+            out.error(&damselfly_commands::CmdError::ProtectedMode.to_string());
+            return Flow::Close;
+        }
         if let Some(blocked) = execute(&self.server, &self.stats, &mut self.client, args, out) {
             let sleep = blocked.timeout().map(tokio::time::sleep);
             return Flow::Wait(Box::pin(blocked.wait(self.server.clone(), sleep)));
@@ -66,8 +77,16 @@ impl Service for App {
             .server
             .clients
             .register(peer.to_string(), local.to_string(), fd);
-        let authenticated = self.server.acl.default_nopass();
+        let admin = local.port() == self.admin_port && self.admin_port != 0;
+        let nopass = self.server.acl.default_nopass();
+        let authenticated = nopass || (admin && self.admin_nopass);
+        // Redis's protected mode: with no password on the default user,
+        // only loopback clients are served.
+        let denied = nopass
+            && !peer.ip().is_loopback()
+            && self.server.config.get("protected-mode").as_deref() == Some("yes");
         Some(Conn {
+            denied,
             server: self.server.clone(),
             stats,
             client: Client::new(info, self.server.acl.default_user(), authenticated),

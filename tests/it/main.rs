@@ -13,5 +13,6 @@ mod protocol;
 mod server;
 mod sets;
 mod sort;
+mod startup;
 mod strings;
 mod zsets;
