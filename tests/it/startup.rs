@@ -87,38 +87,78 @@ fn redis_cli(args: &[&str]) -> String {
     String::from_utf8_lossy(text).trim().to_string()
 }
 
+/// The `command:` of docker-compose.yml split as compose splits it (words,
+/// double quotes), with `${DRAGONFLY_PASSWORD}` replaced by `pass`.
+fn compose_command(pass: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let yml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml"))
+        .expect("docker-compose.yml");
+    let lines: Vec<&str> = yml.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == "command: >")
+        .expect("a folded command");
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let body: Vec<&str> = lines[start + 1..]
+        .iter()
+        .take_while(|l| indent(l) > indent(lines[start]))
+        .map(|l| l.trim())
+        .collect();
+    let text = body.join(" ").replace("${DRAGONFLY_PASSWORD}", pass);
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    words.extend((!word.is_empty()).then_some(word));
+    let env_line = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("environment:"))
+        .expect("an environment");
+    let env = env_line
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.replace("${DRAGONFLY_PASSWORD}", pass)))
+        .collect();
+    (words, env)
+}
+
 #[test]
 fn the_compose_command_starts_and_its_healthcheck_passes() {
-    // The issue's compose file, word for word, except the ports and /data
-    // (tests cannot take 6379 or write to /), as docker would split it.
+    // docker-compose.yml's command and environment, word for word, except
+    // the ports and /data (tests cannot take 6379 or write to /).
+    let pass = "s3cret-Pass";
+    let (words, env) = compose_command(pass);
+    assert!(
+        words.contains(&"--snapshot_cron=0 2 * * *".to_string()),
+        "{words:?}"
+    );
     let dir = tempdir::Dir::new("compose");
     let data = dir.0.join("data");
     let (port, admin) = (free_port(), free_port());
-    let (p, a, d) = (
-        format!("--port={port}"),
-        format!("--admin_port={admin}"),
-        format!("--dir={}", data.display()),
-    );
-    let pass = "s3cret-Pass";
-    let requirepass = format!("--requirepass={pass}");
-    let args = [
-        "--logtostderr",
-        &requirepass,
-        "--maxmemory=8gb",
-        &d,
-        "--dbfilename=dump-{timestamp}.rdb",
-        "--df_snapshot_format=true",
-        "--snapshot_cron=0 2 * * *",
-        "--cache_mode=false",
-        "--hz=100",
-        "--keys_output_limit=8192",
-        &p,
-        "--bind=0.0.0.0",
-        "--primary_port_http_enabled=true",
-        &a,
-        "--admin_bind=localhost",
-    ];
-    let s = start(&args, &[("DFLY_requirepass", pass)], port);
+    let args: Vec<String> = words
+        .into_iter()
+        .map(|w| match w.split_once('=') {
+            Some(("--port", _)) => format!("--port={port}"),
+            Some(("--admin_port", _)) => format!("--admin_port={admin}"),
+            Some(("--dir", "/data")) => format!("--dir={}", data.display()),
+            _ => w,
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let s = start(&args, &env, port);
+    // The healthcheck: redis-cli -p PORT -a PASSWORD PING
     let port_s = port.to_string();
     assert_eq!(redis_cli(&["-p", &port_s, "-a", pass, "PING"]), "PONG");
     assert_eq!(
@@ -132,6 +172,7 @@ fn the_compose_command_starts_and_its_healthcheck_passes() {
         "dump-{timestamp}.rdb"
     );
     assert_eq!(config_get(s.port, Some(pass), "hz"), "100");
+    assert_eq!(config_get(s.port, Some(pass), "keys_output_limit"), "8192");
     assert!(data.is_dir(), "--dir is created");
     // The admin port serves the same protocol, with the same password.
     let admin_s = admin.to_string();
