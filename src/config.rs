@@ -238,7 +238,6 @@ const REDIS_IGNORED: &[&str] = &[
     "oom-score-adj",
     "jemalloc-bg-thread",
     "acllog-max-len",
-    "acl-pubsub-default",
     "lua-time-limit",
     "busy-reply-threshold",
     "latency-tracking",

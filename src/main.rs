@@ -78,11 +78,19 @@ impl Host for ProcessHost {
 /// Users from requirepass, the config file's `user` lines and the aclfile.
 fn setup_acl(server: &Server, opts: &config::Options) -> Result<(), String> {
     let acl = &server.acl;
+    acl.sync_config(&server.config);
     let pass = server.config.get("requirepass").unwrap_or_default();
     acl.set_requirepass(pass.as_bytes());
+    let mut seen = Vec::new();
     for line in &opts.users {
         let mut words = line.split_whitespace();
         let name = words.next().ok_or("a 'user' directive needs a name")?;
+        if seen.contains(&name) {
+            return Err(format!(
+                "user '{name}': Duplicate user found. A user can only be defined once in config files"
+            ));
+        }
+        seen.push(name);
         let ops: Vec<&[u8]> = words.map(str::as_bytes).collect();
         acl.set_user(name, &ops)
             .map_err(|e| format!("user '{name}': {e}"))?;

@@ -137,6 +137,11 @@ pub struct Selector {
     cmds: Vec<u64>,
     /// Set by `+@all`: commands added later would be allowed too.
     all_commands: bool,
+    /// Command rules as written after the last `+@all`/`-@all` (ACL LIST
+    /// shows them).
+    rules: Vec<String>,
+    /// Allowed first arguments of commands that are not allowed whole.
+    firstargs: Vec<(usize, Vec<String>)>,
     keys: Vec<(u8, Vec<u8>)>,
     all_keys: bool,
     channels: Vec<Vec<u8>>,
@@ -189,6 +194,7 @@ impl Selector {
 
     /// A command and, for a container, all its subcommands.
     fn set_command(&mut self, e: &Entry, on: bool) {
+        self.firstargs.retain(|(id, _)| *id != e.id);
         self.set_bit(e.id, on);
         for s in e.subs.values() {
             self.set_bit(s.id, on);
@@ -197,6 +203,7 @@ impl Selector {
 
     fn set_category(&mut self, cat: &str, on: bool) {
         for e in table().all.iter().filter(|e| in_category(e, cat)) {
+            self.firstargs.retain(|(id, _)| *id != e.id);
             self.set_bit(e.id, on);
         }
     }
@@ -207,6 +214,8 @@ impl Selector {
             self.set_bit(id, on);
         }
         self.all_commands = on;
+        self.rules.clear();
+        self.firstargs.clear();
     }
 
     fn unrestricted(&self) -> bool {
@@ -249,38 +258,100 @@ impl Selector {
                 }
                 Ok(())
             }
-            Some(&sign @ (b'+' | b'-')) => {
-                let on = sign == b'+';
-                let name = &s[1..];
-                if let Some(cat) = name.strip_prefix('@') {
-                    let cat = cat.to_ascii_lowercase();
-                    if !CATEGORIES.contains(&cat.as_str()) {
-                        return Err(bad(op, UNKNOWN));
-                    }
-                    self.set_category(&cat, on);
-                    return Ok(());
-                }
-                let mut parts = name.split('|');
-                let cmd = parts.next().unwrap_or_default();
-                let e = lookup(cmd.as_bytes()).ok_or_else(|| bad(op, UNKNOWN))?;
-                match (parts.next(), parts.next()) {
-                    (None, _) => self.set_command(e, on),
-                    (Some(_), _) if e.subs.is_empty() => return Err(bad(op, UNKNOWN)),
-                    (Some(_), Some(_)) => {
-                        return Err(bad(
-                            op,
-                            "Allowing first-arg of a subcommand is not supported",
-                        ))
-                    }
-                    (Some(sub), None) => {
-                        let se = e.sub(sub.as_bytes()).ok_or_else(|| bad(op, UNKNOWN))?;
-                        self.set_bit(se.id, on);
-                    }
-                }
-                Ok(())
-            }
+            Some(b'+' | b'-') => self.command_rule(op),
             _ => Err(bad(op, SYNTAX)),
         }
+    }
+
+    /// `+cmd`, `-cmd`, `+cmd|sub`, `+@cat`, `-@cat`, `+cmd|firstarg`: the
+    /// bits change, and the rule is kept as written (replacing earlier rules
+    /// on the same command or category) unless the kept rules already give
+    /// these bits, as Redis 7.0 keeps them.
+    fn command_rule(&mut self, op: &[u8]) -> CmdResult {
+        let rule = self.apply_bits(op)?;
+        let name = &rule[1..];
+        let prefix = format!("{name}|");
+        self.rules
+            .retain(|r| r[1..] != *name && !(!name.contains('|') && r[1..].starts_with(&prefix)));
+        let target = (self.cmds.clone(), self.firstargs.clone());
+        if self.replay(&self.rules) != target {
+            self.rules.push(rule);
+        }
+        // Earlier rules the new one made redundant go (`+get +@read` keeps
+        // `+@read`).
+        let mut i = 0;
+        while i < self.rules.len() {
+            let mut without = self.rules.clone();
+            without.remove(i);
+            if self.replay(&without) == target {
+                self.rules = without;
+            } else {
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The bits `rules` give, from `+@all` or `-@all`.
+    fn replay(&self, rules: &[String]) -> (Vec<u64>, Vec<(usize, Vec<String>)>) {
+        let mut fake = Selector::empty();
+        fake.set_all(self.all_commands);
+        for r in rules {
+            let _ = fake.apply_bits(r.as_bytes());
+        }
+        (fake.cmds, fake.firstargs)
+    }
+
+    /// Applies a command or category rule to the bits only; returns the
+    /// rule in its normal spelling (lower case, full command name).
+    fn apply_bits(&mut self, op: &[u8]) -> CmdResult<String> {
+        let s = lossy(op).to_ascii_lowercase();
+        let on = s.starts_with('+');
+        let name = &s[1..];
+        if let Some(cat) = name.strip_prefix('@') {
+            if !CATEGORIES.contains(&cat) {
+                return Err(bad(op, UNKNOWN));
+            }
+            self.set_category(cat, on);
+            return Ok(s);
+        }
+        let Some((cmd, sub)) = name.rsplit_once('|') else {
+            let e = lookup(name.as_bytes()).ok_or_else(|| bad(op, UNKNOWN))?;
+            self.set_command(e, on);
+            return Ok(s);
+        };
+        let e = match cmd.split_once('|') {
+            Some((parent, child)) => {
+                let p = lookup(parent.as_bytes()).ok_or_else(|| bad(op, UNKNOWN))?;
+                p.sub(child.as_bytes()).ok_or_else(|| bad(op, UNKNOWN))?;
+                return Err(bad(
+                    op,
+                    "Allowing first-arg of a subcommand is not supported",
+                ));
+            }
+            None => lookup(cmd.as_bytes()).ok_or_else(|| bad(op, UNKNOWN))?,
+        };
+        if sub.is_empty() {
+            return Err(bad(op, SYNTAX));
+        }
+        if !e.subs.is_empty() {
+            let se = e.sub(sub.as_bytes()).ok_or_else(|| bad(op, UNKNOWN))?;
+            self.set_bit(se.id, on);
+            return Ok(s);
+        }
+        // A first argument of a command without subcommands (SELECT 0,
+        // DEBUG OBJECT): allowed only, never denied.
+        if !on {
+            return Err(bad(op, UNKNOWN));
+        }
+        if !self.bit(e.id) {
+            match self.firstargs.iter_mut().find(|(id, _)| *id == e.id) {
+                Some((_, args)) if !args.iter().any(|a| a == sub) => args.push(sub.to_string()),
+                Some(_) => {}
+                None => self.firstargs.push((e.id, vec![sub.to_string()])),
+            }
+        }
+        Ok(s)
     }
 
     fn allow_all_keys(&mut self) {
@@ -350,7 +421,14 @@ impl Selector {
 
     fn check(&self, e: &Entry, args: &Args<'_>) -> Result<(), Denied> {
         if !self.bit(e.id) && !e.has(flag::NO_AUTH) {
-            return Err(Denied::Command);
+            let first = args.get(1).map(lossy).map(|a| a.to_ascii_lowercase());
+            let allowed = self
+                .firstargs
+                .iter()
+                .any(|(id, list)| *id == e.id && first.as_ref().is_some_and(|f| list.contains(f)));
+            if !allowed {
+                return Err(Denied::Command);
+            }
         }
         if !self.all_keys {
             let positions = e.key_positions(args.len(), |i| args.get(i));
@@ -410,50 +488,14 @@ impl Selector {
         pats.join(" ")
     }
 
-    /// The command rules, rebuilt from the bits as Redis does: start from
-    /// `+@all` (if future commands are allowed) or `-@all`, apply every
-    /// category where most of its commands differ from that start, then
-    /// fix single commands.
+    /// The command rules: `+@all` (future commands allowed) or `-@all`,
+    /// then the kept rules.
     fn describe_commands(&self) -> String {
-        let mut rules = Vec::new();
-        let additive = !self.all_commands;
-        let mut fake = Selector::empty();
-        fake.set_all(!additive);
-        rules.push(if additive { "-@all" } else { "+@all" }.to_string());
-        let mut temp = self.clone();
-        for cat in CATEGORIES {
-            let (mut on, mut off) = (0, 0);
-            for e in table().all.iter().filter(|e| in_category(e, cat)) {
-                if temp.bit(e.id) {
-                    on += 1;
-                } else {
-                    off += 1;
-                }
-            }
-            if (additive && on > off) || (!additive && off > on) {
-                fake.set_category(cat, additive);
-                temp.set_category(cat, !additive);
-                rules.push(format!("{}@{cat}", if additive { '+' } else { '-' }));
-            }
-        }
-        for e in table().all.iter().filter(|e| !e.fullname.contains('|')) {
-            if self.bit(e.id) != fake.bit(e.id) {
-                let on = self.bit(e.id);
-                rules.push(format!("{}{}", if on { '+' } else { '-' }, e.fullname));
-                fake.set_command(e, on);
-            }
-            for s in e.cmd.subcommands {
-                let Some(se) = e.sub(s.name.as_bytes()) else {
-                    continue;
-                };
-                if self.bit(se.id) != fake.bit(se.id) {
-                    let on = self.bit(se.id);
-                    rules.push(format!("{}{}", if on { '+' } else { '-' }, se.fullname));
-                    fake.set_bit(se.id, on);
-                }
-            }
-        }
-        rules.join(" ")
+        let base = if self.all_commands { "+@all" } else { "-@all" };
+        std::iter::once(base)
+            .chain(self.rules.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The selector as rules: keys, channels, commands.
@@ -501,18 +543,22 @@ pub struct UserState {
 }
 
 impl UserState {
-    fn new() -> UserState {
+    /// A new user: off, no password, nothing allowed; every channel when
+    /// `acl-pubsub-default` is `allchannels`.
+    fn new(all_channels: bool) -> UserState {
+        let mut root = Selector::empty();
+        root.all_channels = all_channels;
         UserState {
             enabled: false,
             nopass: false,
             passwords: Vec::new(),
             sanitize: None,
-            root: Selector::empty(),
+            root,
             selectors: Vec::new(),
         }
     }
 
-    fn apply(&mut self, op: &[u8]) -> CmdResult {
+    fn apply(&mut self, op: &[u8], all_channels: bool) -> CmdResult {
         let s = lossy(op);
         match s.to_ascii_lowercase().as_str() {
             "on" => self.enabled = true,
@@ -529,7 +575,7 @@ impl UserState {
             "sanitize-payload" => self.sanitize = Some(true),
             "clearselectors" => self.selectors.clear(),
             "reset" => {
-                *self = UserState::new();
+                *self = UserState::new(all_channels);
                 self.sanitize = Some(true);
             }
             _ => match op.first() {
@@ -554,6 +600,7 @@ impl UserState {
                 }
                 Some(b'(') if op.ends_with(b")") && op.len() >= 2 => {
                     let mut sel = Selector::empty();
+                    sel.all_channels = all_channels;
                     for w in op[1..op.len() - 1]
                         .split(|c| *c == b' ')
                         .filter(|w| !w.is_empty())
@@ -637,6 +684,14 @@ fn parse_hash(op: &[u8]) -> CmdResult<[u8; 32]> {
     Ok(out)
 }
 
+/// Whether the user may read every key (Redis checks the key `*`).
+pub fn reads_all_keys(user: &User) -> bool {
+    let st = user.state.read();
+    std::iter::once(&st.root)
+        .chain(&st.selectors)
+        .any(|s| s.key_allowed(b"*", READ))
+}
+
 pub struct User {
     pub name: String,
     /// Enabled and allowed everything: the dispatcher skips the check.
@@ -711,6 +766,8 @@ pub struct Acl {
     log: Mutex<VecDeque<LogEntry>>,
     /// `aclfile`, where ACL SAVE and ACL LOAD go.
     pub file: RwLock<String>,
+    /// `acl-pubsub-default allchannels`: new users get every channel.
+    pub pubsub_default_all: AtomicBool,
 }
 
 impl Default for Acl {
@@ -753,11 +810,22 @@ impl Acl {
             users: RwLock::new(BTreeMap::new()),
             log: Mutex::new(VecDeque::new()),
             file: RwLock::new(String::new()),
+            pubsub_default_all: AtomicBool::new(false),
         };
         acl.users
             .write()
             .insert("default".into(), User::new("default", default_state()));
         acl
+    }
+
+    /// Reads the ACL settings that live in CONFIG (`acl-pubsub-default`).
+    pub fn sync_config(&self, config: &crate::config::Config) {
+        let all = config.get("acl-pubsub-default").as_deref() == Some("allchannels");
+        self.pubsub_default_all.store(all, Relaxed);
+    }
+
+    fn pubsub_all(&self) -> bool {
+        self.pubsub_default_all.load(Relaxed)
     }
 
     pub fn default_user(&self) -> Arc<User> {
@@ -784,10 +852,10 @@ impl Acl {
         let existing = self.user(name);
         let mut st = match &existing {
             Some(u) => u.state.read().clone(),
-            None => UserState::new(),
+            None => UserState::new(self.pubsub_all()),
         };
         for op in &ops {
-            st.apply(op)?;
+            st.apply(op, self.pubsub_all())?;
         }
         match existing {
             Some(u) => {
@@ -900,10 +968,10 @@ impl Acl {
             if fresh.contains_key(name) {
                 return Err(format!("{}: Duplicate user '{name}' found", n + 1));
             }
-            let mut st = UserState::new();
+            let mut st = UserState::new(self.pubsub_all());
             let ops: Vec<&[u8]> = words[2..].iter().map(|w| w.as_bytes()).collect();
             for op in merge_selectors(&ops).map_err(|e| format!("{}: {e}", n + 1))? {
-                st.apply(&op).map_err(|e| {
+                st.apply(&op, self.pubsub_all()).map_err(|e| {
                     let msg = e.to_string();
                     format!("{}: {}", n + 1, msg.trim_start_matches("ERR "))
                 })?;
@@ -912,8 +980,7 @@ impl Acl {
         }
         let mut users = self.users.write();
         fresh.entry("default".into()).or_insert_with(default_state);
-        // Users that stay keep their identity (their clients stay
-        // connected with the new rules); users that went are deleted.
+        // Users that went are deleted (their clients close).
         for (name, old) in users.iter() {
             if !fresh.contains_key(name) {
                 old.deleted.store(true, Relaxed);
@@ -922,7 +989,14 @@ impl Acl {
         }
         let mut next = BTreeMap::new();
         for (name, st) in fresh {
-            let u = match users.get(&name) {
+            // Only the default user keeps its identity (and its clients);
+            // every other user is new, as after Redis's ACL LOAD.
+            let kept = users.get(&name).filter(|_| name == "default");
+            if let Some(old) = users.get(&name).filter(|_| name != "default") {
+                old.deleted.store(true, Relaxed);
+                old.refresh();
+            }
+            let u = match kept {
                 Some(u) => {
                     *u.state.write() = st;
                     u.refresh();
@@ -954,7 +1028,7 @@ impl Acl {
 }
 
 fn default_state() -> UserState {
-    let mut st = UserState::new();
+    let mut st = UserState::new(true);
     st.enabled = true;
     st.nopass = true;
     st.root.set_all(true);
@@ -1169,10 +1243,19 @@ fn acl_cat(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 ctx.reply.bulk(c.as_bytes());
             }
         }
-        Some(cat) => {
-            let cat = lossy(cat).to_ascii_lowercase();
+        Some(_) if args.len() > 3 => {
+            return Err(CmdError::SubcommandSyntax {
+                sub: arg(args, 1).to_vec(),
+                cmd: "ACL".into(),
+            })
+        }
+        Some(given) => {
+            let cat = lossy(given).to_ascii_lowercase();
             if !CATEGORIES.contains(&cat.as_str()) {
-                return Err(CmdError::Other(format!("ERR Unknown category '{cat}'")));
+                return Err(CmdError::Other(format!(
+                    "ERR Unknown category '{}'",
+                    lossy(given)
+                )));
             }
             let names: Vec<&str> = table()
                 .all

@@ -188,6 +188,11 @@ pub const PARAMS: &[Param] = &[
     p("tcp-keepalive", SECONDS, "300"),
     p("protected-mode", Kind::Bool, "yes"),
     p("aclfile", Kind::Immutable, ""),
+    p(
+        "acl-pubsub-default",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        "resetchannels",
+    ),
     p("unixsocket", Kind::Immutable, ""),
     p("tls-cert-file", Kind::Immutable, ""),
     p("tls-key-file", Kind::Immutable, ""),

@@ -150,6 +150,8 @@ pub enum CmdError {
     AclNoFile,
     /// EXEC itself refused before it ran (ACL, auth): the transaction goes.
     ExecRejected(Box<CmdError>),
+    /// SORT's BY or GET pattern for a user who may not read every key.
+    SortDenied(&'static str),
     /// A non-loopback client while protected mode is on and the default
     /// user has no password.
     ProtectedMode,
@@ -324,6 +326,10 @@ impl fmt::Display for CmdError {
                 "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.",
             ),
             ExecRejected(why) => write!(f, "EXECABORT Transaction discarded because of: {why}"),
+            SortDenied(opt) => write!(
+                f,
+                "ERR {opt} option of SORT denied due to insufficient ACL permissions."
+            ),
             ProtectedMode => f.write_str("DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside."),
             Other(s) => f.write_str(s),
         }

@@ -475,6 +475,7 @@ fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
         })
         .collect();
     ctx.server.config.set_many(&pairs)?;
+    ctx.server.acl.sync_config(&ctx.server.config);
     // The default user's password follows requirepass (Redis's rule).
     if let Some((_, pass)) = pairs.iter().rev().find(|(n, _)| eq(n, "requirepass")) {
         ctx.server.acl.set_requirepass(pass);
