@@ -676,9 +676,14 @@ fn command_line(o: &mut Options, args: Vec<String>) -> Result<(), String> {
             )?;
             continue;
         }
-        let v = it
+        let mut v = it
             .next()
             .ok_or_else(|| format!("ERROR: flag '{body}' is missing its argument"))?;
+        // Redis's form takes several words (`--save 900 1 300 10`).
+        while let Some(w) = it.next_if(|n| !n.starts_with("--")) {
+            v.push(' ');
+            v.push_str(&w);
+        }
         o.set_flag(body, &v)?;
     }
     Ok(())
@@ -756,6 +761,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("DFLY_bogus"));
+    }
+
+    #[test]
+    fn redis_options_after_a_flag_take_several_words() {
+        let o = p(&["--save", "900", "1", "300", "10", "--port", "7002"]).unwrap();
+        assert_eq!(param(&o, "save").as_deref(), Some("900 1 300 10"));
+        assert_eq!(o.port, 7002);
+        assert!(p(&["--port", "7000", "7001"]).is_err());
     }
 
     #[test]

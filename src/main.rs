@@ -104,7 +104,14 @@ fn setup_acl(server: &Server, opts: &config::Options) -> Result<(), String> {
 }
 
 fn main() {
-    let opts = match config::parse(std::env::args().skip(1), std::env::vars()) {
+    // vars() would panic on a variable that is not UTF-8; such variables
+    // cannot be DFLY_ flags anyway.
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let args = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    let opts = match config::parse(args, env) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("{e}");

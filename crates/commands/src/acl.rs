@@ -111,15 +111,15 @@ fn key_need(e: &Entry, nth: usize, count: usize, args: &Args<'_>) -> u8 {
             }
         }
         "sunionstore" | "sinterstore" | "sdiffstore" | "zunionstore" | "zinterstore"
-        | "zdiffstore" | "zrangestore" | "bitop" | "georadius" | "georadiusbymember"
-        | "geosearchstore" => {
+        | "zdiffstore" | "zrangestore" | "bitop" | "geosearchstore" => {
             if nth == 0 {
                 WRITE
             } else {
                 READ
             }
         }
-        "sort" if count > 1 => {
+        // The source is read, the STORE/STOREDIST key (last) written.
+        "sort" | "georadius" | "georadiusbymember" if count > 1 => {
             if last {
                 WRITE
             } else {
