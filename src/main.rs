@@ -48,11 +48,13 @@ pub fn log_as(level: char, msg: &str) {
         now.subsec_millis(),
         msg
     );
-    if LOG_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
-        eprintln!("{line}");
+    // A closed log stream must not take the server down (println! panics).
+    use std::io::Write;
+    let _ = if LOG_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        writeln!(std::io::stderr().lock(), "{line}")
     } else {
-        println!("{line}");
-    }
+        writeln!(std::io::stdout().lock(), "{line}")
+    };
 }
 
 fn unsafe_zeroed_tm() -> libc::tm {
