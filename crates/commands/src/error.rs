@@ -136,6 +136,16 @@ pub enum CmdError {
     ZrangeWithscoresBylex,
     /// SORT over a value (or BY weight) that is not a number.
     SortNotDouble,
+    /// A string that is not a HyperLogLog given to a PF command.
+    HllNotHll,
+    /// A sparse HyperLogLog whose opcodes do not add up.
+    HllCorrupt,
+    /// PFDEBUG on a missing key.
+    PfdebugNoKey,
+    PfdebugNotSparse,
+    PfdebugUnknown(Vec<u8>),
+    /// PFSELFTEST found a fault (what failed).
+    HllSelfTest(String),
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
 }
@@ -279,6 +289,14 @@ impl fmt::Display for CmdError {
                 f.write_str("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
             }
             SortNotDouble => f.write_str("ERR One or more scores can't be converted into double"),
+            HllNotHll => f.write_str("WRONGTYPE Key is not a valid HyperLogLog string value."),
+            HllCorrupt => f.write_str("INVALIDOBJ Corrupted HLL object detected"),
+            PfdebugNoKey => f.write_str("ERR The specified key does not exist"),
+            PfdebugNotSparse => f.write_str("ERR HLL encoding is not sparse"),
+            PfdebugUnknown(sub) => {
+                write!(f, "ERR Unknown PFDEBUG subcommand '{}'", String::from_utf8_lossy(sub))
+            }
+            HllSelfTest(what) => write!(f, "TESTFAILED {what}"),
             MultiNested => f.write_str("ERR MULTI calls can not be nested"),
             WatchInMulti => f.write_str("ERR WATCH inside MULTI is not allowed"),
             ExecWithoutMulti => f.write_str("ERR EXEC without MULTI"),

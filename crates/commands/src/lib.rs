@@ -23,6 +23,7 @@ mod bitmap;
 mod connection;
 mod generic;
 mod hash;
+mod hyperloglog;
 mod list;
 mod server;
 mod set;

@@ -180,6 +180,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::set::COMMANDS)
         .chain(crate::sorted_set::COMMANDS)
         .chain(crate::bitmap::COMMANDS)
+        .chain(crate::hyperloglog::COMMANDS)
         .chain(crate::sort::COMMANDS)
         .chain(crate::transactions::COMMANDS)
 }

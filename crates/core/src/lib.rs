@@ -6,6 +6,7 @@
 pub mod bytes;
 pub mod glob;
 pub mod hash;
+pub mod hll;
 pub mod ldouble;
 pub mod list;
 pub mod set;
