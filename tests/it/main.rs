@@ -4,6 +4,7 @@ mod support;
 
 mod bitmaps;
 mod clients;
+mod geo;
 mod hashes;
 mod hll;
 mod keys;

@@ -22,6 +22,7 @@ pub mod table;
 mod bitmap;
 mod connection;
 mod generic;
+mod geo;
 mod hash;
 mod hyperloglog;
 mod list;

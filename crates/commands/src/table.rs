@@ -93,6 +93,9 @@ pub enum Keys {
     /// SORT: the key at 1, and the destination after the last STORE that
     /// is not the argument of LIMIT, GET or BY.
     SortStore,
+    /// GEORADIUS and GEORADIUSBYMEMBER: the key at 1, and the argument
+    /// after the last STORE or STOREDIST from argument 5 on.
+    GeoStore,
 }
 
 impl Keys {
@@ -103,7 +106,7 @@ impl Keys {
             Keys::Range(f, l, s) => (f, l, s),
             Keys::NumKeys { dest: true, .. } => (1, 1, 1),
             Keys::NumKeys { dest: false, .. } => (0, 0, 0),
-            Keys::SortStore => (1, 1, 1),
+            Keys::SortStore | Keys::GeoStore => (1, 1, 1),
         }
     }
 }
@@ -181,6 +184,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::sorted_set::COMMANDS)
         .chain(crate::bitmap::COMMANDS)
         .chain(crate::hyperloglog::COMMANDS)
+        .chain(crate::geo::COMMANDS)
         .chain(crate::sort::COMMANDS)
         .chain(crate::transactions::COMMANDS)
 }
@@ -292,6 +296,26 @@ impl Entry {
                         i += 1;
                     } else if a.eq_ignore_ascii_case(b"store") && i + 1 < argc {
                         store = Some(i + 1);
+                    }
+                    i += 1;
+                }
+                out.extend(store);
+                return out;
+            }
+            Keys::GeoStore => {
+                let mut out = smallvec::SmallVec::new();
+                if argc > 1 {
+                    out.push(1);
+                }
+                let mut store = None;
+                let mut i = 5;
+                while i < argc {
+                    let a = arg(i).unwrap_or_default();
+                    if (a.eq_ignore_ascii_case(b"store") || a.eq_ignore_ascii_case(b"storedist"))
+                        && i + 1 < argc
+                    {
+                        store = Some(i + 1);
+                        i += 1;
                     }
                     i += 1;
                 }

@@ -4,6 +4,7 @@
 //! `long double` arithmetic that INCRBYFLOAT needs to match Redis exactly.
 
 pub mod bytes;
+pub mod geo;
 pub mod glob;
 pub mod hash;
 pub mod hll;
