@@ -553,15 +553,23 @@ fn search_generic(
         ctx.reply.array(0);
         return Ok(());
     }
-    // Stable, like the merge sort of glibc's qsort that Redis calls.
-    match sort {
-        Sort::Asc => found.sort_by(|a, b| a.dist.total_cmp(&b.dist)),
-        Sort::Desc => found.sort_by(|a, b| b.dist.total_cmp(&a.dist)),
-        Sort::None => {}
+    let returned = match usize::try_from(count) {
+        Ok(c) if c > 0 && c < found.len() => c,
+        _ => found.len(),
+    };
+    let by_dist = |a: &Found, b: &Found| a.dist.total_cmp(&b.dist);
+    let by_dist_desc = |a: &Found, b: &Found| b.dist.total_cmp(&a.dist);
+    // Redis sorts everything with glibc's qsort (a stable merge sort), or
+    // only the first COUNT with its partial quicksort, whose order of ties
+    // `partial_sort` reproduces.
+    match (sort, returned == found.len()) {
+        (Sort::None, _) => {}
+        (Sort::Asc, true) => found.sort_by(by_dist),
+        (Sort::Desc, true) => found.sort_by(by_dist_desc),
+        (Sort::Asc, false) => geo::partial_sort(&mut found, 0, returned - 1, &by_dist),
+        (Sort::Desc, false) => geo::partial_sort(&mut found, 0, returned - 1, &by_dist_desc),
     }
-    if count > 0 {
-        found.truncate(usize::try_from(count).unwrap_or(usize::MAX));
-    }
+    found.truncate(returned);
     for f in &mut found {
         f.dist /= to_meters;
     }

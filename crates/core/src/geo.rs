@@ -12,6 +12,7 @@
 //! step chosen from the radius, plus its eight neighbours (some dropped when
 //! the shape cannot reach them), each cell being one score range.
 
+use std::cmp::Ordering;
 use std::f64::consts::PI;
 
 pub const LON_MIN: f64 = -180.0;
@@ -397,9 +398,144 @@ pub fn score_range(h: Hash) -> (f64, f64) {
     (min as f64, max as f64)
 }
 
+/// Orders `v` so that positions `lo..=hi` hold what a full sort would put
+/// there, the way Redis's partial quicksort does it (Bentley and McIlroy's
+/// three-way quicksort: median-of-three or ninther pivot, insertion sort
+/// below 7 elements, recursing only into parts that overlap `lo..=hi`).
+/// Equal elements end up in the order that algorithm leaves them, which is
+/// what Redis replies when COUNT cuts a sorted search short.
+pub fn partial_sort<T>(v: &mut [T], lo: usize, hi: usize, cmp: &impl Fn(&T, &T) -> Ordering) {
+    sort_part(v, 0, v.len(), lo, hi, cmp);
+}
+
+/// `partial_sort` of the `n` elements from `base` (positions absolute).
+fn sort_part<T>(
+    v: &mut [T],
+    mut base: usize,
+    mut n: usize,
+    lo: usize,
+    hi: usize,
+    cmp: &impl Fn(&T, &T) -> Ordering,
+) {
+    let outside = |base: usize, n: usize| (lo < base && hi < base) || (lo >= base + n && hi >= base + n);
+    let med3 = |v: &[T], a: usize, b: usize, c: usize| {
+        if cmp(&v[a], &v[b]).is_lt() {
+            if cmp(&v[b], &v[c]).is_lt() {
+                b
+            } else if cmp(&v[a], &v[c]).is_lt() {
+                c
+            } else {
+                a
+            }
+        } else if cmp(&v[b], &v[c]).is_gt() {
+            b
+        } else if cmp(&v[a], &v[c]).is_lt() {
+            a
+        } else {
+            c
+        }
+    };
+    loop {
+        if n < 7 {
+            for m in base + 1..base + n {
+                let mut l = m;
+                while l > base && cmp(&v[l - 1], &v[l]).is_gt() {
+                    v.swap(l, l - 1);
+                    l -= 1;
+                }
+            }
+            return;
+        }
+        let mut pm = base + n / 2;
+        if n > 7 {
+            let (mut pl, mut pn) = (base, base + n - 1);
+            if n > 40 {
+                let d = n / 8;
+                pl = med3(v, pl, pl + d, pl + 2 * d);
+                pm = med3(v, pm - d, pm, pm + d);
+                pn = med3(v, pn - 2 * d, pn - d, pn);
+            }
+            pm = med3(v, pl, pm, pn);
+        }
+        v.swap(base, pm);
+        // [base] pivot, [base+1, pa) equal, [pa, pb) less, (pc, pd] greater,
+        // (pd, end) equal.
+        let (mut pa, mut pb) = (base + 1, base + 1);
+        let (mut pc, mut pd) = (base + n - 1, base + n - 1);
+        loop {
+            while pb <= pc {
+                let c = cmp(&v[pb], &v[base]);
+                if c.is_gt() {
+                    break;
+                }
+                if c.is_eq() {
+                    v.swap(pa, pb);
+                    pa += 1;
+                }
+                pb += 1;
+            }
+            while pb <= pc {
+                let c = cmp(&v[pc], &v[base]);
+                if c.is_lt() {
+                    break;
+                }
+                if c.is_eq() {
+                    v.swap(pc, pd);
+                    pd -= 1;
+                }
+                pc -= 1;
+            }
+            if pb > pc {
+                break;
+            }
+            v.swap(pb, pc);
+            pb += 1;
+            pc -= 1;
+        }
+        let end = base + n;
+        let r = (pa - base).min(pb - pa);
+        for i in 0..r {
+            v.swap(base + i, pb - r + i);
+        }
+        let r = (pd - pc).min(end - pd - 1);
+        for i in 0..r {
+            v.swap(pb + i, end - r + i);
+        }
+        let less = pb - pa;
+        if less > 1 && !outside(base, less) {
+            sort_part(v, base, less, lo, hi, cmp);
+        }
+        let greater = pd - pc;
+        if greater > 1 && !outside(end - greater, greater) {
+            base = end - greater;
+            n = greater;
+            continue;
+        }
+        return;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn partial_sort_orders_the_requested_positions(
+            mut v in proptest::collection::vec(0u8..20, 0..300),
+            a in 0usize..300,
+            b in 0usize..300,
+        ) {
+            let mut want = v.clone();
+            want.sort();
+            let (lo, hi) = (a.min(b), a.max(b));
+            partial_sort(&mut v, lo, hi, &|x: &u8, y: &u8| x.cmp(y));
+            let end = (hi + 1).min(v.len());
+            if lo < end {
+                proptest::prop_assert_eq!(&v[lo..end], &want[lo..end]);
+            }
+        }
+    }
 
     #[test]
     fn interleave_round_trips() {
