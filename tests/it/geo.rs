@@ -407,3 +407,27 @@ fn count_with_ties_matches_redis_order() {
     }
     diff_on(&r, &d, &script);
 }
+
+#[test]
+fn command_getkeys_matches_redis() {
+    diff(
+        r#"
+        COMMAND GETKEYS georadius src 1 1 1 km
+        COMMAND GETKEYS georadius src 1 1 1 km store dst
+        COMMAND GETKEYS georadius src 1 1 1 km STOREDIST dst
+        COMMAND GETKEYS georadius src 1 1 1 km store
+        COMMAND GETKEYS georadius src 1 1 1 km storedist a store b
+        COMMAND GETKEYS georadius src 1 1 1 STORE x store b
+        COMMAND GETKEYS georadius src 1 1 store km x
+        COMMAND GETKEYS georadiusbymember src m 1 km storedist d2 store d3
+        COMMAND GETKEYS georadiusbymember src m 1 store x
+        COMMAND GETKEYS georadius_ro src 1 1 1 km
+        COMMAND GETKEYS geosearch src frommember m byradius 1 km
+        COMMAND GETKEYS geosearchstore a b frommember m byradius 1 km
+        COMMAND GETKEYS geoadd k 1 1 m
+        COMMAND GETKEYS pfmerge a b c
+        COMMAND GETKEYS pfcount a b
+        COMMAND GETKEYS pfdebug getreg k
+        "#,
+    );
+}
