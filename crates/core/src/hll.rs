@@ -113,8 +113,14 @@ pub fn check(s: &[u8]) -> Result<(), NotHll> {
     Ok(())
 }
 
+/// Sparse encoding (and a whole header).
 pub fn is_sparse(s: &[u8]) -> bool {
-    s.get(4) == Some(&SPARSE)
+    s.len() >= HDR && s[4] == SPARSE
+}
+
+/// The dense registers (empty if the value is shorter than a header).
+fn dense_regs(s: &[u8]) -> &[u8] {
+    s.get(HDR..).unwrap_or_default()
 }
 
 /// The cached cardinality, if still valid.
@@ -163,7 +169,9 @@ fn dense_put(regs: &mut [u8], i: usize, v: u8) {
 
 /// Raises register `i` of a dense value to `v`; true if it changed.
 fn dense_set(s: &mut [u8], i: usize, v: u8) -> bool {
-    let regs = &mut s[HDR..];
+    let Some(regs) = s.get_mut(HDR..) else {
+        return false;
+    };
     if v > dense_get(regs, i) {
         dense_put(regs, i, v);
         true
@@ -406,7 +414,7 @@ pub fn merge_into(max: &mut [u8; REGISTERS], s: &[u8]) -> Result<(), Corrupt> {
         })
     } else {
         for (i, m) in max.iter_mut().enumerate() {
-            *m = (*m).max(dense_get(&s[HDR..], i));
+            *m = (*m).max(dense_get(dense_regs(s), i));
         }
         Ok(())
     }
@@ -440,7 +448,7 @@ pub fn count(s: &[u8]) -> Result<u64, Corrupt> {
         }
     } else {
         for i in 0..REGISTERS {
-            histo[usize::from(dense_get(&s[HDR..], i))] += 1;
+            histo[usize::from(dense_get(dense_regs(s), i))] += 1;
         }
     }
     Ok(estimate(&histo))
@@ -628,6 +636,18 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn any_value_never_panics(mut s in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            let _ = count(&s);
+            let _ = cached(&s);
+            let _ = registers(&s);
+            let _ = add(&mut s, b"x", 3000);
+            let _ = set_register(&mut s, REGISTERS - 1, 40, 3000);
+            let _ = to_dense(&mut s);
+            invalidate(&mut s);
+            let _ = decode_sparse(&s);
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(tail in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
                                        eles in proptest::collection::vec(proptest::num::u8::ANY, 0..20)) {
