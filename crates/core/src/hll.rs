@@ -307,7 +307,6 @@ fn sparse_set(s: &mut Vec<u8>, index: usize, count: u8, sparse_max: usize) -> Re
     let Some(op) = op else {
         return Err(Corrupt);
     };
-    let next = (p + op.bytes() < end).then_some(p + op.bytes());
     match op {
         Op::Val(v, _) if v >= count => return Ok(false),
         Op::Val(_, 1) | Op::Zero(1) => {
@@ -345,10 +344,7 @@ fn sparse_set(s: &mut Vec<u8>, index: usize, count: u8, sparse_max: usize) -> Re
     if seq.len() > op.bytes() && new_len > sparse_max {
         return promote(s, index, count);
     }
-    let tail: Vec<u8> = next.map(|n| s[n..].to_vec()).unwrap_or_default();
-    s.truncate(p);
-    s.extend_from_slice(&seq);
-    s.extend_from_slice(&tail);
+    s.splice(p..(p + op.bytes()).min(end), seq);
     // An XZERO cut off by the end of the string counts its missing byte,
     // as Redis's length arithmetic does.
     s.truncate(new_len);
