@@ -207,6 +207,10 @@ fn environment_and_flagfile_set_config_and_the_command_line_wins() {
     assert_eq!(config_get(s.port, Some("pw"), "hz"), "50");
     assert_eq!(config_get(s.port, Some("pw"), "keys_output_limit"), "100");
     assert_eq!(config_get(s.port, Some("pw"), "cache_mode"), "false");
+    // Either spelling names a parameter: Dragonfly's and Redis's.
+    assert_eq!(config_get(s.port, Some("pw"), "cache-mode"), "false");
+    assert_eq!(config_get(s.port, Some("pw"), "tcp_keepalive"), "300");
+    assert_eq!(config_get(s.port, Some("pw"), "dbnum"), "4");
 }
 
 #[test]

@@ -360,11 +360,26 @@ impl Config {
         }
     }
 
+    /// A parameter by name or alias; `-` and `_` are one character, so
+    /// Dragonfly's spelling finds Redis's parameter (`tcp_keepalive`) and
+    /// the reverse (`cache-mode`).
     fn index(name: &str) -> Option<usize> {
-        PARAMS.iter().position(|p| {
-            p.name.eq_ignore_ascii_case(name)
-                || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
-        })
+        let same = |a: &str| {
+            a.len() == name.len()
+                && a.bytes().zip(name.bytes()).all(|(x, y)| {
+                    let norm = |c: u8| {
+                        if c == b'_' {
+                            b'-'
+                        } else {
+                            c.to_ascii_lowercase()
+                        }
+                    };
+                    norm(x) == norm(y)
+                })
+        };
+        PARAMS
+            .iter()
+            .position(|p| same(p.name) || p.alias.is_some_and(same))
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
