@@ -94,7 +94,7 @@ fn setup_acl(server: &Server, opts: &config::Options) -> Result<(), String> {
         }
         seen.push(name);
         let ops: Vec<&[u8]> = words.map(str::as_bytes).collect();
-        acl.set_user(name, &ops)
+        acl.define_user(name, &ops)
             .map_err(|e| format!("user '{name}': {e}"))?;
     }
     if !opts.aclfile.is_empty() {

@@ -94,8 +94,15 @@ fn key_need(e: &Entry, nth: usize, count: usize, args: &Args<'_>) -> u8 {
     match e.fullname.as_str() {
         // SET reads its key only with GET (Redis's variable key flags).
         "set" if !args.iter().skip(3).any(|a| eq(a, "get")) => WRITE,
-        // BITFIELD with only GET operations reads.
-        "bitfield" if !args.iter().skip(2).any(|a| eq(a, "set") || eq(a, "incrby")) => READ,
+        "bitfield" if bitfield_reads_only(args) => READ,
+        "bitfield" => READ | WRITE,
+        "pfmerge" => {
+            if nth == 0 {
+                READ | WRITE
+            } else {
+                READ
+            }
+        }
         "copy" => {
             if nth == 0 {
                 READ
@@ -119,8 +126,8 @@ fn key_need(e: &Entry, nth: usize, count: usize, args: &Args<'_>) -> u8 {
             }
         }
         // The source is read, the STORE/STOREDIST key (last) written.
-        "sort" | "georadius" | "georadiusbymember" if count > 1 => {
-            if last {
+        "sort" | "sort_ro" | "georadius" | "georadiusbymember" => {
+            if last && count > 1 {
                 WRITE
             } else {
                 READ
@@ -128,6 +135,24 @@ fn key_need(e: &Entry, nth: usize, count: usize, args: &Args<'_>) -> u8 {
         }
         _ => key_needs(e),
     }
+}
+
+/// BITFIELD reads only when every operation is a GET (OVERFLOW aside);
+/// anything else, unknown words included, counts as a write, as in Redis.
+fn bitfield_reads_only(args: &Args<'_>) -> bool {
+    let mut j = 2;
+    while j < args.len() {
+        let rest = args.len() - j - 1;
+        let a = args.get(j).unwrap_or_default();
+        if eq(a, "get") && rest >= 2 {
+            j += 3;
+        } else if eq(a, "overflow") && rest >= 1 {
+            j += 2;
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 /// The permissions of one selector: the user's root one, or a `(...)` one.
@@ -430,7 +455,10 @@ impl Selector {
                 return Err(Denied::Command);
             }
         }
-        if !self.all_keys {
+        // Shard channels are keys in the table (for their cluster slot)
+        // but channels to ACL.
+        let shard_channels = matches!(e.cmd.name, "spublish" | "ssubscribe" | "sunsubscribe");
+        if !self.all_keys && !shard_channels {
             let positions = e.key_positions(args.len(), |i| args.get(i));
             for (nth, &i) in positions.iter().enumerate() {
                 let need = key_need(e, nth, positions.len(), args);
@@ -848,11 +876,21 @@ impl Acl {
 
     /// ACL SETUSER: every rule is checked on a copy before the user changes.
     pub fn set_user(&self, name: &str, ops: &[&[u8]]) -> CmdResult {
+        self.apply_user(name, ops, false)
+    }
+
+    /// A config file's `user` line: the user is defined from scratch (the
+    /// default user too), as an ACL file defines it.
+    pub fn define_user(&self, name: &str, ops: &[&[u8]]) -> CmdResult {
+        self.apply_user(name, ops, true)
+    }
+
+    fn apply_user(&self, name: &str, ops: &[&[u8]], fresh: bool) -> CmdResult {
         let ops = merge_selectors(ops)?;
         let existing = self.user(name);
         let mut st = match &existing {
-            Some(u) => u.state.read().clone(),
-            None => UserState::new(self.pubsub_all()),
+            Some(u) if !fresh => u.state.read().clone(),
+            _ => UserState::new(self.pubsub_all()),
         };
         for op in &ops {
             st.apply(op, self.pubsub_all())?;
