@@ -269,3 +269,34 @@ fn key_permissions_of_every_command_match_redis() {
     }
     diff(&script);
 }
+
+#[test]
+fn exec_rechecks_rules_changed_after_queueing() {
+    let r = redis();
+    let d = damselfly(&[]);
+    for p in [&r, &d] {
+        let mut admin = Conn::open(p.port);
+        admin.cmd(&["ACL", "SETUSER", "m", "on", "nopass", "+@all", "~*"]);
+    }
+    let queue: &[&[&str]] = &[
+        &["AUTH", "m", "x"],
+        &["MULTI"],
+        &["GET", "k"],
+        &["SET", "k", "v"],
+    ];
+    let (mut rc, mut dc) = (Conn::open(r.port), Conn::open(d.port));
+    for c in queue {
+        assert_eq!(rc.cmd(c), dc.cmd(c));
+    }
+    for p in [&r, &d] {
+        Conn::open(p.port).cmd(&["ACL", "SETUSER", "m", "-get"]);
+    }
+    assert_eq!(rc.cmd(&["EXEC"]), dc.cmd(&["EXEC"]));
+    let (rl, dl) = (rc.cmd(&["ACL", "LOG", "1"]), dc.cmd(&["ACL", "LOG", "1"]));
+    for want in ["$5\r\nmulti\r\n", "$3\r\nget\r\n", "cmd=exec user=m"] {
+        assert!(
+            rl.contains(want) && dl.contains(want),
+            "{want}: {rl} / {dl}"
+        );
+    }
+}

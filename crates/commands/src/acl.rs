@@ -1083,6 +1083,27 @@ pub fn check(
     e: &Entry,
     args: &Args<'_>,
 ) -> CmdResult {
+    check_as(ctx_server, client, e, args, false)
+}
+
+/// EXEC's check of each queued command: the rules may have changed since
+/// it was queued.
+pub(crate) fn check_queued(
+    server: &crate::state::Server,
+    client: &crate::client::Client,
+    e: &Entry,
+    args: &Args<'_>,
+) -> CmdResult {
+    check_as(server, client, e, args, true)
+}
+
+fn check_as(
+    ctx_server: &crate::state::Server,
+    client: &crate::client::Client,
+    e: &Entry,
+    args: &Args<'_>,
+    in_exec: bool,
+) -> CmdResult {
     let user = &client.user;
     let denied = {
         let st = user.state.read();
@@ -1113,13 +1134,25 @@ pub fn check(
             CmdError::NoPermChannel,
         ),
     };
+    let running = if in_exec {
+        crate::table::lookup(b"exec").unwrap_or(e)
+    } else {
+        e
+    };
     ctx_server.acl.log_event(
         reason,
         context,
         object,
         user.name.clone(),
-        crate::connection::describe_client(&client.info, e),
+        crate::connection::describe_client(&client.info, running),
     );
+    if in_exec {
+        return Err(CmdError::NoPermSinceQueued(match denied {
+            Denied::Command => "no permission to execute the command or subcommand",
+            Denied::Key(_) => "no permission to touch the specified keys",
+            Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+        }));
+    }
     Err(err)
 }
 

@@ -150,6 +150,8 @@ pub enum CmdError {
     AclNoFile,
     /// EXEC itself refused before it ran (ACL, auth): the transaction goes.
     ExecRejected(Box<CmdError>),
+    /// EXEC: a queued command the user's rules no longer allow (why).
+    NoPermSinceQueued(&'static str),
     /// SORT's BY or GET pattern for a user who may not read every key.
     SortDenied(&'static str),
     /// A non-loopback client while protected mode is on and the default
@@ -385,6 +387,10 @@ impl fmt::Display for CmdError {
                 "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.",
             ),
             ExecRejected(why) => write!(f, "EXECABORT Transaction discarded because of: {why}"),
+            NoPermSinceQueued(why) => write!(
+                f,
+                "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {why}"
+            ),
             SortDenied(opt) => write!(
                 f,
                 "ERR {opt} option of SORT denied due to insufficient ACL permissions."
