@@ -117,6 +117,7 @@ static FLAGS: &[Flag] = &[
     f("admin_nopass", "", Ty::Bool, "admin_nopass", ""),
     f("memcached_port", "", Ty::Port, "memcached_port", ""),
     f("tls", "", Ty::Bool, "tls", ""),
+    f("tls_port", "tls-port", Ty::Port, "tls-port", ""),
     f(
         "tls_cert_file",
         "tls-cert-file",
@@ -263,6 +264,9 @@ pub struct Options {
     pub dbnum: usize,
     pub logtostderr: bool,
     pub tls: bool,
+    /// Redis's `tls-port`: a TLS listener beside (or, with port 0, instead
+    /// of) the plain one.
+    pub tls_port: u16,
     pub tls_cert_file: String,
     pub tls_key_file: String,
     pub tls_ca_cert_file: String,
@@ -290,6 +294,7 @@ impl Default for Options {
             dbnum: 16,
             logtostderr: false,
             tls: false,
+            tls_port: 0,
             tls_cert_file: String::new(),
             tls_key_file: String::new(),
             tls_ca_cert_file: String::new(),
@@ -388,6 +393,7 @@ impl Options {
                 match flag.name {
                     "port" => self.port = p,
                     "admin_port" => self.admin_port = p,
+                    "tls_port" => self.tls_port = p,
                     "memcached_port" if p != 0 => return Err(
                         "ERROR: flag 'memcached_port': the memcached protocol is not supported yet"
                             .into(),

@@ -127,7 +127,7 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let tls = if opts.tls {
+    let tls = if opts.tls || opts.tls_port != 0 {
         match tls::server_config(
             &opts.tls_cert_file,
             &opts.tls_key_file,
@@ -155,7 +155,16 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let listener = listen(&opts.bind, opts.port);
+    // Redis's form: `tls-port N` adds a TLS listener; with `port 0` it is
+    // the only one. Dragonfly's: `--tls` makes the main port TLS.
+    let tls_only = opts.tls_port != 0 && opts.port == 0;
+    let (main_port, main_tls) = if tls_only {
+        (opts.tls_port, tls.clone())
+    } else {
+        (opts.port, tls.clone().filter(|_| opts.tls))
+    };
+    let listener = listen(&opts.bind, main_port);
+    let tls_listener = (opts.tls_port != 0 && !tls_only).then(|| listen(&opts.bind, opts.tls_port));
     let admin = (opts.admin_port != 0).then(|| {
         let bind = if opts.admin_bind.is_empty() {
             opts.bind.as_str()
@@ -164,7 +173,7 @@ fn main() {
         };
         listen(bind, opts.admin_port)
     });
-    let port = listener.local_addr().map_or(opts.port, |a| a.port());
+    let port = listener.local_addr().map_or(main_port, |a| a.port());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let server = Arc::new(Server::new(
         ServerOptions {
@@ -240,11 +249,21 @@ fn main() {
     let threads = opts.threads;
     let mut listeners = vec![damselfly_net::Listener {
         tcp: listener,
-        tls: tls.clone(),
+        tls: main_tls,
     }];
+    if let Some(tcp) = tls_listener {
+        log(&format!("TLS port {} is open", opts.tls_port));
+        listeners.push(damselfly_net::Listener {
+            tcp,
+            tls: tls.clone(),
+        });
+    }
     if let Some(tcp) = admin {
         log(&format!("Admin port {admin_port} is open for operators"));
-        listeners.push(damselfly_net::Listener { tcp, tls });
+        listeners.push(damselfly_net::Listener {
+            tcp,
+            tls: tls.filter(|_| opts.tls),
+        });
     }
     std::thread::spawn(move || {
         if let Err(e) = damselfly_net::serve_all(listeners, app, threads) {

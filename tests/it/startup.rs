@@ -438,3 +438,47 @@ fn local_non_loopback() -> Option<std::net::IpAddr> {
     let ip = s.local_addr().ok()?.ip();
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
+
+#[test]
+fn a_redis_conf_with_tls_port_serves_tls_beside_or_instead_of_plain() {
+    let dir = tempdir::Dir::new("tlsport");
+    make_certs(&dir.0);
+    let f = |n: &str| dir.0.join(n).display().to_string();
+    let (plain, secure) = (free_port(), free_port());
+    let files = format!(
+        "tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ndir {}\nbind 127.0.0.1\n",
+        f("server.crt"),
+        f("server.key"),
+        f("ca.crt"),
+        dir.0.display()
+    );
+    let (ca, cert, key) = (f("ca.crt"), f("client.crt"), f("client.key"));
+    let tls_ping = |port: u16| {
+        let p = port.to_string();
+        redis_cli(&[
+            "--tls",
+            "--sni",
+            "localhost",
+            "--cacert",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "-p",
+            &p,
+            "PING",
+        ])
+    };
+    let both = dir.0.join("both.conf");
+    std::fs::write(&both, format!("port {plain}\ntls-port {secure}\n{files}")).unwrap();
+    let s = start(&[&both.display().to_string()], &[], plain);
+    assert_eq!(redis_cli(&["-p", &plain.to_string(), "PING"]), "PONG");
+    assert_eq!(tls_ping(secure), "PONG");
+    assert_eq!(config_get(plain, None, "tls-port"), secure.to_string());
+    drop(s);
+    let only = dir.0.join("only.conf");
+    std::fs::write(&only, format!("port 0\ntls-port {secure}\n{files}")).unwrap();
+    let _s = start(&[&only.display().to_string()], &[], secure);
+    assert_eq!(tls_ping(secure), "PONG");
+}

@@ -195,6 +195,7 @@ pub const PARAMS: &[Param] = &[
         "resetchannels",
     ),
     p("unixsocket", Kind::Immutable, ""),
+    p("tls-port", Kind::Immutable, "0"),
     p("tls-cert-file", Kind::Immutable, ""),
     p("tls-key-file", Kind::Immutable, ""),
     p("tls-ca-cert-file", Kind::Immutable, ""),
