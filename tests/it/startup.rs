@@ -291,6 +291,32 @@ fn bad_values_and_unknown_names_stop_start_up_naming_them() {
     );
 }
 
+/// redis-cli over TLS with the client certificate of `make_certs(dir)`.
+fn tls_cli(dir: &std::path::Path, port: u16, args: &[&str]) -> String {
+    let f = |n: &str| dir.join(n).display().to_string();
+    let (ca, cert, key, p) = (
+        f("ca.crt"),
+        f("client.crt"),
+        f("client.key"),
+        port.to_string(),
+    );
+    let mut all = vec![
+        "--tls",
+        "--sni",
+        "localhost",
+        "--cacert",
+        &ca,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "-p",
+        &p,
+    ];
+    all.extend_from_slice(args);
+    redis_cli(&all)
+}
+
 /// A CA, a server certificate for localhost and a client certificate, as
 /// PEM files in `dir`.
 fn make_certs(dir: &std::path::Path) {
@@ -343,25 +369,8 @@ fn tls_with_client_certificates_works_with_redis_cli() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let _s = start(&args, &[], port);
     let p = port.to_string();
-    let (ca, cert, key) = (f("ca.crt"), f("client.crt"), f("client.key"));
-    let tls = [
-        "--tls",
-        "--sni",
-        "localhost",
-        "--cacert",
-        &ca,
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "-p",
-        &p,
-    ];
-    let with = |extra: &[&str]| {
-        let mut a: Vec<&str> = tls.to_vec();
-        a.extend_from_slice(extra);
-        redis_cli(&a)
-    };
+    let ca = f("ca.crt");
+    let with = |extra: &[&str]| tls_cli(&dir.0, port, extra);
     assert_eq!(with(&["SET", "k", "over tls"]), "OK");
     assert_eq!(with(&["GET", "k"]), "over tls");
     // Without a client certificate, or without TLS, nothing is served.
@@ -452,24 +461,7 @@ fn a_redis_conf_with_tls_port_serves_tls_beside_or_instead_of_plain() {
         f("ca.crt"),
         dir.0.display()
     );
-    let (ca, cert, key) = (f("ca.crt"), f("client.crt"), f("client.key"));
-    let tls_ping = |port: u16| {
-        let p = port.to_string();
-        redis_cli(&[
-            "--tls",
-            "--sni",
-            "localhost",
-            "--cacert",
-            &ca,
-            "--cert",
-            &cert,
-            "--key",
-            &key,
-            "-p",
-            &p,
-            "PING",
-        ])
-    };
+    let tls_ping = |port: u16| tls_cli(&dir.0, port, &["PING"]);
     let both = dir.0.join("both.conf");
     std::fs::write(&both, format!("port {plain}\ntls-port {secure}\n{files}")).unwrap();
     let s = start(&[&both.display().to_string()], &[], plain);
