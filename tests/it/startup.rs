@@ -47,6 +47,8 @@ fn start(args: &[&str], env: &[(&str, &str)], port: u16) -> Started {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("damselfly did not answer on port {port}");
 }
 

@@ -254,20 +254,32 @@ impl Selector {
     fn apply(&mut self, op: &[u8]) -> CmdResult {
         let s = lossy(op);
         match s.to_ascii_lowercase().as_str() {
-            "allkeys" => return Ok(self.allow_all_keys()),
+            "allkeys" => {
+                self.allow_all_keys();
+                return Ok(());
+            }
             "resetkeys" => {
                 self.all_keys = false;
                 self.keys.clear();
                 return Ok(());
             }
-            "allchannels" => return Ok(self.allow_all_channels()),
+            "allchannels" => {
+                self.allow_all_channels();
+                return Ok(());
+            }
             "resetchannels" => {
                 self.all_channels = false;
                 self.channels.clear();
                 return Ok(());
             }
-            "allcommands" | "+@all" => return Ok(self.set_all(true)),
-            "nocommands" | "-@all" => return Ok(self.set_all(false)),
+            "allcommands" | "+@all" => {
+                self.set_all(true);
+                return Ok(());
+            }
+            "nocommands" | "-@all" => {
+                self.set_all(false);
+                return Ok(());
+            }
             _ => {}
         }
         match op.first() {
@@ -297,7 +309,7 @@ impl Selector {
         let name = &rule[1..];
         let prefix = format!("{name}|");
         self.rules
-            .retain(|r| r[1..] != *name && !(!name.contains('|') && r[1..].starts_with(&prefix)));
+            .retain(|r| r[1..] != *name && (name.contains('|') || !r[1..].starts_with(&prefix)));
         let target = (self.cmds.clone(), self.firstargs.clone());
         if self.replay(&self.rules) != target {
             self.rules.push(rule);
