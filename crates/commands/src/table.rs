@@ -93,6 +93,8 @@ pub enum Keys {
     /// SORT: the key at 1, and the destination after the last STORE that
     /// is not the argument of LIMIT, GET or BY.
     SortStore,
+    /// XREAD/XREADGROUP: the first half of the arguments after STREAMS.
+    Streams,
 }
 
 impl Keys {
@@ -104,6 +106,7 @@ impl Keys {
             Keys::NumKeys { dest: true, .. } => (1, 1, 1),
             Keys::NumKeys { dest: false, .. } => (0, 0, 0),
             Keys::SortStore => (1, 1, 1),
+            Keys::Streams => (0, 0, 0),
         }
     }
 }
@@ -181,6 +184,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::sorted_set::COMMANDS)
         .chain(crate::bitmap::COMMANDS)
         .chain(crate::sort::COMMANDS)
+        .chain(crate::stream::COMMANDS)
         .chain(crate::transactions::COMMANDS)
 }
 
@@ -296,6 +300,10 @@ impl Entry {
                 }
                 out.extend(store);
                 return out;
+            }
+            Keys::Streams => {
+                let is_streams = |i| arg(i).map(|a: &[u8]| a.eq_ignore_ascii_case(b"streams"));
+                return crate::stream::stream_key_positions(argc, is_streams).collect();
             }
         };
         let first = if first <= 0 { argc as i32 } else { first };
