@@ -205,6 +205,82 @@ const TRIMS: &str = r#"
     CONFIG SET stream-node-max-entries 100
 "#;
 
+const NODES: &str = r#"
+    CONFIG SET stream-node-max-entries 3
+    XADD n 1-1 a 1 b 1
+    XADD n 2-2 a 2 b 4
+    XADD n 3-0 a 3 b 9
+    XADD n 4-1 a 4 b 16
+    XADD n 5-2 a "" b yyyyyyyyyyyyyyy
+    XADD n 6-0 a 6 b 36
+    XADD n 7-1 other 7 more x7
+    XADD n 8-2 a 8 b 64
+    XADD n 9-0 a 9 b 81
+    XADD n 10-1 a "" b yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy
+    XADD n 11-2 a 11 b 121
+    XADD n 12-0 a 12 b 144
+    XADD n 13-1 a 13 b 169
+    XADD n 14-2 other 14 more x14
+    XADD n 15-0 a "" b yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy
+    XADD n 16-1 a 16 b 256
+    XADD n 17-2 a 17 b 289
+    XADD n 18-0 a 18 b 324
+    XADD n 19-1 a 19 b 361
+    XADD n 20-2 a "" b yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy
+    XADD n 21-0 other 21 more x21
+    XADD n 22-1 a 22 b 484
+    XADD n 23-2 a 23 b 529
+    XADD n 24-0 a 24 b 576
+    XADD n 25-1 a "" b yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy
+    XADD n 26-2 a 26 b 676
+    XADD n 27-0 a 27 b 729
+    XADD n 28-1 other 28 more x28
+    XADD n 29-2 a 29 b 841
+    XADD n 30-0 a "" b yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy
+    XADD n 31-1 a 31 b 961
+    XADD n 32-2 a 32 b 1024
+    XADD n 33-0 a 33 b 1089
+    XADD n 34-1 a 34 b 1156
+    XADD n 35-2 other 35 more x35
+    XADD n 36-0 a 36 b 1296
+    XADD n 37-1 a 37 b 1369
+    XADD n 38-2 a 38 b 1444
+    XADD n 39-0 a 39 b 1521
+    XDEL n 2-2 3-0 4-1 10-1 11-2 12-0
+    XRANGE n - + COUNT 5
+    XRANGE n 5 20
+    XRANGE n (9-0 + COUNT 4
+    XREVRANGE n + - COUNT 7
+    XREVRANGE n 30 (12-0
+    XREVRANGE n + - COUNT 50
+    XINFO STREAM n
+    XTRIM n MAXLEN ~ 30
+    XINFO STREAM n
+    XTRIM n MINID ~ 15-0
+    XRANGE n - + COUNT 3
+    XTRIM n MAXLEN 10
+    XRANGE n - +
+    XREAD COUNT 3 STREAMS n 20
+    XDEL n 30-0 31-1 32-2
+    XINFO STREAM n
+    CONFIG SET stream-node-max-bytes 40
+    XADD m 1 a 1
+    XADD m 2 a 2
+    XADD m 3 abcdefghijklmnopqrstuvwxyz 1
+    XADD m 4 a 4
+    XINFO STREAM m
+    XTRIM m MAXLEN ~ 2
+    XRANGE m - +
+    CONFIG SET stream-node-max-bytes 4096
+    CONFIG SET stream-node-max-entries 100
+"#;
+
+/// Ranges, deletes and trims over many small nodes.
+#[test]
+fn entries_across_nodes_match_redis() {
+    diff(NODES);
+}
+
 #[test]
 fn trimming_matches_redis() {
     diff(TRIMS);

@@ -502,6 +502,10 @@ impl Stream {
             None => false,
         };
         if !fits {
+            // The tail node is full: give back its spare capacity.
+            if let Some((_, tail)) = self.nodes.iter_mut().next_back() {
+                tail.data.shrink_to_fit();
+            }
             let mut node = Node::new(fields);
             node.push(id, id, fields);
             self.nodes.insert(id, node);
