@@ -336,6 +336,18 @@ const GROUPS: &str = r#"
     XINFO STREAM s FULL COUNT abc
     XINFO STREAM s FULL LIMIT 1
     XINFO STREAM nosuch
+    XGROUP CREATE w g $ MKSTREAM
+    XGROUP CREATE w g2 $
+    WATCH w
+    XGROUP DESTROY w g
+    XGROUP SETID w g2 0
+    XGROUP CREATECONSUMER w g2 c
+    XREADGROUP GROUP g2 c STREAMS w >
+    XACK w g2 1-0
+    XGROUP DELCONSUMER w g2 c
+    MULTI
+    PING
+    EXEC
 "#;
 
 #[test]
@@ -493,6 +505,10 @@ const CLAIMS: &str = r#"
     SET str x
     XCLAIM str g bob 0 1-0
     XAUTOCLAIM str g bob 0 0
+    XCLAIM s g newbie 100000000 1-0
+    XAUTOCLAIM s g newbie2 100000000 0
+    XAUTOCLAIM s g newbie3 0 99-0
+    XINFO GROUPS s
 "#;
 
 #[test]
@@ -604,6 +620,23 @@ const KEYSPACE: &str = r#"
     XADD big MAXLEN 3 1 f v
     LPUSH s x
     XADD s 1 a b
+    XLEN s
+    XRANGE s - +
+    XREVRANGE s + -
+    XDEL s 1
+    XTRIM s MAXLEN 1
+    XREAD STREAMS s 0
+    XREADGROUP GROUP g c STREAMS s >
+    XGROUP CREATE s g 0
+    XGROUP SETID s g 0
+    XACK s g 1
+    XPENDING s g
+    XCLAIM s g c 0 1
+    XAUTOCLAIM s g c 0 0
+    XINFO STREAM s
+    XINFO GROUPS s
+    XINFO CONSUMERS s g
+    XSETID s 1
     SORT big
     MULTI
     XADD m 1-0 a 1
@@ -639,8 +672,9 @@ fn memory_usage_is_reported() {
         .trim()
         .parse()
         .unwrap();
-    // Redis 7.0 reports about 12 KB for this stream; ours packs tighter.
-    assert!(n > 5_000 && n < 20_000, "{n}");
+    // Redis 7.0.15 reports 22248 bytes for this stream (about 22 a entry);
+    // the packed nodes must not take more.
+    assert!(n > 5_000 && n < 22_248, "{n}");
 }
 
 // ---------------------------------------------------------------------------

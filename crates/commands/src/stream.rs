@@ -1286,11 +1286,14 @@ fn xgroup(ctx: &mut Ctx, args: &Args) -> CmdResult {
         }
         grp.last_id = id;
         grp.entries_read = entries_read;
-        shard.written(db, key, "xgroup-setid");
+        // Group changes are not key changes to WATCH (as in Redis).
+        shard.stats.dirty += 1;
         ctx.reply.ok();
     } else if eq(sub, "destroy") {
         if s.groups.remove(g).is_some() {
-            shard.written(db, key, "xgroup-destroy");
+            shard.stats.dirty += 1;
+            // Wakes the XREADGROUPs blocked on it, for their NOGROUP error.
+            shard.waiters.mark(db, key);
             ctx.reply.int(1);
         } else {
             ctx.reply.int(0);
