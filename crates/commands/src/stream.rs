@@ -794,13 +794,29 @@ pub struct StreamWait {
 }
 
 /// The key positions of XREAD/XREADGROUP: the first half of what follows
-/// the first STREAMS argument (none if that is odd).
-pub(crate) fn stream_key_positions(
+/// the STREAMS option (none if that is odd). The options before it are
+/// skipped as the handler parses them, since a group, consumer or count
+/// may itself be spelled `streams`.
+pub(crate) fn stream_key_positions<'a>(
     argc: usize,
-    arg: impl Fn(usize) -> Option<bool>,
+    arg: impl Fn(usize) -> Option<&'a [u8]>,
 ) -> std::ops::Range<usize> {
-    let Some(at) = (1..argc).find(|&i| arg(i) == Some(true)) else {
-        return 0..0;
+    let mut i = 1;
+    let at = loop {
+        let Some(a) = arg(i) else {
+            return 0..0;
+        };
+        if eq(a, "block") || eq(a, "count") {
+            i += 2;
+        } else if eq(a, "group") {
+            i += 3;
+        } else if eq(a, "noack") {
+            i += 1;
+        } else if eq(a, "streams") {
+            break i;
+        } else {
+            return 0..0;
+        }
     };
     let n = argc - at - 1;
     if n & 1 == 1 {

@@ -301,10 +301,7 @@ impl Entry {
                 out.extend(store);
                 return out;
             }
-            Keys::Streams => {
-                let is_streams = |i| arg(i).map(|a: &[u8]| a.eq_ignore_ascii_case(b"streams"));
-                return crate::stream::stream_key_positions(argc, is_streams).collect();
-            }
+            Keys::Streams => return crate::stream::stream_key_positions(argc, arg).collect(),
         };
         let first = if first <= 0 { argc as i32 } else { first };
         (first..=last)
