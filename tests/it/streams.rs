@@ -198,7 +198,7 @@ const TRIMS: &str = r#"
     XADD s MAXLEN 0 32 f v
     XLEN s
     XINFO STREAM s
-    XADD e MAXLEN 0 * a b
+    ~XADD e MAXLEN 0 * a b
     XLEN e
     XTRIM s MAXLEN 0
     XADD s MAXLEN ~ 5 NOMKSTREAM 40 f v
@@ -831,6 +831,45 @@ fn blocked_stream_reads_time_out_and_unblock() {
         wait_blocked(&mut ctl, 1);
         out.push(ctl.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]));
         out.push(text(c.read()));
+        out
+    });
+}
+
+#[test]
+fn xsetid_xdel_and_xtrim_do_not_wake_stream_readers() {
+    compare(|port| {
+        let mut ctl = Conn::open(port);
+        ctl.cmd(&["FLUSHALL"]);
+        ctl.cmd(&["XADD", "s", "1-0", "f", "v"]);
+        ctl.cmd(&["XGROUP", "CREATE", "s", "g", "$"]);
+        let mut c1 = Conn::open(port);
+        let mut c2 = Conn::open(port);
+        c1.send(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]);
+        wait_blocked(&mut ctl, 1);
+        c2.send(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ]);
+        wait_blocked(&mut ctl, 2);
+        let mut out = vec![ctl.cmd(&["XSETID", "s", "100-0"])];
+        out.push(ctl.cmd(&["XDEL", "s", "1-0"]));
+        out.push(ctl.cmd(&["XTRIM", "s", "MAXLEN", "0"]));
+        out.push(ctl.cmd(&["XGROUP", "SETID", "s", "g", "0"]));
+        out.push(
+            ctl.cmd(&["INFO", "clients"])
+                .contains("blocked_clients:2")
+                .to_string(),
+        );
+        out.push(ctl.cmd(&["XADD", "s", "200-0", "f", "v"]));
+        out.push(text(c1.read()));
+        out.push(text(c2.read()));
         out
     });
 }

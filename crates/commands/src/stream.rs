@@ -1166,7 +1166,9 @@ fn ready(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait) ->
             None => return Ready::Error(CmdError::BlockedGroupGone),
         },
     };
-    if s.last_id > after {
+    // Only entries wake a reader (XSETID moves the last ID without any,
+    // and Redis does not wake readers for it).
+    if s.edge(true).is_some_and(|e| e.id > after) {
         Ready::Yes
     } else {
         Ready::No

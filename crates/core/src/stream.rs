@@ -188,13 +188,16 @@ impl Node {
         (out, pos)
     }
 
+    /// Whether `fields` (a flat pair list) has the master's field names,
+    /// checked without decoding them into a vector (XADD's hot path).
     fn same_fields(&self, fields: &[&[u8]]) -> bool {
-        let (names, _) = self.master_fields();
-        names.len() * 2 == fields.len()
-            && names
+        let mut pos = 0;
+        let n = get_varint(&self.data, &mut pos) as usize;
+        n * 2 == fields.len()
+            && fields
                 .iter()
-                .zip(fields.iter().step_by(2))
-                .all(|(a, b)| a == b)
+                .step_by(2)
+                .all(|f| get_bytes(&self.data, &mut pos) == *f)
     }
 
     /// The bytes an entry would take.
@@ -638,16 +641,19 @@ impl Stream {
             return 0;
         }
         let mut deleted = 0u64;
-        let masters: Vec<StreamId> = self.nodes.keys().copied().collect();
-        for m in masters {
+        // Only ever the first node is removed whole, or trimmed and then
+        // the walk stops, so the first node is always the next one.
+        loop {
             if let Trim::MaxLen(max) = how {
                 if self.length <= max {
                     break;
                 }
             }
-            let Some(node) = self.nodes.get_mut(&m) else {
-                continue;
+            let Some(mut first) = self.nodes.first_entry() else {
+                break;
             };
+            let m = *first.key();
+            let node = first.get_mut();
             let entries = u64::from(node.live);
             if limit != 0 && deleted + entries > limit {
                 break;
