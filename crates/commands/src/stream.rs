@@ -794,17 +794,18 @@ pub struct StreamWait {
 }
 
 /// The key positions of XREAD/XREADGROUP: the first half of what follows
-/// the STREAMS option (none if that is odd). The options before it are
-/// skipped as the handler parses them, since a group, consumer or count
-/// may itself be spelled `streams`.
+/// the STREAMS option. The options before it are skipped as the handler
+/// parses them, since a group or consumer may itself be spelled `streams`;
+/// where they do not parse (the handler will fail), the first `streams`
+/// argument is taken, as Redis's key spec does for COMMAND GETKEYS.
 pub(crate) fn stream_key_positions<'a>(
     argc: usize,
     arg: impl Fn(usize) -> Option<&'a [u8]>,
 ) -> std::ops::Range<usize> {
     let mut i = 1;
-    let at = loop {
+    let parsed = loop {
         let Some(a) = arg(i) else {
-            return 0..0;
+            break None;
         };
         if eq(a, "block") || eq(a, "count") {
             i += 2;
@@ -813,16 +814,17 @@ pub(crate) fn stream_key_positions<'a>(
         } else if eq(a, "noack") {
             i += 1;
         } else if eq(a, "streams") {
-            break i;
+            break Some(i);
         } else {
-            return 0..0;
+            break None;
         }
     };
-    let n = argc - at - 1;
-    if n & 1 == 1 {
+    let found = parsed.or_else(|| (1..argc).find(|&i| arg(i).is_some_and(|a| eq(a, "streams"))));
+    let Some(at) = found else {
         return 0..0;
-    }
-    at + 1..at + 1 + n / 2
+    };
+    let n = (argc - at - 1) / 2;
+    at + 1..at + 1 + n
 }
 
 /// Redis's millisecond timeout: an integer, not negative; 0 blocks forever.
