@@ -881,3 +881,88 @@ fn xsetid_xdel_and_xtrim_do_not_wake_stream_readers() {
         out
     });
 }
+
+/// A random mix of stream and group commands (fixed seed), replayed on
+/// both servers: entries, trimming, PELs, lag and entries-read must agree.
+#[test]
+fn random_stream_workload_matches_redis() {
+    use rand::{Rng, SeedableRng};
+    let seed = std::env::var("STREAM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut script = vec!["CONFIG SET stream-node-max-entries 4".to_string()];
+    let mut ms = 1u64;
+    for _ in 0..600 {
+        let pick = rng.random_range(1..ms.max(2) + 5);
+        let line = match rng.random_range(0..24) {
+            20 => format!(
+                "XREADGROUP GROUP g{} c{} COUNT {} STREAMS s {pick}",
+                rng.random_range(0..3),
+                rng.random_range(0..3),
+                rng.random_range(0..4)
+            ),
+            21 => format!("XREVRANGE s + ({pick} COUNT 3"),
+            22 => format!("XREAD COUNT 2 STREAMS s {pick}"),
+            23 => format!("XSETID s {}", ms + rng.random_range(0..3)),
+            0..=5 => {
+                ms += rng.random_range(0..3);
+                let f = if rng.random_bool(0.8) { "a" } else { "b" };
+                format!("XADD s {ms}-* {f} {ms}")
+            }
+            6 => format!("XDEL s {pick}-0 {pick}-1"),
+            7 => format!(
+                "XTRIM s MAXLEN {} {}",
+                ["=", "~"][rng.random_range(0..2)],
+                rng.random_range(0..40)
+            ),
+            8 => format!(
+                "XTRIM s MINID {} {pick}",
+                ["=", "~"][rng.random_range(0..2)]
+            ),
+            9 => format!(
+                "XGROUP CREATE s g{} {}",
+                rng.random_range(0..3),
+                ["0", "$", &format!("{pick}")][rng.random_range(0..3)]
+            ),
+            10 => format!("XGROUP SETID s g{} {pick}", rng.random_range(0..3)),
+            11..=13 => format!(
+                "XREADGROUP GROUP g{} c{} COUNT {} {}STREAMS s >",
+                rng.random_range(0..3),
+                rng.random_range(0..3),
+                rng.random_range(1..5),
+                ["", "NOACK "][usize::from(rng.random_bool(0.2))]
+            ),
+            14 => format!(
+                "XACK s g{} {pick}-0 {pick}-1 {}-0",
+                rng.random_range(0..3),
+                pick + 1
+            ),
+            15 => format!(
+                "XCLAIM s g{} c{} 0 {pick}-0 {pick}-1 TIME 1000 JUSTID",
+                rng.random_range(0..3),
+                rng.random_range(0..3)
+            ),
+            16 => format!(
+                "XAUTOCLAIM s g{} c{} 0 {pick} COUNT 3 JUSTID",
+                rng.random_range(0..3),
+                rng.random_range(0..3)
+            ),
+            17 => format!(
+                "XGROUP DELCONSUMER s g{} c{}",
+                rng.random_range(0..3),
+                rng.random_range(0..3)
+            ),
+            18 => format!("XPENDING s g{}", rng.random_range(0..3)),
+            _ => "XINFO STREAM s".to_string(),
+        };
+        script.push(line);
+        if rng.random_bool(0.2) {
+            script.push("XINFO GROUPS s".into());
+        }
+    }
+    script.push("XRANGE s - +".into());
+    script.push("CONFIG SET stream-node-max-entries 100".into());
+    diff(&script.join("\n"));
+}

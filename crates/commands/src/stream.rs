@@ -957,7 +957,12 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
                 let Some(grp) = s.groups.get_mut(g) else {
                     continue;
                 };
-                grp.consumer(consumer, Some(now));
+                // The consumer is made (or seen) only by a read that is
+                // answered now, as in Redis 7.0.
+                let serve_now = id.is_some() || stream_top.is_some_and(|top| top > grp.last_id);
+                if serve_now {
+                    grp.consumer(consumer, Some(now));
+                }
                 match id {
                     Some(after) => {
                         // Like `>`, an explicit ID means "after this one".
@@ -969,7 +974,7 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
                         shard.stats.dirty += 1;
                     }
                     None => {
-                        if stream_top.is_some_and(|top| top > grp.last_id) {
+                        if serve_now {
                             served += 1;
                             let es = deliver_new(s, g, consumer, noack, count, now);
                             reply_key_entries(&mut out, key, |r| reply_entries(r, &es));
