@@ -424,12 +424,36 @@ fn reply_id(r: &mut Reply, id: StreamId) {
     r.bulk(id.to_string().as_bytes());
 }
 
-fn reply_entry(r: &mut Reply, e: &StreamEntry) {
+fn reply_fields<F: AsRef<[u8]>>(r: &mut Reply, id: StreamId, fields: &[F]) {
     r.array(2);
-    reply_id(r, e.id);
-    r.array(e.fields.len());
-    for f in &e.fields {
-        r.bulk(f);
+    reply_id(r, id);
+    r.array(fields.len());
+    for f in fields {
+        r.bulk(f.as_ref());
+    }
+}
+
+fn reply_entry(r: &mut Reply, e: &StreamEntry) {
+    reply_fields(r, e.id, &e.fields);
+}
+
+/// The live entries of `start..=end` (at most `count`, 0: all) as an array,
+/// written straight from the nodes.
+fn reply_range(r: &mut Reply, s: &Stream, start: StreamId, end: StreamId, rev: bool, count: usize) {
+    let mut body = Reply::new();
+    body.set_resp3(r.is_resp3());
+    let n = s.visit(start, end, rev, count, |id, fields| {
+        reply_fields(&mut body, id, fields)
+    });
+    r.array(n);
+    r.raw(body.as_bytes());
+}
+
+/// The entries after `after` (none after the largest ID).
+fn reply_after(r: &mut Reply, s: &Stream, after: StreamId, count: usize) {
+    match after.next() {
+        Some(start) => reply_range(r, s, start, StreamId::MAX, false, count),
+        None => r.array(0),
     }
 }
 
@@ -692,8 +716,7 @@ fn range_generic(ctx: &mut Ctx, args: &Args, rev: bool) -> CmdResult {
         Some(0) => reply.null_array(),
         c => {
             let c = usize::try_from(c.unwrap_or(0)).unwrap_or(usize::MAX);
-            let es = s.range(start, end, rev, c);
-            reply_entries(reply, &es);
+            reply_range(reply, s, start, end, rev, c);
         }
     }
     Ok(())
@@ -942,14 +965,8 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
             None => {
                 let after = id.unwrap_or(StreamId::MAX);
                 if s.edge(true).is_some_and(|e| e.id > after) {
-                    let es = s.range(
-                        after.next().unwrap_or(StreamId::MAX),
-                        StreamId::MAX,
-                        false,
-                        count,
-                    );
                     served += 1;
-                    reply_key_entries(&mut out, key, |r| reply_entries(r, &es));
+                    reply_key_entries(&mut out, key, |r| reply_after(r, s, after, count));
                 }
             }
             Some((g, consumer)) => {
@@ -1186,33 +1203,29 @@ fn serve_one(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait
     let Some(Value::Stream(s)) = shard.get_quiet(db, key, now).map(|e| &mut e.value) else {
         return;
     };
-    let es = match &sw.group {
+    if r.is_resp3() {
+        r.map(1);
+    } else {
+        r.array(1);
+    }
+    match &sw.group {
         None => {
             let after = sw
                 .ids
                 .iter()
                 .find(|(k, _)| k == key)
                 .map_or(StreamId::MAX, |x| x.1);
-            match after.next() {
-                Some(start) => s.range(start, StreamId::MAX, false, sw.count),
-                None => Vec::new(),
-            }
+            reply_key_entries(r, key, |r| reply_after(r, s, after, sw.count));
         }
         Some((g, c, noack)) => {
             if let Some(grp) = s.groups.get_mut(g) {
                 grp.consumer(c, Some(now));
             }
             let es = deliver_new(s, g, c, *noack, sw.count, now);
+            reply_key_entries(r, key, |r| reply_entries(r, &es));
             shard.stats.dirty += 1;
-            es
         }
-    };
-    if r.is_resp3() {
-        r.map(1);
-    } else {
-        r.array(1);
     }
-    reply_key_entries(r, key, |r| reply_entries(r, &es));
 }
 
 // ---------------------------------------------------------------------------
@@ -1879,7 +1892,7 @@ fn xinfo_stream(ctx: &mut Ctx, args: &Args) -> CmdResult {
     };
     let take = |n: usize| if count == 0 { n } else { n.min(count) };
     r.bulk(b"entries");
-    reply_entries(r, &s.range(StreamId::MIN, StreamId::MAX, false, count));
+    reply_range(r, s, StreamId::MIN, StreamId::MAX, false, count);
     r.bulk(b"groups");
     r.array(s.groups.len());
     for (name, g) in &s.groups {

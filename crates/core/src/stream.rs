@@ -267,21 +267,22 @@ impl Node {
     }
 
     /// The field/value list of the entry at `slot`.
-    fn fields(&self, slot: &Slot) -> Vec<Vec<u8>> {
+    /// The field/value list of the entry at `slot`, borrowed from the
+    /// node, into `out` (cleared first).
+    fn fields_into<'a>(&'a self, slot: &Slot, out: &mut Vec<&'a [u8]>) {
+        out.clear();
         let mut pos = slot.body;
         if slot.flags & SAME_FIELDS != 0 {
             let (names, _) = self.master_fields();
-            let mut out = Vec::with_capacity(names.len() * 2);
             for n in names {
-                out.push(n.to_vec());
-                out.push(get_bytes(&self.data, &mut pos).to_vec());
+                out.push(n);
+                out.push(get_bytes(&self.data, &mut pos));
             }
-            out
         } else {
             let n = get_varint(&self.data, &mut pos) as usize * 2;
-            (0..n)
-                .map(|_| get_bytes(&self.data, &mut pos).to_vec())
-                .collect()
+            for _ in 0..n {
+                out.push(get_bytes(&self.data, &mut pos));
+            }
         }
     }
 }
@@ -536,21 +537,43 @@ impl Stream {
         count: usize,
     ) -> Vec<StreamEntry> {
         let mut out = Vec::new();
+        self.visit(start, end, rev, count, |id, fields| {
+            out.push(StreamEntry {
+                id,
+                fields: fields.iter().map(|f| f.to_vec()).collect(),
+            })
+        });
+        out
+    }
+
+    /// Calls `f` with each live entry in `start..=end`, ascending
+    /// (descending when `rev`), at most `count` of them (0: all), its
+    /// fields borrowed from the node (replies are written without copying
+    /// entries out). Returns how many it visited.
+    pub fn visit<'s>(
+        &'s self,
+        start: StreamId,
+        end: StreamId,
+        rev: bool,
+        count: usize,
+        mut f: impl FnMut(StreamId, &[&[u8]]),
+    ) -> usize {
         if start > end {
-            return out;
+            return 0;
         }
         let from = self.node_of(start).unwrap_or(start);
         let nodes = self.nodes.range(from..=end);
-        let visit = |master: StreamId, node: &Node, out: &mut Vec<StreamEntry>| -> bool {
+        let mut seen = 0;
+        let mut fields = Vec::new();
+        let mut node_visit = |master: StreamId, node: &'s Node| -> bool {
             let slots = node.slots(master);
             let mut each = |s: &Slot| {
                 if s.flags & DELETED == 0 && s.id >= start && s.id <= end {
-                    out.push(StreamEntry {
-                        id: s.id,
-                        fields: node.fields(s),
-                    });
+                    node.fields_into(s, &mut fields);
+                    f(s.id, &fields);
+                    seen += 1;
                 }
-                count != 0 && out.len() >= count
+                count != 0 && seen >= count
             };
             if rev {
                 slots.iter().rev().any(&mut each)
@@ -560,18 +583,18 @@ impl Stream {
         };
         if rev {
             for (m, n) in nodes.rev() {
-                if visit(*m, n, &mut out) {
+                if node_visit(*m, n) {
                     break;
                 }
             }
         } else {
             for (m, n) in nodes {
-                if visit(*m, n, &mut out) {
+                if node_visit(*m, n) {
                     break;
                 }
             }
         }
-        out
+        seen
     }
 
     /// The live entry `id`, if any.
