@@ -966,3 +966,46 @@ fn random_stream_workload_matches_redis() {
     script.push("CONFIG SET stream-node-max-entries 100".into());
     diff(&script.join("\n"));
 }
+
+/// Nodes split on stream-node-max-bytes where Redis's listpacks do, so
+/// XINFO's node counts and `~` trimming agree for entries of any size.
+#[test]
+fn byte_limited_nodes_match_redis() {
+    let mut script = Vec::new();
+    for (i, size) in [3usize, 40, 70, 100, 130, 300, 1000, 5000]
+        .iter()
+        .cycle()
+        .take(240)
+        .enumerate()
+    {
+        let value = if i % 3 == 0 {
+            (i * 7919).to_string()
+        } else {
+            "v".repeat(*size)
+        };
+        let fields = if i % 5 == 0 { "other" } else { "f" };
+        script.push(format!(
+            "XADD s {}-{} {fields} {value} n {i}",
+            1 + i / 4,
+            i % 4
+        ));
+        if i % 40 == 39 {
+            script.push("XINFO STREAM s".into());
+        }
+    }
+    script.push("XDEL s 10-1 11-0 30-2".into());
+    script.push("XINFO STREAM s".into());
+    script.push("XTRIM s MAXLEN ~ 200".into());
+    script.push("XTRIM s MAXLEN ~ 100".into());
+    script.push("XTRIM s MINID ~ 40".into());
+    script.push("XINFO STREAM s".into());
+    script.push("CONFIG SET stream-node-max-bytes 0".into());
+    script.push("CONFIG SET stream-node-max-entries 0".into());
+    for i in 0..300 {
+        script.push(format!("XADD t {i}-1 f {}", "x".repeat(i)));
+    }
+    script.push("XINFO STREAM t".into());
+    script.push("CONFIG SET stream-node-max-bytes 4096".into());
+    script.push("CONFIG SET stream-node-max-entries 100".into());
+    diff(&script.join("\n"));
+}

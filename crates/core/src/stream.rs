@@ -143,6 +143,81 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// The largest listpack Redis builds for a stream node.
+const LP_MAX: usize = 1 << 30;
+
+/// Sizes in Redis's listpack encoding, for splitting nodes where Redis does.
+mod lp {
+    use super::StreamId;
+
+    fn backlen(l: usize) -> usize {
+        match l {
+            0..=127 => 1,
+            128..=16382 => 2,
+            16383..=2_097_150 => 3,
+            2_097_151..=268_435_454 => 4,
+            _ => 5,
+        }
+    }
+
+    /// An integer element, with its back-length.
+    pub fn int(v: i64) -> usize {
+        let enc = match v {
+            0..=127 => 1,
+            -4096..=4095 => 2,
+            -32768..=32767 => 3,
+            -8_388_608..=8_388_607 => 4,
+            -2_147_483_648..=2_147_483_647 => 5,
+            _ => 9,
+        };
+        enc + backlen(enc)
+    }
+
+    /// A string element (stored as an integer when it is one in canonical
+    /// form, as listpacks do).
+    pub fn string(s: &[u8]) -> usize {
+        if let Some(v) = canonical_int(s) {
+            return int(v);
+        }
+        let enc = match s.len() {
+            0..=63 => 1 + s.len(),
+            64..=4095 => 2 + s.len(),
+            _ => 5 + s.len(),
+        };
+        enc + backlen(enc)
+    }
+
+    fn canonical_int(s: &[u8]) -> Option<i64> {
+        if s.is_empty() || s.len() > 20 {
+            return None;
+        }
+        let v: i64 = std::str::from_utf8(s).ok()?.parse().ok()?;
+        (v.to_string().as_bytes() == s).then_some(v)
+    }
+
+    /// One entry: flags, ID deltas, [field count], [fields], values and
+    /// the element count.
+    pub fn entry(master: StreamId, id: StreamId, fields: &[&[u8]], same: bool) -> usize {
+        let n = fields.len() / 2;
+        let mut size = int(2)
+            + int(id.ms.wrapping_sub(master.ms) as i64)
+            + int(id.seq.wrapping_sub(master.seq) as i64);
+        let mut elements = n + 3;
+        if same {
+            size += fields
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .map(|v| string(v))
+                .sum::<usize>();
+        } else {
+            size += int(n as i64) + fields.iter().map(|f| string(f)).sum::<usize>();
+            elements += n + 1;
+        }
+        size + int(elements as i64)
+    }
+}
+
 /// One node: the master fields, then the packed entries.
 #[derive(Clone, Debug, PartialEq)]
 struct Node {
@@ -152,6 +227,10 @@ struct Node {
     live: u32,
     /// The ID of its last entry (live or not).
     last: StreamId,
+    /// The bytes Redis's listpack for this node would take: nodes split on
+    /// `stream-node-max-bytes` where Redis's do, so `~` trimming (whole
+    /// nodes) and XINFO agree with Redis whatever the entry sizes.
+    lp_bytes: usize,
 }
 
 /// Where one entry sits inside a node.
@@ -170,11 +249,24 @@ impl Node {
         for f in fields.iter().step_by(2) {
             put_bytes(&mut data, f);
         }
+        // Listpack header and end byte; valid and deleted counts; the
+        // master fields and their terminator.
+        let lp_bytes = 7
+            + lp::int(1)
+            + lp::int(0)
+            + lp::int(names as i64)
+            + fields
+                .iter()
+                .step_by(2)
+                .map(|f| lp::string(f))
+                .sum::<usize>()
+            + lp::int(0);
         Node {
             data,
             count: 0,
             live: 0,
             last: StreamId::MIN,
+            lp_bytes,
         }
     }
 
@@ -200,19 +292,13 @@ impl Node {
                 .all(|f| get_bytes(&self.data, &mut pos) == *f)
     }
 
-    /// The bytes an entry would take.
-    fn entry_size(master: StreamId, id: StreamId, fields: &[&[u8]]) -> usize {
-        let (dms, seq) = id_delta(master, id);
-        2 + varint_len(dms)
-            + varint_len(seq)
-            + fields
-                .iter()
-                .map(|f| varint_len(f.len() as u64) + f.len())
-                .sum::<usize>()
-    }
-
     fn push(&mut self, master: StreamId, id: StreamId, fields: &[&[u8]]) {
         let same = self.same_fields(fields);
+        self.lp_bytes += lp::entry(master, id, fields, same);
+        if self.count > 0 {
+            self.lp_bytes =
+                self.lp_bytes + lp::int(i64::from(self.live) + 1) - lp::int(i64::from(self.live));
+        }
         let (dms, seq) = id_delta(master, id);
         self.data.push(if same { SAME_FIELDS } else { 0 });
         put_varint(&mut self.data, dms);
@@ -230,6 +316,18 @@ impl Node {
         self.count += 1;
         self.live += 1;
         self.last = id;
+    }
+
+    /// Marks the entry whose flag byte is at `at` deleted (its live count
+    /// down, its deleted count up, as the listpack's counters go).
+    fn tombstone(&mut self, at: usize) {
+        if let Some(f) = self.data.get_mut(at) {
+            *f |= DELETED;
+        }
+        let (live, dead) = (i64::from(self.live), i64::from(self.count - self.live));
+        self.lp_bytes =
+            self.lp_bytes + lp::int(live - 1) + lp::int(dead + 1) - lp::int(live) - lp::int(dead);
+        self.live -= 1;
     }
 
     /// Every entry's position, in ID order.
@@ -494,8 +592,14 @@ impl Stream {
             Some((&master, node)) => {
                 let full_entries =
                     limits.max_entries != 0 && node.count as usize >= limits.max_entries;
-                let full_bytes = limits.max_bytes != 0
-                    && node.data.len() + Node::entry_size(master, id, fields) > limits.max_bytes;
+                // Redis's test: the listpack's bytes plus the raw field and
+                // value bytes reaching the limit (0: 1 GB).
+                let max_bytes = match limits.max_bytes {
+                    0 => LP_MAX,
+                    n => n.min(LP_MAX),
+                };
+                let raw: usize = fields.iter().map(|f| f.len()).sum();
+                let full_bytes = node.lp_bytes + raw >= max_bytes;
                 if !full_entries && !full_bytes {
                     node.push(master, id, fields);
                     true
@@ -639,8 +743,7 @@ impl Stream {
         else {
             return false;
         };
-        node.data[at] |= DELETED;
-        node.live -= 1;
+        node.tombstone(at);
         if node.live == 0 {
             self.nodes.remove(&m);
         }
@@ -705,8 +808,7 @@ impl Stream {
                 if stop {
                     break;
                 }
-                node.data[s.flag_at] |= DELETED;
-                node.live -= 1;
+                node.tombstone(s.flag_at);
                 self.length -= 1;
                 deleted += 1;
             }
