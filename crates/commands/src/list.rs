@@ -1189,6 +1189,7 @@ fn run_for(
             let items = crate::sorted_set::pop_at(shard, db, key, now, *max, *count)?;
             crate::sorted_set::reply_zmpop(reply, key, &items.unwrap_or_default());
         }
+        // Stream reads are served by `stream::serve_waiters`, never here.
         BlockOp::Stream(_) => {}
     }
     Ok(())
