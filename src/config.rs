@@ -475,10 +475,7 @@ impl Options {
         if let Some(flag) = find(name) {
             return self.apply(flag, name, v);
         }
-        let param = damselfly_commands::config::PARAMS.iter().find(|p| {
-            normal(p.name) == normal(name) || p.alias.is_some_and(|a| normal(a) == normal(name))
-        });
-        match param {
+        match param_named(name) {
             Some(p) => {
                 self.params.push((p.name, v.to_string()));
                 Ok(())
@@ -490,6 +487,13 @@ impl Options {
     fn set_flag(&mut self, name: &str, v: &str) -> Result<(), String> {
         self.set(name, v, "command line flag")
     }
+}
+
+/// The CONFIG parameter `name` spells (either spelling, either alias).
+fn param_named(name: &str) -> Option<&'static damselfly_commands::config::Param> {
+    damselfly_commands::config::PARAMS.iter().find(|p| {
+        normal(p.name) == normal(name) || p.alias.is_some_and(|a| normal(a) == normal(name))
+    })
 }
 
 /// Reads a Redis config file (directives, quoting, `include`) into `o`.
@@ -549,7 +553,11 @@ fn directive(
             o.users.push(args.join(" "));
             Ok(())
         }
-        _ if REDIS_IGNORED.contains(&name) => {
+        // A directive that became a parameter is set, not ignored.
+        _ if REDIS_IGNORED.contains(&name)
+            && find(name).is_none()
+            && param_named(name).is_none() =>
+        {
             o.warnings.push(format!(
                 "directive '{name}' is accepted but has no effect in Damselfly"
             ));
@@ -775,6 +783,22 @@ mod tests {
         assert_eq!(param(&o, "save").as_deref(), Some("900 1 300 10"));
         assert_eq!(o.port, 7002);
         assert!(p(&["--port", "7000", "7001"]).is_err());
+    }
+
+    #[test]
+    fn a_redis_conf_sets_parameters_and_warns_for_directives_without_effect() {
+        let path = std::env::temp_dir().join(format!("dfly-conf-{}.conf", std::process::id()));
+        std::fs::write(
+            &path,
+            "hll-sparse-max-bytes 100\ndaemonize no\nsave \"\"\nuser alice on >p ~*\n",
+        )
+        .unwrap();
+        let o = p(&[path.to_str().unwrap()]).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(param(&o, "hll-sparse-max-bytes").as_deref(), Some("100"));
+        assert_eq!(param(&o, "save").as_deref(), Some(""));
+        assert_eq!(o.users, vec!["alice on >p ~*".to_string()]);
+        assert!(o.warnings.iter().any(|w| w.contains("'daemonize'")));
     }
 
     #[test]

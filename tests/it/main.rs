@@ -16,5 +16,6 @@ mod server;
 mod sets;
 mod sort;
 mod startup;
+mod streams;
 mod strings;
 mod zsets;
