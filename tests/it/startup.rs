@@ -213,6 +213,12 @@ fn environment_and_flagfile_set_config_and_the_command_line_wins() {
     assert_eq!(config_get(s.port, Some("pw"), "cache-mode"), "false");
     assert_eq!(config_get(s.port, Some("pw"), "tcp_keepalive"), "300");
     assert_eq!(config_get(s.port, Some("pw"), "dbnum"), "4");
+    // CONFIG GET * lists Redis's parameters only; `_` patterns find
+    // Dragonfly's.
+    let mut c = Conn::open(s.port);
+    c.cmd(&["AUTH", "pw"]);
+    assert!(!c.cmd(&["CONFIG", "GET", "*"]).contains("keys_output_limit"));
+    assert!(c.cmd(&["CONFIG", "GET", "*_limit"]).contains("keys_output_limit"));
 }
 
 #[test]

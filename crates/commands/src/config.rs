@@ -484,7 +484,11 @@ impl Config {
             }
             for (i, p) in PARAMS.iter().enumerate() {
                 for name in std::iter::once(p.name).chain(p.alias) {
-                    if glob_match(pat, name.as_bytes(), true) {
+                    // Dragonfly's own parameters (`snapshot_cron`) answer
+                    // their name or a pattern with `_`, so that `CONFIG GET *`
+                    // lists what Redis lists (tools set each one back).
+                    let dragonfly_only = name.contains('_') && !pat.contains(&b'_');
+                    if !dragonfly_only && glob_match(pat, name.as_bytes(), true) {
                         add(name.to_string(), &values[i]);
                     }
                 }
