@@ -218,7 +218,9 @@ fn environment_and_flagfile_set_config_and_the_command_line_wins() {
     let mut c = Conn::open(s.port);
     c.cmd(&["AUTH", "pw"]);
     assert!(!c.cmd(&["CONFIG", "GET", "*"]).contains("keys_output_limit"));
-    assert!(c.cmd(&["CONFIG", "GET", "*_limit"]).contains("keys_output_limit"));
+    assert!(c
+        .cmd(&["CONFIG", "GET", "*_limit"])
+        .contains("keys_output_limit"));
 }
 
 #[test]

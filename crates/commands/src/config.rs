@@ -216,6 +216,26 @@ pub const PARAMS: &[Param] = &[
     p("logtostderr", Kind::Immutable, "false"),
 ];
 
+/// Dragonfly's own start-up parameters (and `dbnum`, its name for
+/// `databases`): CONFIG GET answers them by name or by a pattern with `_`,
+/// not by `*`, which lists what Redis lists.
+const DRAGONFLY_ONLY: &[&str] = &[
+    "dbnum",
+    "snapshot_cron",
+    "df_snapshot_format",
+    "cache_mode",
+    "keys_output_limit",
+    "proactor_threads",
+    "admin_port",
+    "admin_bind",
+    "admin_nopass",
+    "tls",
+    "primary_port_http_enabled",
+    "memcached_port",
+    "cluster_mode",
+    "logtostderr",
+];
+
 /// The thresholds that decide when a small collection leaves its packed
 /// encoding, read on every collection write.
 #[derive(Debug, Default)]
@@ -449,12 +469,19 @@ impl Config {
                     "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
                 )));
             }
-            let v = validate(&PARAMS[i], &String::from_utf8_lossy(value)).map_err(|why| {
-                CmdError::InvalidConfig {
+            let value = String::from_utf8_lossy(value);
+            // Redis can move its listeners at run time; we cannot, but
+            // setting them to what they are is a no-op that succeeds.
+            let unchanged = matches!(PARAMS[i].name, "port" | "bind")
+                && self.values.read()[i] == value.as_ref();
+            let v = if unchanged {
+                value.into_owned()
+            } else {
+                validate(&PARAMS[i], &value).map_err(|why| CmdError::InvalidConfig {
                     name: name.to_string(),
                     why,
-                }
-            })?;
+                })?
+            };
             staged.push((i, v));
         }
         for (i, v) in staged {
@@ -487,7 +514,7 @@ impl Config {
                     // Dragonfly's own parameters (`snapshot_cron`) answer
                     // their name or a pattern with `_`, so that `CONFIG GET *`
                     // lists what Redis lists (tools set each one back).
-                    let dragonfly_only = name.contains('_') && !pat.contains(&b'_');
+                    let dragonfly_only = DRAGONFLY_ONLY.contains(&name) && !pat.contains(&b'_');
                     if !dragonfly_only && glob_match(pat, name.as_bytes(), true) {
                         add(name.to_string(), &values[i]);
                     }
