@@ -238,7 +238,6 @@ const REDIS_IGNORED: &[&str] = &[
     "crash-memcheck-enabled",
     "oom-score-adj",
     "jemalloc-bg-thread",
-    "acllog-max-len",
     "lua-time-limit",
     "busy-reply-threshold",
     "latency-tracking",

@@ -224,6 +224,26 @@ fn deleted_users_lose_their_connections() {
 }
 
 #[test]
+fn acl_log_keeps_acllog_max_len_entries() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    assert_eq!(c.cmd(&["CONFIG", "SET", "acllog-max-len", "5"]), "+OK\r\n");
+    c.cmd(&["ACL", "SETUSER", "u", "on", "nopass", "+@all", "~a*"]);
+    c.cmd(&["AUTH", "u", "x"]);
+    for j in 0..10 {
+        assert!(c
+            .cmd(&["SET", &format!("obj:{j}"), "1"])
+            .starts_with("-NOPERM"));
+    }
+    c.cmd(&["AUTH", "default", "x"]);
+    assert!(c.cmd(&["ACL", "LOG"]).starts_with("*5\r\n"));
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "acllog-max-len"]),
+        "*2\r\n$14\r\nacllog-max-len\r\n$1\r\n5\r\n"
+    );
+}
+
+#[test]
 fn failed_auth_is_logged_once_per_burst() {
     let d = damselfly(&[]);
     let mut c = Conn::open(d.port);

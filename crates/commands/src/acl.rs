@@ -49,9 +49,6 @@ pub const CATEGORIES: &[&str] = &[
     "scripting",
 ];
 
-/// ACL LOG keeps this many entries (Redis's `acllog-max-len` default).
-const LOG_MAX: usize = 128;
-
 const READ: u8 = 1;
 const WRITE: u8 = 2;
 
@@ -808,6 +805,8 @@ pub struct Acl {
     pub file: RwLock<String>,
     /// `acl-pubsub-default allchannels`: new users get every channel.
     pub pubsub_default_all: AtomicBool,
+    /// `acllog-max-len`: ACL LOG keeps this many entries.
+    log_max: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for Acl {
@@ -851,6 +850,7 @@ impl Acl {
             log: Mutex::new(VecDeque::new()),
             file: RwLock::new(String::new()),
             pubsub_default_all: AtomicBool::new(false),
+            log_max: std::sync::atomic::AtomicUsize::new(128),
         };
         acl.users
             .write()
@@ -862,6 +862,9 @@ impl Acl {
     pub fn sync_config(&self, config: &crate::config::Config) {
         let all = config.get("acl-pubsub-default").as_deref() == Some("allchannels");
         self.pubsub_default_all.store(all, Relaxed);
+        let max = config.get("acllog-max-len").and_then(|v| v.parse().ok());
+        self.log_max.store(max.unwrap_or(128), Relaxed);
+        self.log.lock().truncate(self.log_max.load(Relaxed));
     }
 
     fn pubsub_all(&self) -> bool {
@@ -993,7 +996,7 @@ impl Acl {
             created_ms: now,
             client_info,
         });
-        log.truncate(LOG_MAX);
+        log.truncate(self.log_max.load(Relaxed));
     }
 
     /// Every user, as ACL LIST and ACL SAVE write them.

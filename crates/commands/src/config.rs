@@ -191,6 +191,7 @@ pub const PARAMS: &[Param] = &[
     p("tcp-keepalive", SECONDS, "300"),
     p("protected-mode", Kind::Bool, "yes"),
     p("aclfile", Kind::Immutable, ""),
+    p("acllog-max-len", ENTRIES, "128"),
     p(
         "acl-pubsub-default",
         Kind::Enum(&["allchannels", "resetchannels"]),
