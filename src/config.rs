@@ -152,7 +152,7 @@ static FLAGS: &[Flag] = &[
         "tcp-keepalive",
         Ty::Count,
         "tcp-keepalive",
-        "TCP keepalive is not set yet",
+        "",
     ),
     f("replicaof", "replicaof", Ty::Text, "replicaof", NO_REPL),
     f("slaveof", "slaveof", Ty::Text, "replicaof", NO_REPL),

@@ -67,12 +67,45 @@ impl Session for Conn {
     }
 }
 
+/// TCP keepalive on a client socket, probing after `secs` idle seconds, as
+/// Redis's `tcp-keepalive` does (0: off). Failures are ignored: the
+/// connection works without it.
+fn set_keepalive(fd: i64, secs: i32) {
+    let Ok(fd) = libc::c_int::try_from(fd) else {
+        return;
+    };
+    let set = |level: libc::c_int, name: libc::c_int, value: libc::c_int| {
+        // SAFETY: `fd` is the open socket of the connection being set up,
+        // owned by the caller for the whole call; the option value is a
+        // c_int local that outlives the call, and its size is passed.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, i32::from(secs > 0));
+    if secs > 0 {
+        set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs);
+        set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (secs / 3).max(1));
+        set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+    }
+}
+
 impl Service for App {
     type Session = Conn;
 
     fn open(&self, peer: SocketAddr, local: SocketAddr, fd: i64, _worker: usize) -> Option<Conn> {
         let stats = self.server.thread_stats();
         stats.connections.add(1);
+        let keepalive = self.server.config.get("tcp-keepalive");
+        if let Some(secs) = keepalive.and_then(|v| v.parse::<i32>().ok()) {
+            set_keepalive(fd, secs);
+        }
         let info = self
             .server
             .clients
@@ -134,5 +167,40 @@ impl Service for App {
     fn tick_interval(&self) -> Duration {
         let hz = self.server.config.hz.load(Relaxed).clamp(1, 500);
         Duration::from_millis(1000 / hz)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_keepalive;
+    use std::os::fd::AsRawFd;
+
+    fn get(fd: i32, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        let mut v: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: fd is a live socket owned by the test; v and len are
+        // locals of the sizes passed.
+        unsafe {
+            libc::getsockopt(
+                fd,
+                level,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        v
+    }
+
+    #[test]
+    fn keepalive_is_set_on_the_socket() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let fd = s.as_raw_fd();
+        set_keepalive(i64::from(fd), 120);
+        assert_eq!(get(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+        assert_eq!(get(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 120);
+        set_keepalive(i64::from(fd), 0);
+        assert_eq!(get(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
     }
 }
