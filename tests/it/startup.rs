@@ -254,6 +254,17 @@ fn a_redis_conf_starts_it_and_config_rewrite_writes_back() {
     assert_eq!(config_get(s.port, pass, "hz"), "25");
     assert_eq!(config_get(s.port, pass, "protected-mode"), "yes");
     let mut c = Conn::open(s.port);
+    c.cmd(&["AUTH", "with space"]);
+    let info = c.cmd(&["INFO", "server"]);
+    assert!(info.contains("redis_version:7.0.15\r\n"), "{info}");
+    assert!(
+        info.contains(&format!(
+            "config_file:{}",
+            std::fs::canonicalize(&conf).unwrap().display()
+        )),
+        "{info}"
+    );
+    let mut c = Conn::open(s.port);
     assert_eq!(c.cmd(&["AUTH", "alice", "pw"]), "+OK\r\n");
     assert!(c.cmd(&["SET", "a1", "v"]).starts_with("-NOPERM"));
     assert_eq!(c.cmd(&["AUTH", "with space"]), "+OK\r\n");
