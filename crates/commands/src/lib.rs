@@ -24,6 +24,7 @@ mod connection;
 mod generic;
 mod hash;
 mod list;
+pub mod scripting;
 mod server;
 mod set;
 mod sort;
@@ -32,7 +33,7 @@ mod string;
 mod transactions;
 
 pub use client::{Client, ClientInfo};
-pub use dispatch::execute;
+pub use dispatch::{execute, Wait};
 pub use error::{CmdError, CmdResult};
 pub use state::{Host, Server, ServerOptions, ThreadStats};
 pub use transactions::release as release_client;

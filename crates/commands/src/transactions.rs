@@ -84,7 +84,8 @@ pub(crate) fn runs_in_multi(e: &Entry) -> bool {
 /// Commands without key arguments that visit shards themselves (one at a
 /// time when run alone): inside EXEC they need every shard held already.
 fn visits_shards(e: &Entry) -> bool {
-    matches!(
+    crate::scripting::is_script(e)
+        || matches!(
         e.cmd.name,
         "keys" | "scan" | "randomkey" | "dbsize" | "info" | "config" | "debug"
     )
