@@ -208,10 +208,10 @@ unsafe fn forward(state: *mut mlua::lua_State, key: &'static [u8]) -> std::os::r
     use mlua::ffi;
     // SAFETY: see the function's contract; every index used is on the stack.
     unsafe {
+        // At most two slots above the arguments are used, within the
+        // LUA_MINSTACK (20) Lua guarantees a C function: no checkstack,
+        // which would refuse a call with 7999 arguments (unpack).
         let n = ffi::lua_gettop(state);
-        if ffi::lua_checkstack(state, 4) == 0 {
-            return ffi::luaL_error(state, c"stack overflow".as_ptr());
-        }
         ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"impl".as_ptr());
         ffi::lua_getfield(state, -1, key.as_ptr().cast());
         ffi::lua_remove(state, -2);
@@ -543,7 +543,7 @@ pub(crate) fn execute(
         let mut tmp = Reply::new();
         tmp.set_resp3(resp3_out);
         if ok {
-            lua_to_resp(lua, &value, &mut tmp, lua_resp3, 0)?;
+            lua_to_resp(&value, &mut tmp, lua_resp3)?;
             return Ok(Ok(tmp.as_bytes().to_vec()));
         }
         Ok(Err(error_text(lua, &running, value, &failure.borrow(), name)))
@@ -667,10 +667,8 @@ fn redis_call(
     for v in args {
         match v {
             Value::String(s) => argv.push(s.as_bytes().to_vec()),
-            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(v)? {
-                Some(s) => argv.push(s.as_bytes().to_vec()),
-                None => return fail(lua, CmdError::ScriptArgType),
-            },
+            Value::Integer(n) => argv.push(n.to_string().into_bytes()),
+            Value::Number(n) => argv.push(shortest(n).into_bytes()),
             _ => return fail(lua, CmdError::ScriptArgType),
         }
     }
@@ -715,6 +713,27 @@ fn redis_call(
     Ok((true, resp::to_lua(lua, bytes)?))
 }
 
+/// A number argument of `redis.call` as Redis 7 writes it: the shortest
+/// text that reads back as the same double (9007199254740991, 0.1, 1e+21).
+fn shortest(n: f64) -> String {
+    if n.is_nan() {
+        return "nan".into();
+    }
+    if n.is_infinite() {
+        return if n > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let a = n.abs();
+    if a == 0.0 || (1e-7..1e21).contains(&a) {
+        return format!("{n}");
+    }
+    let e = format!("{n:e}");
+    match e.split_once('e') {
+        Some((m, x)) if !x.starts_with('-') => format!("{m}e+{x}"),
+        Some((m, x)) => format!("{m}e{x}"),
+        None => e,
+    }
+}
+
 /// C's `(long long)` cast of a double as x86-64 does it: NaN and
 /// out-of-range values become i64::MIN.
 fn to_i64(n: f64) -> i64 {
@@ -725,21 +744,42 @@ fn to_i64(n: f64) -> i64 {
     }
 }
 
-const MAX_DEPTH: usize = 1000;
+/// Nesting at which Redis's conversion runs out of Lua stack.
+const MAX_DEPTH: usize = 7995;
 
 /// Converts a script's return value into a reply. `lua_resp3` is the
-/// script's `redis.setresp` (it decides how booleans convert).
-pub(crate) fn lua_to_resp(
-    lua: &Lua,
-    v: &Value,
-    out: &mut Reply,
-    lua_resp3: bool,
-    depth: usize,
-) -> mlua::Result<()> {
-    if depth > MAX_DEPTH {
-        out.error("ERR reached lua stack limit");
-        return Ok(());
+/// script's `redis.setresp` (it decides how booleans convert). Iterative,
+/// so a self-referencing table costs no native stack.
+pub(crate) fn lua_to_resp(v: &Value, out: &mut Reply, lua_resp3: bool) -> mlua::Result<()> {
+    let mut stack: Vec<std::vec::IntoIter<Value>> = Vec::new();
+    let mut cur = Some(v.clone());
+    loop {
+        if let Some(v) = cur.take() {
+            match v {
+                Value::Table(_) if stack.len() >= MAX_DEPTH => {
+                    out.error("ERR reached lua stack limit");
+                }
+                Value::Table(t) => {
+                    if let Some(children) = table_to_resp(&t, out)? {
+                        stack.push(children.into_iter());
+                    }
+                }
+                v => scalar_to_resp(&v, out, lua_resp3),
+            }
+        }
+        match stack.last_mut() {
+            None => return Ok(()),
+            Some(it) => match it.next() {
+                Some(v) => cur = Some(v),
+                None => {
+                    stack.pop();
+                }
+            },
+        }
     }
+}
+
+fn scalar_to_resp(v: &Value, out: &mut Reply, lua_resp3: bool) {
     match v {
         Value::String(s) => out.bulk(&s.as_bytes()),
         Value::Integer(n) => out.int(*n),
@@ -753,35 +793,29 @@ pub(crate) fn lua_to_resp(
                 out.null();
             }
         }
-        Value::Table(t) => table_to_resp(lua, t, out, lua_resp3, depth)?,
         _ => out.null(),
     }
-    Ok(())
 }
 
-fn table_to_resp(
-    lua: &Lua,
-    t: &Table,
-    out: &mut Reply,
-    lua_resp3: bool,
-    depth: usize,
-) -> mlua::Result<()> {
+/// Writes a table's reply, or its aggregate header and returns the
+/// elements still to convert (a map's as key, value, key, value...).
+fn table_to_resp(t: &Table, out: &mut Reply) -> mlua::Result<Option<Vec<Value>>> {
     if let Value::String(s) = t.raw_get::<Value>("err")? {
         out.error(&s.to_string_lossy());
-        return Ok(());
+        return Ok(None);
     }
     if let Value::String(s) = t.raw_get::<Value>("ok")? {
         out.simple(&s.as_bytes());
-        return Ok(());
+        return Ok(None);
     }
     match t.raw_get::<Value>("double")? {
         Value::Number(n) => {
             out.double(n);
-            return Ok(());
+            return Ok(None);
         }
         Value::Integer(n) => {
             out.double(n as f64);
-            return Ok(());
+            return Ok(None);
         }
         _ => {}
     }
@@ -793,16 +827,17 @@ fn table_to_resp(
         } else {
             out.bulk(&s.as_bytes());
         }
-        return Ok(());
+        return Ok(None);
     }
     if let Value::Table(m) = t.raw_get::<Value>("map")? {
-        let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
-        out.map(pairs.len());
-        for (k, v) in &pairs {
-            lua_to_resp(lua, k, out, lua_resp3, depth + 1)?;
-            lua_to_resp(lua, v, out, lua_resp3, depth + 1)?;
+        let mut items = Vec::new();
+        for pair in m.pairs::<Value, Value>() {
+            let (k, v) = pair?;
+            items.push(k);
+            items.push(v);
         }
-        return Ok(());
+        out.map(items.len() / 2);
+        return Ok(Some(items));
     }
     if let Value::Table(m) = t.raw_get::<Value>("set")? {
         let keys: Vec<Value> = m
@@ -810,32 +845,24 @@ fn table_to_resp(
             .map(|p| p.map(|(k, _)| k))
             .collect::<mlua::Result<_>>()?;
         out.set(keys.len());
-        for k in &keys {
-            lua_to_resp(lua, k, out, lua_resp3, depth + 1)?;
-        }
-        return Ok(());
+        return Ok(Some(keys));
     }
     if let Value::Table(v) = t.raw_get::<Value>("verbatim_string")? {
         let fmt: Value = v.raw_get("format")?;
         let s: Value = v.raw_get("string")?;
         if let (Value::String(fmt), Value::String(s)) = (fmt, s) {
             out.verbatim(&fmt.to_string_lossy(), &s.as_bytes());
-            return Ok(());
+            return Ok(None);
         }
     }
     let mut items = Vec::new();
-    let mut i = 1;
     loop {
-        let v: Value = t.raw_get(i)?;
+        let v: Value = t.raw_get(items.len() + 1)?;
         if v.is_nil() {
             break;
         }
         items.push(v);
-        i += 1;
     }
     out.array(items.len());
-    for v in &items {
-        lua_to_resp(lua, v, out, lua_resp3, depth + 1)?;
-    }
-    Ok(())
+    Ok(Some(items))
 }

@@ -130,7 +130,7 @@ fn json_err(msg: String) -> mlua::Error {
     mlua::Error::RuntimeError(msg)
 }
 
-fn encode_value(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
+fn encode_value(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize, max: usize) -> mlua::Result<()> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
@@ -146,13 +146,13 @@ fn encode_value(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::
         }
         Value::String(s) => encode_string(&s.as_bytes(), out),
         Value::Table(t) => {
-            if depth >= 1000 {
+            if depth >= max {
                 return Err(json_err(format!(
                     "Cannot serialise, excessive nesting ({})",
                     depth + 1
                 )));
             }
-            encode_table(lua, t, out, depth + 1)?
+            encode_table(lua, t, out, depth + 1, max)?
         }
         other => {
             return Err(json_err(format!(
@@ -183,7 +183,7 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
+fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize, limit: usize) -> mlua::Result<()> {
     let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
     // An array: only positive integer keys, not excessively sparse.
     let mut max = 0usize;
@@ -213,7 +213,7 @@ fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize) -> mlua::
             if i > 1 {
                 out.push(b',');
             }
-            encode_value(lua, &t.raw_get::<Value>(i)?, out, depth)?;
+            encode_value(lua, &t.raw_get::<Value>(i)?, out, depth, limit)?;
         }
         out.push(b']');
         return Ok(());
@@ -236,7 +236,7 @@ fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize) -> mlua::
             }
         }
         out.push(b':');
-        encode_value(lua, v, out, depth)?;
+        encode_value(lua, v, out, depth, limit)?;
     }
     out.push(b'}');
     Ok(())
@@ -245,6 +245,7 @@ fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize) -> mlua::
 struct Json<'a> {
     s: &'a [u8],
     pos: usize,
+    max: usize,
 }
 
 impl Json<'_> {
@@ -261,19 +262,26 @@ impl Json<'_> {
         )))
     }
 
-    fn value(&mut self, lua: &Lua, depth: usize) -> mlua::Result<Value> {
-        if depth > 1000 {
+    /// Enters an object or array: its nesting depth, within the limit.
+    fn nest(&self, depth: usize) -> mlua::Result<usize> {
+        let depth = depth + 1;
+        if depth > self.max {
             return Err(json_err(format!(
                 "Found too many nested data structures ({depth}) at character {}",
                 self.pos + 1
             )));
         }
+        Ok(depth)
+    }
+
+    fn value(&mut self, lua: &Lua, depth: usize) -> mlua::Result<Value> {
         self.ws();
         let Some(&c) = self.s.get(self.pos) else {
             return self.err("value");
         };
         match c {
             b'{' => {
+                let depth = self.nest(depth)?;
                 self.pos += 1;
                 let t = lua.create_table()?;
                 self.ws();
@@ -292,7 +300,7 @@ impl Json<'_> {
                         return self.err("colon");
                     }
                     self.pos += 1;
-                    let v = self.value(lua, depth + 1)?;
+                    let v = self.value(lua, depth)?;
                     t.raw_set(k, v)?;
                     self.ws();
                     match self.s.get(self.pos) {
@@ -306,6 +314,7 @@ impl Json<'_> {
                 }
             }
             b'[' => {
+                let depth = self.nest(depth)?;
                 self.pos += 1;
                 let t = lua.create_table()?;
                 self.ws();
@@ -315,7 +324,7 @@ impl Json<'_> {
                 }
                 let mut i = 1;
                 loop {
-                    let v = self.value(lua, depth + 1)?;
+                    let v = self.value(lua, depth)?;
                     t.raw_set(i, v)?;
                     i += 1;
                     self.ws();
@@ -418,23 +427,33 @@ impl Json<'_> {
 }
 
 fn cjson(lua: &Lua) -> mlua::Result<Table> {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use std::sync::Arc;
     let t = lua.create_table()?;
+    let enc_max = Arc::new(AtomicUsize::new(1000));
+    let dec_max = Arc::new(AtomicUsize::new(1000));
+    let m = enc_max.clone();
     t.set(
         "encode",
-        lua.create_function(|lua, args: MultiValue| {
+        lua.create_function(move |lua, args: MultiValue| {
             if args.len() != 1 {
                 return Err(json_err("bad argument #1 to 'encode' (expected 1 argument)".into()));
             }
             let mut out = Vec::new();
-            encode_value(lua, &args[0], &mut out, 0)?;
+            encode_value(lua, &args[0], &mut out, 0, m.load(Relaxed))?;
             lua.create_string(&out)
         })?,
     )?;
+    let m = dec_max.clone();
     t.set(
         "decode",
-        lua.create_function(|lua, s: mlua::String| {
+        lua.create_function(move |lua, s: mlua::String| {
             let bytes = s.as_bytes();
-            let mut p = Json { s: &bytes, pos: 0 };
+            let mut p = Json {
+                s: &bytes,
+                pos: 0,
+                max: m.load(Relaxed),
+            };
             let v = p.value(lua, 0)?;
             p.ws();
             if p.pos < bytes.len() {
@@ -447,10 +466,25 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
         "null",
         Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())),
     )?;
+    for (name, limit) in [("encode_max_depth", enc_max), ("decode_max_depth", dec_max)] {
+        t.set(
+            name,
+            lua.create_function(move |_, n: Option<f64>| {
+                if let Some(n) = n {
+                    if !(1.0..=2_147_483_647.0).contains(&n) {
+                        return Err(json_err(format!(
+                            "bad argument #1 to '{name}' (expected integer between 1 and 2147483647)"
+                        )));
+                    }
+                    limit.store(n as usize, Relaxed);
+                }
+                Ok(limit.load(Relaxed))
+            })?,
+        )?;
+    }
+    // Accepted for compatibility; this encoder has no such knobs.
     for name in [
         "encode_keep_buffer",
-        "encode_max_depth",
-        "decode_max_depth",
         "encode_number_precision",
         "encode_sparse_array",
         "encode_invalid_numbers",
@@ -689,6 +723,35 @@ fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
                 out.push(p.value(lua, 0)?);
             }
             Ok(MultiValue::from_iter(out))
+        })?,
+    )?;
+    // unpack_limit(data, limit, offset): up to `limit` objects (0: all)
+    // from byte `offset`, after the offset to continue from (-1 at the end).
+    let limited = |lua: &Lua, s: mlua::String, limit: usize, offset: i64| {
+        let b = s.as_bytes();
+        if offset < 0 || offset as usize > b.len() {
+            return Err(json_err("Start offset greater than input length.".into()));
+        }
+        let mut p = Mp { b: &b, pos: offset as usize };
+        let mut vals = Vec::new();
+        while p.pos < b.len() && (limit == 0 || vals.len() < limit) {
+            vals.push(p.value(lua, 0)?);
+        }
+        let next = if p.pos >= b.len() { -1 } else { p.pos as i64 };
+        let mut out = vec![Value::Integer(next)];
+        out.extend(vals);
+        Ok(MultiValue::from_iter(out))
+    };
+    t.set(
+        "unpack_one",
+        lua.create_function(move |lua, (s, offset): (mlua::String, Option<i64>)| {
+            limited(lua, s, 1, offset.unwrap_or(0))
+        })?,
+    )?;
+    t.set(
+        "unpack_limit",
+        lua.create_function(move |lua, (s, limit, offset): (mlua::String, Option<i64>, Option<i64>)| {
+            limited(lua, s, limit.unwrap_or(0).max(0) as usize, offset.unwrap_or(0))
         })?,
     )?;
     Ok(t)
