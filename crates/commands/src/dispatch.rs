@@ -11,7 +11,7 @@ use damselfly_protocol::{Args, Reply};
 use smallvec::SmallVec;
 use std::sync::atomic::Ordering::Relaxed;
 
-fn count_error(stats: &ThreadStats, err: &CmdError) {
+pub(crate) fn count_error(stats: &ThreadStats, err: &CmdError) {
     *stats.errors.lock().entry(err.code()).or_insert(0) += 1;
 }
 

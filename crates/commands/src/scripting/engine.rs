@@ -149,7 +149,8 @@ pub(crate) fn new_lua() -> mlua::Result<Lua> {
     g.raw_set("__sandbox", Value::Nil)?;
     impl_.raw_set(
         "sha1hex",
-        lua.create_function(|lua, args: MultiValue| {
+        lua.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
             if args.len() != 1 {
                 return raise(lua, "ERR wrong number of arguments");
             }
@@ -160,7 +161,8 @@ pub(crate) fn new_lua() -> mlua::Result<Lua> {
     )?;
     impl_.raw_set(
         "set_repl",
-        lua.create_function(|lua, args: MultiValue| {
+        lua.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
             if args.len() != 1 {
                 return raise(lua, "ERR redis.set_repl() requires two arguments.");
             }
@@ -180,7 +182,8 @@ pub(crate) fn new_lua() -> mlua::Result<Lua> {
     )?;
     impl_.raw_set(
         "acl_check_cmd",
-        lua.create_function(|lua, args: MultiValue| {
+        lua.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
             let name = args
                 .into_iter()
                 .next()
@@ -212,11 +215,20 @@ unsafe fn forward(state: *mut mlua::lua_State, key: &'static [u8]) -> std::os::r
         // LUA_MINSTACK (20) Lua guarantees a C function: no checkstack,
         // which would refuse a call with 7999 arguments (unpack).
         let n = ffi::lua_gettop(state);
+        // The arguments go in one table {n=N, ...}: mlua refuses a
+        // callback with thousands of arguments.
+        ffi::lua_createtable(state, n, 1);
+        ffi::lua_insert(state, 1);
+        for i in (1..=n).rev() {
+            ffi::lua_rawseti(state, 1, ffi::lua_Integer::from(i));
+        }
+        ffi::lua_pushinteger(state, ffi::lua_Integer::from(n));
+        ffi::lua_setfield(state, 1, c"n".as_ptr());
         ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"impl".as_ptr());
         ffi::lua_getfield(state, -1, key.as_ptr().cast());
         ffi::lua_remove(state, -2);
         ffi::lua_insert(state, 1);
-        ffi::lua_call(state, n, 2);
+        ffi::lua_call(state, 1, 2);
         if ffi::lua_toboolean(state, -2) != 0 {
             return 1;
         }
@@ -246,6 +258,12 @@ raising! {
     c_set_repl => "set_repl",
     c_acl_check_cmd => "acl_check_cmd",
     c_register_function => "register_function",
+}
+
+/// The arguments `forward` packed into `{n=N, ...}`.
+pub(crate) fn unpack_args(t: &Table) -> mlua::Result<MultiValue> {
+    let n: i64 = t.raw_get("n")?;
+    (1..=n).map(|i| t.raw_get::<Value>(i)).collect()
 }
 
 /// A failed `redis.*` call: the Lua wrapper raises `msg` as a plain
@@ -290,14 +308,28 @@ for _, n in ipairs({"print", "dofile", "loadfile", "getfenv", "setfenv", "module
                     "require", "newproxy", "os", "io", "package", "debug"}) do
   G[n] = nil
 end
+local raw_setmetatable = setmetatable
+local protected = raw_setmetatable({}, {__mode = "k"})
+local function deny() error("Attempt to modify a readonly table", 2) end
+-- A proxy's metatable shows as a read-only copy, and cannot be replaced.
+local function protect(t, mt)
+  local shown = {}
+  for k, v in pairs(mt) do shown[k] = v end
+  mt.__metatable = raw_setmetatable({}, {__index = shown, __newindex = deny, __metatable = false})
+  protected[t] = true
+  return raw_setmetatable(t, mt)
+end
+G.setmetatable = function(t, mt)
+  if protected[t] then error("Attempt to modify a readonly table", 2) end
+  return raw_setmetatable(t, mt)
+end
 local function readonly(t)
-  return setmetatable({}, {
+  return protect({}, {
     __index = t,
-    __newindex = function() error("Attempt to modify a readonly table", 2) end,
-    __metatable = false,
+    __newindex = deny,
   })
 end
-local proxy = setmetatable({}, {
+local proxy = protect({}, {
   __index = function(_, k)
     local v = rawget(G, k)
     if v == nil then
@@ -305,14 +337,17 @@ local proxy = setmetatable({}, {
     end
     return v
   end,
-  __newindex = function() error("Attempt to modify a readonly table", 2) end,
-  __metatable = false,
+  __newindex = deny,
 })
 for _, n in ipairs({"redis", "cjson", "cmsgpack", "bit", "struct"}) do
   G["__real_" .. n] = G[n]
   G[n] = readonly(G[n])
 end
 G.loadstring = function(s, name)
+  -- Precompiled bytecode is refused, as Redis does.
+  if type(s) == "string" and s:byte(1) == 27 then
+    return nil, "attempt to load a binary chunk"
+  end
   local f, e = loadstring_raw(s, name)
   if f then setfenv(f, proxy) end
   return f, e
@@ -492,13 +527,16 @@ pub(crate) fn execute(
     let failure = RefCell::new(Failure::default());
     let result = lua.scope(|scope| {
         let redis: Table = lua.named_registry_value("impl")?;
-        let call = scope.create_function(|lua, args: MultiValue| {
+        let call = scope.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
             redis_call(lua, &mut run.borrow_mut(), args, true)
         })?;
-        let pcall = scope.create_function(|lua, args: MultiValue| {
+        let pcall = scope.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
             redis_call(lua, &mut run.borrow_mut(), args, false)
         })?;
-        let setresp = scope.create_function(|lua, args: MultiValue| {
+        let setresp = scope.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
             if args.len() != 1 {
                 return raise(lua, "ERR redis.setresp() requires one argument.");
             }
@@ -513,7 +551,8 @@ pub(crate) fn execute(
             run.borrow_mut().resp3 = v == 3.0;
             Ok((true, Value::Nil))
         })?;
-        let log = scope.create_function(|lua, args: MultiValue| {
+        let log = scope.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
             redis_log(lua, run.borrow().rc.server, args)
         })?;
         redis.raw_set("call", call)?;

@@ -153,7 +153,8 @@ impl Engine {
         let lua = &self.lua;
         let run = lua.scope(|scope| {
             let impl_: Table = lua.named_registry_value("impl")?;
-            let reg = scope.create_function(|lua, args: MultiValue| {
+            let reg = scope.create_function(|lua, packed: Table| {
+                let args = super::engine::unpack_args(&packed)?;
                 let r = register(lua, args, &registered.borrow());
                 match r {
                     Ok(f) => {

@@ -130,14 +130,22 @@ fn json_err(msg: String) -> mlua::Error {
     mlua::Error::RuntimeError(msg)
 }
 
-fn encode_value(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize, max: usize) -> mlua::Result<()> {
+/// cjson's encoder settings.
+#[derive(Clone, Copy)]
+struct Enc {
+    max_depth: usize,
+    /// `encode_invalid_numbers(true)`: NaN and infinities are written.
+    invalid_numbers: bool,
+}
+
+fn encode_value(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize, cfg: Enc) -> mlua::Result<()> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Integer(n) => out.extend_from_slice(n.to_string().as_bytes()),
         Value::Number(n) => {
-            if n.is_nan() || n.is_infinite() {
+            if (n.is_nan() || n.is_infinite()) && !cfg.invalid_numbers {
                 return Err(json_err(
                     "Cannot serialise number: must not be NaN or Inf".into(),
                 ));
@@ -146,13 +154,13 @@ fn encode_value(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize, max: usiz
         }
         Value::String(s) => encode_string(&s.as_bytes(), out),
         Value::Table(t) => {
-            if depth >= max {
+            if depth >= cfg.max_depth {
                 return Err(json_err(format!(
                     "Cannot serialise, excessive nesting ({})",
                     depth + 1
                 )));
             }
-            encode_table(lua, t, out, depth + 1, max)?
+            encode_table(lua, t, out, depth + 1, cfg)?
         }
         other => {
             return Err(json_err(format!(
@@ -183,7 +191,7 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize, limit: usize) -> mlua::Result<()> {
+fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize, cfg: Enc) -> mlua::Result<()> {
     let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
     // An array: only positive integer keys, not excessively sparse.
     let mut max = 0usize;
@@ -213,7 +221,7 @@ fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize, limit: us
             if i > 1 {
                 out.push(b',');
             }
-            encode_value(lua, &t.raw_get::<Value>(i)?, out, depth, limit)?;
+            encode_value(lua, &t.raw_get::<Value>(i)?, out, depth, cfg)?;
         }
         out.push(b']');
         return Ok(());
@@ -236,7 +244,7 @@ fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize, limit: us
             }
         }
         out.push(b':');
-        encode_value(lua, v, out, depth, limit)?;
+        encode_value(lua, v, out, depth, cfg)?;
     }
     out.push(b'}');
     Ok(())
@@ -432,7 +440,9 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     let enc_max = Arc::new(AtomicUsize::new(1000));
     let dec_max = Arc::new(AtomicUsize::new(1000));
+    let invalid = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let m = enc_max.clone();
+    let inv = invalid.clone();
     t.set(
         "encode",
         lua.create_function(move |lua, args: MultiValue| {
@@ -440,7 +450,11 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
                 return Err(json_err("bad argument #1 to 'encode' (expected 1 argument)".into()));
             }
             let mut out = Vec::new();
-            encode_value(lua, &args[0], &mut out, 0, m.load(Relaxed))?;
+            let cfg = Enc {
+                max_depth: m.load(Relaxed),
+                invalid_numbers: inv.load(Relaxed),
+            };
+            encode_value(lua, &args[0], &mut out, 0, cfg)?;
             lua.create_string(&out)
         })?,
     )?;
@@ -482,12 +496,20 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
             })?,
         )?;
     }
+    t.set(
+        "encode_invalid_numbers",
+        lua.create_function(move |_, on: Option<Value>| {
+            if let Some(v) = on {
+                invalid.store(matches!(v, Value::Boolean(true)), Relaxed);
+            }
+            Ok(invalid.load(Relaxed))
+        })?,
+    )?;
     // Accepted for compatibility; this encoder has no such knobs.
     for name in [
         "encode_keep_buffer",
         "encode_number_precision",
         "encode_sparse_array",
-        "encode_invalid_numbers",
         "decode_invalid_numbers",
     ] {
         t.set(name, lua.create_function(|_, args: MultiValue| Ok(args))?)?;

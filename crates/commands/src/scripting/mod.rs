@@ -364,6 +364,12 @@ impl Job {
         let now = damselfly_storage::now_ms();
         let (mut locked, bytes) = run(server, caller, locked, now, self);
         crate::list::serve_ready(server, &mut locked, now);
+        // The dispatcher saw EVAL succeed (it only queued the job): an
+        // error reply is counted here (INFO errorstats).
+        if let Some(rest) = bytes.strip_prefix(b"-") {
+            let text = String::from_utf8_lossy(rest.strip_suffix(b"\r\n").unwrap_or(rest));
+            crate::dispatch::count_error(&server.thread_stats(), &CmdError::Script(text.into_owned()));
+        }
         bytes
     }
 }
@@ -391,6 +397,7 @@ fn run<'s>(
     let mut client = Client::new(sc.info.clone(), true);
     client.select(job.db);
     client.in_exec = true;
+    client.in_script = true;
     let running = &sc.running;
     running.kill.store(false, Relaxed);
     running.wrote.store(false, Relaxed);
