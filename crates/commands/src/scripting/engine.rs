@@ -140,8 +140,24 @@ pub(crate) fn new_lua() -> mlua::Result<Lua> {
     let real: Table = g.raw_get("__real_redis")?;
     for (name, f) in RAISING {
         // SAFETY: each function is a valid lua_CFunction (see `forward`).
-        real.raw_set(*name, unsafe { lua.create_c_function(*f)? })?;
+        let f = unsafe { lua.create_c_function(*f)? };
+        // register_function exists only in a function library's load-time
+        // `redis` table (see functions.rs).
+        if *name == "register_function" {
+            lua.set_named_registry_value("register_function", f)?;
+        } else {
+            real.raw_set(*name, f)?;
+        }
     }
+    impl_.raw_set(
+        "register_function",
+        lua.create_function(|lua, _: Table| {
+            raise(
+                lua,
+                "ERR redis.register_function can only be called on FUNCTION LOAD command",
+            )
+        })?,
+    )?;
     let bind: Function = g.raw_get("__bind")?;
     lua.set_named_registry_value("bind", bind)?;
     g.raw_set("__bind", Value::Nil)?;
@@ -582,7 +598,7 @@ pub(crate) fn execute(
         let mut tmp = Reply::new();
         tmp.set_resp3(resp3_out);
         if ok {
-            lua_to_resp(&value, &mut tmp, lua_resp3)?;
+            lua_to_resp(lua, &value, &mut tmp, lua_resp3)?;
             return Ok(Ok(tmp.as_bytes().to_vec()));
         }
         Ok(Err(error_text(lua, &running, value, &failure.borrow(), name)))
@@ -786,11 +802,49 @@ fn to_i64(n: f64) -> i64 {
 /// Nesting at which Redis's conversion runs out of Lua stack.
 const MAX_DEPTH: usize = 7995;
 
+/// Where the conversion of one table stands. The tables themselves, and
+/// a walk's last key and pending value, live in Lua tables indexed by
+/// depth (`Walk`): mlua holds a reference slot per live value, a few
+/// thousand at most, and a self-referencing table nests 7995 deep.
+enum Frame {
+    Array { next: usize, len: usize },
+    /// A map's or set's walk (`set`: keys only).
+    Pairs { set: bool },
+}
+
+/// The Lua-side state of the frames: at depth d, `tables[d]`, and for a
+/// walk `keys[d]` (last key) and `values[d]` (a map value to emit next).
+struct Walk {
+    tables: Table,
+    keys: Table,
+    values: Table,
+}
+
+/// Counts a table's entries (the header of a map or set reply).
+fn count_pairs(next: &Function, t: &Table) -> mlua::Result<usize> {
+    let mut n = 0;
+    let mut key = Value::Nil;
+    loop {
+        let (k, _): (Value, Value) = next.call((t, key))?;
+        if k.is_nil() {
+            return Ok(n);
+        }
+        n += 1;
+        key = k;
+    }
+}
+
 /// Converts a script's return value into a reply. `lua_resp3` is the
 /// script's `redis.setresp` (it decides how booleans convert). Iterative,
 /// so a self-referencing table costs no native stack.
-pub(crate) fn lua_to_resp(v: &Value, out: &mut Reply, lua_resp3: bool) -> mlua::Result<()> {
-    let mut stack: Vec<std::vec::IntoIter<Value>> = Vec::new();
+pub(crate) fn lua_to_resp(lua: &Lua, v: &Value, out: &mut Reply, lua_resp3: bool) -> mlua::Result<()> {
+    let next: Function = lua.globals().raw_get("next")?;
+    let walk = Walk {
+        tables: lua.create_table()?,
+        keys: lua.create_table()?,
+        values: lua.create_table()?,
+    };
+    let mut stack: Vec<Frame> = Vec::new();
     let mut cur = Some(v.clone());
     loop {
         if let Some(v) = cur.take() {
@@ -799,21 +853,52 @@ pub(crate) fn lua_to_resp(v: &Value, out: &mut Reply, lua_resp3: bool) -> mlua::
                     out.error("ERR reached lua stack limit");
                 }
                 Value::Table(t) => {
-                    if let Some(children) = table_to_resp(&t, out)? {
-                        stack.push(children.into_iter());
+                    if let Some((frame, t)) = table_to_resp(&next, t, out)? {
+                        stack.push(frame);
+                        walk.tables.raw_set(stack.len(), t)?;
                     }
                 }
                 v => scalar_to_resp(&v, out, lua_resp3),
             }
         }
-        match stack.last_mut() {
-            None => return Ok(()),
-            Some(it) => match it.next() {
-                Some(v) => cur = Some(v),
-                None => {
+        let d = stack.len();
+        let Some(frame) = stack.last_mut() else {
+            return Ok(());
+        };
+        let t: Table = walk.tables.raw_get(d)?;
+        match frame {
+            Frame::Array { next: i, len } => {
+                if *i > *len {
                     stack.pop();
+                } else {
+                    cur = Some(t.raw_get(*i)?);
+                    *i += 1;
                 }
-            },
+            }
+            Frame::Pairs { set } => {
+                let pending: Value = walk.values.raw_get(d)?;
+                if !pending.is_nil() {
+                    walk.values.raw_set(d, Value::Nil)?;
+                    cur = Some(pending);
+                } else {
+                    let key: Value = walk.keys.raw_get(d)?;
+                    let (k, v): (Value, Value) = next.call((&t, key))?;
+                    if k.is_nil() {
+                        stack.pop();
+                    } else {
+                        walk.keys.raw_set(d, &k)?;
+                        if !*set {
+                            walk.values.raw_set(d, v)?;
+                        }
+                        cur = Some(k);
+                    }
+                }
+            }
+        }
+        if stack.len() < d {
+            walk.tables.raw_set(d, Value::Nil)?;
+            walk.keys.raw_set(d, Value::Nil)?;
+            walk.values.raw_set(d, Value::Nil)?;
         }
     }
 }
@@ -836,9 +921,9 @@ fn scalar_to_resp(v: &Value, out: &mut Reply, lua_resp3: bool) {
     }
 }
 
-/// Writes a table's reply, or its aggregate header and returns the
-/// elements still to convert (a map's as key, value, key, value...).
-fn table_to_resp(t: &Table, out: &mut Reply) -> mlua::Result<Option<Vec<Value>>> {
+/// Writes a table's reply, or its aggregate header and returns the walk
+/// of the elements still to convert.
+fn table_to_resp(next: &Function, t: Table, out: &mut Reply) -> mlua::Result<Option<(Frame, Table)>> {
     if let Value::String(s) = t.raw_get::<Value>("err")? {
         out.error(&s.to_string_lossy());
         return Ok(None);
@@ -868,23 +953,16 @@ fn table_to_resp(t: &Table, out: &mut Reply) -> mlua::Result<Option<Vec<Value>>>
         }
         return Ok(None);
     }
-    if let Value::Table(m) = t.raw_get::<Value>("map")? {
-        let mut items = Vec::new();
-        for pair in m.pairs::<Value, Value>() {
-            let (k, v) = pair?;
-            items.push(k);
-            items.push(v);
+    for (field, set) in [("map", false), ("set", true)] {
+        if let Value::Table(m) = t.raw_get::<Value>(field)? {
+            let n = count_pairs(next, &m)?;
+            if set {
+                out.set(n);
+            } else {
+                out.map(n);
+            }
+            return Ok(Some((Frame::Pairs { set }, m)));
         }
-        out.map(items.len() / 2);
-        return Ok(Some(items));
-    }
-    if let Value::Table(m) = t.raw_get::<Value>("set")? {
-        let keys: Vec<Value> = m
-            .pairs::<Value, Value>()
-            .map(|p| p.map(|(k, _)| k))
-            .collect::<mlua::Result<_>>()?;
-        out.set(keys.len());
-        return Ok(Some(keys));
     }
     if let Value::Table(v) = t.raw_get::<Value>("verbatim_string")? {
         let fmt: Value = v.raw_get("format")?;
@@ -894,14 +972,10 @@ fn table_to_resp(t: &Table, out: &mut Reply) -> mlua::Result<Option<Vec<Value>>>
             return Ok(None);
         }
     }
-    let mut items = Vec::new();
-    loop {
-        let v: Value = t.raw_get(items.len() + 1)?;
-        if v.is_nil() {
-            break;
-        }
-        items.push(v);
+    let mut len = 0;
+    while !t.raw_get::<Value>(len + 1)?.is_nil() {
+        len += 1;
     }
-    out.array(items.len());
-    Ok(Some(items))
+    out.array(len);
+    Ok(Some((Frame::Array { next: 1, len }, t)))
 }

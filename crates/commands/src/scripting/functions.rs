@@ -47,11 +47,11 @@ pub(crate) struct Engine {
 /// Library-load environment: `redis` is the load-time API while loading,
 /// the full one afterwards.
 const LOADER: &str = r#"
-local G, real = ...
+local G, real, register_function = ...
 local rawget, error, tostring = rawget, error, tostring
 local loading = false
-local load_api = {}
-for _, n in ipairs({"register_function", "log", "setresp", "REDIS_VERSION", "REDIS_VERSION_NUM",
+local load_api = {register_function = register_function}
+for _, n in ipairs({"log", "REDIS_VERSION", "REDIS_VERSION_NUM",
                     "LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING"}) do
   load_api[n] = real[n]
 end
@@ -97,10 +97,11 @@ impl Engine {
     pub fn new() -> mlua::Result<Engine> {
         let lua = new_lua()?;
         let real: Table = lua.globals().raw_get("__real_redis")?;
+        let register: Function = lua.named_registry_value("register_function")?;
         let (env, set_loading): (Table, Function) = lua
             .load(LOADER)
             .set_name("=loader")
-            .call((lua.globals(), real))?;
+            .call((lua.globals(), real, register))?;
         lua.set_named_registry_value("sandbox", env)?;
         lua.set_named_registry_value("set_loading", set_loading)?;
         Ok(Engine {
@@ -126,7 +127,7 @@ impl Engine {
             .libraries
             .values()
             .flat_map(|l| &l.functions)
-            .find(|f| f.name.as_bytes() == name)
+            .find(|f| f.name.as_bytes().eq_ignore_ascii_case(name))
             .ok_or_else(|| other("ERR Function not found".into()))?;
         let no_writes = f.flags.contains(&"no-writes");
         if read_only && !no_writes {
@@ -167,13 +168,34 @@ impl Engine {
                     }
                 }
             })?;
+            let outside: Value = impl_.raw_get("register_function")?;
             impl_.raw_set("register_function", reg)?;
             let set_loading: Function = lua.named_registry_value("set_loading")?;
             set_loading.call::<()>(true)?;
+            // Library code gets half a second, as in Redis.
+            let start = std::time::Instant::now();
+            lua.set_hook(
+                mlua::HookTriggers::new().every_nth_instruction(100_000),
+                move |_, _| {
+                    if start.elapsed() > std::time::Duration::from_millis(500) {
+                        return Err(mlua::Error::RuntimeError("FUNCTION LOAD timeout".into()));
+                    }
+                    Ok(mlua::VmState::Continue)
+                },
+            );
             let r = super::engine::protected_call(lua, func);
+            lua.remove_hook();
             set_loading.call::<()>(false)?;
-            impl_.raw_set("register_function", Value::Nil)?;
-            Ok(r)
+            impl_.raw_set("register_function", outside)?;
+            Ok(r.map(|r| {
+                r.map_err(|m| {
+                    if start.elapsed() > std::time::Duration::from_millis(500) {
+                        "FUNCTION LOAD timeout".to_string()
+                    } else {
+                        m
+                    }
+                })
+            }))
         });
         match run {
             Ok(Ok(Ok(()))) => {}
@@ -220,7 +242,18 @@ fn parse_header(code: &[u8]) -> Result<(String, Vec<u8>), CmdError> {
     let mut name = None;
     for w in words {
         match w.strip_prefix("name=") {
-            Some(n) => name = Some(n.to_string()),
+            Some(_) if name.is_some() => {
+                return Err(other(
+                    "ERR Invalid metadata value, name argument was given multiple times".into(),
+                ))
+            }
+            Some(n) => {
+                let n = n
+                    .strip_prefix('"')
+                    .and_then(|n| n.strip_suffix('"'))
+                    .unwrap_or(n);
+                name = Some(n.to_string());
+            }
             None => return Err(other(format!("ERR Invalid metadata value given: {w}"))),
         }
     }
@@ -283,6 +316,12 @@ fn register(lua: &Lua, args: MultiValue, have: &[Func]) -> Result<Func, String> 
                 return Err("ERR redis.register_function must get a callback argument".into());
             };
             (name, func, description, flags)
+        }
+        (Some(Value::String(_)), Some(_), None) => {
+            return Err("ERR second argument to redis.register_function must be a function".into())
+        }
+        (Some(_), Some(_), None) => {
+            return Err("ERR first argument to redis.register_function must be a string".into())
         }
         (Some(_), None, None) => return Err("ERR calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).".into()),
         _ => return Err("ERR wrong number of arguments to redis.register_function".into()),
@@ -545,7 +584,12 @@ pub(crate) fn function_restore(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 ));
             }
         }
-        Some(_) => return Err(CmdError::Syntax),
+        Some(_) => {
+            return Err(CmdError::SubcommandSyntax {
+                sub: args.get(1).unwrap_or_default().to_vec(),
+                cmd: "FUNCTION".into(),
+            })
+        }
     };
     let bad = || other("ERR DUMP payload version or checksum are wrong".into());
     if payload.len() < 10 {

@@ -192,14 +192,18 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) {
 }
 
 fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize, cfg: Enc) -> mlua::Result<()> {
-    let pairs: Vec<(Value, Value)> = t.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
-    // An array: only positive integer keys, not excessively sparse.
+    // An array: only positive integer keys, not excessively sparse. The
+    // table is walked twice rather than copied: mlua keeps a reference
+    // slot per live value, and tables may be huge.
     let mut max = 0usize;
+    let mut count = 0usize;
     let mut array = true;
-    for (k, _) in &pairs {
+    for pair in t.pairs::<Value, Value>() {
+        let (k, _) = pair?;
+        count += 1;
         let idx = match k {
-            Value::Integer(n) if *n >= 1 => Some(*n as usize),
-            Value::Number(n) if *n >= 1.0 && n.fract() == 0.0 => Some(*n as usize),
+            Value::Integer(n) if n >= 1 => Some(n as usize),
+            Value::Number(n) if n >= 1.0 && n.fract() == 0.0 => Some(n as usize),
             _ => None,
         };
         match idx {
@@ -210,8 +214,8 @@ fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize, cfg: Enc)
             }
         }
     }
-    if array && !pairs.is_empty() {
-        if max > 10 && max > pairs.len() * 2 {
+    if array && count > 0 {
+        if max > 10 && max > count * 2 {
             return Err(json_err(
                 "Cannot serialise table: excessively sparse array".into(),
             ));
@@ -227,11 +231,12 @@ fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize, cfg: Enc)
         return Ok(());
     }
     out.push(b'{');
-    for (i, (k, v)) in pairs.iter().enumerate() {
+    for (i, pair) in t.pairs::<Value, Value>().enumerate() {
+        let (k, v) = pair?;
         if i > 0 {
             out.push(b',');
         }
-        match k {
+        match &k {
             Value::String(s) => encode_string(&s.as_bytes(), out),
             Value::Integer(_) | Value::Number(_) => {
                 let s = lua.coerce_string(k.clone())?.map(|s| s.as_bytes().to_vec());
@@ -244,7 +249,7 @@ fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize, cfg: Enc)
             }
         }
         out.push(b':');
-        encode_value(lua, v, out, depth, cfg)?;
+        encode_value(lua, &v, out, depth, cfg)?;
     }
     out.push(b'}');
     Ok(())
@@ -553,19 +558,24 @@ fn mp_encode(v: &Value, out: &mut Vec<u8>, depth: usize) -> mlua::Result<()> {
             out.extend_from_slice(&b);
         }
         Value::Table(t) if depth < 16 => {
-            let pairs: Vec<(Value, Value)> =
-                t.pairs::<Value, Value>().collect::<mlua::Result<_>>()?;
+            // Walked, not copied (see encode_table).
+            let mut count = 0;
+            for pair in t.pairs::<Value, Value>() {
+                pair?;
+                count += 1;
+            }
             let len = t.raw_len();
-            if len > 0 && len == pairs.len() {
+            if len > 0 && len == count {
                 mp_header(len, 0x90, 0xdc, out);
                 for i in 1..=len {
                     mp_encode(&t.raw_get::<Value>(i)?, out, depth + 1)?;
                 }
             } else {
-                mp_header(pairs.len(), 0x80, 0xde, out);
-                for (k, v) in &pairs {
-                    mp_encode(k, out, depth + 1)?;
-                    mp_encode(v, out, depth + 1)?;
+                mp_header(count, 0x80, 0xde, out);
+                for pair in t.pairs::<Value, Value>() {
+                    let (k, v) = pair?;
+                    mp_encode(&k, out, depth + 1)?;
+                    mp_encode(&v, out, depth + 1)?;
                 }
             }
         }
