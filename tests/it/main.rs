@@ -4,7 +4,9 @@ mod support;
 
 mod bitmaps;
 mod clients;
+mod geo;
 mod hashes;
+mod hll;
 mod keys;
 mod lists;
 mod multi;
@@ -13,5 +15,6 @@ mod scripting;
 mod server;
 mod sets;
 mod sort;
+mod streams;
 mod strings;
 mod zsets;

@@ -105,6 +105,8 @@ pub const PARAMS: &[Param] = &[
         ENTRIES,
         "64",
     ),
+    p("stream-node-max-bytes", Kind::Memory { min: 0 }, "4096"),
+    p("stream-node-max-entries", ENTRIES, "100"),
     p("port", Kind::Immutable, "6379"),
     p("bind", Kind::Immutable, "* -::*"),
     p("databases", Kind::Immutable, "16"),
@@ -147,6 +149,7 @@ pub const PARAMS: &[Param] = &[
         "128",
     ),
     p("active-expire-effort", Kind::Int { min: 1, max: 10 }, "1"),
+    p("hll-sparse-max-bytes", Kind::Memory { min: 0 }, "3000"),
     p(
         "maxclients",
         Kind::Int {
@@ -168,6 +171,8 @@ pub struct Encodings {
     pub set_max_intset_entries: AtomicI64,
     pub zset_max_listpack_entries: AtomicI64,
     pub zset_max_listpack_value: AtomicI64,
+    pub stream_node_max_bytes: AtomicI64,
+    pub stream_node_max_entries: AtomicI64,
 }
 
 pub struct Config {
@@ -176,6 +181,7 @@ pub struct Config {
     pub hz: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     pub query_buffer_limit: AtomicU64,
+    pub hll_sparse_max_bytes: AtomicU64,
 }
 
 /// Parses a memory amount: bytes, or a number with k/kb/m/mb/g/gb (any case;
@@ -280,10 +286,13 @@ impl Config {
                 set_max_intset_entries: AtomicI64::new(512),
                 zset_max_listpack_entries: AtomicI64::new(128),
                 zset_max_listpack_value: AtomicI64::new(64),
+                stream_node_max_bytes: AtomicI64::new(4096),
+                stream_node_max_entries: AtomicI64::new(100),
             },
             hz: AtomicU64::new(10),
             proto_max_bulk_len: AtomicU64::new(512 * 1024 * 1024),
             query_buffer_limit: AtomicU64::new(1024 * 1024 * 1024),
+            hll_sparse_max_bytes: AtomicU64::new(3000),
         }
     }
 
@@ -318,6 +327,9 @@ impl Config {
             "client-query-buffer-limit" => self
                 .query_buffer_limit
                 .store(v.parse().unwrap_or(0), Relaxed),
+            "hll-sparse-max-bytes" => self
+                .hll_sparse_max_bytes
+                .store(v.parse().unwrap_or(0), Relaxed),
             name => {
                 let e = &self.encodings;
                 let slot = match name {
@@ -328,6 +340,8 @@ impl Config {
                     "set-max-intset-entries" => Some(&e.set_max_intset_entries),
                     "zset-max-listpack-entries" => Some(&e.zset_max_listpack_entries),
                     "zset-max-listpack-value" => Some(&e.zset_max_listpack_value),
+                    "stream-node-max-bytes" => Some(&e.stream_node_max_bytes),
+                    "stream-node-max-entries" => Some(&e.stream_node_max_entries),
                     _ => None,
                 };
                 if let (Some(slot), Ok(n)) = (slot, v.parse()) {

@@ -146,7 +146,7 @@ pub fn execute(
     // Clients blocked on keys this command made ready are served before
     // anyone else can see the keys (after a whole EXEC, not after each of
     // its commands).
-    crate::list::serve_ready(server, &mut ctx.locked, now);
+    crate::list::serve_ready(server, ctx.stats, &mut ctx.locked, now);
     drop(ctx.locked);
     if let Some(job) = ctx.script.take() {
         return Some(Wait::Script(job));

@@ -158,6 +158,82 @@ pub enum CmdError {
     ScriptWriteInReadOnly,
     /// A script error rendered with its source and line (`... script: sha, on @user_script:1.`).
     Script(String),
+    /// An argument that is not a stream ID.
+    StreamId,
+    XaddIdTooSmall,
+    XaddIdZero,
+    StreamExhausted,
+    /// XADD `ms-*` when `ms` has used up its sequence numbers.
+    ElementsTooLarge,
+    MaxlenNegative,
+    StreamLimitNegative,
+    MaxlenMinidConflict,
+    LimitWithoutTrim,
+    XtrimNoStrategy,
+    LimitWithoutApprox,
+    InvalidStartId,
+    InvalidEndId,
+    /// XREAD/XREADGROUP with an odd number of arguments after STREAMS.
+    StreamsUnbalanced(&'static str, char),
+    /// GROUP or NOACK given to XREAD.
+    XreadOnlyGroup(&'static str),
+    MissingGroup,
+    /// `NOGROUP No such key 'k' or consumer group 'g'` with a suffix.
+    NoGroup {
+        key: Vec<u8>,
+        group: Vec<u8>,
+        read: bool,
+    },
+    /// `NOGROUP No such consumer group 'g' for key name 'k'`.
+    NoGroupForKey {
+        group: Vec<u8>,
+        key: Vec<u8>,
+    },
+    DollarInXreadgroup,
+    GtOutsideXreadgroup,
+    BusyGroup,
+    XgroupNeedsKey,
+    EntriesReadInvalid,
+    /// `ERR Invalid <what> argument for <cmd>`.
+    InvalidArgFor(&'static str, &'static str),
+    XclaimOption(Vec<u8>),
+    XautoclaimCount,
+    EntriesAddedNegative,
+    /// XSETID below something: which one.
+    XsetidSmaller(&'static str),
+    XsetidEntriesAdded,
+    /// A blocked XREADGROUP whose key went away or changed type.
+    StreamKeyGone,
+    /// A blocked XREADGROUP whose group was destroyed.
+    BlockedGroupGone,
+    /// A string that is not a HyperLogLog given to a PF command.
+    HllNotHll,
+    /// A sparse HyperLogLog whose opcodes do not add up.
+    HllCorrupt,
+    /// PFDEBUG on a missing key.
+    PfdebugNoKey,
+    PfdebugNotSparse,
+    PfdebugUnknown(Vec<u8>),
+    /// PFSELFTEST found a fault (what failed).
+    HllSelfTest(String),
+    /// A position outside longitude ±180 or latitude ±85.05112878 (the
+    /// f64 bits, so the enum keeps `Eq`).
+    GeoLonLat(u64, u64),
+    GeoUnit,
+    /// `ERR need numeric radius` (or width, height).
+    GeoNotNumeric(&'static str),
+    GeoRadiusNegative,
+    GeoBoxNegative,
+    /// A search centred on a member that is not in the set.
+    GeoMemberUnknown,
+    GeoCountNotPositive,
+    /// STORE with WITHDIST/WITHHASH/WITHCOORD (which command says it).
+    GeoStoreWith(&'static str),
+    /// GEOSEARCH without FROMMEMBER/FROMLONLAT (the command as typed).
+    GeoNeedFrom(String),
+    /// GEOSEARCH without BYRADIUS/BYBOX (the command as typed).
+    GeoNeedBy(String),
+    GeoAnyNeedsCount,
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
 }
@@ -300,6 +376,37 @@ impl fmt::Display for CmdError {
                 f.write_str("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
             }
             SortNotDouble => f.write_str("ERR One or more scores can't be converted into double"),
+            HllNotHll => f.write_str("WRONGTYPE Key is not a valid HyperLogLog string value."),
+            HllCorrupt => f.write_str("INVALIDOBJ Corrupted HLL object detected"),
+            PfdebugNoKey => f.write_str("ERR The specified key does not exist"),
+            PfdebugNotSparse => f.write_str("ERR HLL encoding is not sparse"),
+            PfdebugUnknown(sub) => {
+                write!(f, "ERR Unknown PFDEBUG subcommand '{}'", String::from_utf8_lossy(sub))
+            }
+            HllSelfTest(what) => write!(f, "TESTFAILED {what}"),
+            GeoLonLat(lon, lat) => write!(
+                f,
+                "ERR invalid longitude,latitude pair {:.6},{:.6}",
+                f64::from_bits(*lon),
+                f64::from_bits(*lat)
+            ),
+            GeoUnit => f.write_str("ERR unsupported unit provided. please use M, KM, FT, MI"),
+            GeoNotNumeric(what) => write!(f, "ERR need numeric {what}"),
+            GeoRadiusNegative => f.write_str("ERR radius cannot be negative"),
+            GeoBoxNegative => f.write_str("ERR height or width cannot be negative"),
+            GeoMemberUnknown => f.write_str("ERR could not decode requested zset member"),
+            GeoCountNotPositive => f.write_str("ERR COUNT must be > 0"),
+            GeoStoreWith(what) => write!(
+                f,
+                "ERR {what} is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
+            ),
+            GeoNeedFrom(cmd) => {
+                write!(f, "ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for {cmd}")
+            }
+            GeoNeedBy(cmd) => {
+                write!(f, "ERR exactly one of BYRADIUS and BYBOX can be specified for {cmd}")
+            }
+            GeoAnyNeedsCount => f.write_str("ERR the ANY argument requires COUNT argument"),
             MultiNested => f.write_str("ERR MULTI calls can not be nested"),
             WatchInMulti => f.write_str("ERR WATCH inside MULTI is not allowed"),
             ExecWithoutMulti => f.write_str("ERR EXEC without MULTI"),
@@ -332,7 +439,76 @@ impl fmt::Display for CmdError {
             ScriptWrongArity => f.write_str("ERR Wrong number of args calling Redis command from script"),
             ScriptNotAllowed => f.write_str("ERR This Redis command is not allowed from script"),
             ScriptWriteInReadOnly => f.write_str("ERR Write commands are not allowed from read-only scripts."),
-            Script(s) | Other(s) => f.write_str(s),
+            Script(s) => f.write_str(s),
+            StreamId => f.write_str("ERR Invalid stream ID specified as stream command argument"),
+            XaddIdTooSmall => f.write_str(
+                "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+            ),
+            XaddIdZero => f.write_str("ERR The ID specified in XADD must be greater than 0-0"),
+            StreamExhausted => f.write_str(
+                "ERR The stream has exhausted the last possible ID, unable to add more items",
+            ),
+            ElementsTooLarge => f.write_str("ERR Elements are too large to be stored"),
+            MaxlenNegative => f.write_str("ERR The MAXLEN argument must be >= 0."),
+            StreamLimitNegative => f.write_str("ERR The LIMIT argument must be >= 0."),
+            MaxlenMinidConflict => f.write_str(
+                "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+            ),
+            LimitWithoutTrim => f.write_str(
+                "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy",
+            ),
+            XtrimNoStrategy => f.write_str("ERR syntax error, XTRIM must be called with a trimming strategy"),
+            LimitWithoutApprox => {
+                f.write_str("ERR syntax error, LIMIT cannot be used without the special ~ option")
+            }
+            InvalidStartId => f.write_str("ERR invalid start ID for the interval"),
+            InvalidEndId => f.write_str("ERR invalid end ID for the interval"),
+            StreamsUnbalanced(cmd, sym) => write!(
+                f,
+                "ERR Unbalanced {cmd} list of streams: for each stream key an ID or '{sym}' must be specified."
+            ),
+            XreadOnlyGroup(opt) => write!(
+                f,
+                "ERR The {opt} option is only supported by XREADGROUP. You called XREAD instead."
+            ),
+            MissingGroup => f.write_str("ERR Missing GROUP option for XREADGROUP"),
+            NoGroup { key, group, read } => write!(
+                f,
+                "NOGROUP No such key '{}' or consumer group '{}'{}",
+                String::from_utf8_lossy(key),
+                String::from_utf8_lossy(group),
+                if *read { " in XREADGROUP with GROUP option" } else { "" }
+            ),
+            NoGroupForKey { group, key } => write!(
+                f,
+                "NOGROUP No such consumer group '{}' for key name '{}'",
+                String::from_utf8_lossy(group),
+                String::from_utf8_lossy(key)
+            ),
+            DollarInXreadgroup => f.write_str(
+                "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
+            ),
+            GtOutsideXreadgroup => f.write_str(
+                "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+            ),
+            BusyGroup => f.write_str("BUSYGROUP Consumer Group name already exists"),
+            XgroupNeedsKey => f.write_str(
+                "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.",
+            ),
+            EntriesReadInvalid => f.write_str("ERR value for ENTRIESREAD must be positive or -1"),
+            InvalidArgFor(what, cmd) => write!(f, "ERR Invalid {what} argument for {cmd}"),
+            XclaimOption(opt) => write!(f, "ERR Unrecognized XCLAIM option '{}'", String::from_utf8_lossy(opt)),
+            XautoclaimCount => f.write_str("ERR COUNT must be > 0"),
+            EntriesAddedNegative => f.write_str("ERR entries_added must be positive"),
+            XsetidSmaller(what) => write!(f, "ERR The ID specified in XSETID is smaller than {what}"),
+            XsetidEntriesAdded => f.write_str(
+                "ERR The entries_added specified in XSETID is smaller than the target stream length",
+            ),
+            StreamKeyGone => f.write_str("UNBLOCKED the stream key no longer exists"),
+            BlockedGroupGone => {
+                f.write_str("NOGROUP the consumer group this client was blocked on no longer exists")
+            }
+            Other(s) => f.write_str(s),
         }
     }
 }

@@ -22,13 +22,16 @@ pub mod table;
 mod bitmap;
 mod connection;
 mod generic;
+mod geo;
 mod hash;
+mod hyperloglog;
 mod list;
 pub mod scripting;
 mod server;
 mod set;
 mod sort;
 mod sorted_set;
+mod stream;
 mod string;
 mod transactions;
 

@@ -4,12 +4,15 @@
 //! `long double` arithmetic that INCRBYFLOAT needs to match Redis exactly.
 
 pub mod bytes;
+pub mod geo;
 pub mod glob;
 pub mod hash;
+pub mod hll;
 pub mod ldouble;
 pub mod list;
 pub mod set;
 pub mod slot;
+pub mod stream;
 pub mod table;
 pub mod zset;
 

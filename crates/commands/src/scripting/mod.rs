@@ -363,7 +363,7 @@ impl Job {
         let locked = ks.lock_all();
         let now = damselfly_storage::now_ms();
         let (mut locked, bytes) = run(server, caller, locked, now, self);
-        crate::list::serve_ready(server, &mut locked, now);
+        crate::list::serve_ready(server, &server.thread_stats(), &mut locked, now);
         // The dispatcher saw EVAL succeed (it only queued the job): an
         // error reply is counted here (INFO errorstats).
         if let Some(rest) = bytes.strip_prefix(b"-") {
