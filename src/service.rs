@@ -1,7 +1,7 @@
 //! Glue between the network layer and the commands: one `Conn` per client,
 //! and each worker's periodic active-expiry pass over its share of shards.
 
-use damselfly_commands::{execute, Client, Server, ThreadStats, Wait};
+use damselfly_commands::{execute, Client, CmdError, Server, ThreadStats, Wait};
 use damselfly_net::{Flow, Service, Session};
 use damselfly_protocol::{Args, Limits, Reply};
 use std::net::SocketAddr;
@@ -52,7 +52,7 @@ impl Session for Conn {
                 return Flow::Wait(Box::pin(async move {
                     tokio::task::spawn_blocking(move || job.run(&server, id))
                         .await
-                        .unwrap_or_else(|_| b"-ERR script execution failed\r\n".to_vec())
+                        .unwrap_or_else(|_| format!("-{}\r\n", CmdError::ScriptAborted).into_bytes())
                 }));
             }
             None => {}

@@ -60,6 +60,15 @@ const CONVERSIONS: &str = r#"
     EVAL "return redis.call('ping')" 0
     EVAL "return redis.call('rpush','l',1,2.5,'x')" 0
     LRANGE l 0 -1
+    EVAL "return redis.call('set','n',9007199254740991)" 0
+    GET n
+    # A set sorted BY a constant comes back sorted to a script.
+    SADD myset a b c d aa aaa azz z
+    EVAL "return redis.call('sort',KEYS[1],'by','_')" 1 myset
+    EVAL "return redis.call('sort',KEYS[1],'by','_','get','#','get','_:*')" 1 myset
+    # Huge and self-referencing replies.
+    EVAL "local t = {} for i=1,20000 do t[i]=tostring(i) end return #t" 0
+    EVAL "local a = {} for i=1,7999 do a[i] = 1 end return redis.call('lpush', 'big', unpack(a))" 0
 "#;
 
 #[test]
@@ -128,6 +137,10 @@ const ERRORS: &str = r##"
     EVAL "#!lua flags=bad\nreturn 1" 0
     EVAL "#!lua name=x\nreturn 1" 0
     EVAL "#!lua" 0
+    XGROUP CREATE s g $ MKSTREAM
+    EVAL "return redis.pcall('xread','STREAMS','s','$')" 1 s
+    EVAL "return redis.pcall('xread','BLOCK',0,'STREAMS','s','$')" 1 s
+    EVAL "return redis.pcall('xreadgroup','group','g','c','BLOCK',0,'STREAMS','s','>')" 1 s
     # A script that fails midway keeps the writes it made.
     EVAL "redis.call('set','kept','1') error('after write')" 0
     GET kept

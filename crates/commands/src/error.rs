@@ -156,6 +156,11 @@ pub enum CmdError {
     ScriptWrongArity,
     ScriptNotAllowed,
     ScriptWriteInReadOnly,
+    /// The thread running a script panicked (a bug): the caller still gets
+    /// a reply.
+    ScriptAborted,
+    /// XREAD/XREADGROUP with BLOCK from a script.
+    BlockInScript(&'static str),
     /// A script error rendered with its source and line (`... script: sha, on @user_script:1.`).
     Script(String),
     /// An argument that is not a stream ID.
@@ -439,6 +444,8 @@ impl fmt::Display for CmdError {
             ScriptWrongArity => f.write_str("ERR Wrong number of args calling Redis command from script"),
             ScriptNotAllowed => f.write_str("ERR This Redis command is not allowed from script"),
             ScriptWriteInReadOnly => f.write_str("ERR Write commands are not allowed from read-only scripts."),
+            ScriptAborted => f.write_str("ERR script execution failed"),
+            BlockInScript(c) => write!(f, "ERR {c} command is not allowed with BLOCK option from scripts"),
             Script(s) => f.write_str(s),
             StreamId => f.write_str("ERR Invalid stream ID specified as stream command argument"),
             XaddIdTooSmall => f.write_str(
