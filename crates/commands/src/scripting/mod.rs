@@ -290,10 +290,8 @@ impl Scripting {
         if g.is_none() {
             *g = Some(Vm::new().map_err(|e| CmdError::Other(format!("ERR {e}")))?);
         }
-        Ok(MutexGuard::map(g, |v| match v {
-            Some(vm) => vm,
-            None => unreachable!("the VM was just created"),
-        }))
+        MutexGuard::try_map(g, Option::as_mut)
+            .map_err(|_| CmdError::Other("ERR the Lua engine could not be created".into()))
     }
 }
 
@@ -360,7 +358,13 @@ impl Job {
     /// the reply bytes in the caller's protocol.
     pub fn run(self, server: &Server, caller: u64) -> Vec<u8> {
         let ks = &server.keyspace;
-        let locked = ks.lock_all();
+        // Queued behind a script that has run too long: BUSY, as Redis
+        // answers every client while one runs.
+        let Some(locked) = ks.lock_all_or_abort(|| server.scripting.busy(server, caller).is_some())
+        else {
+            let err = server.scripting.busy(server, caller).unwrap_or(CmdError::BusyScript);
+            return format!("-{err}\r\n").into_bytes();
+        };
         let now = damselfly_storage::now_ms();
         let (mut locked, bytes) = run(server, caller, locked, now, self);
         crate::list::serve_ready(server, &server.thread_stats(), &mut locked, now);
