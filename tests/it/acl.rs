@@ -320,3 +320,22 @@ fn exec_rechecks_rules_changed_after_queueing() {
         );
     }
 }
+
+#[test]
+fn scripts_run_as_their_callers_user() {
+    diff(
+        r#"
+        ACL SETUSER s on nopass +@all -get ~*
+        ACL SETUSER s2 on nopass +@all ~a*
+        AUTH s x
+        EVAL "return redis.call('get','k')" 0
+        EVAL "return redis.pcall('get','k')" 0
+        EVAL "return redis.call('set','k','v')" 0
+        AUTH s2 x
+        EVAL "return redis.call('get','k')" 0
+        EVAL "return redis.call('get','a1')" 0
+        AUTH default x
+        ~ACL LOG
+        "#,
+    );
+}

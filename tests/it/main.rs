@@ -12,6 +12,7 @@ mod keys;
 mod lists;
 mod multi;
 mod protocol;
+mod scripting;
 mod server;
 mod sets;
 mod sort;

@@ -1098,7 +1098,7 @@ pub fn check(
     e: &Entry,
     args: &Args<'_>,
 ) -> CmdResult {
-    check_as(ctx_server, client, e, args, false)
+    check_as(ctx_server, client, e, args, Via::Client)
 }
 
 /// EXEC's check of each queued command: the rules may have changed since
@@ -1109,7 +1109,25 @@ pub(crate) fn check_queued(
     e: &Entry,
     args: &Args<'_>,
 ) -> CmdResult {
-    check_as(server, client, e, args, true)
+    check_as(server, client, e, args, Via::Exec)
+}
+
+/// A script's `redis.call`: the caller's user, logged in the `lua` context.
+pub(crate) fn check_script(
+    server: &crate::state::Server,
+    client: &crate::client::Client,
+    e: &Entry,
+    args: &Args<'_>,
+) -> CmdResult {
+    check_as(server, client, e, args, Via::Script)
+}
+
+/// How the checked command arrived, which decides its error text.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    Client,
+    Exec,
+    Script,
 }
 
 fn check_as(
@@ -1117,8 +1135,9 @@ fn check_as(
     client: &crate::client::Client,
     e: &Entry,
     args: &Args<'_>,
-    in_exec: bool,
+    via: Via,
 ) -> CmdResult {
+    let in_exec = via == Via::Exec;
     let user = &client.user;
     let denied = {
         let st = user.state.read();
@@ -1127,7 +1146,9 @@ fn check_as(
             Err(d) => d,
         }
     };
-    let context = if client.multi.is_some() || client.in_exec {
+    let context = if client.in_script {
+        "lua"
+    } else if client.multi.is_some() || client.in_exec {
         "multi"
     } else {
         "toplevel"
@@ -1161,6 +1182,15 @@ fn check_as(
         user.name.clone(),
         crate::connection::describe_client(&client.info, running),
     );
+    if via == Via::Script {
+        return Err(CmdError::ScriptNoPerm(match denied {
+            Denied::Command => "can't run this command or subcommand",
+            Denied::Key(_) => {
+                "can't access at least one of the keys mentioned in the command arguments"
+            }
+            Denied::Channel(_) => "can't publish to the channel mentioned in the command",
+        }));
+    }
     if in_exec {
         return Err(CmdError::NoPermSinceQueued(match denied {
             Denied::Command => "no permission to execute the command or subcommand",

@@ -71,6 +71,7 @@ const SECONDS: Kind = Kind::Int {
 };
 
 pub const PARAMS: &[Param] = &[
+    pa("busy-reply-threshold", "lua-time-limit", ENTRIES, "5000"),
     pa(
         "hash-max-listpack-entries",
         "hash-max-ziplist-entries",

@@ -107,6 +107,8 @@ pub struct Server {
     /// Clients blocked in BLPOP & co., by client id (INFO blocked_clients,
     /// CLIENT UNBLOCK).
     pub blocked: Mutex<HashMap<u64, Arc<crate::list::Waiter>>>,
+    /// Lua scripts and functions.
+    pub scripting: crate::scripting::Scripting,
 }
 
 thread_local! {
@@ -144,6 +146,7 @@ impl Server {
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             stats: Mutex::new(Vec::new()),
             blocked: Mutex::new(HashMap::new()),
+            scripting: Default::default(),
         }
     }
 
