@@ -2,6 +2,7 @@
 
 mod support;
 
+mod acl;
 mod bitmaps;
 mod clients;
 mod geo;
@@ -15,6 +16,7 @@ mod scripting;
 mod server;
 mod sets;
 mod sort;
+mod startup;
 mod streams;
 mod strings;
 mod zsets;
