@@ -8,6 +8,7 @@ mod hashes;
 mod keys;
 mod lists;
 mod multi;
+mod persistence;
 mod protocol;
 mod server;
 mod sets;

@@ -24,6 +24,7 @@ mod connection;
 mod generic;
 mod hash;
 mod list;
+pub mod persist;
 mod server;
 mod set;
 mod sort;

@@ -247,7 +247,8 @@ fn write_list(out: &mut Vec<u8>, l: &List, fill: i64) {
     let mut cur = ListpackWriter::default();
     for e in l.iter() {
         if cur.count() > 0 {
-            let new_size = cur.size() + ListpackWriter::entry_size(e);
+            // Redis's estimate: the node's size, the raw element and 8.
+            let new_size = cur.size() + e.len() + 8;
             let full = if fill < 0 {
                 new_size > node_size_limit(fill)
             } else {
@@ -389,8 +390,8 @@ impl<'a> Reader<'a> {
                 if ulen == 0 || ulen > (clen as u64).saturating_mul(90) {
                     return Err(Error::Bad("bad LZF lengths"));
                 }
-                let out = lzf::decompress(data, ulen as usize)
-                    .map_err(|_| Error::Bad("bad LZF data"))?;
+                let out =
+                    lzf::decompress(data, ulen as usize).map_err(|_| Error::Bad("bad LZF data"))?;
                 if out.len() as u64 != ulen {
                     return Err(Error::Bad("LZF length mismatch"));
                 }
@@ -498,7 +499,10 @@ pub fn read_value(t: u8, r: &mut Reader<'_>, limits: &Limits) -> Result<Value> {
             let blob = r.string()?;
             let mut s = Set::new();
             for n in packed::intset(&blob)? {
-                s.add(itoa::Buffer::new().format(n).as_bytes(), limits.set_max_intset);
+                s.add(
+                    itoa::Buffer::new().format(n).as_bytes(),
+                    limits.set_max_intset,
+                );
             }
             Value::Set(Box::new(s))
         }
@@ -699,7 +703,11 @@ mod tests {
                 assert_eq!(round_trip(&v), v);
             }
         }
-        for v in [Value::Int(-5), Value::Int(i64::MAX), Value::from_bytes(b"hello")] {
+        for v in [
+            Value::Int(-5),
+            Value::Int(i64::MAX),
+            Value::from_bytes(b"hello"),
+        ] {
             assert_eq!(round_trip(&v), v);
         }
     }

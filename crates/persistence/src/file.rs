@@ -229,14 +229,19 @@ mod tests {
 
     #[test]
     fn a_file_round_trips_with_expiry_and_dbs() {
-        let mut w = FileWriter::new(Vec::new(), Limits::default(), &[("redis-ver", "7.0.15".into())])
-            .unwrap();
+        let mut w = FileWriter::new(
+            Vec::new(),
+            Limits::default(),
+            &[("redis-ver", "7.0.15".into())],
+        )
+        .unwrap();
         w.select_db(0, Some((1, 0))).unwrap();
         w.entry(&Entry::new(b"a", Value::Int(1), 0)).unwrap();
         w.select_db(3, None).unwrap();
         w.entry(&Entry::new(b"b", Value::from_bytes(b"x"), u64::MAX / 2))
             .unwrap();
-        w.entry(&Entry::new(b"gone", Value::from_bytes(b"x"), 5)).unwrap();
+        w.entry(&Entry::new(b"gone", Value::from_bytes(b"x"), 5))
+            .unwrap();
         let file = w.finish().unwrap();
         let mut got = Vec::new();
         let stats = load(&file, &Limits::default(), 16, 1000, |l| {
@@ -245,7 +250,10 @@ mod tests {
         .unwrap();
         assert_eq!(stats.keys_loaded, 2);
         assert_eq!(stats.keys_expired, 1);
-        assert_eq!(got[1], (3, b"b".to_vec(), Value::from_bytes(b"x"), u64::MAX / 2));
+        assert_eq!(
+            got[1],
+            (3, b"b".to_vec(), Value::from_bytes(b"x"), u64::MAX / 2)
+        );
         let mut bad = file.clone();
         let n = bad.len();
         bad[n - 1] ^= 0xFF;

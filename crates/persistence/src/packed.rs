@@ -45,7 +45,9 @@ pub fn parse_f64(s: &[u8]) -> Result<f64> {
 }
 
 fn le(b: &[u8]) -> u64 {
-    b.iter().rev().fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
+    b.iter()
+        .rev()
+        .fold(0u64, |acc, &x| (acc << 8) | u64::from(x))
 }
 
 fn slice(blob: &[u8], at: usize, n: usize) -> Result<&[u8]> {
@@ -161,15 +163,6 @@ impl ListpackWriter {
         self.count
     }
 
-    /// Bytes an element adds (encoding, data and back-length).
-    pub fn entry_size(s: &[u8]) -> usize {
-        let len = match canonical_int(s) {
-            Some(n) => int_len(n),
-            None => str_header_len(s.len()) + s.len(),
-        };
-        len + backlen_size(len)
-    }
-
     pub fn push(&mut self, s: &[u8]) {
         match canonical_int(s) {
             Some(n) => self.push_int(n),
@@ -231,27 +224,6 @@ impl ListpackWriter {
         let count = self.count.min(0xFFFF) as u16;
         self.buf[4..6].copy_from_slice(&count.to_le_bytes());
         self.buf
-    }
-}
-
-fn int_len(n: i64) -> usize {
-    match n {
-        0..=127 => 1,
-        -4096..=4095 => 2,
-        -32768..=32767 => 3,
-        -8388608..=8388607 => 4,
-        _ if i32::try_from(n).is_ok() => 5,
-        _ => 9,
-    }
-}
-
-fn str_header_len(n: usize) -> usize {
-    if n < 64 {
-        1
-    } else if n < 4096 {
-        2
-    } else {
-        5
     }
 }
 
@@ -350,8 +322,7 @@ pub fn zipmap(blob: &[u8]) -> Result<Vec<&[u8]>> {
 pub fn intset(blob: &[u8]) -> Result<Vec<i64>> {
     let width = le(slice(blob, 0, 4)?) as usize;
     let count = le(slice(blob, 4, 4)?) as usize;
-    if !matches!(width, 2 | 4 | 8) || Some(blob.len()) != count.checked_mul(width).map(|n| n + 8)
-    {
+    if !matches!(width, 2 | 4 | 8) || Some(blob.len()) != count.checked_mul(width).map(|n| n + 8) {
         return Err(Error::Bad("intset size mismatch"));
     }
     let bits = (width * 8) as u32;

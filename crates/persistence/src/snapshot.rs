@@ -28,6 +28,9 @@ struct Sink {
 struct Owed {
     sink: Mutex<Sink>,
     keys_done: AtomicU64,
+    /// Microseconds to sleep after each key (Redis's rdb-key-save-delay, a
+    /// testing knob that keeps a snapshot running).
+    key_delay_us: u64,
 }
 
 impl ShardSnapshot for Owed {
@@ -49,6 +52,9 @@ impl ShardSnapshot for Owed {
                 }
                 result = w.entry(e);
                 keys += 1;
+                if self.key_delay_us > 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(self.key_delay_us));
+                }
             }
             if result.is_err() {
                 break;
@@ -87,6 +93,7 @@ pub fn begin(
     target: &Path,
     limits: Limits,
     aux: &[(&str, String)],
+    key_delay_us: u64,
 ) -> io::Result<Snapshot> {
     let dir = target.parent().unwrap_or(Path::new("."));
     let temp = dir.join(format!(
@@ -108,6 +115,7 @@ pub fn begin(
             error: None,
         }),
         keys_done: AtomicU64::new(0),
+        key_delay_us,
     });
     let mut all = ks.lock_all();
     let mut sizes = vec![(0u64, 0u64); ks.dbnum()];
