@@ -641,3 +641,29 @@ fn bgsave_schedule_lastsave_and_info() {
         "+OK\r\n"
     );
 }
+
+/// Redis's own test files from older versions (zipmap, ziplist and
+/// quicklist 1 encodings, empty keys) load into us as into Redis 7.0.
+#[test]
+fn old_encodings_from_redis_test_assets_load_as_in_redis() {
+    let shared = std::env::var("DAMSELFLY_SHARED")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared").to_string());
+    let assets = Path::new(&shared).join("redis-suite/redis-7.0.15/tests/assets");
+    for name in [
+        "encodings.rdb",
+        "hash-zipmap.rdb",
+        "hash-ziplist.rdb",
+        "list-quicklist.rdb",
+        "zset-ziplist.rdb",
+        "corrupt_empty_keys.rdb",
+    ] {
+        let (rd, dd) = (tempdir::Dir::new("asset-r"), tempdir::Dir::new("asset-d"));
+        for d in [&rd, &dd] {
+            std::fs::copy(assets.join(name), d.0.join("dump.rdb")).unwrap();
+        }
+        let r = redis_in(rd);
+        let (_d, port) = start_in(&dd.0, &[]);
+        let (want, got) = (contents(r.port), contents(port));
+        assert_eq!(want, got, "{name}");
+    }
+}
