@@ -667,3 +667,73 @@ fn old_encodings_from_redis_test_assets_load_as_in_redis() {
         assert_eq!(want, got, "{name}");
     }
 }
+
+#[test]
+fn bgsave_inside_exec_and_debug_reload() {
+    let d = damselfly(&[]);
+    let mut raw = crate::support::Conn::open(d.port);
+    raw.cmd(&["MULTI"]);
+    raw.cmd(&["SET", "a", "1"]);
+    raw.cmd(&["BGSAVE"]);
+    assert_eq!(
+        raw.cmd(&["EXEC"]),
+        "*2\r\n+OK\r\n+Background saving started\r\n"
+    );
+    wait_bgsave_done(d.port);
+    raw.cmd(&["RPUSH", "l", "x", "y"]);
+    raw.cmd(&["SET", "t", "v", "EX", "500"]);
+    assert_eq!(raw.cmd(&["DEBUG", "RELOAD"]), "+OK\r\n");
+    assert_eq!(raw.cmd(&["GET", "a"]), "$1\r\n1\r\n");
+    assert_eq!(raw.cmd(&["LLEN", "l"]), ":2\r\n");
+    let ttl: i64 = raw
+        .cmd(&["TTL", "t"])
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((490..=500).contains(&ttl), "{ttl}");
+}
+
+#[test]
+fn save_rules_trigger_a_background_save() {
+    let d = damselfly(&[]);
+    let mut raw = crate::support::Conn::open(d.port);
+    assert_eq!(raw.cmd(&["CONFIG", "SET", "save", "1 2"]), "+OK\r\n");
+    raw.cmd(&["SET", "a", "1"]);
+    raw.cmd(&["SET", "b", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while info_field(d.port, "rdb_saves") == "0" {
+        assert!(Instant::now() < deadline, "the save rule never fired");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(d.dir.0.join("dump.rdb").is_file());
+}
+
+/// kill -9 in the middle of a BGSAVE: the previous snapshot survives and
+/// loads; the half-written temp file is ignored.
+#[test]
+fn crash_during_bgsave_keeps_the_last_complete_snapshot() {
+    let dir = tempdir::Dir::new("crash");
+    let (mut d, port) = start_in(&dir.0, &[]);
+    let mut raw = crate::support::Conn::open(port);
+    raw.cmd(&["SET", "v", "complete"]);
+    assert_eq!(raw.cmd(&["SAVE"]), "+OK\r\n");
+    for i in 0..200 {
+        raw.cmd(&["SET", &format!("k{i}"), "x"]);
+    }
+    raw.cmd(&["SET", "v", "newer"]);
+    raw.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "1000000"]);
+    assert_eq!(raw.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+    let temp_exists = || {
+        std::fs::read_dir(&dir.0)
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+    };
+    assert!(temp_exists());
+    d.0.kill().unwrap();
+    let _ = d.0.wait();
+    let (_d2, port2) = start_in(&dir.0, &[]);
+    let mut raw = crate::support::Conn::open(port2);
+    assert_eq!(raw.cmd(&["GET", "v"]), "$8\r\ncomplete\r\n");
+    assert_eq!(raw.cmd(&["DBSIZE"]), ":1\r\n");
+}

@@ -16,7 +16,7 @@ use crate::state::Server;
 use crate::table::{Command, Keys::None as NoKeys, Keys::Range};
 use damselfly_persistence::{dump, file, snapshot, Limits};
 use damselfly_protocol::Args;
-use damselfly_storage::{clock_secs, now_ms, Entry};
+use damselfly_storage::{clock_secs, now_ms, Entry, Locked};
 use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -57,7 +57,7 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!(
         "bgsave",
         -1,
-        "admin noscript no_async_loading",
+        "admin noscript no_async_loading all_shards",
         NoKeys,
         "@admin @slow @dangerous",
         "server",
@@ -258,7 +258,7 @@ fn bgsave(ctx: &mut Ctx, args: &Args) -> CmdResult {
             "ERR Background save already in progress".into(),
         ));
     }
-    match start_bgsave(ctx.server) {
+    match start_bgsave(ctx.server, &mut ctx.locked) {
         Ok(()) => {
             ctx.reply.simple(b"Background saving started");
             Ok(())
@@ -289,27 +289,18 @@ enum Started {
 
 /// Begins a snapshot and finishes it on its own thread. The snapshot's
 /// contents are fixed before this returns.
-fn start_bgsave(server: &Server) -> Result<(), Started> {
+/// `all` holds every shard (BGSAVE is `all_shards`; the scheduler locks
+/// them all).
+fn start_bgsave(server: &Server, all: &mut Locked<'_>) -> Result<(), Started> {
     let p = &server.persistence;
     let Some(owner) = p.server.get().and_then(Weak::upgrade) else {
-        // No process around us (unit tests): save in the foreground.
-        return if claim(server) {
-            let ok = run_save(server, true);
-            release(server);
-            if ok {
-                Ok(())
-            } else {
-                Err(Started::Failed)
-            }
-        } else {
-            Err(Started::Busy)
-        };
+        return Err(Started::Failed);
     };
     if !claim(server) {
         return Err(Started::Busy);
     }
     p.bgsave_scheduled.store(false, Relaxed);
-    let snap = match begin(server) {
+    let snap = match begin(server, all) {
         Ok(s) => s,
         Err(e) => {
             server.host.log(&format!("Can't save in background: {e}"));
@@ -339,8 +330,8 @@ fn start_bgsave(server: &Server) -> Result<(), Started> {
     Ok(())
 }
 
-/// Begins a snapshot into the configured file.
-fn begin(server: &Server) -> std::io::Result<snapshot::Snapshot> {
+/// Begins a snapshot into the configured file; `all` holds every shard.
+fn begin(server: &Server, all: &mut Locked<'_>) -> std::io::Result<snapshot::Snapshot> {
     let target = target_path(server);
     let now = now_ms() / 1000;
     let aux = [
@@ -355,16 +346,17 @@ fn begin(server: &Server) -> std::io::Result<snapshot::Snapshot> {
         .get("rdb-key-save-delay")
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    let snap = snapshot::begin(&server.keyspace, &target, limits(server), &aux, delay)?;
+    let snap = snapshot::begin(&server.keyspace, all, &target, limits(server), &aux, delay)?;
     let p = &server.persistence;
     p.keys_total.store(snap.keys_total, Relaxed);
     *p.progress.lock() = Some(snap.progress());
     Ok(snap)
 }
 
-/// Runs a whole save on this thread; the caller holds `busy`.
+/// Runs a whole save on this thread; the caller holds `busy` and no shard.
 fn run_save(server: &Server, background: bool) -> bool {
-    let result = begin(server).and_then(|s| s.finish(&server.keyspace));
+    let begun = begin(server, &mut server.keyspace.lock_all());
+    let result = begun.and_then(|s| s.finish(&server.keyspace));
     let ok = report(server, &result, background);
     finished(server, background, if ok { Ok(()) } else { Err(()) });
     ok
@@ -539,7 +531,7 @@ pub fn init(server: &Arc<Server>) {
                     || server.persistence.bgsave_scheduled.load(Relaxed)
                     || rule_due(&server);
                 if due {
-                    let _ = start_bgsave(&server);
+                    let _ = start_bgsave(&server, &mut server.keyspace.lock_all());
                 }
             }
         });
@@ -637,8 +629,14 @@ pub(crate) fn refusal(server: &Server, e: &crate::table::Entry) -> Option<CmdErr
     None
 }
 
-/// DEBUG RELOAD: save, empty the keyspace, load the file back.
-pub fn debug_reload(server: &Server) -> CmdResult {
+/// DEBUG RELOAD: save, empty the keyspace, load the file back. Not inside
+/// EXEC, whose locks it would need to give up.
+pub fn debug_reload(server: &Server, locked: &Locked<'_>) -> CmdResult {
+    if !locked.is_empty() {
+        return Err(CmdError::Other(
+            "ERR DEBUG RELOAD is not supported inside MULTI".into(),
+        ));
+    }
     while !claim(server) {
         std::thread::sleep(Duration::from_millis(10));
     }

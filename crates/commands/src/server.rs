@@ -616,7 +616,7 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
         return Ok(());
     }
     if eq(sub, "reload") && args.len() == 2 {
-        crate::persist::debug_reload(ctx.server)?;
+        crate::persist::debug_reload(ctx.server, &ctx.locked)?;
         ctx.reply.ok();
         return Ok(());
     }

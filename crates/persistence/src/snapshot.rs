@@ -12,7 +12,7 @@
 
 use crate::codec::Limits;
 use crate::file::FileWriter;
-use damselfly_storage::{Keyspace, Shard, ShardSnapshot};
+use damselfly_storage::{Keyspace, Locked, Shard, ShardSnapshot};
 use parking_lot::Mutex;
 use std::fs::File;
 use std::io::{self, BufWriter};
@@ -87,14 +87,21 @@ pub struct Saved {
 }
 
 /// Starts a snapshot of `ks` into `target` (written as a temp file beside
-/// it, renamed when complete).
+/// it, renamed when complete). `all` must hold every shard: the caller's
+/// own locks (a command flagged `all_shards`) or `Keyspace::lock_all`.
 pub fn begin(
     ks: &Keyspace,
+    all: &mut Locked<'_>,
     target: &Path,
     limits: Limits,
     aux: &[(&str, String)],
     key_delay_us: u64,
 ) -> io::Result<Snapshot> {
+    if !(0..ks.shard_count()).all(|i| all.holds(i)) {
+        return Err(io::Error::other(
+            "a snapshot must begin with every shard locked",
+        ));
+    }
     let dir = target.parent().unwrap_or(Path::new("."));
     let temp = dir.join(format!(
         "temp-{}-{}.rdb.tmp",
@@ -117,7 +124,6 @@ pub fn begin(
         keys_done: AtomicU64::new(0),
         key_delay_us,
     });
-    let mut all = ks.lock_all();
     let mut sizes = vec![(0u64, 0u64); ks.dbnum()];
     let mut dirty_at_start = Vec::with_capacity(ks.shard_count());
     for shard in all.iter_mut() {
@@ -142,7 +148,6 @@ pub fn begin(
             Err(e) => sink.error = Some(e),
         }
     }
-    drop(all);
     Ok(Snapshot {
         owed,
         temp,
