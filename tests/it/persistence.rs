@@ -614,7 +614,9 @@ fn bgsave_schedule_lastsave_and_info() {
         .unwrap();
     assert!(last > 1_700_000_000);
     raw.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "100000"]);
-    raw.cmd(&["SET", "b", "1"]);
+    for i in 0..20 {
+        raw.cmd(&["SET", &format!("b{i}"), "1"]);
+    }
     assert_eq!(raw.cmd(&["BGSAVE"]), "+Background saving started\r\n");
     assert_eq!(
         raw.cmd(&["BGSAVE", "SCHEDULE"]),
@@ -736,4 +738,66 @@ fn crash_during_bgsave_keeps_the_last_complete_snapshot() {
     let mut raw = crate::support::Conn::open(port2);
     assert_eq!(raw.cmd(&["GET", "v"]), "$8\r\ncomplete\r\n");
     assert_eq!(raw.cmd(&["DBSIZE"]), ":1\r\n");
+}
+
+/// MIGRATE moves keys to Redis and from Redis to us; errors read as
+/// Redis's own MIGRATE reports them.
+#[test]
+fn migrate_to_and_from_redis() {
+    let (r, d) = (redis(), damselfly(&[]));
+    fill(d.port);
+    let before = contents(d.port);
+    let mut raw = crate::support::Conn::open(d.port);
+    let rp = r.port.to_string();
+    // Everything in db 0 goes to Redis's db 0 with one MIGRATE ... KEYS.
+    let keys: Vec<String> = before
+        .keys()
+        .filter(|(db, _)| *db == 0)
+        .map(|(_, k)| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    let mut cmd: Vec<&str> = vec!["MIGRATE", "127.0.0.1", &rp, "", "0", "5000", "KEYS"];
+    cmd.extend(keys.iter().map(String::as_str));
+    assert_eq!(raw.cmd(&cmd), "+OK\r\n");
+    assert_eq!(raw.cmd(&["DBSIZE"]), ":0\r\n");
+    let moved = contents(r.port);
+    assert_eq!(moved.len(), keys.len());
+    for (k, v) in &moved {
+        assert_eq!(before.get(k), Some(v));
+    }
+    // Back from Redis to us, into db 7, with COPY and then REPLACE.
+    let mut rc = crate::support::Conn::open(r.port);
+    let dp = d.port.to_string();
+    let m = |key: &str, extra: &[&str]| -> Vec<String> {
+        ["MIGRATE", "127.0.0.1", dp.as_str(), key, "7", "5000"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let mut run = |v: Vec<String>| rc.cmd(&v.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(run(m("db0:hash", &["COPY"])), "+OK\r\n");
+    assert_eq!(
+        run(m("db0:hash", &["COPY"])),
+        "-ERR Target instance replied with error: BUSYKEY Target key name already exists.\r\n"
+    );
+    assert_eq!(run(m("db0:hash", &["REPLACE"])), "+OK\r\n");
+    assert_eq!(run(m("nosuchkey", &[])), "+NOKEY\r\n");
+    assert_eq!(run(vec!["EXISTS".into(), "db0:hash".into()]), ":0\r\n");
+    raw.cmd(&["SELECT", "7"]);
+    assert_eq!(raw.cmd(&["HGET", "db0:hash", "n"]), "$2\r\n12\r\n");
+    // Our errors match Redis's for the same mistakes.
+    let port = free_port().to_string();
+    for c in [
+        vec!["MIGRATE", "127.0.0.1", &port, "k", "0", "100", "KEYS", "a"],
+        vec!["MIGRATE", "127.0.0.1", &port, "k", "0", "100", "BAD"],
+        vec!["MIGRATE", "127.0.0.1", &port, "k", "x", "100"],
+        vec!["MIGRATE", "127.0.0.1", &port, "nokey", "0", "100"],
+        vec!["MIGRATE", "127.0.0.1", &port, "", "0", "100", "AUTH"],
+    ] {
+        assert_eq!(raw.cmd(&c), rc.cmd(&c), "{c:?}");
+    }
+    raw.cmd(&["SET", "k", "v"]);
+    rc.cmd(&["SET", "k", "v"]);
+    let c = ["MIGRATE", "127.0.0.1", &port, "k", "0", "100"];
+    assert_eq!(raw.cmd(&c), rc.cmd(&c));
 }

@@ -45,6 +45,16 @@ pub(crate) static COMMANDS: &[Command] = &[
         restore
     ),
     cmd!(
+        "migrate",
+        -6,
+        "write all_shards",
+        Range(3, 3, 1),
+        "@keyspace @write @slow @dangerous",
+        "generic",
+        "2.6.0",
+        migrate
+    ),
+    cmd!(
         "save",
         1,
         "admin noscript no_async_loading no_multi",
@@ -221,6 +231,160 @@ fn restore(ctx: &mut Ctx, args: &Args) -> CmdResult {
     shard.written(db, key, "restore");
     ctx.reply.ok();
     Ok(())
+}
+
+/// MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE]
+/// [AUTH password] [AUTH2 username password] [KEYS key [key ...]]
+///
+/// Holds every shard while it talks to the target, as Redis blocks while
+/// it migrates. Connections are not cached: each MIGRATE opens its own.
+fn migrate(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let (mut copy, mut replace) = (false, false);
+    let mut auth: Vec<&[u8]> = Vec::new();
+    let mut keys: Vec<&[u8]> = vec![arg(args, 3)];
+    let mut j = 6;
+    while j < args.len() {
+        let a = arg(args, j);
+        let left = args.len() - j - 1;
+        if eq(a, "copy") {
+            copy = true;
+        } else if eq(a, "replace") {
+            replace = true;
+        } else if eq(a, "auth") && left >= 1 {
+            auth = vec![arg(args, j + 1)];
+            j += 1;
+        } else if eq(a, "auth2") && left >= 2 {
+            auth = vec![arg(args, j + 1), arg(args, j + 2)];
+            j += 2;
+        } else if eq(a, "keys") {
+            if !arg(args, 3).is_empty() {
+                return Err(CmdError::Other(
+                    "ERR When using MIGRATE KEYS option, the key argument must be set to the empty string".into(),
+                ));
+            }
+            keys = args.iter().skip(j + 1).collect();
+            break;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+        j += 1;
+    }
+    let timeout = int(arg(args, 5))?;
+    let dest_db = int(arg(args, 4))?;
+    let timeout = Duration::from_millis(if timeout <= 0 { 1000 } else { timeout as u64 });
+    let (db, now) = (ctx.db(), ctx.now);
+    let limits = limits(ctx.server);
+    // (key, ttl, payload) of the keys that exist.
+    let mut found: Vec<(&[u8], u64, Vec<u8>)> = Vec::new();
+    for &k in &keys {
+        if let Some(e) = ctx.shard(k).get_quiet(db, k, now) {
+            let ttl = if e.expire_at == 0 {
+                0
+            } else {
+                e.expire_at.saturating_sub(now).max(1)
+            };
+            found.push((k, ttl, dump::dump(&e.value, &limits)));
+        }
+    }
+    if found.is_empty() {
+        ctx.reply.simple(b"NOKEY");
+        return Ok(());
+    }
+    let mut out = Vec::new();
+    let push = |out: &mut Vec<u8>, parts: &[&[u8]]| {
+        out.extend_from_slice(format!("*{}\r\n", parts.len()).as_bytes());
+        for p in parts {
+            out.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
+            out.extend_from_slice(p);
+            out.extend_from_slice(b"\r\n");
+        }
+    };
+    if !auth.is_empty() {
+        let mut parts: Vec<&[u8]> = vec![b"AUTH"];
+        parts.extend(&auth);
+        push(&mut out, &parts);
+    }
+    let db_text = dest_db.to_string();
+    push(&mut out, &[b"SELECT", db_text.as_bytes()]);
+    for (k, ttl, payload) in &found {
+        let ttl = ttl.to_string();
+        let mut parts: Vec<&[u8]> = vec![b"RESTORE", k, ttl.as_bytes(), payload];
+        if replace {
+            parts.push(b"REPLACE");
+        }
+        push(&mut out, &parts);
+    }
+    let host = String::from_utf8_lossy(arg(args, 1)).into_owned();
+    let port = String::from_utf8_lossy(arg(args, 2)).into_owned();
+    let connect_err = || CmdError::Other("IOERR error or timeout connecting to the client".into());
+    let read_err = || CmdError::Other("IOERR error or timeout reading to target instance".into());
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(
+        host.as_str(),
+        port.parse::<u16>().map_err(|_| connect_err())?,
+    ))
+    .ok()
+    .and_then(|mut a| a.next())
+    .ok_or_else(connect_err)?;
+    let write_err = || CmdError::Other("IOERR error or timeout writing to target instance".into());
+    // Redis connects without blocking, so a refused connection shows up
+    // when it writes.
+    let stream = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::ConnectionRefused {
+            write_err()
+        } else {
+            connect_err()
+        }
+    })?;
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    use std::io::{BufRead, Write};
+    (&stream).write_all(&out).map_err(|_| write_err())?;
+    let mut reader = std::io::BufReader::new(&stream);
+    let mut line = String::new();
+    let mut read_line = |line: &mut String| -> CmdResult<bool> {
+        line.clear();
+        match reader.read_line(line) {
+            Ok(n) if n > 0 => Ok(line.starts_with('-')),
+            _ => Err(read_err()),
+        }
+    };
+    let target_error = |line: &str| {
+        CmdError::Other(format!(
+            "ERR Target instance replied with error: {}",
+            line.trim_end().trim_start_matches('-')
+        ))
+    };
+    let mut error = None;
+    for _ in 0..1 + usize::from(!auth.is_empty()) {
+        if read_line(&mut line)? && error.is_none() {
+            error = Some(target_error(&line));
+        }
+    }
+    let mut moved = Vec::new();
+    for (k, _, _) in &found {
+        if read_line(&mut line)? {
+            if error.is_none() {
+                error = Some(target_error(&line));
+            }
+        } else {
+            moved.push(*k);
+        }
+    }
+    if !copy {
+        for k in moved {
+            let shard = ctx.shard(k);
+            if shard.remove(db, k).is_some() {
+                shard.written(db, k, "del");
+            }
+        }
+    }
+    match error {
+        Some(e) => Err(e),
+        None => {
+            ctx.reply.ok();
+            Ok(())
+        }
+    }
 }
 
 /// SAVE
@@ -539,9 +703,7 @@ pub fn init(server: &Arc<Server>) {
 
 fn dirty(server: &Server) -> u64 {
     let ks = &server.keyspace;
-    (0..ks.shard_count())
-        .map(|i| ks.lock_one(i).stats.dirty)
-        .sum()
+    (0..ks.shard_count()).map(|i| ks.peek(i).stats.dirty).sum()
 }
 
 /// Redis's rule: some `save <seconds> <changes>` pair has at least

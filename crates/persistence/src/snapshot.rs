@@ -28,8 +28,9 @@ struct Sink {
 struct Owed {
     sink: Mutex<Sink>,
     keys_done: AtomicU64,
-    /// Microseconds to sleep after each key (Redis's rdb-key-save-delay, a
-    /// testing knob that keeps a snapshot running).
+    /// Microseconds the snapshot's own thread sleeps per key it wrote
+    /// (Redis's rdb-key-save-delay, a testing knob that keeps a snapshot
+    /// running without slowing anyone else).
     key_delay_us: u64,
 }
 
@@ -52,9 +53,6 @@ impl ShardSnapshot for Owed {
                 }
                 result = w.entry(e);
                 keys += 1;
-                if self.key_delay_us > 0 {
-                    std::thread::sleep(std::time::Duration::from_micros(self.key_delay_us));
-                }
             }
             if result.is_err() {
                 break;
@@ -169,8 +167,15 @@ impl Snapshot {
     /// On success the dirty counters drop by what they were at `begin`.
     pub fn finish(self, ks: &Keyspace) -> io::Result<Saved> {
         for i in 0..ks.shard_count() {
+            let before = self.owed.keys_done.load(Relaxed);
             // Locking pays the shard's debt if nobody has yet.
             drop(ks.lock_one(i));
+            let written = self.owed.keys_done.load(Relaxed) - before;
+            if self.owed.key_delay_us > 0 && written > 0 {
+                std::thread::sleep(std::time::Duration::from_micros(
+                    self.owed.key_delay_us.saturating_mul(written),
+                ));
+            }
         }
         let result = self.complete();
         if result.is_err() {

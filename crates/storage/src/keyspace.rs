@@ -54,6 +54,15 @@ impl Keyspace {
         settle(shard, self.shards[shard].lock())
     }
 
+    /// Locks one shard for a look that changes nothing a snapshot keeps
+    /// (reading, counting, watch bookkeeping, removing keys whose expiry
+    /// has passed): a snapshot still owed the shard stays owed, so walks
+    /// over the whole keyspace (INFO, SCAN, active expiry) never end up
+    /// writing the snapshot themselves.
+    pub fn peek(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        self.shards[shard].lock()
+    }
+
     /// Locks the given shards in ascending order (duplicates allowed).
     pub fn lock(&self, shards: &mut SmallVec<[usize; 4]>) -> Locked<'_> {
         shards.sort_unstable();
