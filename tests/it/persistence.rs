@@ -801,3 +801,27 @@ fn migrate_to_and_from_redis() {
     let c = ["MIGRATE", "127.0.0.1", &port, "k", "0", "100"];
     assert_eq!(raw.cmd(&c), rc.cmd(&c));
 }
+
+/// FLUSHALL with save rules writes the empty keyspace, so a restart does
+/// not bring the flushed keys back (and the dirty counter is 0, as Redis).
+#[test]
+fn flushall_with_save_rules_saves_the_empty_dataset() {
+    let dir = tempdir::Dir::new("flushall");
+    let (mut d, port) = start_in(&dir.0, &[]);
+    let mut raw = crate::support::Conn::open(port);
+    raw.cmd(&["SET", "a", "1"]);
+    assert_eq!(raw.cmd(&["SAVE"]), "+OK\r\n");
+    raw.cmd(&["SET", "b", "1"]);
+    assert_eq!(raw.cmd(&["FLUSHALL"]), "+OK\r\n");
+    assert_eq!(info_field(port, "rdb_changes_since_last_save"), "0");
+    d.0.kill().unwrap();
+    let _ = d.0.wait();
+    let (_d2, port2) = start_in(&dir.0, &[]);
+    let mut raw = crate::support::Conn::open(port2);
+    assert_eq!(raw.cmd(&["DBSIZE"]), ":0\r\n");
+    // Without save rules FLUSHALL writes nothing and the changes count.
+    raw.cmd(&["CONFIG", "SET", "save", ""]);
+    raw.cmd(&["SET", "c", "1"]);
+    raw.cmd(&["FLUSHALL"]);
+    assert_ne!(info_field(port2, "rdb_changes_since_last_save"), "0");
+}

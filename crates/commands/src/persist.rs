@@ -517,6 +517,24 @@ fn begin(server: &Server, all: &mut Locked<'_>) -> std::io::Result<snapshot::Sna
     Ok(snap)
 }
 
+/// FLUSHALL with `save` rules or a cron saves the emptied keyspace, as
+/// Redis does, so a restart does not bring the data back. `all` holds every
+/// shard. With a snapshot running (it would need those locks to finish),
+/// a BGSAVE is scheduled for after it instead.
+pub(crate) fn save_after_flushall(server: &Server, all: &mut Locked<'_>) {
+    if !saving_configured(server) {
+        return;
+    }
+    if !claim(server) {
+        server.persistence.bgsave_scheduled.store(true, Relaxed);
+        return;
+    }
+    let result = begin(server, all).and_then(|s| s.finish_held(all));
+    let ok = report(server, &result, false);
+    finished(server, false, if ok { Ok(()) } else { Err(()) });
+    release(server);
+}
+
 /// Runs a whole save on this thread; the caller holds `busy` and no shard.
 fn run_save(server: &Server, background: bool) -> bool {
     let begun = begin(server, &mut server.keyspace.lock_all());

@@ -413,6 +413,7 @@ fn flushall(ctx: &mut Ctx, args: &Args) -> CmdResult {
             clear_db(shard, db, now);
         }
     }
+    crate::persist::save_after_flushall(ctx.server, &mut ctx.locked);
     ctx.reply.ok();
     Ok(())
 }

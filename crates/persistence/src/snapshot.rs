@@ -178,9 +178,7 @@ impl Snapshot {
             }
         }
         let result = self.complete();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&self.temp);
-        } else {
+        if result.is_ok() {
             for (i, d) in self.dirty_at_start.iter().enumerate() {
                 let mut s = ks.lock_one(i);
                 s.stats.dirty = s.stats.dirty.saturating_sub(*d);
@@ -189,7 +187,33 @@ impl Snapshot {
         result
     }
 
+    /// `finish` for a caller that still holds every shard (FLUSHALL saving
+    /// the emptied keyspace): the held shards pay their debts directly.
+    pub fn finish_held(self, all: &mut Locked<'_>) -> io::Result<Saved> {
+        for (i, shard) in all.iter_indexed_mut() {
+            if let Some(owed) = shard.snapshot.take() {
+                owed.save_shard(i, shard);
+            }
+        }
+        let result = self.complete();
+        if result.is_ok() {
+            for ((_, shard), d) in all.iter_indexed_mut().zip(&self.dirty_at_start) {
+                shard.stats.dirty = shard.stats.dirty.saturating_sub(*d);
+            }
+        }
+        result
+    }
+
+    /// Completes the file; on failure removes the temp file.
     fn complete(&self) -> io::Result<Saved> {
+        let result = self.write_out();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+        result
+    }
+
+    fn write_out(&self) -> io::Result<Saved> {
         let mut sink = self.owed.sink.lock();
         if let Some(e) = sink.error.take() {
             return Err(e);
