@@ -156,8 +156,8 @@ fn dump_cmd(ctx: &mut Ctx, args: &Args) -> CmdResult {
 /// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds]
 /// [FREQ frequency]
 ///
-/// FREQ is validated but LFU counters are not kept (OBJECT FREQ reports
-/// the initial counter), so it changes nothing.
+/// FREQ sets the key's LFU counter (OBJECT FREQ), which accesses do not
+/// change yet.
 fn restore(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (mut replace, mut absttl) = (false, false);
     let (mut idle, mut freq): (Option<i64>, Option<i64>) = (None, None);
@@ -226,6 +226,9 @@ fn restore(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let mut entry = Entry::new(key, value, expire_at);
     if let Some(secs) = idle {
         entry.atime = clock_secs().saturating_sub(u32::try_from(secs).unwrap_or(u32::MAX));
+    }
+    if let Some(f) = freq {
+        entry.freq = f as u8;
     }
     shard.put(db, entry);
     shard.written(db, key, "restore");
@@ -683,6 +686,9 @@ fn load_into(server: &Server, path: &std::path::Path) -> Result<file::LoadStats,
         let mut e = Entry::new(l.key, l.value, l.expire_at);
         if let Some(idle) = l.idle {
             e.atime = clock.saturating_sub(u32::try_from(idle).unwrap_or(u32::MAX));
+        }
+        if let Some(f) = l.freq {
+            e.freq = f;
         }
         ks.lock_one(ks.shard_of(l.key)).put(l.db, e);
     })

@@ -112,6 +112,8 @@ pub struct Loaded<'a> {
     pub expire_at: u64,
     /// Seconds idle when saved (LRU info), if the file says.
     pub idle: Option<u64>,
+    /// LFU counter when saved, if the file says.
+    pub freq: Option<u8>,
 }
 
 /// What a load found besides keys.
@@ -156,6 +158,7 @@ pub fn load(
     let mut db = 0usize;
     let mut expire_at = 0u64;
     let mut idle = None;
+    let mut freq = None;
     loop {
         let t = r.byte()?;
         match t {
@@ -179,9 +182,7 @@ pub fn load(
             op::EXPIRETIME_MS => expire_at = r.u64_le()?,
             op::EXPIRETIME => expire_at = u64::from(r.u32_le()?) * 1000,
             op::IDLE => idle = Some(r.len()?),
-            op::FREQ => {
-                r.byte()?;
-            }
+            op::FREQ => freq = Some(r.byte()?),
             op::FUNCTION2 => stats.functions.push(r.string()?.into_owned()),
             op::FUNCTION_PRE_GA => return Err(Error::Unsupported("pre-release function")),
             op::MODULE_AUX => {
@@ -202,6 +203,7 @@ pub fn load(
                                 value,
                                 expire_at,
                                 idle,
+                                freq,
                             });
                         }
                     }
@@ -210,6 +212,7 @@ pub fn load(
                 }
                 expire_at = 0;
                 idle = None;
+                freq = None;
             }
         }
     }
