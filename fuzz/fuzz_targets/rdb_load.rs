@@ -26,11 +26,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(back, v);
         }
     }
-    let _ = file::load(data, &limits, 16, 0, |_| {});
+    let _ = file::load(data, &limits, 16, 0, |_| Ok(()));
     let mut f = b"REDIS0010".to_vec();
     f.extend_from_slice(data);
     f.push(0xFF);
     let crc = CRC64.checksum(&f);
     f.extend_from_slice(&crc.to_le_bytes());
-    let _ = file::load(&f, &limits, 16, 0, |_| {});
+    let _ = file::load(&f, &limits, 16, 0, |_| Ok(()));
 });

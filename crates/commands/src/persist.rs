@@ -505,7 +505,7 @@ fn begin(server: &Server, all: &mut Locked<'_>) -> std::io::Result<snapshot::Sna
         ("redis-ver", crate::server::REDIS_VERSION.to_string()),
         ("redis-bits", "64".to_string()),
         ("ctime", now.to_string()),
-        ("used-mem", "0".to_string()),
+        ("used-mem", crate::server::info::rss_bytes().to_string()),
         ("aof-base", "0".to_string()),
     ];
     let delay = server
@@ -690,7 +690,10 @@ fn load_into(server: &Server, path: &std::path::Path) -> Result<file::LoadStats,
         if let Some(f) = l.freq {
             e.freq = f;
         }
-        ks.lock_one(ks.shard_of(l.key)).put(l.db, e);
+        match ks.lock_one(ks.shard_of(l.key)).put(l.db, e) {
+            Some(_) => Err(damselfly_persistence::Error::Bad("duplicate key")),
+            None => Ok(()),
+        }
     })
     .map_err(|e| format!("{} is not a valid RDB file: {e}", path.display()))
 }

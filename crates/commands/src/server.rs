@@ -1,6 +1,6 @@
 //! Server commands: FLUSHALL FLUSHDB DBSIZE CONFIG COMMAND INFO TIME ...
 
-mod info;
+pub(crate) mod info;
 mod introspect;
 mod tips;
 

@@ -129,15 +129,16 @@ pub struct LoadStats {
     pub functions: Vec<Vec<u8>>,
 }
 
-/// Reads a whole RDB file, checking its checksum first, handing each live
-/// key to `sink`. Keys already expired at `now_ms` are counted and dropped,
+/// Reads a whole RDB file: checks its checksum (the last 8 bytes; 0 means
+/// none was written) before anything is loaded, then hands each live key
+/// to `sink`, whose error (a duplicate key, say) stops the load. Keys already expired at `now_ms` are counted and dropped,
 /// as a Redis master does. `dbnum` bounds SELECTDB.
 pub fn load(
     data: &[u8],
     limits: &Limits,
     dbnum: usize,
     now_ms: u64,
-    mut sink: impl FnMut(Loaded<'_>),
+    mut sink: impl FnMut(Loaded<'_>) -> Result<()>,
 ) -> Result<LoadStats> {
     let magic = data.get(..9).ok_or(Error::NotRdb)?;
     if &magic[..5] != b"REDIS" || !magic[5..].iter().all(u8::is_ascii_digit) {
@@ -154,7 +155,24 @@ pub fn load(
         version,
         ..LoadStats::default()
     };
-    let mut r = Reader::new(&data[9..]);
+    // The body ends with EOF; RDB 5 and later add the checksum after it.
+    let body = if version >= 5 {
+        let at = data
+            .len()
+            .checked_sub(8)
+            .filter(|&n| n > 9)
+            .ok_or(Error::Truncated)?;
+        let mut sum = [0u8; 8];
+        sum.copy_from_slice(&data[at..]);
+        let sum = u64::from_le_bytes(sum);
+        if sum != 0 && sum != CRC64.checksum(&data[..at]) {
+            return Err(Error::Checksum);
+        }
+        &data[..at]
+    } else {
+        data
+    };
+    let mut r = Reader::new(&body[9..]);
     let mut db = 0usize;
     let mut expire_at = 0u64;
     let mut idle = None;
@@ -204,7 +222,7 @@ pub fn load(
                                 expire_at,
                                 idle,
                                 freq,
-                            });
+                            })?;
                         }
                     }
                     Err(Error::EmptyKey) => stats.empty_skipped += 1,
@@ -216,12 +234,8 @@ pub fn load(
             }
         }
     }
-    let body_end = 9 + r.pos();
-    if version >= 5 {
-        let sum = r.u64_le()?;
-        if sum != 0 && sum != CRC64.checksum(&data[..body_end]) {
-            return Err(Error::Checksum);
-        }
+    if version >= 5 && r.remaining() != 0 {
+        return Err(Error::Bad("data between EOF and the checksum"));
     }
     Ok(stats)
 }
@@ -248,7 +262,8 @@ mod tests {
         let file = w.finish().unwrap();
         let mut got = Vec::new();
         let stats = load(&file, &Limits::default(), 16, 1000, |l| {
-            got.push((l.db, l.key.to_vec(), l.value, l.expire_at))
+            got.push((l.db, l.key.to_vec(), l.value, l.expire_at));
+            Ok(())
         })
         .unwrap();
         assert_eq!(stats.keys_loaded, 2);
@@ -261,12 +276,12 @@ mod tests {
         let n = bad.len();
         bad[n - 1] ^= 0xFF;
         assert!(matches!(
-            load(&bad, &Limits::default(), 16, 0, |_| {}),
+            load(&bad, &Limits::default(), 16, 0, |_| Ok(())),
             Err(Error::Checksum)
         ));
         for cut in 0..file.len() - 1 {
-            assert!(load(&file[..cut], &Limits::default(), 16, 0, |_| {}).is_err());
+            assert!(load(&file[..cut], &Limits::default(), 16, 0, |_| Ok(())).is_err());
         }
-        assert!(load(&file, &Limits::default(), 2, 0, |_| {}).is_err());
+        assert!(load(&file, &Limits::default(), 2, 0, |_| Ok(())).is_err());
     }
 }
