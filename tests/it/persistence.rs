@@ -825,3 +825,47 @@ fn flushall_with_save_rules_saves_the_empty_dataset() {
     raw.cmd(&["FLUSHALL"]);
     assert_ne!(info_field(port2, "rdb_changes_since_last_save"), "0");
 }
+
+/// While start-up loads a snapshot, commands get -LOADING and INFO (which
+/// runs while loading) says loading:1; afterwards everything is there.
+#[test]
+fn commands_get_loading_while_the_snapshot_loads() {
+    let dir = tempdir::Dir::new("loading");
+    let (mut d, port) = start_in(&dir.0, &[]);
+    let mut c = conn(port, 0);
+    let n = 200_000;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
+        let mut p = redis::pipe();
+        for i in chunk {
+            p.cmd("SET").arg(format!("key:{i}")).arg(i).ignore();
+        }
+        let _: () = p.query(&mut c).unwrap();
+    }
+    let _: () = redis::cmd("SAVE").query(&mut c).unwrap();
+    d.0.kill().unwrap();
+    let _ = d.0.wait();
+    let (child, port) = damselfly_in(&dir.0, &[]);
+    let _child = Child(child);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut raw = loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            drop(s);
+            break crate::support::Conn::open(port);
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    loop {
+        let info = raw.cmd(&["INFO", "persistence"]);
+        let loading = info.contains("loading:1\r\n");
+        let get = raw.cmd(&["GET", "key:7"]);
+        if get == "$1\r\n7\r\n" {
+            break;
+        }
+        assert_eq!(get, "-LOADING Redis is loading the dataset in memory\r\n");
+        // Loading only ever goes from 1 to 0.
+        assert!(loading, "{info}");
+        assert!(Instant::now() < deadline, "never finished loading");
+    }
+    assert_eq!(raw.cmd(&["DBSIZE"]), format!(":{n}\r\n"));
+}
