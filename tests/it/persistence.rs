@@ -847,14 +847,7 @@ fn commands_get_loading_while_the_snapshot_loads() {
     let (child, port) = damselfly_in(&dir.0, &[]);
     let _child = Child(child);
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut raw = loop {
-        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            drop(s);
-            break crate::support::Conn::open(port);
-        }
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let mut raw = connect_when_listening(port, deadline);
     loop {
         let info = raw.cmd(&["INFO", "persistence"]);
         let loading = info.contains("loading:1\r\n");
@@ -868,4 +861,26 @@ fn commands_get_loading_while_the_snapshot_loads() {
         assert!(Instant::now() < deadline, "never finished loading");
     }
     assert_eq!(raw.cmd(&["DBSIZE"]), format!(":{n}\r\n"));
+    drop(_child);
+    // SHUTDOWN while loading must not save the half-loaded dataset.
+    let (mut child, port) = damselfly_in(&dir.0, &[]);
+    let mut raw = connect_when_listening(port, deadline);
+    raw.send(&["SHUTDOWN"]);
+    let _ = child.wait();
+    let (_d, port) = start_in(&dir.0, &[]);
+    let mut raw = crate::support::Conn::open(port);
+    assert_eq!(raw.cmd(&["DBSIZE"]), format!(":{n}\r\n"));
+}
+
+/// A connection as soon as the port accepts one (the server may still be
+/// loading).
+fn connect_when_listening(port: u16, deadline: Instant) -> crate::support::Conn {
+    loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            drop(s);
+            return crate::support::Conn::open(port);
+        }
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

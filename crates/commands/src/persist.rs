@@ -767,8 +767,12 @@ fn cron_matches(server: &Server, minute: u64) -> bool {
     !spec.trim().is_empty() && Cron::parse(&spec).is_some_and(|c| c.matches(minute))
 }
 
-/// Whether SHUTDOWN and SIGTERM save: `save` rules or a cron are set.
+/// Whether SHUTDOWN and SIGTERM save: `save` rules or a cron are set, and
+/// no snapshot is loading (saving a half-loaded dataset would lose data).
 pub fn saving_configured(server: &Server) -> bool {
+    if server.persistence.loading.load(Relaxed) {
+        return false;
+    }
     !save_rules(server).is_empty()
         || !server
             .config

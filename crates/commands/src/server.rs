@@ -577,7 +577,13 @@ fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
         return Err(CmdError::Other("ERR No shutdown in progress.".into()));
     }
     let server = ctx.server;
+    // Never while loading: the file on disk holds more than memory does.
+    let loading = server
+        .persistence
+        .loading
+        .load(std::sync::atomic::Ordering::Relaxed);
     if !nosave
+        && !loading
         && (save || crate::persist::saving_configured(server))
         && !crate::persist::save_now(server)
         && !force
