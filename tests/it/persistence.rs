@@ -104,7 +104,9 @@ fn fill(port: u16) {
 
 /// Every key of every DB: (db, key) -> (type, has ttl, contents in a
 /// canonical order).
-fn contents(port: u16) -> BTreeMap<(usize, Vec<u8>), (String, bool, Vec<Vec<u8>>)> {
+type Contents = BTreeMap<(usize, Vec<u8>), (String, bool, Vec<Vec<u8>>)>;
+
+fn contents(port: u16) -> Contents {
     let mut out = BTreeMap::new();
     for db in 0..16 {
         let mut c = conn(port, db);

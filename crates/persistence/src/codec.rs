@@ -344,7 +344,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A plain length.
-    pub fn len(&mut self) -> Result<u64> {
+    pub fn length(&mut self) -> Result<u64> {
         match self.len_or_enc()? {
             Len::Plain(n) => Ok(n),
             Len::Encoded(_) => Err(Error::Bad("encoded value where a length belongs")),
@@ -354,7 +354,7 @@ impl<'a> Reader<'a> {
     /// A length that must fit in what is left (each counted item takes at
     /// least one byte), as a usize.
     fn count(&mut self) -> Result<usize> {
-        let n = self.len()?;
+        let n = self.length()?;
         if n > self.remaining() as u64 {
             return Err(Error::Truncated);
         }
@@ -380,8 +380,8 @@ impl<'a> Reader<'a> {
                 ]))))
             }
             Len::Encoded(3) => {
-                let clen = self.len()?;
-                let ulen = self.len()?;
+                let clen = self.length()?;
+                let ulen = self.length()?;
                 let clen = usize::try_from(clen).map_err(|_| Error::Truncated)?;
                 let data = self.take(clen)?;
                 // LZF expands at most ~90 times (a 3-byte back reference
@@ -460,7 +460,7 @@ pub fn read_value(t: u8, r: &mut Reader<'_>, limits: &Limits) -> Result<Value> {
             let mut l = List::new();
             for _ in 0..nodes {
                 let container = if t == ty::LIST_QUICKLIST_2 {
-                    r.len()?
+                    r.length()?
                 } else {
                     2
                 };
@@ -577,7 +577,7 @@ pub fn read_value(t: u8, r: &mut Reader<'_>, limits: &Limits) -> Result<Value> {
             } else {
                 packed::ziplist(&blob)?
             };
-            if items.len() % 2 != 0 {
+            if items.len() & 1 != 0 {
                 return Err(Error::Bad("odd hash listpack"));
             }
             // A packed hash stays packed whatever its value lengths, as in
@@ -597,7 +597,7 @@ pub fn read_value(t: u8, r: &mut Reader<'_>, limits: &Limits) -> Result<Value> {
             Value::Hash(Box::new(h))
         }
         ty::MODULE | ty::MODULE_2 => {
-            let id = r.len()?;
+            let id = r.length()?;
             return Err(Error::Module(module_type_name(id)));
         }
         ty::STREAM_LISTPACKS | ty::STREAM_LISTPACKS_2 | ty::STREAM_LISTPACKS_3 => {
@@ -619,7 +619,7 @@ pub fn read_value(t: u8, r: &mut Reader<'_>, limits: &Limits) -> Result<Value> {
 }
 
 fn pairs_to_zset(items: &[Item<'_>], limits: &Limits) -> Result<Value> {
-    if items.len() % 2 != 0 {
+    if items.len() & 1 != 0 {
         return Err(Error::Bad("odd zset listpack"));
     }
     let packed_limits = zset::Limits {
@@ -655,7 +655,7 @@ mod tests {
         for n in [0, 63, 64, 16383, 16384, u32::MAX as u64, u64::MAX] {
             let mut out = Vec::new();
             write_len(&mut out, n);
-            assert_eq!(Reader::new(&out).len().unwrap(), n);
+            assert_eq!(Reader::new(&out).length().unwrap(), n);
         }
     }
 

@@ -182,15 +182,15 @@ pub fn load(
         match t {
             op::EOF => break,
             op::SELECTDB => {
-                let n = r.len()?;
+                let n = r.length()?;
                 if n >= dbnum as u64 {
                     return Err(Error::Bad("DB index out of range for --dbnum"));
                 }
                 db = n as usize;
             }
             op::RESIZEDB => {
-                r.len()?;
-                r.len()?;
+                r.length()?;
+                r.length()?;
             }
             op::AUX => {
                 let k = r.string()?.into_owned();
@@ -199,12 +199,12 @@ pub fn load(
             }
             op::EXPIRETIME_MS => expire_at = r.u64_le()?,
             op::EXPIRETIME => expire_at = u64::from(r.u32_le()?) * 1000,
-            op::IDLE => idle = Some(r.len()?),
+            op::IDLE => idle = Some(r.length()?),
             op::FREQ => freq = Some(r.byte()?),
             op::FUNCTION2 => stats.functions.push(r.string()?.into_owned()),
             op::FUNCTION_PRE_GA => return Err(Error::Unsupported("pre-release function")),
             op::MODULE_AUX => {
-                let id = r.len()?;
+                let id = r.length()?;
                 return Err(Error::Module(codec::module_type_name(id)));
             }
             _ => {

@@ -298,8 +298,7 @@ pub fn zipmap(blob: &[u8]) -> Result<Vec<&[u8]>> {
             _ => None,
         })
     };
-    loop {
-        let Some(klen) = len_at(&mut p)? else { break };
+    while let Some(klen) = len_at(&mut p)? {
         out.push(slice(blob, p, klen)?);
         p += klen;
         let vlen = len_at(&mut p)?.ok_or(Error::Bad("zipmap field without value"))?;
