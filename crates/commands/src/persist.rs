@@ -90,6 +90,7 @@ pub struct Persistence {
     saves: AtomicU64,
     pub loading: AtomicBool,
     loading_started: AtomicU64,
+    loading_bytes: AtomicU64,
     loaded_keys: AtomicU64,
     loaded_expired: AtomicU64,
     keys_total: AtomicU64,
@@ -110,6 +111,7 @@ impl Default for Persistence {
             saves: AtomicU64::new(0),
             loading: AtomicBool::new(false),
             loading_started: AtomicU64::new(0),
+            loading_bytes: AtomicU64::new(0),
             loaded_keys: AtomicU64::new(0),
             loaded_expired: AtomicU64::new(0),
             keys_total: AtomicU64::new(0),
@@ -668,6 +670,8 @@ pub fn load_file(server: &Server, path: &std::path::Path) -> Result<file::LoadSt
     let p = &server.persistence;
     p.loading.store(true, Relaxed);
     p.loading_started.store(now_ms() / 1000, Relaxed);
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    p.loading_bytes.store(size, Relaxed);
     let result = load_into(server, path);
     p.loading.store(false, Relaxed);
     if let Ok(s) = &result {
@@ -873,6 +877,7 @@ pub struct InfoFields {
     pub loaded_keys: u64,
     pub loaded_expired: u64,
     pub loading_started: u64,
+    pub loading_bytes: u64,
 }
 
 pub fn info_fields(server: &Server) -> InfoFields {
@@ -899,6 +904,7 @@ pub fn info_fields(server: &Server) -> InfoFields {
         loaded_keys: p.loaded_keys.load(Relaxed),
         loaded_expired: p.loaded_expired.load(Relaxed),
         loading_started: p.loading_started.load(Relaxed),
+        loading_bytes: p.loading_bytes.load(Relaxed),
     }
 }
 

@@ -396,9 +396,6 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("current_fork_perc", &"0.00");
                 line("current_save_keys_processed", &p.keys_processed);
                 line("current_save_keys_total", &p.keys_total);
-                if p.loading {
-                    line("loading_start_time", &p.loading_started);
-                }
                 line("rdb_changes_since_last_save", &sums.dirty);
                 line("rdb_bgsave_in_progress", &u8::from(p.bgsave_in_progress));
                 line("rdb_last_save_time", &srv.lastsave.load(Relaxed));
@@ -424,6 +421,10 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("aof_last_cow_size", &0);
                 line("module_fork_in_progress", &0);
                 line("module_fork_last_cow_size", &0);
+                if p.loading {
+                    line("loading_start_time", &p.loading_started);
+                    line("loading_total_bytes", &p.loading_bytes);
+                }
             }
             "stats" => {
                 let t = t.as_ref().expect("counters gathered");
