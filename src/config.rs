@@ -13,6 +13,8 @@ pub struct Options {
     pub threads: usize,
     pub dbnum: usize,
     pub hz: u64,
+    /// Dragonfly's `--snapshot_cron` (checked when applied to the config).
+    pub snapshot_cron: String,
 }
 
 impl Default for Options {
@@ -25,6 +27,7 @@ impl Default for Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             dbnum: 16,
             hz: 10,
+            snapshot_cron: String::new(),
         }
     }
 }
@@ -73,6 +76,9 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 }
             }
             "hz" => o.hz = number("hz", &value("hz")?)?,
+            "snapshot_cron" => o.snapshot_cron = value("snapshot_cron")?,
+            // Damselfly writes Redis-compatible RDB whatever the format asked.
+            "df_snapshot_format" | "nodf_snapshot_format" => {}
             _ => return Err(format!("ERROR: unknown command line flag '{name}'")),
         }
     }

@@ -10,6 +10,7 @@ mod hll;
 mod keys;
 mod lists;
 mod multi;
+mod persistence;
 mod protocol;
 mod server;
 mod sets;

@@ -75,6 +75,11 @@ pub fn execute(
         reject(stats, client, reply, &CmdError::NoAuth);
         return None;
     }
+    if let Some(err) = crate::persist::refusal(server, e) {
+        stats.commands[e.id].rejected.add(1);
+        reject(stats, client, reply, &err);
+        return None;
+    }
     if client.multi.is_some() {
         if e.has(flag::NO_MULTI) {
             stats.commands[e.id].rejected.add(1);

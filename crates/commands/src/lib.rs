@@ -26,6 +26,7 @@ mod geo;
 mod hash;
 mod hyperloglog;
 mod list;
+pub mod persist;
 mod server;
 mod set;
 mod sort;
