@@ -2,9 +2,9 @@
 //! one value of each type, in the encodings Redis 7.0 writes and every
 //! encoding older versions wrote.
 //!
-//! Adding a type (streams) means: a type byte in `ty`, an arm in
-//! `value_type` and `write_value` for its encoding, and an arm in
-//! `read_value` for each RDB type that carries it.
+//! Adding a type means: a type byte in `ty`, an arm in `value_type` and
+//! `write_value` for its encoding, and an arm in `read_value` for each RDB
+//! type that carries it. Streams live in `stream.rs`.
 
 use crate::packed::{self, Item, ListpackWriter};
 use crate::{Error, Result};
@@ -152,6 +152,7 @@ pub fn value_type(v: &Value) -> u8 {
         Value::Set(_) => ty::SET,
         Value::ZSet(z) if z.encoding() == "listpack" => ty::ZSET_LISTPACK,
         Value::ZSet(_) => ty::ZSET_2,
+        Value::Stream(_) => ty::STREAM_LISTPACKS_2,
     }
 }
 
@@ -218,6 +219,7 @@ pub fn write_object(out: &mut Vec<u8>, v: &Value, limits: &Limits) {
                 out.extend_from_slice(&s.to_le_bytes());
             });
         }
+        Value::Stream(s) => crate::stream::write(out, s),
     }
 }
 
@@ -353,7 +355,7 @@ impl<'a> Reader<'a> {
 
     /// A length that must fit in what is left (each counted item takes at
     /// least one byte), as a usize.
-    fn count(&mut self) -> Result<usize> {
+    pub(crate) fn count(&mut self) -> Result<usize> {
         let n = self.length()?;
         if n > self.remaining() as u64 {
             return Err(Error::Truncated);
@@ -600,8 +602,9 @@ pub fn read_value(t: u8, r: &mut Reader<'_>, limits: &Limits) -> Result<Value> {
             let id = r.length()?;
             return Err(Error::Module(module_type_name(id)));
         }
+        // An empty stream is a value (XADD MAXLEN 0, XDEL), kept.
         ty::STREAM_LISTPACKS | ty::STREAM_LISTPACKS_2 | ty::STREAM_LISTPACKS_3 => {
-            return Err(Error::Unsupported("stream"));
+            Value::Stream(Box::new(crate::stream::read(t, r)?))
         }
         _ => return Err(Error::UnknownType(t)),
     };

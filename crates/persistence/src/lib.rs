@@ -16,6 +16,7 @@ pub mod dump;
 pub mod file;
 pub mod packed;
 pub mod snapshot;
+pub mod stream;
 
 pub use codec::{Limits, Reader, RDB_VERSION};
 
