@@ -15,6 +15,7 @@ mod protocol;
 mod server;
 mod sets;
 mod sort;
+mod stream_persistence;
 mod streams;
 mod strings;
 mod zsets;

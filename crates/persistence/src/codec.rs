@@ -105,14 +105,12 @@ pub fn write_string(out: &mut Vec<u8>, s: &[u8]) {
     if s.len() > 20 {
         // Redis keeps the compressed form only when it saves at least
         // four bytes (its output buffer is four bytes short of the input).
-        if let Ok(c) = lzf::compress(s) {
-            if c.len() + 4 <= s.len() {
-                out.push(0xC3);
-                write_len(out, c.len() as u64);
-                write_len(out, s.len() as u64);
-                out.extend_from_slice(&c);
-                return;
-            }
+        if let Some(c) = crate::lzf::compress(s, s.len() - 4) {
+            out.push(0xC3);
+            write_len(out, c.len() as u64);
+            write_len(out, s.len() as u64);
+            out.extend_from_slice(&c);
+            return;
         }
     }
     write_len(out, s.len() as u64);

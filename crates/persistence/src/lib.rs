@@ -14,6 +14,7 @@
 pub mod codec;
 pub mod dump;
 pub mod file;
+mod lzf;
 pub mod packed;
 pub mod snapshot;
 pub mod stream;

@@ -302,3 +302,135 @@ pub fn read(t: u8, r: &mut Reader<'_>) -> Result<Stream> {
     }
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{read_value, write_value, Limits};
+    use damselfly_core::stream::Limits as NodeLimits;
+    use damselfly_storage::Value;
+
+    /// A stream with several nodes, tombstones, mixed field layouts and a
+    /// group whose PEL is split between two consumers.
+    fn sample() -> Stream {
+        let mut s = Stream::new();
+        let limits = NodeLimits {
+            max_entries: 3,
+            max_bytes: 0,
+        };
+        for i in 1..=10u64 {
+            let v = i.to_string();
+            let fields: Vec<&[u8]> = if i % 3 == 0 {
+                vec![b"other", v.as_bytes(), b"x", b"-70000"]
+            } else {
+                vec![b"a", v.as_bytes()]
+            };
+            s.append(StreamId::new(i, i), &fields, limits);
+        }
+        s.delete(StreamId::new(2, 2));
+        s.delete(StreamId::new(4, 4));
+        s.max_deleted = StreamId::new(4, 4);
+        let mut g = Group::new(StreamId::new(6, 6), 6);
+        for (id, who) in [(1, &b"alice"[..]), (5, b"bob"), (6, b"alice")] {
+            g.consumer(who, Some(1_700_000_000_000 + id));
+            g.deliver(StreamId::new(id, id), who, 1_700_000_000_500 + id);
+        }
+        g.consumer(b"idle", Some(5));
+        s.groups.insert(b"g".to_vec(), g);
+        s.groups.insert(
+            b"7".to_vec(),
+            Group::new(StreamId::MIN, INVALID_ENTRIES_READ),
+        );
+        s
+    }
+
+    fn encode(s: &Stream) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_value(
+            &mut out,
+            &Value::Stream(Box::new(s.clone())),
+            &Limits::default(),
+        );
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Value> {
+        let mut r = Reader::new(&bytes[1..]);
+        let v = read_value(bytes[0], &mut r, &Limits::default())?;
+        if r.remaining() != 0 {
+            return Err(Error::Bad("trailing bytes"));
+        }
+        Ok(v)
+    }
+
+    #[test]
+    fn streams_round_trip_node_for_node() {
+        let s = sample();
+        let bytes = encode(&s);
+        assert_eq!(bytes[0], ty::STREAM_LISTPACKS_2);
+        assert_eq!(decode(&bytes).unwrap(), Value::Stream(Box::new(s.clone())));
+        let empty = Stream::new();
+        assert_eq!(
+            decode(&encode(&empty)).unwrap(),
+            Value::Stream(Box::new(empty))
+        );
+    }
+
+    #[test]
+    fn redis_7_2_consumer_active_time_is_read_and_dropped() {
+        let s = sample();
+        let mut bytes = encode(&s);
+        bytes[0] = ty::STREAM_LISTPACKS_3;
+        // Insert an active time after each consumer's seen time.
+        for c in [&b"alice"[..], b"bob", b"idle"] {
+            let seen = s.groups[&b"g".to_vec()].consumers[c]
+                .seen_time
+                .to_le_bytes();
+            let mut name = vec![c.len() as u8];
+            name.extend_from_slice(c);
+            name.extend_from_slice(&seen);
+            let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+            bytes.splice(at..at, 99u64.to_le_bytes());
+        }
+        assert_eq!(decode(&bytes).unwrap(), Value::Stream(Box::new(s)));
+    }
+
+    #[test]
+    fn hostile_stream_bytes_fail_without_panicking() {
+        let bytes = encode(&sample());
+        for cut in 1..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        for t in [
+            ty::STREAM_LISTPACKS,
+            ty::STREAM_LISTPACKS_2,
+            ty::STREAM_LISTPACKS_3,
+        ] {
+            for at in 1..bytes.len() {
+                for x in [0x00, 0x01, 0x40, 0x7F, 0x80, 0xFF] {
+                    let mut b = bytes.clone();
+                    b[0] = t;
+                    b[at] ^= x;
+                    // Whatever loads must write and load back the same.
+                    if let Ok(Value::Stream(s)) = decode(&b) {
+                        assert_eq!(decode(&encode(&s)).unwrap(), Value::Stream(s));
+                    }
+                }
+            }
+        }
+        // A node count, PEL size or listpack claiming far more than the
+        // bytes left.
+        for b in [
+            &[19, 0x81, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..],
+            &[
+                19, 1, 16, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x80, 0xFF, 0xFF, 0xFF,
+                0xFF,
+            ][..],
+            &[
+                19, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, b'g', 0, 0, 0, 0x80, 0xFF, 0xFF, 0xFF, 0xFF,
+            ][..],
+        ] {
+            assert!(decode(b).is_err());
+        }
+    }
+}
