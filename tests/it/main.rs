@@ -12,6 +12,7 @@ mod lists;
 mod multi;
 mod persistence;
 mod protocol;
+mod scripting;
 mod server;
 mod sets;
 mod sort;

@@ -82,6 +82,8 @@ pub struct Client {
     /// True while EXEC runs the queued commands: blocking commands reply as
     /// if they timed out.
     pub in_exec: bool,
+    /// The pseudo-client a Lua script's commands run as.
+    pub in_script: bool,
 }
 
 /// A transaction being queued.
@@ -104,6 +106,7 @@ impl Client {
             watches: Vec::new(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             in_exec: false,
+            in_script: false,
         }
     }
 

@@ -27,6 +27,7 @@ mod hash;
 mod hyperloglog;
 mod list;
 pub mod persist;
+pub mod scripting;
 mod server;
 mod set;
 mod sort;
@@ -36,7 +37,7 @@ mod string;
 mod transactions;
 
 pub use client::{Client, ClientInfo};
-pub use dispatch::execute;
+pub use dispatch::{execute, Wait};
 pub use error::{CmdError, CmdResult};
 pub use state::{Host, Server, ServerOptions, ThreadStats};
 pub use transactions::release as release_client;

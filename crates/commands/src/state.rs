@@ -108,6 +108,8 @@ pub struct Server {
     pub blocked: Mutex<HashMap<u64, Arc<crate::list::Waiter>>>,
     /// Snapshot state: SAVE/BGSAVE, loading, INFO persistence.
     pub persistence: crate::persist::Persistence,
+    /// Lua scripts and functions.
+    pub scripting: crate::scripting::Scripting,
 }
 
 thread_local! {
@@ -145,6 +147,7 @@ impl Server {
             stats: Mutex::new(Vec::new()),
             blocked: Mutex::new(HashMap::new()),
             persistence: Default::default(),
+            scripting: Default::default(),
         }
     }
 
