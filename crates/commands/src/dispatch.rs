@@ -104,6 +104,11 @@ pub fn execute(
             return None;
         }
     }
+    if let Some(err) = crate::persist::refusal(server, e) {
+        stats.commands[e.id].rejected.add(1);
+        reject(stats, client, reply, &err);
+        return None;
+    }
     if !e.has(flag::ALLOW_BUSY) {
         if let Some(err) = server.scripting.busy(server, client.id()) {
             stats.commands[e.id].rejected.add(1);
