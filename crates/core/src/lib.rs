@@ -13,6 +13,7 @@ pub mod list;
 pub mod set;
 pub mod slot;
 pub mod table;
+pub mod zpack;
 pub mod zset;
 
 pub use bytes::CompactBytes;
