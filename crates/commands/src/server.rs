@@ -2,7 +2,11 @@
 
 mod info;
 mod introspect;
+mod keys;
+mod keyspecs;
 mod tips;
+
+pub use keys::movable as movable_keys;
 
 use crate::args::{eq, lossy};
 use crate::cmd;
