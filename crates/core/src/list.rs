@@ -14,6 +14,8 @@
 //! the key when the last element goes); `List` itself allows empty for
 //! building and tests.
 
+// The length prefix is the hash listpack's LEB128.
+use crate::hash::{len_size as varint_len, put_len, read_entry};
 use std::collections::VecDeque;
 
 /// Which end of a list.
@@ -29,10 +31,6 @@ pub const DEFAULT_FILL: i64 = -2;
 /// Bytes a node may hold under a positive fill.
 const SIZE_SAFETY_LIMIT: usize = 8192;
 
-fn varint_len(n: usize) -> usize {
-    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
-}
-
 /// Bytes one entry of `n` bytes takes in a node.
 fn entry_size(n: usize) -> usize {
     let body = varint_len(n) + n;
@@ -40,16 +38,7 @@ fn entry_size(n: usize) -> usize {
 }
 
 fn put_entry(out: &mut Vec<u8>, v: &[u8]) {
-    let mut n = v.len();
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(b);
-            break;
-        }
-        out.push(b | 0x80);
-    }
+    put_len(out, v.len());
     out.extend_from_slice(v);
     // The size of length and bytes, most significant group first, every
     // group but the first flagged, so it reads from the right.
@@ -62,19 +51,10 @@ fn put_entry(out: &mut Vec<u8>, v: &[u8]) {
 }
 
 /// The entry starting at `pos`: (bytes start, bytes end, next entry).
-fn read_fwd(buf: &[u8], mut pos: usize) -> (usize, usize, usize) {
-    let mut n = 0usize;
-    let mut shift = 0;
-    while let Some(&b) = buf.get(pos) {
-        pos += 1;
-        n |= usize::from(b & 0x7f) << shift;
-        shift += 7;
-        if b & 0x80 == 0 {
-            break;
-        }
-    }
-    let end = (pos + n).min(buf.len());
-    (pos, end, end + varint_len(n + varint_len(n)))
+fn read_fwd(buf: &[u8], pos: usize) -> (usize, usize, usize) {
+    let (start, end) = read_entry(buf, pos);
+    let n = end - start;
+    (start, end, end + varint_len(n + varint_len(n)))
 }
 
 /// The start of the entry that ends at `end`.
