@@ -242,6 +242,10 @@ impl List {
         if let Some(n) = full {
             n.buf.shrink_to_fit();
         }
+        // Most lists fit one node: do not let the deque start at four.
+        if self.nodes.capacity() == 0 {
+            self.nodes.reserve_exact(1);
+        }
         match end {
             End::Head => self.nodes.push_front(Node::single(v)),
             End::Tail => self.nodes.push_back(Node::single(v)),
