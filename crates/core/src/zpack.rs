@@ -1,41 +1,39 @@
 //! The packed (`listpack`) sorted-set encoding: every (member, score) pair
 //! in one byte buffer, sorted by score then member, sized exactly.
 //!
-//! A pair is one of two forms, chosen by the pair alone (so every pair has
-//! exactly one encoding):
-//! - compact, `0LLLLSSS SSSSSSSS` then the member's bytes: a member of at
-//!   most 15 bytes that is not an integer, with an integral score in
-//!   0..=2047 (leaderboard-style sets pay 2 bytes per member beyond the
-//!   member's text);
+//! A pair may start with a marker byte `0xE8..=0xFF`: its member shares its
+//! first `marker - 0xE7` (2 to 24) bytes with the previous pair's member,
+//! and only the rest (the suffix) is stored (front coding: members of one
+//! set often share a prefix, `user:`, `member:0`). Then one of two forms:
+//! - compact, `0LLLLSSS SSSSSSSS` then the suffix: a suffix of at most 15
+//!   bytes of a member that is not an integer, with an integral score in
+//!   0..=2047 (leaderboard-style sets pay 2 bytes per pair beyond the
+//!   suffix);
 //! - general: a member entry (tag >= 0x80) then a score entry.
 //!
-//! Member entry tags: `10LLLLLL` string of 0..=63 bytes; `110LLLLL LLLLLLLL`
-//! string of up to 8191 bytes; `0xE0` + 4-byte length, a longer string;
+//! Member entry tags: `10LLLLLL` suffix of 0..=63 bytes; `110LLLLL LLLLLLLL`
+//! suffix of up to 8191 bytes; `0xE0` + 4-byte length, a longer suffix;
 //! `0xE1..=0xE6`, a member that is a canonical integer (as Redis's
-//! string2ll reads it), stored in 1, 2, 3, 4, 6 or 8 little-endian bytes.
+//! string2ll reads it), stored in 1, 2, 3, 4, 6 or 8 little-endian bytes
+//! (never after a marker).
 //! Score entry tags: `0x00..=0xBF` the integer itself; `110SSSSS SSSSSSSS`
 //! a 13-bit two's-complement integer; `0xE1..=0xE4` an integer in 3, 4, 6
 //! or 8 bytes; `0xE5` an f32 that holds the score exactly; `0xE6` an f64.
 //!
 //! Invariants: pairs are in (score, member) order with no member twice;
 //! scores are never NaN and never -0 (stored as 0, as Redis's text form
-//! of a packed score has no sign on zero); the buffer holds exactly the
-//! bytes of its pairs (no spare capacity is kept on purpose).
+//! of a packed score has no sign on zero); a pair's marker never claims
+//! more bytes than the previous member has, so a pair decodes only after
+//! its predecessor, and removing or inserting a pair re-encodes the pair
+//! after it; the buffer holds exactly the bytes of its pairs.
 
-use crate::set::{format_i64, parse_i64, IntText};
+use crate::set::{format_i64, parse_i64};
 use std::cmp::Ordering;
 
-/// A member as stored: its bytes, or the integer its text spells.
-#[derive(Clone, Copy)]
-pub(crate) enum Mem<'a> {
-    Str(&'a [u8]),
-    Int(i64),
-}
-
-/// A member's bytes, borrowed from the buffer or formatted from an integer.
+/// A member's bytes, borrowed or rebuilt from the packed form.
 pub enum Elem<'a> {
     Bytes(&'a [u8]),
-    Int(IntText),
+    Owned(Vec<u8>),
 }
 
 impl std::ops::Deref for Elem<'_> {
@@ -43,31 +41,7 @@ impl std::ops::Deref for Elem<'_> {
     fn deref(&self) -> &[u8] {
         match self {
             Elem::Bytes(b) => b,
-            Elem::Int(t) => t.as_bytes(),
-        }
-    }
-}
-
-impl<'a> Mem<'a> {
-    pub(crate) fn elem(self) -> Elem<'a> {
-        match self {
-            Mem::Str(b) => Elem::Bytes(b),
-            Mem::Int(n) => Elem::Int(format_i64(n)),
-        }
-    }
-
-    fn of(member: &'a [u8]) -> Mem<'a> {
-        match parse_i64(member) {
-            Some(n) => Mem::Int(n),
-            None => Mem::Str(member),
-        }
-    }
-
-    fn eq(self, other: Mem<'_>) -> bool {
-        match (self, other) {
-            (Mem::Str(a), Mem::Str(b)) => a == b,
-            (Mem::Int(a), Mem::Int(b)) => a == b,
-            _ => false,
+            Elem::Owned(v) => v,
         }
     }
 }
@@ -160,40 +134,63 @@ fn read_score(buf: &[u8], pos: usize) -> (f64, usize) {
     }
 }
 
-/// Appends the encoding of one pair.
-fn put_pair(out: &mut Vec<u8>, member: Mem<'_>, score: f64) {
-    match member {
-        Mem::Str(b) => {
-            if let (true, Some(s @ 0..=2047)) = (b.len() <= 15, integral(score)) {
-                out.push(((b.len() as u8) << 3) | (s >> 8) as u8);
-                out.push(s as u8);
-                out.extend_from_slice(b);
-                return;
-            }
-            let n = b.len();
-            if n <= 63 {
-                out.push(0x80 | n as u8);
-            } else if n <= 8191 {
-                out.push(0xC0 | (n >> 8) as u8);
-                out.push(n as u8);
-            } else {
-                out.push(0xE0);
-                out.extend_from_slice(&(n as u32).to_le_bytes());
-            }
-            out.extend_from_slice(b);
-        }
-        Mem::Int(n) => {
-            let w = int_width(n, 0);
-            out.push(0xE1 + w as u8);
-            put_int(out, n, INT_SIZES[w]);
-        }
+/// Markers for a shared prefix of 2..=24 bytes.
+const MARKER: u8 = 0xE7;
+const MAX_SHARED: usize = 24;
+
+/// Appends the encoding of one pair that follows a pair whose member is
+/// `prev` (empty for the first pair).
+fn put_pair(out: &mut Vec<u8>, prev: &[u8], member: &[u8], score: f64) {
+    if let Some(n) = parse_i64(member) {
+        let w = int_width(n, 0);
+        out.push(0xE1 + w as u8);
+        put_int(out, n, INT_SIZES[w]);
+        put_score(out, score);
+        return;
     }
+    let shared = prev
+        .iter()
+        .zip(member)
+        .take(MAX_SHARED)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let suffix = if shared >= 2 {
+        out.push(MARKER + shared as u8);
+        &member[shared..]
+    } else {
+        member
+    };
+    if let (true, Some(s @ 0..=2047)) = (suffix.len() <= 15, integral(score)) {
+        out.push(((suffix.len() as u8) << 3) | (s >> 8) as u8);
+        out.push(s as u8);
+        out.extend_from_slice(suffix);
+        return;
+    }
+    let n = suffix.len();
+    if n <= 63 {
+        out.push(0x80 | n as u8);
+    } else if n <= 8191 {
+        out.push(0xC0 | (n >> 8) as u8);
+        out.push(n as u8);
+    } else {
+        out.push(0xE0);
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+    }
+    out.extend_from_slice(suffix);
     put_score(out, score);
 }
 
-/// Reads the pair at `pos`: (member, score, end).
-fn read_pair(buf: &[u8], pos: usize) -> (Mem<'_>, f64, usize) {
-    let tag = buf.get(pos).copied().unwrap_or(0);
+/// Reads the pair at `pos` whose predecessor's member is in `text`,
+/// leaving this pair's member there; returns (score, end).
+fn read_pair(buf: &[u8], mut pos: usize, text: &mut Vec<u8>) -> (f64, usize) {
+    let mut tag = buf.get(pos).copied().unwrap_or(0);
+    if tag > MARKER {
+        text.truncate(usize::from(tag - MARKER));
+        pos += 1;
+        tag = buf.get(pos).copied().unwrap_or(0);
+    } else {
+        text.clear();
+    }
     let slice = |from: usize, len: usize| {
         let end = (from + len).min(buf.len());
         buf.get(from.min(end)..end).unwrap_or_default()
@@ -201,81 +198,83 @@ fn read_pair(buf: &[u8], pos: usize) -> (Mem<'_>, f64, usize) {
     if tag < 0x80 {
         let len = usize::from(tag >> 3);
         let s = (u16::from(tag & 7) << 8) | u16::from(buf.get(pos + 1).copied().unwrap_or(0));
-        return (Mem::Str(slice(pos + 2, len)), f64::from(s), pos + 2 + len);
+        text.extend_from_slice(slice(pos + 2, len));
+        return (f64::from(s), pos + 2 + len);
     }
-    let (member, end) = match tag {
+    let end = match tag {
         0x80..=0xBF => {
             let len = usize::from(tag & 0x3F);
-            (Mem::Str(slice(pos + 1, len)), pos + 1 + len)
+            text.extend_from_slice(slice(pos + 1, len));
+            pos + 1 + len
         }
         0xC0..=0xDF => {
             let len = (usize::from(tag & 0x1F) << 8)
                 | usize::from(buf.get(pos + 1).copied().unwrap_or(0));
-            (Mem::Str(slice(pos + 2, len)), pos + 2 + len)
+            text.extend_from_slice(slice(pos + 2, len));
+            pos + 2 + len
         }
         0xE0 => {
             let mut b = [0u8; 4];
             let l = slice(pos + 1, 4);
             b[..l.len()].copy_from_slice(l);
             let len = u32::from_le_bytes(b) as usize;
-            (Mem::Str(slice(pos + 5, len)), pos + 5 + len)
+            text.extend_from_slice(slice(pos + 5, len));
+            pos + 5 + len
         }
         _ => {
             let w = INT_SIZES[usize::from(tag - 0xE1).min(INT_SIZES.len() - 1)];
-            (Mem::Int(get_int(slice(pos + 1, w), w)), pos + 1 + w)
+            text.extend_from_slice(format_i64(get_int(slice(pos + 1, w), w)).as_bytes());
+            pos + 1 + w
         }
     };
-    let (score, end) = read_score(buf, end);
-    (member, score, end)
+    read_score(buf, end)
 }
 
-/// Compares a stored member with raw member bytes.
-fn cmp_mem(m: Mem<'_>, bytes: &[u8]) -> Ordering {
-    match m {
-        Mem::Str(b) => b.cmp(bytes),
-        Mem::Int(n) => format_i64(n).as_bytes().cmp(bytes),
+/// A walk over the pairs, keeping the current and previous members.
+struct Walk<'a> {
+    buf: &'a [u8],
+    /// Where the current pair starts, and where the next one does.
+    start: usize,
+    pos: usize,
+    /// The current pair's member and score.
+    text: Vec<u8>,
+    score: f64,
+    /// The member of the pair before the current one.
+    prev: Vec<u8>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(buf: &'a [u8]) -> Walk<'a> {
+        Walk {
+            buf,
+            start: 0,
+            pos: 0,
+            text: Vec::new(),
+            score: 0.0,
+            prev: Vec::new(),
+        }
     }
-}
 
-/// Calls `f` with the member's bytes.
-pub(crate) fn with_bytes<R>(m: Mem<'_>, f: impl FnOnce(&[u8]) -> R) -> R {
-    match m {
-        Mem::Str(b) => f(b),
-        Mem::Int(n) => f(format_i64(n).as_bytes()),
+    /// Moves to the next pair; false past the last.
+    fn step(&mut self) -> bool {
+        if self.pos >= self.buf.len() {
+            return false;
+        }
+        std::mem::swap(&mut self.prev, &mut self.text);
+        self.text.clear();
+        self.text.extend_from_slice(&self.prev);
+        self.start = self.pos;
+        let (score, end) = read_pair(self.buf, self.pos, &mut self.text);
+        self.score = score;
+        self.pos = end;
+        true
     }
-}
-
-/// Where one pair lies.
-#[derive(Clone, Copy)]
-pub(crate) struct At {
-    pub start: usize,
-    pub end: usize,
-    pub score: f64,
 }
 
 #[derive(Clone, Default, PartialEq)]
 pub(crate) struct ZPack {
     buf: Vec<u8>,
     len: u32,
-}
-
-pub(crate) struct Iter<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Iterator for Iter<'a> {
-    /// (member, score, start of the pair)
-    type Item = (Mem<'a>, f64, usize);
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.buf.len() {
-            return None;
-        }
-        let start = self.pos;
-        let (m, s, end) = read_pair(self.buf, start);
-        self.pos = end;
-        Some((m, s, start))
-    }
 }
 
 impl ZPack {
@@ -287,122 +286,166 @@ impl ZPack {
         self.buf.capacity()
     }
 
-    pub(crate) fn iter(&self) -> Iter<'_> {
-        Iter {
-            buf: &self.buf,
-            pos: 0,
+    /// Visits every pair in order: (member, score).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8], f64)) {
+        let mut w = Walk::new(&self.buf);
+        while w.step() {
+            f(&w.text, w.score);
         }
     }
 
-    pub(crate) fn find(&self, member: &[u8]) -> Option<At> {
-        let want = Mem::of(member);
-        let mut it = self.iter();
-        while let Some((m, score, start)) = it.next() {
-            if m.eq(want) {
-                return Some(At {
-                    start,
-                    end: it.pos,
-                    score,
-                });
+    pub(crate) fn score(&self, member: &[u8]) -> Option<f64> {
+        let mut w = Walk::new(&self.buf);
+        while w.step() {
+            if w.text == member {
+                return Some(w.score);
             }
         }
         None
     }
 
-    /// Inserts a member known to be absent, in order.
-    pub(crate) fn insert(&mut self, member: &[u8], score: f64) {
-        let score = score + 0.0;
-        let at = self
-            .iter()
-            .find(|(m, s, _)| {
-                let ord = match s.partial_cmp(&score) {
-                    Some(Ordering::Equal) | None => cmp_mem(*m, member),
-                    Some(o) => o,
-                };
-                ord != Ordering::Less
-            })
-            .map_or(self.buf.len(), |(_, _, start)| start);
-        let mut pair = Vec::with_capacity(16);
-        put_pair(&mut pair, Mem::of(member), score);
+    /// Replaces the bytes `start..end` (whole pairs, the first following a
+    /// pair whose member is `prev`, the last having member `last`) with
+    /// `new` pairs, and re-encodes the pair after them against its new
+    /// predecessor.
+    fn replace(
+        &mut self,
+        start: usize,
+        end: usize,
+        prev: &[u8],
+        last: &[u8],
+        new: &[(&[u8], f64)],
+    ) {
+        let mut out = Vec::new();
+        let mut before = prev;
+        for (m, s) in new {
+            put_pair(&mut out, before, m, *s);
+            before = m;
+        }
+        let mut stop = end;
+        if end < self.buf.len() {
+            let mut text = last.to_vec();
+            let (score, next) = read_pair(&self.buf, end, &mut text);
+            put_pair(&mut out, before, &text, score);
+            stop = next;
+        }
+        let grow = out.len().saturating_sub(stop - start);
         // Exact growth, as a listpack: many small sets, each otherwise up
         // to half empty.
-        self.buf.reserve_exact(pair.len());
-        self.buf.splice(at..at, pair);
-        self.len += 1;
-    }
-
-    /// Removes the pair at `at` (from `find`).
-    pub(crate) fn remove(&mut self, at: At) {
-        self.buf.drain(at.start..at.end);
-        self.len -= 1;
-        self.shrink();
-    }
-
-    fn shrink(&mut self) {
+        self.buf.reserve_exact(grow);
+        self.buf.splice(start..stop, out);
         if self.buf.capacity() > self.buf.len() + self.buf.len() / 4 {
             self.buf.shrink_to_fit();
         }
     }
 
-    /// The byte offset of the pair of rank `k` (the buffer's end past the
-    /// last).
-    fn offset(&self, k: usize) -> usize {
-        self.iter()
-            .nth(k)
-            .map_or(self.buf.len(), |(_, _, start)| start)
+    /// Inserts a member known to be absent, in order.
+    pub(crate) fn insert(&mut self, member: &[u8], score: f64) {
+        let score = score + 0.0;
+        let mut w = Walk::new(&self.buf);
+        let mut at = None;
+        while w.step() {
+            let ord = match w.score.partial_cmp(&score) {
+                Some(Ordering::Equal) | None => w.text.as_slice().cmp(member),
+                Some(o) => o,
+            };
+            if ord != Ordering::Less {
+                at = Some((w.start, std::mem::take(&mut w.prev)));
+                break;
+            }
+        }
+        let (start, prev) = at.unwrap_or_else(|| (self.buf.len(), std::mem::take(&mut w.text)));
+        self.replace(start, start, &prev, &prev, &[(member, score)]);
+        self.len += 1;
     }
 
-    pub(crate) fn get(&self, k: usize) -> Option<(Mem<'_>, f64)> {
-        self.iter().nth(k).map(|(m, s, _)| (m, s))
+    /// Removes `member`; returns its score.
+    pub(crate) fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let mut w = Walk::new(&self.buf);
+        while w.step() {
+            if w.text == member {
+                let (start, end, score) = (w.start, w.pos, w.score);
+                let (prev, last) = (std::mem::take(&mut w.prev), std::mem::take(&mut w.text));
+                self.replace(start, end, &prev, &last, &[]);
+                self.len -= 1;
+                return Some(score);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn get(&self, k: usize) -> Option<(Vec<u8>, f64)> {
+        let mut w = Walk::new(&self.buf);
+        for _ in 0..=k {
+            if !w.step() {
+                return None;
+            }
+        }
+        Some((w.text, w.score))
     }
 
     /// How many leading pairs satisfy `pred`.
     pub(crate) fn prefix_len(&self, mut pred: impl FnMut(f64, &[u8]) -> bool) -> usize {
-        self.iter()
-            .take_while(|(m, s, _)| with_bytes(*m, |b| pred(*s, b)))
-            .count()
+        let mut w = Walk::new(&self.buf);
+        let mut n = 0;
+        while w.step() && pred(w.score, &w.text) {
+            n += 1;
+        }
+        n
     }
 
     /// Visits ranks `lo..hi` (clamped by the caller), backwards when `rev`.
     pub(crate) fn range(&self, lo: usize, hi: usize, rev: bool, f: &mut dyn FnMut(&[u8], f64)) {
-        let part = self.iter().skip(lo).take(hi - lo);
-        if rev {
-            let mut items: Vec<(Mem<'_>, f64)> = part.map(|(m, s, _)| (m, s)).collect();
-            items.reverse();
-            for (m, s) in items {
-                with_bytes(m, |b| f(b, s));
+        let mut w = Walk::new(&self.buf);
+        let mut kept = Vec::new();
+        for i in 0..hi {
+            if !w.step() {
+                break;
             }
-        } else {
-            for (m, s, _) in part {
-                with_bytes(m, |b| f(b, s));
+            if i < lo {
+                continue;
             }
+            if rev {
+                kept.push((w.text.clone(), w.score));
+            } else {
+                f(&w.text, w.score);
+            }
+        }
+        for (m, s) in kept.iter().rev() {
+            f(m, *s);
         }
     }
 
     /// Removes ranks `lo..hi` (clamped by the caller), handing each to `f`.
     pub(crate) fn remove_range(&mut self, lo: usize, hi: usize, f: &mut dyn FnMut(&[u8], f64)) {
-        let start = self.offset(lo);
-        let mut it = Iter {
-            buf: &self.buf,
-            pos: start,
-        };
-        for _ in lo..hi {
-            if let Some((m, s, _)) = it.next() {
-                with_bytes(m, |b| f(b, s));
+        let mut w = Walk::new(&self.buf);
+        let mut start = 0;
+        let mut prev = Vec::new();
+        for i in 0..hi {
+            if !w.step() {
+                break;
+            }
+            if i == lo {
+                start = w.start;
+                prev = w.prev.clone();
+            }
+            if i >= lo {
+                f(&w.text, w.score);
             }
         }
-        let end = it.pos;
-        self.buf.drain(start..end);
+        let (end, last) = (w.pos, std::mem::take(&mut w.text));
+        self.replace(start, end, &prev, &last, &[]);
         self.len -= (hi - lo) as u32;
-        self.shrink();
     }
 
     /// Builds from pairs already in order with distinct members.
     pub(crate) fn from_sorted(pairs: impl Iterator<Item = (Vec<u8>, f64)>) -> ZPack {
         let mut z = ZPack::default();
+        let mut prev = Vec::new();
         for (m, s) in pairs {
-            put_pair(&mut z.buf, Mem::of(&m), s + 0.0);
+            put_pair(&mut z.buf, &prev, &m, s + 0.0);
             z.len += 1;
+            prev = m;
         }
         z.buf.shrink_to_fit();
         z
@@ -433,6 +476,7 @@ mod tests {
             any::<i64>().prop_map(|n| n.to_string().into_bytes()),
             (-300i64..300).prop_map(|n| n.to_string().into_bytes()),
             proptest::collection::vec(any::<u8>(), 0..20),
+            proptest::collection::vec(b'a'..b'c', 0..30),
             proptest::collection::vec(any::<u8>(), 60..70),
             proptest::collection::vec(any::<u8>(), 8190..8193),
             Just(b"007".to_vec()),
@@ -442,20 +486,24 @@ mod tests {
 
     proptest! {
         #[test]
-        fn pairs_round_trip(m in member(), s in score()) {
+        fn pairs_round_trip(prev in member(), m in member(), s in score()) {
             let mut buf = Vec::new();
-            put_pair(&mut buf, Mem::of(&m), s + 0.0);
-            let (got, gs, end) = read_pair(&buf, 0);
+            put_pair(&mut buf, &prev, &m, s + 0.0);
+            let mut text = prev.clone();
+            let (gs, end) = read_pair(&buf, 0, &mut text);
             prop_assert_eq!(end, buf.len());
-            prop_assert_eq!(with_bytes(got, <[u8]>::to_vec), m);
+            prop_assert_eq!(text, m);
             prop_assert_eq!(gs.to_bits(), (s + 0.0).to_bits());
         }
     }
 
     #[test]
-    fn leaderboard_pairs_take_two_bytes_beyond_the_member() {
+    fn leaderboard_pairs_take_two_bytes_beyond_the_suffix() {
         let mut buf = Vec::new();
-        put_pair(&mut buf, Mem::of(b"member:042"), 999.0);
+        put_pair(&mut buf, b"", b"member:042", 999.0);
         assert_eq!(buf.len(), 12);
+        buf.clear();
+        put_pair(&mut buf, b"member:041", b"member:042", 999.0);
+        assert_eq!(buf.len(), 4);
     }
 }

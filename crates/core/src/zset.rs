@@ -2,7 +2,7 @@
 //!
 //! Two representations, as Redis 7.0 reports them through OBJECT ENCODING:
 //! - `listpack`: every (member, score) pair in one exactly-sized byte
-//!   buffer (`zpack.rs`), used while the set is small (at most
+//!   buffer (`zpack.rs`, members front-coded), used while the set is small (at most
 //!   `max_entries` elements, members at most `max_value` bytes). Every
 //!   operation is a linear walk over a few dozen pairs.
 //! - `skiplist`: an order-statistics treap (each node knows its subtree
@@ -19,7 +19,7 @@
 //!   a finished result back when it fits.
 
 use crate::table::{Keyed, Table};
-use crate::zpack::{self, ZPack};
+use crate::zpack::ZPack;
 use crate::CompactBytes;
 use std::cmp::Ordering;
 
@@ -492,7 +492,7 @@ impl ZSet {
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
-            Repr::Pack(p) => p.find(member).map(|at| at.score),
+            Repr::Pack(p) => p.score(member),
             Repr::Big(b) => b.dict.get(member).map(|s| s.score),
         }
     }
@@ -503,15 +503,13 @@ impl ZSet {
         };
         let mut dict = Table::new();
         let mut tree = Tree::new();
-        for (m, s, _) in p.iter() {
-            zpack::with_bytes(m, |m| {
-                dict.insert(Slot {
-                    member: CompactBytes::new(m),
-                    score: s,
-                });
-                tree.insert(s, CompactBytes::new(m));
+        p.for_each(|m, s| {
+            dict.insert(Slot {
+                member: CompactBytes::new(m),
+                score: s,
             });
-        }
+            tree.insert(s, CompactBytes::new(m));
+        });
         self.repr = Repr::Big(Box::new(Big { dict, tree }));
     }
 
@@ -564,11 +562,7 @@ impl ZSet {
     /// Removes `member`; returns its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
         match &mut self.repr {
-            Repr::Pack(p) => {
-                let at = p.find(member)?;
-                p.remove(at);
-                Some(at.score)
-            }
+            Repr::Pack(p) => p.remove(member),
             Repr::Big(b) => {
                 let slot = b.dict.remove(member)?;
                 b.tree.remove_elem(slot.score, member);
@@ -596,7 +590,7 @@ impl ZSet {
     /// The element at ascending rank `k`; the member derefs to its bytes.
     pub fn get(&self, k: usize) -> Option<(Elem<'_>, f64)> {
         match &self.repr {
-            Repr::Pack(p) => p.get(k).map(|(m, s)| (m.elem(), s)),
+            Repr::Pack(p) => p.get(k).map(|(m, s)| (Elem::Owned(m), s)),
             Repr::Big(b) => b
                 .tree
                 .select(k)
@@ -643,9 +637,7 @@ impl ZSet {
     pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], f64)) -> u64 {
         match &self.repr {
             Repr::Pack(p) => {
-                for (m, s, _) in p.iter() {
-                    zpack::with_bytes(m, |m| f(m, s));
-                }
+                p.for_each(f);
                 0
             }
             Repr::Big(b) => {
