@@ -233,22 +233,27 @@ fn keys_of(args: &Args) -> CmdResult<(&'static Entry, Vec<usize>)> {
             "ERR The command has no key arguments".into(),
         ));
     }
-    // A numkeys count must name at least one key, all of them present.
-    if let Keys::NumKeys { numkeys, .. } = e.cmd.keys {
-        let room = inner.len().saturating_sub(numkeys + 1) as i64;
-        let n = inner.get(numkeys).and_then(|a| crate::args::parse_i64(a));
-        if !n.is_some_and(|n| (1..=room).contains(&n)) {
-            return Err(CmdError::Other(
-                "ERR Invalid arguments specified for command".into(),
-            ));
+    // A numkeys count must name at least one key, all of them present;
+    // otherwise the command has no keys here.
+    let bad_count = match e.cmd.keys {
+        Keys::NumKeys { numkeys, .. } => {
+            let room = inner.len().saturating_sub(numkeys + 1) as i64;
+            let n = inner.get(numkeys).and_then(|a| crate::args::parse_i64(a));
+            !n.is_some_and(|n| (1..=room).contains(&n))
         }
-    }
-    let pos: Vec<usize> = e
-        .key_positions(inner.len(), |i| inner.get(i).copied())
-        .into_iter()
-        .map(|i| i + 2)
-        .collect();
-    if pos.is_empty() {
+        _ => false,
+    };
+    let pos: Vec<usize> = if bad_count {
+        Vec::new()
+    } else {
+        e.key_positions(inner.len(), |i| inner.get(i).copied())
+            .into_iter()
+            .map(|i| i + 2)
+            .collect()
+    };
+    // Redis: no keys is an error, unless the command's keys are optional
+    // (EVAL, FCALL), which answer an empty list.
+    if pos.is_empty() && !e.has(flag::NO_MANDATORY_KEYS) {
         return Err(CmdError::Other(
             "ERR Invalid arguments specified for command".into(),
         ));
