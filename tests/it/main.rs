@@ -2,6 +2,7 @@
 
 mod support;
 
+mod acl;
 mod bitmaps;
 mod clients;
 mod geo;
@@ -11,9 +12,11 @@ mod keys;
 mod lists;
 mod multi;
 mod protocol;
+mod scripting;
 mod server;
 mod sets;
 mod sort;
+mod startup;
 mod streams;
 mod strings;
 mod zsets;

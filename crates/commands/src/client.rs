@@ -22,6 +22,8 @@ pub struct ClientInfo {
     pub resp: AtomicUsize,
     /// Commands queued in MULTI, -1 outside a transaction (CLIENT LIST).
     pub multi: AtomicI64,
+    /// The ACL user's name (CLIENT LIST `user=`).
+    pub user: Mutex<String>,
 }
 
 /// Registry of live connections; touched on connect and disconnect only.
@@ -47,6 +49,7 @@ impl Clients {
             last_cmd: AtomicUsize::new(0),
             resp: AtomicUsize::new(2),
             multi: AtomicI64::new(-1),
+            user: Mutex::new("default".into()),
         });
         self.map.lock().insert(id, info.clone());
         info
@@ -71,6 +74,8 @@ pub struct Client {
     pub db: usize,
     pub resp3: bool,
     pub authenticated: bool,
+    /// The ACL user this connection runs as (the default user until AUTH).
+    pub user: Arc<crate::acl::User>,
     /// Set by QUIT (and protocol errors): close once the reply is written.
     pub close_after_reply: bool,
     /// The open transaction, between MULTI and EXEC/DISCARD.
@@ -82,6 +87,8 @@ pub struct Client {
     /// True while EXEC runs the queued commands: blocking commands reply as
     /// if they timed out.
     pub in_exec: bool,
+    /// The pseudo-client a Lua script's commands run as.
+    pub in_script: bool,
 }
 
 /// A transaction being queued.
@@ -93,9 +100,10 @@ pub struct Multi {
 }
 
 impl Client {
-    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Client {
+    pub fn new(info: Arc<ClientInfo>, user: Arc<crate::acl::User>, authenticated: bool) -> Client {
         Client {
             info,
+            user,
             db: 0,
             resp3: false,
             authenticated,
@@ -104,6 +112,7 @@ impl Client {
             watches: Vec::new(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             in_exec: false,
+            in_script: false,
         }
     }
 

@@ -64,7 +64,6 @@ pub enum CmdError {
         name: String,
         why: String,
     },
-    NoScriptSupport,
     DebugUnknown,
     ProtocolVersionNotInteger,
     /// `ERR Unsupported option x` (EXPIRE family).
@@ -136,6 +135,57 @@ pub enum CmdError {
     ZrangeWithscoresBylex,
     /// SORT over a value (or BY weight) that is not a number.
     SortNotDouble,
+    /// ACL: the command (its full name) is not allowed to the user.
+    NoPermCommand(String),
+    NoPermKey,
+    NoPermChannel,
+    /// ACL SETUSER: a rule that cannot be applied, and why.
+    AclModifier {
+        modifier: String,
+        why: &'static str,
+    },
+    AclUnmatchedParen(String),
+    AclNoSuchUser(String),
+    AclNoFile,
+    /// EXEC itself refused before it ran (ACL, auth): the transaction goes.
+    ExecRejected(Box<CmdError>),
+    /// `redis.call` of a command the script's user may not run (why).
+    ScriptNoPerm(&'static str),
+    /// EXEC: a queued command the user's rules no longer allow (why).
+    NoPermSinceQueued(&'static str),
+    /// SORT's BY or GET pattern for a user who may not read every key.
+    SortDenied(&'static str),
+    /// A non-loopback client while protected mode is on and the default
+    /// user has no password.
+    ProtectedMode,
+    /// EVAL/FCALL with a negative numkeys.
+    NumKeysNegative,
+    NumKeysTooMany,
+    NoScript,
+    /// Another client's script has run past `busy-reply-threshold`.
+    BusyScript,
+    BusyFunction,
+    NotBusy,
+    Unkillable,
+    ScriptKilled,
+    ShebangEngine(String),
+    ShebangFlag(String),
+    ShebangOption(String),
+    ShebangInvalid,
+    /// Errors that `redis.call` raises inside a script.
+    ScriptNoArgs,
+    ScriptArgType,
+    ScriptUnknownCommand,
+    ScriptWrongArity,
+    ScriptNotAllowed,
+    ScriptWriteInReadOnly,
+    /// The thread running a script panicked (a bug): the caller still gets
+    /// a reply.
+    ScriptAborted,
+    /// XREAD/XREADGROUP with BLOCK from a script.
+    BlockInScript(&'static str),
+    /// A script error rendered with its source and line (`... script: sha, on @user_script:1.`).
+    Script(String),
     /// An argument that is not a stream ID.
     StreamId,
     XaddIdTooSmall,
@@ -297,7 +347,6 @@ impl fmt::Display for CmdError {
             InvalidConfig { name, why } => {
                 write!(f, "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
             }
-            NoScriptSupport => f.write_str("ERR scripting is not available yet in this server"),
             DebugUnknown => f.write_str("ERR unknown DEBUG subcommand or wrong number of arguments"),
             ProtocolVersionNotInteger => f.write_str("ERR Protocol version is not an integer or out of range"),
             UnsupportedOption(opt) => write!(f, "ERR Unsupported option {}", String::from_utf8_lossy(opt)),
@@ -392,6 +441,67 @@ impl fmt::Display for CmdError {
             DiscardWithoutMulti => f.write_str("ERR DISCARD without MULTI"),
             NotInMulti => f.write_str("ERR Command not allowed inside a transaction"),
             ExecAbort => f.write_str("EXECABORT Transaction discarded because of previous errors."),
+            NoPermCommand(c) => write!(
+                f,
+                "NOPERM this user has no permissions to run the '{c}' command"
+            ),
+            NoPermKey => f.write_str(
+                "NOPERM this user has no permissions to access one of the keys used as arguments",
+            ),
+            NoPermChannel => f.write_str(
+                "NOPERM this user has no permissions to access one of the channels used as arguments",
+            ),
+            AclModifier { modifier, why } => {
+                write!(f, "ERR Error in ACL SETUSER modifier '{modifier}': {why}")
+            }
+            AclUnmatchedParen(at) => write!(
+                f,
+                "ERR Unmatched parenthesis in acl selector starting at '{at}'."
+            ),
+            AclNoSuchUser(u) => write!(f, "ERR User '{u}' not found"),
+            AclNoFile => f.write_str(
+                "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.",
+            ),
+            ExecRejected(why) => write!(f, "EXECABORT Transaction discarded because of: {why}"),
+            ScriptNoPerm(why) => write!(f, "ERR The user executing the script {why}"),
+            NoPermSinceQueued(why) => write!(
+                f,
+                "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {why}"
+            ),
+            SortDenied(opt) => write!(
+                f,
+                "ERR {opt} option of SORT denied due to insufficient ACL permissions."
+            ),
+            ProtectedMode => f.write_str("DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside."),
+            NumKeysNegative => f.write_str("ERR Number of keys can't be negative"),
+            NumKeysTooMany => f.write_str("ERR Number of keys can't be greater than number of args"),
+            NoScript => f.write_str("NOSCRIPT No matching script. Please use EVAL."),
+            BusyScript => f.write_str(
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            ),
+            BusyFunction => f.write_str(
+                "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
+            ),
+            NotBusy => f.write_str("NOTBUSY No scripts in execution right now."),
+            Unkillable => f.write_str(
+                "UNKILLABLE Sorry the script already executed write commands against the dataset. \
+                 You can either wait the script termination or kill the server in a hard way \
+                 using the SHUTDOWN NOSAVE command.",
+            ),
+            ScriptKilled => f.write_str("ERR Script killed by user with SCRIPT KILL..."),
+            ShebangEngine(s) => write!(f, "ERR Unexpected engine in script shebang: {s}"),
+            ShebangFlag(s) => write!(f, "ERR Unexpected flag in script shebang: {s}"),
+            ShebangOption(s) => write!(f, "ERR Unknown lua shebang option: {s}"),
+            ShebangInvalid => f.write_str("ERR Invalid script shebang"),
+            ScriptNoArgs => f.write_str("ERR Please specify at least one argument for this redis lib call"),
+            ScriptArgType => f.write_str("ERR Lua redis lib command arguments must be strings or integers"),
+            ScriptUnknownCommand => f.write_str("ERR Unknown Redis command called from script"),
+            ScriptWrongArity => f.write_str("ERR Wrong number of args calling Redis command from script"),
+            ScriptNotAllowed => f.write_str("ERR This Redis command is not allowed from script"),
+            ScriptWriteInReadOnly => f.write_str("ERR Write commands are not allowed from read-only scripts."),
+            ScriptAborted => f.write_str("ERR script execution failed"),
+            BlockInScript(c) => write!(f, "ERR {c} command is not allowed with BLOCK option from scripts"),
+            Script(s) => f.write_str(s),
             StreamId => f.write_str("ERR Invalid stream ID specified as stream command argument"),
             XaddIdTooSmall => f.write_str(
                 "ERR The ID specified in XADD is equal or smaller than the target stream top item",

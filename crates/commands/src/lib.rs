@@ -10,6 +10,7 @@
 //! - A handler writes its whole reply on success and nothing on error; the
 //!   dispatcher renders the error.
 
+pub mod acl;
 pub mod args;
 pub mod client;
 pub mod config;
@@ -26,6 +27,7 @@ mod geo;
 mod hash;
 mod hyperloglog;
 mod list;
+pub mod scripting;
 mod server;
 mod set;
 mod sort;
@@ -35,7 +37,7 @@ mod string;
 mod transactions;
 
 pub use client::{Client, ClientInfo};
-pub use dispatch::execute;
+pub use dispatch::{execute, Wait};
 pub use error::{CmdError, CmdResult};
 pub use state::{Host, Server, ServerOptions, ThreadStats};
 pub use transactions::release as release_client;

@@ -7,6 +7,7 @@ mod keyspecs;
 mod tips;
 
 pub use keys::movable as movable_keys;
+pub(crate) use introspect::key_flags;
 
 use crate::args::{eq, lossy};
 use crate::cmd;
@@ -252,7 +253,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@write @slow @scripting",
         "scripting",
         "7.0.0",
-        function_flush
+        crate::scripting::function_flush
     ),
     cmd!(
         "load",
@@ -262,7 +263,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@write @slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_load
     ),
     cmd!(
         "delete",
@@ -272,7 +273,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@write @slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_delete
     ),
     cmd!(
         "list",
@@ -282,7 +283,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_list
     ),
     cmd!(
         "dump",
@@ -292,7 +293,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_dump
     ),
     cmd!(
         "restore",
@@ -302,7 +303,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@write @slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_restore
     ),
     cmd!(
         "stats",
@@ -312,7 +313,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_stats
     ),
     cmd!(
         "kill",
@@ -322,7 +323,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_kill
     ),
     cmd!(
         "help",
@@ -332,7 +333,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        function_help
     ),
 ];
 
@@ -390,7 +391,7 @@ static CONFIG_SUBCOMMANDS: &[Command] = &[
 ];
 
 /// Container commands reached without a subcommand fail on arity first.
-fn help_only(_ctx: &mut Ctx, args: &Args) -> CmdResult {
+pub(crate) fn help_only(_ctx: &mut Ctx, args: &Args) -> CmdResult {
     Err(CmdError::WrongArity(
         String::from_utf8_lossy(args.get(0).unwrap_or_default()).to_ascii_lowercase(),
     ))
@@ -479,6 +480,11 @@ fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
         })
         .collect();
     ctx.server.config.set_many(&pairs)?;
+    ctx.server.acl.sync_config(&ctx.server.config);
+    // The default user's password follows requirepass (Redis's rule).
+    if let Some((_, pass)) = pairs.iter().rev().find(|(n, _)| eq(n, "requirepass")) {
+        ctx.server.acl.set_requirepass(pass);
+    }
     ctx.reply.ok();
     Ok(())
 }
@@ -490,11 +496,31 @@ fn config_resetstat(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// CONFIG REWRITE: there is never a config file to rewrite.
-fn config_rewrite(_ctx: &mut Ctx, _args: &Args) -> CmdResult {
-    Err(CmdError::Other(
-        "ERR The server is running without a config file".into(),
-    ))
+/// CONFIG REWRITE: writes the current settings back to the config file the
+/// server started with (users too, when there is no aclfile).
+fn config_rewrite(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    let path = &ctx.server.config_file;
+    if path.is_empty() {
+        return Err(CmdError::Other(
+            "ERR The server is running without a config file".into(),
+        ));
+    }
+    let failed = |e: std::io::Error| CmdError::Other(format!("ERR Rewriting config file: {e}"));
+    let old = std::fs::read_to_string(path).map_err(failed)?;
+    let users = ctx
+        .server
+        .acl
+        .file
+        .read()
+        .is_empty()
+        .then(|| ctx.server.acl.describe_all());
+    let text = ctx.server.config.rewrite_text(&old, users);
+    let tmp = format!("{path}.tmp-{}", std::process::id());
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(failed)?;
+    ctx.reply.ok();
+    Ok(())
 }
 
 /// Replies a HELP text: the first line names the command, then the lines
@@ -579,6 +605,17 @@ fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
     if abort {
         return Err(CmdError::Other("ERR No shutdown in progress.".into()));
     }
+    // A script past its busy threshold may have written half its work:
+    // only SHUTDOWN NOSAVE may stop the server under it.
+    if !nosave
+        && ctx
+            .server
+            .scripting
+            .busy(ctx.server, ctx.client.id())
+            .is_some()
+    {
+        return Err(CmdError::Unkillable);
+    }
     ctx.server.host.shutdown();
     // Redis closes the connection without a reply.
     ctx.client.close_after_reply = true;
@@ -619,31 +656,49 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     })
 }
 
-/// FUNCTION FLUSH [ASYNC | SYNC]: there are never any libraries.
-fn function_flush(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    match args.len() {
-        2 => {}
-        3 => {
-            let m = args.get(2).unwrap_or_default();
-            if !eq(m, "async") && !eq(m, "sync") {
-                return Err(CmdError::Other(
-                    "ERR FUNCTION FLUSH only supports SYNC|ASYNC option".into(),
-                ));
-            }
-        }
-        _ => {
-            return Err(CmdError::SubcommandSyntax {
-                sub: args.get(1).unwrap_or_default().to_vec(),
-                cmd: "FUNCTION".into(),
-            })
-        }
-    }
-    ctx.reply.ok();
+/// FUNCTION HELP
+fn function_help(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    const LINES: &[&str] = &[
+        "LOAD [REPLACE] <FUNCTION CODE>",
+        "    Create a new library with the given library name and code.",
+        "DELETE <LIBRARY NAME>",
+        "    Delete the given library.",
+        "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+        "    Return general information on all the libraries:",
+        "    * Library name",
+        "    * The engine used to run the Library",
+        "    * Library description",
+        "    * Functions list",
+        "    * Library code (if WITHCODE is given)",
+        "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+        "STATS",
+        "    Return information about the current function running:",
+        "    * Function name",
+        "    * Command used to run the function",
+        "    * Duration in MS that the function is running",
+        "    If no function is running, return nil",
+        "    In addition, returns a list of available engines.",
+        "KILL",
+        "    Kill the current running function.",
+        "FLUSH [ASYNC|SYNC]",
+        "    Delete all the libraries.",
+        "    When called without the optional mode argument, the behavior is determined by the",
+        "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+        "    * ASYNC: Asynchronously flush the libraries.",
+        "    * SYNC: Synchronously flush the libraries.",
+        "DUMP",
+        "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+        "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+        "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+        "    control how to handle existing libraries (default APPEND):",
+        "    * FLUSH: delete all existing libraries.",
+        "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+        "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+        "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+        "      in case of functions name collision with another library).",
+    ];
+    crate::server::reply_help(ctx, "FUNCTION", LINES);
     Ok(())
-}
-
-fn no_scripting(_ctx: &mut Ctx, _args: &Args) -> CmdResult {
-    Err(CmdError::NoScriptSupport)
 }
 
 /// A container command named without a subcommand fails on arity.

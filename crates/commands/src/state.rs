@@ -88,6 +88,7 @@ impl ThreadStats {
 pub struct Server {
     pub keyspace: Keyspace,
     pub config: Config,
+    pub acl: crate::acl::Acl,
     pub clients: Clients,
     pub host: Box<dyn Host>,
     pub started: Instant,
@@ -106,6 +107,8 @@ pub struct Server {
     /// Clients blocked in BLPOP & co., by client id (INFO blocked_clients,
     /// CLIENT UNBLOCK).
     pub blocked: Mutex<HashMap<u64, Arc<crate::list::Waiter>>>,
+    /// Lua scripts and functions.
+    pub scripting: crate::scripting::Scripting,
 }
 
 thread_local! {
@@ -129,6 +132,7 @@ impl Server {
         Server {
             keyspace: Keyspace::new(opts.shards, opts.dbnum),
             config: Config::new(),
+            acl: crate::acl::Acl::new(),
             clients: Clients::default(),
             host,
             started: Instant::now(),
@@ -142,6 +146,7 @@ impl Server {
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             stats: Mutex::new(Vec::new()),
             blocked: Mutex::new(HashMap::new()),
+            scripting: Default::default(),
         }
     }
 

@@ -193,6 +193,8 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::sort::COMMANDS)
         .chain(crate::stream::COMMANDS)
         .chain(crate::transactions::COMMANDS)
+        .chain(crate::acl::COMMANDS)
+        .chain(crate::scripting::COMMANDS)
 }
 
 pub fn table() -> &'static Table {

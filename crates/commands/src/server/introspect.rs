@@ -56,6 +56,16 @@ fn lookup_data(
         .map(|i| data[i].1)
 }
 
+/// The access flags of a command's keys: Redis's when it has a single key
+/// spec, else a guess from the command's flags.
+pub(crate) fn key_flags(e: &Entry) -> &'static [&'static str] {
+    match super::keys::specs(&e.fullname) {
+        [one] => one.flags,
+        _ if e.has(flag::WRITE) => &["RW", "update"],
+        _ => &["RO", "access"],
+    }
+}
+
 fn tips(e: &Entry) -> &'static [&'static str] {
     lookup_data(super::tips::TIPS, &e.fullname).unwrap_or(&[])
 }
