@@ -2,8 +2,11 @@
 
 pub(crate) mod info;
 mod introspect;
+mod keys;
+mod keyspecs;
 mod tips;
 
+pub use keys::movable as movable_keys;
 pub(crate) use introspect::key_flags;
 
 use crate::args::{eq, lossy};
