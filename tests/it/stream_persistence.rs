@@ -343,6 +343,7 @@ fn inconsistent_stream_payloads_are_refused_as_in_redis() {
         let hex: String = p.iter().map(|b| format!("\\x{b:02x}")).collect();
         script.push_str(&format!("RESTORE {k} 0 \"{hex}\"\nEXISTS {k}\n"));
     }
-    script.push_str("XPENDING good g - + 10\n");
+    // The extended form reports idle time, which depends on when each server ran.
+    script.push_str("XPENDING good g\n");
     diff(&script);
 }
