@@ -7,6 +7,7 @@ use damselfly_protocol::{Args, Limits, Reply};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub struct App {
@@ -53,6 +54,22 @@ impl Session for Conn {
     fn count_io(&mut self, read: usize, written: usize) {
         self.stats.net_input.add(read as u64);
         self.stats.net_output.add(written as u64);
+    }
+
+    fn take_pushed(&mut self, out: &mut Reply) -> bool {
+        self.client.info.outbox.take(out)
+    }
+
+    fn poll_pushed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.client.info.outbox.poll_ready(cx)
+    }
+
+    fn poll_dropped(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.client.info.outbox.poll_closed(cx)
+    }
+
+    fn pushed_written(&mut self) {
+        self.client.info.outbox.written();
     }
 }
 

@@ -9,6 +9,7 @@ mod keys;
 mod lists;
 mod multi;
 mod protocol;
+mod pubsub;
 mod server;
 mod sets;
 mod sort;

@@ -22,6 +22,14 @@ pub struct ClientInfo {
     pub resp: AtomicUsize,
     /// Commands queued in MULTI, -1 outside a transaction (CLIENT LIST).
     pub multi: AtomicI64,
+    /// Messages other threads send this client (pub/sub, invalidations).
+    pub outbox: crate::pubsub::Outbox,
+    /// Subscribed channels, patterns, shard channels, and their sum
+    /// (CLIENT LIST; the sum picks the output-buffer-limit class).
+    pub sub: AtomicUsize,
+    pub psub: AtomicUsize,
+    pub ssub: AtomicUsize,
+    pub subscriptions: AtomicUsize,
 }
 
 /// Registry of live connections; touched on connect and disconnect only.
@@ -47,6 +55,11 @@ impl Clients {
             last_cmd: AtomicUsize::new(0),
             resp: AtomicUsize::new(2),
             multi: AtomicI64::new(-1),
+            outbox: Default::default(),
+            sub: AtomicUsize::new(0),
+            psub: AtomicUsize::new(0),
+            ssub: AtomicUsize::new(0),
+            subscriptions: AtomicUsize::new(0),
         });
         self.map.lock().insert(id, info.clone());
         info
@@ -82,6 +95,21 @@ pub struct Client {
     /// True while EXEC runs the queued commands: blocking commands reply as
     /// if they timed out.
     pub in_exec: bool,
+    /// Pub/sub subscriptions.
+    pub subs: crate::pubsub::Subscriptions,
+    /// CLIENT REPLY.
+    pub reply_mode: ReplyMode,
+}
+
+/// CLIENT REPLY ON / OFF / SKIP.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// SKIP was just given: the next command's reply is dropped.
+    SkipNext,
+    /// This command's reply is dropped.
+    Skip,
 }
 
 /// A transaction being queued.
@@ -104,11 +132,18 @@ impl Client {
             watches: Vec::new(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             in_exec: false,
+            subs: Default::default(),
+            reply_mode: ReplyMode::On,
         }
     }
 
     pub fn id(&self) -> u64 {
         self.info.id
+    }
+
+    /// In RESP2 subscribe mode only (un)subscribe, PING, QUIT and RESET run.
+    pub fn in_subscribe_mode(&self) -> bool {
+        !self.resp3 && self.subs.total() > 0
     }
 
     pub fn select(&mut self, db: usize) {

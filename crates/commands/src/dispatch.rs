@@ -2,7 +2,7 @@
 //! subcommand resolution, arity, auth, locking the key shards in ascending
 //! order, the handler, and the counters.
 
-use crate::client::Client;
+use crate::client::{Client, ReplyMode};
 use crate::ctx::Ctx;
 use crate::error::CmdError;
 use crate::state::{Server, ThreadStats};
@@ -53,6 +53,8 @@ fn resolve(args: &Args<'_>) -> Result<&'static Entry, (Option<&'static Entry>, C
 
 /// Runs one request and appends its reply. A blocking command that has to
 /// wait appends nothing and returns what the connection must wait on.
+/// CLIENT REPLY OFF/SKIP drop the reply (not pub/sub confirmations, nor
+/// messages the command sent to its own client).
 pub fn execute(
     server: &Server,
     stats: &ThreadStats,
@@ -60,31 +62,62 @@ pub fn execute(
     args: &Args<'_>,
     reply: &mut Reply,
 ) -> Option<crate::list::Blocked> {
+    let start = reply.len();
+    crate::pubsub::set_current(client.id());
+    let (blocked, name) = execute_inner(server, stats, client, args, reply);
+    crate::pubsub::set_current(0);
+    let silenced = matches!(client.reply_mode, ReplyMode::Off | ReplyMode::Skip);
+    if silenced && !name.is_some_and(crate::pubsub::confirms) {
+        reply.truncate(start);
+    }
+    crate::pubsub::splice_self(reply, start);
+    client.reply_mode = match client.reply_mode {
+        ReplyMode::Skip => ReplyMode::On,
+        ReplyMode::SkipNext => ReplyMode::Skip,
+        m => m,
+    };
+    blocked
+}
+
+fn execute_inner(
+    server: &Server,
+    stats: &ThreadStats,
+    client: &mut Client,
+    args: &Args<'_>,
+    reply: &mut Reply,
+) -> (Option<crate::list::Blocked>, Option<&'static str>) {
     let e = match resolve(args) {
         Ok(e) => e,
         Err((e, err)) => {
             if let Some(e) = e {
                 stats.commands[e.id].rejected.add(1);
             }
-            reject(stats, client, reply, &err);
-            return None;
+            reject(stats, client, reply, &err, e);
+            return (None, None);
         }
     };
+    let name = Some(e.cmd.name);
     if !client.authenticated && !e.has(flag::NO_AUTH) {
         stats.commands[e.id].rejected.add(1);
-        reject(stats, client, reply, &CmdError::NoAuth);
-        return None;
+        reject(stats, client, reply, &CmdError::NoAuth, Some(e));
+        return (None, name);
+    }
+    if client.in_subscribe_mode() && !crate::pubsub::allowed_when_subscribed(e.cmd.name) {
+        stats.commands[e.id].rejected.add(1);
+        let err = CmdError::SubscribeContext(e.fullname.clone());
+        reject(stats, client, reply, &err, Some(e));
+        return (None, name);
     }
     if client.multi.is_some() {
         if e.has(flag::NO_MULTI) {
             stats.commands[e.id].rejected.add(1);
-            reject(stats, client, reply, &CmdError::NotInMulti);
-            return None;
+            reject(stats, client, reply, &CmdError::NotInMulti, Some(e));
+            return (None, name);
         }
         if !crate::transactions::runs_in_multi(e) {
             crate::transactions::queue(client, e, args);
             reply.simple(b"QUEUED");
-            return None;
+            return (None, name);
         }
     }
     let ks = &server.keyspace;
@@ -119,13 +152,26 @@ pub fn execute(
     // its commands).
     crate::list::serve_ready(server, &mut ctx.locked, now);
     drop(ctx.locked);
-    ctx.block.take()
+    (ctx.block.take(), name)
 }
 
 /// A request refused before it ran: its error, counted, and a failed
 /// transaction if one is open.
-fn reject(stats: &ThreadStats, client: &mut Client, reply: &mut Reply, err: &CmdError) {
+/// A refused EXEC discards the transaction and says why, as Redis does.
+fn reject(
+    stats: &ThreadStats,
+    client: &mut Client,
+    reply: &mut Reply,
+    err: &CmdError,
+    e: Option<&Entry>,
+) {
     count_error(stats, err);
+    if e.is_some_and(|e| e.cmd.name == "exec") {
+        client.end_multi();
+        let err = CmdError::ExecRejected(err.to_string());
+        reply.error(&err.to_string());
+        return;
+    }
     reply.error(&err.to_string());
     client.flag_multi();
 }
@@ -134,7 +180,13 @@ fn reject(stats: &ThreadStats, client: &mut Client, reply: &mut Reply, err: &Cmd
 /// it and renders its error (EXEC calls this for each queued command).
 pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
     let start = damselfly_storage::mono_ns();
+    let at = ctx.reply.len();
     let result = (e.cmd.handler)(ctx, args);
+    // Inside EXEC, what a command sent to its own client precedes that
+    // command's reply within EXEC's array (Redis 7.0 writes it there).
+    if ctx.client.in_exec {
+        crate::pubsub::splice_self(ctx.reply, at);
+    }
     let usec = damselfly_storage::mono_ns().saturating_sub(start) / 1000;
     let stats = ctx.stats;
     let c = &stats.commands[e.id];

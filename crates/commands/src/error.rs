@@ -136,6 +136,13 @@ pub enum CmdError {
     ZrangeWithscoresBylex,
     /// SORT over a value (or BY weight) that is not a number.
     SortNotDouble,
+    /// A command other than (un)subscribe, PING, QUIT, RESET in RESP2
+    /// subscribe mode (its full name).
+    SubscribeContext(String),
+    /// A command that cannot run in a client that must not block (EXEC).
+    DenyBlocking(&'static str),
+    /// EXEC refused before it ran (arity, subscribe mode...): the reason.
+    ExecRejected(String),
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
 }
@@ -285,6 +292,16 @@ impl fmt::Display for CmdError {
             DiscardWithoutMulti => f.write_str("ERR DISCARD without MULTI"),
             NotInMulti => f.write_str("ERR Command not allowed inside a transaction"),
             ExecAbort => f.write_str("EXECABORT Transaction discarded because of previous errors."),
+            SubscribeContext(cmd) => write!(
+                f,
+                "ERR Can't execute '{cmd}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            ),
+            DenyBlocking(cmd) => write!(f, "ERR {cmd} isn't allowed for a DENY BLOCKING client"),
+            ExecRejected(why) => write!(
+                f,
+                "EXECABORT Transaction discarded because of: {}",
+                why.strip_prefix("ERR ").unwrap_or(why)
+            ),
             Other(s) => f.write_str(s),
         }
     }

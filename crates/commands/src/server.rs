@@ -473,6 +473,7 @@ fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
         })
         .collect();
     ctx.server.config.set_many(&pairs)?;
+    ctx.server.config.apply_to(&ctx.server.pubsub);
     ctx.reply.ok();
     Ok(())
 }

@@ -106,6 +106,9 @@ pub struct Server {
     /// Clients blocked in BLPOP & co., by client id (INFO blocked_clients,
     /// CLIENT UNBLOCK).
     pub blocked: Mutex<HashMap<u64, Arc<crate::list::Waiter>>>,
+    /// Pub/sub subscriptions and keyspace notifications (also the
+    /// keyspace's event sink).
+    pub pubsub: Arc<crate::pubsub::PubSub>,
 }
 
 thread_local! {
@@ -126,9 +129,14 @@ impl Server {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
+        let keyspace = Keyspace::new(opts.shards, opts.dbnum);
+        let pubsub = Arc::new(crate::pubsub::PubSub::default());
+        keyspace.set_events(pubsub.clone());
+        let config = Config::new();
+        config.apply_to(&pubsub);
         Server {
-            keyspace: Keyspace::new(opts.shards, opts.dbnum),
-            config: Config::new(),
+            keyspace,
+            config,
             clients: Clients::default(),
             host,
             started: Instant::now(),
@@ -142,6 +150,7 @@ impl Server {
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             stats: Mutex::new(Vec::new()),
             blocked: Mutex::new(HashMap::new()),
+            pubsub,
         }
     }
 

@@ -14,6 +14,15 @@ pub struct Watch {
     pub expired: bool,
 }
 
+/// Receives every event of the write door, under the shard's lock:
+/// keyspace notifications and client tracking hang off it. Implementations
+/// must not lock shards (they are called with one held).
+pub trait Events: Send + Sync {
+    /// `event` is the name Redis notifies (`set`, `lpush`, `expired`...),
+    /// plus `new` for a key created and `keymiss` for a read that missed.
+    fn event(&self, db: usize, key: &[u8], event: &'static str);
+}
+
 /// One shard's slice of one logical DB.
 #[derive(Default)]
 pub struct Db {
@@ -53,6 +62,8 @@ pub struct Shard {
     pub waiters: crate::waiters::Waiters,
     /// WATCHed keys of this shard, per (db, key).
     pub watched: HashMap<(usize, CompactBytes), Vec<Watch>>,
+    /// Where the write door's events go (none in unit tests).
+    pub events: Option<Arc<dyn Events>>,
 }
 
 impl Shard {
@@ -62,6 +73,7 @@ impl Shard {
             stats: ShardStats::default(),
             waiters: Default::default(),
             watched: HashMap::new(),
+            events: None,
         }
     }
 
@@ -69,11 +81,18 @@ impl Shard {
     /// made. It feeds the dirty counter now; WATCH, keyspace notifications and
     /// replication hang off this same call.
     /// It also marks the key ready for clients blocked on it.
-    pub fn written(&mut self, db: usize, key: &[u8], _event: &'static str) {
+    pub fn written(&mut self, db: usize, key: &[u8], event: &'static str) {
         self.stats.dirty += 1;
+        self.emit(db, key, event);
         self.waiters.mark(db, key);
         if !self.watched.is_empty() {
             self.touch_watched(db, key);
+        }
+    }
+
+    fn emit(&self, db: usize, key: &[u8], event: &'static str) {
+        if let Some(ev) = &self.events {
+            ev.event(db, key, event);
         }
     }
 
@@ -203,6 +222,10 @@ impl Shard {
             }
             None => {
                 self.stats.keyspace_misses += 1;
+                // The field, not `emit`: `self.dbs` is still borrowed here.
+                if let Some(ev) = &self.events {
+                    ev.event(db, key, "keymiss");
+                }
                 None
             }
         }
@@ -219,6 +242,10 @@ impl Shard {
             }
             None => {
                 self.stats.keyspace_misses += 1;
+                // The field, not `emit`: `self.dbs` is still borrowed here.
+                if let Some(ev) = &self.events {
+                    ev.event(db, key, "keymiss");
+                }
                 None
             }
         }
@@ -243,8 +270,10 @@ impl Shard {
         self.get_quiet(db, key, now).is_some()
     }
 
-    /// Stores `entry`, replacing any previous value (and its expiry).
+    /// Stores `entry`, replacing any previous value (and its expiry). A key
+    /// that did not exist fires `new`.
     pub fn put(&mut self, db: usize, entry: Entry) -> Option<Entry> {
+        let key = self.events.as_ref().map(|_| entry.key.clone());
         let d = &mut self.dbs[db];
         let volatile = entry.expire_at != 0;
         let old = d.table.insert(entry);
@@ -255,6 +284,8 @@ impl Shard {
             if o.expire_at != 0 {
                 d.volatile -= 1;
             }
+        } else if let Some(k) = key {
+            self.emit(db, &k, "new");
         }
         old
     }

@@ -449,9 +449,9 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("current_eviction_exceeded_time", &0);
                 line("keyspace_hits", &sums.hits);
                 line("keyspace_misses", &sums.misses);
-                line("pubsub_channels", &0);
-                line("pubsub_patterns", &0);
-                line("pubsubshard_channels", &0);
+                line("pubsub_channels", &srv.pubsub.channel_count());
+                line("pubsub_patterns", &srv.pubsub.pattern_count());
+                line("pubsubshard_channels", &srv.pubsub.shard_channel_count());
                 line("latest_fork_usec", &0);
                 line("total_forks", &0);
                 line("migrate_cached_sockets", &0);

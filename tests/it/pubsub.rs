@@ -1,0 +1,326 @@
+//! Pub/sub compared with redis-server over several connections (RESP2 and
+//! RESP3), messages crossing worker threads, and a subscriber that never
+//! reads being dropped while publishers carry on.
+
+use crate::support::{damselfly, redis, words, Conn, Proc};
+
+/// Runs `script` on both servers and compares every reply. Each line is
+/// `C[:N] command` or `C[:N] .`: on connection C send the command (or
+/// nothing, for `.`) and read N replies (default 1). A `~` before the
+/// command sends it without comparing its replies (HELLO's client id).
+pub fn diff_conns(script: &str) {
+    let r = redis();
+    let d = damselfly(&[]);
+    let want = run_conns(&r, script);
+    let got = run_conns(&d, script);
+    let mut failures = Vec::new();
+    for ((line, w), (_, g)) in want.iter().zip(&got) {
+        if w != g {
+            failures.push(format!(
+                "  {line}\n    redis:     {:?}\n    damselfly: {:?}",
+                String::from_utf8_lossy(w),
+                String::from_utf8_lossy(g)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "replies differ from redis-server:\n{}",
+        failures.join("\n")
+    );
+}
+
+fn run_conns(p: &Proc, script: &str) -> Vec<(String, Vec<u8>)> {
+    let mut conns: Vec<Conn> = Vec::new();
+    Conn::open(p.port).cmd(&["FLUSHALL"]);
+    let mut out = Vec::new();
+    for line in script.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (head, rest) = line.split_once(' ').unwrap_or((line, "."));
+        let (c, n) = match head.split_once(':') {
+            Some((c, n)) => (c, n.parse::<usize>().expect("count")),
+            None => (head, 1),
+        };
+        let c: usize = c.parse().expect("connection number");
+        while conns.len() <= c {
+            conns.push(Conn::open(p.port));
+        }
+        let (compare, cmd) = match rest.trim().strip_prefix('~') {
+            Some(r) => (false, r.trim()),
+            None => (true, rest.trim()),
+        };
+        if cmd != "." {
+            conns[c].send(&words(cmd));
+        }
+        let mut bytes = Vec::new();
+        for _ in 0..n {
+            bytes.extend(conns[c].read());
+        }
+        if compare {
+            out.push((line.to_string(), bytes));
+        }
+    }
+    out
+}
+
+const BASICS: &str = r#"
+    1:2 SUBSCRIBE chan1 chan2
+    0 PUBLISH chan1 hello
+    0 PUBLISH chan2 world
+    0 PUBLISH nobody x
+    1:2 .
+    1 PING
+    1 PING foo
+    1 GET x
+    1 MULTI
+    1 CLIENT ID
+    1 UNSUBSCRIBE chan1
+    0 PUBLISH chan1 hello
+    0 PUBLISH chan2 world
+    1 .
+    0 PUBSUB NUMSUB chan1 chan2 none
+    0 PUBSUB CHANNELS
+    0 PUBSUB CHANNELS ch*
+    0 PUBSUB CHANNELS x*
+    0 PUBSUB CHANNELS a b
+    0 PUBSUB NUMPAT
+    1 UNSUBSCRIBE chan2
+    1 UNSUBSCRIBE
+    1 PING
+    1 UNSUBSCRIBE foo
+    1:3 SUBSCRIBE chan1 chan1 chan1
+    0 PUBLISH chan1 once
+    1 .
+    1 RESET
+    0 PUBLISH chan1 gone
+    1 PING
+    2:3 PSUBSCRIBE foo.* bar.* h?llo
+    0 PUBLISH foo.1 a
+    0 PUBLISH barfoo.1 b
+    0 PUBLISH hallo c
+    0 PUBLISH foo1 d
+    2:2 .
+    2 SUBSCRIBE foo.bar
+    0 PUBLISH foo.bar both
+    2:2 .
+    0 PUBSUB NUMPAT
+    2 PUNSUBSCRIBE foo.*
+    2 PUNSUBSCRIBE nothing.*
+    0 PUBLISH foo.1 gone
+    0 PUBLISH bar.x kept
+    2 .
+    2 PUNSUBSCRIBE bar.*
+    2 PUNSUBSCRIBE h?llo
+    2 PUNSUBSCRIBE
+    2 UNSUBSCRIBE
+    2 PUNSUBSCRIBE
+    2 PING
+    3:2 PSUBSCRIBE [a-c]x \*lit
+    0 PUBLISH bx 1
+    0 PUBLISH *lit 2
+    0 PUBLISH xlit 3
+    3:2 .
+    3 RESET
+    0 SUBSCRIBE
+    0 PSUBSCRIBE
+    0 PUBLISH x
+    0 PUBSUB
+    0 PUBSUB NOSUCH
+    0 PUBSUB NUMPAT x
+    0 PUBSUB HELP
+    0 EXEC x
+    1 SUBSCRIBE s
+    1 EXEC
+    1 RESET
+    0 COMMAND INFO subscribe publish pubsub|numsub ssubscribe spublish
+"#;
+
+#[test]
+fn subscribe_publish_resp2() {
+    diff_conns(BASICS);
+}
+
+#[test]
+fn subscribe_publish_resp3() {
+    let mut s = String::from("0 ~HELLO 3\n1 ~HELLO 3\n2 ~HELLO 3\n3 ~HELLO 3\n");
+    // In RESP3 there is no subscribe mode: the commands RESP2 refuses run.
+    s.extend(
+        BASICS
+            .lines()
+            .filter(|l| !matches!(l.trim(), "1 MULTI" | "1 CLIENT ID"))
+            .map(|l| format!("{l}\n")),
+    );
+    s.push_str(
+        r#"
+        1 SUBSCRIBE me
+        1 PUBLISH me self
+        1 SET k v
+        1 MULTI
+        1 PUBLISH me inside
+        1 PING
+        1 EXEC
+        1 UNSUBSCRIBE me
+        "#,
+    );
+    diff_conns(&s);
+}
+
+#[test]
+fn shard_channels() {
+    diff_conns(
+        r#"
+        1 SSUBSCRIBE chan1
+        1 SSUBSCRIBE chan2
+        2 SUBSCRIBE chan1
+        0 SPUBLISH chan1 hello
+        0 PUBLISH chan1 plain
+        0 SPUBLISH chan2 world
+        1:2 .
+        2 .
+        0 PUBSUB SHARDNUMSUB chan1 chan2 none
+        0 PUBSUB SHARDCHANNELS chan1
+        0 PUBSUB SHARDCHANNELS x*
+        0 PUBSUB NUMSUB chan1
+        1 GET x
+        1:3 SSUBSCRIBE a a a
+        1 SUNSUBSCRIBE chan1
+        1 SUNSUBSCRIBE chan1
+        1 SUNSUBSCRIBE a
+        1 SUNSUBSCRIBE chan2
+        1 SUNSUBSCRIBE
+        0 SPUBLISH chan1 gone
+        0 MULTI
+        0 SSUBSCRIBE x
+        0 EXEC
+        0 MULTI
+        0 SUBSCRIBE y
+        0 EXEC
+        0 RESET
+        "#,
+    );
+}
+
+#[test]
+fn client_reply_off_keeps_pubsub_confirmations() {
+    diff_conns(
+        r#"
+        1 ~HELLO 3
+        1:0 CLIENT REPLY OFF
+        1 SUBSCRIBE channel
+        1 PSUBSCRIBE ch*
+        1:0 CLIENT REPLY OFF
+        0 PUBLISH channel hello
+        1:2 .
+        1 UNSUBSCRIBE channel
+        1 PUNSUBSCRIBE ch*
+        1:0 CLIENT REPLY SKIP
+        1:0 PING still-off
+        1 CLIENT REPLY ON
+        1:0 CLIENT REPLY SKIP
+        1:0 PING skipped
+        1 PING seen
+        1:0 CLIENT REPLY OFF
+        1:0 SET a b
+        1 CLIENT REPLY ON
+        1 GET a
+        1 CLIENT REPLY maybe
+        "#,
+    );
+}
+
+#[test]
+fn client_list_shows_subscriptions() {
+    let d = damselfly(&[]);
+    let mut s = Conn::open(d.port);
+    let mut c = Conn::open(d.port);
+    s.send(&["SUBSCRIBE", "a", "b"]);
+    s.read();
+    s.read();
+    s.send(&["PSUBSCRIBE", "p*"]);
+    s.read();
+    s.send(&["SSUBSCRIBE", "s"]);
+    s.read();
+    let list = c.cmd(&["CLIENT", "LIST", "TYPE", "pubsub"]);
+    assert!(list.contains("flags=P"), "{list}");
+    assert!(list.contains("sub=2 psub=1 ssub=1"), "{list}");
+    let normal = c.cmd(&["CLIENT", "LIST", "TYPE", "normal"]);
+    assert_eq!(normal.matches("id=").count(), 1, "{normal}");
+    let info = c.cmd(&["INFO", "stats"]);
+    assert!(info.contains("pubsub_channels:2\r\n"), "{info}");
+    assert!(info.contains("pubsub_patterns:1\r\n"), "{info}");
+    assert!(info.contains("pubsubshard_channels:1\r\n"), "{info}");
+}
+
+/// Subscribers on every worker thread receive a message published from any
+/// of them.
+#[test]
+fn publish_reaches_subscribers_on_every_thread() {
+    let d = damselfly(&["--proactor_threads", "4"]);
+    // Connections are handed to workers round-robin: 12 of them cover
+    // every thread several times.
+    let mut subs: Vec<Conn> = (0..12).map(|_| Conn::open(d.port)).collect();
+    for (i, s) in subs.iter_mut().enumerate() {
+        if i % 2 == 0 {
+            s.send(&["SUBSCRIBE", "news"]);
+        } else {
+            s.send(&["PSUBSCRIBE", "ne*"]);
+        }
+        s.read();
+    }
+    for round in 0..3 {
+        let mut publisher = Conn::open(d.port);
+        let msg = format!("m{round}");
+        assert_eq!(publisher.cmd(&["PUBLISH", "news", &msg]), ":12\r\n");
+        for (i, s) in subs.iter_mut().enumerate() {
+            let got = String::from_utf8_lossy(&s.read()).into_owned();
+            let want = if i % 2 == 0 {
+                format!("*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\n{msg}\r\n")
+            } else {
+                format!("*4\r\n$8\r\npmessage\r\n$3\r\nne*\r\n$4\r\nnews\r\n$2\r\n{msg}\r\n")
+            };
+            assert_eq!(got, want, "subscriber {i}");
+        }
+    }
+}
+
+/// A subscriber that never reads is disconnected once its buffered messages
+/// pass the pubsub output buffer limit; PUBLISH keeps answering throughout.
+#[test]
+fn slow_subscriber_is_dropped_at_the_output_buffer_limit() {
+    let d = damselfly(&[]);
+    let mut admin = Conn::open(d.port);
+    assert_eq!(
+        admin.cmd(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 1mb 512kb 60"
+        ]),
+        "+OK\r\n"
+    );
+    let mut lazy = Conn::open(d.port);
+    lazy.send(&["SUBSCRIBE", "firehose"]);
+    lazy.read();
+    let mut publisher = Conn::open(d.port);
+    let payload = "x".repeat(64 * 1024);
+    let mut dropped = false;
+    // The kernel's socket buffers absorb a few MiB before the server
+    // buffers anything; 2000 × 64 KiB is far past both.
+    for _ in 0..2000 {
+        let n = publisher.cmd(&["PUBLISH", "firehose", &payload]);
+        if n == ":0\r\n" {
+            dropped = true;
+            break;
+        }
+        assert_eq!(n, ":1\r\n");
+    }
+    assert!(dropped, "the slow subscriber was never disconnected");
+    assert_eq!(
+        publisher.cmd(&["PUBSUB", "NUMSUB", "firehose"]),
+        "*2\r\n$8\r\nfirehose\r\n:0\r\n"
+    );
+    let list = publisher.cmd(&["CLIENT", "LIST"]);
+    assert!(!list.contains("sub=1"), "{list}");
+}
