@@ -324,3 +324,246 @@ fn slow_subscriber_is_dropped_at_the_output_buffer_limit() {
     let list = publisher.cmd(&["CLIENT", "LIST"]);
     assert!(!list.contains("sub=1"), "{list}");
 }
+
+/// Runs `script` (one command per line) on one connection while another
+/// has PSUBSCRIBEd to every keyspace and keyevent channel, and returns the
+/// replies and the notifications, in order. `sleep N` waits N ms.
+fn notifications(p: &Proc, flags: &str, script: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut cmd = Conn::open(p.port);
+    let mut sub = Conn::open(p.port);
+    cmd.cmd(&["FLUSHALL"]);
+    cmd.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    cmd.cmd(&["CONFIG", "SET", "notify-keyspace-events", flags]);
+    sub.send(&["PSUBSCRIBE", "__key*__:*"]);
+    sub.read();
+    sub.send(&["SUBSCRIBE", "end"]);
+    sub.read();
+    let mut replies = Vec::new();
+    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(ms) = line.strip_prefix("sleep ") {
+            std::thread::sleep(std::time::Duration::from_millis(ms.parse().expect("ms")));
+            continue;
+        }
+        replies.push(cmd.raw(&words(line)));
+    }
+    cmd.cmd(&["PUBLISH", "end", "."]);
+    let mut events = Vec::new();
+    loop {
+        let m = sub.read();
+        if m.starts_with(b"*3\r\n$7\r\nmessage\r\n$3\r\nend\r\n") {
+            break;
+        }
+        events.push(m);
+    }
+    cmd.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+    cmd.cmd(&["CONFIG", "SET", "notify-keyspace-events", ""]);
+    (replies, events)
+}
+
+fn diff_notifications(flags: &str, script: &str) {
+    let r = redis();
+    let d = damselfly(&[]);
+    let (want_r, want_e) = notifications(&r, flags, script);
+    let (got_r, got_e) = notifications(&d, flags, script);
+    assert_same("replies", &want_r, &got_r);
+    assert_same("notifications", &want_e, &got_e);
+}
+
+/// Fails at the first difference, showing a little context.
+fn assert_same(what: &str, want: &[Vec<u8>], got: &[Vec<u8>]) {
+    let show = |m: &Vec<u8>| String::from_utf8_lossy(m).replace("\r\n", " ");
+    let first = (0..want.len().max(got.len())).find(|&i| want.get(i) != got.get(i));
+    if let Some(i) = first {
+        let lo = i.saturating_sub(3);
+        let ctx = |v: &[Vec<u8>]| {
+            v.iter()
+                .skip(lo)
+                .take(7)
+                .map(show)
+                .collect::<Vec<_>>()
+                .join("\n    ")
+        };
+        panic!(
+            "{what} differ at {i}:\n  redis:\n    {}\n  damselfly:\n    {}",
+            ctx(want),
+            ctx(got)
+        );
+    }
+}
+
+const WRITES: &str = r#"
+    SET s v
+    SET s v2 EX 100
+    SET s v3 KEEPTTL
+    SET s v4 PX 100 GET
+    SETNX s x
+    SETNX s2 x
+    SETEX s3 100 v
+    PSETEX s3 100000 v
+    GETSET s z
+    GETDEL s
+    GETDEL s
+    SET s 1
+    GETEX s EX 100
+    GETEX s PERSIST
+    INCR s
+    INCRBY s 5
+    DECR s
+    DECRBY s 2
+    INCRBYFLOAT s 1.5
+    APPEND s xyz
+    APPEND new abc
+    SETRANGE s 1 Q
+    SETRANGE empty 0 ""
+    SETBIT b 7 1
+    BITFIELD bf SET u8 0 200
+    BITOP OR dest b bf
+    MSET m1 1 m2 2
+    MSETNX m3 3 m1 x
+    MSETNX m4 4 m5 5
+    EXPIRE m1 100
+    PEXPIRE m1 100000
+    EXPIREAT m1 99999999999
+    EXPIRE m1 0
+    EXPIRE nokey 10
+    PERSIST m2
+    EXPIRE m2 100
+    PERSIST m2
+    RENAME m2 m9
+    RENAMENX m9 m4
+    RENAMENX m9 m8
+    COPY m8 c1
+    COPY m8 c1 REPLACE
+    MOVE c1 3
+    DEL m3 m4 m5 nokey
+    UNLINK m8
+    TOUCH c1 s
+    SWAPDB 0 3
+    SWAPDB 0 3
+    LPUSH l a b c
+    RPUSH l d
+    LPUSHX l e
+    RPUSHX nolist e
+    LINSERT l BEFORE a z
+    LSET l 0 y
+    LREM l 1 z
+    LTRIM l 0 3
+    LPOP l
+    RPOP l 2
+    LMOVE l l2 LEFT RIGHT
+    RPOPLPUSH l l2
+    LMPOP 1 l2 LEFT COUNT 5
+    LPOP l 10
+    SADD st a b c
+    SADD st a
+    SREM st a x
+    SMOVE st st2 b
+    SPOP st
+    SADD st d
+    SPOP st 2
+    SADD st a b
+    SADD st2 b
+    SINTERSTORE sdst st st2
+    SUNIONSTORE sdst st st2
+    SDIFFSTORE sdst st st2
+    SINTERSTORE sdst none1 none2
+    HSET h f 1 g 2
+    HSETNX h f 3
+    HSETNX h k 3
+    HMSET h a 1
+    HINCRBY h f 3
+    HINCRBYFLOAT h f 1.5
+    HDEL h f g a k
+    ZADD z 1 a 2 b 3 c
+    ZADD z INCR 5 a
+    ZINCRBY z 1 b
+    ZREM z c
+    ZADD z 3 c 4 d 5 e
+    ZREMRANGEBYSCORE z 4 4
+    ZREMRANGEBYRANK z 0 0
+    ZREMRANGEBYLEX z [a [b
+    ZPOPMIN z
+    ZPOPMAX z
+    ZADD z 1 a 2 b
+    ZUNIONSTORE zd 1 z
+    ZINTERSTORE zd 2 z z
+    ZDIFFSTORE zd 1 z
+    ZRANGESTORE zr z 0 -1
+    ZMPOP 1 z MIN COUNT 10
+    RPUSH sortme 3 1 2
+    SORT sortme STORE sorted
+    SORT nosuch STORE sorted
+    SET e1 v PX 1
+    SET e2 v PX 1
+    sleep 5
+    GET e1
+    EXISTS e2
+    GET missing
+    FLUSHDB
+"#;
+
+#[test]
+fn keyspace_and_keyevent_notifications_for_every_write() {
+    diff_notifications("KEA", WRITES);
+}
+
+#[test]
+fn notification_classes_filter_events() {
+    for flags in ["Kg", "E$", "Kl", "Es", "Kh", "Ez", "Kx", "KEn", "KEgx", "KEgn"] {
+        diff_notifications(flags, WRITES);
+    }
+}
+
+#[test]
+fn notify_keyspace_events_config_is_canonical() {
+    crate::support::diff(
+        r#"
+        CONFIG SET notify-keyspace-events gKE
+        CONFIG GET notify-keyspace-events
+        CONFIG SET notify-keyspace-events $lshzxeKE
+        CONFIG GET notify-keyspace-events
+        CONFIG SET notify-keyspace-events KA
+        CONFIG GET notify-keyspace-events
+        CONFIG SET notify-keyspace-events AKEnm
+        CONFIG GET notify-keyspace-events
+        CONFIG SET notify-keyspace-events gtdn
+        CONFIG GET notify-keyspace-events
+        CONFIG SET notify-keyspace-events Z
+        CONFIG SET notify-keyspace-events ""
+        CONFIG GET notify-keyspace-events
+        CONFIG GET client-output-buffer-limit
+        CONFIG SET client-output-buffer-limit "pubsub 1mb 500kb 10"
+        CONFIG GET client-output-buffer-limit
+        CONFIG SET client-output-buffer-limit "normal 1 2 3 replica 4 5 6"
+        CONFIG GET client-output-buffer-limit
+        CONFIG SET client-output-buffer-limit "foo 1 1 1"
+        CONFIG SET client-output-buffer-limit "pubsub 1 1"
+        CONFIG SET client-output-buffer-limit "pubsub 1x 1 1"
+        CONFIG SET client-output-buffer-limit "pubsub -1 1 1"
+        CONFIG SET client-output-buffer-limit "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        "#,
+    );
+}
+
+/// A RESP3 client notified of its own writes gets the push before the
+/// command's reply (inside EXEC's array for queued commands), as Redis 7.0.
+#[test]
+fn own_notifications_precede_the_reply_in_resp3() {
+    diff_conns(
+        r#"
+        0 ~HELLO 3
+        0 CONFIG SET notify-keyspace-events KA
+        0 PSUBSCRIBE __keyspace@0__:*
+        0:2 SET k v
+        0:3 SET k2 v EX 100
+        0 MULTI
+        0 INCR n
+        0 GET k
+        0 EXEC
+        0 .
+        0 GET nothing
+        0 CONFIG SET notify-keyspace-events ""
+        0 SET k3 v
+        "#,
+    );
+}

@@ -90,6 +90,12 @@ impl Shard {
         }
     }
 
+    /// A notification only, for a change already reported to `written`
+    /// (SET's `expire` after its `set`, a pop's `del`).
+    pub fn notify(&self, db: usize, key: &[u8], event: &'static str) {
+        self.emit(db, key, event);
+    }
+
     fn emit(&self, db: usize, key: &[u8], event: &'static str) {
         if let Some(ev) = &self.events {
             ev.event(db, key, event);
