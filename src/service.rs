@@ -95,11 +95,29 @@ impl Service for App {
         })
     }
 
+    /// Periodic work: the tracking table's size limit, pending BCAST
+    /// invalidations, active expiry.
+    fn tick(&self, worker: usize, workers: usize) {
+        let s = &self.server;
+        s.tracking.enforce_limit(&s.pubsub);
+        s.tracking.flush_bcast(&s.pubsub);
+        self.expire_tick(worker, workers);
+        // Keys expired by this pass reach BCAST trackers now.
+        s.tracking.flush_bcast(&s.pubsub);
+    }
+
+    fn tick_interval(&self) -> Duration {
+        let hz = self.server.config.hz.load(Relaxed).clamp(1, 500);
+        Duration::from_millis(1000 / hz)
+    }
+}
+
+impl App {
     /// Active expiry, Redis's "fast enough" cycle per shard: sweep buckets of
     /// each DB holding volatile keys; keep going while more than a tenth of
     /// what was examined had expired, within a time budget of a quarter of
     /// the tick.
-    fn tick(&self, worker: usize, workers: usize) {
+    fn expire_tick(&self, worker: usize, workers: usize) {
         let ks = &self.server.keyspace;
         if !ks.active_expire() {
             return;
@@ -131,10 +149,5 @@ impl Service for App {
                 }
             }
         }
-    }
-
-    fn tick_interval(&self) -> Duration {
-        let hz = self.server.config.hz.load(Relaxed).clamp(1, 500);
-        Duration::from_millis(1000 / hz)
     }
 }

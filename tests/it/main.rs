@@ -14,4 +14,5 @@ mod server;
 mod sets;
 mod sort;
 mod strings;
+mod tracking;
 mod zsets;

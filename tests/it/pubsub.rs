@@ -7,7 +7,8 @@ use crate::support::{damselfly, redis, words, Conn, Proc};
 /// Runs `script` on both servers and compares every reply. Each line is
 /// `C[:N] command` or `C[:N] .`: on connection C send the command (or
 /// nothing, for `.`) and read N replies (default 1). A `~` before the
-/// command sends it without comparing its replies (HELLO's client id).
+/// command sends it without comparing its replies (HELLO's client id);
+/// `$idC` stands for connection C's client id (C opened first).
 pub fn diff_conns(script: &str) {
     let r = redis();
     let d = damselfly(&[]);
@@ -32,6 +33,7 @@ pub fn diff_conns(script: &str) {
 
 fn run_conns(p: &Proc, script: &str) -> Vec<(String, Vec<u8>)> {
     let mut conns: Vec<Conn> = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
     Conn::open(p.port).cmd(&["FLUSHALL"]);
     let mut out = Vec::new();
     for line in script.lines().map(str::trim) {
@@ -45,7 +47,14 @@ fn run_conns(p: &Proc, script: &str) -> Vec<(String, Vec<u8>)> {
         };
         let c: usize = c.parse().expect("connection number");
         while conns.len() <= c {
-            conns.push(Conn::open(p.port));
+            let mut conn = Conn::open(p.port);
+            let id = conn.cmd(&["CLIENT", "ID"]);
+            ids.push(id.trim_start_matches(':').trim_end().to_string());
+            conns.push(conn);
+        }
+        let mut rest = rest.to_string();
+        for (i, id) in ids.iter().enumerate() {
+            rest = rest.replace(&format!("$id{i}"), id);
         }
         let (compare, cmd) = match rest.trim().strip_prefix('~') {
             Some(r) => (false, r.trim()),

@@ -65,6 +65,10 @@ impl Clients {
         info
     }
 
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.map.lock().get(&id).cloned()
+    }
+
     pub fn unregister(&self, id: u64) {
         self.map.lock().remove(&id);
     }
@@ -99,6 +103,10 @@ pub struct Client {
     pub subs: crate::pubsub::Subscriptions,
     /// CLIENT REPLY.
     pub reply_mode: ReplyMode,
+    /// CLIENT TRACKING's mode while on.
+    pub tracking: Option<crate::tracking::Mode>,
+    /// CLIENT CACHING YES/NO given for the next command.
+    pub caching: bool,
 }
 
 /// CLIENT REPLY ON / OFF / SKIP.
@@ -134,6 +142,8 @@ impl Client {
             in_exec: false,
             subs: Default::default(),
             reply_mode: ReplyMode::On,
+            tracking: None,
+            caching: false,
         }
     }
 

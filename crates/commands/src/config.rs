@@ -152,6 +152,7 @@ pub const PARAMS: &[Param] = &[
     ),
     p("active-expire-effort", Kind::Int { min: 1, max: 10 }, "1"),
     p("notify-keyspace-events", Kind::Notify, ""),
+    p("tracking-table-max-keys", ENTRIES, "1000000"),
     p(
         "client-output-buffer-limit",
         Kind::ObufLimit,
@@ -351,9 +352,11 @@ impl Config {
     }
 
     /// Hands the values pub/sub reads on every message to it.
-    pub fn apply_to(&self, ps: &crate::pubsub::PubSub) {
+    pub fn apply_to(&self, ps: &crate::pubsub::PubSub, tr: &crate::tracking::Tracking) {
         use std::sync::atomic::Ordering::Relaxed;
         let get = |n| self.get(n).unwrap_or_default();
+        tr.max_keys
+            .store(get("tracking-table-max-keys").parse().unwrap_or(0), Relaxed);
         ps.notify.store(
             crate::pubsub::class::parse(&get("notify-keyspace-events")).unwrap_or(0),
             Relaxed,

@@ -155,6 +155,46 @@ static CLIENT_SUBCOMMANDS: &[Command] = &[
         client_help
     ),
     cmd!(
+        "tracking",
+        -3,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "6.0.0",
+        crate::tracking::client_tracking
+    ),
+    cmd!(
+        "caching",
+        3,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "6.0.0",
+        crate::tracking::client_caching
+    ),
+    cmd!(
+        "getredir",
+        2,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "6.0.0",
+        crate::tracking::client_getredir
+    ),
+    cmd!(
+        "trackinginfo",
+        2,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "6.2.0",
+        crate::tracking::client_trackinginfo
+    ),
+    cmd!(
         "reply",
         3,
         "noscript loading stale",
@@ -256,6 +296,9 @@ fn reset(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     crate::transactions::unwatch_all(ctx);
     crate::pubsub::unsubscribe_all(ctx.server, ctx.client);
     ctx.client.reply_mode = ReplyMode::On;
+    if ctx.client.tracking.take().is_some() {
+        ctx.server.tracking.disable(ctx.client.id());
+    }
     ctx.client.select(0);
     ctx.client.resp3 = false;
     ctx.reply.set_resp3(false);

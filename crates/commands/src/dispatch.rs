@@ -65,12 +65,19 @@ pub fn execute(
     let start = reply.len();
     crate::pubsub::set_current(client.id());
     let (blocked, name) = execute_inner(server, stats, client, args, reply);
+    server.tracking.flush_bcast(&server.pubsub);
     crate::pubsub::set_current(0);
     let silenced = matches!(client.reply_mode, ReplyMode::Off | ReplyMode::Skip);
-    if silenced && !name.is_some_and(crate::pubsub::confirms) {
+    if silenced && !name.is_some_and(|e| crate::pubsub::confirms(e.cmd.name)) {
         reply.truncate(start);
     }
     crate::pubsub::splice_self(reply, start);
+    crate::pubsub::append_self_after(reply);
+    // CLIENT CACHING applies to the next command (all of a transaction's).
+    let client_cmd = name.is_some_and(|e| e.fullname.starts_with("client|"));
+    if !client_cmd && client.multi.is_none() {
+        client.caching = false;
+    }
     client.reply_mode = match client.reply_mode {
         ReplyMode::Skip => ReplyMode::On,
         ReplyMode::SkipNext => ReplyMode::Skip,
@@ -85,7 +92,7 @@ fn execute_inner(
     client: &mut Client,
     args: &Args<'_>,
     reply: &mut Reply,
-) -> (Option<crate::list::Blocked>, Option<&'static str>) {
+) -> (Option<crate::list::Blocked>, Option<&'static Entry>) {
     let e = match resolve(args) {
         Ok(e) => e,
         Err((e, err)) => {
@@ -96,7 +103,7 @@ fn execute_inner(
             return (None, None);
         }
     };
-    let name = Some(e.cmd.name);
+    let name = Some(e);
     if !client.authenticated && !e.has(flag::NO_AUTH) {
         stats.commands[e.id].rejected.add(1);
         reject(stats, client, reply, &CmdError::NoAuth, Some(e));
@@ -186,6 +193,9 @@ pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
     // command's reply within EXEC's array (Redis 7.0 writes it there).
     if ctx.client.in_exec {
         crate::pubsub::splice_self(ctx.reply, at);
+    }
+    if e.has(flag::READONLY) {
+        crate::tracking::after_read(ctx, e, args);
     }
     let usec = damselfly_storage::mono_ns().saturating_sub(start) / 1000;
     let stats = ctx.stats;

@@ -19,6 +19,7 @@ pub mod error;
 pub mod pubsub;
 pub mod state;
 pub mod table;
+pub mod tracking;
 
 mod bitmap;
 mod connection;

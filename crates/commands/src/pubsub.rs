@@ -318,6 +318,25 @@ thread_local! {
     /// messages addressed to it meanwhile, spliced before its reply.
     static CURRENT: Cell<u64> = const { Cell::new(0) };
     static TO_SELF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Messages to the current client that follow its reply (tracking
+    /// invalidations).
+    static TO_SELF_AFTER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The client running a command on this thread (0: none).
+pub(crate) fn current() -> u64 {
+    CURRENT.with(Cell::get)
+}
+
+/// Appends what the current command queued for after its reply.
+pub(crate) fn append_self_after(reply: &mut Reply) {
+    TO_SELF_AFTER.with(|b| {
+        let mut b = b.borrow_mut();
+        if !b.is_empty() {
+            reply.raw(&b);
+            b.clear();
+        }
+    });
 }
 
 /// Marks `id` as the client running a command on this thread.
@@ -340,6 +359,20 @@ pub(crate) fn splice_self(reply: &mut Reply, at: usize) {
 /// Queues a message for `to`: `msg` is rendered with a `*` header, which
 /// becomes `>` for a RESP3 client.
 pub(crate) fn deliver(to: &ClientInfo, msg: &[u8], limit: Limit) {
+    deliver_to(to, msg, limit, &TO_SELF);
+}
+
+/// Like `deliver`, but to the current client after its command's reply.
+pub(crate) fn deliver_after(to: &ClientInfo, msg: &[u8], limit: Limit) {
+    deliver_to(to, msg, limit, &TO_SELF_AFTER);
+}
+
+fn deliver_to(
+    to: &ClientInfo,
+    msg: &[u8],
+    limit: Limit,
+    own: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
+) {
     let tag = if to.resp.load(Relaxed) == 3 {
         b'>'
     } else {
@@ -347,7 +380,7 @@ pub(crate) fn deliver(to: &ClientInfo, msg: &[u8], limit: Limit) {
     };
     let rest = msg.get(1..).unwrap_or_default();
     if CURRENT.with(Cell::get) == to.id {
-        TO_SELF.with(|b| {
+        own.with(|b| {
             let mut b = b.borrow_mut();
             b.push(tag);
             b.extend_from_slice(rest);
@@ -563,7 +596,7 @@ impl PubSub {
         }
     }
 
-    fn limit_for(&self, c: &ClientInfo) -> Limit {
+    pub(crate) fn limit_for(&self, c: &ClientInfo) -> Limit {
         if c.subscriptions.load(Relaxed) > 0 {
             *self.limit_pubsub.lock()
         } else {
@@ -645,8 +678,9 @@ fn message(buf: &mut Reply, parts: &[&[u8]]) {
     }
 }
 
-impl damselfly_storage::Events for PubSub {
-    fn event(&self, db: usize, key: &[u8], event: &'static str) {
+impl PubSub {
+    /// A write-door event as keyspace notifications, as configured.
+    pub fn notify_event(&self, db: usize, key: &[u8], event: &'static str) {
         let flags = self.notify.load(Relaxed);
         if flags & (class::KEYSPACE | class::KEYEVENT) == 0 || flags & class::of(event) == 0 {
             return;

@@ -413,6 +413,7 @@ fn flushall(ctx: &mut Ctx, args: &Args) -> CmdResult {
             clear_db(shard, db, now);
         }
     }
+    ctx.server.tracking.flushed(&ctx.server.pubsub);
     ctx.reply.ok();
     Ok(())
 }
@@ -434,6 +435,7 @@ fn flushdb(ctx: &mut Ctx, args: &Args) -> CmdResult {
     for shard in ctx.locked.iter_mut() {
         clear_db(shard, db, now);
     }
+    ctx.server.tracking.flushed(&ctx.server.pubsub);
     ctx.reply.ok();
     Ok(())
 }
@@ -473,7 +475,9 @@ fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
         })
         .collect();
     ctx.server.config.set_many(&pairs)?;
-    ctx.server.config.apply_to(&ctx.server.pubsub);
+    ctx.server
+        .config
+        .apply_to(&ctx.server.pubsub, &ctx.server.tracking);
     ctx.reply.ok();
     Ok(())
 }

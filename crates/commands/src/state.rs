@@ -109,6 +109,8 @@ pub struct Server {
     /// Pub/sub subscriptions and keyspace notifications (also the
     /// keyspace's event sink).
     pub pubsub: Arc<crate::pubsub::PubSub>,
+    /// Client tracking (CLIENT TRACKING).
+    pub tracking: Arc<crate::tracking::Tracking>,
 }
 
 thread_local! {
@@ -131,9 +133,13 @@ impl Server {
             .collect();
         let keyspace = Keyspace::new(opts.shards, opts.dbnum);
         let pubsub = Arc::new(crate::pubsub::PubSub::default());
-        keyspace.set_events(pubsub.clone());
+        let tracking = Arc::new(crate::tracking::Tracking::default());
+        keyspace.set_events(Arc::new(crate::tracking::Sink {
+            pubsub: pubsub.clone(),
+            tracking: tracking.clone(),
+        }));
         let config = Config::new();
-        config.apply_to(&pubsub);
+        config.apply_to(&pubsub, &tracking);
         Server {
             keyspace,
             config,
@@ -151,6 +157,7 @@ impl Server {
             stats: Mutex::new(Vec::new()),
             blocked: Mutex::new(HashMap::new()),
             pubsub,
+            tracking,
         }
     }
 

@@ -314,7 +314,7 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("client_recent_max_input_buffer", &0);
                 line("client_recent_max_output_buffer", &0);
                 line("blocked_clients", &srv.blocked.lock().len());
-                line("tracking_clients", &0);
+                line("tracking_clients", &srv.tracking.clients_on.load(Relaxed));
                 line("clients_in_timeout_table", &0);
             }
             "memory" => {
@@ -462,9 +462,10 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("active_defrag_key_misses", &0);
                 line("total_active_defrag_time", &0);
                 line("current_active_defrag_time", &0);
-                line("tracking_total_keys", &0);
-                line("tracking_total_items", &0);
-                line("tracking_total_prefixes", &0);
+                let (keys, items, prefixes) = srv.tracking.totals();
+                line("tracking_total_keys", &keys);
+                line("tracking_total_items", &items);
+                line("tracking_total_prefixes", &prefixes);
                 line("unexpected_error_replies", &0);
                 line("total_error_replies", &errors);
                 line("dump_payload_sanitizations", &0);
