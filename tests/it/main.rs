@@ -4,7 +4,9 @@ mod support;
 
 mod bitmaps;
 mod clients;
+mod geo;
 mod hashes;
+mod hll;
 mod keys;
 mod lists;
 mod multi;

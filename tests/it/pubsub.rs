@@ -499,6 +499,13 @@ const WRITES: &str = r#"
     ZDIFFSTORE zd 1 z
     ZRANGESTORE zr z 0 -1
     ZMPOP 1 z MIN COUNT 10
+    PFADD hll a b c
+    PFADD hll a
+    PFCOUNT hll
+    PFMERGE hll2 hll
+    GEOADD geo 13.361389 38.115556 Palermo 15.087269 37.502669 Catania
+    GEOSEARCHSTORE geo2 geo FROMLONLAT 15 37 BYRADIUS 200 km ASC
+    GEORADIUS geo 15 37 200 km STORE geo3
     RPUSH sortme 3 1 2
     SORT sortme STORE sorted
     SORT nosuch STORE sorted

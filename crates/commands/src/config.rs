@@ -158,6 +158,7 @@ pub const PARAMS: &[Param] = &[
         Kind::ObufLimit,
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
     ),
+    p("hll-sparse-max-bytes", Kind::Memory { min: 0 }, "3000"),
     p(
         "maxclients",
         Kind::Int {
@@ -187,6 +188,7 @@ pub struct Config {
     pub hz: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     pub query_buffer_limit: AtomicU64,
+    pub hll_sparse_max_bytes: AtomicU64,
 }
 
 /// Parses a memory amount: bytes, or a number with k/kb/m/mb/g/gb (any case;
@@ -341,6 +343,7 @@ impl Config {
             hz: AtomicU64::new(10),
             proto_max_bulk_len: AtomicU64::new(512 * 1024 * 1024),
             query_buffer_limit: AtomicU64::new(1024 * 1024 * 1024),
+            hll_sparse_max_bytes: AtomicU64::new(3000),
         }
     }
 
@@ -401,6 +404,9 @@ impl Config {
                 .store(v.parse().unwrap_or(0), Relaxed),
             "client-query-buffer-limit" => self
                 .query_buffer_limit
+                .store(v.parse().unwrap_or(0), Relaxed),
+            "hll-sparse-max-bytes" => self
+                .hll_sparse_max_bytes
                 .store(v.parse().unwrap_or(0), Relaxed),
             name => {
                 let e = &self.encodings;

@@ -462,14 +462,20 @@ pub mod class {
         s
     }
 
-    /// The class Redis fires an event in.
+    /// The class Redis fires an event in (0: never notified).
     pub fn of(event: &str) -> u32 {
         match event {
             "expired" => EXPIRED,
             "evicted" => EVICTED,
             "new" => NEW,
             "keymiss" => KEY_MISS,
-            "set" | "setrange" | "incrby" | "incrbyfloat" | "append" | "setbit" => STRING,
+            "set" | "setrange" | "incrby" | "incrbyfloat" | "append" | "setbit" | "pfadd" => {
+                STRING
+            }
+            "georadiusstore" | "geosearchstore" => ZSET,
+            // PFCOUNT's cached cardinality: a change for WATCH and
+            // tracking, never notified.
+            "pfcount" => 0,
             "lpush" | "rpush" | "lpop" | "rpop" | "linsert" | "lset" | "lrem" | "ltrim"
             | "sortstore" | "lmove" => LIST,
             "sadd" | "srem" | "spop" | "sinterstore" | "sunionstore" | "sdiffstore"
