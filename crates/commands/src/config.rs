@@ -374,8 +374,8 @@ impl Config {
                 soft_secs: n(3),
             };
             match g[0] {
-                "normal" => *ps.limit_normal.lock() = limit,
-                "pubsub" => *ps.limit_pubsub.lock() = limit,
+                "normal" => ps.limit_normal.set(limit),
+                "pubsub" => ps.limit_pubsub.set(limit),
                 _ => {}
             }
         }

@@ -199,6 +199,28 @@ pub struct Limit {
     pub soft_secs: u64,
 }
 
+/// A `Limit` readable on every delivery without a lock.
+#[derive(Debug, Default)]
+pub struct SharedLimit([AtomicU64; 3]);
+
+impl SharedLimit {
+    pub fn get(&self) -> Limit {
+        let [h, s, t] = &self.0;
+        Limit {
+            hard: h.load(Relaxed),
+            soft: s.load(Relaxed),
+            soft_secs: t.load(Relaxed),
+        }
+    }
+
+    pub fn set(&self, l: Limit) {
+        let [h, s, t] = &self.0;
+        h.store(l.hard, Relaxed);
+        s.store(l.soft, Relaxed);
+        t.store(l.soft_secs, Relaxed);
+    }
+}
+
 /// Bytes other threads queue for a client: pub/sub messages, keyspace
 /// notifications, tracking invalidations. Its connection drains it.
 #[derive(Debug, Default)]
@@ -499,8 +521,8 @@ pub struct PubSub {
     patterns: RwLock<Vec<(Vec<u8>, Subscribers)>>,
     /// `notify-keyspace-events`, parsed.
     pub notify: AtomicU32,
-    pub limit_normal: Mutex<Limit>,
-    pub limit_pubsub: Mutex<Limit>,
+    pub limit_normal: SharedLimit,
+    pub limit_pubsub: SharedLimit,
     /// Messages delivered by PUBLISH/SPUBLISH and notifications.
     pub published: AtomicU64,
 }
@@ -604,9 +626,9 @@ impl PubSub {
 
     pub(crate) fn limit_for(&self, c: &ClientInfo) -> Limit {
         if c.subscriptions.load(Relaxed) > 0 {
-            *self.limit_pubsub.lock()
+            self.limit_pubsub.get()
         } else {
-            *self.limit_normal.lock()
+            self.limit_normal.get()
         }
     }
 
@@ -685,6 +707,12 @@ fn message(buf: &mut Reply, parts: &[&[u8]]) {
 }
 
 impl PubSub {
+    /// Whether events of `class` are notified at all.
+    pub fn notifies(&self, class: u32) -> bool {
+        let flags = self.notify.load(Relaxed);
+        flags & class != 0 && flags & (class::KEYSPACE | class::KEYEVENT) != 0
+    }
+
     /// A write-door event as keyspace notifications, as configured.
     pub fn notify_event(&self, db: usize, key: &[u8], event: &'static str) {
         let flags = self.notify.load(Relaxed);
@@ -960,4 +988,72 @@ pub(crate) fn confirms(name: &str) -> bool {
 pub fn parse_notify(value: &str) -> Result<u32, String> {
     class::parse(value)
         .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_closes_past_the_hard_limit_counting_bytes_in_flight() {
+        let o = Outbox::default();
+        let limit = Limit {
+            hard: 10,
+            soft: 0,
+            soft_secs: 0,
+        };
+        o.push(b'*', b"1234", limit);
+        let mut out = Reply::new();
+        assert!(o.take(&mut out));
+        assert_eq!(out.as_bytes(), b"*1234");
+        // Five bytes in flight plus five queued reach the limit.
+        o.push(b'>', b"abcd", limit);
+        assert!(o.is_closed());
+        assert!(!o.take(&mut out));
+    }
+
+    #[test]
+    fn outbox_written_frees_the_in_flight_bytes() {
+        let o = Outbox::default();
+        let limit = Limit {
+            hard: 10,
+            soft: 0,
+            soft_secs: 0,
+        };
+        let mut out = Reply::new();
+        o.push(b'*', b"1234", limit);
+        assert!(o.take(&mut out));
+        o.written();
+        o.push(b'*', b"1234", limit);
+        assert!(!o.is_closed());
+    }
+
+    #[test]
+    fn soft_limit_allows_a_burst_shorter_than_its_seconds() {
+        let o = Outbox::default();
+        let limit = Limit {
+            hard: 0,
+            soft: 4,
+            soft_secs: 60,
+        };
+        o.push(b'*', b"1234", limit);
+        o.push(b'*', b"1234", limit);
+        assert!(!o.is_closed());
+    }
+
+    #[test]
+    fn notify_flags_render_as_redis_does() {
+        for (given, canonical) in [
+            ("gKE", "gKE"),
+            ("$lshzxeKE", "$lshzxeKE"),
+            ("KA", "AK"),
+            ("AKEnm", "AKEm"),
+            ("gtdn", "gtdn"),
+            ("", ""),
+        ] {
+            let flags = class::parse(given).unwrap_or(u32::MAX);
+            assert_eq!(class::render(flags), canonical, "{given}");
+        }
+        assert!(class::parse("Z").is_none());
+    }
 }

@@ -176,7 +176,9 @@ impl Tracking {
     /// Sends the BCAST keys changed since the last call: one message per
     /// prefix and client.
     pub fn flush_bcast(&self, ps: &PubSub) {
-        if !self.pending.swap(false, Relaxed) {
+        // A plain load first: this runs after every command, and a swap
+        // would be a locked instruction on a shared line each time.
+        if !self.pending.load(Relaxed) || !self.pending.swap(false, Relaxed) {
             return;
         }
         let limit_of = Self::limit_of(ps);
@@ -553,6 +555,10 @@ pub struct Sink {
 }
 
 impl damselfly_storage::Events for Sink {
+    fn wants_new(&self) -> bool {
+        self.pubsub.notifies(crate::pubsub::class::NEW)
+    }
+
     fn event(&self, db: usize, key: &[u8], event: &'static str) {
         self.pubsub.notify_event(db, key, event);
         if event != "new" && event != "keymiss" {

@@ -21,6 +21,11 @@ pub trait Events: Send + Sync {
     /// `event` is the name Redis notifies (`set`, `lpush`, `expired`...),
     /// plus `new` for a key created and `keymiss` for a read that missed.
     fn event(&self, db: usize, key: &[u8], event: &'static str);
+
+    /// Whether `new` events are wanted: `put` copies the key only then.
+    fn wants_new(&self) -> bool {
+        true
+    }
 }
 
 /// One shard's slice of one logical DB.
@@ -279,7 +284,11 @@ impl Shard {
     /// Stores `entry`, replacing any previous value (and its expiry). A key
     /// that did not exist fires `new`.
     pub fn put(&mut self, db: usize, entry: Entry) -> Option<Entry> {
-        let key = self.events.as_ref().map(|_| entry.key.clone());
+        let key = self
+            .events
+            .as_ref()
+            .filter(|ev| ev.wants_new())
+            .map(|_| entry.key.clone());
         let d = &mut self.dbs[db];
         let volatile = entry.expire_at != 0;
         let old = d.table.insert(entry);
@@ -359,6 +368,39 @@ impl Shard {
 mod tests {
     use super::*;
     use crate::value::Value;
+
+    #[derive(Default)]
+    struct Record(parking_lot::Mutex<Vec<String>>);
+
+    impl Events for Record {
+        fn event(&self, db: usize, key: &[u8], event: &'static str) {
+            let key = String::from_utf8_lossy(key);
+            self.0.lock().push(format!("{db}:{key}:{event}"));
+        }
+    }
+
+    #[test]
+    fn the_write_door_reports_every_event() {
+        let rec = Arc::new(Record::default());
+        let mut s = Shard::new(1);
+        s.events = Some(rec.clone());
+        s.put(0, Entry::new(b"k", Value::Int(1), 0));
+        s.written(0, b"k", "set");
+        s.put(0, Entry::new(b"k", Value::Int(2), 10));
+        s.written(0, b"k", "set");
+        s.notify(0, b"k", "expire");
+        assert!(s.get(0, b"k", 11).is_none());
+        assert!(s.get(0, b"nope", 11).is_none());
+        s.put(0, Entry::new(b"v", Value::Int(1), 5));
+        assert_eq!(s.expire_step(0, 16, 6), (1, 1));
+        assert_eq!(
+            *rec.0.lock(),
+            [
+                "0:k:new", "0:k:set", "0:k:set", "0:k:expire", "0:k:expired", "0:k:keymiss",
+                "0:nope:keymiss", "0:v:new", "0:v:expired"
+            ]
+        );
+    }
 
     #[test]
     fn volatile_counter_follows_every_path() {
