@@ -485,14 +485,14 @@ fn describe(ctx: &Ctx, c: &crate::client::ClientInfo) -> String {
     )
 }
 
-/// CLIENT LIST's flags: x in MULTI, P subscribed, N none.
+/// CLIENT LIST's flags, in Redis's order: P subscribed, x in MULTI, N none.
 fn flags(c: &crate::client::ClientInfo) -> String {
     let mut f = String::new();
-    if c.multi.load(Relaxed) >= 0 {
-        f.push('x');
-    }
     if c.subscriptions.load(Relaxed) > 0 {
         f.push('P');
+    }
+    if c.multi.load(Relaxed) >= 0 {
+        f.push('x');
     }
     if f.is_empty() {
         f.push('N');
