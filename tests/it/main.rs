@@ -15,6 +15,7 @@ mod pubsub;
 mod server;
 mod sets;
 mod sort;
+mod streams;
 mod strings;
 mod tracking;
 mod zsets;

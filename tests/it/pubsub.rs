@@ -506,13 +506,31 @@ const WRITES: &str = r#"
     GEOADD geo 13.361389 38.115556 Palermo 15.087269 37.502669 Catania
     GEOSEARCHSTORE geo2 geo FROMLONLAT 15 37 BYRADIUS 200 km ASC
     GEORADIUS geo 15 37 200 km STORE geo3
+    XADD xs 1-1 f v
+    XADD xs 2-1 f v
+    XADD xs MAXLEN 1 3-1 f v
+    XDEL xs 3-1 9-9
+    XTRIM xs MAXLEN 0
+    XSETID xs 5-5
+    XGROUP CREATE xs g $
+    XGROUP CREATE xs2 g $ MKSTREAM
+    XGROUP CREATECONSUMER xs g alice
+    XADD xs 6-1 f v
+    XREADGROUP GROUP g bob STREAMS xs >
+    XCLAIM xs g carol 0 6-1
+    XAUTOCLAIM xs g dave 0 0
+    XACK xs g 6-1
+    XGROUP DELCONSUMER xs g bob
+    XGROUP SETID xs g 0
+    XGROUP DESTROY xs g
     RPUSH sortme 3 1 2
     SORT sortme STORE sorted
     SORT nosuch STORE sorted
     SET e1 v PX 1
-    SET e2 v PX 1
     sleep 5
     GET e1
+    SET e2 v PX 1
+    sleep 5
     EXISTS e2
     GET missing
     FLUSHDB

@@ -32,6 +32,7 @@ mod server;
 mod set;
 mod sort;
 mod sorted_set;
+mod stream;
 mod string;
 mod transactions;
 
