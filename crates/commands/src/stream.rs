@@ -1220,12 +1220,16 @@ fn serve_one(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait
             reply_key_entries(r, key, |r| reply_after(r, s, after, sw.count));
         }
         Some((g, c, noack)) => {
-            if let Some(grp) = s.groups.get_mut(g) {
-                grp.consumer(c, Some(now));
-            }
+            let created = s
+                .groups
+                .get_mut(g)
+                .is_some_and(|grp| grp.consumer(c, Some(now)).1);
             let es = deliver_new(s, g, c, *noack, sw.count, now);
             reply_key_entries(r, key, |r| reply_entries(r, &es));
             shard.stats.dirty += 1;
+            if created {
+                shard.notify(db, key, "xgroup-createconsumer");
+            }
         }
     }
 }
