@@ -245,6 +245,16 @@ struct OutInner {
     soft_since: Option<Instant>,
 }
 
+impl OutInner {
+    /// Keeps the task's waker; the connection polls once per read, so the
+    /// usual case is the same waker again, which is not cloned.
+    fn register(&mut self, cx: &Context<'_>) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
+        }
+    }
+}
+
 impl Outbox {
     /// Queues one message (`tag` is its first byte: `*` or `>`) unless the
     /// outbox is closed; closes it when the limit is passed.
@@ -305,7 +315,10 @@ impl Outbox {
 
     /// The connection wrote everything it had taken.
     pub fn written(&self) {
-        if self.took.swap(false, Relaxed) {
+        // Only the connection's own thread touches `took`: a load and a
+        // store, no read-modify-write, on every write of the connection.
+        if self.took.load(Relaxed) {
+            self.took.store(false, Relaxed);
             self.inner.lock().inflight = 0;
         }
     }
@@ -316,7 +329,7 @@ impl Outbox {
         if g.closed || !g.buf.is_empty() {
             return Poll::Ready(());
         }
-        g.waker = Some(cx.waker().clone());
+        g.register(cx);
         Poll::Pending
     }
 
@@ -326,7 +339,7 @@ impl Outbox {
         if g.closed {
             return Poll::Ready(());
         }
-        g.waker = Some(cx.waker().clone());
+        g.register(cx);
         Poll::Pending
     }
 
