@@ -186,6 +186,10 @@ fn tracking_table_counts_in_info() {
     ] {
         assert!(info.contains(line), "{line} missing:\n{info}");
     }
+    let me = c.cmd(&["CLIENT", "INFO"]);
+    assert!(me.contains(" flags=t ") && me.contains(" redir=0 "), "{me}");
+    let other = b.cmd(&["CLIENT", "INFO"]);
+    assert!(other.contains(" flags=tB "), "{other}");
     c.cmd(&["CONFIG", "SET", "tracking-table-max-keys", "1"]);
     c.cmd(&["GET", "k3"]);
     let info = c.cmd(&["INFO"]);

@@ -30,6 +30,10 @@ pub struct ClientInfo {
     pub psub: AtomicUsize,
     pub ssub: AtomicUsize,
     pub subscriptions: AtomicUsize,
+    /// CLIENT LIST's view of tracking: `redir=` (-1 when off) and the
+    /// t/R/B flags (`tracking::FLAG_*`).
+    pub redir: AtomicI64,
+    pub tracking_flags: AtomicUsize,
 }
 
 /// Registry of live connections; touched on connect and disconnect only.
@@ -60,6 +64,8 @@ impl Clients {
             psub: AtomicUsize::new(0),
             ssub: AtomicUsize::new(0),
             subscriptions: AtomicUsize::new(0),
+            redir: AtomicI64::new(-1),
+            tracking_flags: AtomicUsize::new(0),
         });
         self.map.lock().insert(id, info.clone());
         info

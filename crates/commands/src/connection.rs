@@ -466,7 +466,7 @@ fn describe(ctx: &Ctx, c: &crate::client::ClientInfo) -> String {
     let multi = c.multi.load(Relaxed);
     let cmd = if me { "client|list".to_string() } else { cmd };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -481,18 +481,27 @@ fn describe(ctx: &Ctx, c: &crate::client::ClientInfo) -> String {
         c.ssub.load(Relaxed),
         multi,
         cmd,
+        c.redir.load(Relaxed),
         c.resp.load(Relaxed),
     )
 }
 
-/// CLIENT LIST's flags, in Redis's order: P subscribed, x in MULTI, N none.
+/// CLIENT LIST's flags, in Redis's order: P subscribed, x in MULTI,
+/// t tracking, R its redirection broken, B broadcasting; N none.
 fn flags(c: &crate::client::ClientInfo) -> String {
+    use crate::tracking::{FLAG_BCAST, FLAG_BROKEN, FLAG_ON};
     let mut f = String::new();
     if c.subscriptions.load(Relaxed) > 0 {
         f.push('P');
     }
     if c.multi.load(Relaxed) >= 0 {
         f.push('x');
+    }
+    let t = c.tracking_flags.load(Relaxed);
+    for (bit, ch) in [(FLAG_ON, 't'), (FLAG_BROKEN, 'R'), (FLAG_BCAST, 'B')] {
+        if t & bit != 0 {
+            f.push(ch);
+        }
     }
     if f.is_empty() {
         f.push('N');

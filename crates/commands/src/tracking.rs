@@ -29,6 +29,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 
+/// `ClientInfo::tracking_flags` bits.
+pub const FLAG_ON: usize = 1;
+pub const FLAG_BROKEN: usize = 2;
+pub const FLAG_BCAST: usize = 4;
+
 /// A tracking client's mode, as its own connection sees it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Mode {
@@ -95,6 +100,7 @@ impl Tracker {
             t
         } else {
             self.broken = true;
+            self.info.tracking_flags.fetch_or(FLAG_BROKEN, Relaxed);
             if own_resp3 {
                 let mut m = Reply::new();
                 m.array(2);
@@ -270,6 +276,8 @@ impl Tracking {
         let Some(t) = inner.trackers.remove(&id) else {
             return;
         };
+        t.info.redir.store(-1, Relaxed);
+        t.info.tracking_flags.store(0, Relaxed);
         self.clients_on.fetch_sub(1, Relaxed);
         for p in &t.prefixes {
             if let Some(entry) = inner.prefixes.get_mut(p) {
@@ -437,6 +445,9 @@ pub(crate) fn client_tracking(ctx: &mut Ctx, args: &Args) -> CmdResult {
     t.redirect = redirect_id;
     t.redirect_to = redirect.as_ref().map(Arc::downgrade).unwrap_or_default();
     t.broken = false;
+    let flags = FLAG_ON | if mode.bcast { FLAG_BCAST } else { 0 };
+    t.info.tracking_flags.store(flags, Relaxed);
+    t.info.redir.store(redirect_id as i64, Relaxed);
     for p in new_prefixes {
         if !t.prefixes.contains(&p) {
             t.prefixes.push(p);
