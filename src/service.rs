@@ -22,8 +22,7 @@ pub struct Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        damselfly_commands::release_client(&self.server, &mut self.client);
-        self.server.clients.unregister(self.client.id());
+        self.closing();
     }
 }
 
@@ -70,6 +69,11 @@ impl Session for Conn {
 
     fn pushed_written(&mut self) {
         self.client.info.outbox.written();
+    }
+
+    fn closing(&mut self) {
+        damselfly_commands::release_client(&self.server, &mut self.client);
+        self.server.clients.unregister(self.client.id());
     }
 }
 

@@ -34,6 +34,8 @@ pub struct ClientInfo {
     /// t/R/B flags (`tracking::FLAG_*`).
     pub redir: AtomicI64,
     pub tracking_flags: AtomicUsize,
+    /// The connection is closing: it is no redirection target any more.
+    pub gone: AtomicBool,
 }
 
 /// Registry of live connections; touched on connect and disconnect only.
@@ -66,6 +68,7 @@ impl Clients {
             subscriptions: AtomicUsize::new(0),
             redir: AtomicI64::new(-1),
             tracking_flags: AtomicUsize::new(0),
+            gone: AtomicBool::new(false),
         });
         self.map.lock().insert(id, info.clone());
         info

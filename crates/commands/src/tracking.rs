@@ -96,7 +96,11 @@ impl Tracker {
         let own_resp3 = self.info.resp.load(Relaxed) == 3;
         let target = if self.redirect == 0 {
             self.info.clone()
-        } else if let Some(t) = self.redirect_to.upgrade() {
+        } else if let Some(t) = self
+            .redirect_to
+            .upgrade()
+            .filter(|t| !t.gone.load(Relaxed))
+        {
             t
         } else {
             self.broken = true;

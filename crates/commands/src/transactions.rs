@@ -161,6 +161,7 @@ pub(crate) fn unwatch_all(ctx: &mut Ctx) {
 
 /// A closing connection: its transaction and watches go (no locks held).
 pub fn release(server: &Server, client: &mut Client) {
+    client.info.gone.store(true, Relaxed);
     client.end_multi();
     crate::pubsub::unsubscribe_all(server, client);
     if client.tracking.take().is_some() {

@@ -18,6 +18,9 @@
 //!   output buffer limit) is dropped even while a write to it is stuck.
 //!   During a blocked command's wait it is not drained (only the drop is
 //!   watched), so the wait's reply comes first.
+//! - A connection that closes (QUIT, a protocol error) drops its session's
+//!   registrations before writing its last reply: once a client has read
+//!   QUIT's +OK, no other client sees it (as a redirection target, say).
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -67,6 +70,10 @@ pub trait Session {
     }
     /// Everything taken so far reached the socket.
     fn pushed_written(&mut self) {}
+    /// The connection is about to close (QUIT, a protocol error): drop the
+    /// client's registrations now, before its last reply can be read, so
+    /// that no one sees it alive after that (must be safe to repeat).
+    fn closing(&mut self) {}
 }
 
 pub trait Service: Send + Sync + 'static {
@@ -317,6 +324,9 @@ async fn connection<T: Session>(mut stream: TcpStream, mut session: T) {
         // Messages that arrived during the batch follow its replies.
         if open && !session.take_pushed(&mut out) {
             return;
+        }
+        if !open {
+            session.closing();
         }
         if !flush(&mut stream, &mut out, &mut session).await {
             return;
