@@ -38,18 +38,10 @@ pub struct ClientInfo {
     pub gone: AtomicBool,
 }
 
-/// Registry of live connections; touched on connect and disconnect only.
-#[derive(Default)]
-pub struct Clients {
-    next_id: AtomicU64,
-    map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
-}
-
-impl Clients {
-    pub fn register(&self, addr: String, laddr: String, fd: i64) -> Arc<ClientInfo> {
-        let id = self.next_id.fetch_add(1, Relaxed) + 1;
+impl ClientInfo {
+    pub fn new(id: u64, addr: String, laddr: String, fd: i64) -> ClientInfo {
         let now = damselfly_storage::now_ms();
-        let info = Arc::new(ClientInfo {
+        ClientInfo {
             id,
             addr,
             laddr,
@@ -69,7 +61,21 @@ impl Clients {
             redir: AtomicI64::new(-1),
             tracking_flags: AtomicUsize::new(0),
             gone: AtomicBool::new(false),
-        });
+        }
+    }
+}
+
+/// Registry of live connections; touched on connect and disconnect only.
+#[derive(Default)]
+pub struct Clients {
+    next_id: AtomicU64,
+    map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+}
+
+impl Clients {
+    pub fn register(&self, addr: String, laddr: String, fd: i64) -> Arc<ClientInfo> {
+        let id = self.next_id.fetch_add(1, Relaxed) + 1;
+        let info = Arc::new(ClientInfo::new(id, addr, laddr, fd));
         self.map.lock().insert(id, info.clone());
         info
     }
@@ -116,6 +122,8 @@ pub struct Client {
     pub tracking: Option<crate::tracking::Mode>,
     /// CLIENT CACHING YES/NO given for the next command.
     pub caching: bool,
+    /// The pseudo-client a Lua script's commands run as.
+    pub in_script: bool,
 }
 
 /// CLIENT REPLY ON / OFF / SKIP.
@@ -153,6 +161,7 @@ impl Client {
             reply_mode: ReplyMode::On,
             tracking: None,
             caching: false,
+            in_script: false,
         }
     }
 

@@ -67,6 +67,7 @@ const ENTRIES: Kind = Kind::Int {
 };
 
 pub const PARAMS: &[Param] = &[
+    pa("busy-reply-threshold", "lua-time-limit", ENTRIES, "5000"),
     pa(
         "hash-max-listpack-entries",
         "hash-max-ziplist-entries",

@@ -111,6 +111,8 @@ pub struct Server {
     pub pubsub: Arc<crate::pubsub::PubSub>,
     /// Client tracking (CLIENT TRACKING).
     pub tracking: Arc<crate::tracking::Tracking>,
+    /// Lua scripts and functions.
+    pub scripting: crate::scripting::Scripting,
 }
 
 thread_local! {
@@ -158,6 +160,7 @@ impl Server {
             blocked: Mutex::new(HashMap::new()),
             pubsub,
             tracking,
+            scripting: Default::default(),
         }
     }
 
