@@ -195,3 +195,30 @@ fn tracking_table_counts_in_info() {
     let info = c.cmd(&["INFO"]);
     assert!(info.contains("tracking_total_keys:1"), "{info}");
 }
+
+/// A script that reads makes its caller track the keys it declared; its
+/// writes are the caller's own for NOLOOP.
+#[test]
+fn scripts_track_their_declared_keys() {
+    diff_conns(
+        r#"
+        0 ~HELLO 3
+        0 CLIENT TRACKING on
+        1 MSET k1 1 k2 1
+        0 EVAL "redis.call('set', 'k3', 'bar')" 2 k1 k2
+        1 MSET k2 2 k1 2
+        0 EVAL "return redis.call('get', 'k3')" 2 k1 k2
+        1 MSET k2 3 k1 3
+        0:2 .
+        0 EVAL_RO "return redis.call('ping')" 2 k1 k2
+        1 MSET k2 4 k1 4
+        0 PING
+        0 CLIENT TRACKING off
+        0 CLIENT TRACKING on NOLOOP
+        0 GET k1
+        0 EVAL "return redis.call('set', KEYS[1], '5')" 1 k1
+        0 GET k1
+        0 PING
+        "#,
+    );
+}

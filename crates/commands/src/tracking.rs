@@ -304,6 +304,15 @@ impl Tracking {
 /// default mode (OPTIN only after CLIENT CACHING YES, OPTOUT unless after
 /// CLIENT CACHING NO).
 pub(crate) fn after_read(ctx: &mut Ctx, e: &Entry, args: &Args) {
+    // The read-only script commands are not reads themselves: what their
+    // script reads decides (Redis's rule).
+    if matches!(e.cmd.name, "eval_ro" | "evalsha_ro" | "fcall_ro") {
+        return;
+    }
+    if ctx.client.in_script {
+        SCRIPT_READ.with(|r| r.set(true));
+        return;
+    }
     let Some(mode) = ctx.client.tracking else {
         return;
     };
@@ -318,6 +327,30 @@ pub(crate) fn after_read(ctx: &mut Ctx, e: &Entry, args: &Args) {
     if !keys.is_empty() {
         let s = ctx.server;
         s.tracking.remember(&s.pubsub, ctx.client.id(), &keys);
+    }
+}
+
+thread_local! {
+    /// A command run by the script on this thread was a read.
+    static SCRIPT_READ: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// After a script: if it ran a read-only command, its caller (when
+/// tracking in default mode) tracks every key the script declared.
+pub(crate) fn after_script(server: &crate::state::Server, caller: u64, keys: &[Vec<u8>]) {
+    if !SCRIPT_READ.with(|r| r.replace(false)) || keys.is_empty() {
+        return;
+    }
+    let t = &server.tracking;
+    let default_mode = t
+        .inner
+        .lock()
+        .trackers
+        .get(&caller)
+        .is_some_and(|tr| !tr.mode.bcast);
+    if default_mode {
+        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        t.remember(&server.pubsub, caller, &keys);
     }
 }
 

@@ -354,15 +354,28 @@ impl Job {
             return format!("-{err}\r\n").into_bytes();
         };
         let now = damselfly_storage::now_ms();
+        // The script's writes count as the caller's (NOLOOP tracking, and
+        // messages to itself around the reply), as on its worker thread.
+        crate::pubsub::set_current(caller);
+        let keys = self.keys.clone();
         let (mut locked, bytes) = run(server, caller, locked, now, self);
+        crate::tracking::after_script(server, caller, &keys);
         crate::list::serve_ready(server, &server.thread_stats(), &mut locked, now);
+        drop(locked);
+        server.tracking.flush_bcast(&server.pubsub);
+        crate::pubsub::set_current(0);
+
         // The dispatcher saw EVAL succeed (it only queued the job): an
         // error reply is counted here (INFO errorstats).
         if let Some(rest) = bytes.strip_prefix(b"-") {
             let text = String::from_utf8_lossy(rest.strip_suffix(b"\r\n").unwrap_or(rest));
             crate::dispatch::count_error(&server.thread_stats(), &CmdError::Script(text.into_owned()));
         }
-        bytes
+        let mut framed = damselfly_protocol::Reply::new();
+        framed.raw(&bytes);
+        crate::pubsub::splice_self(&mut framed, 0);
+        crate::pubsub::append_self_after(&mut framed);
+        framed.as_bytes().to_vec()
     }
 }
 
