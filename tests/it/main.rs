@@ -2,6 +2,7 @@
 
 mod support;
 
+mod acl;
 mod bitmaps;
 mod clients;
 mod geo;
@@ -16,6 +17,7 @@ mod scripting;
 mod server;
 mod sets;
 mod sort;
+mod startup;
 mod streams;
 mod strings;
 mod tracking;

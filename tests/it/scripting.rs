@@ -333,7 +333,10 @@ fn wait_for(mut f: impl FnMut() -> bool) {
 fn runaway_script_gets_busy_replies_and_script_kill_stops_it() {
     let d = damselfly(&["--proactor_threads", "1"]);
     let mut admin = Conn::open(d.port);
-    assert_eq!(admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "50"]), "+OK\r\n");
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "50"]),
+        "+OK\r\n"
+    );
     let mut runner = Conn::open(d.port);
     runner.send(&["EVAL", "while true do end", "0"]);
     // Same worker thread (one thread): it still answers, with BUSY.
@@ -353,7 +356,10 @@ fn runaway_script_gets_busy_replies_and_script_kill_stops_it() {
         "{reply}"
     );
     assert_eq!(admin.cmd(&["PING"]), "+PONG\r\n");
-    assert_eq!(admin.cmd(&["SCRIPT", "KILL"]), "-NOTBUSY No scripts in execution right now.\r\n");
+    assert_eq!(
+        admin.cmd(&["SCRIPT", "KILL"]),
+        "-NOTBUSY No scripts in execution right now.\r\n"
+    );
 
     // pcall cannot swallow the kill.
     runner.send(&[
@@ -485,14 +491,8 @@ fn job_queue_scripts_are_atomic_under_concurrency() {
             for j in 0..JOBS {
                 let n = (t * JOBS + j) as i64;
                 let payload = format!("{{\"n\":{n},\"name\":\"job/{t}\"}}");
-                let r = bulk_text(&c.raw(&[
-                    "EVALSHA",
-                    &add,
-                    "0",
-                    "bull:q",
-                    &payload,
-                    &n.to_string(),
-                ]));
+                let r =
+                    bulk_text(&c.raw(&["EVALSHA", &add, "0", "bull:q", &payload, &n.to_string()]));
                 assert!(r.starts_with(':'), "{r}");
             }
         }));
@@ -567,8 +567,14 @@ fn job_queue_scripts_are_atomic_under_concurrency() {
     external.join().expect("external client");
     assert!(checker.join().expect("checker") > 0);
     let sum: i64 = (0..total as i64).sum::<i64>() + EXTERNAL as i64;
-    assert_eq!(c.cmd(&["GET", "bull:q:sum"]), format!("${}\r\n{sum}\r\n", sum.to_string().len()));
-    assert_eq!(c.cmd(&["SCARD", "bull:q:completed"]), format!(":{total}\r\n"));
+    assert_eq!(
+        c.cmd(&["GET", "bull:q:sum"]),
+        format!("${}\r\n{sum}\r\n", sum.to_string().len())
+    );
+    assert_eq!(
+        c.cmd(&["SCARD", "bull:q:completed"]),
+        format!(":{total}\r\n")
+    );
     assert_eq!(c.cmd(&["LLEN", "bull:q:wait"]), ":0\r\n");
     assert_eq!(c.cmd(&["ZCARD", "bull:q:prio"]), ":0\r\n");
     assert_eq!(
@@ -581,9 +587,6 @@ fn job_queue_scripts_are_atomic_under_concurrency() {
     );
     for id in [1, total / 2, total] {
         let key = format!("bull:q:job:{id}");
-        assert_eq!(
-            c.cmd(&["HGET", &key, "state"]),
-            "$9\r\ncompleted\r\n"
-        );
+        assert_eq!(c.cmd(&["HGET", &key, "state"]), "$9\r\ncompleted\r\n");
     }
 }

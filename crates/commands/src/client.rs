@@ -36,6 +36,8 @@ pub struct ClientInfo {
     pub tracking_flags: AtomicUsize,
     /// The connection is closing: it is no redirection target any more.
     pub gone: AtomicBool,
+    /// The ACL user's name (CLIENT LIST `user=`).
+    pub user: Mutex<String>,
 }
 
 impl ClientInfo {
@@ -61,6 +63,7 @@ impl ClientInfo {
             redir: AtomicI64::new(-1),
             tracking_flags: AtomicUsize::new(0),
             gone: AtomicBool::new(false),
+            user: Mutex::new("default".into()),
         }
     }
 }
@@ -103,6 +106,8 @@ pub struct Client {
     pub db: usize,
     pub resp3: bool,
     pub authenticated: bool,
+    /// The ACL user this connection runs as (the default user until AUTH).
+    pub user: Arc<crate::acl::User>,
     /// Set by QUIT (and protocol errors): close once the reply is written.
     pub close_after_reply: bool,
     /// The open transaction, between MULTI and EXEC/DISCARD.
@@ -146,9 +151,10 @@ pub struct Multi {
 }
 
 impl Client {
-    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Client {
+    pub fn new(info: Arc<ClientInfo>, user: Arc<crate::acl::User>, authenticated: bool) -> Client {
         Client {
             info,
+            user,
             db: 0,
             resp3: false,
             authenticated,

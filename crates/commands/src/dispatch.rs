@@ -16,7 +16,9 @@ pub(crate) fn count_error(stats: &ThreadStats, err: &CmdError) {
 }
 
 /// Resolves the table entry for a request, or the error to reply.
-pub(crate) fn resolve(args: &Args<'_>) -> Result<&'static Entry, (Option<&'static Entry>, CmdError)> {
+pub(crate) fn resolve(
+    args: &Args<'_>,
+) -> Result<&'static Entry, (Option<&'static Entry>, CmdError)> {
     let name = args.get(0).unwrap_or_default();
     let Some(mut e) = lookup(name) else {
         let rest = args.iter().skip(1).map(<[u8]>::to_vec).collect();
@@ -123,6 +125,24 @@ fn execute_inner(
         reject(stats, client, reply, &err, Some(e));
         return (None, name);
     }
+    // One relaxed load for an unrestricted user (the default user's case).
+    if !client.user.unrestricted.load(Relaxed) {
+        if client.user.deleted.load(Relaxed) {
+            client.close_after_reply = true;
+            return (None, name);
+        }
+        if let Err(err) = crate::acl::check(server, client, e, args) {
+            stats.commands[e.id].rejected.add(1);
+            let err = if e.cmd.name == "exec" {
+                client.end_multi();
+                CmdError::ExecRejected(Box::new(err))
+            } else {
+                err
+            };
+            reject(stats, client, reply, &err, Some(e));
+            return (None, name);
+        }
+    }
     if !e.has(flag::ALLOW_BUSY) {
         if let Some(err) = server.scripting.busy(server, client.id()) {
             stats.commands[e.id].rejected.add(1);
@@ -204,9 +224,9 @@ fn reject(
     e: Option<&Entry>,
 ) {
     count_error(stats, err);
-    if e.is_some_and(|e| e.cmd.name == "exec") {
+    if e.is_some_and(|e| e.cmd.name == "exec") && !matches!(err, CmdError::ExecRejected(_)) {
         client.end_multi();
-        let err = CmdError::ExecRejected(err.to_string());
+        let err = CmdError::ExecRejected(Box::new(err.clone()));
         reply.error(&err.to_string());
         return;
     }

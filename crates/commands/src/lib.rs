@@ -10,6 +10,7 @@
 //! - A handler writes its whole reply on success and nothing on error; the
 //!   dispatcher renders the error.
 
+pub mod acl;
 pub mod args;
 pub mod client;
 pub mod config;

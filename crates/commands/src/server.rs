@@ -4,6 +4,8 @@ mod info;
 mod introspect;
 mod tips;
 
+pub(crate) use introspect::key_flags;
+
 use crate::args::{eq, lossy};
 use crate::cmd;
 use crate::ctx::Ctx;
@@ -480,6 +482,11 @@ fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
     ctx.server
         .config
         .apply_to(&ctx.server.pubsub, &ctx.server.tracking);
+    ctx.server.acl.sync_config(&ctx.server.config);
+    // The default user's password follows requirepass (Redis's rule).
+    if let Some((_, pass)) = pairs.iter().rev().find(|(n, _)| eq(n, "requirepass")) {
+        ctx.server.acl.set_requirepass(pass);
+    }
     ctx.reply.ok();
     Ok(())
 }
@@ -491,11 +498,31 @@ fn config_resetstat(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// CONFIG REWRITE: there is never a config file to rewrite.
-fn config_rewrite(_ctx: &mut Ctx, _args: &Args) -> CmdResult {
-    Err(CmdError::Other(
-        "ERR The server is running without a config file".into(),
-    ))
+/// CONFIG REWRITE: writes the current settings back to the config file the
+/// server started with (users too, when there is no aclfile).
+fn config_rewrite(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    let path = &ctx.server.config_file;
+    if path.is_empty() {
+        return Err(CmdError::Other(
+            "ERR The server is running without a config file".into(),
+        ));
+    }
+    let failed = |e: std::io::Error| CmdError::Other(format!("ERR Rewriting config file: {e}"));
+    let old = std::fs::read_to_string(path).map_err(failed)?;
+    let users = ctx
+        .server
+        .acl
+        .file
+        .read()
+        .is_empty()
+        .then(|| ctx.server.acl.describe_all());
+    let text = ctx.server.config.rewrite_text(&old, users);
+    let tmp = format!("{path}.tmp-{}", std::process::id());
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(failed)?;
+    ctx.reply.ok();
+    Ok(())
 }
 
 /// Replies a HELP text: the first line names the command, then the lines
@@ -582,7 +609,13 @@ fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     // A script past its busy threshold may have written half its work:
     // only SHUTDOWN NOSAVE may stop the server under it.
-    if !nosave && ctx.server.scripting.busy(ctx.server, ctx.client.id()).is_some() {
+    if !nosave
+        && ctx
+            .server
+            .scripting
+            .busy(ctx.server, ctx.client.id())
+            .is_some()
+    {
         return Err(CmdError::Unkillable);
     }
     ctx.server.host.shutdown();

@@ -88,6 +88,7 @@ impl ThreadStats {
 pub struct Server {
     pub keyspace: Keyspace,
     pub config: Config,
+    pub acl: crate::acl::Acl,
     pub clients: Clients,
     pub host: Box<dyn Host>,
     pub started: Instant,
@@ -145,6 +146,7 @@ impl Server {
         Server {
             keyspace,
             config,
+            acl: crate::acl::Acl::new(),
             clients: Clients::default(),
             host,
             started: Instant::now(),

@@ -922,7 +922,11 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
         return Err(CmdError::MissingGroup);
     }
     if timeout.is_some() && ctx.client.in_script {
-        return Err(CmdError::BlockInScript(if group_cmd { "xreadgroup" } else { "xread" }));
+        return Err(CmdError::BlockInScript(if group_cmd {
+            "xreadgroup"
+        } else {
+            "xread"
+        }));
     }
     let (db, now) = (ctx.db(), ctx.now);
     // Resolve each key's ID: None stands for `>`.

@@ -194,6 +194,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::stream::COMMANDS)
         .chain(crate::transactions::COMMANDS)
         .chain(crate::pubsub::COMMANDS)
+        .chain(crate::acl::COMMANDS)
         .chain(crate::scripting::COMMANDS)
 }
 

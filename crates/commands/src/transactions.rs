@@ -86,9 +86,9 @@ pub(crate) fn runs_in_multi(e: &Entry) -> bool {
 fn visits_shards(e: &Entry) -> bool {
     crate::scripting::is_script(e)
         || matches!(
-        e.cmd.name,
-        "keys" | "scan" | "randomkey" | "dbsize" | "info" | "config" | "debug"
-    )
+            e.cmd.name,
+            "keys" | "scan" | "randomkey" | "dbsize" | "info" | "config" | "debug"
+        )
 }
 
 /// Queues a command of an open transaction.
@@ -219,7 +219,10 @@ fn exec(ctx: &mut Ctx, _args: &Args) -> CmdResult {
             .scripting
             .busy(server, ctx.client.id())
             .unwrap_or(CmdError::BusyScript);
-        ctx.client.info.multi.store(multi.queue.len() as i64, Relaxed);
+        ctx.client
+            .info
+            .multi
+            .store(multi.queue.len() as i64, Relaxed);
         ctx.client.multi = Some(multi);
         return Err(err);
     };
@@ -247,6 +250,12 @@ fn exec(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     info.multi.store(multi.queue.len() as i64, Relaxed);
     for (e, req) in &multi.queue {
         let args = req.args(&[]);
+        if !ctx.client.user.unrestricted.load(Relaxed) {
+            if let Err(err) = crate::acl::check_queued(ctx.server, ctx.client, e, &args) {
+                ctx.reply.error(&err.to_string());
+                continue;
+            }
+        }
         crate::dispatch::call(ctx, e, &args);
     }
     ctx.client.in_exec = false;

@@ -70,6 +70,9 @@ fn wait_ready(port: u16, child: &mut Child, what: &str) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Do not leave the process running after the failed test.
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("{what} did not answer PING on port {port}");
 }
 

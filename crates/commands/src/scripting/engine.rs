@@ -124,10 +124,7 @@ pub(crate) fn new_lua() -> mlua::Result<Lua> {
         "status_reply",
         lua.create_function(|lua, args: MultiValue| reply_table(lua, args, "ok"))?,
     )?;
-    redis.set(
-        "replicate_commands",
-        lua.create_function(|_, ()| Ok(true))?,
-    )?;
+    redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
     redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
     redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
     g.set("redis", redis)?;
@@ -305,7 +302,9 @@ fn reply_table(lua: &Lua, args: MultiValue, field: &str) -> mlua::Result<Value> 
     }
     // "-CODE msg" keeps its code; a bare word or an empty string gets ERR.
     let body = s.strip_prefix(b"-").unwrap_or(&s);
-    let msg = if s.starts_with(b"-") && body.contains(&b' ') || !s.starts_with(b"-") && s.contains(&b' ') {
+    let msg = if s.starts_with(b"-") && body.contains(&b' ')
+        || !s.starts_with(b"-") && s.contains(&b' ')
+    {
         body.to_vec()
     } else {
         [b"ERR ".as_slice(), body].concat()
@@ -427,8 +426,9 @@ impl Vm {
             return Ok(sha);
         }
         let (flags, code) = shebang(body)?;
-        let func = compile(&self.lua, &code, "@user_script")
-            .map_err(|m| CmdError::Other(format!("ERR Error compiling script (new function): {m}")))?;
+        let func = compile(&self.lua, &code, "@user_script").map_err(|m| {
+            CmdError::Other(format!("ERR Error compiling script (new function): {m}"))
+        })?;
         self.scripts.insert(sha.clone(), Script { func, flags });
         Ok(sha)
     }
@@ -452,7 +452,13 @@ impl Vm {
             Target::Function(name) => {
                 let (func, flags) = self.functions.find(name, job.read_only)?;
                 let lua = self.functions.lua();
-                (lua, func, flags, String::from_utf8_lossy(name).into_owned(), "@user_function")
+                (
+                    lua,
+                    func,
+                    flags,
+                    String::from_utf8_lossy(name).into_owned(),
+                    "@user_function",
+                )
             }
         };
         let func = if source == "@user_function" {
@@ -472,7 +478,9 @@ impl Vm {
 /// Compiles `code` as a chunk named `name`, sandboxed. The error is Lua's
 /// message (`user_script:1: ...`).
 pub(crate) fn compile(lua: &Lua, code: &[u8], name: &str) -> Result<Function, String> {
-    let env: Table = lua.named_registry_value("sandbox").map_err(|e| e.to_string())?;
+    let env: Table = lua
+        .named_registry_value("sandbox")
+        .map_err(|e| e.to_string())?;
     lua.load(code)
         .set_name(name)
         .set_environment(env)
@@ -601,7 +609,13 @@ pub(crate) fn execute(
             lua_to_resp(lua, &value, &mut tmp, lua_resp3)?;
             return Ok(Ok(tmp.as_bytes().to_vec()));
         }
-        Ok(Err(error_text(lua, &running, value, &failure.borrow(), name)))
+        Ok(Err(error_text(
+            lua,
+            &running,
+            value,
+            &failure.borrow(),
+            name,
+        )))
     });
     lua.remove_hook();
     match result {
@@ -627,7 +641,9 @@ pub(crate) fn protected_call(lua: &Lua, func: Function) -> mlua::Result<Result<(
     let raised: Option<mlua::String> = lua.named_registry_value("raised").ok();
     let _ = lua.unset_named_registry_value("raised");
     Ok(Err(match err {
-        Value::String(s) if raised.is_some_and(|r| r.as_bytes() == s.as_bytes()) => s.to_string_lossy(),
+        Value::String(s) if raised.is_some_and(|r| r.as_bytes() == s.as_bytes()) => {
+            s.to_string_lossy()
+        }
         Value::String(s) => format!("ERR {}", s.to_string_lossy()),
         other => format!("ERR {}", other.to_string().unwrap_or_default()),
     }))
@@ -737,6 +753,11 @@ fn redis_call(
     if e.has(flag::NOSCRIPT) {
         return fail(lua, CmdError::ScriptNotAllowed);
     }
+    if !run.rc.client.user.unrestricted.load(Relaxed) {
+        if let Err(err) = crate::acl::check_script(run.rc.server, &run.rc.client, e, &args) {
+            return fail(lua, err);
+        }
+    }
     if e.has(flag::WRITE) {
         if run.no_writes {
             return fail(lua, CmdError::ScriptWriteInReadOnly);
@@ -807,9 +828,14 @@ const MAX_DEPTH: usize = 7995;
 /// depth (`Walk`): mlua holds a reference slot per live value, a few
 /// thousand at most, and a self-referencing table nests 7995 deep.
 enum Frame {
-    Array { next: usize, len: usize },
+    Array {
+        next: usize,
+        len: usize,
+    },
     /// A map's or set's walk (`set`: keys only).
-    Pairs { set: bool },
+    Pairs {
+        set: bool,
+    },
 }
 
 /// The Lua-side state of the frames: at depth d, `tables[d]`, and for a
@@ -837,7 +863,12 @@ fn count_pairs(next: &Function, t: &Table) -> mlua::Result<usize> {
 /// Converts a script's return value into a reply. `lua_resp3` is the
 /// script's `redis.setresp` (it decides how booleans convert). Iterative,
 /// so a self-referencing table costs no native stack.
-pub(crate) fn lua_to_resp(lua: &Lua, v: &Value, out: &mut Reply, lua_resp3: bool) -> mlua::Result<()> {
+pub(crate) fn lua_to_resp(
+    lua: &Lua,
+    v: &Value,
+    out: &mut Reply,
+    lua_resp3: bool,
+) -> mlua::Result<()> {
     let next: Function = lua.globals().raw_get("next")?;
     let walk = Walk {
         tables: lua.create_table()?,
@@ -923,7 +954,11 @@ fn scalar_to_resp(v: &Value, out: &mut Reply, lua_resp3: bool) {
 
 /// Writes a table's reply, or its aggregate header and returns the walk
 /// of the elements still to convert.
-fn table_to_resp(next: &Function, t: Table, out: &mut Reply) -> mlua::Result<Option<(Frame, Table)>> {
+fn table_to_resp(
+    next: &Function,
+    t: Table,
+    out: &mut Reply,
+) -> mlua::Result<Option<(Frame, Table)>> {
     if let Value::String(s) = t.raw_get::<Value>("err")? {
         out.error(&s.to_string_lossy());
         return Ok(None);

@@ -98,10 +98,10 @@ impl Engine {
         let lua = new_lua()?;
         let real: Table = lua.globals().raw_get("__real_redis")?;
         let register: Function = lua.named_registry_value("register_function")?;
-        let (env, set_loading): (Table, Function) = lua
-            .load(LOADER)
-            .set_name("=loader")
-            .call((lua.globals(), real, register))?;
+        let (env, set_loading): (Table, Function) =
+            lua.load(LOADER)
+                .set_name("=loader")
+                .call((lua.globals(), real, register))?;
         lua.set_named_registry_value("sandbox", env)?;
         lua.set_named_registry_value("set_loading", set_loading)?;
         Ok(Engine {
@@ -135,10 +135,7 @@ impl Engine {
                 "ERR Can not execute a script with write flag using *_ro command.".into(),
             ));
         }
-        Ok((
-            f.func.clone(),
-            ScriptFlags { no_writes },
-        ))
+        Ok((f.func.clone(), ScriptFlags { no_writes }))
     }
 
     /// FUNCTION LOAD: compiles and runs the library code, registering its
@@ -199,7 +196,9 @@ impl Engine {
         });
         match run {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(msg))) => return Err(other(format!("ERR Error registering functions: {msg}"))),
+            Ok(Ok(Err(msg))) => {
+                return Err(other(format!("ERR Error registering functions: {msg}")))
+            }
             Ok(Err(e)) | Err(e) => return Err(other(format!("ERR {e}"))),
         }
         let functions = registered.into_inner();

@@ -34,7 +34,10 @@ fn bit(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("tobit", lua.create_function(|_, v: Value| tobit(&v))?)?;
     t.set("bnot", lua.create_function(|_, v: Value| Ok(!tobit(&v)?))?)?;
-    t.set("bswap", lua.create_function(|_, v: Value| Ok(tobit(&v)?.swap_bytes()))?)?;
+    t.set(
+        "bswap",
+        lua.create_function(|_, v: Value| Ok(tobit(&v)?.swap_bytes()))?,
+    )?;
     type Fold = fn(i32, i32) -> i32;
     let folds: [(&str, Fold); 3] = [
         ("band", |a, b| a & b),
@@ -138,7 +141,13 @@ struct Enc {
     invalid_numbers: bool,
 }
 
-fn encode_value(lua: &Lua, v: &Value, out: &mut Vec<u8>, depth: usize, cfg: Enc) -> mlua::Result<()> {
+fn encode_value(
+    lua: &Lua,
+    v: &Value,
+    out: &mut Vec<u8>,
+    depth: usize,
+    cfg: Enc,
+) -> mlua::Result<()> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
@@ -191,7 +200,13 @@ fn encode_string(s: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-fn encode_table(lua: &Lua, t: &Table, out: &mut Vec<u8>, depth: usize, cfg: Enc) -> mlua::Result<()> {
+fn encode_table(
+    lua: &Lua,
+    t: &Table,
+    out: &mut Vec<u8>,
+    depth: usize,
+    cfg: Enc,
+) -> mlua::Result<()> {
     // An array: only positive integer keys, not excessively sparse. The
     // table is walked twice rather than copied: mlua keeps a reference
     // slot per live value, and tables may be huge.
@@ -263,7 +278,11 @@ struct Json<'a> {
 
 impl Json<'_> {
     fn ws(&mut self) {
-        while self.s.get(self.pos).is_some_and(|c| c.is_ascii_whitespace()) {
+        while self
+            .s
+            .get(self.pos)
+            .is_some_and(|c| c.is_ascii_whitespace())
+        {
             self.pos += 1;
         }
     }
@@ -362,7 +381,9 @@ impl Json<'_> {
             }
             b'n' if self.s[self.pos..].starts_with(b"null") => {
                 self.pos += 4;
-                Ok(Value::LightUserData(mlua::LightUserData(std::ptr::null_mut())))
+                Ok(Value::LightUserData(mlua::LightUserData(
+                    std::ptr::null_mut(),
+                )))
             }
             b'-' | b'0'..=b'9' => {
                 let start = self.pos;
@@ -424,7 +445,9 @@ impl Json<'_> {
                             {
                                 self.pos += 2;
                                 let lo = self.hex4().unwrap_or(0);
-                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3ff);
+                                cp = 0x10000
+                                    + ((cp - 0xD800) << 10)
+                                    + (lo.wrapping_sub(0xDC00) & 0x3ff);
                             }
                             let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
                             let mut buf = [0u8; 4];
@@ -452,7 +475,9 @@ fn cjson(lua: &Lua) -> mlua::Result<Table> {
         "encode",
         lua.create_function(move |lua, args: MultiValue| {
             if args.len() != 1 {
-                return Err(json_err("bad argument #1 to 'encode' (expected 1 argument)".into()));
+                return Err(json_err(
+                    "bad argument #1 to 'encode' (expected 1 argument)".into(),
+                ));
             }
             let mut out = Vec::new();
             let cfg = Enc {
@@ -644,7 +669,10 @@ impl Mp<'_> {
     }
 
     fn uint(&mut self, n: usize) -> mlua::Result<u64> {
-        Ok(self.take(n)?.iter().fold(0u64, |a, &b| a << 8 | u64::from(b)))
+        Ok(self
+            .take(n)?
+            .iter()
+            .fold(0u64, |a, &b| a << 8 | u64::from(b)))
     }
 
     fn value(&mut self, lua: &Lua, depth: usize) -> mlua::Result<Value> {
@@ -764,7 +792,10 @@ fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
         if offset < 0 || offset as usize > b.len() {
             return Err(json_err("Start offset greater than input length.".into()));
         }
-        let mut p = Mp { b: &b, pos: offset as usize };
+        let mut p = Mp {
+            b: &b,
+            pos: offset as usize,
+        };
         let mut vals = Vec::new();
         while p.pos < b.len() && (limit == 0 || vals.len() < limit) {
             vals.push(p.value(lua, 0)?);
@@ -782,9 +813,16 @@ fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.set(
         "unpack_limit",
-        lua.create_function(move |lua, (s, limit, offset): (mlua::String, Option<i64>, Option<i64>)| {
-            limited(lua, s, limit.unwrap_or(0).max(0) as usize, offset.unwrap_or(0))
-        })?,
+        lua.create_function(
+            move |lua, (s, limit, offset): (mlua::String, Option<i64>, Option<i64>)| {
+                limited(
+                    lua,
+                    s,
+                    limit.unwrap_or(0).max(0) as usize,
+                    offset.unwrap_or(0),
+                )
+            },
+        )?,
     )?;
     Ok(t)
 }
@@ -813,7 +851,9 @@ fn format_items(f: &[u8]) -> Vec<(u8, Option<usize>)> {
         while i < f.len() && f[i].is_ascii_digit() {
             i += 1;
         }
-        let size = std::str::from_utf8(&f[start..i]).ok().and_then(|d| d.parse().ok());
+        let size = std::str::from_utf8(&f[start..i])
+            .ok()
+            .and_then(|d| d.parse().ok());
         out.push((c, size));
     }
     out
@@ -845,12 +885,20 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
                     }
                     b'd' => {
                         let v = number(it.next().unwrap_or(&Value::Nil)).unwrap_or(0.0);
-                        let b = if little { v.to_le_bytes() } else { v.to_be_bytes() };
+                        let b = if little {
+                            v.to_le_bytes()
+                        } else {
+                            v.to_be_bytes()
+                        };
                         out.extend_from_slice(&b);
                     }
                     b'f' => {
                         let v = number(it.next().unwrap_or(&Value::Nil)).unwrap_or(0.0) as f32;
-                        let b = if little { v.to_le_bytes() } else { v.to_be_bytes() };
+                        let b = if little {
+                            v.to_le_bytes()
+                        } else {
+                            v.to_be_bytes()
+                        };
                         out.extend_from_slice(&b);
                     }
                     b's' | b'c' => {
@@ -871,12 +919,7 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
                             }
                         }
                     }
-                    _ => {
-                        return Err(json_err(format!(
-                            "invalid format option '{}'",
-                            c as char
-                        )))
-                    }
+                    _ => return Err(json_err(format!("invalid format option '{}'", c as char))),
                 }
             }
             Ok(mlua::BString::from(out))
@@ -884,73 +927,84 @@ fn structlib(lua: &Lua) -> mlua::Result<Table> {
     )?;
     t.set(
         "unpack",
-        lua.create_function(|lua, (fmt, data, init): (mlua::String, mlua::String, Option<usize>)| {
-            let f = fmt.as_bytes();
-            let d = data.as_bytes();
-            let mut pos = init.unwrap_or(1).saturating_sub(1);
-            let mut little = true;
-            let mut out = Vec::new();
-            let short = || json_err("data string too short".into());
-            for (c, size) in format_items(&f) {
-                match c {
-                    b'<' => little = true,
-                    b'>' => little = false,
-                    b'!' | b' ' => {}
-                    b'b' | b'B' | b'h' | b'H' | b'i' | b'I' | b'l' | b'L' => {
-                        let n = int_size(c, size);
-                        let mut part = d.get(pos..pos + n).ok_or_else(short)?.to_vec();
-                        pos += n;
-                        if !little {
-                            part.reverse();
-                        }
-                        let signed = c.is_ascii_lowercase();
-                        let mut buf = [0u8; 8];
-                        buf[..n].copy_from_slice(&part);
-                        if signed && n < 8 && part[n - 1] & 0x80 != 0 {
-                            for b in buf.iter_mut().skip(n) {
-                                *b = 0xff;
+        lua.create_function(
+            |lua, (fmt, data, init): (mlua::String, mlua::String, Option<usize>)| {
+                let f = fmt.as_bytes();
+                let d = data.as_bytes();
+                let mut pos = init.unwrap_or(1).saturating_sub(1);
+                let mut little = true;
+                let mut out = Vec::new();
+                let short = || json_err("data string too short".into());
+                for (c, size) in format_items(&f) {
+                    match c {
+                        b'<' => little = true,
+                        b'>' => little = false,
+                        b'!' | b' ' => {}
+                        b'b' | b'B' | b'h' | b'H' | b'i' | b'I' | b'l' | b'L' => {
+                            let n = int_size(c, size);
+                            let mut part = d.get(pos..pos + n).ok_or_else(short)?.to_vec();
+                            pos += n;
+                            if !little {
+                                part.reverse();
                             }
+                            let signed = c.is_ascii_lowercase();
+                            let mut buf = [0u8; 8];
+                            buf[..n].copy_from_slice(&part);
+                            if signed && n < 8 && part[n - 1] & 0x80 != 0 {
+                                for b in buf.iter_mut().skip(n) {
+                                    *b = 0xff;
+                                }
+                            }
+                            let v = i64::from_le_bytes(buf);
+                            out.push(Value::Number(if signed {
+                                v as f64
+                            } else {
+                                v as u64 as f64
+                            }));
                         }
-                        let v = i64::from_le_bytes(buf);
-                        out.push(Value::Number(if signed { v as f64 } else { v as u64 as f64 }));
-                    }
-                    b'd' => {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(d.get(pos..pos + 8).ok_or_else(short)?);
-                        pos += 8;
-                        let v = if little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) };
-                        out.push(Value::Number(v));
-                    }
-                    b'f' => {
-                        let mut b = [0u8; 4];
-                        b.copy_from_slice(d.get(pos..pos + 4).ok_or_else(short)?);
-                        pos += 4;
-                        let v = if little { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) };
-                        out.push(Value::Number(f64::from(v)));
-                    }
-                    b'c' => {
-                        let n = size.unwrap_or(0);
-                        let s = d.get(pos..pos + n).ok_or_else(short)?;
-                        pos += n;
-                        out.push(Value::String(lua.create_string(s)?));
-                    }
-                    b's' => {
-                        let rest = d.get(pos..).unwrap_or_default();
-                        let end = rest.iter().position(|&b| b == 0).ok_or_else(short)?;
-                        out.push(Value::String(lua.create_string(&rest[..end])?));
-                        pos += end + 1;
-                    }
-                    _ => {
-                        return Err(json_err(format!(
-                            "invalid format option '{}'",
-                            c as char
-                        )))
+                        b'd' => {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(d.get(pos..pos + 8).ok_or_else(short)?);
+                            pos += 8;
+                            let v = if little {
+                                f64::from_le_bytes(b)
+                            } else {
+                                f64::from_be_bytes(b)
+                            };
+                            out.push(Value::Number(v));
+                        }
+                        b'f' => {
+                            let mut b = [0u8; 4];
+                            b.copy_from_slice(d.get(pos..pos + 4).ok_or_else(short)?);
+                            pos += 4;
+                            let v = if little {
+                                f32::from_le_bytes(b)
+                            } else {
+                                f32::from_be_bytes(b)
+                            };
+                            out.push(Value::Number(f64::from(v)));
+                        }
+                        b'c' => {
+                            let n = size.unwrap_or(0);
+                            let s = d.get(pos..pos + n).ok_or_else(short)?;
+                            pos += n;
+                            out.push(Value::String(lua.create_string(s)?));
+                        }
+                        b's' => {
+                            let rest = d.get(pos..).unwrap_or_default();
+                            let end = rest.iter().position(|&b| b == 0).ok_or_else(short)?;
+                            out.push(Value::String(lua.create_string(&rest[..end])?));
+                            pos += end + 1;
+                        }
+                        _ => {
+                            return Err(json_err(format!("invalid format option '{}'", c as char)))
+                        }
                     }
                 }
-            }
-            out.push(Value::Number((pos + 1) as f64));
-            Ok(MultiValue::from_iter(out))
-        })?,
+                out.push(Value::Number((pos + 1) as f64));
+                Ok(MultiValue::from_iter(out))
+            },
+        )?,
     )?;
     Ok(t)
 }

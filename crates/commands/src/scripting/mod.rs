@@ -36,8 +36,8 @@ use std::time::Duration;
 
 pub(crate) use engine::Vm;
 pub(crate) use functions::{
-    fcall, fcall_ro, function_delete, function_dump, function_flush, function_kill,
-    function_list, function_load, function_restore, function_stats,
+    fcall, fcall_ro, function_delete, function_dump, function_flush, function_kill, function_list,
+    function_load, function_restore, function_stats,
 };
 
 const NUMKEYS: Keys = Keys::NumKeys {
@@ -191,6 +191,8 @@ pub struct Job {
     read_only: bool,
     /// The whole request, for FUNCTION STATS.
     command: Vec<Vec<u8>>,
+    /// The caller's ACL user: the script's commands run as it.
+    user: Arc<crate::acl::User>,
 }
 
 /// The script running now, read by other clients (BUSY, SCRIPT KILL).
@@ -289,7 +291,9 @@ type Lists = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 fn keys_and_args(args: &Args, function: bool) -> CmdResult<Lists> {
     let n = match crate::args::int(args.get(2).unwrap_or_default()) {
         Ok(n) => n,
-        Err(_) if function => return Err(CmdError::Other("ERR Bad number of keys provided".into())),
+        Err(_) if function => {
+            return Err(CmdError::Other("ERR Bad number of keys provided".into()))
+        }
         Err(e) => return Err(e),
     };
     if n < 0 {
@@ -318,6 +322,7 @@ pub(crate) fn start(ctx: &mut Ctx, args: &Args, target: Target, read_only: bool)
         resp3: ctx.client.resp3,
         read_only,
         command: args.iter().map(<[u8]>::to_vec).collect(),
+        user: ctx.client.user.clone(),
     };
     if ctx.client.in_exec {
         let locked = std::mem::replace(&mut ctx.locked, ctx.server.keyspace.lock_none());
@@ -350,7 +355,10 @@ impl Job {
         // answers every client while one runs.
         let Some(locked) = ks.lock_all_or_abort(|| server.scripting.busy(server, caller).is_some())
         else {
-            let err = server.scripting.busy(server, caller).unwrap_or(CmdError::BusyScript);
+            let err = server
+                .scripting
+                .busy(server, caller)
+                .unwrap_or(CmdError::BusyScript);
             return format!("-{err}\r\n").into_bytes();
         };
         let now = damselfly_storage::now_ms();
@@ -369,7 +377,10 @@ impl Job {
         // error reply is counted here (INFO errorstats).
         if let Some(rest) = bytes.strip_prefix(b"-") {
             let text = String::from_utf8_lossy(rest.strip_suffix(b"\r\n").unwrap_or(rest));
-            crate::dispatch::count_error(&server.thread_stats(), &CmdError::Script(text.into_owned()));
+            crate::dispatch::count_error(
+                &server.thread_stats(),
+                &CmdError::Script(text.into_owned()),
+            );
         }
         let mut framed = damselfly_protocol::Reply::new();
         framed.raw(&bytes);
@@ -399,7 +410,7 @@ fn run<'s>(
         }
     };
     let stats = server.thread_stats();
-    let mut client = Client::new(sc.info.clone(), true);
+    let mut client = Client::new(sc.info.clone(), job.user.clone(), true);
     client.select(job.db);
     client.in_exec = true;
     client.in_script = true;
@@ -486,7 +497,8 @@ fn script_flush(ctx: &mut Ctx, args: &Args) -> CmdResult {
     flush_mode(args, "SCRIPT")?;
     let sc = &ctx.server.scripting;
     let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
-    vm.flush_scripts().map_err(|e| CmdError::Other(format!("ERR {e}")))?;
+    vm.flush_scripts()
+        .map_err(|e| CmdError::Other(format!("ERR {e}")))?;
     sc.scripts.store(0, Relaxed);
     ctx.reply.ok();
     Ok(())
@@ -504,7 +516,11 @@ pub(crate) fn flush_mode(args: &Args, cmd: &str) -> CmdResult {
             } else {
                 Err(CmdError::Other(format!(
                     "ERR {cmd} FLUSH only {} SYNC|ASYNC option",
-                    if cmd == "SCRIPT" { "support" } else { "supports" }
+                    if cmd == "SCRIPT" {
+                        "support"
+                    } else {
+                        "supports"
+                    }
                 )))
             }
         }

@@ -61,7 +61,7 @@ fn lookup_data(
 
 /// The access flags of a command's keys: Redis's when known, else a guess
 /// from the command's flags.
-fn key_flags(e: &Entry) -> &'static [&'static str] {
+pub(crate) fn key_flags(e: &Entry) -> &'static [&'static str] {
     if let Some(f) = lookup_data(super::tips::KEY_FLAGS, &e.fullname) {
         return f;
     }
