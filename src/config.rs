@@ -53,7 +53,6 @@ const fn f(
     }
 }
 
-const NO_PERSIST: &str = "snapshots are not written yet (persistence)";
 const NO_EVICT: &str = "memory is not capped and nothing is evicted yet (eviction)";
 const NO_REPL: &str = "replication is not built yet; this server runs as a master";
 
@@ -70,15 +69,9 @@ static FLAGS: &[Flag] = &[
         NO_EVICT,
     ),
     f("dir", "dir", Ty::Text, "dir", ""),
-    f(
-        "dbfilename",
-        "dbfilename",
-        Ty::Text,
-        "dbfilename",
-        NO_PERSIST,
-    ),
-    f("snapshot_cron", "", Ty::Cron, "snapshot_cron", NO_PERSIST),
-    f("save", "save", Ty::Text, "save", NO_PERSIST),
+    f("dbfilename", "dbfilename", Ty::Text, "dbfilename", ""),
+    f("snapshot_cron", "", Ty::Cron, "snapshot_cron", ""),
+    f("save", "save", Ty::Text, "save", ""),
     f(
         "appendonly",
         "appendonly",
@@ -86,13 +79,7 @@ static FLAGS: &[Flag] = &[
         "appendonly",
         "there is no append-only file",
     ),
-    f(
-        "df_snapshot_format",
-        "",
-        Ty::Bool,
-        "df_snapshot_format",
-        NO_PERSIST,
-    ),
+    f("df_snapshot_format", "", Ty::Bool, "df_snapshot_format", ""),
     f("cache_mode", "", Ty::Bool, "cache_mode", NO_EVICT),
     f("hz", "hz", Ty::Count, "hz", ""),
     f(
@@ -333,46 +320,6 @@ fn parse_bool(flag: &str, v: &str) -> Result<bool, String> {
     }
 }
 
-/// A cron field: `*`, numbers or names, ranges `a-b`, lists, `/step`.
-fn cron_field(field: &str, lo: u32, hi: u32) -> bool {
-    field.split(',').all(|part| {
-        let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, Some(s)),
-            None => (part, None),
-        };
-        if step.is_some_and(|s| s.parse::<u32>().map_or(true, |n| n == 0)) {
-            return false;
-        }
-        let value = |s: &str| {
-            s.parse::<u32>().map_or_else(
-                |_| s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()),
-                |n| (lo..=hi).contains(&n),
-            )
-        };
-        range == "*"
-            || range == "?"
-            || match range.split_once('-') {
-                Some((a, b)) => value(a) && value(b),
-                None => value(range),
-            }
-    })
-}
-
-/// Five crontab fields (minute hour day month weekday), or six with
-/// seconds first, as Dragonfly's `snapshot_cron` takes.
-fn valid_cron(expr: &str) -> bool {
-    let fields: Vec<&str> = expr.split_whitespace().collect();
-    let bounds: &[(u32, u32)] = match fields.len() {
-        5 => &[(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)],
-        6 => &[(0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 7)],
-        _ => return false,
-    };
-    fields
-        .iter()
-        .zip(bounds)
-        .all(|(f, &(lo, hi))| cron_field(f, lo, hi))
-}
-
 impl Options {
     /// Applies one flag's value (already split from its name).
     fn apply(&mut self, flag: &'static Flag, shown: &str, v: &str) -> Result<(), String> {
@@ -421,7 +368,7 @@ impl Options {
             }
             Ty::Size => parse_memory(v).ok_or_else(|| bad(shown, v))?.to_string(),
             Ty::Cron => {
-                if !v.is_empty() && !valid_cron(v) {
+                if !v.is_empty() && damselfly_commands::persist::Cron::parse(v).is_none() {
                     return Err(format!(
                         "ERROR: flag '{shown}': '{v}' is not a cron expression (minute hour day month weekday)"
                     ));
@@ -802,16 +749,17 @@ mod tests {
 
     #[test]
     fn cron_expressions() {
+        use damselfly_commands::persist::Cron;
         for ok in [
             "0 2 * * *",
             "*/5 * * * *",
             "0 0 1,15 * MON-FRI",
             "0 0 2 * * *",
         ] {
-            assert!(valid_cron(ok), "{ok}");
+            assert!(Cron::parse(ok).is_some(), "{ok}");
         }
         for bad in ["", "0 2 * *", "61 * * * *", "*/0 * * * *", "a b c d e"] {
-            assert!(!valid_cron(bad), "{bad}");
+            assert!(Cron::parse(bad).is_none(), "{bad}");
         }
     }
 }

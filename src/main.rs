@@ -241,6 +241,17 @@ fn main() {
         .as_ref()
         .and_then(|l| l.local_addr().ok())
         .map_or(0, |a| a.port());
+    damselfly_commands::persist::init(&server);
+    let snapshot = std::env::current_dir().ok().and_then(|d| {
+        damselfly_commands::persist::startup_file(&d, &cfg.get("dbfilename").unwrap_or_default())
+    });
+    if snapshot.is_some() {
+        // Clients connecting meanwhile get -LOADING.
+        server
+            .persistence
+            .loading
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let app = Arc::new(service::App {
         server: server.clone(),
         admin_port,
@@ -275,6 +286,33 @@ fn main() {
         "Server initialized, listening on {}:{port}",
         opts.bind
     ));
+    if let Some(path) = snapshot {
+        log(&format!("Loading RDB {}", path.display()));
+        let start = std::time::Instant::now();
+        match damselfly_commands::persist::load_file(&server, &path) {
+            Ok(stats) => {
+                if !stats.functions.is_empty() {
+                    log(&format!(
+                        "WARNING: {} function libraries in the snapshot were not loaded (loading functions from snapshots is not supported yet)",
+                        stats.functions.len()
+                    ));
+                }
+                log(&format!(
+                    "Done loading RDB, keys loaded: {}, keys expired: {}.",
+                    stats.keys_loaded, stats.keys_expired
+                ));
+                log(&format!(
+                    "DB loaded from disk: {:.3} seconds",
+                    start.elapsed().as_secs_f64()
+                ));
+            }
+            Err(e) => {
+                // Never serve an empty dataset over a snapshot we could not read.
+                log(&format!("Fatal error loading the DB: {e}. Exiting."));
+                std::process::exit(1);
+            }
+        }
+    }
     log("Ready to accept connections tcp");
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -289,18 +327,40 @@ fn main() {
     rt.block_on(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term_recv = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
+        loop {
+            let term_recv = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-                None => std::future::pending::<()>().await,
+            };
+            let signalled = tokio::select! {
+                _ = tokio::signal::ctrl_c() => {
+                    log("Received SIGINT scheduling shutdown...");
+                    true
+                }
+                _ = term_recv => {
+                    log("Received SIGTERM scheduling shutdown...");
+                    true
+                }
+                _ = rx.recv() => {
+                    log("User requested shutdown...");
+                    false
+                }
+            };
+            // SHUTDOWN saved (or chose not to) before asking; a signal
+            // saves here when rules or a cron are set, as Redis does, and
+            // a failed save keeps the server running.
+            if !signalled || !damselfly_commands::persist::saving_configured(&server) {
+                break;
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => log("Received SIGINT scheduling shutdown..."),
-            _ = term_recv => log("Received SIGTERM scheduling shutdown..."),
-            _ = rx.recv() => log("User requested shutdown..."),
+            log("Saving the final RDB snapshot before exiting.");
+            if damselfly_commands::persist::save_now(&server) {
+                break;
+            }
+            log("Error trying to save the DB, can't exit.");
         }
     });
     log("Damselfly is now ready to exit, bye bye...");

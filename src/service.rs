@@ -201,7 +201,10 @@ impl App {
         let start = Instant::now();
         for shard_idx in (worker..ks.shard_count()).step_by(workers.max(1)) {
             // A busy shard is skipped until the next tick: a long script
-            // holds every shard, and this worker must keep serving.
+            // holds every shard, and this worker must keep serving. Expiry
+            // removes only keys whose time has passed, so a snapshot owed
+            // this shard need not be written first (`try_lock_one` is a
+            // non-blocking `peek`).
             let Some(mut shard) = ks.try_lock_one(shard_idx) else {
                 continue;
             };

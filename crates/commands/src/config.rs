@@ -24,6 +24,8 @@ pub enum Kind {
     Str,
     /// Redis's `save` rule list.
     Save,
+    /// Dragonfly's `snapshot_cron`: a crontab line, or empty for none.
+    Cron,
     /// Set at start-up only.
     Immutable,
     /// Redis's protected configs (`enable-protected-configs no`): start-up only.
@@ -146,6 +148,16 @@ pub const PARAMS: &[Param] = &[
     ),
     p("save", Kind::Save, "3600 1 300 100 60 10000"),
     p("appendonly", Kind::Bool, "no"),
+    p("stop-writes-on-bgsave-error", Kind::Bool, "yes"),
+    p("snapshot_cron", Kind::Cron, ""),
+    p(
+        "rdb-key-save-delay",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        "0",
+    ),
     p(
         "slowlog-log-slower-than",
         Kind::Int {
@@ -215,7 +227,6 @@ pub const PARAMS: &[Param] = &[
     p("tls-cert-file", Kind::Immutable, ""),
     p("tls-key-file", Kind::Immutable, ""),
     p("tls-ca-cert-file", Kind::Immutable, ""),
-    p("snapshot_cron", Kind::Immutable, ""),
     p("df_snapshot_format", Kind::Truth, "true"),
     p("cache_mode", Kind::Truth, "false"),
     p("keys_output_limit", ENTRIES, "8192"),
@@ -370,6 +381,13 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
         }
         Kind::Notify => crate::pubsub::parse_notify(value).map(crate::pubsub::class::render),
         Kind::ObufLimit => merge_obuf(param.default, value),
+        Kind::Cron => {
+            if value.trim().is_empty() || crate::persist::Cron::parse(value).is_some() {
+                Ok(value.to_string())
+            } else {
+                Err("Invalid cron expression".into())
+            }
+        }
         Kind::Immutable => Err("can't set immutable config".into()),
         Kind::Protected => Err("can't set protected config".into()),
     }

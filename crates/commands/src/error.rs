@@ -239,6 +239,16 @@ pub enum CmdError {
     StreamKeyGone,
     /// A blocked XREADGROUP whose group was destroyed.
     BlockedGroupGone,
+    /// RESTORE onto an existing key without REPLACE.
+    BusyKey,
+    /// RESTORE payload with a bad trailer.
+    DumpPayload,
+    /// RESTORE payload whose object does not parse.
+    BadDataFormat,
+    /// A command that cannot run while the dataset loads.
+    Loading,
+    /// A write refused after a failed background save.
+    Misconf,
     /// A string that is not a HyperLogLog given to a PF command.
     HllNotHll,
     /// A sparse HyperLogLog whose opcodes do not add up.
@@ -585,6 +595,13 @@ impl fmt::Display for CmdError {
             BlockedGroupGone => {
                 f.write_str("NOGROUP the consumer group this client was blocked on no longer exists")
             }
+            BusyKey => f.write_str("BUSYKEY Target key name already exists."),
+            DumpPayload => f.write_str("ERR DUMP payload version or checksum are wrong"),
+            BadDataFormat => f.write_str("ERR Bad data format"),
+            Loading => f.write_str("LOADING Redis is loading the dataset in memory"),
+            Misconf => f.write_str(
+                "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.",
+            ),
             Other(s) => f.write_str(s),
         }
     }

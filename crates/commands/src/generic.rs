@@ -879,16 +879,13 @@ fn object_encoding(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// Redis's LFU_INIT_VAL: the counter a key starts with under an LFU policy.
-const LFU_INIT_VAL: i64 = 5;
-
-/// OBJECT FREQ key. LFU counters are not kept yet: under an LFU policy every
-/// key reads as a fresh one would.
+/// OBJECT FREQ key. Accesses are not counted yet: under an LFU policy a key
+/// reads as a fresh one would, or as RESTORE FREQ or its RDB file set it.
 fn object_freq(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let lfu = lfu_policy(ctx);
-    object_lookup(ctx, args, |_| {
+    object_lookup(ctx, args, |e| {
         if lfu {
-            Ok(LFU_INIT_VAL)
+            Ok(i64::from(e.freq))
         } else {
             Err(CmdError::LfuNotSelected)
         }

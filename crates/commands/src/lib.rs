@@ -29,6 +29,7 @@ mod geo;
 mod hash;
 mod hyperloglog;
 mod list;
+pub mod persist;
 pub mod scripting;
 mod server;
 mod set;

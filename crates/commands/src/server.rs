@@ -1,9 +1,12 @@
 //! Server commands: FLUSHALL FLUSHDB DBSIZE CONFIG COMMAND INFO TIME ...
 
-mod info;
+pub(crate) mod info;
 mod introspect;
+mod keys;
+mod keyspecs;
 mod tips;
 
+pub use keys::movable as movable_keys;
 pub(crate) use introspect::key_flags;
 
 use crate::args::{eq, lossy};
@@ -415,6 +418,7 @@ fn flushall(ctx: &mut Ctx, args: &Args) -> CmdResult {
             clear_db(shard, db, now);
         }
     }
+    crate::persist::save_after_flushall(ctx.server, &mut ctx.locked);
     ctx.server.tracking.flushed(&ctx.server.pubsub);
     ctx.reply.ok();
     Ok(())
@@ -569,7 +573,7 @@ fn time(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// LASTSAVE: nothing is saved yet, so the start-up time.
+/// LASTSAVE: the last successful save, or the start-up time.
 fn lastsave(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     let t = ctx
         .server
@@ -581,9 +585,11 @@ fn lastsave(ctx: &mut Ctx, _args: &Args) -> CmdResult {
 
 /// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
 ///
-/// There is no persistence yet, so SAVE has nothing to write; NOW and FORCE
-/// change nothing either. No shutdown is ever left in progress, so ABORT
-/// always fails as Redis does with none pending.
+/// Saves first when `save` rules or `snapshot_cron` are set, or SAVE is
+/// given (not with NOSAVE); a failed save cancels the shutdown unless
+/// FORCE. There are no replicas to wait for, so NOW changes nothing. No
+/// shutdown is ever left in progress, so ABORT always fails as Redis does
+/// with none pending.
 fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (mut nosave, mut save, mut now, mut force, mut abort) = (false, false, false, false, false);
     for a in args.iter().skip(1) {
@@ -618,13 +624,29 @@ fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
     {
         return Err(CmdError::Unkillable);
     }
+    let server = ctx.server;
+    // Never while loading: the file on disk holds more than memory does.
+    let loading = server
+        .persistence
+        .loading
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if !nosave
+        && !loading
+        && (save || crate::persist::saving_configured(server))
+        && !crate::persist::save_now(server)
+        && !force
+    {
+        return Err(CmdError::Other(
+            "ERR Errors trying to SHUTDOWN. Check logs.".into(),
+        ));
+    }
     ctx.server.host.shutdown();
     // Redis closes the connection without a reply.
     ctx.client.close_after_reply = true;
     Ok(())
 }
 
-/// DEBUG: only LOG, SET-ACTIVE-EXPIRE and HELP are implemented.
+/// DEBUG: only LOG, SET-ACTIVE-EXPIRE, RELOAD and HELP are implemented.
 fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let sub = args.get(1).unwrap_or_default();
     if eq(sub, "help") && args.len() == 2 {
@@ -636,6 +658,8 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 "    Write <message> to the server log.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    0 pauses the background expiry of keys nobody reads; 1 resumes it.",
+                "RELOAD",
+                "    Save the RDB on disk and reload it back to memory.",
             ],
         );
         return Ok(());
@@ -643,6 +667,11 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     if eq(sub, "set-active-expire") && args.len() == 3 {
         let on = crate::args::int(args.get(2).unwrap_or_default())?;
         ctx.server.keyspace.set_active_expire(on != 0);
+        ctx.reply.ok();
+        return Ok(());
+    }
+    if eq(sub, "reload") && args.len() == 2 {
+        crate::persist::debug_reload(ctx.server, &ctx.locked)?;
         ctx.reply.ok();
         return Ok(());
     }

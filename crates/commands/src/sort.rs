@@ -288,7 +288,7 @@ fn run(ctx: &mut Ctx, args: &Args, readonly: bool) -> CmdResult {
             }
         }
         Some(dst) => {
-            let mut list = List::new();
+            let mut list = List::with_fill(crate::list::list_fill(ctx));
             for e in picked {
                 if o.gets.is_empty() {
                     list.push(End::Tail, e);

@@ -112,6 +112,8 @@ pub struct Server {
     pub pubsub: Arc<crate::pubsub::PubSub>,
     /// Client tracking (CLIENT TRACKING).
     pub tracking: Arc<crate::tracking::Tracking>,
+    /// Snapshot state: SAVE/BGSAVE, loading, INFO persistence.
+    pub persistence: crate::persist::Persistence,
     /// Lua scripts and functions.
     pub scripting: crate::scripting::Scripting,
 }
@@ -162,6 +164,7 @@ impl Server {
             blocked: Mutex::new(HashMap::new()),
             pubsub,
             tracking,
+            persistence: Default::default(),
             scripting: Default::default(),
         }
     }

@@ -144,6 +144,9 @@ pub struct Entry {
     pub expire_at: u64,
     /// Seconds-resolution clock of the last access (OBJECT IDLETIME, LRU).
     pub atime: u32,
+    /// LFU counter (OBJECT FREQ): set by RESTORE FREQ and an RDB file's
+    /// FREQ; accesses do not count yet (eviction will).
+    pub freq: u8,
 }
 
 impl Keyed for Entry {
@@ -159,6 +162,7 @@ impl Entry {
             value,
             expire_at,
             atime: clock_secs(),
+            freq: LFU_INIT_VAL,
         }
     }
 
@@ -167,6 +171,9 @@ impl Entry {
         self.expire_at != 0 && now_ms > self.expire_at
     }
 }
+
+/// Redis's LFU_INIT_VAL: the counter a new key starts with.
+pub const LFU_INIT_VAL: u8 = 5;
 
 /// A coarse seconds clock for access times.
 pub fn clock_secs() -> u32 {
