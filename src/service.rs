@@ -7,6 +7,7 @@ use damselfly_protocol::{Args, Limits, Reply};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub struct App {
@@ -28,8 +29,7 @@ pub struct Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        damselfly_commands::release_client(&self.server, &mut self.client);
-        self.server.clients.unregister(self.client.id());
+        self.closing();
     }
 }
 
@@ -80,6 +80,27 @@ impl Session for Conn {
     fn count_io(&mut self, read: usize, written: usize) {
         self.stats.net_input.add(read as u64);
         self.stats.net_output.add(written as u64);
+    }
+
+    fn take_pushed(&mut self, out: &mut Reply) -> bool {
+        self.client.info.outbox.take(out)
+    }
+
+    fn poll_pushed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.client.info.outbox.poll_ready(cx)
+    }
+
+    fn poll_dropped(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.client.info.outbox.poll_closed(cx)
+    }
+
+    fn pushed_written(&mut self) {
+        self.client.info.outbox.written();
+    }
+
+    fn closing(&mut self) {
+        damselfly_commands::release_client(&self.server, &mut self.client);
+        self.server.clients.unregister(self.client.id());
     }
 }
 
@@ -142,11 +163,29 @@ impl Service for App {
         })
     }
 
+    /// Periodic work: the tracking table's size limit, pending BCAST
+    /// invalidations, active expiry.
+    fn tick(&self, worker: usize, workers: usize) {
+        let s = &self.server;
+        s.tracking.enforce_limit(&s.pubsub);
+        s.tracking.flush_bcast(&s.pubsub);
+        self.expire_tick(worker, workers);
+        // Keys expired by this pass reach BCAST trackers now.
+        s.tracking.flush_bcast(&s.pubsub);
+    }
+
+    fn tick_interval(&self) -> Duration {
+        let hz = self.server.config.hz.load(Relaxed).clamp(1, 500);
+        Duration::from_millis(1000 / hz)
+    }
+}
+
+impl App {
     /// Active expiry, Redis's "fast enough" cycle per shard: sweep buckets of
     /// each DB holding volatile keys; keep going while more than a tenth of
     /// what was examined had expired, within a time budget of a quarter of
     /// the tick.
-    fn tick(&self, worker: usize, workers: usize) {
+    fn expire_tick(&self, worker: usize, workers: usize) {
         let ks = &self.server.keyspace;
         if !ks.active_expire() {
             return;
@@ -185,11 +224,6 @@ impl Service for App {
                 }
             }
         }
-    }
-
-    fn tick_interval(&self) -> Duration {
-        let hz = self.server.config.hz.load(Relaxed).clamp(1, 500);
-        Duration::from_millis(1000 / hz)
     }
 }
 

@@ -22,8 +22,50 @@ pub struct ClientInfo {
     pub resp: AtomicUsize,
     /// Commands queued in MULTI, -1 outside a transaction (CLIENT LIST).
     pub multi: AtomicI64,
+    /// Messages other threads send this client (pub/sub, invalidations).
+    pub outbox: crate::pubsub::Outbox,
+    /// Subscribed channels, patterns, shard channels, and their sum
+    /// (CLIENT LIST; the sum picks the output-buffer-limit class).
+    pub sub: AtomicUsize,
+    pub psub: AtomicUsize,
+    pub ssub: AtomicUsize,
+    pub subscriptions: AtomicUsize,
+    /// CLIENT LIST's view of tracking: `redir=` (-1 when off) and the
+    /// t/R/B flags (`tracking::FLAG_*`).
+    pub redir: AtomicI64,
+    pub tracking_flags: AtomicUsize,
+    /// The connection is closing: it is no redirection target any more.
+    pub gone: AtomicBool,
     /// The ACL user's name (CLIENT LIST `user=`).
     pub user: Mutex<String>,
+}
+
+impl ClientInfo {
+    pub fn new(id: u64, addr: String, laddr: String, fd: i64) -> ClientInfo {
+        let now = damselfly_storage::now_ms();
+        ClientInfo {
+            id,
+            addr,
+            laddr,
+            fd,
+            created_ms: now,
+            name: Mutex::new(Vec::new()),
+            db: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(now),
+            last_cmd: AtomicUsize::new(0),
+            resp: AtomicUsize::new(2),
+            multi: AtomicI64::new(-1),
+            outbox: Default::default(),
+            sub: AtomicUsize::new(0),
+            psub: AtomicUsize::new(0),
+            ssub: AtomicUsize::new(0),
+            subscriptions: AtomicUsize::new(0),
+            redir: AtomicI64::new(-1),
+            tracking_flags: AtomicUsize::new(0),
+            gone: AtomicBool::new(false),
+            user: Mutex::new("default".into()),
+        }
+    }
 }
 
 /// Registry of live connections; touched on connect and disconnect only.
@@ -36,23 +78,13 @@ pub struct Clients {
 impl Clients {
     pub fn register(&self, addr: String, laddr: String, fd: i64) -> Arc<ClientInfo> {
         let id = self.next_id.fetch_add(1, Relaxed) + 1;
-        let now = damselfly_storage::now_ms();
-        let info = Arc::new(ClientInfo {
-            id,
-            addr,
-            laddr,
-            fd,
-            created_ms: now,
-            name: Mutex::new(Vec::new()),
-            db: AtomicUsize::new(0),
-            last_ms: AtomicU64::new(now),
-            last_cmd: AtomicUsize::new(0),
-            resp: AtomicUsize::new(2),
-            multi: AtomicI64::new(-1),
-            user: Mutex::new("default".into()),
-        });
+        let info = Arc::new(ClientInfo::new(id, addr, laddr, fd));
         self.map.lock().insert(id, info.clone());
         info
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.map.lock().get(&id).cloned()
     }
 
     pub fn unregister(&self, id: u64) {
@@ -87,8 +119,27 @@ pub struct Client {
     /// True while EXEC runs the queued commands: blocking commands reply as
     /// if they timed out.
     pub in_exec: bool,
+    /// Pub/sub subscriptions.
+    pub subs: crate::pubsub::Subscriptions,
+    /// CLIENT REPLY.
+    pub reply_mode: ReplyMode,
+    /// CLIENT TRACKING's mode while on.
+    pub tracking: Option<crate::tracking::Mode>,
+    /// CLIENT CACHING YES/NO given for the next command.
+    pub caching: bool,
     /// The pseudo-client a Lua script's commands run as.
     pub in_script: bool,
+}
+
+/// CLIENT REPLY ON / OFF / SKIP.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// SKIP was just given: the next command's reply is dropped.
+    SkipNext,
+    /// This command's reply is dropped.
+    Skip,
 }
 
 /// A transaction being queued.
@@ -112,12 +163,21 @@ impl Client {
             watches: Vec::new(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             in_exec: false,
+            subs: Default::default(),
+            reply_mode: ReplyMode::On,
+            tracking: None,
+            caching: false,
             in_script: false,
         }
     }
 
     pub fn id(&self) -> u64 {
         self.info.id
+    }
+
+    /// In RESP2 subscribe mode only (un)subscribe, PING, QUIT and RESET run.
+    pub fn in_subscribe_mode(&self) -> bool {
+        !self.resp3 && self.subs.total() > 0
     }
 
     pub fn select(&mut self, db: usize) {

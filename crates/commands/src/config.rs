@@ -30,6 +30,11 @@ pub enum Kind {
     Immutable,
     /// Redis's protected configs (`enable-protected-configs no`): start-up only.
     Protected,
+    /// `notify-keyspace-events` flag characters.
+    Notify,
+    /// `client-output-buffer-limit`: `class hard soft seconds` groups,
+    /// merged into the current value.
+    ObufLimit,
     /// One of a fixed list of words.
     Enum(&'static [&'static str]),
     /// Dragonfly's booleans: `true` or `false`.
@@ -170,6 +175,13 @@ pub const PARAMS: &[Param] = &[
         "128",
     ),
     p("active-expire-effort", Kind::Int { min: 1, max: 10 }, "1"),
+    p("notify-keyspace-events", Kind::Notify, ""),
+    p("tracking-table-max-keys", ENTRIES, "1000000"),
+    p(
+        "client-output-buffer-limit",
+        Kind::ObufLimit,
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+    ),
     p("hll-sparse-max-bytes", Kind::Memory { min: 0 }, "3000"),
     p(
         "maxclients",
@@ -367,6 +379,8 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
                 .collect::<Vec<_>>()
                 .join(" "))
         }
+        Kind::Notify => crate::pubsub::parse_notify(value).map(crate::pubsub::class::render),
+        Kind::ObufLimit => merge_obuf(param.default, value),
         Kind::Cron => {
             if value.trim().is_empty() || crate::persist::Cron::parse(value).is_some() {
                 Ok(value.to_string())
@@ -377,6 +391,50 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
         Kind::Immutable => Err("can't set immutable config".into()),
         Kind::Protected => Err("can't set protected config".into()),
     }
+}
+
+/// Applies `value`'s `class hard soft seconds` groups to `current` and
+/// returns the canonical whole (every class, bytes).
+fn merge_obuf(current: &str, value: &str) -> Result<String, String> {
+    let mut classes: Vec<(String, [u64; 3])> = current
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .chunks(4)
+        .map(|c| {
+            let n = |i: usize| c.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+            (c[0].to_string(), [n(1), n(2), n(3)])
+        })
+        .collect();
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.len() % 4 != 0 {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    let mut staged = Vec::new();
+    for g in words.chunks(4) {
+        let class = match g[0].to_ascii_lowercase().as_str() {
+            "normal" => "normal",
+            "slave" | "replica" => "slave",
+            "pubsub" => "pubsub",
+            _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+        };
+        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+        let hard = parse_memory(g[1]).ok_or_else(bad)?;
+        let soft = parse_memory(g[2]).ok_or_else(bad)?;
+        let secs = crate::args::parse_i64(g[3].as_bytes())
+            .filter(|s| *s >= 0)
+            .ok_or_else(bad)? as u64;
+        staged.push((class, [hard, soft, secs]));
+    }
+    for (class, v) in staged {
+        if let Some(c) = classes.iter_mut().find(|(n, _)| n == class) {
+            c.1 = v;
+        }
+    }
+    Ok(classes
+        .iter()
+        .map(|(n, [h, s, t])| format!("{n} {h} {s} {t}"))
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 impl Default for Config {
@@ -427,6 +485,33 @@ impl Config {
         PARAMS
             .iter()
             .position(|p| same(p.name) || p.alias.is_some_and(same))
+    }
+
+    /// Hands the values pub/sub reads on every message to it.
+    pub fn apply_to(&self, ps: &crate::pubsub::PubSub, tr: &crate::tracking::Tracking) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let get = |n| self.get(n).unwrap_or_default();
+        tr.max_keys
+            .store(get("tracking-table-max-keys").parse().unwrap_or(0), Relaxed);
+        ps.notify.store(
+            crate::pubsub::class::parse(&get("notify-keyspace-events")).unwrap_or(0),
+            Relaxed,
+        );
+        let obuf = get("client-output-buffer-limit");
+        let words: Vec<&str> = obuf.split_whitespace().collect();
+        for g in words.chunks(4) {
+            let n = |i: usize| g.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let limit = crate::pubsub::Limit {
+                hard: n(1),
+                soft: n(2),
+                soft_secs: n(3),
+            };
+            match g[0] {
+                "normal" => ps.limit_normal.set(limit),
+                "pubsub" => ps.limit_pubsub.set(limit),
+                _ => {}
+            }
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
@@ -497,7 +582,12 @@ impl Config {
             let v = if unchanged {
                 value.into_owned()
             } else {
-                validate(&PARAMS[i], &value).map_err(|why| CmdError::InvalidConfig {
+                let checked = if PARAMS[i].kind == Kind::ObufLimit {
+                    merge_obuf(&self.values.read()[i], &value)
+                } else {
+                    validate(&PARAMS[i], &value)
+                };
+                checked.map_err(|why| CmdError::InvalidConfig {
                     name: name.to_string(),
                     why,
                 })?

@@ -6,6 +6,7 @@ use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::table::{Command, Keys::None as NoKeys};
 use damselfly_protocol::Args;
+use crate::client::ReplyMode;
 use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) static COMMANDS: &[Command] = &[
@@ -154,6 +155,56 @@ static CLIENT_SUBCOMMANDS: &[Command] = &[
         client_help
     ),
     cmd!(
+        "tracking",
+        -3,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "6.0.0",
+        crate::tracking::client_tracking
+    ),
+    cmd!(
+        "caching",
+        3,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "6.0.0",
+        crate::tracking::client_caching
+    ),
+    cmd!(
+        "getredir",
+        2,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "6.0.0",
+        crate::tracking::client_getredir
+    ),
+    cmd!(
+        "trackinginfo",
+        2,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "6.2.0",
+        crate::tracking::client_trackinginfo
+    ),
+    cmd!(
+        "reply",
+        3,
+        "noscript loading stale",
+        NoKeys,
+        "@slow @connection",
+        "connection",
+        "3.2.0",
+        client_reply
+    ),
+    cmd!(
         "unblock",
         -3,
         "admin noscript loading stale",
@@ -189,10 +240,35 @@ fn client_unblock(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
+/// CLIENT REPLY ON|OFF|SKIP
+fn client_reply(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let mode = args.get(2).unwrap_or_default();
+    if eq(mode, "on") {
+        ctx.client.reply_mode = ReplyMode::On;
+        ctx.reply.ok();
+    } else if eq(mode, "off") {
+        ctx.client.reply_mode = ReplyMode::Off;
+    } else if eq(mode, "skip") {
+        if ctx.client.reply_mode != ReplyMode::Off {
+            ctx.client.reply_mode = ReplyMode::SkipNext;
+        }
+    } else {
+        return Err(CmdError::Syntax);
+    }
+    Ok(())
+}
+
 /// PING [message]
 fn ping(ctx: &mut Ctx, args: &Args) -> CmdResult {
     if args.len() > 2 {
         return Err(CmdError::WrongArity("ping".into()));
+    }
+    // RESP2 subscribe mode answers with a message-shaped array.
+    if ctx.client.in_subscribe_mode() {
+        ctx.reply.array(2);
+        ctx.reply.bulk(b"pong");
+        ctx.reply.bulk(args.get(1).unwrap_or_default());
+        return Ok(());
     }
     match args.get(1) {
         Some(m) => ctx.reply.bulk(m),
@@ -218,6 +294,11 @@ fn quit(ctx: &mut Ctx, _args: &Args) -> CmdResult {
 fn reset(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     ctx.client.end_multi();
     crate::transactions::unwatch_all(ctx);
+    crate::pubsub::unsubscribe_all(ctx.server, ctx.client);
+    ctx.client.reply_mode = ReplyMode::On;
+    if ctx.client.tracking.take().is_some() {
+        ctx.server.tracking.disable(ctx.client.id());
+    }
     ctx.client.select(0);
     ctx.client.resp3 = false;
     ctx.reply.set_resp3(false);
@@ -412,7 +493,7 @@ fn describe_line(c: &crate::client::ClientInfo, me: bool, cmd: Option<&str>) -> 
     };
     let multi = c.multi.load(Relaxed);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -420,13 +501,40 @@ fn describe_line(c: &crate::client::ClientInfo, me: bool, cmd: Option<&str>) -> 
         String::from_utf8_lossy(&c.name.lock()),
         now.saturating_sub(c.created_ms) / 1000,
         if me { 0 } else { now.saturating_sub(c.last_ms.load(Relaxed)) / 1000 },
-        if multi >= 0 { "x" } else { "N" },
+        flags(c),
         c.db.load(Relaxed),
+        c.sub.load(Relaxed),
+        c.psub.load(Relaxed),
+        c.ssub.load(Relaxed),
         multi,
         cmd,
         c.user.lock(),
+        c.redir.load(Relaxed),
         c.resp.load(Relaxed),
     )
+}
+
+/// CLIENT LIST's flags, in Redis's order: P subscribed, x in MULTI,
+/// t tracking, R its redirection broken, B broadcasting; N none.
+fn flags(c: &crate::client::ClientInfo) -> String {
+    use crate::tracking::{FLAG_BCAST, FLAG_BROKEN, FLAG_ON};
+    let mut f = String::new();
+    if c.subscriptions.load(Relaxed) > 0 {
+        f.push('P');
+    }
+    if c.multi.load(Relaxed) >= 0 {
+        f.push('x');
+    }
+    let t = c.tracking_flags.load(Relaxed);
+    for (bit, ch) in [(FLAG_ON, 't'), (FLAG_BROKEN, 'R'), (FLAG_BCAST, 'B')] {
+        if t & bit != 0 {
+            f.push(ch);
+        }
+    }
+    if f.is_empty() {
+        f.push('N');
+    }
+    f
 }
 
 /// CLIENT INFO
@@ -440,6 +548,7 @@ fn client_info(ctx: &mut Ctx, _args: &Args) -> CmdResult {
 /// CLIENT LIST [TYPE type] [ID id ...]
 fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
+    let mut kind: Option<bool> = None;
     let mut i = 2;
     while i < args.len() {
         let opt = args.get(i).unwrap_or_default();
@@ -454,7 +563,10 @@ fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
                     lossy(t)
                 )));
             }
-            if !eq(t, "normal") {
+            // Subscribed clients are of type pubsub; there are no masters
+            // or replicas.
+            kind = Some(eq(t, "pubsub")).filter(|_| eq(t, "normal") || eq(t, "pubsub"));
+            if kind.is_none() {
                 ids = Some(Vec::new());
             }
             i += 2;
@@ -475,6 +587,9 @@ fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let mut out = String::new();
     for c in ctx.server.clients.list() {
         if ids.as_ref().is_some_and(|v| !v.contains(&c.id)) {
+            continue;
+        }
+        if kind.is_some_and(|pubsub| pubsub != (c.subscriptions.load(Relaxed) > 0)) {
             continue;
         }
         out.push_str(&describe(ctx, &c));

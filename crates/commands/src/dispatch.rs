@@ -2,7 +2,7 @@
 //! subcommand resolution, arity, auth, locking the key shards in ascending
 //! order, the handler, and the counters.
 
-use crate::client::Client;
+use crate::client::{Client, ReplyMode};
 use crate::ctx::Ctx;
 use crate::error::CmdError;
 use crate::state::{Server, ThreadStats};
@@ -63,7 +63,8 @@ pub enum Wait {
 
 /// Runs one request and appends its reply. A blocking command that has to
 /// wait, or a script, appends nothing and returns what the connection must
-/// wait on.
+/// wait on. CLIENT REPLY OFF/SKIP drop the reply (not pub/sub
+/// confirmations, nor messages the command sent to its own client).
 pub fn execute(
     server: &Server,
     stats: &ThreadStats,
@@ -71,26 +72,64 @@ pub fn execute(
     args: &Args<'_>,
     reply: &mut Reply,
 ) -> Option<Wait> {
+    let start = reply.len();
+    crate::pubsub::set_current(client.id());
+    let (blocked, name) = execute_inner(server, stats, client, args, reply);
+    server.tracking.flush_bcast(&server.pubsub);
+    crate::pubsub::set_current(0);
+    let silenced = matches!(client.reply_mode, ReplyMode::Off | ReplyMode::Skip);
+    if silenced && !name.is_some_and(|e| crate::pubsub::confirms(e.cmd.name)) {
+        reply.truncate(start);
+    }
+    crate::pubsub::splice_self(reply, start);
+    crate::pubsub::append_self_after(reply);
+    // CLIENT CACHING applies to the next command (all of a transaction's).
+    let client_cmd = name.is_some_and(|e| e.fullname.starts_with("client|"));
+    if !client_cmd && client.multi.is_none() {
+        client.caching = false;
+    }
+    client.reply_mode = match client.reply_mode {
+        ReplyMode::Skip => ReplyMode::On,
+        ReplyMode::SkipNext => ReplyMode::Skip,
+        m => m,
+    };
+    blocked
+}
+
+fn execute_inner(
+    server: &Server,
+    stats: &ThreadStats,
+    client: &mut Client,
+    args: &Args<'_>,
+    reply: &mut Reply,
+) -> (Option<Wait>, Option<&'static Entry>) {
     let e = match resolve(args) {
         Ok(e) => e,
         Err((e, err)) => {
             if let Some(e) = e {
                 stats.commands[e.id].rejected.add(1);
             }
-            reject(stats, client, reply, &err);
-            return None;
+            reject(stats, client, reply, &err, e);
+            return (None, None);
         }
     };
+    let name = Some(e);
     if !client.authenticated && !e.has(flag::NO_AUTH) {
         stats.commands[e.id].rejected.add(1);
-        reject(stats, client, reply, &CmdError::NoAuth);
-        return None;
+        reject(stats, client, reply, &CmdError::NoAuth, Some(e));
+        return (None, name);
+    }
+    if client.in_subscribe_mode() && !crate::pubsub::allowed_when_subscribed(e.cmd.name) {
+        stats.commands[e.id].rejected.add(1);
+        let err = CmdError::SubscribeContext(e.fullname.clone());
+        reject(stats, client, reply, &err, Some(e));
+        return (None, name);
     }
     // One relaxed load for an unrestricted user (the default user's case).
     if !client.user.unrestricted.load(Relaxed) {
         if client.user.deleted.load(Relaxed) {
             client.close_after_reply = true;
-            return None;
+            return (None, name);
         }
         if let Err(err) = crate::acl::check(server, client, e, args) {
             stats.commands[e.id].rejected.add(1);
@@ -100,32 +139,32 @@ pub fn execute(
             } else {
                 err
             };
-            reject(stats, client, reply, &err);
-            return None;
+            reject(stats, client, reply, &err, Some(e));
+            return (None, name);
         }
     }
     if let Some(err) = crate::persist::refusal(server, e) {
         stats.commands[e.id].rejected.add(1);
-        reject(stats, client, reply, &err);
-        return None;
+        reject(stats, client, reply, &err, Some(e));
+        return (None, name);
     }
     if !e.has(flag::ALLOW_BUSY) {
         if let Some(err) = server.scripting.busy(server, client.id()) {
             stats.commands[e.id].rejected.add(1);
-            reject(stats, client, reply, &err);
-            return None;
+            reject(stats, client, reply, &err, Some(e));
+            return (None, name);
         }
     }
     if client.multi.is_some() {
         if e.has(flag::NO_MULTI) {
             stats.commands[e.id].rejected.add(1);
-            reject(stats, client, reply, &CmdError::NotInMulti);
-            return None;
+            reject(stats, client, reply, &CmdError::NotInMulti, Some(e));
+            return (None, name);
         }
         if !crate::transactions::runs_in_multi(e) {
             crate::transactions::queue(client, e, args);
             reply.simple(b"QUEUED");
-            return None;
+            return (None, name);
         }
     }
     let ks = &server.keyspace;
@@ -153,8 +192,8 @@ pub fn execute(
             .busy(server, id)
             .unwrap_or(CmdError::BusyScript);
         stats.commands[e.id].rejected.add(1);
-        reject(stats, client, reply, &err);
-        return None;
+        reject(stats, client, reply, &err, Some(e));
+        return (None, name);
     };
     let now = damselfly_storage::now_ms();
     let mut ctx = Ctx {
@@ -174,15 +213,28 @@ pub fn execute(
     crate::list::serve_ready(server, ctx.stats, &mut ctx.locked, now);
     drop(ctx.locked);
     if let Some(job) = ctx.script.take() {
-        return Some(Wait::Script(job));
+        return (Some(Wait::Script(job)), name);
     }
-    ctx.block.take().map(Wait::Keys)
+    (ctx.block.take().map(Wait::Keys), name)
 }
 
 /// A request refused before it ran: its error, counted, and a failed
 /// transaction if one is open.
-fn reject(stats: &ThreadStats, client: &mut Client, reply: &mut Reply, err: &CmdError) {
+/// A refused EXEC discards the transaction and says why, as Redis does.
+fn reject(
+    stats: &ThreadStats,
+    client: &mut Client,
+    reply: &mut Reply,
+    err: &CmdError,
+    e: Option<&Entry>,
+) {
     count_error(stats, err);
+    if e.is_some_and(|e| e.cmd.name == "exec") && !matches!(err, CmdError::ExecRejected(_)) {
+        client.end_multi();
+        let err = CmdError::ExecRejected(Box::new(err.clone()));
+        reply.error(&err.to_string());
+        return;
+    }
     reply.error(&err.to_string());
     client.flag_multi();
 }
@@ -191,7 +243,16 @@ fn reject(stats: &ThreadStats, client: &mut Client, reply: &mut Reply, err: &Cmd
 /// it and renders its error (EXEC calls this for each queued command).
 pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
     let start = damselfly_storage::mono_ns();
+    let at = ctx.reply.len();
     let result = (e.cmd.handler)(ctx, args);
+    // Inside EXEC, what a command sent to its own client precedes that
+    // command's reply within EXEC's array (Redis 7.0 writes it there).
+    if ctx.client.in_exec {
+        crate::pubsub::splice_self(ctx.reply, at);
+    }
+    if e.has(flag::READONLY) {
+        crate::tracking::after_read(ctx, e, args);
+    }
     let usec = damselfly_storage::mono_ns().saturating_sub(start) / 1000;
     let stats = ctx.stats;
     let c = &stats.commands[e.id];

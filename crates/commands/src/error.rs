@@ -135,6 +135,11 @@ pub enum CmdError {
     ZrangeWithscoresBylex,
     /// SORT over a value (or BY weight) that is not a number.
     SortNotDouble,
+    /// A command other than (un)subscribe, PING, QUIT, RESET in RESP2
+    /// subscribe mode (its full name).
+    SubscribeContext(String),
+    /// A command that cannot run in a client that must not block (EXEC).
+    DenyBlocking(&'static str),
     /// ACL: the command (its full name) is not allowed to the user.
     NoPermCommand(String),
     NoPermKey,
@@ -451,6 +456,11 @@ impl fmt::Display for CmdError {
             DiscardWithoutMulti => f.write_str("ERR DISCARD without MULTI"),
             NotInMulti => f.write_str("ERR Command not allowed inside a transaction"),
             ExecAbort => f.write_str("EXECABORT Transaction discarded because of previous errors."),
+            SubscribeContext(cmd) => write!(
+                f,
+                "ERR Can't execute '{cmd}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            ),
+            DenyBlocking(cmd) => write!(f, "ERR {cmd} isn't allowed for a DENY BLOCKING client"),
             NoPermCommand(c) => write!(
                 f,
                 "NOPERM this user has no permissions to run the '{c}' command"
@@ -472,7 +482,12 @@ impl fmt::Display for CmdError {
             AclNoFile => f.write_str(
                 "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.",
             ),
-            ExecRejected(why) => write!(f, "EXECABORT Transaction discarded because of: {why}"),
+            ExecRejected(why) => {
+                // Redis drops the ERR code of the reason (not NOPERM's).
+                let why = why.to_string();
+                let why = why.strip_prefix("ERR ").unwrap_or(&why);
+                write!(f, "EXECABORT Transaction discarded because of: {why}")
+            }
             ScriptNoPerm(why) => write!(f, "ERR The user executing the script {why}"),
             NoPermSinceQueued(why) => write!(
                 f,

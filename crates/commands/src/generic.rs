@@ -710,14 +710,14 @@ fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) -> CmdResult {
     let Some(e) = shard.remove(db, src) else {
         return Err(CmdError::NoSuchKey);
     };
-    shard.written(db, src, "rename_from");
     let moved = Entry {
         key: damselfly_core::CompactBytes::new(dst),
         ..e
     };
-    let shard = ctx.shard(dst);
-    shard.put(db, moved);
-    shard.written(db, dst, "rename_to");
+    // Redis's order of events: new (dst), rename_from, rename_to.
+    ctx.shard(dst).put(db, moved);
+    ctx.shard(src).written(db, src, "rename_from");
+    ctx.shard(dst).written(db, dst, "rename_to");
     if nx {
         ctx.reply.int(1);
     } else {
@@ -773,9 +773,13 @@ fn copy(ctx: &mut Ctx, args: &Args) -> CmdResult {
         return Ok(());
     };
     let shard = ctx.shard(dst);
-    if shard.contains(dst_db, dst, now) && !replace {
-        ctx.reply.int(0);
-        return Ok(());
+    if shard.contains(dst_db, dst, now) {
+        if !replace {
+            ctx.reply.int(0);
+            return Ok(());
+        }
+        // Replaced as Redis does it, deleted then added: `new` fires.
+        shard.remove(dst_db, dst);
     }
     shard.put(dst_db, Entry::new(dst, value, at));
     shard.written(dst_db, dst, "copy_to");
@@ -800,8 +804,8 @@ fn move_(ctx: &mut Ctx, args: &Args) -> CmdResult {
         ctx.reply.int(0);
         return Ok(());
     };
-    shard.written(db, key, "move_from");
     shard.put(dst_db, e);
+    shard.written(db, key, "move_from");
     shard.written(dst_db, key, "move_to");
     ctx.reply.int(1);
     Ok(())

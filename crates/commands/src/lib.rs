@@ -17,8 +17,10 @@ pub mod config;
 pub mod ctx;
 pub mod dispatch;
 pub mod error;
+pub mod pubsub;
 pub mod state;
 pub mod table;
+pub mod tracking;
 
 mod bitmap;
 mod connection;

@@ -345,6 +345,9 @@ fn pop_values(
         shard.remove(db, key);
     }
     shard.written(db, key, if end == End::Head { "lpop" } else { "rpop" });
+    if empty {
+        shard.notify(db, key, "del");
+    }
     out
 }
 
@@ -373,7 +376,7 @@ fn move_value(
     let Some(v) = l.pop(from) else {
         return Ok(None);
     };
-    shard.written(db, src, if from == End::Head { "lpop" } else { "rpop" });
+    // Redis notifies the push before the pop.
     let shard = held(ks, locked, dst);
     push_values(
         shard,
@@ -385,8 +388,9 @@ fn move_value(
         if to == End::Head { "lpush" } else { "rpush" },
         fill,
     )?;
-    // Only now may the source go: for src == dst the list got its element back.
     let shard = held(ks, locked, src);
+    shard.written(db, src, if from == End::Head { "lpop" } else { "rpop" });
+    // Only now may the source go: for src == dst the list got its element back.
     if let Ok(Some(l)) = typed::write::<List>(shard, db, src, now) {
         if l.is_empty() {
             shard.remove(db, src);

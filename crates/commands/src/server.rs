@@ -419,6 +419,7 @@ fn flushall(ctx: &mut Ctx, args: &Args) -> CmdResult {
         }
     }
     crate::persist::save_after_flushall(ctx.server, &mut ctx.locked);
+    ctx.server.tracking.flushed(&ctx.server.pubsub);
     ctx.reply.ok();
     Ok(())
 }
@@ -442,6 +443,7 @@ fn flushdb(ctx: &mut Ctx, args: &Args) -> CmdResult {
     for shard in ctx.locked.iter_mut() {
         clear_db(shard, db, now);
     }
+    ctx.server.tracking.flushed(&ctx.server.pubsub);
     ctx.reply.ok();
     Ok(())
 }
@@ -481,6 +483,9 @@ fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
         })
         .collect();
     ctx.server.config.set_many(&pairs)?;
+    ctx.server
+        .config
+        .apply_to(&ctx.server.pubsub, &ctx.server.tracking);
     ctx.server.acl.sync_config(&ctx.server.config);
     // The default user's password follows requirepass (Redis's rule).
     if let Some((_, pass)) = pairs.iter().rev().find(|(n, _)| eq(n, "requirepass")) {

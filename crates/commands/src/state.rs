@@ -107,6 +107,11 @@ pub struct Server {
     /// Clients blocked in BLPOP & co., by client id (INFO blocked_clients,
     /// CLIENT UNBLOCK).
     pub blocked: Mutex<HashMap<u64, Arc<crate::list::Waiter>>>,
+    /// Pub/sub subscriptions and keyspace notifications (also the
+    /// keyspace's event sink).
+    pub pubsub: Arc<crate::pubsub::PubSub>,
+    /// Client tracking (CLIENT TRACKING).
+    pub tracking: Arc<crate::tracking::Tracking>,
     /// Snapshot state: SAVE/BGSAVE, loading, INFO persistence.
     pub persistence: crate::persist::Persistence,
     /// Lua scripts and functions.
@@ -131,9 +136,18 @@ impl Server {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
+        let keyspace = Keyspace::new(opts.shards, opts.dbnum);
+        let pubsub = Arc::new(crate::pubsub::PubSub::default());
+        let tracking = Arc::new(crate::tracking::Tracking::default());
+        keyspace.set_events(Arc::new(crate::tracking::Sink {
+            pubsub: pubsub.clone(),
+            tracking: tracking.clone(),
+        }));
+        let config = Config::new();
+        config.apply_to(&pubsub, &tracking);
         Server {
-            keyspace: Keyspace::new(opts.shards, opts.dbnum),
-            config: Config::new(),
+            keyspace,
+            config,
             acl: crate::acl::Acl::new(),
             clients: Clients::default(),
             host,
@@ -148,6 +162,8 @@ impl Server {
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             stats: Mutex::new(Vec::new()),
             blocked: Mutex::new(HashMap::new()),
+            pubsub,
+            tracking,
             persistence: Default::default(),
             scripting: Default::default(),
         }

@@ -604,10 +604,11 @@ fn xadd(ctx: &mut Ctx, args: &Args) -> CmdResult {
             return Err(e);
         }
     };
-    if let Some(how) = t.trim {
-        s.trim(how, t.approx, t.limit);
-    }
+    let trimmed = t.trim.map_or(0, |how| s.trim(how, t.approx, t.limit));
     shard.written(db, key, "xadd");
+    if trimmed > 0 {
+        shard.notify(db, key, "xtrim");
+    }
     reply_id(ctx.reply, id);
     Ok(())
 }
@@ -984,9 +985,7 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
                 // The consumer is made (or seen) only by a read that is
                 // answered now, as in Redis 7.0.
                 let serve_now = id.is_some() || stream_top.is_some_and(|top| top > grp.last_id);
-                if serve_now {
-                    grp.consumer(consumer, Some(now));
-                }
+                let created = serve_now && grp.consumer(consumer, Some(now)).1;
                 match id {
                     Some(after) => {
                         // Like `>`, an explicit ID means "after this one".
@@ -1005,6 +1004,9 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
                             shard.stats.dirty += 1;
                         }
                     }
+                }
+                if created {
+                    shard.notify(db, key, "xgroup-createconsumer");
                 }
             }
         }
@@ -1225,12 +1227,16 @@ fn serve_one(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait
             reply_key_entries(r, key, |r| reply_after(r, s, after, sw.count));
         }
         Some((g, c, noack)) => {
-            if let Some(grp) = s.groups.get_mut(g) {
-                grp.consumer(c, Some(now));
-            }
+            let created = s
+                .groups
+                .get_mut(g)
+                .is_some_and(|grp| grp.consumer(c, Some(now)).1);
             let es = deliver_new(s, g, c, *noack, sw.count, now);
             reply_key_entries(r, key, |r| reply_entries(r, &es));
             shard.stats.dirty += 1;
+            if created {
+                shard.notify(db, key, "xgroup-createconsumer");
+            }
         }
     }
 }
@@ -1296,7 +1302,6 @@ fn xgroup(ctx: &mut Ctx, args: &Args) -> CmdResult {
         };
         if !exists {
             shard.put(db, Entry::new(key, Value::Stream(Box::default()), 0));
-            shard.written(db, key, "xgroup-create");
         }
         let Some(s) = typed::write::<Stream>(shard, db, key, now)? else {
             return Err(CmdError::WrongType);
@@ -1305,7 +1310,12 @@ fn xgroup(ctx: &mut Ctx, args: &Args) -> CmdResult {
             return Err(CmdError::BusyGroup);
         }
         s.groups.insert(g.to_vec(), Group::new(id, entries_read));
-        shard.stats.dirty += 1;
+        if exists {
+            shard.stats.dirty += 1;
+            shard.notify(db, key, "xgroup-create");
+        } else {
+            shard.written(db, key, "xgroup-create");
+        }
         ctx.reply.ok();
         return Ok(());
     }
@@ -1333,10 +1343,12 @@ fn xgroup(ctx: &mut Ctx, args: &Args) -> CmdResult {
         grp.entries_read = entries_read;
         // Group changes are not key changes to WATCH (as in Redis).
         shard.stats.dirty += 1;
+        shard.notify(db, key, "xgroup-setid");
         ctx.reply.ok();
     } else if eq(sub, "destroy") {
         if s.groups.remove(g).is_some() {
             shard.stats.dirty += 1;
+            shard.notify(db, key, "xgroup-destroy");
             // Wakes the XREADGROUPs blocked on it, for their NOGROUP error.
             shard.waiters.mark(db, key);
             ctx.reply.int(1);
@@ -1347,14 +1359,16 @@ fn xgroup(ctx: &mut Ctx, args: &Args) -> CmdResult {
         let (_, created) = group_of(s, key, g)?.consumer(arg(args, 4), Some(now));
         if created {
             shard.stats.dirty += 1;
+            shard.notify(db, key, "xgroup-createconsumer");
         }
         ctx.reply.int(i64::from(created));
     } else {
-        let n = group_of(s, key, g)?
-            .delete_consumer(arg(args, 4))
-            .unwrap_or(0);
+        let deleted = group_of(s, key, g)?.delete_consumer(arg(args, 4));
         shard.stats.dirty += 1;
-        ctx.reply.int(n as i64);
+        if deleted.is_some() {
+            shard.notify(db, key, "xgroup-delconsumer");
+        }
+        ctx.reply.int(deleted.unwrap_or(0) as i64);
     }
     Ok(())
 }
@@ -1607,6 +1621,7 @@ fn xclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
     out.set_resp3(reply.is_resp3());
     let mut n = 0;
     let mut have_consumer = false;
+    let mut new_consumer = false;
     for id in ids {
         let entry = if justid { None } else { s.get(id) };
         if !s.contains(id) {
@@ -1632,7 +1647,7 @@ fn xclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
             }
         }
         if !have_consumer {
-            grp.consumer(consumer, Some(now));
+            new_consumer = grp.consumer(consumer, Some(now)).1;
             have_consumer = true;
         }
         grp.reassign(id, consumer);
@@ -1653,6 +1668,9 @@ fn xclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     s.groups.insert(g.to_vec(), grp);
     shard.stats.dirty += 1;
+    if new_consumer {
+        shard.notify(db, key, "xgroup-createconsumer");
+    }
     reply.array(n);
     reply.raw(out.as_bytes());
     Ok(())
@@ -1707,6 +1725,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let mut n = 0;
     let mut deleted = Vec::new();
     let mut have_consumer = false;
+    let mut new_consumer = false;
     while attempts > 0 {
         attempts -= 1;
         if count == 0 || at >= keys.len() {
@@ -1726,7 +1745,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
             }
         }
         if !have_consumer {
-            grp.consumer(consumer, Some(now));
+            new_consumer = grp.consumer(consumer, Some(now)).1;
             have_consumer = true;
         }
         grp.reassign(id, consumer);
@@ -1750,6 +1769,9 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let cursor = keys.get(at).copied().unwrap_or(StreamId::MIN);
     s.groups.insert(g.to_vec(), grp);
     shard.stats.dirty += 1;
+    if new_consumer {
+        shard.notify(db, key, "xgroup-createconsumer");
+    }
     reply.array(3);
     reply_id(reply, cursor);
     reply.array(n);

@@ -506,6 +506,9 @@ fn set_generic(
         };
         shard.put(db, Entry::new(key, Value::from_bytes(value), at));
         shard.written(db, key, "set");
+        if let Expiry::At(_) = expiry {
+            shard.notify(db, key, "expire");
+        }
     }
     if !want_get {
         match (replies, proceed) {

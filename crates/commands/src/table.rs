@@ -193,6 +193,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::sort::COMMANDS)
         .chain(crate::stream::COMMANDS)
         .chain(crate::transactions::COMMANDS)
+        .chain(crate::pubsub::COMMANDS)
         .chain(crate::acl::COMMANDS)
         .chain(crate::persist::COMMANDS)
         .chain(crate::scripting::COMMANDS)

@@ -162,7 +162,12 @@ pub(crate) fn unwatch_all(ctx: &mut Ctx) {
 
 /// A closing connection: its transaction and watches go (no locks held).
 pub fn release(server: &Server, client: &mut Client) {
+    client.info.gone.store(true, Relaxed);
     client.end_multi();
+    crate::pubsub::unsubscribe_all(server, client);
+    if client.tracking.take().is_some() {
+        server.tracking.disable(client.id());
+    }
     let id = client.id();
     for (db, key) in std::mem::take(&mut client.watches) {
         let i = server.keyspace.shard_of(&key);

@@ -12,6 +12,15 @@
 //! - A protocol error is answered with Redis's text and the connection closed.
 //! - A client's buffer is bounded by `client-query-buffer-limit`; past it the
 //!   connection is closed, and other clients never notice.
+//! - Out-of-band output (pub/sub messages other threads queue) is drained
+//!   before each request and after each batch, and whenever it arrives while
+//!   the connection is idle; a client whose session says it must go (its
+//!   output buffer limit) is dropped even while a write to it is stuck.
+//!   During a blocked command's wait it is not drained (only the drop is
+//!   watched), so the wait's reply comes first.
+//! - A connection that closes (QUIT, a protocol error) drops its session's
+//!   registrations before writing its last reply: once a client has read
+//!   QUIT's +OK, no other client sees it (as a redirection target, say).
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,6 +29,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -54,6 +64,25 @@ pub trait Session {
     fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> Flow;
     /// Bytes read from and written to the socket, for INFO.
     fn count_io(&mut self, read: usize, written: usize);
+    /// Moves output other threads queued for this client (pub/sub
+    /// messages) into `out`; false when the client must be dropped.
+    fn take_pushed(&mut self, _out: &mut Reply) -> bool {
+        true
+    }
+    /// Ready when `take_pushed` has something to do.
+    fn poll_pushed(&self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+    /// Ready when the client must be dropped (watched while writes wait).
+    fn poll_dropped(&self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+    /// Everything taken so far reached the socket.
+    fn pushed_written(&mut self) {}
+    /// The connection is about to close (QUIT, a protocol error): drop the
+    /// client's registrations now, before its last reply can be read, so
+    /// that no one sees it alive after that (must be safe to repeat).
+    fn closing(&mut self) {}
 }
 
 pub trait Service: Send + Sync + 'static {
@@ -252,6 +281,34 @@ fn raw_fd(_s: &std::net::TcpStream) -> i64 {
     -1
 }
 
+/// Writes `bytes`, giving up (false) when the socket fails or the session
+/// says the client must go: a subscriber that never reads is dropped even
+/// though its socket buffer is full.
+async fn send<T: Session, IO: AsyncWrite + Unpin>(stream: &mut IO, bytes: &[u8], session: &T) -> bool {
+    tokio::select! {
+        r = stream.write_all(bytes) => r.is_ok(),
+        () = std::future::poll_fn(|cx| session.poll_dropped(cx)) => false,
+    }
+}
+
+/// Writes and clears `out` if it holds anything; false on failure.
+async fn flush<T: Session, IO: AsyncWrite + Unpin>(
+    stream: &mut IO,
+    out: &mut Reply,
+    session: &mut T,
+) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    if !send(stream, out.as_bytes(), session).await {
+        return false;
+    }
+    session.pushed_written();
+    session.count_io(0, out.len());
+    out.clear();
+    true
+}
+
 /// The life of one connection: read, execute everything complete, write.
 async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
     mut stream: IO,
@@ -262,15 +319,24 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
     let mut out = Reply::new();
     let mut need = 0usize;
     loop {
+        if !session.take_pushed(&mut out) || !flush(&mut stream, &mut out, &mut session).await {
+            return;
+        }
         let spare = inbuf.capacity() - inbuf.len();
         let want = need.saturating_sub(inbuf.len()).max(READ_CHUNK);
         if spare < want {
             inbuf.reserve(want);
         }
-        let n = match stream.read_buf(&mut inbuf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        let read = tokio::select! {
+            r = stream.read_buf(&mut inbuf) => Some(r),
+            () = std::future::poll_fn(|cx| session.poll_pushed(cx)) => None,
         };
+        let n = match read {
+            None => continue,
+            Some(Ok(0) | Err(_)) => return,
+            Some(Ok(n)) => n,
+        };
+        session.count_io(n, 0);
         let limits = session.limits();
         let mut pos = 0;
         let mut open = true;
@@ -279,6 +345,10 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
             let input = &inbuf[pos..];
             match parse_request(input, &limits, &mut req) {
                 Ok(Parsed::Complete { consumed }) => {
+                    // Messages queued before this request precede its reply.
+                    if !session.take_pushed(&mut out) {
+                        return;
+                    }
                     let flow = if req.is_empty() {
                         Flow::Continue
                     } else {
@@ -292,14 +362,9 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                             break;
                         }
                         Flow::Wait(mut reply) => {
-                            let len = out.len();
-                            if !out.is_empty() {
-                                if stream.write_all(out.as_bytes()).await.is_err() {
-                                    return;
-                                }
-                                out.clear();
+                            if !flush(&mut stream, &mut out, &mut session).await {
+                                return;
                             }
-                            session.count_io(0, len);
                             // Wait for the reply while watching the socket:
                             // what arrives is queued, EOF abandons the wait.
                             loop {
@@ -321,17 +386,13 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                                             }
                                         }
                                     },
+                                    () = std::future::poll_fn(|cx| session.poll_dropped(cx)) => return,
                                 }
                             }
                         }
                     }
-                    if out.len() >= FLUSH_AT {
-                        let len = out.len();
-                        if stream.write_all(out.as_bytes()).await.is_err() {
-                            return;
-                        }
-                        session.count_io(0, len);
-                        out.clear();
+                    if out.len() >= FLUSH_AT && !flush(&mut stream, &mut out, &mut session).await {
+                        return;
                     }
                 }
                 Ok(Parsed::Incomplete { hint }) => {
@@ -349,15 +410,17 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
         if inbuf.capacity() > 4 * READ_CHUNK && inbuf.len() < READ_CHUNK && need == 0 {
             inbuf.shrink_to(READ_CHUNK);
         }
-        let written = out.len();
-        if !out.is_empty() {
-            if stream.write_all(out.as_bytes()).await.is_err() {
-                return;
-            }
-            out.clear();
-            out.shrink(FLUSH_AT);
+        // Messages that arrived during the batch follow its replies.
+        if open && !session.take_pushed(&mut out) {
+            return;
         }
-        session.count_io(n, written);
+        if !open {
+            session.closing();
+        }
+        if !flush(&mut stream, &mut out, &mut session).await {
+            return;
+        }
+        out.shrink(FLUSH_AT);
         if !open {
             let _ = stream.shutdown().await;
             return;

@@ -79,6 +79,13 @@ impl Reply {
         self.buf.clear();
     }
 
+    /// Inserts `bytes` at `at` (a message that must precede replies already
+    /// written).
+    pub fn insert(&mut self, at: usize, bytes: &[u8]) {
+        let at = at.min(self.buf.len());
+        self.buf.splice(at..at, bytes.iter().copied());
+    }
+
     /// Drops what was written after `len` (used to discard a partial reply).
     pub fn truncate(&mut self, len: usize) {
         self.buf.truncate(len);

@@ -35,6 +35,13 @@ impl Keyspace {
         self.dbnum
     }
 
+    /// Sends every shard's write-door events to `events` (set once at start-up).
+    pub fn set_events(&self, events: std::sync::Arc<dyn crate::shard::Events>) {
+        for s in self.shards.iter() {
+            s.lock().events = Some(events.clone());
+        }
+    }
+
     /// Turns the active-expiry cycle on or off (lazy expiry always runs).
     pub fn set_active_expire(&self, on: bool) {
         self.active_expire.store(on, Relaxed);

@@ -18,7 +18,7 @@ mod value;
 mod waiters;
 
 pub use keyspace::{Keyspace, Locked};
-pub use shard::{Db, Shard, ShardSnapshot, ShardStats, Watch};
+pub use shard::{Db, Events, Shard, ShardSnapshot, ShardStats, Watch};
 pub use value::{canonical_int as value_canonical_int, clock_secs, Entry, Value, LFU_INIT_VAL};
 pub use waiters::{WaiterRef, Waiters};
 

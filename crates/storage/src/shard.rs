@@ -14,6 +14,20 @@ pub struct Watch {
     pub expired: bool,
 }
 
+/// Receives every event of the write door, under the shard's lock:
+/// keyspace notifications and client tracking hang off it. Implementations
+/// must not lock shards (they are called with one held).
+pub trait Events: Send + Sync {
+    /// `event` is the name Redis notifies (`set`, `lpush`, `expired`...),
+    /// plus `new` for a key created and `keymiss` for a read that missed.
+    fn event(&self, db: usize, key: &[u8], event: &'static str);
+
+    /// Whether `new` events are wanted: `put` copies the key only then.
+    fn wants_new(&self) -> bool {
+        true
+    }
+}
+
 /// One shard's slice of one logical DB.
 #[derive(Default)]
 pub struct Db {
@@ -63,6 +77,8 @@ pub struct Shard {
     pub waiters: crate::waiters::Waiters,
     /// WATCHed keys of this shard, per (db, key).
     pub watched: HashMap<(usize, CompactBytes), Vec<Watch>>,
+    /// Where the write door's events go (none in unit tests).
+    pub events: Option<Arc<dyn Events>>,
 }
 
 impl Shard {
@@ -73,6 +89,7 @@ impl Shard {
             stats: ShardStats::default(),
             waiters: Default::default(),
             watched: HashMap::new(),
+            events: None,
         }
     }
 
@@ -80,11 +97,24 @@ impl Shard {
     /// made. It feeds the dirty counter now; WATCH, keyspace notifications and
     /// replication hang off this same call.
     /// It also marks the key ready for clients blocked on it.
-    pub fn written(&mut self, db: usize, key: &[u8], _event: &'static str) {
+    pub fn written(&mut self, db: usize, key: &[u8], event: &'static str) {
         self.stats.dirty += 1;
+        self.emit(db, key, event);
         self.waiters.mark(db, key);
         if !self.watched.is_empty() {
             self.touch_watched(db, key);
+        }
+    }
+
+    /// A notification only, for a change already reported to `written`
+    /// (SET's `expire` after its `set`, a pop's `del`).
+    pub fn notify(&self, db: usize, key: &[u8], event: &'static str) {
+        self.emit(db, key, event);
+    }
+
+    fn emit(&self, db: usize, key: &[u8], event: &'static str) {
+        if let Some(ev) = &self.events {
+            ev.event(db, key, event);
         }
     }
 
@@ -214,6 +244,10 @@ impl Shard {
             }
             None => {
                 self.stats.keyspace_misses += 1;
+                // The field, not `emit`: `self.dbs` is still borrowed here.
+                if let Some(ev) = &self.events {
+                    ev.event(db, key, "keymiss");
+                }
                 None
             }
         }
@@ -230,6 +264,10 @@ impl Shard {
             }
             None => {
                 self.stats.keyspace_misses += 1;
+                // The field, not `emit`: `self.dbs` is still borrowed here.
+                if let Some(ev) = &self.events {
+                    ev.event(db, key, "keymiss");
+                }
                 None
             }
         }
@@ -254,8 +292,14 @@ impl Shard {
         self.get_quiet(db, key, now).is_some()
     }
 
-    /// Stores `entry`, replacing any previous value (and its expiry).
+    /// Stores `entry`, replacing any previous value (and its expiry). A key
+    /// that did not exist fires `new`.
     pub fn put(&mut self, db: usize, entry: Entry) -> Option<Entry> {
+        let key = self
+            .events
+            .as_ref()
+            .filter(|ev| ev.wants_new())
+            .map(|_| entry.key.clone());
         let d = &mut self.dbs[db];
         let volatile = entry.expire_at != 0;
         let old = d.table.insert(entry);
@@ -266,6 +310,8 @@ impl Shard {
             if o.expire_at != 0 {
                 d.volatile -= 1;
             }
+        } else if let Some(k) = key {
+            self.emit(db, &k, "new");
         }
         old
     }
@@ -333,6 +379,39 @@ impl Shard {
 mod tests {
     use super::*;
     use crate::value::Value;
+
+    #[derive(Default)]
+    struct Record(parking_lot::Mutex<Vec<String>>);
+
+    impl Events for Record {
+        fn event(&self, db: usize, key: &[u8], event: &'static str) {
+            let key = String::from_utf8_lossy(key);
+            self.0.lock().push(format!("{db}:{key}:{event}"));
+        }
+    }
+
+    #[test]
+    fn the_write_door_reports_every_event() {
+        let rec = Arc::new(Record::default());
+        let mut s = Shard::new(1);
+        s.events = Some(rec.clone());
+        s.put(0, Entry::new(b"k", Value::Int(1), 0));
+        s.written(0, b"k", "set");
+        s.put(0, Entry::new(b"k", Value::Int(2), 10));
+        s.written(0, b"k", "set");
+        s.notify(0, b"k", "expire");
+        assert!(s.get(0, b"k", 11).is_none());
+        assert!(s.get(0, b"nope", 11).is_none());
+        s.put(0, Entry::new(b"v", Value::Int(1), 5));
+        assert_eq!(s.expire_step(0, 16, 6), (1, 1));
+        assert_eq!(
+            *rec.0.lock(),
+            [
+                "0:k:new", "0:k:set", "0:k:set", "0:k:expire", "0:k:expired", "0:k:keymiss",
+                "0:nope:keymiss", "0:v:new", "0:v:expired"
+            ]
+        );
+    }
 
     #[test]
     fn volatile_counter_follows_every_path() {

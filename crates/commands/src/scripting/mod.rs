@@ -227,20 +227,7 @@ impl Default for Scripting {
         Scripting {
             vm: Mutex::new(None),
             running: Arc::default(),
-            info: Arc::new(ClientInfo {
-                id: 0,
-                addr: String::new(),
-                laddr: String::new(),
-                fd: -1,
-                created_ms: damselfly_storage::now_ms(),
-                name: Default::default(),
-                db: AtomicUsize::new(0),
-                last_ms: AtomicU64::new(0),
-                last_cmd: AtomicUsize::new(0),
-                resp: AtomicUsize::new(2),
-                multi: AtomicI64::new(-1),
-                user: parking_lot::Mutex::new("default".into()),
-            }),
+            info: Arc::new(ClientInfo::new(0, String::new(), String::new(), -1)),
             libraries: AtomicUsize::new(0),
             functions: AtomicUsize::new(0),
             scripts: AtomicI64::new(0),
@@ -375,8 +362,17 @@ impl Job {
             return format!("-{err}\r\n").into_bytes();
         };
         let now = damselfly_storage::now_ms();
+        // The script's writes count as the caller's (NOLOOP tracking, and
+        // messages to itself around the reply), as on its worker thread.
+        crate::pubsub::set_current(caller);
+        let keys = self.keys.clone();
         let (mut locked, bytes) = run(server, caller, locked, now, self);
+        crate::tracking::after_script(server, caller, &keys);
         crate::list::serve_ready(server, &server.thread_stats(), &mut locked, now);
+        drop(locked);
+        server.tracking.flush_bcast(&server.pubsub);
+        crate::pubsub::set_current(0);
+
         // The dispatcher saw EVAL succeed (it only queued the job): an
         // error reply is counted here (INFO errorstats).
         if let Some(rest) = bytes.strip_prefix(b"-") {
@@ -386,7 +382,11 @@ impl Job {
                 &CmdError::Script(text.into_owned()),
             );
         }
-        bytes
+        let mut framed = damselfly_protocol::Reply::new();
+        framed.raw(&bytes);
+        crate::pubsub::splice_self(&mut framed, 0);
+        crate::pubsub::append_self_after(&mut framed);
+        framed.as_bytes().to_vec()
     }
 }
 

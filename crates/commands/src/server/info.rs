@@ -314,7 +314,7 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("client_recent_max_input_buffer", &0);
                 line("client_recent_max_output_buffer", &0);
                 line("blocked_clients", &srv.blocked.lock().len());
-                line("tracking_clients", &0);
+                line("tracking_clients", &srv.tracking.clients_on.load(Relaxed));
                 line("clients_in_timeout_table", &0);
             }
             "memory" => {
@@ -458,9 +458,9 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("current_eviction_exceeded_time", &0);
                 line("keyspace_hits", &sums.hits);
                 line("keyspace_misses", &sums.misses);
-                line("pubsub_channels", &0);
-                line("pubsub_patterns", &0);
-                line("pubsubshard_channels", &0);
+                line("pubsub_channels", &srv.pubsub.channel_count());
+                line("pubsub_patterns", &srv.pubsub.pattern_count());
+                line("pubsubshard_channels", &srv.pubsub.shard_channel_count());
                 line("latest_fork_usec", &0);
                 line("total_forks", &0);
                 line("migrate_cached_sockets", &0);
@@ -471,9 +471,10 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("active_defrag_key_misses", &0);
                 line("total_active_defrag_time", &0);
                 line("current_active_defrag_time", &0);
-                line("tracking_total_keys", &0);
-                line("tracking_total_items", &0);
-                line("tracking_total_prefixes", &0);
+                let (keys, items, prefixes) = srv.tracking.totals();
+                line("tracking_total_keys", &keys);
+                line("tracking_total_items", &items);
+                line("tracking_total_prefixes", &prefixes);
                 line("unexpected_error_replies", &0);
                 line("total_error_replies", &errors);
                 line("dump_payload_sanitizations", &0);
