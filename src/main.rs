@@ -6,8 +6,10 @@ mod service;
 use damselfly_commands::{Host, Server, ServerOptions};
 use std::sync::Arc;
 
+/// mimalloc, counted: `used_memory` and maxmemory read the count.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: damselfly_storage::memory::Counting<mimalloc::MiMalloc> =
+    damselfly_storage::memory::Counting(mimalloc::MiMalloc);
 
 /// Shard count: a power of two well above any worker count we run with, so
 /// that unrelated keys rarely share a lock.
@@ -61,6 +63,7 @@ impl Host for ProcessHost {
 }
 
 fn main() {
+    GLOBAL.activate();
     let opts = match config::parse(std::env::args().skip(1)) {
         Ok(o) => o,
         Err(e) => {
@@ -100,6 +103,13 @@ fn main() {
     let dir = std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
+    let mut initial = vec![];
+    if let Some(m) = &opts.maxmemory {
+        initial.push(("maxmemory", m.clone()));
+    }
+    if opts.cache_mode {
+        initial.push(("maxmemory-policy", "allkeys-lru".to_string()));
+    }
     for (k, v) in [
         ("port", port.to_string()),
         ("bind", opts.bind.clone()),
@@ -107,7 +117,10 @@ fn main() {
         ("dir", dir),
         ("dbfilename", opts.dbfilename.clone()),
         ("hz", opts.hz.to_string()),
-    ] {
+    ]
+    .into_iter()
+    .chain(initial)
+    {
         if let Err(e) = cfg.set_initial(k, &v) {
             eprintln!("ERROR: {e}");
             std::process::exit(1);
@@ -136,6 +149,7 @@ fn main() {
         "Server initialized, listening on {}:{port}",
         opts.bind
     ));
+    damselfly_storage::memory::mark_startup();
     log("Ready to accept connections tcp");
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -7,6 +7,7 @@ mod clients;
 mod hashes;
 mod keys;
 mod lists;
+mod maxmemory;
 mod multi;
 mod protocol;
 mod server;

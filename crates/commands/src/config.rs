@@ -7,6 +7,7 @@
 
 use crate::error::{CmdError, CmdResult};
 use damselfly_core::glob::glob_match;
+use damselfly_storage::evict::{configure_lfu, Policy};
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
@@ -22,6 +23,8 @@ pub enum Kind {
     },
     Bool,
     Str,
+    /// One of a fixed list of words (any case; stored lower-case).
+    Enum(&'static [&'static str]),
     /// Redis's `save` rule list.
     Save,
     /// Set at start-up only.
@@ -59,6 +62,12 @@ const fn pa(name: &'static str, alias: &'static str, kind: Kind, default: &'stat
 const ENTRIES: Kind = Kind::Int {
     min: 0,
     max: i64::MAX,
+};
+
+/// A C int that may not be negative.
+const NON_NEGATIVE_INT: Kind = Kind::Int {
+    min: 0,
+    max: i32::MAX as i64,
 };
 
 pub const PARAMS: &[Param] = &[
@@ -146,6 +155,37 @@ pub const PARAMS: &[Param] = &[
         "128",
     ),
     p("active-expire-effort", Kind::Int { min: 1, max: 10 }, "1"),
+    p("maxmemory", Kind::Memory { min: 0 }, "0"),
+    p(
+        "maxmemory-policy",
+        Kind::Enum(&[
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ]),
+        "noeviction",
+    ),
+    p(
+        "maxmemory-samples",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "5",
+    ),
+    p(
+        "maxmemory-eviction-tenacity",
+        Kind::Int { min: 0, max: 100 },
+        "10",
+    ),
+    p("maxmemory-clients", Kind::Memory { min: 0 }, "0"),
+    p("lfu-log-factor", NON_NEGATIVE_INT, "10"),
+    p("lfu-decay-time", NON_NEGATIVE_INT, "1"),
     p(
         "maxclients",
         Kind::Int {
@@ -175,6 +215,10 @@ pub struct Config {
     pub hz: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     pub query_buffer_limit: AtomicU64,
+    /// `maxmemory` in bytes, 0 for no limit; read before every command.
+    pub maxmemory: AtomicU64,
+    pub maxmemory_policy: RwLock<Policy>,
+    pub maxmemory_samples: AtomicU64,
 }
 
 /// Parses a memory amount: bytes, or a number with k/kb/m/mb/g/gb (any case;
@@ -238,6 +282,16 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
             _ => Err("argument must be 'yes' or 'no'".into()),
         },
         Kind::Str => Ok(value.to_string()),
+        Kind::Enum(words) => words
+            .iter()
+            .find(|w| w.eq_ignore_ascii_case(value))
+            .map(|w| w.to_string())
+            .ok_or_else(|| {
+                format!(
+                    "argument(s) must be one of the following: {}",
+                    words.join(", ")
+                )
+            }),
         Kind::Save => {
             if value.is_empty() {
                 return Ok(String::new());
@@ -283,6 +337,9 @@ impl Config {
             hz: AtomicU64::new(10),
             proto_max_bulk_len: AtomicU64::new(512 * 1024 * 1024),
             query_buffer_limit: AtomicU64::new(1024 * 1024 * 1024),
+            maxmemory: AtomicU64::new(0),
+            maxmemory_policy: RwLock::new(Policy::NoEviction),
+            maxmemory_samples: AtomicU64::new(5),
         }
     }
 
@@ -317,6 +374,15 @@ impl Config {
             "client-query-buffer-limit" => self
                 .query_buffer_limit
                 .store(v.parse().unwrap_or(0), Relaxed),
+            "maxmemory" => self.maxmemory.store(v.parse().unwrap_or(0), Relaxed),
+            "maxmemory-samples" => self
+                .maxmemory_samples
+                .store(v.parse().unwrap_or(5), Relaxed),
+            "maxmemory-policy" | "lfu-log-factor" | "lfu-decay-time" => {
+                self.values.write()[i] = v;
+                self.apply_eviction_settings();
+                return;
+            }
             name => {
                 let e = &self.encodings;
                 let slot = match name {
@@ -335,6 +401,21 @@ impl Config {
             }
         }
         self.values.write()[i] = v;
+    }
+
+    /// Hands the policy and LFU settings to the storage layer.
+    fn apply_eviction_settings(&self) {
+        let policy = self
+            .get("maxmemory-policy")
+            .and_then(|p| Policy::parse(&p))
+            .unwrap_or(Policy::NoEviction);
+        *self.maxmemory_policy.write() = policy;
+        let num = |name| self.get(name).and_then(|v| v.parse().ok());
+        configure_lfu(
+            policy,
+            num("lfu-log-factor").unwrap_or(10),
+            num("lfu-decay-time").unwrap_or(1),
+        );
     }
 
     /// CONFIG SET of several pairs: all are validated before any is applied.

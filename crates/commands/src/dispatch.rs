@@ -75,6 +75,14 @@ pub fn execute(
         reject(stats, client, reply, &CmdError::NoAuth);
         return None;
     }
+    if server.config.maxmemory.load(Relaxed) != 0
+        && crate::maxmemory::perform_evictions(server)
+        && crate::maxmemory::refused_when_full(e, client)
+    {
+        stats.commands[e.id].rejected.add(1);
+        reject(stats, client, reply, &CmdError::OutOfMemory);
+        return None;
+    }
     if client.multi.is_some() {
         if e.has(flag::NO_MULTI) {
             stats.commands[e.id].rejected.add(1);

@@ -875,16 +875,12 @@ fn object_encoding(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// Redis's LFU_INIT_VAL: the counter a key starts with under an LFU policy.
-const LFU_INIT_VAL: i64 = 5;
-
-/// OBJECT FREQ key. LFU counters are not kept yet: under an LFU policy every
-/// key reads as a fresh one would.
+/// OBJECT FREQ key: the key's LFU counter, decayed to now.
 fn object_freq(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let lfu = lfu_policy(ctx);
-    object_lookup(ctx, args, |_| {
+    object_lookup(ctx, args, |e| {
         if lfu {
-            Ok(LFU_INIT_VAL)
+            Ok(i64::from(damselfly_storage::evict::lfu_decayed(e.freq)))
         } else {
             Err(CmdError::LfuNotSelected)
         }

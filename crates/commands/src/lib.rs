@@ -16,6 +16,7 @@ pub mod config;
 pub mod ctx;
 pub mod dispatch;
 pub mod error;
+pub mod maxmemory;
 pub mod state;
 pub mod table;
 

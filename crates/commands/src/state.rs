@@ -169,6 +169,7 @@ impl Server {
         for i in 0..self.keyspace.shard_count() {
             let mut sh = self.keyspace.lock_one(i);
             sh.stats.expired_keys = 0;
+            sh.stats.evicted_keys = 0;
             sh.stats.keyspace_hits = 0;
             sh.stats.keyspace_misses = 0;
         }

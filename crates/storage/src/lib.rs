@@ -10,8 +10,12 @@
 //! - A key whose expiry time has passed is never returned: every lookup checks
 //!   it (lazy expiry) and the active cycle removes the ones nobody reads.
 //! - Every change to a key is reported through `Shard::written`.
+//! - `used_memory` counts every live allocation of the process (when the
+//!   binary installs `memory::Counting`); eviction compares it to maxmemory.
 
+pub mod evict;
 mod keyspace;
+pub mod memory;
 mod shard;
 pub mod typed;
 mod value;

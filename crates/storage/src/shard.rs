@@ -38,6 +38,7 @@ impl Db {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ShardStats {
     pub expired_keys: u64,
+    pub evicted_keys: u64,
     pub expired_stale_perc_acc: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
@@ -178,17 +179,32 @@ impl Shard {
 
     /// Removes `key` if it has expired; true when it did.
     fn expire_if_needed(&mut self, db: usize, key: &[u8], now: u64) -> bool {
-        let d = &mut self.dbs[db];
-        match d.table.get(key) {
+        match self.dbs[db].table.get(key) {
             Some(e) if e.is_expired(now) => {
-                d.table.remove(key);
-                d.volatile -= 1;
                 self.stats.expired_keys += 1;
-                self.written(db, key, "expired");
-                true
+                self.remove_by_server(db, key, "expired")
             }
             _ => false,
         }
+    }
+
+    /// Removes `key` for maxmemory (counted in `evicted_keys`).
+    pub fn remove_evicted(&mut self, db: usize, key: &[u8]) -> bool {
+        let gone = self.remove_by_server(db, key, "evicted");
+        if gone {
+            self.stats.evicted_keys += 1;
+        }
+        gone
+    }
+
+    /// The one path by which the server itself drops a key (expiry,
+    /// eviction): removal, then the write door with `event`.
+    fn remove_by_server(&mut self, db: usize, key: &[u8], event: &'static str) -> bool {
+        if self.remove(db, key).is_none() {
+            return false;
+        }
+        self.written(db, key, event);
+        true
     }
 
     /// Looks a key up for reading: expired keys are removed first; hits and
@@ -199,6 +215,9 @@ impl Shard {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 e.atime = crate::value::clock_secs();
+                if crate::evict::lfu_on() {
+                    e.freq = crate::evict::lfu_touch(e.freq);
+                }
                 Some(e)
             }
             None => {

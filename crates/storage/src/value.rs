@@ -138,6 +138,8 @@ pub struct Entry {
     pub expire_at: u64,
     /// Seconds-resolution clock of the last access (OBJECT IDLETIME, LRU).
     pub atime: u32,
+    /// LFU state: (minute of the last access << 8) | logarithmic counter.
+    pub freq: u32,
 }
 
 impl Keyed for Entry {
@@ -153,6 +155,18 @@ impl Entry {
             value,
             expire_at,
             atime: clock_secs(),
+            freq: crate::evict::lfu_init(),
+        }
+    }
+
+    /// A copy with what eviction scores (key, times, counters) and no value.
+    pub(crate) fn scoring_copy(&self) -> Entry {
+        Entry {
+            key: self.key.clone(),
+            value: Value::Int(0),
+            expire_at: self.expire_at,
+            atime: self.atime,
+            freq: self.freq,
         }
     }
 
@@ -211,7 +225,7 @@ mod tests {
     #[test]
     fn entry_stays_small() {
         assert!(
-            std::mem::size_of::<Entry>() <= 72,
+            std::mem::size_of::<Entry>() <= 64,
             "{}",
             std::mem::size_of::<Entry>()
         );
