@@ -13,11 +13,6 @@ pub struct Options {
     pub threads: usize,
     pub dbnum: usize,
     pub hz: u64,
-    /// `--maxmemory` (bytes, units allowed), applied as CONFIG's maxmemory.
-    pub maxmemory: Option<String>,
-    /// `--cache_mode`: evict like a cache (allkeys-lru) instead of refusing
-    /// writes when maxmemory is reached.
-    pub cache_mode: bool,
 }
 
 impl Default for Options {
@@ -30,8 +25,6 @@ impl Default for Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             dbnum: 16,
             hz: 10,
-            maxmemory: None,
-            cache_mode: false,
         }
     }
 }
@@ -39,17 +32,6 @@ impl Default for Options {
 fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
     v.parse()
         .map_err(|_| format!("ERROR: illegal value '{v}' specified for flag '{flag}'"))
-}
-
-/// A boolean flag: bare means true, `=true/false` (or 1/0, yes/no) sets it.
-fn flag_value(flag: &str, inline: Option<&str>) -> Result<bool, String> {
-    match inline.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("true" | "1" | "yes") => Ok(true),
-        Some("false" | "0" | "no") => Ok(false),
-        Some(v) => Err(format!(
-            "ERROR: illegal value '{v}' specified for flag '{flag}'"
-        )),
-    }
 }
 
 pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -91,9 +73,6 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Options, String> {
                 }
             }
             "hz" => o.hz = number("hz", &value("hz")?)?,
-            "maxmemory" => o.maxmemory = Some(value("maxmemory")?),
-            "cache_mode" => o.cache_mode = flag_value("cache_mode", inline.as_deref())?,
-            "nocache_mode" => o.cache_mode = false,
             _ => return Err(format!("ERROR: unknown command line flag '{name}'")),
         }
     }
@@ -112,14 +91,6 @@ mod tests {
     fn both_flag_forms_parse() {
         let o = p(&["--port", "7000", "--bind=127.0.0.1", "--proactor_threads=2"]).unwrap();
         assert_eq!((o.port, o.bind.as_str(), o.threads), (7000, "127.0.0.1", 2));
-    }
-
-    #[test]
-    fn memory_flags_parse() {
-        let o = p(&["--maxmemory=1gb", "--cache_mode"]).unwrap();
-        assert_eq!((o.maxmemory.as_deref(), o.cache_mode), (Some("1gb"), true));
-        assert!(!p(&["--cache_mode=false"]).unwrap().cache_mode);
-        assert!(p(&["--cache_mode=maybe"]).is_err());
     }
 
     #[test]

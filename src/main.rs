@@ -103,13 +103,6 @@ fn main() {
     let dir = std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    let mut initial = vec![];
-    if let Some(m) = &opts.maxmemory {
-        initial.push(("maxmemory", m.clone()));
-    }
-    if opts.cache_mode {
-        initial.push(("maxmemory-policy", "allkeys-lru".to_string()));
-    }
     for (k, v) in [
         ("port", port.to_string()),
         ("bind", opts.bind.clone()),
@@ -117,10 +110,7 @@ fn main() {
         ("dir", dir),
         ("dbfilename", opts.dbfilename.clone()),
         ("hz", opts.hz.to_string()),
-    ]
-    .into_iter()
-    .chain(initial)
-    {
+    ] {
         if let Err(e) = cfg.set_initial(k, &v) {
             eprintln!("ERROR: {e}");
             std::process::exit(1);

@@ -23,14 +23,14 @@ pub enum Kind {
     },
     Bool,
     Str,
-    /// One of a fixed list of words (any case; stored lower-case).
-    Enum(&'static [&'static str]),
     /// Redis's `save` rule list.
     Save,
     /// Set at start-up only.
     Immutable,
     /// Redis's protected configs (`enable-protected-configs no`): start-up only.
     Protected,
+    /// One of a fixed list of words.
+    Enum(&'static [&'static str]),
 }
 
 pub struct Param {
@@ -378,7 +378,7 @@ impl Config {
             "maxmemory-samples" => self
                 .maxmemory_samples
                 .store(v.parse().unwrap_or(5), Relaxed),
-            "maxmemory-policy" | "lfu-log-factor" | "lfu-decay-time" => {
+            "maxmemory-policy" | "lfu-log-factor" | "lfu-decay-time" | "cache_mode" => {
                 self.values.write()[i] = v;
                 self.apply_eviction_settings();
                 return;
@@ -405,10 +405,13 @@ impl Config {
 
     /// Hands the policy and LFU settings to the storage layer.
     fn apply_eviction_settings(&self) {
-        let policy = self
-            .get("maxmemory-policy")
-            .and_then(|p| Policy::parse(&p))
-            .unwrap_or(Policy::NoEviction);
+        // Dragonfly's cache_mode: evict like a cache whatever the policy says.
+        let policy = if self.get("cache_mode").as_deref() == Some("true") {
+            Some(Policy::AllKeysLru)
+        } else {
+            self.get("maxmemory-policy").and_then(|p| Policy::parse(&p))
+        }
+        .unwrap_or(Policy::NoEviction);
         *self.maxmemory_policy.write() = policy;
         let num = |name| self.get(name).and_then(|v| v.parse().ok());
         configure_lfu(
@@ -471,5 +474,34 @@ impl Config {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each parameter (and alias) is listed once: a merge that brings the
+    /// same row twice must fail here.
+    #[test]
+    fn parameters_are_listed_once() {
+        let mut names: Vec<&str> = PARAMS
+            .iter()
+            .flat_map(|p| std::iter::once(p.name).chain(p.alias))
+            .collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+
+    #[test]
+    fn eviction_settings_reach_the_typed_copies() {
+        let c = Config::new();
+        c.set_many(&[(b"maxmemory", b"10mb"), (b"maxmemory-policy", b"ALLKEYS-LFU")])
+            .unwrap();
+        assert_eq!(c.maxmemory.load(Relaxed), 10 * 1024 * 1024);
+        assert_eq!(*c.maxmemory_policy.read(), Policy::AllKeysLfu);
+        assert_eq!(c.get("maxmemory-policy").as_deref(), Some("allkeys-lfu"));
     }
 }
