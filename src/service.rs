@@ -1,8 +1,9 @@
 //! Glue between the network layer and the commands: one `Conn` per client,
 //! and each worker's periodic active-expiry pass over its share of shards.
 
+use damselfly_commands::server::metrics;
 use damselfly_commands::{execute, Client, Server, ThreadStats};
-use damselfly_net::{Flow, Service, Session};
+use damselfly_net::{Flow, HttpRequest, HttpResponse, Service, Session};
 use damselfly_protocol::{Args, Limits, Reply};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -54,6 +55,59 @@ impl Session for Conn {
         self.stats.net_input.add(read as u64);
         self.stats.net_output.add(written as u64);
     }
+
+    fn http_enabled(&self) -> bool {
+        self.server
+            .config
+            .get("primary_port_http_enabled")
+            .as_deref()
+            != Some("false")
+    }
+
+    /// `/metrics` and `/healthz` are open (scrapers and probes carry no
+    /// password); `/` asks for HTTP basic auth as user `default` when a
+    /// password is set.
+    fn http(&mut self, req: &HttpRequest) -> HttpResponse {
+        if !matches!(req.method.as_str(), "GET" | "HEAD") {
+            return HttpResponse::new(405, "text/plain", "method not allowed\n");
+        }
+        match req.path.as_str() {
+            "/metrics" => HttpResponse::new(
+                200,
+                "text/plain; version=0.0.4",
+                metrics::prometheus(&self.server),
+            ),
+            "/healthz" => HttpResponse::new(200, "text/plain", "OK\n"),
+            "/" if !basic_auth_ok(
+                &self.server.config.get("requirepass").unwrap_or_default(),
+                req.header("authorization"),
+            ) =>
+            {
+                let mut r = HttpResponse::new(401, "text/plain", "authentication required\n");
+                r.headers
+                    .push(("WWW-Authenticate", "Basic realm=\"damselfly\"".into()));
+                r
+            }
+            "/" => HttpResponse::new(200, "text/plain", metrics::status_page(&self.server)),
+            _ => HttpResponse::new(404, "text/plain", "not found\n"),
+        }
+    }
+}
+
+/// Whether an `Authorization: Basic` header carries user `default` and
+/// `password` (always true when no password is set).
+fn basic_auth_ok(password: &str, header: Option<&str>) -> bool {
+    use base64::Engine as _;
+    if password.is_empty() {
+        return true;
+    }
+    let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    decoded == format!("default:{password}").as_bytes()
 }
 
 impl Service for App {
@@ -119,5 +173,21 @@ impl Service for App {
     fn tick_interval(&self) -> Duration {
         let hz = self.server.config.hz.load(Relaxed).clamp(1, 500);
         Duration::from_millis(1000 / hz)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::basic_auth_ok;
+
+    #[test]
+    fn basic_auth_wants_user_default_and_the_password() {
+        assert!(basic_auth_ok("", None));
+        assert!(!basic_auth_ok("pw", None));
+        // base64("default:pw") and base64("other:pw").
+        assert!(basic_auth_ok("pw", Some("Basic ZGVmYXVsdDpwdw==")));
+        assert!(!basic_auth_ok("pw", Some("Basic b3RoZXI6cHc=")));
+        assert!(!basic_auth_ok("pw", Some("Basic !!!")));
+        assert!(!basic_auth_ok("pw", Some("Bearer ZGVmYXVsdDpwdw==")));
     }
 }

@@ -5,6 +5,7 @@ mod support;
 mod bitmaps;
 mod clients;
 mod hashes;
+mod http;
 mod keys;
 mod lists;
 mod maxmemory;

@@ -498,8 +498,11 @@ mod tests {
     #[test]
     fn eviction_settings_reach_the_typed_copies() {
         let c = Config::new();
-        c.set_many(&[(b"maxmemory", b"10mb"), (b"maxmemory-policy", b"ALLKEYS-LFU")])
-            .unwrap();
+        c.set_many(&[
+            (b"maxmemory", b"10mb"),
+            (b"maxmemory-policy", b"ALLKEYS-LFU"),
+        ])
+        .unwrap();
         assert_eq!(c.maxmemory.load(Relaxed), 10 * 1024 * 1024);
         assert_eq!(*c.maxmemory_policy.read(), Policy::AllKeysLfu);
         assert_eq!(c.get("maxmemory-policy").as_deref(), Some("allkeys-lfu"));

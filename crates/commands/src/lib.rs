@@ -25,7 +25,7 @@ mod connection;
 mod generic;
 mod hash;
 mod list;
-mod server;
+pub mod server;
 mod set;
 mod sort;
 mod sorted_set;

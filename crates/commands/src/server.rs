@@ -2,6 +2,7 @@
 
 mod info;
 mod introspect;
+pub mod metrics;
 mod tips;
 
 use crate::args::{eq, lossy};

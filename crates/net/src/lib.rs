@@ -15,6 +15,10 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod http;
+
+pub use http::{HttpRequest, HttpResponse};
+
 use damselfly_protocol::{parse_request, Args, Limits, Parsed, Reply, Request};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,6 +49,14 @@ pub trait Session {
     fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> Flow;
     /// Bytes read from and written to the socket, for INFO.
     fn count_io(&mut self, read: usize, written: usize);
+    /// Whether a connection that starts like HTTP is served as HTTP.
+    fn http_enabled(&self) -> bool {
+        false
+    }
+    /// Answers an HTTP request made on the RESP port.
+    fn http(&mut self, _req: &HttpRequest) -> HttpResponse {
+        HttpResponse::new(404, "text/plain", "not found\n")
+    }
 }
 
 pub trait Service: Send + Sync + 'static {
@@ -176,6 +188,7 @@ async fn connection<T: Session>(mut stream: TcpStream, mut session: T) {
     let mut req = Request::new();
     let mut out = Reply::new();
     let mut need = 0usize;
+    let mut first = true;
     loop {
         let spare = inbuf.capacity() - inbuf.len();
         let want = need.saturating_sub(inbuf.len()).max(READ_CHUNK);
@@ -186,6 +199,11 @@ async fn connection<T: Session>(mut stream: TcpStream, mut session: T) {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
+        if std::mem::take(&mut first) && session.http_enabled() && http::looks_like_http(&inbuf) {
+            session.count_io(n, 0);
+            http::serve(&mut stream, inbuf, |req| session.http(req)).await;
+            return;
+        }
         let limits = session.limits();
         let mut pos = 0;
         let mut open = true;

@@ -8,8 +8,10 @@
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
 use crate::server::REDIS_VERSION;
+use crate::state::Server;
 use crate::table::table;
 use damselfly_protocol::Args;
+use damselfly_storage::Shard;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -162,19 +164,19 @@ fn os_name() -> String {
 }
 
 /// calls, usec, rejected, failed.
-type CmdTotals = (u64, u64, u64, u64);
+pub(super) type CmdTotals = (u64, u64, u64, u64);
 
 /// Per-command and error counters summed over the worker threads.
-struct Totals {
-    calls: Vec<CmdTotals>,
-    commands: u64,
-    connections: u64,
-    net_in: u64,
-    net_out: u64,
-    errors: BTreeMap<String, u64>,
+pub(super) struct Totals {
+    pub calls: Vec<CmdTotals>,
+    pub commands: u64,
+    pub connections: u64,
+    pub net_in: u64,
+    pub net_out: u64,
+    pub errors: BTreeMap<String, u64>,
 }
 
-fn totals(ctx: &Ctx) -> Totals {
+pub(super) fn totals(server: &Server) -> Totals {
     let n = table().all.len();
     let mut t = Totals {
         calls: vec![(0, 0, 0, 0); n],
@@ -184,7 +186,7 @@ fn totals(ctx: &Ctx) -> Totals {
         net_out: 0,
         errors: BTreeMap::new(),
     };
-    for st in ctx.server.all_thread_stats() {
+    for st in server.all_thread_stats() {
         for (i, c) in st.commands.iter().enumerate().take(n) {
             let x = &mut t.calls[i];
             x.0 += c.calls.get();
@@ -203,50 +205,52 @@ fn totals(ctx: &Ctx) -> Totals {
     t
 }
 
+/// Keyspace counters summed over the shards.
 #[derive(Default)]
-struct ShardSums {
-    expired: u64,
-    evicted: u64,
-    hits: u64,
-    misses: u64,
-    dirty: u64,
+pub(super) struct ShardSums {
+    pub expired: u64,
+    pub evicted: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub dirty: u64,
     /// (keys, volatile) per DB.
-    dbs: Vec<(u64, u64)>,
+    pub dbs: Vec<(u64, u64)>,
 }
 
-fn shard_sums(ctx: &mut Ctx) -> ShardSums {
-    let dbnum = ctx.server.keyspace.dbnum();
-    let mut s = ShardSums {
-        dbs: vec![(0, 0); dbnum],
-        ..Default::default()
-    };
-    let per = ctx.each_shard(|sh| {
-        let dbs: Vec<(u64, u64)> = sh
-            .dbs
-            .iter()
-            .map(|d| (d.len() as u64, d.volatile as u64))
-            .collect();
-        (
-            sh.stats.expired_keys,
-            sh.stats.evicted_keys,
-            sh.stats.keyspace_hits,
-            sh.stats.keyspace_misses,
-            sh.stats.dirty,
-            dbs,
-        )
-    });
-    for (e, ev, h, m, d, dbs) in per {
-        s.expired += e;
-        s.evicted += ev;
-        s.hits += h;
-        s.misses += m;
-        s.dirty += d;
-        for (i, (k, v)) in dbs.into_iter().enumerate() {
-            if let Some(x) = s.dbs.get_mut(i) {
-                x.0 += k;
-                x.1 += v;
-            }
+impl ShardSums {
+    fn new(dbnum: usize) -> ShardSums {
+        ShardSums {
+            dbs: vec![(0, 0); dbnum],
+            ..Default::default()
         }
+    }
+
+    fn add(&mut self, sh: &Shard) {
+        self.expired += sh.stats.expired_keys;
+        self.evicted += sh.stats.evicted_keys;
+        self.hits += sh.stats.keyspace_hits;
+        self.misses += sh.stats.keyspace_misses;
+        self.dirty += sh.stats.dirty;
+        for (x, d) in self.dbs.iter_mut().zip(&sh.dbs) {
+            x.0 += d.len() as u64;
+            x.1 += d.volatile as u64;
+        }
+    }
+}
+
+/// The sums over the shards a command holds or can lock one at a time.
+fn shard_sums(ctx: &mut Ctx) -> ShardSums {
+    let mut s = ShardSums::new(ctx.server.keyspace.dbnum());
+    ctx.each_shard(|sh| s.add(sh));
+    s
+}
+
+/// The sums, locking each shard in turn (the caller holds none).
+pub(super) fn shard_sums_unlocked(server: &Server) -> ShardSums {
+    let ks = &server.keyspace;
+    let mut s = ShardSums::new(ks.dbnum());
+    for i in 0..ks.shard_count() {
+        s.add(&ks.lock_one(i));
     }
     s
 }
@@ -270,7 +274,7 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let on = selected(args);
     let need_counters = on[4] || on[8] || on[9];
     let t = if need_counters {
-        Some(totals(ctx))
+        Some(totals(ctx.server))
     } else {
         None
     };
