@@ -120,7 +120,10 @@ fn metrics_scrape_has_dragonflys_names_and_parses() {
 fn healthz_status_page_and_other_paths() {
     let d = damselfly(&[]);
     let (status, _, body) = get(d.port, "/healthz");
-    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "OK\n"));
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", "OK\n")
+    );
     let (status, _, body) = get(d.port, "/");
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(body.contains("maxmemory_policy: noeviction"), "{body}");
@@ -130,7 +133,10 @@ fn healthz_status_page_and_other_paths() {
     assert_eq!(status, "HTTP/1.1 200 OK");
     assert!(headers.contains("Content-Length: "));
     assert!(body.is_empty());
-    let (status, _, _) = http(d.port, "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    let (status, _, _) = http(
+        d.port,
+        "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    );
     assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
     let (status, _, _) = http(d.port, "GET /\r\n\r\n");
     assert_eq!(status, "HTTP/1.1 200 OK");

@@ -10,6 +10,7 @@ mod keys;
 mod lists;
 mod maxmemory;
 mod multi;
+mod observe;
 mod protocol;
 mod server;
 mod sets;

@@ -96,6 +96,9 @@ fn allkeys_lru_evicts_the_least_recently_used() {
     let d = damselfly(&[]);
     let mut c = Conn::open(d.port);
     c.cmd(&["CONFIG", "SET", "maxmemory-samples", "10"]);
+    // Commands allocate their latency histogram on first use: use EXISTS
+    // before the limit, so counting keys later evicts nothing.
+    c.cmd(&["EXISTS", "x"]);
     let limit = limit_above_now(&mut c, "allkeys-lru", 512 * 1024);
     let old = fill_to(&mut c, limit, 200 * 1024, |c, i| {
         c.cmd(&["SET", &format!("old{i}"), VALUE]);

@@ -31,6 +31,8 @@ pub enum Kind {
     Protected,
     /// One of a fixed list of words.
     Enum(&'static [&'static str]),
+    /// Space-separated percentiles, each 0..=100.
+    Percentiles,
 }
 
 pub struct Param {
@@ -155,6 +157,20 @@ pub const PARAMS: &[Param] = &[
         "128",
     ),
     p("active-expire-effort", Kind::Int { min: 1, max: 10 }, "1"),
+    p(
+        "latency-monitor-threshold",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "0",
+    ),
+    p("latency-tracking", Kind::Bool, "yes"),
+    p(
+        "latency-tracking-info-percentiles",
+        Kind::Percentiles,
+        "50 99 99.9",
+    ),
     p("maxmemory", Kind::Memory { min: 0 }, "0"),
     p(
         "maxmemory-policy",
@@ -219,6 +235,7 @@ pub struct Config {
     pub maxmemory: AtomicU64,
     pub maxmemory_policy: RwLock<Policy>,
     pub maxmemory_samples: AtomicU64,
+    pub observe: crate::observe::Settings,
 }
 
 /// Parses a memory amount: bytes, or a number with k/kb/m/mb/g/gb (any case;
@@ -292,6 +309,21 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
                     words.join(", ")
                 )
             }),
+        Kind::Percentiles => {
+            let mut out = Vec::new();
+            for w in value.split_whitespace() {
+                match w.parse::<f64>() {
+                    Ok(p) if (0.0..=100.0).contains(&p) => out.push(p.to_string()),
+                    _ => {
+                        return Err(
+                            "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                                .into(),
+                        )
+                    }
+                }
+            }
+            Ok(out.join(" "))
+        }
         Kind::Save => {
             if value.is_empty() {
                 return Ok(String::new());
@@ -340,6 +372,7 @@ impl Config {
             maxmemory: AtomicU64::new(0),
             maxmemory_policy: RwLock::new(Policy::NoEviction),
             maxmemory_samples: AtomicU64::new(5),
+            observe: Default::default(),
         }
     }
 
@@ -375,6 +408,19 @@ impl Config {
                 .query_buffer_limit
                 .store(v.parse().unwrap_or(0), Relaxed),
             "maxmemory" => self.maxmemory.store(v.parse().unwrap_or(0), Relaxed),
+            "slowlog-log-slower-than" => {
+                let v = v.parse().unwrap_or(10_000);
+                self.observe.slower_than.store(v, Relaxed)
+            }
+            "slowlog-max-len" => {
+                let v = v.parse().unwrap_or(128);
+                self.observe.slowlog_max_len.store(v, Relaxed)
+            }
+            "latency-monitor-threshold" => {
+                let v = v.parse().unwrap_or(0);
+                self.observe.latency_threshold.store(v, Relaxed)
+            }
+            "latency-tracking" => self.observe.tracking.store(v == "yes", Relaxed),
             "maxmemory-samples" => self
                 .maxmemory_samples
                 .store(v.parse().unwrap_or(5), Relaxed),

@@ -143,7 +143,9 @@ fn reject(stats: &ThreadStats, client: &mut Client, reply: &mut Reply, err: &Cmd
 pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
     let start = damselfly_storage::mono_ns();
     let result = (e.cmd.handler)(ctx, args);
-    let usec = damselfly_storage::mono_ns().saturating_sub(start) / 1000;
+    let ns = damselfly_storage::mono_ns().saturating_sub(start);
+    let usec = ns / 1000;
+    crate::observe::after_call(ctx, e, args, ns);
     let stats = ctx.stats;
     let c = &stats.commands[e.id];
     c.calls.add(1);

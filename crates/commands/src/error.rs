@@ -77,6 +77,10 @@ pub enum CmdError {
     InvalidSecondDb,
     LfuSelected,
     LfuNotSelected,
+    /// SLOWLOG GET with a count below -1 or not a number.
+    SlowlogCount,
+    /// LATENCY GRAPH of an event with no samples.
+    LatencyNoSamples(String),
     /// LPOP/RPOP count that is not a non-negative integer.
     MustBePositive,
     /// LSET past either end.
@@ -237,6 +241,8 @@ impl fmt::Display for CmdError {
                 "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             ),
             MustBePositive => f.write_str("ERR value is out of range, must be positive"),
+            SlowlogCount => f.write_str("ERR count should be greater than or equal to -1"),
+            LatencyNoSamples(event) => write!(f, "ERR No samples available for event '{event}'"),
             IndexOutOfRange => f.write_str("ERR index out of range"),
             LposRankZero => f.write_str(
                 "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",

@@ -17,6 +17,7 @@ pub mod ctx;
 pub mod dispatch;
 pub mod error;
 pub mod maxmemory;
+pub mod observe;
 pub mod state;
 pub mod table;
 

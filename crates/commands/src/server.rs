@@ -387,7 +387,7 @@ static CONFIG_SUBCOMMANDS: &[Command] = &[
 ];
 
 /// Container commands reached without a subcommand fail on arity first.
-fn help_only(_ctx: &mut Ctx, args: &Args) -> CmdResult {
+pub(crate) fn help_only(_ctx: &mut Ctx, args: &Args) -> CmdResult {
     Err(CmdError::WrongArity(
         String::from_utf8_lossy(args.get(0).unwrap_or_default()).to_ascii_lowercase(),
     ))

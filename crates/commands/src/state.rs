@@ -45,6 +45,8 @@ pub struct CmdCounters {
     pub usec: Counter,
     pub rejected: Counter,
     pub failed: Counter,
+    /// Latency histogram, allocated on the command's first call.
+    pub hist: std::sync::OnceLock<crate::observe::Histogram>,
 }
 
 /// One worker thread's counters, summed when INFO asks.
@@ -76,6 +78,9 @@ impl ThreadStats {
             c.usec.reset();
             c.rejected.reset();
             c.failed.reset();
+            if let Some(h) = c.hist.get() {
+                h.reset();
+            }
         }
         self.total_commands.reset();
         self.connections.reset();
@@ -106,6 +111,8 @@ pub struct Server {
     /// Clients blocked in BLPOP & co., by client id (INFO blocked_clients,
     /// CLIENT UNBLOCK).
     pub blocked: Mutex<HashMap<u64, Arc<crate::list::Waiter>>>,
+    /// SLOWLOG and the latency monitor.
+    pub observe: crate::observe::Observe,
 }
 
 thread_local! {
@@ -142,6 +149,7 @@ impl Server {
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             stats: Mutex::new(Vec::new()),
             blocked: Mutex::new(HashMap::new()),
+            observe: Default::default(),
         }
     }
 

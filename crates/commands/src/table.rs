@@ -182,6 +182,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::bitmap::COMMANDS)
         .chain(crate::sort::COMMANDS)
         .chain(crate::transactions::COMMANDS)
+        .chain(crate::observe::COMMANDS)
 }
 
 pub fn table() -> &'static Table {

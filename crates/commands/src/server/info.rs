@@ -560,7 +560,8 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                     }
                 }
             }
-            // modules, latencystats: nothing to report.
+            "latencystats" => crate::observe::latencystats(ctx, &mut out),
+            // modules: nothing to report.
             _ => {}
         }
     }
