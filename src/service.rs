@@ -40,6 +40,13 @@ impl Session for Conn {
     }
 
     fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> Flow {
+        if self.server.pause.on() {
+            if let Some(wait) =
+                damselfly_commands::dispatch::pause_wait(&self.server, &self.client, args)
+            {
+                return Flow::Retry(Box::pin(wait.wait(tokio::time::sleep)));
+            }
+        }
         if let Some(blocked) = execute(&self.server, &self.stats, &mut self.client, args, out) {
             let sleep = blocked.timeout().map(tokio::time::sleep);
             return Flow::Wait(Box::pin(blocked.wait(self.server.clone(), sleep)));
@@ -138,7 +145,7 @@ impl Service for App {
     /// the tick.
     fn tick(&self, worker: usize, workers: usize) {
         let ks = &self.server.keyspace;
-        if !ks.active_expire() {
+        if !ks.active_expire() || !damselfly_storage::expiry_deletes(damselfly_storage::now_ms()) {
             return;
         }
         let hz = self.server.config.hz.load(Relaxed).clamp(1, 500);

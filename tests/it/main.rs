@@ -3,6 +3,7 @@
 mod support;
 
 mod bitmaps;
+mod clientctl;
 mod clients;
 mod hashes;
 mod http;

@@ -63,6 +63,32 @@ impl Clients {
     pub fn count(&self) -> usize {
         self.map.lock().len()
     }
+
+    /// Runs `f` on every live connection with the registry locked: a
+    /// connection unregisters (under this lock) before its socket closes,
+    /// so every descriptor seen here is still that connection's.
+    pub fn for_each_locked(&self, mut f: impl FnMut(&ClientInfo)) {
+        for c in self.map.lock().values() {
+            f(c);
+        }
+    }
+}
+
+impl ClientInfo {
+    /// Ends the connection from another thread (CLIENT KILL): shutting its
+    /// socket's read side makes the connection's pending or next read see
+    /// end-of-file, and it closes as if the client had gone. Call only
+    /// through `Clients::for_each_locked`.
+    pub fn disconnect(&self) {
+        if self.fd < 0 {
+            return;
+        }
+        // SAFETY: shutdown takes no pointers; `fd` is this connection's
+        // open socket for as long as the client is registered, and the
+        // caller holds the registry lock (see for_each_locked), so the
+        // descriptor cannot have been closed and reused meanwhile.
+        unsafe { libc::shutdown(self.fd as libc::c_int, libc::SHUT_RD) };
+    }
 }
 
 /// State of one connection, owned by its thread.

@@ -94,6 +94,46 @@ pub(crate) static COMMANDS: &[Command] = &[
 
 static CLIENT_SUBCOMMANDS: &[Command] = &[
     cmd!(
+        "kill",
+        -3,
+        "admin noscript loading stale",
+        NoKeys,
+        "@admin @slow @dangerous @connection",
+        "connection",
+        "2.4.0",
+        crate::client_admin::kill
+    ),
+    cmd!(
+        "pause",
+        -3,
+        "admin noscript loading stale",
+        NoKeys,
+        "@admin @slow @dangerous @connection",
+        "connection",
+        "2.9.50",
+        crate::client_admin::pause
+    ),
+    cmd!(
+        "unpause",
+        2,
+        "admin noscript loading stale",
+        NoKeys,
+        "@admin @slow @dangerous @connection",
+        "connection",
+        "6.2.0",
+        crate::client_admin::unpause
+    ),
+    cmd!(
+        "no-evict",
+        3,
+        "admin noscript loading stale",
+        NoKeys,
+        "@admin @slow @dangerous @connection",
+        "connection",
+        "7.0.0",
+        crate::client_admin::no_evict
+    ),
+    cmd!(
         "id",
         2,
         "noscript loading stale",

@@ -130,6 +130,17 @@ pub fn execute(
     ctx.block.take()
 }
 
+/// The wait CLIENT PAUSE imposes on this request before it runs, if any
+/// (requests that fail their checks are answered at once).
+pub fn pause_wait(
+    server: &std::sync::Arc<Server>,
+    client: &Client,
+    args: &Args<'_>,
+) -> Option<crate::pause::PauseWait> {
+    let e = resolve(args).ok()?;
+    crate::pause::Pause::must_wait(server, e, client)
+}
+
 /// A request refused before it ran: its error, counted, and a failed
 /// transaction if one is open.
 fn reject(stats: &ThreadStats, client: &mut Client, reply: &mut Reply, err: &CmdError) {

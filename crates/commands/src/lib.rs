@@ -12,12 +12,14 @@
 
 pub mod args;
 pub mod client;
+mod client_admin;
 pub mod config;
 pub mod ctx;
 pub mod dispatch;
 pub mod error;
 pub mod maxmemory;
 pub mod observe;
+pub mod pause;
 pub mod state;
 pub mod table;
 

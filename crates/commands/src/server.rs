@@ -2,6 +2,7 @@
 
 mod info;
 mod introspect;
+mod memory;
 pub mod metrics;
 mod tips;
 
@@ -16,6 +17,46 @@ use damselfly_protocol::Args;
 pub const REDIS_VERSION: &str = "7.0.15";
 
 static MEMORY_SUBCOMMANDS: &[Command] = &[
+    cmd!(
+        "purge",
+        2,
+        "",
+        NoKeys,
+        "@slow",
+        "server",
+        "4.0.0",
+        memory::purge
+    ),
+    cmd!(
+        "malloc-stats",
+        2,
+        "",
+        NoKeys,
+        "@slow",
+        "server",
+        "4.0.0",
+        memory::malloc_stats
+    ),
+    cmd!(
+        "doctor",
+        2,
+        "",
+        NoKeys,
+        "@slow",
+        "server",
+        "4.0.0",
+        memory::doctor
+    ),
+    cmd!(
+        "stats",
+        2,
+        "",
+        NoKeys,
+        "@slow",
+        "server",
+        "4.0.0",
+        memory::stats
+    ),
     cmd!(
         "usage",
         -3,

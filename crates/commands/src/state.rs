@@ -113,6 +113,8 @@ pub struct Server {
     pub blocked: Mutex<HashMap<u64, Arc<crate::list::Waiter>>>,
     /// SLOWLOG and the latency monitor.
     pub observe: crate::observe::Observe,
+    /// CLIENT PAUSE.
+    pub pause: crate::pause::Pause,
 }
 
 thread_local! {
@@ -150,6 +152,7 @@ impl Server {
             stats: Mutex::new(Vec::new()),
             blocked: Mutex::new(HashMap::new()),
             observe: Default::default(),
+            pause: Default::default(),
         }
     }
 

@@ -37,6 +37,9 @@ pub enum Flow {
     /// reply; later requests stay queued meanwhile. Dropping the future
     /// (the client went away) cancels the wait.
     Wait(Pin<Box<dyn Future<Output = Vec<u8>>>>),
+    /// Not run yet (CLIENT PAUSE): write the replies so far, wait for
+    /// this, then handle the same request again.
+    Retry(Pin<Box<dyn Future<Output = ()>>>),
 }
 
 /// One client connection's handler.
@@ -223,6 +226,17 @@ async fn connection<T: Session>(mut stream: TcpStream, mut session: T) {
                         Flow::Close => {
                             open = false;
                             break;
+                        }
+                        Flow::Retry(wait) => {
+                            pos -= consumed;
+                            let len = out.len();
+                            if stream.write_all(out.as_bytes()).await.is_err() {
+                                return;
+                            }
+                            out.clear();
+                            session.count_io(0, len);
+                            wait.await;
+                            continue;
                         }
                         Flow::Wait(mut reply) => {
                             let len = out.len();

@@ -39,6 +39,19 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
+/// Until this Unix ms (CLIENT PAUSE WRITE), expired keys read as gone but
+/// are not deleted: deleting is a write. Process-wide, like the pause.
+static EXPIRY_PAUSED_UNTIL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn set_expiry_paused_until(ms: u64) {
+    EXPIRY_PAUSED_UNTIL.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether expiry may delete keys at `now` (ms).
+pub fn expiry_deletes(now: u64) -> bool {
+    now >= EXPIRY_PAUSED_UNTIL.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Milliseconds since the Unix epoch. Read with clock_gettime directly:
 /// SystemTime's Duration arithmetic showed up in the per-command profile.
 pub fn now_ms() -> u64 {

@@ -135,6 +135,36 @@ impl<A> Counting<A> {
     }
 }
 
+/// Asks mimalloc to return free memory to the OS (MEMORY PURGE).
+pub fn purge() {
+    // SAFETY: mi_collect takes no pointers and may be called at any time
+    // from any thread.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
+/// mimalloc's statistics report (MEMORY MALLOC-STATS).
+pub fn allocator_stats() -> String {
+    unsafe extern "C" fn append(msg: *const libc::c_char, arg: *mut libc::c_void) {
+        if msg.is_null() || arg.is_null() {
+            return;
+        }
+        // SAFETY: mimalloc passes a NUL-terminated message, and `arg` is the
+        // `&mut String` handed to mi_stats_print_out below, alive and not
+        // otherwise borrowed during that call.
+        unsafe {
+            let text = std::ffi::CStr::from_ptr(msg).to_string_lossy();
+            (*arg.cast::<String>()).push_str(&text);
+        }
+    }
+    let mut out = String::new();
+    // SAFETY: `append` matches mi_output_fun, and the pointer to `out`
+    // outlives the call, which runs `append` synchronously.
+    unsafe {
+        libmimalloc_sys::mi_stats_print_out(Some(append), (&mut out as *mut String).cast());
+    }
+    out
+}
+
 /// The process's resident set size, from /proc.
 pub fn rss_bytes() -> u64 {
     // SAFETY: sysconf has no preconditions.
@@ -179,5 +209,7 @@ mod tests {
         }
         assert_eq!(used_memory(), before);
         assert!(rss_bytes() > 0);
+        purge();
+        assert!(!allocator_stats().is_empty());
     }
 }

@@ -177,10 +177,14 @@ impl Shard {
         }
     }
 
-    /// Removes `key` if it has expired; true when it did.
+    /// Removes `key` if it has expired; true when it had (while CLIENT
+    /// PAUSE holds writes it stays, but reads as gone).
     fn expire_if_needed(&mut self, db: usize, key: &[u8], now: u64) -> bool {
         match self.dbs[db].table.get(key) {
             Some(e) if e.is_expired(now) => {
+                if !crate::expiry_deletes(now) {
+                    return true;
+                }
                 self.stats.expired_keys += 1;
                 self.remove_by_server(db, key, "expired")
             }
@@ -210,8 +214,8 @@ impl Shard {
     /// Looks a key up for reading: expired keys are removed first; hits and
     /// misses are counted and the access time refreshed.
     pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.expire_if_needed(db, key, now);
-        match self.dbs[db].table.get_mut(key) {
+        let gone = self.expire_if_needed(db, key, now);
+        match self.dbs[db].table.get_mut(key).filter(|_| !gone) {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 e.atime = crate::value::clock_secs();
@@ -230,8 +234,8 @@ impl Shard {
     /// Looks a key up for reading without refreshing its access time (as
     /// Redis's LOOKUP_NOTOUCH): hits and misses are still counted.
     pub fn get_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.expire_if_needed(db, key, now);
-        match self.dbs[db].table.get_mut(key) {
+        let gone = self.expire_if_needed(db, key, now);
+        match self.dbs[db].table.get_mut(key).filter(|_| !gone) {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 Some(e)
@@ -254,8 +258,8 @@ impl Shard {
     /// Looks a key up for writing or inspection without touching hit/miss
     /// counters or the access time (as Redis's lookupKeyWrite and NOTOUCH).
     pub fn get_quiet(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.expire_if_needed(db, key, now);
-        self.dbs[db].table.get_mut(key)
+        let gone = self.expire_if_needed(db, key, now);
+        self.dbs[db].table.get_mut(key).filter(|_| !gone)
     }
 
     pub fn contains(&mut self, db: usize, key: &[u8], now: u64) -> bool {

@@ -239,7 +239,7 @@ impl ShardSums {
 }
 
 /// The sums over the shards a command holds or can lock one at a time.
-fn shard_sums(ctx: &mut Ctx) -> ShardSums {
+pub(super) fn shard_sums(ctx: &mut Ctx) -> ShardSums {
     let mut s = ShardSums::new(ctx.server.keyspace.dbnum());
     ctx.each_shard(|sh| s.add(sh));
     s
@@ -339,7 +339,8 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 );
                 line("client_recent_max_input_buffer", &0);
                 line("client_recent_max_output_buffer", &0);
-                line("blocked_clients", &srv.blocked.lock().len());
+                let paused = srv.pause.waiting.load(Relaxed);
+                line("blocked_clients", &(srv.blocked.lock().len() + paused));
                 line("tracking_clients", &0);
                 line("clients_in_timeout_table", &0);
             }
