@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 PORT=${PORT:-6390}
 PROFILE=${PROFILE:-release}
+# Per-port logs and summary, so runs on different ports do not clash.
+export LOG_DIR=${LOG_DIR:-/tmp/damselfly-suite-$PORT} OUT=${OUT:-/tmp/damselfly-suite-$PORT.tsv}
 FILES=("$@")
 [ ${#FILES[@]} -gt 0 ] || FILES=(unit/type/string unit/type/incr unit/expire unit/keyspace unit/scan
     unit/quit unit/protocol unit/info-command)

@@ -157,6 +157,7 @@ pub const PARAMS: &[Param] = &[
         "128",
     ),
     p("active-expire-effort", Kind::Int { min: 1, max: 10 }, "1"),
+    p("hll-sparse-max-bytes", Kind::Memory { min: 0 }, "3000"),
     p(
         "latency-monitor-threshold",
         Kind::Int {
@@ -236,6 +237,7 @@ pub struct Config {
     pub maxmemory_policy: RwLock<Policy>,
     pub maxmemory_samples: AtomicU64,
     pub observe: crate::observe::Settings,
+    pub hll_sparse_max_bytes: AtomicU64,
 }
 
 /// Parses a memory amount: bytes, or a number with k/kb/m/mb/g/gb (any case;
@@ -373,6 +375,7 @@ impl Config {
             maxmemory_policy: RwLock::new(Policy::NoEviction),
             maxmemory_samples: AtomicU64::new(5),
             observe: Default::default(),
+            hll_sparse_max_bytes: AtomicU64::new(3000),
         }
     }
 
@@ -429,6 +432,9 @@ impl Config {
                 self.apply_eviction_settings();
                 return;
             }
+            "hll-sparse-max-bytes" => self
+                .hll_sparse_max_bytes
+                .store(v.parse().unwrap_or(0), Relaxed),
             name => {
                 let e = &self.encodings;
                 let slot = match name {

@@ -145,6 +145,34 @@ pub enum CmdError {
     ZrangeWithscoresBylex,
     /// SORT over a value (or BY weight) that is not a number.
     SortNotDouble,
+    /// A string that is not a HyperLogLog given to a PF command.
+    HllNotHll,
+    /// A sparse HyperLogLog whose opcodes do not add up.
+    HllCorrupt,
+    /// PFDEBUG on a missing key.
+    PfdebugNoKey,
+    PfdebugNotSparse,
+    PfdebugUnknown(Vec<u8>),
+    /// PFSELFTEST found a fault (what failed).
+    HllSelfTest(String),
+    /// A position outside longitude ±180 or latitude ±85.05112878 (the
+    /// f64 bits, so the enum keeps `Eq`).
+    GeoLonLat(u64, u64),
+    GeoUnit,
+    /// `ERR need numeric radius` (or width, height).
+    GeoNotNumeric(&'static str),
+    GeoRadiusNegative,
+    GeoBoxNegative,
+    /// A search centred on a member that is not in the set.
+    GeoMemberUnknown,
+    GeoCountNotPositive,
+    /// STORE with WITHDIST/WITHHASH/WITHCOORD (which command says it).
+    GeoStoreWith(&'static str),
+    /// GEOSEARCH without FROMMEMBER/FROMLONLAT (the command as typed).
+    GeoNeedFrom(String),
+    /// GEOSEARCH without BYRADIUS/BYBOX (the command as typed).
+    GeoNeedBy(String),
+    GeoAnyNeedsCount,
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
 }
@@ -294,6 +322,37 @@ impl fmt::Display for CmdError {
                 f.write_str("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
             }
             SortNotDouble => f.write_str("ERR One or more scores can't be converted into double"),
+            HllNotHll => f.write_str("WRONGTYPE Key is not a valid HyperLogLog string value."),
+            HllCorrupt => f.write_str("INVALIDOBJ Corrupted HLL object detected"),
+            PfdebugNoKey => f.write_str("ERR The specified key does not exist"),
+            PfdebugNotSparse => f.write_str("ERR HLL encoding is not sparse"),
+            PfdebugUnknown(sub) => {
+                write!(f, "ERR Unknown PFDEBUG subcommand '{}'", String::from_utf8_lossy(sub))
+            }
+            HllSelfTest(what) => write!(f, "TESTFAILED {what}"),
+            GeoLonLat(lon, lat) => write!(
+                f,
+                "ERR invalid longitude,latitude pair {:.6},{:.6}",
+                f64::from_bits(*lon),
+                f64::from_bits(*lat)
+            ),
+            GeoUnit => f.write_str("ERR unsupported unit provided. please use M, KM, FT, MI"),
+            GeoNotNumeric(what) => write!(f, "ERR need numeric {what}"),
+            GeoRadiusNegative => f.write_str("ERR radius cannot be negative"),
+            GeoBoxNegative => f.write_str("ERR height or width cannot be negative"),
+            GeoMemberUnknown => f.write_str("ERR could not decode requested zset member"),
+            GeoCountNotPositive => f.write_str("ERR COUNT must be > 0"),
+            GeoStoreWith(what) => write!(
+                f,
+                "ERR {what} is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
+            ),
+            GeoNeedFrom(cmd) => {
+                write!(f, "ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for {cmd}")
+            }
+            GeoNeedBy(cmd) => {
+                write!(f, "ERR exactly one of BYRADIUS and BYBOX can be specified for {cmd}")
+            }
+            GeoAnyNeedsCount => f.write_str("ERR the ANY argument requires COUNT argument"),
             MultiNested => f.write_str("ERR MULTI calls can not be nested"),
             WatchInMulti => f.write_str("ERR WATCH inside MULTI is not allowed"),
             ExecWithoutMulti => f.write_str("ERR EXEC without MULTI"),

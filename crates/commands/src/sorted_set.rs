@@ -403,7 +403,7 @@ fn arg<'a>(args: &Args<'a>, i: usize) -> &'a [u8] {
     args.get(i).unwrap_or_default()
 }
 
-fn limits(ctx: &Ctx) -> Limits {
+pub(crate) fn limits(ctx: &Ctx) -> Limits {
     let e = &ctx.server.config.encodings;
     Limits {
         max_entries: e.zset_max_listpack_entries.load(Relaxed).max(0) as usize,
@@ -412,7 +412,7 @@ fn limits(ctx: &Ctx) -> Limits {
 }
 
 /// Deletes `key` when its zset became empty, then reports the write.
-fn after_write(shard: &mut Shard, db: usize, key: &[u8], event: &'static str) {
+pub(crate) fn after_write(shard: &mut Shard, db: usize, key: &[u8], event: &'static str) {
     let empty = matches!(
         shard.dbs[db].table.get(key).map(|e| &e.value),
         Some(Value::ZSet(z)) if z.is_empty()
@@ -471,7 +471,12 @@ fn build(items: &[(Vec<u8>, f64)], limits: Limits) -> ZSet {
 
 /// Stores `items` at `key` (deleting it when there are none); returns the
 /// count stored.
-fn store(ctx: &mut Ctx, key: &[u8], items: &[(Vec<u8>, f64)], event: &'static str) -> usize {
+pub(crate) fn store(
+    ctx: &mut Ctx,
+    key: &[u8],
+    items: &[(Vec<u8>, f64)],
+    event: &'static str,
+) -> usize {
     let (db, now) = (ctx.db(), ctx.now);
     let limits = limits(ctx);
     let shard = ctx.shard(key);

@@ -93,6 +93,11 @@ pub enum Keys {
     /// SORT: the key at 1, and the destination after the last STORE that
     /// is not the argument of LIMIT, GET or BY.
     SortStore,
+    /// GEORADIUS and GEORADIUSBYMEMBER: the key at 1, the arguments after
+    /// the first STORE and the first STOREDIST from the given argument on
+    /// (Redis's key specs), and the one after the last STORE or STOREDIST
+    /// (where the command stores).
+    GeoStore(usize),
 }
 
 impl Keys {
@@ -103,7 +108,7 @@ impl Keys {
             Keys::Range(f, l, s) => (f, l, s),
             Keys::NumKeys { dest: true, .. } => (1, 1, 1),
             Keys::NumKeys { dest: false, .. } => (0, 0, 0),
-            Keys::SortStore => (1, 1, 1),
+            Keys::SortStore | Keys::GeoStore(_) => (1, 1, 1),
         }
     }
 }
@@ -180,6 +185,8 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::set::COMMANDS)
         .chain(crate::sorted_set::COMMANDS)
         .chain(crate::bitmap::COMMANDS)
+        .chain(crate::hyperloglog::COMMANDS)
+        .chain(crate::geo::COMMANDS)
         .chain(crate::sort::COMMANDS)
         .chain(crate::transactions::COMMANDS)
         .chain(crate::observe::COMMANDS)
@@ -296,6 +303,34 @@ impl Entry {
                     i += 1;
                 }
                 out.extend(store);
+                return out;
+            }
+            Keys::GeoStore(from) => {
+                let mut out = smallvec::SmallVec::new();
+                if argc > 1 {
+                    out.push(1);
+                }
+                let is = |i: usize, w: &[u8]| arg(i).unwrap_or_default().eq_ignore_ascii_case(w);
+                // Redis's key specs: the first STORE, then the first
+                // STOREDIST, from argument `from` on.
+                for word in [b"store".as_slice(), b"storedist"] {
+                    if let Some(i) = (from..argc.saturating_sub(1)).find(|&i| is(i, word)) {
+                        out.push(i + 1);
+                    }
+                }
+                // The key the command really writes: after the last of them.
+                let mut last = None;
+                let mut i = 5;
+                while i + 1 < argc {
+                    if is(i, b"store") || is(i, b"storedist") {
+                        last = Some(i + 1);
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if let Some(l) = last.filter(|l| !out.contains(l)) {
+                    out.push(l);
+                }
                 return out;
             }
         };

@@ -4,8 +4,10 @@
 //! `long double` arithmetic that INCRBYFLOAT needs to match Redis exactly.
 
 pub mod bytes;
+pub mod geo;
 pub mod glob;
 pub mod hash;
+pub mod hll;
 pub mod ldouble;
 pub mod list;
 pub mod set;

@@ -83,7 +83,7 @@ fn range(e: &Entry) -> (i32, i32, i32) {
 fn reply_key_specs(r: &mut Reply, e: &Entry) {
     let (first, last, step) = match e.cmd.keys {
         Keys::Range(f, l, s) => (f, l, s),
-        Keys::SortStore => (1, 1, 1),
+        Keys::SortStore | Keys::GeoStore(_) => (1, 1, 1),
         _ => {
             r.set(0);
             return;
