@@ -63,6 +63,10 @@ impl Session for Conn {
         self.stats.net_output.add(written as u64);
     }
 
+    fn query_pending(&mut self, bytes: usize) {
+        self.client.info.qbuf.store(bytes, Relaxed);
+    }
+
     fn http_enabled(&self) -> bool {
         self.server
             .config

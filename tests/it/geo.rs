@@ -139,7 +139,9 @@ fn distances_match_redis() {
             "GEOADD d{i} {lon} {lat1} a {lon} {lat2} b {} {lat1} c\n",
             near.clamp(-180.0, 180.0)
         ));
-        script.push_str(&format!("GEODIST d{i} a b\nGEODIST d{i} a c km\nGEODIST d{i} b c ft\n"));
+        script.push_str(&format!(
+            "GEODIST d{i} a b\nGEODIST d{i} a c km\nGEODIST d{i} b c ft\n"
+        ));
     }
     diff(&script);
 }
@@ -303,7 +305,10 @@ fn random_searches_match_redis() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5ea7c4);
     let mut script = String::new();
     for (set, n) in [("small", 60), ("big", 2000)] {
-        let (clon, clat): (f64, f64) = (rng.random_range(-170.0..170.0), rng.random_range(-60.0..60.0));
+        let (clon, clat): (f64, f64) = (
+            rng.random_range(-170.0..170.0),
+            rng.random_range(-60.0..60.0),
+        );
         for chunk in 0..n / 50 {
             let mut line = format!("GEOADD {set}");
             for j in 0..50 {
@@ -342,7 +347,11 @@ fn random_searches_match_redis() {
                     opts += " ANY";
                 }
             }
-            let member = format!("p{}-{}", rng.random_range(0..n / 50), rng.random_range(0..50));
+            let member = format!(
+                "p{}-{}",
+                rng.random_range(0..n / 50),
+                rng.random_range(0..50)
+            );
             let line = match rng.random_range(0..5) {
                 0 => format!("GEORADIUS {set} {lon} {lat} {dist} {unit}{opts}"),
                 1 => format!("GEORADIUSBYMEMBER {set} {member} {dist} {unit}{opts}"),
@@ -399,7 +408,9 @@ fn count_with_ties_matches_redis_order() {
         for _ in 0..60 {
             let count = rng.random_range(1..=members + 2);
             let order = ["ASC", "DESC"][rng.random_range(0..2)];
-            script.push_str(&format!("GEORADIUS {key} 10 10 500 km COUNT {count} {order} WITHDIST\n"));
+            script.push_str(&format!(
+                "GEORADIUS {key} 10 10 500 km COUNT {count} {order} WITHDIST\n"
+            ));
             script.push_str(&format!(
                 "GEOSEARCH {key} FROMLONLAT 10.5 9.5 BYBOX 900 900 km COUNT {count} {order}\n"
             ));

@@ -44,7 +44,9 @@ fn pfadd_and_pfcount_match_redis() {
 fn promotion_to_dense_matches_redis() {
     let mut script = String::new();
     for limit in ["3000", "200", "0", "12000"] {
-        script.push_str(&format!("CONFIG SET hll-sparse-max-bytes {limit}\nDEL h{limit}\n"));
+        script.push_str(&format!(
+            "CONFIG SET hll-sparse-max-bytes {limit}\nDEL h{limit}\n"
+        ));
         for i in 0..60 {
             let eles: Vec<String> = (0..25).map(|j| format!("e{}", i * 25 + j)).collect();
             script.push_str(&format!("PFADD h{limit} {}\n", eles.join(" ")));
@@ -115,7 +117,8 @@ fn pfmerge_matches_redis() {
         let eles: Vec<String> = (0..25).map(|j| format!("y{}", i * 25 + j)).collect();
         script.push_str(&format!("PFADD s2{{t}} {}\n", eles.join(" ")));
     }
-    script.push_str("PFMERGE s3{t} s1{t} s2{t}\nGET s3{t}\nPFDEBUG ENCODING s3{t}\nPFCOUNT s3{t}\n");
+    script
+        .push_str("PFMERGE s3{t} s1{t} s2{t}\nGET s3{t}\nPFDEBUG ENCODING s3{t}\nPFCOUNT s3{t}\n");
     script.push_str("PFCOUNT s1{t} s2{t}\nPFMERGE s1{t} s2{t}\nGET s1{t}\n");
     diff(&script);
 }
@@ -257,12 +260,19 @@ fn round_trip(from: &mut Conn, to: &mut Conn, key: &str, n: usize) {
     }
     let count_from = from.cmd(&["PFCOUNT", key]);
     let value = bulk(&from.raw(&["GET", key]));
-    assert_eq!(to.raw(&[b"SET".as_slice(), key.as_bytes(), &value]), b"+OK\r\n");
+    assert_eq!(
+        to.raw(&[b"SET".as_slice(), key.as_bytes(), &value]),
+        b"+OK\r\n"
+    );
     assert_eq!(to.cmd(&["PFCOUNT", key]), count_from, "{key}");
     // Invalidate the cache on both and recount from the registers.
     from.cmd(&["PFADD", key, "extra-element"]);
     to.cmd(&["PFADD", key, "extra-element"]);
-    assert_eq!(to.cmd(&["PFCOUNT", key]), from.cmd(&["PFCOUNT", key]), "{key}");
+    assert_eq!(
+        to.cmd(&["PFCOUNT", key]),
+        from.cmd(&["PFCOUNT", key]),
+        "{key}"
+    );
     assert_eq!(to.raw(&["GET", key]), from.raw(&["GET", key]), "{key}");
 }
 
@@ -283,7 +293,10 @@ fn corrupted_values_behave_like_redis() {
         dc.cmd(&["DEL", "h"]);
         assert_eq!(rc.raw(&cmd), dc.raw(&cmd));
         for _ in 0..rng.random_range(1..6) {
-            let len: usize = dc.cmd(&["STRLEN", "h"])[1..].trim().parse().expect("strlen");
+            let len: usize = dc.cmd(&["STRLEN", "h"])[1..]
+                .trim()
+                .parse()
+                .expect("strlen");
             let pos = rng.random_range(0..len).to_string();
             let byte = [rng.random::<u8>()];
             let set = [b"SETRANGE".as_slice(), b"h", pos.as_bytes(), &byte];

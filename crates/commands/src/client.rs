@@ -22,6 +22,8 @@ pub struct ClientInfo {
     pub resp: AtomicUsize,
     /// Commands queued in MULTI, -1 outside a transaction (CLIENT LIST).
     pub multi: AtomicI64,
+    /// Unprocessed query buffer bytes (CLIENT LIST `qbuf`).
+    pub qbuf: AtomicUsize,
 }
 
 /// Registry of live connections; touched on connect and disconnect only.
@@ -47,6 +49,7 @@ impl Clients {
             last_cmd: AtomicUsize::new(0),
             resp: AtomicUsize::new(2),
             multi: AtomicI64::new(-1),
+            qbuf: AtomicUsize::new(0),
         });
         self.map.lock().insert(id, info.clone());
         info

@@ -425,7 +425,7 @@ fn describe(ctx: &Ctx, c: &crate::client::ClientInfo) -> String {
     let multi = c.multi.load(Relaxed);
     let cmd = if me { "client|list".to_string() } else { cmd };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -436,6 +436,7 @@ fn describe(ctx: &Ctx, c: &crate::client::ClientInfo) -> String {
         if multi >= 0 { "x" } else { "N" },
         c.db.load(Relaxed),
         multi,
+        c.qbuf.load(Relaxed),
         cmd,
         c.resp.load(Relaxed),
     )

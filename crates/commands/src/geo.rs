@@ -129,7 +129,8 @@ fn arg<'a>(args: &Args<'a>, i: usize) -> &'a [u8] {
 fn lon_lat(args: &Args, i: usize) -> CmdResult<(f64, f64)> {
     let lon = parse_score(arg(args, i)).ok_or(CmdError::NotFloat)?;
     let lat = parse_score(arg(args, i + 1)).ok_or(CmdError::NotFloat)?;
-    if !(geo::LON_MIN..=geo::LON_MAX).contains(&lon) || !(geo::LAT_MIN..=geo::LAT_MAX).contains(&lat)
+    if !(geo::LON_MIN..=geo::LON_MAX).contains(&lon)
+        || !(geo::LAT_MIN..=geo::LAT_MAX).contains(&lat)
     {
         return Err(CmdError::GeoLonLat(lon.to_bits(), lat.to_bits()));
     }

@@ -77,7 +77,9 @@ fn sparse_max(ctx: &Ctx) -> usize {
 /// value of the wrong length is "not a valid HyperLogLog".
 fn check(v: &Value) -> CmdResult {
     match v {
-        Value::Str(_) | Value::Raw(_) => hll::check(&v.string_bytes()).map_err(|_| CmdError::HllNotHll),
+        Value::Str(_) | Value::Raw(_) => {
+            hll::check(&v.string_bytes()).map_err(|_| CmdError::HllNotHll)
+        }
         Value::Int(_) => Err(CmdError::HllNotHll),
         _ => Err(CmdError::WrongType),
     }
@@ -227,7 +229,11 @@ fn pfdebug(ctx: &mut Ctx, args: &Args) -> CmdResult {
             ctx.reply.bulk(text.as_bytes());
         }
         b"encoding" => {
-            let name: &[u8] = if hll::is_sparse(s) { b"sparse" } else { b"dense" };
+            let name: &[u8] = if hll::is_sparse(s) {
+                b"sparse"
+            } else {
+                b"dense"
+            };
             ctx.reply.simple(name);
         }
         b"todense" => {

@@ -35,7 +35,9 @@ pub struct Pause {
 /// Whether `e` counts as a write for CLIENT PAUSE WRITE.
 fn may_write(e: &Entry, client: &Client) -> bool {
     let writes = flag::WRITE | flag::MAY_REPLICATE;
-    if e.has(writes) {
+    // Redis holds these as may-replicate though COMMAND INFO does not say
+    // so: PFCOUNT may rewrite its cached cardinality, PUBLISH is propagated.
+    if e.has(writes) || matches!(e.cmd.name, "pfcount" | "publish" | "spublish") {
         return true;
     }
     e.cmd.name == "exec"

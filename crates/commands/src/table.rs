@@ -101,6 +101,12 @@ pub enum Keys {
 }
 
 impl Keys {
+    /// Whether the keys' positions depend on the arguments (COMMAND INFO's
+    /// `movablekeys`).
+    pub fn movable(&self) -> bool {
+        !matches!(self, Keys::None | Keys::Range(..))
+    }
+
     /// The (first, last, step) triple COMMAND INFO reports.
     pub fn legacy_range(&self) -> (i32, i32, i32) {
         match *self {

@@ -245,7 +245,10 @@ impl Search {
     fn bounds(&self) -> [f64; 4] {
         let (h, w) = match self.shape {
             Shape::Circle { radius } => (self.to_meters * radius, self.to_meters * radius),
-            Shape::Box { width, height } => (self.to_meters * (height / 2.0), self.to_meters * (width / 2.0)),
+            Shape::Box { width, height } => (
+                self.to_meters * (height / 2.0),
+                self.to_meters * (width / 2.0),
+            ),
         };
         let lat_delta = rad_deg(h / EARTH_RADIUS_M);
         let lon_delta_top = rad_deg(w / EARTH_RADIUS_M / deg_rad(self.lat + lat_delta).cos());
@@ -417,7 +420,8 @@ fn sort_part<T>(
     hi: usize,
     cmp: &impl Fn(&T, &T) -> Ordering,
 ) {
-    let outside = |base: usize, n: usize| (lo < base && hi < base) || (lo >= base + n && hi >= base + n);
+    let outside =
+        |base: usize, n: usize| (lo < base && hi < base) || (lo >= base + n && hi >= base + n);
     let med3 = |v: &[T], a: usize, b: usize, c: usize| {
         if cmp(&v[a], &v[b]).is_lt() {
             if cmp(&v[b], &v[c]).is_lt() {

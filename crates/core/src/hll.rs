@@ -284,7 +284,12 @@ pub fn to_dense(s: &mut Vec<u8>) -> Result<bool, Corrupt> {
 
 /// Raises register `index` of a sparse value to `count`, editing the
 /// opcodes as Redis does; promotes to dense when needed.
-fn sparse_set(s: &mut Vec<u8>, index: usize, count: u8, sparse_max: usize) -> Result<bool, Corrupt> {
+fn sparse_set(
+    s: &mut Vec<u8>,
+    index: usize,
+    count: u8,
+    sparse_max: usize,
+) -> Result<bool, Corrupt> {
     if count > SPARSE_VAL_MAX_VALUE {
         return promote(s, index, count);
     }
@@ -386,7 +391,12 @@ fn promote(s: &mut Vec<u8>, index: usize, count: u8) -> Result<bool, Corrupt> {
 // ---------------------------------------------------------------- operations
 
 /// Raises register `index` to `count` in either encoding.
-pub fn set_register(s: &mut Vec<u8>, index: usize, count: u8, sparse_max: usize) -> Result<bool, Corrupt> {
+pub fn set_register(
+    s: &mut Vec<u8>,
+    index: usize,
+    count: u8,
+    sparse_max: usize,
+) -> Result<bool, Corrupt> {
     if is_sparse(s) {
         sparse_set(s, index, count, sparse_max)
     } else {
@@ -529,7 +539,8 @@ pub fn decode_sparse(s: &[u8]) -> String {
 pub fn self_test() -> Result<(), String> {
     let mut regs = vec![0u8; REGISTERS * BITS / 8];
     for round in 0..4usize {
-        let val = |i: usize| ((i.wrapping_mul(2_654_435_761) >> 7) + round * 17) as u8 & REGISTER_MAX;
+        let val =
+            |i: usize| ((i.wrapping_mul(2_654_435_761) >> 7) + round * 17) as u8 & REGISTER_MAX;
         for i in 0..REGISTERS {
             dense_put(&mut regs, i, val(i));
         }
@@ -553,11 +564,15 @@ pub fn self_test() -> Result<(), String> {
             let cs = count(&sparse).map_err(|_| "sparse count failed".to_string())?;
             let cd = count(&dense).map_err(|_| "dense count failed".to_string())?;
             if cs != cd {
-                return Err(format!("Sparse and dense estimates differ at {n}: {cs} vs {cd}"));
+                return Err(format!(
+                    "Sparse and dense estimates differ at {n}: {cs} vs {cd}"
+                ));
             }
             let err = (cd as f64 - n as f64).abs() / n as f64;
             if n >= 100 && err > max_rel_err {
-                return Err(format!("Cardinality {cd} for {n} elements is off by {err:.4}"));
+                return Err(format!(
+                    "Cardinality {cd} for {n} elements is off by {err:.4}"
+                ));
             }
         }
     }

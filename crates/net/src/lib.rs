@@ -52,6 +52,9 @@ pub trait Session {
     fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> Flow;
     /// Bytes read from and written to the socket, for INFO.
     fn count_io(&mut self, read: usize, written: usize);
+    /// Bytes of the query buffer not yet processed, the request about to
+    /// be handled included (CLIENT LIST `qbuf`).
+    fn query_pending(&mut self, _bytes: usize) {}
     /// Whether a connection that starts like HTTP is served as HTTP.
     fn http_enabled(&self) -> bool {
         false
@@ -218,6 +221,7 @@ async fn connection<T: Session>(mut stream: TcpStream, mut session: T) {
                     let flow = if req.is_empty() {
                         Flow::Continue
                     } else {
+                        session.query_pending(input.len());
                         session.handle(&req.args(input), &mut out)
                     };
                     pos += consumed;
@@ -293,6 +297,7 @@ async fn connection<T: Session>(mut stream: TcpStream, mut session: T) {
             }
         }
         inbuf.drain(..pos);
+        session.query_pending(inbuf.len());
         if inbuf.capacity() > 4 * READ_CHUNK && inbuf.len() < READ_CHUNK && need == 0 {
             inbuf.shrink_to(READ_CHUNK);
         }
