@@ -18,5 +18,6 @@ mod protocol;
 mod server;
 mod sets;
 mod sort;
+mod streams;
 mod strings;
 mod zsets;

@@ -115,6 +115,8 @@ pub const PARAMS: &[Param] = &[
         ENTRIES,
         "64",
     ),
+    p("stream-node-max-bytes", Kind::Memory { min: 0 }, "4096"),
+    p("stream-node-max-entries", ENTRIES, "100"),
     p("port", Kind::Immutable, "6379"),
     p("bind", Kind::Immutable, "* -::*"),
     p("databases", Kind::Immutable, "16"),
@@ -224,6 +226,8 @@ pub struct Encodings {
     pub set_max_intset_entries: AtomicI64,
     pub zset_max_listpack_entries: AtomicI64,
     pub zset_max_listpack_value: AtomicI64,
+    pub stream_node_max_bytes: AtomicI64,
+    pub stream_node_max_entries: AtomicI64,
 }
 
 pub struct Config {
@@ -367,6 +371,8 @@ impl Config {
                 set_max_intset_entries: AtomicI64::new(512),
                 zset_max_listpack_entries: AtomicI64::new(128),
                 zset_max_listpack_value: AtomicI64::new(64),
+                stream_node_max_bytes: AtomicI64::new(4096),
+                stream_node_max_entries: AtomicI64::new(100),
             },
             hz: AtomicU64::new(10),
             proto_max_bulk_len: AtomicU64::new(512 * 1024 * 1024),
@@ -445,6 +451,8 @@ impl Config {
                     "set-max-intset-entries" => Some(&e.set_max_intset_entries),
                     "zset-max-listpack-entries" => Some(&e.zset_max_listpack_entries),
                     "zset-max-listpack-value" => Some(&e.zset_max_listpack_value),
+                    "stream-node-max-bytes" => Some(&e.stream_node_max_bytes),
+                    "stream-node-max-entries" => Some(&e.stream_node_max_entries),
                     _ => None,
                 };
                 if let (Some(slot), Ok(n)) = (slot, v.parse()) {

@@ -11,7 +11,7 @@ use damselfly_protocol::{Args, Reply};
 use smallvec::SmallVec;
 use std::sync::atomic::Ordering::Relaxed;
 
-fn count_error(stats: &ThreadStats, err: &CmdError) {
+pub(crate) fn count_error(stats: &ThreadStats, err: &CmdError) {
     *stats.errors.lock().entry(err.code()).or_insert(0) += 1;
 }
 
@@ -125,7 +125,7 @@ pub fn execute(
     // Clients blocked on keys this command made ready are served before
     // anyone else can see the keys (after a whole EXEC, not after each of
     // its commands).
-    crate::list::serve_ready(server, &mut ctx.locked, now);
+    crate::list::serve_ready(server, ctx.stats, &mut ctx.locked, now);
     drop(ctx.locked);
     ctx.block.take()
 }

@@ -145,6 +145,54 @@ pub enum CmdError {
     ZrangeWithscoresBylex,
     /// SORT over a value (or BY weight) that is not a number.
     SortNotDouble,
+    /// An argument that is not a stream ID.
+    StreamId,
+    XaddIdTooSmall,
+    XaddIdZero,
+    StreamExhausted,
+    /// XADD `ms-*` when `ms` has used up its sequence numbers.
+    ElementsTooLarge,
+    MaxlenNegative,
+    StreamLimitNegative,
+    MaxlenMinidConflict,
+    LimitWithoutTrim,
+    XtrimNoStrategy,
+    LimitWithoutApprox,
+    InvalidStartId,
+    InvalidEndId,
+    /// XREAD/XREADGROUP with an odd number of arguments after STREAMS.
+    StreamsUnbalanced(&'static str, char),
+    /// GROUP or NOACK given to XREAD.
+    XreadOnlyGroup(&'static str),
+    MissingGroup,
+    /// `NOGROUP No such key 'k' or consumer group 'g'` with a suffix.
+    NoGroup {
+        key: Vec<u8>,
+        group: Vec<u8>,
+        read: bool,
+    },
+    /// `NOGROUP No such consumer group 'g' for key name 'k'`.
+    NoGroupForKey {
+        group: Vec<u8>,
+        key: Vec<u8>,
+    },
+    DollarInXreadgroup,
+    GtOutsideXreadgroup,
+    BusyGroup,
+    XgroupNeedsKey,
+    EntriesReadInvalid,
+    /// `ERR Invalid <what> argument for <cmd>`.
+    InvalidArgFor(&'static str, &'static str),
+    XclaimOption(Vec<u8>),
+    XautoclaimCount,
+    EntriesAddedNegative,
+    /// XSETID below something: which one.
+    XsetidSmaller(&'static str),
+    XsetidEntriesAdded,
+    /// A blocked XREADGROUP whose key went away or changed type.
+    StreamKeyGone,
+    /// A blocked XREADGROUP whose group was destroyed.
+    BlockedGroupGone,
     /// A string that is not a HyperLogLog given to a PF command.
     HllNotHll,
     /// A sparse HyperLogLog whose opcodes do not add up.
@@ -359,6 +407,74 @@ impl fmt::Display for CmdError {
             DiscardWithoutMulti => f.write_str("ERR DISCARD without MULTI"),
             NotInMulti => f.write_str("ERR Command not allowed inside a transaction"),
             ExecAbort => f.write_str("EXECABORT Transaction discarded because of previous errors."),
+            StreamId => f.write_str("ERR Invalid stream ID specified as stream command argument"),
+            XaddIdTooSmall => f.write_str(
+                "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+            ),
+            XaddIdZero => f.write_str("ERR The ID specified in XADD must be greater than 0-0"),
+            StreamExhausted => f.write_str(
+                "ERR The stream has exhausted the last possible ID, unable to add more items",
+            ),
+            ElementsTooLarge => f.write_str("ERR Elements are too large to be stored"),
+            MaxlenNegative => f.write_str("ERR The MAXLEN argument must be >= 0."),
+            StreamLimitNegative => f.write_str("ERR The LIMIT argument must be >= 0."),
+            MaxlenMinidConflict => f.write_str(
+                "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+            ),
+            LimitWithoutTrim => f.write_str(
+                "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy",
+            ),
+            XtrimNoStrategy => f.write_str("ERR syntax error, XTRIM must be called with a trimming strategy"),
+            LimitWithoutApprox => {
+                f.write_str("ERR syntax error, LIMIT cannot be used without the special ~ option")
+            }
+            InvalidStartId => f.write_str("ERR invalid start ID for the interval"),
+            InvalidEndId => f.write_str("ERR invalid end ID for the interval"),
+            StreamsUnbalanced(cmd, sym) => write!(
+                f,
+                "ERR Unbalanced {cmd} list of streams: for each stream key an ID or '{sym}' must be specified."
+            ),
+            XreadOnlyGroup(opt) => write!(
+                f,
+                "ERR The {opt} option is only supported by XREADGROUP. You called XREAD instead."
+            ),
+            MissingGroup => f.write_str("ERR Missing GROUP option for XREADGROUP"),
+            NoGroup { key, group, read } => write!(
+                f,
+                "NOGROUP No such key '{}' or consumer group '{}'{}",
+                String::from_utf8_lossy(key),
+                String::from_utf8_lossy(group),
+                if *read { " in XREADGROUP with GROUP option" } else { "" }
+            ),
+            NoGroupForKey { group, key } => write!(
+                f,
+                "NOGROUP No such consumer group '{}' for key name '{}'",
+                String::from_utf8_lossy(group),
+                String::from_utf8_lossy(key)
+            ),
+            DollarInXreadgroup => f.write_str(
+                "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
+            ),
+            GtOutsideXreadgroup => f.write_str(
+                "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+            ),
+            BusyGroup => f.write_str("BUSYGROUP Consumer Group name already exists"),
+            XgroupNeedsKey => f.write_str(
+                "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.",
+            ),
+            EntriesReadInvalid => f.write_str("ERR value for ENTRIESREAD must be positive or -1"),
+            InvalidArgFor(what, cmd) => write!(f, "ERR Invalid {what} argument for {cmd}"),
+            XclaimOption(opt) => write!(f, "ERR Unrecognized XCLAIM option '{}'", String::from_utf8_lossy(opt)),
+            XautoclaimCount => f.write_str("ERR COUNT must be > 0"),
+            EntriesAddedNegative => f.write_str("ERR entries_added must be positive"),
+            XsetidSmaller(what) => write!(f, "ERR The ID specified in XSETID is smaller than {what}"),
+            XsetidEntriesAdded => f.write_str(
+                "ERR The entries_added specified in XSETID is smaller than the target stream length",
+            ),
+            StreamKeyGone => f.write_str("UNBLOCKED the stream key no longer exists"),
+            BlockedGroupGone => {
+                f.write_str("NOGROUP the consumer group this client was blocked on no longer exists")
+            }
             Other(s) => f.write_str(s),
         }
     }

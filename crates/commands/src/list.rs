@@ -778,14 +778,19 @@ pub enum BlockOp {
     ZPop { max: bool },
     /// BZMPOP: replies `[key, [[member, score]...]]`.
     ZMPop { max: bool, count: usize },
+    /// XREAD/XREADGROUP: served by `stream::serve_waiters`.
+    Stream(Box<crate::stream::StreamWait>),
 }
 
 impl BlockOp {
-    /// Whether it pops from a sorted set (else from a list). As in Redis
-    /// 7.0, a ready key serves only the waiters of its current type; the
-    /// others stay blocked.
-    fn wants_zset(&self) -> bool {
-        matches!(self, BlockOp::ZPop { .. } | BlockOp::ZMPop { .. })
+    /// Whether it pops from a sorted set (else from a list; None for stream
+    /// reads). As in Redis 7.0, a ready key serves only the waiters of its
+    /// current type; the others stay blocked.
+    fn wants_zset(&self) -> Option<bool> {
+        match self {
+            BlockOp::Stream(_) => None,
+            _ => Some(matches!(self, BlockOp::ZPop { .. } | BlockOp::ZMPop { .. })),
+        }
     }
 }
 
@@ -817,7 +822,7 @@ impl Waiter {
         !std::mem::replace(&mut s.claimed, true)
     }
 
-    fn is_claimed(&self) -> bool {
+    pub(crate) fn is_claimed(&self) -> bool {
         self.state.lock().claimed
     }
 
@@ -1066,7 +1071,12 @@ fn blmpop(ctx: &mut Ctx, args: &Args) -> CmdResult {
 /// before its locks are released: a push and the pops it feeds are one
 /// atomic step to every other client. Serving may make more keys ready
 /// (BLMOVE's destination); it loops until none is left.
-pub(crate) fn serve_ready<'s>(server: &'s Server, locked: &mut Locked<'s>, now: u64) {
+pub(crate) fn serve_ready<'s>(
+    server: &'s Server,
+    stats: &crate::state::ThreadStats,
+    locked: &mut Locked<'s>,
+    now: u64,
+) {
     loop {
         let mut work = Vec::new();
         for (idx, s) in locked.iter_indexed_mut() {
@@ -1080,6 +1090,7 @@ pub(crate) fn serve_ready<'s>(server: &'s Server, locked: &mut Locked<'s>, now: 
             return;
         }
         for (idx, db, key) in work {
+            crate::stream::serve_waiters(stats, locked, idx, db, &key, now);
             serve_key(&server.keyspace, locked, idx, db, &key, now);
         }
     }
@@ -1107,7 +1118,7 @@ fn serve_key<'s>(
         for (token, wr) in shard.waiters.queue(db, key) {
             match wr.downcast::<Waiter>() {
                 Ok(w) if !w.is_claimed() => {
-                    if w.op.wants_zset() == zset {
+                    if w.op.wants_zset() == Some(zset) {
                         found = Some((token, w));
                         break;
                     }
@@ -1178,6 +1189,8 @@ fn run_for(
             let items = crate::sorted_set::pop_at(shard, db, key, now, *max, *count)?;
             crate::sorted_set::reply_zmpop(reply, key, &items.unwrap_or_default());
         }
+        // Stream reads are served by `stream::serve_waiters`, never here.
+        BlockOp::Stream(_) => {}
     }
     Ok(())
 }

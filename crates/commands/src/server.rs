@@ -461,6 +461,8 @@ fn flushall(ctx: &mut Ctx, args: &Args) -> CmdResult {
 
 fn clear_db(shard: &mut damselfly_storage::Shard, db: usize, now: u64) {
     shard.touch_watched_db(db, None, now);
+    // Blocked XREADGROUPs learn that their key is gone.
+    shard.waiters.mark_db(db);
     let d = &mut shard.dbs[db];
     let n = d.table.len() as u64;
     d.table.clear();

@@ -98,6 +98,8 @@ pub enum Keys {
     /// (Redis's key specs), and the one after the last STORE or STOREDIST
     /// (where the command stores).
     GeoStore(usize),
+    /// XREAD/XREADGROUP: the first half of the arguments after STREAMS.
+    Streams,
 }
 
 impl Keys {
@@ -115,6 +117,7 @@ impl Keys {
             Keys::NumKeys { dest: true, .. } => (1, 1, 1),
             Keys::NumKeys { dest: false, .. } => (0, 0, 0),
             Keys::SortStore | Keys::GeoStore(_) => (1, 1, 1),
+            Keys::Streams => (0, 0, 0),
         }
     }
 }
@@ -194,6 +197,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::hyperloglog::COMMANDS)
         .chain(crate::geo::COMMANDS)
         .chain(crate::sort::COMMANDS)
+        .chain(crate::stream::COMMANDS)
         .chain(crate::transactions::COMMANDS)
         .chain(crate::observe::COMMANDS)
 }
@@ -339,6 +343,7 @@ impl Entry {
                 }
                 return out;
             }
+            Keys::Streams => return crate::stream::stream_key_positions(argc, arg).collect(),
         };
         let first = if first <= 0 { argc as i32 } else { first };
         (first..=last)

@@ -12,6 +12,7 @@ pub mod ldouble;
 pub mod list;
 pub mod set;
 pub mod slot;
+pub mod stream;
 pub mod table;
 pub mod zset;
 

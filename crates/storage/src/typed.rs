@@ -4,7 +4,7 @@
 
 use crate::shard::Shard;
 use crate::value::{Entry, Value};
-use damselfly_core::{hash::Hash, list::List, set::Set, zset::ZSet};
+use damselfly_core::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 
 /// The key holds a value of another type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,29 @@ collection!(List, List);
 collection!(Hash, Hash);
 collection!(Set, Set);
 collection!(ZSet, ZSet);
+
+/// A stream may exist with no entries (XADD MAXLEN 0, XGROUP CREATE
+/// MKSTREAM, XDEL of the last entry): it is never deleted for being empty.
+impl Collection for Stream {
+    fn of(v: &Value) -> Option<&Self> {
+        match v {
+            Value::Stream(c) => Some(c),
+            _ => None,
+        }
+    }
+    fn of_mut(v: &mut Value) -> Option<&mut Self> {
+        match v {
+            Value::Stream(c) => Some(c),
+            _ => None,
+        }
+    }
+    fn boxed(self) -> Value {
+        Value::Stream(Box::new(self))
+    }
+    fn is_empty_collection(&self) -> bool {
+        false
+    }
+}
 
 /// The collection at `key` for reading (counts a hit or miss).
 pub fn read<'a, T: Collection>(

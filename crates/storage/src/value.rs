@@ -1,4 +1,6 @@
-use damselfly_core::{hash::Hash, list::List, set::Set, zset::ZSet, CompactBytes, Keyed};
+use damselfly_core::{
+    hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet, CompactBytes, Keyed,
+};
 use std::borrow::Cow;
 
 /// A stored value. Strings that are canonical 64-bit integers are kept as
@@ -15,6 +17,7 @@ pub enum Value {
     Hash(Box<Hash>),
     Set(Box<Set>),
     ZSet(Box<ZSet>),
+    Stream(Box<Stream>),
 }
 
 /// Redis stores strings up to this length as `embstr`.
@@ -53,6 +56,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -70,6 +74,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -126,6 +131,7 @@ impl Value {
             Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
             Value::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
             Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
+            Value::Stream(s) => std::mem::size_of::<Stream>() + s.heap_size(),
         }
     }
 }
