@@ -253,6 +253,43 @@ fn eviction_config_matches_redis() {
          CONFIG GET lfu-decay-time
          CONFIG SET maxmemory-eviction-tenacity 101
          CONFIG GET maxmemory-eviction-tenacity
-         CONFIG SET maxmemory-policy noeviction",
+         CONFIG SET maxmemory-policy noeviction
+         CONFIG SET maxmemory-clients 200%
+         CONFIG SET maxmemory-clients 10%
+         CONFIG GET maxmemory-clients
+         CONFIG SET maxmemory-clients abc
+         CONFIG SET maxmemory-clients x%
+         CONFIG SET maxmemory-clients 5mb
+         CONFIG GET maxmemory-clients",
     );
+}
+
+#[test]
+fn rss_stays_near_maxmemory_while_ten_times_it_is_written() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    const MAX: u64 = 8 * 1024 * 1024;
+    let limit = limit_above_now(&mut c, "allkeys-lru", MAX);
+    let rss_before = info_u64(&mut c, "used_memory_rss");
+    let value = "x".repeat(1000);
+    // 80 MB in pipelined batches.
+    for batch in 0..80 {
+        let mut bytes = Vec::new();
+        for i in 0..1000 {
+            bytes.extend(Conn::encode(&["SET", &format!("k{batch}:{i}"), &value]));
+        }
+        c.send_raw(&bytes);
+        for _ in 0..1000 {
+            assert_eq!(c.read(), b"+OK\r\n");
+        }
+    }
+    assert!(info_u64(&mut c, "used_memory") < limit + 64 * 1024);
+    let rss = info_u64(&mut c, "used_memory_rss");
+    // 10% of maxmemory plus a fixed 8 MB for allocator slack.
+    let allowed = rss_before + MAX + MAX / 10 + 8 * 1024 * 1024;
+    assert!(
+        rss <= allowed,
+        "rss {rss} > {allowed} (before {rss_before})"
+    );
+    assert!(info_u64(&mut c, "evicted_keys") > 50_000);
 }

@@ -33,6 +33,8 @@ pub enum Kind {
     Enum(&'static [&'static str]),
     /// Space-separated percentiles, each 0..=100.
     Percentiles,
+    /// Bytes, or a percentage of maxmemory (`10%`).
+    MemoryOrPercent,
 }
 
 pub struct Param {
@@ -202,7 +204,7 @@ pub const PARAMS: &[Param] = &[
         Kind::Int { min: 0, max: 100 },
         "10",
     ),
-    p("maxmemory-clients", Kind::Memory { min: 0 }, "0"),
+    p("maxmemory-clients", Kind::MemoryOrPercent, "0"),
     p("lfu-log-factor", NON_NEGATIVE_INT, "10"),
     p("lfu-decay-time", NON_NEGATIVE_INT, "1"),
     p(
@@ -315,6 +317,17 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
                     words.join(", ")
                 )
             }),
+        Kind::MemoryOrPercent => match value.strip_suffix('%') {
+            Some(n) => match n.parse::<u64>() {
+                Ok(p) if p <= 100 => Ok(format!("{p}%")),
+                Ok(_) => Err("percentage argument must be less or equal to 100".into()),
+                Err(_) => Err("argument must be a memory or percent value".into()),
+            },
+            None => match parse_memory_checked(value) {
+                Ok(v) if v <= i64::MAX as u64 => Ok(v.to_string()),
+                _ => Err("argument must be a memory or percent value".into()),
+            },
+        },
         Kind::Percentiles => {
             let mut out = Vec::new();
             for w in value.split_whitespace() {
