@@ -105,6 +105,19 @@ impl Session for Conn {
     }
 }
 
+/// Reports an active expiry pass to the latency monitor when it ends.
+struct ExpireCycle<'a> {
+    server: &'a Server,
+    start: Instant,
+}
+
+impl Drop for ExpireCycle<'_> {
+    fn drop(&mut self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        damselfly_commands::observe::latency_event(self.server, "expire-cycle", ms);
+    }
+}
+
 /// Whether an `Authorization: Basic` header carries user `default` and
 /// `password` (always true when no password is set).
 fn basic_auth_ok(password: &str, header: Option<&str>) -> bool {
@@ -161,6 +174,10 @@ impl Service for App {
             .unwrap_or(1);
         let budget = Duration::from_micros(250_000 / hz * effort as u64);
         let start = Instant::now();
+        let _cycle = ExpireCycle {
+            server: &self.server,
+            start,
+        };
         for shard_idx in (worker..ks.shard_count()).step_by(workers.max(1)) {
             let mut shard = ks.lock_one(shard_idx);
             for db in 0..shard.dbs.len() {

@@ -228,6 +228,9 @@ fn lfu_counts_accesses_and_object_freq_reports_them() {
     };
     assert_eq!(freq(&mut c, "cold"), 5);
     assert!(freq(&mut c, "hot") >= 50);
+    // Overwriting keeps the counter, as in Redis.
+    c.cmd(&["SET", "hot", "2"]);
+    assert!(freq(&mut c, "hot") >= 50);
     assert!(c
         .cmd(&["OBJECT", "IDLETIME", "hot"])
         .starts_with("-ERR An LFU"));

@@ -40,15 +40,19 @@ pub fn perform_evictions(server: &Server) -> bool {
         .unwrap_or(10);
     let limit_ns = time_limit_us(tenacity).saturating_mul(1000);
     let start = damselfly_storage::mono_ns();
+    let mut full = false;
     while used_memory() > max {
         if !server.keyspace.evict_one(policy, samples) {
-            return true;
+            full = true;
+            break;
         }
         if damselfly_storage::mono_ns().saturating_sub(start) > limit_ns {
             break;
         }
     }
-    false
+    let ms = damselfly_storage::mono_ns().saturating_sub(start) / 1_000_000;
+    crate::observe::latency_event(server, "eviction-cycle", ms);
+    full
 }
 
 /// Whether `e` is refused while memory is exhausted: commands that may

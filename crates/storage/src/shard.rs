@@ -266,8 +266,14 @@ impl Shard {
         self.get_quiet(db, key, now).is_some()
     }
 
-    /// Stores `entry`, replacing any previous value (and its expiry).
-    pub fn put(&mut self, db: usize, entry: Entry) -> Option<Entry> {
+    /// Stores `entry`, replacing any previous value (and its expiry). Under
+    /// an LFU policy the key keeps its access counter, as in Redis.
+    pub fn put(&mut self, db: usize, mut entry: Entry) -> Option<Entry> {
+        if crate::evict::lfu_on() {
+            if let Some(old) = self.dbs[db].table.get(&entry.key) {
+                entry.freq = old.freq;
+            }
+        }
         let d = &mut self.dbs[db];
         let volatile = entry.expire_at != 0;
         let old = d.table.insert(entry);

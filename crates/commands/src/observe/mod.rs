@@ -61,14 +61,20 @@ pub(crate) fn after_call(ctx: &Ctx, e: &Entry, args: &Args, ns: u64) {
         let max = s.slowlog_max_len.load(Relaxed) as usize;
         ctx.server.observe.slowlog.push(ctx, args, usec, max);
     }
-    let threshold = s.latency_threshold.load(Relaxed);
-    if threshold > 0 && usec / 1000 >= threshold {
-        let event = if e.has(flag::FAST) {
-            "fast-command"
-        } else {
-            "command"
-        };
-        ctx.server.observe.latency.add(event, usec / 1000);
+    let event = if e.has(flag::FAST) {
+        "fast-command"
+    } else {
+        "command"
+    };
+    latency_event(ctx.server, event, usec / 1000);
+}
+
+/// Records `ms` for a server event (`expire-cycle`, `eviction-cycle`) when
+/// it reaches `latency-monitor-threshold`.
+pub fn latency_event(server: &crate::state::Server, event: &str, ms: u64) {
+    let threshold = server.config.observe.latency_threshold.load(Relaxed);
+    if threshold > 0 && ms >= threshold {
+        server.observe.latency.add(event, ms);
     }
 }
 
