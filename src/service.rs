@@ -23,6 +23,9 @@ pub struct Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         damselfly_commands::release_client(&self.server, &mut self.client);
+        if self.client.monitor.is_some() {
+            self.server.monitors.remove(self.client.id());
+        }
         self.server.clients.unregister(self.client.id());
     }
 }
@@ -40,6 +43,12 @@ impl Session for Conn {
     }
 
     fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> Flow {
+        // A monitor stays on its MONITOR request: each time lines arrive
+        // they are written, and the request is handled again.
+        if let Some(q) = &self.client.monitor {
+            out.raw(&q.take());
+            return monitor_wait(q.clone());
+        }
         if self.server.pause.on() {
             if let Some(wait) =
                 damselfly_commands::dispatch::pause_wait(&self.server, &self.client, args)
@@ -50,6 +59,9 @@ impl Session for Conn {
         if let Some(blocked) = execute(&self.server, &self.stats, &mut self.client, args, out) {
             let sleep = blocked.timeout().map(tokio::time::sleep);
             return Flow::Wait(Box::pin(blocked.wait(self.server.clone(), sleep)));
+        }
+        if let Some(q) = &self.client.monitor {
+            return monitor_wait(q.clone());
         }
         if self.client.close_after_reply {
             Flow::Close
@@ -103,6 +115,11 @@ impl Session for Conn {
             _ => HttpResponse::new(404, "text/plain", "not found\n"),
         }
     }
+}
+
+/// Waits for a monitor's next lines.
+fn monitor_wait(q: Arc<damselfly_commands::monitor::Queue>) -> Flow {
+    Flow::Retry(Box::pin(std::future::poll_fn(move |cx| q.poll_ready(cx))))
 }
 
 /// Reports an active expiry pass to the latency monitor when it ends.

@@ -136,3 +136,54 @@ fn memory_stats_and_friends_answer() {
     assert!(c.cmd(&["MEMORY", "MALLOC-STATS"]).starts_with('$'));
     assert_eq!(c.cmd(&["MEMORY", "PURGE"]), "+OK\r\n");
 }
+
+/// A MONITOR line with its time and client port blanked.
+fn monitor_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let (head, rest) = text.split_once(']').expect("monitor line");
+    let (time, client) = head.split_once(' ').expect("time");
+    assert!(
+        time.starts_with('+') && time.len() == 1 + 10 + 1 + 6,
+        "{text}"
+    );
+    let db = client
+        .trim_start_matches('[')
+        .split(' ')
+        .next()
+        .unwrap_or_default();
+    format!("[{db}]{rest}")
+}
+
+#[test]
+fn monitor_lines_match_redis() {
+    let commands: &[&[&str]] = &[
+        &["SET", "foo", "b\"a\\r\n\x01é"],
+        &["GET", "foo"],
+        &["CONFIG", "GET", "hz"],
+        &["MULTI"],
+        &["SET", "x", "1"],
+        &["EXEC"],
+        &["MULTI"],
+        &["NOSUCHCOMMAND"],
+        &["EXEC"],
+        &["SELECT", "3"],
+        &["PING"],
+    ];
+    let r = crate::support::redis();
+    let d = damselfly(&[]);
+    let mut seen = Vec::new();
+    for port in [r.port, d.port] {
+        let mut mon = Conn::open(port);
+        assert_eq!(mon.cmd(&["MONITOR"]), "+OK\r\n");
+        let mut c = Conn::open(port);
+        for args in commands {
+            c.raw(args);
+        }
+        // Every command but CONFIG (admin) and the unknown one.
+        let lines: Vec<String> = (0..commands.len() - 2)
+            .map(|_| monitor_line(&mon.read()))
+            .collect();
+        seen.push(lines);
+    }
+    assert_eq!(seen[0], seen[1]);
+}

@@ -111,6 +111,8 @@ pub struct Client {
     /// True while EXEC runs the queued commands: blocking commands reply as
     /// if they timed out.
     pub in_exec: bool,
+    /// Set by MONITOR: the lines this connection is sent.
+    pub monitor: Option<Arc<crate::monitor::Queue>>,
 }
 
 /// A transaction being queued.
@@ -133,6 +135,7 @@ impl Client {
             watches: Vec::new(),
             watch_dirty: Arc::new(AtomicBool::new(false)),
             in_exec: false,
+            monitor: None,
         }
     }
 

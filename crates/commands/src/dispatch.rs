@@ -157,6 +157,7 @@ pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
     let ns = damselfly_storage::mono_ns().saturating_sub(start);
     let usec = ns / 1000;
     crate::observe::after_call(ctx, e, args, ns);
+    ctx.server.monitors.feed(e, ctx.client, args);
     let stats = ctx.stats;
     let c = &stats.commands[e.id];
     c.calls.add(1);

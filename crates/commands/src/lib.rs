@@ -18,6 +18,7 @@ pub mod ctx;
 pub mod dispatch;
 pub mod error;
 pub mod maxmemory;
+pub mod monitor;
 pub mod observe;
 pub mod pause;
 pub mod state;

@@ -115,6 +115,8 @@ pub struct Server {
     pub observe: crate::observe::Observe,
     /// CLIENT PAUSE.
     pub pause: crate::pause::Pause,
+    /// MONITOR connections.
+    pub monitors: crate::monitor::Monitors,
 }
 
 thread_local! {
@@ -153,6 +155,7 @@ impl Server {
             blocked: Mutex::new(HashMap::new()),
             observe: Default::default(),
             pause: Default::default(),
+            monitors: Default::default(),
         }
     }
 

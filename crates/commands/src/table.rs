@@ -200,6 +200,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::stream::COMMANDS)
         .chain(crate::transactions::COMMANDS)
         .chain(crate::observe::COMMANDS)
+        .chain(crate::monitor::COMMANDS)
 }
 
 pub fn table() -> &'static Table {
