@@ -14,6 +14,8 @@ PORT=${PORT:-6390}
 PROFILE=${PROFILE:-release}
 # Per-port logs and summary, so runs on different ports do not clash.
 export LOG_DIR=${LOG_DIR:-/tmp/damselfly-suite-$PORT} OUT=${OUT:-/tmp/damselfly-suite-$PORT.tsv}
+# The suite's own helper servers start at --baseport (21079 by default): one per run.
+export REDIS_SUITE_ARGS=${REDIS_SUITE_ARGS:---baseport $((PORT + 20000))}
 FILES=("$@")
 [ ${#FILES[@]} -gt 0 ] || FILES=(unit/type/string unit/type/incr unit/expire unit/keyspace unit/scan
     unit/quit unit/protocol unit/info-command)

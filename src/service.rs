@@ -2,7 +2,7 @@
 //! and each worker's periodic active-expiry pass over its share of shards.
 
 use damselfly_commands::server::metrics;
-use damselfly_commands::{execute, Client, Server, ThreadStats};
+use damselfly_commands::{execute, Client, CmdError, Server, ThreadStats, Wait};
 use damselfly_net::{Flow, HttpRequest, HttpResponse, Service, Session};
 use damselfly_protocol::{Args, Limits, Reply};
 use std::net::SocketAddr;
@@ -56,9 +56,25 @@ impl Session for Conn {
                 return Flow::Retry(Box::pin(wait.wait(tokio::time::sleep)));
             }
         }
-        if let Some(blocked) = execute(&self.server, &self.stats, &mut self.client, args, out) {
-            let sleep = blocked.timeout().map(tokio::time::sleep);
-            return Flow::Wait(Box::pin(blocked.wait(self.server.clone(), sleep)));
+        match execute(&self.server, &self.stats, &mut self.client, args, out) {
+            Some(Wait::Keys(blocked)) => {
+                let sleep = blocked.timeout().map(tokio::time::sleep);
+                return Flow::Wait(Box::pin(blocked.wait(self.server.clone(), sleep)));
+            }
+            // A script runs on the blocking pool so this worker keeps
+            // serving its other clients (who may need to send SCRIPT KILL).
+            Some(Wait::Script(job)) => {
+                let server = self.server.clone();
+                let id = self.client.id();
+                return Flow::Wait(Box::pin(async move {
+                    tokio::task::spawn_blocking(move || job.run(&server, id))
+                        .await
+                        .unwrap_or_else(|_| {
+                            format!("-{}\r\n", CmdError::ScriptAborted).into_bytes()
+                        })
+                }));
+            }
+            None => {}
         }
         if let Some(q) = &self.client.monitor {
             return monitor_wait(q.clone());
@@ -196,7 +212,11 @@ impl Service for App {
             start,
         };
         for shard_idx in (worker..ks.shard_count()).step_by(workers.max(1)) {
-            let mut shard = ks.lock_one(shard_idx);
+            // A busy shard is skipped until the next tick: a long script
+            // holds every shard, and this worker must keep serving.
+            let Some(mut shard) = ks.try_lock_one(shard_idx) else {
+                continue;
+            };
             for db in 0..shard.dbs.len() {
                 // Most DBs of most shards hold no volatile keys: skip them
                 // before reading any clock (this loop runs hz × shards × dbs

@@ -15,6 +15,7 @@ mod maxmemory;
 mod multi;
 mod observe;
 mod protocol;
+mod scripting;
 mod server;
 mod sets;
 mod sort;

@@ -113,6 +113,8 @@ pub struct Client {
     pub in_exec: bool,
     /// Set by MONITOR: the lines this connection is sent.
     pub monitor: Option<Arc<crate::monitor::Queue>>,
+    /// The pseudo-client a Lua script's commands run as.
+    pub in_script: bool,
 }
 
 /// A transaction being queued.
@@ -136,6 +138,7 @@ impl Client {
             watch_dirty: Arc::new(AtomicBool::new(false)),
             in_exec: false,
             monitor: None,
+            in_script: false,
         }
     }
 

@@ -75,6 +75,7 @@ const NON_NEGATIVE_INT: Kind = Kind::Int {
 };
 
 pub const PARAMS: &[Param] = &[
+    pa("busy-reply-threshold", "lua-time-limit", ENTRIES, "5000"),
     pa(
         "hash-max-listpack-entries",
         "hash-max-ziplist-entries",

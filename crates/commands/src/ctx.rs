@@ -19,6 +19,9 @@ pub struct Ctx<'s, 'l> {
     pub now: u64,
     /// Set by a blocking command that found nothing: the connection waits.
     pub block: Option<crate::list::Blocked>,
+    /// Set by EVAL and FCALL: the connection runs the script off its
+    /// worker thread and waits for the reply.
+    pub script: Option<crate::scripting::Job>,
 }
 
 impl<'s, 'l> Ctx<'s, 'l> {

@@ -16,7 +16,9 @@ pub(crate) fn count_error(stats: &ThreadStats, err: &CmdError) {
 }
 
 /// Resolves the table entry for a request, or the error to reply.
-fn resolve(args: &Args<'_>) -> Result<&'static Entry, (Option<&'static Entry>, CmdError)> {
+pub(crate) fn resolve(
+    args: &Args<'_>,
+) -> Result<&'static Entry, (Option<&'static Entry>, CmdError)> {
     let name = args.get(0).unwrap_or_default();
     let Some(mut e) = lookup(name) else {
         let rest = args.iter().skip(1).map(<[u8]>::to_vec).collect();
@@ -51,15 +53,24 @@ fn resolve(args: &Args<'_>) -> Result<&'static Entry, (Option<&'static Entry>, C
     Ok(e)
 }
 
+/// What the connection must wait on before the reply.
+pub enum Wait {
+    /// A blocking command found nothing.
+    Keys(crate::list::Blocked),
+    /// A script or function to run off the worker thread.
+    Script(crate::scripting::Job),
+}
+
 /// Runs one request and appends its reply. A blocking command that has to
-/// wait appends nothing and returns what the connection must wait on.
+/// wait, or a script, appends nothing and returns what the connection must
+/// wait on.
 pub fn execute(
     server: &Server,
     stats: &ThreadStats,
     client: &mut Client,
     args: &Args<'_>,
     reply: &mut Reply,
-) -> Option<crate::list::Blocked> {
+) -> Option<Wait> {
     let e = match resolve(args) {
         Ok(e) => e,
         Err((e, err)) => {
@@ -74,6 +85,13 @@ pub fn execute(
         stats.commands[e.id].rejected.add(1);
         reject(stats, client, reply, &CmdError::NoAuth);
         return None;
+    }
+    if !e.has(flag::ALLOW_BUSY) {
+        if let Some(err) = server.scripting.busy(server, client.id()) {
+            stats.commands[e.id].rejected.add(1);
+            reject(stats, client, reply, &err);
+            return None;
+        }
     }
     if server.config.maxmemory.load(Relaxed) != 0
         && crate::maxmemory::perform_evictions(server)
@@ -96,8 +114,12 @@ pub fn execute(
         }
     }
     let ks = &server.keyspace;
+    // Waiting for a shard a script holds ends in BUSY once the script has
+    // run past its threshold.
+    let id = client.id();
+    let abort = || server.scripting.busy(server, id).is_some();
     let locked = if e.has(flag::ALL_SHARDS) {
-        ks.lock_all()
+        ks.lock_all_or_abort(abort)
     } else {
         let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
         for i in e.key_positions(args.len(), |i| args.get(i)) {
@@ -106,10 +128,18 @@ pub fn execute(
             }
         }
         match shards.len() {
-            0 => ks.lock_none(),
-            1 => ks.lock_single(shards[0]),
-            _ => ks.lock(&mut shards),
+            0 => Some(ks.lock_none()),
+            _ => ks.lock_or_abort(&mut shards, abort),
         }
+    };
+    let Some(locked) = locked else {
+        let err = server
+            .scripting
+            .busy(server, id)
+            .unwrap_or(CmdError::BusyScript);
+        stats.commands[e.id].rejected.add(1);
+        reject(stats, client, reply, &err);
+        return None;
     };
     let now = damselfly_storage::now_ms();
     let mut ctx = Ctx {
@@ -120,6 +150,7 @@ pub fn execute(
         locked,
         now,
         block: None,
+        script: None,
     };
     call(&mut ctx, e, args);
     // Clients blocked on keys this command made ready are served before
@@ -127,7 +158,10 @@ pub fn execute(
     // its commands).
     crate::list::serve_ready(server, ctx.stats, &mut ctx.locked, now);
     drop(ctx.locked);
-    ctx.block.take()
+    if let Some(job) = ctx.script.take() {
+        return Some(Wait::Script(job));
+    }
+    ctx.block.take().map(Wait::Keys)
 }
 
 /// The wait CLIENT PAUSE imposes on this request before it runs, if any

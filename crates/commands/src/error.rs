@@ -64,7 +64,6 @@ pub enum CmdError {
         name: String,
         why: String,
     },
-    NoScriptSupport,
     DebugUnknown,
     ProtocolVersionNotInteger,
     /// `ERR Unsupported option x` (EXPIRE family).
@@ -145,6 +144,34 @@ pub enum CmdError {
     ZrangeWithscoresBylex,
     /// SORT over a value (or BY weight) that is not a number.
     SortNotDouble,
+    /// EVAL/FCALL with a negative numkeys.
+    NumKeysNegative,
+    NumKeysTooMany,
+    NoScript,
+    /// Another client's script has run past `busy-reply-threshold`.
+    BusyScript,
+    BusyFunction,
+    NotBusy,
+    Unkillable,
+    ScriptKilled,
+    ShebangEngine(String),
+    ShebangFlag(String),
+    ShebangOption(String),
+    ShebangInvalid,
+    /// Errors that `redis.call` raises inside a script.
+    ScriptNoArgs,
+    ScriptArgType,
+    ScriptUnknownCommand,
+    ScriptWrongArity,
+    ScriptNotAllowed,
+    ScriptWriteInReadOnly,
+    /// The thread running a script panicked (a bug): the caller still gets
+    /// a reply.
+    ScriptAborted,
+    /// XREAD/XREADGROUP with BLOCK from a script.
+    BlockInScript(&'static str),
+    /// A script error rendered with its source and line (`... script: sha, on @user_script:1.`).
+    Script(String),
     /// An argument that is not a stream ID.
     StreamId,
     XaddIdTooSmall,
@@ -306,7 +333,6 @@ impl fmt::Display for CmdError {
             InvalidConfig { name, why } => {
                 write!(f, "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
             }
-            NoScriptSupport => f.write_str("ERR scripting is not available yet in this server"),
             DebugUnknown => f.write_str("ERR unknown DEBUG subcommand or wrong number of arguments"),
             ProtocolVersionNotInteger => f.write_str("ERR Protocol version is not an integer or out of range"),
             UnsupportedOption(opt) => write!(f, "ERR Unsupported option {}", String::from_utf8_lossy(opt)),
@@ -407,6 +433,35 @@ impl fmt::Display for CmdError {
             DiscardWithoutMulti => f.write_str("ERR DISCARD without MULTI"),
             NotInMulti => f.write_str("ERR Command not allowed inside a transaction"),
             ExecAbort => f.write_str("EXECABORT Transaction discarded because of previous errors."),
+            NumKeysNegative => f.write_str("ERR Number of keys can't be negative"),
+            NumKeysTooMany => f.write_str("ERR Number of keys can't be greater than number of args"),
+            NoScript => f.write_str("NOSCRIPT No matching script. Please use EVAL."),
+            BusyScript => f.write_str(
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            ),
+            BusyFunction => f.write_str(
+                "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
+            ),
+            NotBusy => f.write_str("NOTBUSY No scripts in execution right now."),
+            Unkillable => f.write_str(
+                "UNKILLABLE Sorry the script already executed write commands against the dataset. \
+                 You can either wait the script termination or kill the server in a hard way \
+                 using the SHUTDOWN NOSAVE command.",
+            ),
+            ScriptKilled => f.write_str("ERR Script killed by user with SCRIPT KILL..."),
+            ShebangEngine(s) => write!(f, "ERR Unexpected engine in script shebang: {s}"),
+            ShebangFlag(s) => write!(f, "ERR Unexpected flag in script shebang: {s}"),
+            ShebangOption(s) => write!(f, "ERR Unknown lua shebang option: {s}"),
+            ShebangInvalid => f.write_str("ERR Invalid script shebang"),
+            ScriptNoArgs => f.write_str("ERR Please specify at least one argument for this redis lib call"),
+            ScriptArgType => f.write_str("ERR Lua redis lib command arguments must be strings or integers"),
+            ScriptUnknownCommand => f.write_str("ERR Unknown Redis command called from script"),
+            ScriptWrongArity => f.write_str("ERR Wrong number of args calling Redis command from script"),
+            ScriptNotAllowed => f.write_str("ERR This Redis command is not allowed from script"),
+            ScriptWriteInReadOnly => f.write_str("ERR Write commands are not allowed from read-only scripts."),
+            ScriptAborted => f.write_str("ERR script execution failed"),
+            BlockInScript(c) => write!(f, "ERR {c} command is not allowed with BLOCK option from scripts"),
+            Script(s) => f.write_str(s),
             StreamId => f.write_str("ERR Invalid stream ID specified as stream command argument"),
             XaddIdTooSmall => f.write_str(
                 "ERR The ID specified in XADD is equal or smaller than the target stream top item",

@@ -31,6 +31,7 @@ mod geo;
 mod hash;
 mod hyperloglog;
 mod list;
+pub mod scripting;
 pub mod server;
 mod set;
 mod sort;
@@ -40,7 +41,7 @@ mod string;
 mod transactions;
 
 pub use client::{Client, ClientInfo};
-pub use dispatch::execute;
+pub use dispatch::{execute, Wait};
 pub use error::{CmdError, CmdResult};
 pub use state::{Host, Server, ServerOptions, ThreadStats};
 pub use transactions::release as release_client;

@@ -73,7 +73,12 @@ impl Monitors {
         let now_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
-        let line = format_line(now_us, client.db, &client.info.addr, args);
+        let from = if client.in_script {
+            "lua"
+        } else {
+            &client.info.addr
+        };
+        let line = format_line(now_us, client.db, from, args);
         for (id, q) in self.list.lock().iter() {
             if *id != client.id() {
                 q.push(&line);

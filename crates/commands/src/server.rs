@@ -290,7 +290,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@write @slow @scripting",
         "scripting",
         "7.0.0",
-        function_flush
+        crate::scripting::function_flush
     ),
     cmd!(
         "load",
@@ -300,7 +300,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@write @slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_load
     ),
     cmd!(
         "delete",
@@ -310,7 +310,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@write @slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_delete
     ),
     cmd!(
         "list",
@@ -320,7 +320,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_list
     ),
     cmd!(
         "dump",
@@ -330,7 +330,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_dump
     ),
     cmd!(
         "restore",
@@ -340,7 +340,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@write @slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_restore
     ),
     cmd!(
         "stats",
@@ -350,7 +350,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_stats
     ),
     cmd!(
         "kill",
@@ -360,7 +360,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        crate::scripting::function_kill
     ),
     cmd!(
         "help",
@@ -370,7 +370,7 @@ static FUNCTION_SUBCOMMANDS: &[Command] = &[
         "@slow @scripting",
         "scripting",
         "7.0.0",
-        no_scripting
+        function_help
     ),
 ];
 
@@ -617,6 +617,17 @@ fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
     if abort {
         return Err(CmdError::Other("ERR No shutdown in progress.".into()));
     }
+    // A script past its busy threshold may have written half its work:
+    // only SHUTDOWN NOSAVE may stop the server under it.
+    if !nosave
+        && ctx
+            .server
+            .scripting
+            .busy(ctx.server, ctx.client.id())
+            .is_some()
+    {
+        return Err(CmdError::Unkillable);
+    }
     ctx.server.host.shutdown();
     // Redis closes the connection without a reply.
     ctx.client.close_after_reply = true;
@@ -657,31 +668,49 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     })
 }
 
-/// FUNCTION FLUSH [ASYNC | SYNC]: there are never any libraries.
-fn function_flush(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    match args.len() {
-        2 => {}
-        3 => {
-            let m = args.get(2).unwrap_or_default();
-            if !eq(m, "async") && !eq(m, "sync") {
-                return Err(CmdError::Other(
-                    "ERR FUNCTION FLUSH only supports SYNC|ASYNC option".into(),
-                ));
-            }
-        }
-        _ => {
-            return Err(CmdError::SubcommandSyntax {
-                sub: args.get(1).unwrap_or_default().to_vec(),
-                cmd: "FUNCTION".into(),
-            })
-        }
-    }
-    ctx.reply.ok();
+/// FUNCTION HELP
+fn function_help(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    const LINES: &[&str] = &[
+        "LOAD [REPLACE] <FUNCTION CODE>",
+        "    Create a new library with the given library name and code.",
+        "DELETE <LIBRARY NAME>",
+        "    Delete the given library.",
+        "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+        "    Return general information on all the libraries:",
+        "    * Library name",
+        "    * The engine used to run the Library",
+        "    * Library description",
+        "    * Functions list",
+        "    * Library code (if WITHCODE is given)",
+        "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+        "STATS",
+        "    Return information about the current function running:",
+        "    * Function name",
+        "    * Command used to run the function",
+        "    * Duration in MS that the function is running",
+        "    If no function is running, return nil",
+        "    In addition, returns a list of available engines.",
+        "KILL",
+        "    Kill the current running function.",
+        "FLUSH [ASYNC|SYNC]",
+        "    Delete all the libraries.",
+        "    When called without the optional mode argument, the behavior is determined by the",
+        "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+        "    * ASYNC: Asynchronously flush the libraries.",
+        "    * SYNC: Synchronously flush the libraries.",
+        "DUMP",
+        "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+        "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+        "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+        "    control how to handle existing libraries (default APPEND):",
+        "    * FLUSH: delete all existing libraries.",
+        "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+        "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+        "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+        "      in case of functions name collision with another library).",
+    ];
+    crate::server::reply_help(ctx, "FUNCTION", LINES);
     Ok(())
-}
-
-fn no_scripting(_ctx: &mut Ctx, _args: &Args) -> CmdResult {
-    Err(CmdError::NoScriptSupport)
 }
 
 /// A container command named without a subcommand fails on arity.

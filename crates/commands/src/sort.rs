@@ -174,9 +174,10 @@ fn run(ctx: &mut Ctx, args: &Args, readonly: bool) -> CmdResult {
         },
     };
 
-    // A set has no order of its own: stored (replicated) results are made
-    // deterministic by sorting the elements themselves.
-    if o.dontsort && kind == Kind::Set && o.store.is_some() {
+    // A set has no order of its own: stored (replicated) results, and
+    // results given to a script, are made deterministic by sorting the
+    // elements themselves.
+    if o.dontsort && kind == Kind::Set && (o.store.is_some() || ctx.client.in_script) {
         o.dontsort = false;
         o.alpha = true;
         o.by = None;

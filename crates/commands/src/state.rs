@@ -117,6 +117,8 @@ pub struct Server {
     pub pause: crate::pause::Pause,
     /// MONITOR connections.
     pub monitors: crate::monitor::Monitors,
+    /// Lua scripts and functions.
+    pub scripting: crate::scripting::Scripting,
 }
 
 thread_local! {
@@ -156,6 +158,7 @@ impl Server {
             observe: Default::default(),
             pause: Default::default(),
             monitors: Default::default(),
+            scripting: Default::default(),
         }
     }
 

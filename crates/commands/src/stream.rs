@@ -920,6 +920,13 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
     if group_cmd && group.is_none() {
         return Err(CmdError::MissingGroup);
     }
+    if timeout.is_some() && ctx.client.in_script {
+        return Err(CmdError::BlockInScript(if group_cmd {
+            "xreadgroup"
+        } else {
+            "xread"
+        }));
+    }
     let (db, now) = (ctx.db(), ctx.now);
     // Resolve each key's ID: None stands for `>`.
     let mut ids: Vec<Option<StreamId>> = Vec::with_capacity(nkeys);

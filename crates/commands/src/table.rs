@@ -201,6 +201,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::transactions::COMMANDS)
         .chain(crate::observe::COMMANDS)
         .chain(crate::monitor::COMMANDS)
+        .chain(crate::scripting::COMMANDS)
 }
 
 pub fn table() -> &'static Table {

@@ -84,10 +84,12 @@ pub(crate) fn runs_in_multi(e: &Entry) -> bool {
 /// Commands without key arguments that visit shards themselves (one at a
 /// time when run alone): inside EXEC they need every shard held already.
 fn visits_shards(e: &Entry) -> bool {
-    matches!(
-        e.cmd.name,
-        "keys" | "scan" | "randomkey" | "dbsize" | "info" | "config" | "debug"
-    ) || e.fullname == "memory|stats"
+    crate::scripting::is_script(e)
+        || matches!(
+            e.cmd.name,
+            "keys" | "scan" | "randomkey" | "dbsize" | "info" | "config" | "debug"
+        )
+        || e.fullname == "memory|stats"
 }
 
 /// Queues a command of an open transaction.
@@ -197,14 +199,30 @@ fn exec(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     if !all {
         shards.extend(ctx.client.watches.iter().map(|(_, k)| ks.shard_of(k)));
     }
-    // The dispatcher held nothing for EXEC itself (no keys).
-    ctx.locked = if all {
-        ks.lock_all()
+    // The dispatcher held nothing for EXEC itself (no keys). Waiting
+    // behind a script that runs past its busy threshold ends in BUSY with
+    // the transaction still open, as when Redis refuses EXEC then.
+    let abort = || server.scripting.busy(server, ctx.client.id()).is_some();
+    let locked = if all {
+        ks.lock_all_or_abort(abort)
     } else if shards.is_empty() {
-        ks.lock_none()
+        Some(ks.lock_none())
     } else {
-        ks.lock(&mut shards)
+        ks.lock_or_abort(&mut shards, abort)
     };
+    let Some(locked) = locked else {
+        let err = server
+            .scripting
+            .busy(server, ctx.client.id())
+            .unwrap_or(CmdError::BusyScript);
+        ctx.client
+            .info
+            .multi
+            .store(multi.queue.len() as i64, Relaxed);
+        ctx.client.multi = Some(multi);
+        return Err(err);
+    };
+    ctx.locked = locked;
     let (now, id) = (ctx.now, ctx.client.id());
     let mut dirty = ctx.client.watch_dirty.load(Relaxed);
     if !dirty {

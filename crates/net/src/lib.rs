@@ -81,6 +81,10 @@ pub trait Service: Send + Sync + 'static {
 }
 
 const READ_CHUNK: usize = 16 * 1024;
+/// Stack of worker and blocking-pool threads: Lua scripts run there, and
+/// converting their deeply nested values recurses (only address space is
+/// reserved until used).
+const WORKER_STACK: usize = 16 * 1024 * 1024;
 /// Replies are flushed mid-batch past this size so a huge pipeline does not
 /// buffer all its replies.
 const FLUSH_AT: usize = 1024 * 1024;
@@ -100,6 +104,7 @@ pub fn serve<S: Service>(
         let service = service.clone();
         std::thread::Builder::new()
             .name(format!("worker-{worker}"))
+            .stack_size(WORKER_STACK)
             .spawn(move || {
                 worker_main(service, rx, worker, threads);
             })?;
@@ -140,6 +145,11 @@ fn worker_main<S: Service>(
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .thread_stack_size(WORKER_STACK)
+        // Scripts run on the blocking pool and serialise on the shard
+        // locks: a few threads per worker are plenty, and a burst of EVALs
+        // must not start hundreds.
+        .max_blocking_threads(16)
         .build()
     {
         Ok(rt) => rt,

@@ -55,12 +55,55 @@ impl Keyspace {
         self.shards[shard].lock()
     }
 
+    /// The shard's lock if it is free now (background work that can skip
+    /// a busy shard, such as active expiry while a script holds them all).
+    pub fn try_lock_one(&self, shard: usize) -> Option<MutexGuard<'_, Shard>> {
+        self.shards[shard].try_lock()
+    }
+
     /// Locks the given shards in ascending order (duplicates allowed).
     pub fn lock(&self, shards: &mut SmallVec<[usize; 4]>) -> Locked<'_> {
         shards.sort_unstable();
         shards.dedup();
         Locked {
             guards: shards.iter().map(|&i| (i, self.shards[i].lock())).collect(),
+        }
+    }
+
+    /// Like `lock`, but a shard busy for a while makes it ask `abort`;
+    /// on true everything taken is released and None returned (a client
+    /// waiting behind a runaway script gets BUSY instead of hanging).
+    pub fn lock_or_abort(
+        &self,
+        shards: &mut SmallVec<[usize; 4]>,
+        abort: impl Fn() -> bool,
+    ) -> Option<Locked<'_>> {
+        shards.sort_unstable();
+        shards.dedup();
+        let mut guards = SmallVec::with_capacity(shards.len());
+        for &i in shards.iter() {
+            guards.push((i, self.wait_lock(i, &abort)?));
+        }
+        Some(Locked { guards })
+    }
+
+    /// `lock_all`, giving up as `lock_or_abort` does.
+    pub fn lock_all_or_abort(&self, abort: impl Fn() -> bool) -> Option<Locked<'_>> {
+        let mut guards = SmallVec::with_capacity(self.shards.len());
+        for i in 0..self.shards.len() {
+            guards.push((i, self.wait_lock(i, &abort)?));
+        }
+        Some(Locked { guards })
+    }
+
+    fn wait_lock(&self, i: usize, abort: &impl Fn() -> bool) -> Option<MutexGuard<'_, Shard>> {
+        loop {
+            if let Some(g) = self.shards[i].try_lock_for(std::time::Duration::from_millis(2)) {
+                return Some(g);
+            }
+            if abort() {
+                return None;
+            }
         }
     }
 

@@ -57,7 +57,12 @@ pub(crate) fn after_call(ctx: &Ctx, e: &Entry, args: &Args, ns: u64) {
     }
     let usec = ns / 1000;
     let slower_than = s.slower_than.load(Relaxed);
-    if slower_than >= 0 && usec >= slower_than as u64 && !e.has(flag::SKIP_SLOWLOG) {
+    // A script's own commands are not logged, only the script (as Redis).
+    if slower_than >= 0
+        && usec >= slower_than as u64
+        && !e.has(flag::SKIP_SLOWLOG)
+        && !ctx.client.in_script
+    {
         let max = s.slowlog_max_len.load(Relaxed) as usize;
         ctx.server.observe.slowlog.push(ctx, args, usec, max);
     }

@@ -374,9 +374,10 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("used_memory_vm_eval", &0);
                 line("used_memory_lua_human", &human(0));
                 line("used_memory_scripts_eval", &0);
-                line("number_of_cached_scripts", &0);
-                line("number_of_functions", &0);
-                line("number_of_libraries", &0);
+                let sc = &srv.scripting;
+                line("number_of_cached_scripts", &sc.scripts.load(Relaxed));
+                line("number_of_functions", &sc.functions.load(Relaxed));
+                line("number_of_libraries", &sc.libraries.load(Relaxed));
                 line("used_memory_vm_functions", &0);
                 line("used_memory_vm_total", &0);
                 line("used_memory_vm_total_human", &human(0));

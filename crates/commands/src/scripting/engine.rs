@@ -1,0 +1,1011 @@
+//! The Lua side: one sandboxed Lua state for EVAL scripts (and one per
+//! function engine, see `functions.rs`), the `redis` library, the
+//! Lua <-> RESP conversions and Redis's error formatting.
+//!
+//! The sandbox: user code runs with a read-only proxy as its global table
+//! (reading an unknown global or writing any global is an error, as in
+//! Redis 7), the libraries Redis leaves out (os, io, loadfile, dofile,
+//! print, debug, ...) are gone, and the `redis`, `cjson`, `cmsgpack`,
+//! `bit` and `struct` tables are read-only proxies too.
+
+use super::{resp, Job, Running, Target};
+use crate::client::Client;
+use crate::ctx::Ctx;
+use crate::error::CmdError;
+use crate::state::{Server, ThreadStats};
+use crate::table::flag;
+use damselfly_protocol::{Reply, Request};
+use damselfly_storage::Locked;
+use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// Everything a running script's `redis.call` needs.
+pub(crate) struct RunCtx<'s, 'l> {
+    pub server: &'s Server,
+    pub stats: &'l ThreadStats,
+    pub client: Client,
+    pub locked: Locked<'s>,
+    pub now: u64,
+    pub running: Arc<Running>,
+}
+
+/// Shebang flags of a script (`#!lua flags=...`).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ScriptFlags {
+    pub no_writes: bool,
+}
+
+pub(crate) struct Script {
+    func: Function,
+    flags: ScriptFlags,
+}
+
+/// The EVAL engine and the function engine.
+pub struct Vm {
+    lua: Lua,
+    scripts: HashMap<String, Script>,
+    pub(crate) functions: super::functions::Engine,
+}
+
+const SHEBANG_FLAGS: &[&str] = &[
+    "no-writes",
+    "allow-oom",
+    "allow-stale",
+    "no-cluster",
+    "allow-cross-slot-keys",
+];
+
+/// Splits a `#!lua` shebang off `body`: its flags and the body with the
+/// shebang line blanked (line numbers stay right).
+pub(crate) fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), CmdError> {
+    if !body.starts_with(b"#!") {
+        return Ok((ScriptFlags::default(), body.to_vec()));
+    }
+    let Some(nl) = body.iter().position(|&c| c == b'\n') else {
+        return Err(CmdError::ShebangInvalid);
+    };
+    let line = String::from_utf8_lossy(&body[..nl]).into_owned();
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    let engine = words.next().unwrap_or_default();
+    if engine != "#!lua" {
+        return Err(CmdError::ShebangEngine(engine.to_string()));
+    }
+    let mut flags = ScriptFlags::default();
+    for w in words {
+        let Some(list) = w.strip_prefix("flags=") else {
+            return Err(CmdError::ShebangOption(w.to_string()));
+        };
+        for f in list.split(',').filter(|f| !f.is_empty()) {
+            if !SHEBANG_FLAGS.contains(&f) {
+                return Err(CmdError::ShebangFlag(f.to_string()));
+            }
+            if f == "no-writes" {
+                flags.no_writes = true;
+            }
+        }
+    }
+    Ok((flags, body[nl..].to_vec()))
+}
+
+pub(crate) fn sha1_hex(b: &[u8]) -> String {
+    sha1_smol::Sha1::from(b).digest().to_string()
+}
+
+/// Creates a sandboxed Lua state: the safe standard libraries, the extra
+/// libraries, the `redis` table (its call-time functions are bound per
+/// run) and the read-only global proxy, kept in the registry as
+/// `sandbox`. Also used by the function engine.
+pub(crate) fn new_lua() -> mlua::Result<Lua> {
+    let lua = Lua::new();
+    let g = lua.globals();
+    super::libs::register(&lua, &g)?;
+    let redis = lua.create_table()?;
+    redis.set("REDIS_VERSION", "7.0.15")?;
+    redis.set("REDIS_VERSION_NUM", 0x07000f)?;
+    for (i, n) in ["LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING"]
+        .iter()
+        .enumerate()
+    {
+        redis.set(*n, i as i64)?;
+    }
+    redis.set("REPL_NONE", 0)?;
+    redis.set("REPL_AOF", 1)?;
+    redis.set("REPL_SLAVE", 2)?;
+    redis.set("REPL_REPLICA", 2)?;
+    redis.set("REPL_ALL", 3)?;
+    redis.set(
+        "error_reply",
+        lua.create_function(|lua, args: MultiValue| reply_table(lua, args, "err"))?,
+    )?;
+    redis.set(
+        "status_reply",
+        lua.create_function(|lua, args: MultiValue| reply_table(lua, args, "ok"))?,
+    )?;
+    redis.set("replicate_commands", lua.create_function(|_, ()| Ok(true))?)?;
+    redis.set("breakpoint", lua.create_function(|_, ()| Ok(false))?)?;
+    redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    g.set("redis", redis)?;
+    lua.load(SANDBOX).set_name("=sandbox").exec()?;
+    let g = lua.globals();
+    let impl_: Table = g.raw_get("__impl")?;
+    lua.set_named_registry_value("impl", &impl_)?;
+    let sandbox: Table = g.raw_get("__sandbox")?;
+    lua.set_named_registry_value("sandbox", sandbox)?;
+    let real: Table = g.raw_get("__real_redis")?;
+    for (name, f) in RAISING {
+        // SAFETY: each function is a valid lua_CFunction (see `forward`).
+        let f = unsafe { lua.create_c_function(*f)? };
+        // register_function exists only in a function library's load-time
+        // `redis` table (see functions.rs).
+        if *name == "register_function" {
+            lua.set_named_registry_value("register_function", f)?;
+        } else {
+            real.raw_set(*name, f)?;
+        }
+    }
+    impl_.raw_set(
+        "register_function",
+        lua.create_function(|lua, _: Table| {
+            raise(
+                lua,
+                "ERR redis.register_function can only be called on FUNCTION LOAD command",
+            )
+        })?,
+    )?;
+    let bind: Function = g.raw_get("__bind")?;
+    lua.set_named_registry_value("bind", bind)?;
+    g.raw_set("__bind", Value::Nil)?;
+    g.raw_set("__impl", Value::Nil)?;
+    g.raw_set("__sandbox", Value::Nil)?;
+    impl_.raw_set(
+        "sha1hex",
+        lua.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
+            if args.len() != 1 {
+                return raise(lua, "ERR wrong number of arguments");
+            }
+            let s = lua.coerce_string(args.into_iter().next().unwrap_or(Value::Nil))?;
+            let bytes = s.map(|s| s.as_bytes().to_vec()).unwrap_or_default();
+            Ok((true, Value::String(lua.create_string(sha1_hex(&bytes))?)))
+        })?,
+    )?;
+    impl_.raw_set(
+        "set_repl",
+        lua.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
+            if args.len() != 1 {
+                return raise(lua, "ERR redis.set_repl() requires two arguments.");
+            }
+            let ok = match args.into_iter().next() {
+                Some(Value::Integer(n)) => (0..=3).contains(&n),
+                Some(Value::Number(n)) => (0.0..=3.0).contains(&n),
+                _ => false,
+            };
+            if !ok {
+                return raise(
+                    lua,
+                    "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                );
+            }
+            Ok((true, Value::Nil))
+        })?,
+    )?;
+    impl_.raw_set(
+        "acl_check_cmd",
+        lua.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
+            let name = args
+                .into_iter()
+                .next()
+                .and_then(|v| lua.coerce_string(v).ok().flatten());
+            match name.and_then(|n| crate::table::lookup(&n.as_bytes())) {
+                Some(_) => Ok((true, Value::Boolean(true))),
+                None => raise(lua, "ERR Invalid command passed to redis.acl_check_cmd()"),
+            }
+        })?,
+    )?;
+    Ok(lua)
+}
+
+/// `redis.call` and the other `redis.*` functions that raise errors are C
+/// functions (so a `return redis.call(...)` tail call keeps the script's
+/// frame, whose line the error reports). Each forwards to the Rust
+/// callback `impl[name]` (set in the registry table `impl`), which
+/// returns (ok, value), and raises `value` as a plain string when not ok.
+///
+/// # Safety
+/// `state` is the running Lua state that called the function, `key` is
+/// NUL-terminated. `forward` holds nothing that needs dropping, so the
+/// longjmp of `lua_call` or `lua_error` through it skips no destructor.
+unsafe fn forward(state: *mut mlua::lua_State, key: &'static [u8]) -> std::os::raw::c_int {
+    use mlua::ffi;
+    // SAFETY: see the function's contract; every index used is on the stack.
+    unsafe {
+        // At most two slots above the arguments are used, within the
+        // LUA_MINSTACK (20) Lua guarantees a C function: no checkstack,
+        // which would refuse a call with 7999 arguments (unpack).
+        let n = ffi::lua_gettop(state);
+        // The arguments go in one table {n=N, ...}: mlua refuses a
+        // callback with thousands of arguments.
+        ffi::lua_createtable(state, n, 1);
+        ffi::lua_insert(state, 1);
+        for i in (1..=n).rev() {
+            ffi::lua_rawseti(state, 1, ffi::lua_Integer::from(i));
+        }
+        ffi::lua_pushinteger(state, ffi::lua_Integer::from(n));
+        ffi::lua_setfield(state, 1, c"n".as_ptr());
+        ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"impl".as_ptr());
+        ffi::lua_getfield(state, -1, key.as_ptr().cast());
+        ffi::lua_remove(state, -2);
+        ffi::lua_insert(state, 1);
+        ffi::lua_call(state, 1, 2);
+        if ffi::lua_toboolean(state, -2) != 0 {
+            return 1;
+        }
+        ffi::lua_error(state)
+    }
+}
+
+macro_rules! raising {
+    ($($fname:ident => $key:literal),* $(,)?) => {
+        $(
+            unsafe extern "C-unwind" fn $fname(state: *mut mlua::lua_State) -> std::os::raw::c_int {
+                // SAFETY: Lua calls this with its running state; the key is
+                // a NUL-terminated literal.
+                unsafe { forward(state, concat!($key, "\0").as_bytes()) }
+            }
+        )*
+        const RAISING: &[(&str, mlua::lua_CFunction)] = &[$(($key, $fname)),*];
+    };
+}
+
+raising! {
+    c_call => "call",
+    c_pcall => "pcall",
+    c_setresp => "setresp",
+    c_log => "log",
+    c_sha1hex => "sha1hex",
+    c_set_repl => "set_repl",
+    c_acl_check_cmd => "acl_check_cmd",
+    c_register_function => "register_function",
+}
+
+/// The arguments `forward` packed into `{n=N, ...}`.
+pub(crate) fn unpack_args(t: &Table) -> mlua::Result<MultiValue> {
+    let n: i64 = t.raw_get("n")?;
+    (1..=n).map(|i| t.raw_get::<Value>(i)).collect()
+}
+
+/// A failed `redis.*` call: the Lua wrapper raises `msg` as a plain
+/// string, marked as a library error (reported without an `ERR ` prefix).
+fn raise(lua: &Lua, msg: &str) -> mlua::Result<(bool, Value)> {
+    lua.set_named_registry_value("raised", msg)?;
+    Ok((false, Value::String(lua.create_string(msg)?)))
+}
+
+/// `redis.error_reply(msg)` and `redis.status_reply(msg)`.
+fn reply_table(lua: &Lua, args: MultiValue, field: &str) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    let s = match (args.len(), args.into_iter().next()) {
+        (1, Some(Value::String(s))) => s.as_bytes().to_vec(),
+        _ => {
+            t.set("err", "ERR wrong number or type of arguments")?;
+            return Ok(Value::Table(t));
+        }
+    };
+    if field == "ok" {
+        t.set("ok", lua.create_string(&s)?)?;
+        return Ok(Value::Table(t));
+    }
+    // "-CODE msg" keeps its code; a bare word or an empty string gets ERR.
+    let body = s.strip_prefix(b"-").unwrap_or(&s);
+    let msg = if s.starts_with(b"-") && body.contains(&b' ')
+        || !s.starts_with(b"-") && s.contains(&b' ')
+    {
+        body.to_vec()
+    } else {
+        [b"ERR ".as_slice(), body].concat()
+    };
+    t.set("err", lua.create_string(&msg)?)?;
+    Ok(Value::Table(t))
+}
+
+/// Lua code run once per state, with the full standard library, to build
+/// the sandbox. `raise` errors with a string at level 0 (no position).
+const SANDBOX: &str = r#"
+local G = _G
+local rawget, error, tostring, setmetatable, setfenv = rawget, error, tostring, setmetatable, setfenv
+local loadstring_raw, load_raw = loadstring, load
+for _, n in ipairs({"print", "dofile", "loadfile", "getfenv", "setfenv", "module",
+                    "require", "newproxy", "os", "io", "package", "debug"}) do
+  G[n] = nil
+end
+local raw_setmetatable = setmetatable
+local protected = raw_setmetatable({}, {__mode = "k"})
+local function deny() error("Attempt to modify a readonly table", 2) end
+-- A proxy's metatable shows as a read-only copy, and cannot be replaced.
+local function protect(t, mt)
+  local shown = {}
+  for k, v in pairs(mt) do shown[k] = v end
+  mt.__metatable = raw_setmetatable({}, {__index = shown, __newindex = deny, __metatable = false})
+  protected[t] = true
+  return raw_setmetatable(t, mt)
+end
+G.setmetatable = function(t, mt)
+  if protected[t] then error("Attempt to modify a readonly table", 2) end
+  return raw_setmetatable(t, mt)
+end
+local function readonly(t)
+  return protect({}, {
+    __index = t,
+    __newindex = deny,
+  })
+end
+local proxy = protect({}, {
+  __index = function(_, k)
+    local v = rawget(G, k)
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = deny,
+})
+for _, n in ipairs({"redis", "cjson", "cmsgpack", "bit", "struct"}) do
+  G["__real_" .. n] = G[n]
+  G[n] = readonly(G[n])
+end
+G.loadstring = function(s, name)
+  -- Precompiled bytecode is refused, as Redis does.
+  if type(s) == "string" and s:byte(1) == 27 then
+    return nil, "attempt to load a binary chunk"
+  end
+  local f, e = loadstring_raw(s, name)
+  if f then setfenv(f, proxy) end
+  return f, e
+end
+G.load = function(fn, name)
+  local f, e = load_raw(fn, name)
+  if f then setfenv(f, proxy) end
+  return f, e
+end
+local impl = {}
+G._G = proxy
+__sandbox = proxy
+__impl = impl
+__bind = function(f, a, b) return function() return f(a, b) end end
+"#;
+
+/// A script error's location, taken by the message handler while the
+/// failing frame is still on the stack.
+#[derive(Default)]
+struct Failure {
+    source: Option<String>,
+    line: i32,
+}
+
+/// Per-run state the `redis.*` callbacks share.
+struct Run<'a, 's, 'l> {
+    rc: &'a mut RunCtx<'s, 'l>,
+    /// `redis.setresp`: the protocol of replies given to the script.
+    resp3: bool,
+    no_writes: bool,
+}
+
+impl Vm {
+    pub fn new() -> mlua::Result<Vm> {
+        Ok(Vm {
+            lua: new_lua()?,
+            scripts: HashMap::new(),
+            functions: super::functions::Engine::new()?,
+        })
+    }
+
+    pub fn script_count(&self) -> usize {
+        self.scripts.len()
+    }
+
+    pub fn has_script(&self, sha: &[u8]) -> bool {
+        std::str::from_utf8(sha).is_ok_and(|s| self.scripts.contains_key(s))
+    }
+
+    pub fn flush_scripts(&mut self) -> mlua::Result<()> {
+        self.scripts.clear();
+        self.lua = new_lua()?;
+        Ok(())
+    }
+
+    /// Compiles and caches a script body (SCRIPT LOAD, EVAL), returning
+    /// its SHA1.
+    pub fn load_script(&mut self, body: &[u8]) -> Result<String, CmdError> {
+        let sha = sha1_hex(body);
+        if self.scripts.contains_key(&sha) {
+            return Ok(sha);
+        }
+        let (flags, code) = shebang(body)?;
+        let func = compile(&self.lua, &code, "@user_script").map_err(|m| {
+            CmdError::Other(format!("ERR Error compiling script (new function): {m}"))
+        })?;
+        self.scripts.insert(sha.clone(), Script { func, flags });
+        Ok(sha)
+    }
+
+    /// Runs a job, writing its reply (or its error) into `out`.
+    pub fn run(&mut self, rc: &mut RunCtx, job: &Job, out: &mut Reply) -> Result<(), CmdError> {
+        let (lua, func, flags, name, source) = match &job.target {
+            Target::Body(body) => {
+                let sha = self.load_script(body)?;
+                let s = &self.scripts[&sha];
+                (&self.lua, s.func.clone(), s.flags, sha, "@user_script")
+            }
+            Target::Sha(sha) => {
+                let s = std::str::from_utf8(sha)
+                    .ok()
+                    .and_then(|s| self.scripts.get(s))
+                    .ok_or(CmdError::NoScript)?;
+                let name = String::from_utf8_lossy(sha).into_owned();
+                (&self.lua, s.func.clone(), s.flags, name, "@user_script")
+            }
+            Target::Function(name) => {
+                let (func, flags) = self.functions.find(name, job.read_only)?;
+                let lua = self.functions.lua();
+                (
+                    lua,
+                    func,
+                    flags,
+                    String::from_utf8_lossy(name).into_owned(),
+                    "@user_function",
+                )
+            }
+        };
+        let func = if source == "@user_function" {
+            let keys = list(lua, &job.keys).map_err(lua_err)?;
+            let argv = list(lua, &job.argv).map_err(lua_err)?;
+            let bind: Function = lua.named_registry_value("bind").map_err(lua_err)?;
+            bind.call::<Function>((func, keys, argv)).map_err(lua_err)?
+        } else {
+            set_args(lua, &job.keys, &job.argv).map_err(lua_err)?;
+            func
+        };
+        let no_writes = flags.no_writes || job.read_only;
+        execute(lua, rc, func, no_writes, &name, out)
+    }
+}
+
+/// Compiles `code` as a chunk named `name`, sandboxed. The error is Lua's
+/// message (`user_script:1: ...`).
+pub(crate) fn compile(lua: &Lua, code: &[u8], name: &str) -> Result<Function, String> {
+    let env: Table = lua
+        .named_registry_value("sandbox")
+        .map_err(|e| e.to_string())?;
+    lua.load(code)
+        .set_name(name)
+        .set_environment(env)
+        .set_mode(mlua::ChunkMode::Text)
+        .into_function()
+        .map_err(|e| match e {
+            mlua::Error::SyntaxError { message, .. } => message,
+            e => e.to_string(),
+        })
+}
+
+fn lua_err(e: mlua::Error) -> CmdError {
+    CmdError::Other(format!("ERR {e}"))
+}
+
+fn list(lua: &Lua, items: &[Vec<u8>]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, k) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(k)?)?;
+    }
+    Ok(t)
+}
+
+/// Sets the KEYS and ARGV globals (functions get them as arguments).
+fn set_args(lua: &Lua, keys: &[Vec<u8>], argv: &[Vec<u8>]) -> mlua::Result<()> {
+    let g = lua.globals();
+    g.raw_set("KEYS", list(lua, keys)?)?;
+    g.raw_set("ARGV", list(lua, argv)?)?;
+    Ok(())
+}
+
+/// Calls `func` under a message handler with `redis.call` and friends
+/// bound to `rc`, and converts its result (or error) into `out`.
+pub(crate) fn execute(
+    lua: &Lua,
+    rc: &mut RunCtx,
+    func: Function,
+    no_writes: bool,
+    name: &str,
+    out: &mut Reply,
+) -> Result<(), CmdError> {
+    let running = rc.running.clone();
+    let hook_running = running.clone();
+    lua.set_hook(
+        HookTriggers::new().every_nth_instruction(100_000),
+        move |lua, _| {
+            if hook_running.kill.load(Relaxed) {
+                // Fire on every line from now on, so a pcall in the script
+                // cannot swallow the kill.
+                let again = hook_running.clone();
+                lua.set_hook(HookTriggers::EVERY_LINE, move |_, _| {
+                    if again.kill.load(Relaxed) {
+                        return Err(mlua::Error::RuntimeError("killed".into()));
+                    }
+                    Ok(VmState::Continue)
+                });
+                return Err(mlua::Error::RuntimeError("killed".into()));
+            }
+            Ok(VmState::Continue)
+        },
+    );
+    let resp3_out = out.is_resp3();
+    let run = RefCell::new(Run {
+        rc,
+        resp3: false,
+        no_writes,
+    });
+    let failure = RefCell::new(Failure::default());
+    let result = lua.scope(|scope| {
+        let redis: Table = lua.named_registry_value("impl")?;
+        let call = scope.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
+            redis_call(lua, &mut run.borrow_mut(), args, true)
+        })?;
+        let pcall = scope.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
+            redis_call(lua, &mut run.borrow_mut(), args, false)
+        })?;
+        let setresp = scope.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
+            if args.len() != 1 {
+                return raise(lua, "ERR redis.setresp() requires one argument.");
+            }
+            let v = match args.into_iter().next() {
+                Some(Value::Integer(n)) => n as f64,
+                Some(Value::Number(n)) => n,
+                _ => 0.0,
+            };
+            if v != 2.0 && v != 3.0 {
+                return raise(lua, "ERR RESP version must be 2 or 3.");
+            }
+            run.borrow_mut().resp3 = v == 3.0;
+            Ok((true, Value::Nil))
+        })?;
+        let log = scope.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
+            redis_log(lua, run.borrow().rc.server, args)
+        })?;
+        redis.raw_set("call", call)?;
+        redis.raw_set("pcall", pcall)?;
+        redis.raw_set("setresp", setresp)?;
+        redis.raw_set("log", log)?;
+        let handler = scope.create_function(|lua, err: Value| {
+            let mut f = failure.borrow_mut();
+            let mut level = 1;
+            while let Some(d) = lua.inspect_stack(level) {
+                let src = d.source();
+                // Our own helper chunks are named "=..."; skip them and C.
+                if src.what != "C" && src.source.as_deref().is_some_and(|s| !s.starts_with('=')) {
+                    f.source = src.source.map(|s| s.into_owned());
+                    f.line = d.curr_line();
+                    break;
+                }
+                level += 1;
+            }
+            Ok(err)
+        })?;
+        let xpcall: Function = lua.globals().raw_get("xpcall")?;
+        let mut ret = xpcall.call::<MultiValue>((func, handler))?.into_iter();
+        let ok = matches!(ret.next(), Some(Value::Boolean(true)));
+        let value = ret.next().unwrap_or(Value::Nil);
+        let lua_resp3 = run.borrow().resp3;
+        let mut tmp = Reply::new();
+        tmp.set_resp3(resp3_out);
+        if ok {
+            lua_to_resp(lua, &value, &mut tmp, lua_resp3)?;
+            return Ok(Ok(tmp.as_bytes().to_vec()));
+        }
+        Ok(Err(error_text(
+            lua,
+            &running,
+            value,
+            &failure.borrow(),
+            name,
+        )))
+    });
+    lua.remove_hook();
+    match result {
+        Ok(Ok(bytes)) => {
+            out.raw(&bytes);
+            Ok(())
+        }
+        Ok(Err(text)) => Err(CmdError::Script(text)),
+        Err(e) => Err(lua_err(e)),
+    }
+}
+
+/// Calls `func` with no arguments, returning a failure as Redis words it
+/// (a `redis.*` library error as is, any other with `ERR `).
+pub(crate) fn protected_call(lua: &Lua, func: Function) -> mlua::Result<Result<(), String>> {
+    let xpcall: Function = lua.globals().raw_get("xpcall")?;
+    let handler = lua.create_function(|_, e: Value| Ok(e))?;
+    let mut ret = xpcall.call::<MultiValue>((func, handler))?.into_iter();
+    if matches!(ret.next(), Some(Value::Boolean(true))) {
+        return Ok(Ok(()));
+    }
+    let err = ret.next().unwrap_or(Value::Nil);
+    let raised: Option<mlua::String> = lua.named_registry_value("raised").ok();
+    let _ = lua.unset_named_registry_value("raised");
+    Ok(Err(match err {
+        Value::String(s) if raised.is_some_and(|r| r.as_bytes() == s.as_bytes()) => {
+            s.to_string_lossy()
+        }
+        Value::String(s) => format!("ERR {}", s.to_string_lossy()),
+        other => format!("ERR {}", other.to_string().unwrap_or_default()),
+    }))
+}
+
+/// Redis's text for a script that failed with `err`.
+fn error_text(lua: &Lua, running: &Running, err: Value, f: &Failure, name: &str) -> String {
+    let raised: Option<mlua::String> = lua.named_registry_value("raised").ok();
+    let msg = if running.kill.load(Relaxed) {
+        CmdError::ScriptKilled.to_string()
+    } else {
+        match &err {
+            Value::Table(t) => match t.raw_get::<Value>("err") {
+                Ok(Value::String(s)) => s.to_string_lossy(),
+                _ => "ERR unknown error".to_string(),
+            },
+            Value::String(s) => {
+                let text = s.to_string_lossy();
+                if raised.is_some_and(|r| r.as_bytes() == s.as_bytes()) {
+                    text
+                } else {
+                    format!("ERR {text}")
+                }
+            }
+            Value::Integer(_) | Value::Number(_) => {
+                let s = lua.coerce_string(err.clone()).ok().flatten();
+                format!("ERR {}", s.map(|s| s.to_string_lossy()).unwrap_or_default())
+            }
+            Value::Error(e) => format!("ERR {e}"),
+            _ => "ERR unknown error".to_string(),
+        }
+    };
+    let _ = lua.unset_named_registry_value("raised");
+    match &f.source {
+        Some(src) => format!("{msg} script: {name}, on {src}:{}.", f.line),
+        None => format!("{msg} script: {name}"),
+    }
+}
+
+/// redis.log(level, message, ...)
+fn redis_log(lua: &Lua, server: &Server, args: MultiValue) -> mlua::Result<(bool, Value)> {
+    if args.len() < 2 {
+        return raise(lua, "ERR redis.log() requires two arguments or more.");
+    }
+    let mut it = args.into_iter();
+    let level = match it.next() {
+        Some(Value::Integer(n)) => n as f64,
+        Some(Value::Number(n)) => n,
+        _ => return raise(lua, "ERR First argument must be a number (log level)."),
+    };
+    if !(0.0..=3.0).contains(&level) {
+        return raise(lua, "ERR Invalid debug level.");
+    }
+    let mut line = String::new();
+    for (i, v) in it.enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        if let Some(s) = lua.coerce_string(v)? {
+            line.push_str(&s.to_string_lossy());
+        }
+    }
+    server.host.log(&line);
+    Ok((true, Value::Nil))
+}
+
+/// redis.call / redis.pcall: runs one command through the table, as the
+/// script's pseudo-client, with the script's locks.
+fn redis_call(
+    lua: &Lua,
+    run: &mut Run,
+    args: MultiValue,
+    raising: bool,
+) -> mlua::Result<(bool, Value)> {
+    let fail = |lua: &Lua, e: CmdError| -> mlua::Result<(bool, Value)> {
+        let msg = e.to_string();
+        if raising {
+            raise(lua, &msg)
+        } else {
+            let t = lua.create_table()?;
+            t.raw_set("err", msg)?;
+            Ok((true, Value::Table(t)))
+        }
+    };
+    if run.rc.running.kill.load(Relaxed) {
+        return Err(mlua::Error::RuntimeError("killed".into()));
+    }
+    if args.is_empty() {
+        return fail(lua, CmdError::ScriptNoArgs);
+    }
+    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
+    for v in args {
+        match v {
+            Value::String(s) => argv.push(s.as_bytes().to_vec()),
+            Value::Integer(n) => argv.push(n.to_string().into_bytes()),
+            Value::Number(n) => argv.push(shortest(n).into_bytes()),
+            _ => return fail(lua, CmdError::ScriptArgType),
+        }
+    }
+    let req = Request::from_owned(&argv);
+    let args = req.args(&[]);
+    let e = match crate::dispatch::resolve(&args) {
+        Ok(e) => e,
+        Err((_, CmdError::WrongArity(_))) => return fail(lua, CmdError::ScriptWrongArity),
+        Err(_) => return fail(lua, CmdError::ScriptUnknownCommand),
+    };
+    if e.has(flag::NOSCRIPT) {
+        return fail(lua, CmdError::ScriptNotAllowed);
+    }
+    if e.has(flag::WRITE) {
+        if run.no_writes {
+            return fail(lua, CmdError::ScriptWriteInReadOnly);
+        }
+        run.rc.running.wrote.store(true, Relaxed);
+    }
+    let mut reply = Reply::new();
+    reply.set_resp3(run.resp3);
+    let rc = &mut *run.rc;
+    let locked = std::mem::replace(&mut rc.locked, rc.server.keyspace.lock_none());
+    let mut ctx = Ctx {
+        server: rc.server,
+        stats: rc.stats,
+        client: &mut rc.client,
+        reply: &mut reply,
+        locked,
+        now: rc.now,
+        block: None,
+        script: None,
+    };
+    crate::dispatch::call(&mut ctx, e, &args);
+    rc.locked = ctx.locked;
+    let bytes = reply.as_bytes();
+    if let Some(rest) = bytes.strip_prefix(b"-") {
+        let text = rest.strip_suffix(b"\r\n").unwrap_or(rest);
+        let text = String::from_utf8_lossy(text).into_owned();
+        return fail(lua, CmdError::Script(text));
+    }
+    Ok((true, resp::to_lua(lua, bytes)?))
+}
+
+/// A number argument of `redis.call` as Redis 7 writes it: the shortest
+/// text that reads back as the same double (9007199254740991, 0.1, 1e+21).
+fn shortest(n: f64) -> String {
+    if n.is_nan() {
+        return "nan".into();
+    }
+    if n.is_infinite() {
+        return if n > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let a = n.abs();
+    if a == 0.0 || (1e-7..1e21).contains(&a) {
+        return format!("{n}");
+    }
+    let e = format!("{n:e}");
+    match e.split_once('e') {
+        Some((m, x)) if !x.starts_with('-') => format!("{m}e+{x}"),
+        Some((m, x)) => format!("{m}e{x}"),
+        None => e,
+    }
+}
+
+/// C's `(long long)` cast of a double as x86-64 does it: NaN and
+/// out-of-range values become i64::MIN.
+fn to_i64(n: f64) -> i64 {
+    if n.is_nan() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&n) {
+        i64::MIN
+    } else {
+        n as i64
+    }
+}
+
+/// Nesting at which Redis's conversion runs out of Lua stack.
+const MAX_DEPTH: usize = 7995;
+
+/// Where the conversion of one table stands. The tables themselves, and
+/// a walk's last key and pending value, live in Lua tables indexed by
+/// depth (`Walk`): mlua holds a reference slot per live value, a few
+/// thousand at most, and a self-referencing table nests 7995 deep.
+enum Frame {
+    Array {
+        next: usize,
+        len: usize,
+    },
+    /// A map's or set's walk (`set`: keys only).
+    Pairs {
+        set: bool,
+    },
+}
+
+/// The Lua-side state of the frames: at depth d, `tables[d]`, and for a
+/// walk `keys[d]` (last key) and `values[d]` (a map value to emit next).
+struct Walk {
+    tables: Table,
+    keys: Table,
+    values: Table,
+}
+
+/// Counts a table's entries (the header of a map or set reply).
+fn count_pairs(next: &Function, t: &Table) -> mlua::Result<usize> {
+    let mut n = 0;
+    let mut key = Value::Nil;
+    loop {
+        let (k, _): (Value, Value) = next.call((t, key))?;
+        if k.is_nil() {
+            return Ok(n);
+        }
+        n += 1;
+        key = k;
+    }
+}
+
+/// Converts a script's return value into a reply. `lua_resp3` is the
+/// script's `redis.setresp` (it decides how booleans convert). Iterative,
+/// so a self-referencing table costs no native stack.
+pub(crate) fn lua_to_resp(
+    lua: &Lua,
+    v: &Value,
+    out: &mut Reply,
+    lua_resp3: bool,
+) -> mlua::Result<()> {
+    let next: Function = lua.globals().raw_get("next")?;
+    let walk = Walk {
+        tables: lua.create_table()?,
+        keys: lua.create_table()?,
+        values: lua.create_table()?,
+    };
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut cur = Some(v.clone());
+    loop {
+        if let Some(v) = cur.take() {
+            match v {
+                Value::Table(_) if stack.len() >= MAX_DEPTH => {
+                    out.error("ERR reached lua stack limit");
+                }
+                Value::Table(t) => {
+                    if let Some((frame, t)) = table_to_resp(&next, t, out)? {
+                        stack.push(frame);
+                        walk.tables.raw_set(stack.len(), t)?;
+                    }
+                }
+                v => scalar_to_resp(&v, out, lua_resp3),
+            }
+        }
+        let d = stack.len();
+        let Some(frame) = stack.last_mut() else {
+            return Ok(());
+        };
+        let t: Table = walk.tables.raw_get(d)?;
+        match frame {
+            Frame::Array { next: i, len } => {
+                if *i > *len {
+                    stack.pop();
+                } else {
+                    cur = Some(t.raw_get(*i)?);
+                    *i += 1;
+                }
+            }
+            Frame::Pairs { set } => {
+                let pending: Value = walk.values.raw_get(d)?;
+                if !pending.is_nil() {
+                    walk.values.raw_set(d, Value::Nil)?;
+                    cur = Some(pending);
+                } else {
+                    let key: Value = walk.keys.raw_get(d)?;
+                    let (k, v): (Value, Value) = next.call((&t, key))?;
+                    if k.is_nil() {
+                        stack.pop();
+                    } else {
+                        walk.keys.raw_set(d, &k)?;
+                        if !*set {
+                            walk.values.raw_set(d, v)?;
+                        }
+                        cur = Some(k);
+                    }
+                }
+            }
+        }
+        if stack.len() < d {
+            walk.tables.raw_set(d, Value::Nil)?;
+            walk.keys.raw_set(d, Value::Nil)?;
+            walk.values.raw_set(d, Value::Nil)?;
+        }
+    }
+}
+
+fn scalar_to_resp(v: &Value, out: &mut Reply, lua_resp3: bool) {
+    match v {
+        Value::String(s) => out.bulk(&s.as_bytes()),
+        Value::Integer(n) => out.int(*n),
+        Value::Number(n) => out.int(to_i64(*n)),
+        Value::Boolean(b) => {
+            if lua_resp3 {
+                out.bool(*b);
+            } else if *b {
+                out.int(1);
+            } else {
+                out.null();
+            }
+        }
+        _ => out.null(),
+    }
+}
+
+/// Writes a table's reply, or its aggregate header and returns the walk
+/// of the elements still to convert.
+fn table_to_resp(
+    next: &Function,
+    t: Table,
+    out: &mut Reply,
+) -> mlua::Result<Option<(Frame, Table)>> {
+    if let Value::String(s) = t.raw_get::<Value>("err")? {
+        out.error(&s.to_string_lossy());
+        return Ok(None);
+    }
+    if let Value::String(s) = t.raw_get::<Value>("ok")? {
+        out.simple(&s.as_bytes());
+        return Ok(None);
+    }
+    match t.raw_get::<Value>("double")? {
+        Value::Number(n) => {
+            out.double(n);
+            return Ok(None);
+        }
+        Value::Integer(n) => {
+            out.double(n as f64);
+            return Ok(None);
+        }
+        _ => {}
+    }
+    if let Value::String(s) = t.raw_get::<Value>("big_number")? {
+        if out.is_resp3() {
+            out.raw(b"(");
+            out.raw(&s.as_bytes());
+            out.raw(b"\r\n");
+        } else {
+            out.bulk(&s.as_bytes());
+        }
+        return Ok(None);
+    }
+    for (field, set) in [("map", false), ("set", true)] {
+        if let Value::Table(m) = t.raw_get::<Value>(field)? {
+            let n = count_pairs(next, &m)?;
+            if set {
+                out.set(n);
+            } else {
+                out.map(n);
+            }
+            return Ok(Some((Frame::Pairs { set }, m)));
+        }
+    }
+    if let Value::Table(v) = t.raw_get::<Value>("verbatim_string")? {
+        let fmt: Value = v.raw_get("format")?;
+        let s: Value = v.raw_get("string")?;
+        if let (Value::String(fmt), Value::String(s)) = (fmt, s) {
+            out.verbatim(&fmt.to_string_lossy(), &s.as_bytes());
+            return Ok(None);
+        }
+    }
+    let mut len = 0;
+    while !t.raw_get::<Value>(len + 1)?.is_nil() {
+        len += 1;
+    }
+    out.array(len);
+    Ok(Some((Frame::Array { next: 1, len }, t)))
+}

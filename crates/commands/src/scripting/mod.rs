@@ -1,0 +1,587 @@
+//! Lua scripting (EVAL, EVALSHA, their _RO forms, SCRIPT) and functions
+//! (FUNCTION, FCALL, FCALL_RO), on PUC Lua 5.1 through `mlua`.
+//!
+//! Where a script runs: a client's EVAL does not run on its worker thread.
+//! The handler only checks the arguments and hands a `Job` to the
+//! connection, which runs it on tokio's blocking pool and waits for the
+//! reply, like a blocked BLPOP waits. The worker stays free, so its other
+//! clients get `-BUSY` from a runaway script and can send SCRIPT KILL.
+//! Inside EXEC a script runs inline, under EXEC's locks.
+//!
+//! Invariants:
+//! - A script holds every shard for its whole run (it may touch keys it did
+//!   not declare), so it is atomic to every other client.
+//! - Lock order: shards (ascending), then the Lua VM mutex; nothing waits
+//!   for a shard while holding the VM.
+//! - Other clients' commands wait for shard locks with `try_lock_for` and
+//!   give up with `-BUSY` once the running script has passed
+//!   `busy-reply-threshold`.
+
+mod engine;
+mod functions;
+mod libs;
+mod resp;
+
+use crate::client::{Client, ClientInfo};
+use crate::cmd;
+use crate::ctx::Ctx;
+use crate::error::{CmdError, CmdResult};
+use crate::state::Server;
+use crate::table::{Command, Entry, Keys};
+use damselfly_protocol::{Args, Reply};
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) use engine::Vm;
+pub(crate) use functions::{
+    fcall, fcall_ro, function_delete, function_dump, function_flush, function_kill, function_list,
+    function_load, function_restore, function_stats,
+};
+
+const NUMKEYS: Keys = Keys::NumKeys {
+    dest: false,
+    numkeys: 2,
+};
+
+pub static COMMANDS: &[Command] = &[
+    cmd!(
+        "eval",
+        -3,
+        "noscript stale skip_monitor no_mandatory_keys",
+        NUMKEYS,
+        "@slow @scripting",
+        "scripting",
+        "2.6.0",
+        eval
+    ),
+    cmd!(
+        "evalsha",
+        -3,
+        "noscript stale skip_monitor no_mandatory_keys",
+        NUMKEYS,
+        "@slow @scripting",
+        "scripting",
+        "2.6.0",
+        evalsha
+    ),
+    cmd!(
+        "eval_ro",
+        -3,
+        "readonly noscript stale skip_monitor no_mandatory_keys",
+        NUMKEYS,
+        "@slow @scripting",
+        "scripting",
+        "7.0.0",
+        eval_ro
+    ),
+    cmd!(
+        "evalsha_ro",
+        -3,
+        "readonly noscript stale skip_monitor no_mandatory_keys",
+        NUMKEYS,
+        "@slow @scripting",
+        "scripting",
+        "7.0.0",
+        evalsha_ro
+    ),
+    cmd!(
+        "fcall",
+        -3,
+        "noscript stale skip_monitor no_mandatory_keys",
+        NUMKEYS,
+        "@slow @scripting",
+        "scripting",
+        "7.0.0",
+        fcall
+    ),
+    cmd!(
+        "fcall_ro",
+        -3,
+        "readonly noscript stale skip_monitor no_mandatory_keys",
+        NUMKEYS,
+        "@slow @scripting",
+        "scripting",
+        "7.0.0",
+        fcall_ro
+    ),
+    cmd!(
+        "script",
+        -2,
+        "",
+        Keys::None,
+        "@slow",
+        "scripting",
+        "2.6.0",
+        crate::server::help_only,
+        SCRIPT_SUBCOMMANDS
+    ),
+];
+
+static SCRIPT_SUBCOMMANDS: &[Command] = &[
+    cmd!(
+        "flush",
+        -2,
+        "noscript",
+        Keys::None,
+        "@slow @scripting",
+        "scripting",
+        "2.6.0",
+        script_flush
+    ),
+    cmd!(
+        "load",
+        3,
+        "noscript stale",
+        Keys::None,
+        "@slow @scripting",
+        "scripting",
+        "2.6.0",
+        script_load
+    ),
+    cmd!(
+        "kill",
+        2,
+        "noscript allow_busy",
+        Keys::None,
+        "@slow @scripting",
+        "scripting",
+        "2.6.0",
+        script_kill
+    ),
+    cmd!(
+        "exists",
+        -3,
+        "noscript",
+        Keys::None,
+        "@slow @scripting",
+        "scripting",
+        "2.6.0",
+        script_exists
+    ),
+    cmd!(
+        "help",
+        2,
+        "loading stale",
+        Keys::None,
+        "@slow @scripting",
+        "scripting",
+        "5.0.0",
+        script_help
+    ),
+];
+
+/// What runs: a script body, a cached script, or a function.
+#[derive(Clone)]
+pub(crate) enum Target {
+    Body(Vec<u8>),
+    Sha(Vec<u8>),
+    Function(Vec<u8>),
+}
+
+/// A script or function call, handed from the handler to whoever runs it.
+pub struct Job {
+    target: Target,
+    keys: Vec<Vec<u8>>,
+    argv: Vec<Vec<u8>>,
+    db: usize,
+    resp3: bool,
+    /// EVAL_RO, EVALSHA_RO, FCALL_RO.
+    read_only: bool,
+    /// The whole request, for FUNCTION STATS.
+    command: Vec<Vec<u8>>,
+}
+
+/// The script running now, read by other clients (BUSY, SCRIPT KILL).
+#[derive(Default)]
+pub(crate) struct Running {
+    /// Start time in ms (monotonic, from `mono_ns`), 0 when none runs.
+    pub started: AtomicU64,
+    pub kill: AtomicBool,
+    pub wrote: AtomicBool,
+    pub function: AtomicBool,
+    /// The client that runs it (its own commands are not refused).
+    pub client: AtomicU64,
+    /// The function's name and its FCALL command (FUNCTION STATS).
+    pub current: Mutex<Vec<Vec<u8>>>,
+}
+
+/// Scripting state shared by every thread.
+pub struct Scripting {
+    vm: Mutex<Option<Vm>>,
+    pub(crate) running: Arc<Running>,
+    /// The pseudo-client scripts' commands run as.
+    info: Arc<ClientInfo>,
+    /// Library and function counts for INFO/FUNCTION STATS readers that
+    /// must not wait for a running script.
+    pub(crate) libraries: AtomicUsize,
+    pub(crate) functions: AtomicUsize,
+    pub(crate) scripts: AtomicI64,
+}
+
+impl Default for Scripting {
+    fn default() -> Self {
+        Scripting {
+            vm: Mutex::new(None),
+            running: Arc::default(),
+            info: Arc::new(ClientInfo {
+                id: 0,
+                addr: String::new(),
+                laddr: String::new(),
+                fd: -1,
+                created_ms: damselfly_storage::now_ms(),
+                name: Default::default(),
+                db: AtomicUsize::new(0),
+                last_ms: AtomicU64::new(0),
+                last_cmd: AtomicUsize::new(0),
+                resp: AtomicUsize::new(2),
+                multi: AtomicI64::new(-1),
+                qbuf: AtomicUsize::new(0),
+            }),
+            libraries: AtomicUsize::new(0),
+            functions: AtomicUsize::new(0),
+            scripts: AtomicI64::new(0),
+        }
+    }
+}
+
+fn mono_ms() -> u64 {
+    (damselfly_storage::mono_ns() / 1_000_000).max(1)
+}
+
+impl Scripting {
+    /// The error a command of client `id` gets while a script is past its
+    /// busy threshold, if any.
+    pub fn busy(&self, server: &Server, id: u64) -> Option<CmdError> {
+        let started = self.running.started.load(Relaxed);
+        if started == 0 || self.running.client.load(Relaxed) == id {
+            return None;
+        }
+        let threshold = server
+            .config
+            .get("busy-reply-threshold")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(5000);
+        if mono_ms().saturating_sub(started) < threshold {
+            return None;
+        }
+        Some(if self.running.function.load(Relaxed) {
+            CmdError::BusyFunction
+        } else {
+            CmdError::BusyScript
+        })
+    }
+
+    /// Locks the VM (creating it on first use). Waits while a script runs,
+    /// giving up with BUSY once it has run too long.
+    fn lock_vm<'a>(
+        &'a self,
+        server: &Server,
+        id: u64,
+    ) -> Result<parking_lot::MappedMutexGuard<'a, Vm>, CmdError> {
+        let mut g = loop {
+            if let Some(g) = self.vm.try_lock_for(Duration::from_millis(2)) {
+                break g;
+            }
+            if let Some(e) = self.busy(server, id) {
+                return Err(e);
+            }
+        };
+        if g.is_none() {
+            *g = Some(Vm::new().map_err(|e| CmdError::Other(format!("ERR {e}")))?);
+        }
+        MutexGuard::try_map(g, Option::as_mut)
+            .map_err(|_| CmdError::Other("ERR the Lua engine could not be created".into()))
+    }
+}
+
+/// Parses `numkeys key... arg...` from argument 2 on.
+type Lists = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+fn keys_and_args(args: &Args, function: bool) -> CmdResult<Lists> {
+    let n = match crate::args::int(args.get(2).unwrap_or_default()) {
+        Ok(n) => n,
+        Err(_) if function => {
+            return Err(CmdError::Other("ERR Bad number of keys provided".into()))
+        }
+        Err(e) => return Err(e),
+    };
+    if n < 0 {
+        return Err(CmdError::NumKeysNegative);
+    }
+    let n = n as usize;
+    if n > args.len() - 3 {
+        return Err(CmdError::NumKeysTooMany);
+    }
+    let all: Vec<Vec<u8>> = args.iter().skip(3).map(<[u8]>::to_vec).collect();
+    let argv = all[n..].to_vec();
+    let mut keys = all;
+    keys.truncate(n);
+    Ok((keys, argv))
+}
+
+/// Starts a script or function: inline inside EXEC, else handed to the
+/// connection (`ctx.script`) to run off the worker thread.
+pub(crate) fn start(ctx: &mut Ctx, args: &Args, target: Target, read_only: bool) -> CmdResult {
+    let (keys, argv) = keys_and_args(args, matches!(target, Target::Function(_)))?;
+    let job = Job {
+        target,
+        keys,
+        argv,
+        db: ctx.db(),
+        resp3: ctx.client.resp3,
+        read_only,
+        command: args.iter().map(<[u8]>::to_vec).collect(),
+    };
+    if ctx.client.in_exec {
+        let locked = std::mem::replace(&mut ctx.locked, ctx.server.keyspace.lock_none());
+        let (locked, bytes) = run(ctx.server, ctx.client.id(), locked, ctx.now, job);
+        ctx.locked = locked;
+        return reply_bytes(ctx.reply, bytes);
+    }
+    ctx.script = Some(job);
+    Ok(())
+}
+
+/// Copies a finished run's reply; an error reply goes through the
+/// dispatcher so it is counted as the command's failure.
+fn reply_bytes(reply: &mut Reply, bytes: Vec<u8>) -> CmdResult {
+    if let Some(rest) = bytes.strip_prefix(b"-") {
+        let text = rest.strip_suffix(b"\r\n").unwrap_or(rest);
+        return Err(CmdError::Script(String::from_utf8_lossy(text).into_owned()));
+    }
+    reply.raw(&bytes);
+    Ok(())
+}
+
+impl Job {
+    /// Runs the job on the calling (blocking-pool) thread: locks every
+    /// shard, runs, serves clients blocked on keys it filled, and returns
+    /// the reply bytes in the caller's protocol.
+    pub fn run(self, server: &Server, caller: u64) -> Vec<u8> {
+        let ks = &server.keyspace;
+        // Queued behind a script that has run too long: BUSY, as Redis
+        // answers every client while one runs.
+        let Some(locked) = ks.lock_all_or_abort(|| server.scripting.busy(server, caller).is_some())
+        else {
+            let err = server
+                .scripting
+                .busy(server, caller)
+                .unwrap_or(CmdError::BusyScript);
+            return format!("-{err}\r\n").into_bytes();
+        };
+        let now = damselfly_storage::now_ms();
+        let (mut locked, bytes) = run(server, caller, locked, now, self);
+        crate::list::serve_ready(server, &server.thread_stats(), &mut locked, now);
+        // The dispatcher saw EVAL succeed (it only queued the job): an
+        // error reply is counted here (INFO errorstats).
+        if let Some(rest) = bytes.strip_prefix(b"-") {
+            let text = String::from_utf8_lossy(rest.strip_suffix(b"\r\n").unwrap_or(rest));
+            crate::dispatch::count_error(
+                &server.thread_stats(),
+                &CmdError::Script(text.into_owned()),
+            );
+        }
+        bytes
+    }
+}
+
+/// Runs `job` with `locked` (every shard), returning the locks and the
+/// reply bytes.
+fn run<'s>(
+    server: &'s Server,
+    caller: u64,
+    locked: damselfly_storage::Locked<'s>,
+    now: u64,
+    job: Job,
+) -> (damselfly_storage::Locked<'s>, Vec<u8>) {
+    let sc = &server.scripting;
+    let mut out = Reply::new();
+    out.set_resp3(job.resp3);
+    let mut vm = match sc.lock_vm(server, caller) {
+        Ok(vm) => vm,
+        Err(e) => {
+            out.error(&e.to_string());
+            return (locked, out.as_bytes().to_vec());
+        }
+    };
+    let stats = server.thread_stats();
+    let mut client = Client::new(sc.info.clone(), true);
+    client.select(job.db);
+    client.in_exec = true;
+    client.in_script = true;
+    let running = &sc.running;
+    running.kill.store(false, Relaxed);
+    running.wrote.store(false, Relaxed);
+    running
+        .function
+        .store(matches!(job.target, Target::Function(_)), Relaxed);
+    running.client.store(caller, Relaxed);
+    if let Target::Function(name) = &job.target {
+        let mut cur = running.current.lock();
+        cur.clear();
+        cur.push(name.clone());
+        cur.extend(job.command.iter().cloned());
+    }
+    running.started.store(mono_ms(), Relaxed);
+    let mut rc = engine::RunCtx {
+        server,
+        stats: &stats,
+        client,
+        locked,
+        now,
+        running: running.clone(),
+    };
+    let result = vm.run(&mut rc, &job, &mut out);
+    running.started.store(0, Relaxed);
+    if let Err(e) = result {
+        out.error(&e.to_string());
+    }
+    sc.scripts.store(vm.script_count() as i64, Relaxed);
+    (rc.locked, out.as_bytes().to_vec())
+}
+
+/// EVAL script numkeys [key ...] [arg ...]
+fn eval(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let body = args.get(1).unwrap_or_default().to_vec();
+    start(ctx, args, Target::Body(body), false)
+}
+
+/// EVAL_RO script numkeys [key ...] [arg ...]
+fn eval_ro(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let body = args.get(1).unwrap_or_default().to_vec();
+    start(ctx, args, Target::Body(body), true)
+}
+
+/// EVALSHA sha1 numkeys [key ...] [arg ...]
+fn evalsha(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let sha = args.get(1).unwrap_or_default().to_ascii_lowercase();
+    start(ctx, args, Target::Sha(sha), false)
+}
+
+/// EVALSHA_RO sha1 numkeys [key ...] [arg ...]
+fn evalsha_ro(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let sha = args.get(1).unwrap_or_default().to_ascii_lowercase();
+    start(ctx, args, Target::Sha(sha), true)
+}
+
+/// SCRIPT LOAD script
+fn script_load(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let body = args.get(2).unwrap_or_default();
+    let sc = &ctx.server.scripting;
+    let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let sha = vm.load_script(body)?;
+    sc.scripts.store(vm.script_count() as i64, Relaxed);
+    ctx.reply.bulk(sha.as_bytes());
+    Ok(())
+}
+
+/// SCRIPT EXISTS sha1 [sha1 ...]
+fn script_exists(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    let sc = &ctx.server.scripting;
+    let vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    ctx.reply.array(args.len() - 2);
+    for sha in args.iter().skip(2) {
+        ctx.reply
+            .int(i64::from(vm.has_script(&sha.to_ascii_lowercase())));
+    }
+    Ok(())
+}
+
+/// SCRIPT FLUSH [ASYNC | SYNC]
+fn script_flush(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    flush_mode(args, "SCRIPT")?;
+    let sc = &ctx.server.scripting;
+    let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    vm.flush_scripts()
+        .map_err(|e| CmdError::Other(format!("ERR {e}")))?;
+    sc.scripts.store(0, Relaxed);
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// The optional ASYNC | SYNC of SCRIPT FLUSH and FUNCTION FLUSH (both
+/// flush at once: there is nothing large to free in the background).
+pub(crate) fn flush_mode(args: &Args, cmd: &str) -> CmdResult {
+    match args.len() {
+        2 => Ok(()),
+        3 => {
+            let m = args.get(2).unwrap_or_default();
+            if crate::args::eq(m, "async") || crate::args::eq(m, "sync") {
+                Ok(())
+            } else {
+                Err(CmdError::Other(format!(
+                    "ERR {cmd} FLUSH only {} SYNC|ASYNC option",
+                    if cmd == "SCRIPT" {
+                        "support"
+                    } else {
+                        "supports"
+                    }
+                )))
+            }
+        }
+        _ => Err(CmdError::SubcommandSyntax {
+            sub: args.get(1).unwrap_or_default().to_vec(),
+            cmd: cmd.into(),
+        }),
+    }
+}
+
+/// SCRIPT KILL
+fn script_kill(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    kill(ctx, false)
+}
+
+/// SCRIPT KILL and FUNCTION KILL: stop the running script if it has not
+/// written.
+pub(crate) fn kill(ctx: &mut Ctx, function: bool) -> CmdResult {
+    let r = &ctx.server.scripting.running;
+    if r.started.load(Relaxed) == 0 {
+        return Err(CmdError::NotBusy);
+    }
+    if r.function.load(Relaxed) != function {
+        return Err(if function {
+            CmdError::BusyScript
+        } else {
+            CmdError::BusyFunction
+        });
+    }
+    if r.wrote.load(Relaxed) {
+        return Err(CmdError::Unkillable);
+    }
+    r.kill.store(true, Relaxed);
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// SCRIPT HELP
+fn script_help(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    const LINES: &[&str] = &[
+        "DEBUG (YES|SYNC|NO)",
+        "    Set the debug mode for subsequent scripts executed.",
+        "EXISTS <sha1> [<sha1> ...]",
+        "    Return information about the existence of the scripts in the script cache.",
+        "FLUSH [ASYNC|SYNC]",
+        "    Flush the Lua scripts cache. Very dangerous on replicas.",
+        "    When called without the optional mode argument, the behavior is determined by the",
+        "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+        "    * ASYNC: Asynchronously flush the scripts cache.",
+        "    * SYNC: Synchronously flush the scripts cache.",
+        "KILL",
+        "    Kill the currently executing Lua script.",
+        "LOAD <script>",
+        "    Load a script into the scripts cache without executing it.",
+    ];
+    crate::server::reply_help(ctx, "SCRIPT", LINES);
+    Ok(())
+}
+
+/// Whether `e` is a script or function call (EXEC locks every shard for
+/// one, since a script may touch keys it did not declare).
+pub(crate) fn is_script(e: &Entry) -> bool {
+    matches!(
+        e.cmd.name,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
+    )
+}
