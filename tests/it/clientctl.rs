@@ -168,6 +168,7 @@ fn monitor_lines_match_redis() {
         &["EXEC"],
         &["SELECT", "3"],
         &["PING"],
+        &["EVAL", "return redis.call('set', KEYS[1], 'v')", "1", "k"],
     ];
     let r = crate::support::redis();
     let d = damselfly(&[]);
@@ -179,8 +180,9 @@ fn monitor_lines_match_redis() {
         for args in commands {
             c.raw(args);
         }
-        // Every command but CONFIG (admin) and the unknown one.
-        let lines: Vec<String> = (0..commands.len() - 2)
+        // Every command but CONFIG (admin) and the unknown one, plus the
+        // SET the script calls.
+        let lines: Vec<String> = (0..commands.len() - 1)
             .map(|_| monitor_line(&mon.read()))
             .collect();
         seen.push(lines);

@@ -186,6 +186,7 @@ fn reject(stats: &ThreadStats, client: &mut Client, reply: &mut Reply, err: &Cmd
 /// Runs a resolved command's handler with the shards `ctx` holds, counts
 /// it and renders its error (EXEC calls this for each queued command).
 pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
+    ctx.server.monitors.feed_script(e, ctx.client, args);
     let start = damselfly_storage::mono_ns();
     let result = (e.cmd.handler)(ctx, args);
     let ns = damselfly_storage::mono_ns().saturating_sub(start);

@@ -70,6 +70,19 @@ impl Monitors {
         if !self.any.load(Relaxed) || e.has(flag::ADMIN | flag::SKIP_MONITOR) {
             return;
         }
+        self.push(client, args);
+    }
+
+    /// Feeds a script call (EVAL, FCALL and their variants, which are
+    /// `skip_monitor`) before it runs, so its line precedes the lines of
+    /// the commands the script calls, as in Redis.
+    pub(crate) fn feed_script(&self, e: &Entry, client: &Client, args: &Args) {
+        if self.any.load(Relaxed) && e.has(flag::SKIP_MONITOR) && e.cmd.group == "scripting" {
+            self.push(client, args);
+        }
+    }
+
+    fn push(&self, client: &Client, args: &Args) {
         let now_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
