@@ -189,3 +189,19 @@ fn monitor_lines_match_redis() {
     }
     assert_eq!(seen[0], seen[1]);
 }
+
+#[test]
+fn pause_write_holds_scripts_that_may_write() {
+    let d = damselfly(&[]);
+    let mut admin = Conn::open(d.port);
+    let mut reader = Conn::open(d.port);
+    let mut writer = Conn::open(d.port);
+    admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]);
+    // A script that declares no writes runs.
+    let ro = "#!lua flags=no-writes\nreturn 1";
+    assert_eq!(reader.cmd(&["EVAL", ro, "0"]), ":1\r\n");
+    writer.send(&["EVAL", "return 2", "0"]);
+    wait_info(&mut admin, "blocked_clients", 1);
+    admin.cmd(&["CLIENT", "UNPAUSE"]);
+    assert_eq!(writer.read(), b":2\r\n");
+}

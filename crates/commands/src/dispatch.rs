@@ -172,7 +172,7 @@ pub fn pause_wait(
     args: &Args<'_>,
 ) -> Option<crate::pause::PauseWait> {
     let e = resolve(args).ok()?;
-    crate::pause::Pause::must_wait(server, e, client)
+    crate::pause::Pause::must_wait(server, e, args, client)
 }
 
 /// A request refused before it ran: its error, counted, and a failed

@@ -8,6 +8,7 @@
 use crate::client::Client;
 use crate::state::Server;
 use crate::table::{flag, Entry};
+use damselfly_protocol::Args;
 use parking_lot::Mutex;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -32,19 +33,38 @@ pub struct Pause {
     pub waiting: AtomicUsize,
 }
 
-/// Whether `e` counts as a write for CLIENT PAUSE WRITE.
-fn may_write(e: &Entry, client: &Client) -> bool {
-    let writes = flag::WRITE | flag::MAY_REPLICATE;
+/// Whether a command counts as a write for CLIENT PAUSE WRITE.
+fn writes(e: &Entry, args: &Args) -> bool {
     // Redis holds these as may-replicate though COMMAND INFO does not say
     // so: PFCOUNT may rewrite its cached cardinality, PUBLISH is propagated.
-    if e.has(writes) || matches!(e.cmd.name, "pfcount" | "publish" | "spublish") {
+    if e.has(flag::WRITE | flag::MAY_REPLICATE)
+        || matches!(e.cmd.name, "pfcount" | "publish" | "spublish")
+    {
+        return true;
+    }
+    match e.cmd.name {
+        // A script may write unless its shebang says `no-writes` (EVALSHA
+        // and FCALL are not looked up: they count as writes).
+        "eval" => {
+            let body = args.get(1).unwrap_or_default();
+            let first = body.split(|&b| b == b'\n').next().unwrap_or_default();
+            !(first.starts_with(b"#!") && first.windows(9).any(|w| w == b"no-writes"))
+        }
+        "evalsha" | "fcall" => true,
+        _ => false,
+    }
+}
+
+/// Whether `e` (with `args`) counts as a write; EXEC when its queue writes.
+fn may_write(e: &Entry, args: &Args, client: &Client) -> bool {
+    if writes(e, args) {
         return true;
     }
     e.cmd.name == "exec"
         && client
             .multi
             .as_ref()
-            .is_some_and(|m| m.queue.iter().any(|(q, _)| q.has(writes)))
+            .is_some_and(|m| m.queue.iter().any(|(q, req)| writes(q, &req.args(&[]))))
 }
 
 impl Pause {
@@ -89,11 +109,16 @@ impl Pause {
     }
 
     /// The wait a connection must do before running `e`, if any.
-    pub fn must_wait(server: &Arc<Server>, e: &Entry, client: &Client) -> Option<PauseWait> {
+    pub fn must_wait(
+        server: &Arc<Server>,
+        e: &Entry,
+        args: &Args,
+        client: &Client,
+    ) -> Option<PauseWait> {
         if client.multi.is_some() && e.cmd.name != "exec" {
             return None;
         }
-        let writes = may_write(e, client);
+        let writes = may_write(e, args, client);
         server.pause.holds(writes)?;
         Some(PauseWait {
             server: server.clone(),
