@@ -2,6 +2,7 @@
 
 mod config;
 mod service;
+mod tls;
 
 use damselfly_commands::{Host, Server, ServerOptions};
 use std::sync::Arc;
@@ -15,8 +16,17 @@ static GLOBAL: damselfly_storage::memory::Counting<mimalloc::MiMalloc> =
 /// that unrelated keys rarely share a lock.
 const SHARDS: usize = 256;
 
+/// Log lines go to stdout, as Redis's do with no logfile, or to stderr with
+/// `--logtostderr` (Dragonfly's flag).
+static LOG_TO_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Redis-style log line: `pid:M 23 Nov 2026 10:00:00.000 * message`.
 pub fn log(msg: &str) {
+    log_as('*', msg);
+}
+
+/// A log line with Redis's level mark (`*` notice, `#` warning).
+pub fn log_as(level: char, msg: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -28,8 +38,8 @@ pub fn log(msg: &str) {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    eprintln!(
-        "{}:M {:02} {} {} {:02}:{:02}:{:02}.{:03} * {}",
+    let line = format!(
+        "{}:M {:02} {} {} {:02}:{:02}:{:02}.{:03} {level} {}",
         std::process::id(),
         tm.tm_mday,
         MONTHS.get(tm.tm_mon as usize).unwrap_or(&"Jan"),
@@ -40,6 +50,13 @@ pub fn log(msg: &str) {
         now.subsec_millis(),
         msg
     );
+    // A closed log stream must not take the server down (println! panics).
+    use std::io::Write;
+    let _ = if LOG_TO_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        writeln!(std::io::stderr().lock(), "{line}")
+    } else {
+        writeln!(std::io::stdout().lock(), "{line}")
+    };
 }
 
 fn unsafe_zeroed_tm() -> libc::tm {
@@ -62,29 +79,104 @@ impl Host for ProcessHost {
     }
 }
 
+/// Users from requirepass, the config file's `user` lines and the aclfile.
+fn setup_acl(server: &Server, opts: &config::Options) -> Result<(), String> {
+    let acl = &server.acl;
+    acl.sync_config(&server.config);
+    let pass = server.config.get("requirepass").unwrap_or_default();
+    acl.set_requirepass(pass.as_bytes());
+    let mut seen = Vec::new();
+    for line in &opts.users {
+        let mut words = line.split_whitespace();
+        let name = words.next().ok_or("a 'user' directive needs a name")?;
+        if seen.contains(&name) {
+            return Err(format!(
+                "user '{name}': Duplicate user found. A user can only be defined once in config files"
+            ));
+        }
+        seen.push(name);
+        let ops: Vec<&[u8]> = words.map(str::as_bytes).collect();
+        acl.define_user(name, &ops)
+            .map_err(|e| format!("user '{name}': {e}"))?;
+    }
+    if !opts.aclfile.is_empty() {
+        *acl.file.write() = opts.aclfile.clone();
+        acl.load_file()
+            .map_err(|e| format!("aclfile {}: {e}", opts.aclfile))?;
+    }
+    Ok(())
+}
+
 fn main() {
     GLOBAL.activate();
-    let opts = match config::parse(std::env::args().skip(1)) {
+    // vars() would panic on a variable that is not UTF-8; such variables
+    // cannot be DFLY_ flags anyway.
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let args = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    let opts = match config::parse(args, env) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(1);
         }
     };
+    LOG_TO_STDERR.store(opts.logtostderr, std::sync::atomic::Ordering::Relaxed);
     if let Some(dir) = &opts.dir {
         if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| std::env::set_current_dir(dir)) {
             eprintln!("ERROR: cannot use --dir {}: {e}", dir.display());
             std::process::exit(1);
         }
     }
-    let listener = match std::net::TcpListener::bind((opts.bind.as_str(), opts.port)) {
+    let tls = if opts.tls || opts.tls_port != 0 {
+        match tls::server_config(
+            &opts.tls_cert_file,
+            &opts.tls_key_file,
+            &opts.tls_ca_cert_file,
+        ) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+    } else {
+        None
+    };
+    let listen = |bind: &str, port: u16| match std::net::TcpListener::bind((bind, port)) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("ERROR: cannot listen on {}:{}: {e}", opts.bind, opts.port);
+            // "Failed listening on port" is what Redis's test suite and
+            // scripts look for when a port is taken.
+            log_as(
+                '#',
+                &format!("Failed listening on port {port} (tcp) at {bind}: {e}, aborting."),
+            );
+            eprintln!("ERROR: cannot listen on {bind}:{port}: {e}");
             std::process::exit(1);
         }
     };
-    let port = listener.local_addr().map_or(opts.port, |a| a.port());
+    // Redis's form: `tls-port N` adds a TLS listener; with `port 0` it is
+    // the only one. Dragonfly's: `--tls` makes the main port TLS.
+    let tls_only = opts.tls_port != 0 && opts.port == 0;
+    let (main_port, main_tls) = if tls_only {
+        (opts.tls_port, tls.clone())
+    } else {
+        (opts.port, tls.clone().filter(|_| opts.tls))
+    };
+    let listener = listen(&opts.bind, main_port);
+    let tls_listener = (opts.tls_port != 0 && !tls_only).then(|| listen(&opts.bind, opts.tls_port));
+    let admin = (opts.admin_port != 0).then(|| {
+        let bind = if opts.admin_bind.is_empty() {
+            opts.bind.as_str()
+        } else {
+            opts.admin_bind.as_str()
+        };
+        listen(bind, opts.admin_port)
+    });
+    let port = listener.local_addr().map_or(main_port, |a| a.port());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let server = Arc::new(Server::new(
         ServerOptions {
@@ -95,7 +187,11 @@ fn main() {
             executable: std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
-            config_file: String::new(),
+            config_file: opts
+                .config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
         },
         Box::new(ProcessHost { shutdown: tx }),
     ));
@@ -103,34 +199,88 @@ fn main() {
     let dir = std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_default();
-    for (k, v) in [
+    // Protected mode is Redis's: on by default for a redis.conf start, off
+    // for Dragonfly-style flags (Dragonfly has none, and its users expect
+    // a password-less container to answer its network).
+    let protected = if opts.config_file.is_some() {
+        "yes"
+    } else {
+        "no"
+    };
+    let start_params = std::iter::once(("protected-mode", protected.to_string()))
+        .chain(opts.params.iter().map(|(k, v)| (*k, v.clone())));
+    for (k, v) in start_params.chain([
         ("port", port.to_string()),
         ("bind", opts.bind.clone()),
         ("databases", opts.dbnum.to_string()),
         ("dir", dir),
-        ("dbfilename", opts.dbfilename.clone()),
-        ("hz", opts.hz.to_string()),
-    ] {
+        ("proactor_threads", opts.threads.to_string()),
+    ]) {
         if let Err(e) = cfg.set_initial(k, &v) {
             eprintln!("ERROR: {e}");
             std::process::exit(1);
         }
     }
-    log(&format!(
-        "Damselfly {} (Redis 7.0.15 compatible) starting, pid={}",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id()
-    ));
+    if let Err(e) = setup_acl(&server, &opts) {
+        eprintln!("ERROR: {e}");
+        std::process::exit(1);
+    }
+    log_as(
+        '#',
+        &format!(
+            "Damselfly {} starting (Redis version=7.0.15 compatible), port: {port} PID: {}",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        ),
+    );
+    for w in &opts.warnings {
+        log_as('#', &format!("WARNING {w}"));
+    }
     log(&format!(
         "Running with {} worker threads, {SHARDS} shards, {} databases",
         opts.threads, opts.dbnum
     ));
+    let admin_port = admin
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map_or(0, |a| a.port());
+    damselfly_commands::persist::init(&server);
+    let snapshot = std::env::current_dir().ok().and_then(|d| {
+        damselfly_commands::persist::startup_file(&d, &cfg.get("dbfilename").unwrap_or_default())
+    });
+    if snapshot.is_some() {
+        // Clients connecting meanwhile get -LOADING.
+        server
+            .persistence
+            .loading
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let app = Arc::new(service::App {
         server: server.clone(),
+        admin_port,
+        admin_nopass: opts.admin_nopass,
     });
     let threads = opts.threads;
+    let mut listeners = vec![damselfly_net::Listener {
+        tcp: listener,
+        tls: main_tls,
+    }];
+    if let Some(tcp) = tls_listener {
+        log(&format!("TLS port {} is open", opts.tls_port));
+        listeners.push(damselfly_net::Listener {
+            tcp,
+            tls: tls.clone(),
+        });
+    }
+    if let Some(tcp) = admin {
+        log(&format!("Admin port {admin_port} is open for operators"));
+        listeners.push(damselfly_net::Listener {
+            tcp,
+            tls: tls.filter(|_| opts.tls),
+        });
+    }
     std::thread::spawn(move || {
-        if let Err(e) = damselfly_net::serve(listener, app, threads) {
+        if let Err(e) = damselfly_net::serve_all(listeners, app, threads) {
             log(&format!("listener failed: {e}"));
             std::process::exit(1);
         }
@@ -140,6 +290,33 @@ fn main() {
         opts.bind
     ));
     damselfly_storage::memory::mark_startup();
+    if let Some(path) = snapshot {
+        log(&format!("Loading RDB {}", path.display()));
+        let start = std::time::Instant::now();
+        match damselfly_commands::persist::load_file(&server, &path) {
+            Ok(stats) => {
+                if !stats.functions.is_empty() {
+                    log(&format!(
+                        "WARNING: {} function libraries in the snapshot were not loaded (loading functions from snapshots is not supported yet)",
+                        stats.functions.len()
+                    ));
+                }
+                log(&format!(
+                    "Done loading RDB, keys loaded: {}, keys expired: {}.",
+                    stats.keys_loaded, stats.keys_expired
+                ));
+                log(&format!(
+                    "DB loaded from disk: {:.3} seconds",
+                    start.elapsed().as_secs_f64()
+                ));
+            }
+            Err(e) => {
+                // Never serve an empty dataset over a snapshot we could not read.
+                log(&format!("Fatal error loading the DB: {e}. Exiting."));
+                std::process::exit(1);
+            }
+        }
+    }
     log("Ready to accept connections tcp");
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -154,18 +331,40 @@ fn main() {
     rt.block_on(async move {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term_recv = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
+        loop {
+            let term_recv = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-                None => std::future::pending::<()>().await,
+            };
+            let signalled = tokio::select! {
+                _ = tokio::signal::ctrl_c() => {
+                    log("Received SIGINT scheduling shutdown...");
+                    true
+                }
+                _ = term_recv => {
+                    log("Received SIGTERM scheduling shutdown...");
+                    true
+                }
+                _ = rx.recv() => {
+                    log("User requested shutdown...");
+                    false
+                }
+            };
+            // SHUTDOWN saved (or chose not to) before asking; a signal
+            // saves here when rules or a cron are set, as Redis does, and
+            // a failed save keeps the server running.
+            if !signalled || !damselfly_commands::persist::saving_configured(&server) {
+                break;
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => log("Received SIGINT scheduling shutdown..."),
-            _ = term_recv => log("Received SIGTERM scheduling shutdown..."),
-            _ = rx.recv() => log("User requested shutdown..."),
+            log("Saving the final RDB snapshot before exiting.");
+            if damselfly_commands::persist::save_now(&server) {
+                break;
+            }
+            log("Error trying to save the DB, can't exit.");
         }
     });
     log("Damselfly is now ready to exit, bye bye...");

@@ -12,9 +12,16 @@ use std::time::{Duration, Instant};
 
 pub struct App {
     pub server: Arc<Server>,
+    /// The admin listener's port (0: none); its clients skip the password
+    /// with `--admin_nopass`.
+    pub admin_port: u16,
+    pub admin_nopass: bool,
 }
 
 pub struct Conn {
+    /// Refused by protected mode: the first request gets the DENIED error
+    /// and the connection closes.
+    denied: bool,
     server: Arc<Server>,
     stats: Arc<ThreadStats>,
     client: Client,
@@ -43,6 +50,10 @@ impl Session for Conn {
     }
 
     fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> Flow {
+        if self.denied {
+            out.error(&damselfly_commands::CmdError::ProtectedMode.to_string());
+            return Flow::Close;
+        }
         // A monitor stays on its MONITOR request: each time lines arrive
         // they are written, and the request is handled again.
         if let Some(q) = &self.client.monitor {
@@ -167,25 +178,62 @@ fn basic_auth_ok(password: &str, header: Option<&str>) -> bool {
     decoded == format!("default:{password}").as_bytes()
 }
 
+/// TCP keepalive on a client socket, probing after `secs` idle seconds, as
+/// Redis's `tcp-keepalive` does (0: off). Failures are ignored: the
+/// connection works without it.
+fn set_keepalive(fd: i64, secs: i32) {
+    let Ok(fd) = libc::c_int::try_from(fd) else {
+        return;
+    };
+    let set = |level: libc::c_int, name: libc::c_int, value: libc::c_int| {
+        // SAFETY: `fd` is the open socket of the connection being set up,
+        // owned by the caller for the whole call; the option value is a
+        // c_int local that outlives the call, and its size is passed.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, i32::from(secs > 0));
+    if secs > 0 {
+        set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs);
+        set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (secs / 3).max(1));
+        set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+    }
+}
+
 impl Service for App {
     type Session = Conn;
 
     fn open(&self, peer: SocketAddr, local: SocketAddr, fd: i64, _worker: usize) -> Option<Conn> {
         let stats = self.server.thread_stats();
         stats.connections.add(1);
+        let keepalive = self.server.config.get("tcp-keepalive");
+        if let Some(secs) = keepalive.and_then(|v| v.parse::<i32>().ok()) {
+            set_keepalive(fd, secs);
+        }
         let info = self
             .server
             .clients
             .register(peer.to_string(), local.to_string(), fd);
-        let authenticated = self
-            .server
-            .config
-            .get("requirepass")
-            .is_none_or(|p| p.is_empty());
+        let admin = local.port() == self.admin_port && self.admin_port != 0;
+        let nopass = self.server.acl.default_nopass();
+        let authenticated = nopass || (admin && self.admin_nopass);
+        // Redis's protected mode: with no password on the default user,
+        // only loopback clients are served.
+        let denied = nopass
+            && !peer.ip().is_loopback()
+            && self.server.config.get("protected-mode").as_deref() == Some("yes");
         Some(Conn {
+            denied,
             server: self.server.clone(),
             stats,
-            client: Client::new(info, authenticated),
+            client: Client::new(info, self.server.acl.default_user(), authenticated),
         })
     }
 
@@ -213,7 +261,10 @@ impl Service for App {
         };
         for shard_idx in (worker..ks.shard_count()).step_by(workers.max(1)) {
             // A busy shard is skipped until the next tick: a long script
-            // holds every shard, and this worker must keep serving.
+            // holds every shard, and this worker must keep serving. Expiry
+            // removes only keys whose time has passed, so a snapshot owed
+            // this shard need not be written first (`try_lock_one` is a
+            // non-blocking `peek`).
             let Some(mut shard) = ks.try_lock_one(shard_idx) else {
                 continue;
             };
@@ -254,5 +305,37 @@ mod tests {
         assert!(!basic_auth_ok("pw", Some("Basic b3RoZXI6cHc=")));
         assert!(!basic_auth_ok("pw", Some("Basic !!!")));
         assert!(!basic_auth_ok("pw", Some("Bearer ZGVmYXVsdDpwdw==")));
+    }
+
+    use super::set_keepalive;
+    use std::os::fd::AsRawFd;
+
+    fn get(fd: i32, level: libc::c_int, name: libc::c_int) -> libc::c_int {
+        let mut v: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: fd is a live socket owned by the test; v and len are
+        // locals of the sizes passed.
+        unsafe {
+            libc::getsockopt(
+                fd,
+                level,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        v
+    }
+
+    #[test]
+    fn keepalive_is_set_on_the_socket() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let fd = s.as_raw_fd();
+        set_keepalive(i64::from(fd), 120);
+        assert_eq!(get(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+        assert_eq!(get(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 120);
+        set_keepalive(i64::from(fd), 0);
+        assert_eq!(get(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
     }
 }

@@ -582,3 +582,49 @@ fn concurrent_pushers_and_blocked_poppers_lose_nothing() {
     let mut c = Conn::open(port);
     assert!(c.cmd(&["INFO", "clients"]).contains("blocked_clients:0"));
 }
+
+/// Lists spread over many packed nodes (small and byte-sized
+/// `list-max-listpack-size`) answer every command as Redis does.
+#[test]
+fn lists_across_many_nodes_match_redis() {
+    for fill in ["1", "2", "3", "-1"] {
+        diff(&format!(
+            r#"
+            CONFIG SET list-max-listpack-size {fill}
+            RPUSH l a b c d e f g h i j
+            LPUSH l 1 2 3 4 5
+            OBJECT ENCODING l
+            LRANGE l 0 -1
+            LRANGE l 3 9
+            LRANGE l -4 -2
+            LINDEX l 0
+            LINDEX l 7
+            LINDEX l -3
+            LINSERT l BEFORE e x
+            LINSERT l AFTER 5 y
+            LSET l 4 {long}
+            LSET l -1 z
+            LRANGE l 0 -1
+            LPOS l a
+            LPOS l x RANK -1 COUNT 0
+            RPUSH l a a a
+            LREM l 2 a
+            LREM l -1 a
+            LRANGE l 0 -1
+            LTRIM l 2 -3
+            LRANGE l 0 -1
+            LMOVE l m LEFT RIGHT
+            RPOPLPUSH l m
+            LPOP l 3
+            RPOP l 2
+            LLEN l
+            LRANGE l 0 -1
+            LRANGE m 0 -1
+            SORT l ALPHA STORE s
+            LRANGE s 0 -1
+            DEL l m s
+            "#,
+            long = "v".repeat(5000),
+        ));
+    }
+}

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod acl;
 mod bitmaps;
 mod clientctl;
 mod clients;
@@ -14,11 +15,14 @@ mod lists;
 mod maxmemory;
 mod multi;
 mod observe;
+mod persistence;
 mod protocol;
 mod scripting;
 mod server;
 mod sets;
 mod sort;
+mod startup;
+mod stream_persistence;
 mod streams;
 mod strings;
 mod zsets;

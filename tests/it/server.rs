@@ -75,6 +75,62 @@ fn command_table_matches_redis_command_info() {
     );
 }
 
+/// COMMAND INFO on the wire, for every command we have, is Redis's reply
+/// (as `redis-cli --json` renders both): flags with movablekeys, tips, key
+/// specs (keynum, keyword and unknown ones too) and each subcommand.
+#[test]
+fn command_info_replies_match_redis() {
+    let info = reference("command-info-7.0.15.json");
+    let d = damselfly(&[]);
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &d.port.to_string(), "--json", "command", "info"])
+        .output()
+        .expect("run redis-cli");
+    let ours: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON from redis-cli");
+    let mut problems = Vec::new();
+    let ours = ours.as_array().expect("array");
+    assert!(
+        ours.len() >= 100,
+        "COMMAND INFO returned {} rows",
+        ours.len()
+    );
+    for row in ours {
+        let name = row[0].as_str().expect("name");
+        let Some(want) = info
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|w| w[0].as_str() == Some(name))
+        else {
+            problems.push(format!("{name}: not a Redis 7.0 command"));
+            continue;
+        };
+        if row[8] != want[8] {
+            problems.push(format!("{name}: key specs\n  {}\n  {}", row[8], want[8]));
+        }
+        if strings(&row[2]) != strings(&want[2]) {
+            problems.push(format!("{name}: flags {} vs {}", row[2], want[2]));
+        }
+        let (row, want) = (row.as_array().expect("row"), want.as_array().expect("row"));
+        if row[..9] != want[..9] {
+            problems.push(format!("{name}: row\n  {row:?}\n  {want:?}"));
+        }
+        // Subcommands: each of ours is Redis's (Redis lists them in its
+        // dict's order, and we implement only some).
+        for sub in row[9].as_array().expect("subcommands") {
+            let same = want[9].as_array().expect("subcommands").contains(sub);
+            if !same {
+                problems.push(format!("{name}: subcommand {sub}"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "COMMAND INFO differs:\n{}",
+        problems.join("\n")
+    );
+}
+
 /// `since` and `group` agree with COMMAND DOCS.
 #[test]
 fn command_table_matches_redis_command_docs() {
@@ -514,4 +570,91 @@ fn debug_log_works_and_shutdown_stops_the_server() {
         assert!(std::time::Instant::now() < deadline, "server still running");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// COMMAND GETKEYS and GETKEYSANDFLAGS for commands whose keys move: a
+/// numkeys count, SORT's STORE, GEORADIUS's STORE/STOREDIST.
+#[test]
+fn command_getkeys_of_movable_commands_match_redis() {
+    diff(
+        r#"
+        COMMAND GETKEYS zunionstore d 2 a b
+        COMMAND GETKEYS zunionstore d 2 a b WEIGHTS 1 2
+        COMMAND GETKEYS zunionstore d 3 a b
+        COMMAND GETKEYS zunionstore d 1 a b
+        COMMAND GETKEYS zunionstore d 0 a
+        COMMAND GETKEYS zunionstore d -1 a
+        COMMAND GETKEYS zunionstore d x a
+        COMMAND GETKEYS zinterstore d 1 a
+        COMMAND GETKEYS zdiffstore d 2 a b
+        COMMAND GETKEYS zunion 2 a b WITHSCORES
+        COMMAND GETKEYS zinter 1 a
+        COMMAND GETKEYS zdiff 2 a b
+        COMMAND GETKEYS zintercard 2 a b LIMIT 1
+        COMMAND GETKEYS sintercard 2 a b
+        COMMAND GETKEYS sintercard 1 a LIMIT 3
+        COMMAND GETKEYS lmpop 2 a b LEFT
+        COMMAND GETKEYS lmpop 1 a RIGHT COUNT 2
+        COMMAND GETKEYS blmpop 0 2 a b LEFT
+        COMMAND GETKEYS zmpop 2 a b MIN
+        COMMAND GETKEYS bzmpop 1.5 1 a MAX COUNT 3
+        COMMAND GETKEYS sort k
+        COMMAND GETKEYS sort k STORE d
+        COMMAND GETKEYS sort k BY w_* GET h_*->f STORE d
+        COMMAND GETKEYS sort k LIMIT 0 1 STORE d
+        COMMAND GETKEYS sort_ro k BY w_*
+        COMMAND GETKEYS georadius src 1 1 1 km STORE dst
+        COMMAND GETKEYS georadius src 1 1 1 km STOREDIST dst
+        COMMAND GETKEYS georadiusbymember src m 1 km STORE dst
+        COMMAND GETKEYSANDFLAGS zunionstore d 2 a b
+        COMMAND GETKEYSANDFLAGS zinterstore d 1 a
+        COMMAND GETKEYSANDFLAGS sintercard 2 a b
+        COMMAND GETKEYSANDFLAGS lmpop 2 a b LEFT
+        COMMAND GETKEYSANDFLAGS blmpop 0 1 a LEFT
+        COMMAND GETKEYSANDFLAGS zmpop 1 a MIN
+        COMMAND GETKEYSANDFLAGS sort k STORE d
+        COMMAND GETKEYSANDFLAGS sort_ro k
+        COMMAND GETKEYSANDFLAGS georadius src 1 1 1 km STORE dst
+        COMMAND GETKEYSANDFLAGS georadius src 1 1 1 km STOREDIST dst
+        COMMAND GETKEYSANDFLAGS lmove a b LEFT RIGHT
+        COMMAND GETKEYSANDFLAGS rename a b
+        COMMAND GETKEYSANDFLAGS sunionstore d a b
+        COMMAND GETKEYSANDFLAGS set k v
+        COMMAND INFO zunionstore sort georadius lmpop sintercard zmpop bzmpop blmpop sort_ro
+        COMMAND INFO zinter zunion zdiff zintercard zdiffstore zinterstore georadiusbymember
+        "#,
+    );
+}
+
+/// Commands whose key flags depend on their arguments (SET's GET,
+/// BITFIELD's SET/INCRBY), and numkeys counts that name no key or too many.
+#[test]
+fn command_getkeysandflags_variable_flags_and_bad_counts_match_redis() {
+    diff(
+        r#"
+        COMMAND GETKEYSANDFLAGS set k v
+        COMMAND GETKEYSANDFLAGS set k v NX GET
+        COMMAND GETKEYSANDFLAGS bitfield k GET u8 0
+        COMMAND GETKEYSANDFLAGS bitfield k INCRBY u8 0 1
+        COMMAND GETKEYSANDFLAGS bitfield k OVERFLOW SAT
+        COMMAND GETKEYSANDFLAGS bitfield k
+        COMMAND GETKEYSANDFLAGS bitfield_ro k GET u8 0
+        COMMAND GETKEYS sintercard 0 a
+        COMMAND GETKEYS sintercard x a
+        COMMAND GETKEYS lmpop 0 a LEFT
+        COMMAND GETKEYS lmpop 5 a LEFT
+        COMMAND GETKEYS zunion 0 a
+        COMMAND GETKEYS zintercard 0 a
+        COMMAND GETKEYS zmpop 3 a b MIN
+        COMMAND GETKEYS blmpop 0 0 a LEFT
+        COMMAND GETKEYS zinterstore d 2 a
+        COMMAND GETKEYS sort k STORE
+        COMMAND GETKEYS eval "return 1" 0
+        COMMAND GETKEYS eval "return 1" 1 a
+        COMMAND GETKEYS eval "return 1" 2 a
+        COMMAND GETKEYS evalsha abc 2 a b c
+        COMMAND GETKEYSANDFLAGS eval "return 1" 1 a
+        COMMAND INFO eval evalsha eval_ro fcall
+        "#,
+    );
 }

@@ -728,3 +728,52 @@ fn rename_and_move_wake_zset_waiters_and_resp3_gets_doubles() {
         out
     });
 }
+
+/// The packed encoding's every member and score form (integer-looking
+/// members, small and large integral scores, f32- and f64-only scores,
+/// infinities, -0, ties broken by member bytes) reads back as Redis's, and
+/// conversions keep order and scores.
+#[test]
+fn packed_member_and_score_forms_match_redis() {
+    diff(
+        r#"
+        ZADD z 0 a 2047 b 2048 c -1 d -4096 e -4097 f 1e10 g -3e15 h 9.2e18 i 0.5 j 1.1 k inf l -inf m -0 n
+        ZADD z 7 12 7 -5 7 007 7 -0 7 9223372036854775807 7 -9223372036854775808 7 123456789 7 abc
+        ZADD z 100 member:042 100 member:041 100 looooooooooooooooooooooooooooooooooooooooooooong
+        OBJECT ENCODING z
+        ZRANGE z 0 -1 WITHSCORES
+        ZREVRANGE z 0 -1 WITHSCORES
+        ZSCORE z n
+        ZSCORE z 12
+        ZSCORE z 007
+        ZMSCORE z -5 -0 9223372036854775807 nosuch
+        ZRANK z 123456789
+        ZREVRANK z abc
+        ZRANGEBYSCORE z 7 7
+        ZRANGEBYLEX z 7 - +
+        ZRANGE z (0 (2048 BYSCORE LIMIT 1 3
+        ZINCRBY z 2041 12
+        ZADD z XX CH 3000 member:042
+        ZREM z 007 -9223372036854775808 nosuch
+        ZRANGE z 0 -1 WITHSCORES
+        ZPOPMIN z 2
+        ZPOPMAX z 2
+        ZREMRANGEBYRANK z 1 2
+        ZREMRANGEBYSCORE z 7 7
+        ZRANGE z 0 -1 WITHSCORES
+        CONFIG SET zset-max-listpack-entries 3
+        ZADD z 1 x
+        OBJECT ENCODING z
+        ZRANGE z 0 -1 WITHSCORES
+        ZUNIONSTORE u 1 z
+        OBJECT ENCODING u
+        ZRANGESTORE r z 0 1
+        OBJECT ENCODING r
+        ZRANGE r 0 -1 WITHSCORES
+        CONFIG SET zset-max-listpack-entries 128
+        ZUNIONSTORE u 1 z
+        OBJECT ENCODING u
+        ZRANGE u 0 -1 WITHSCORES
+        "#,
+    );
+}

@@ -24,6 +24,8 @@ pub struct ClientInfo {
     pub multi: AtomicI64,
     /// Unprocessed query buffer bytes (CLIENT LIST `qbuf`).
     pub qbuf: AtomicUsize,
+    /// The ACL user's name (CLIENT LIST `user=`).
+    pub user: Mutex<String>,
 }
 
 /// Registry of live connections; touched on connect and disconnect only.
@@ -50,6 +52,7 @@ impl Clients {
             resp: AtomicUsize::new(2),
             multi: AtomicI64::new(-1),
             qbuf: AtomicUsize::new(0),
+            user: Mutex::new("default".into()),
         });
         self.map.lock().insert(id, info.clone());
         info
@@ -100,6 +103,8 @@ pub struct Client {
     pub db: usize,
     pub resp3: bool,
     pub authenticated: bool,
+    /// The ACL user this connection runs as (the default user until AUTH).
+    pub user: Arc<crate::acl::User>,
     /// Set by QUIT (and protocol errors): close once the reply is written.
     pub close_after_reply: bool,
     /// The open transaction, between MULTI and EXEC/DISCARD.
@@ -126,9 +131,10 @@ pub struct Multi {
 }
 
 impl Client {
-    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Client {
+    pub fn new(info: Arc<ClientInfo>, user: Arc<crate::acl::User>, authenticated: bool) -> Client {
         Client {
             info,
+            user,
             db: 0,
             resp3: false,
             authenticated,

@@ -25,6 +25,8 @@ pub enum Kind {
     Str,
     /// Redis's `save` rule list.
     Save,
+    /// Dragonfly's `snapshot_cron`: a crontab line, or empty for none.
+    Cron,
     /// Set at start-up only.
     Immutable,
     /// Redis's protected configs (`enable-protected-configs no`): start-up only.
@@ -35,6 +37,8 @@ pub enum Kind {
     Percentiles,
     /// Bytes, or a percentage of maxmemory (`10%`).
     MemoryOrPercent,
+    /// Dragonfly's booleans: `true` or `false`.
+    Truth,
 }
 
 pub struct Param {
@@ -66,6 +70,11 @@ const fn pa(name: &'static str, alias: &'static str, kind: Kind, default: &'stat
 const ENTRIES: Kind = Kind::Int {
     min: 0,
     max: i64::MAX,
+};
+
+const SECONDS: Kind = Kind::Int {
+    min: 0,
+    max: i32::MAX as i64,
 };
 
 /// A C int that may not be negative.
@@ -122,7 +131,7 @@ pub const PARAMS: &[Param] = &[
     p("stream-node-max-entries", ENTRIES, "100"),
     p("port", Kind::Immutable, "6379"),
     p("bind", Kind::Immutable, "* -::*"),
-    p("databases", Kind::Immutable, "16"),
+    pa("databases", "dbnum", Kind::Immutable, "16"),
     p("dir", Kind::Protected, ""),
     p("dbfilename", Kind::Protected, "dump.rdb"),
     p(
@@ -145,6 +154,16 @@ pub const PARAMS: &[Param] = &[
     ),
     p("save", Kind::Save, "3600 1 300 100 60 10000"),
     p("appendonly", Kind::Bool, "no"),
+    p("stop-writes-on-bgsave-error", Kind::Bool, "yes"),
+    p("snapshot_cron", Kind::Cron, ""),
+    p(
+        "rdb-key-save-delay",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        "0",
+    ),
     p(
         "slowlog-log-slower-than",
         Kind::Int {
@@ -216,6 +235,59 @@ pub const PARAMS: &[Param] = &[
         },
         "10000",
     ),
+    // Set by the start-up flags (src/config.rs); the README says which of
+    // them are not acted on yet.
+    p("requirepass", Kind::Str, ""),
+    p("masterauth", Kind::Str, ""),
+    p("masteruser", Kind::Str, ""),
+    pa("replicaof", "slaveof", Kind::Str, ""),
+    p("timeout", SECONDS, "0"),
+    p("tcp-keepalive", SECONDS, "300"),
+    p("protected-mode", Kind::Bool, "yes"),
+    p("aclfile", Kind::Immutable, ""),
+    p("acllog-max-len", ENTRIES, "128"),
+    p(
+        "acl-pubsub-default",
+        Kind::Enum(&["allchannels", "resetchannels"]),
+        "resetchannels",
+    ),
+    p("unixsocket", Kind::Immutable, ""),
+    p("tls-port", Kind::Immutable, "0"),
+    p("tls-cert-file", Kind::Immutable, ""),
+    p("tls-key-file", Kind::Immutable, ""),
+    p("tls-ca-cert-file", Kind::Immutable, ""),
+    p("df_snapshot_format", Kind::Truth, "true"),
+    p("cache_mode", Kind::Truth, "false"),
+    p("keys_output_limit", ENTRIES, "8192"),
+    p("proactor_threads", Kind::Immutable, "0"),
+    p("admin_port", Kind::Immutable, "0"),
+    p("admin_bind", Kind::Immutable, ""),
+    p("admin_nopass", Kind::Immutable, "false"),
+    p("tls", Kind::Immutable, "false"),
+    p("primary_port_http_enabled", Kind::Immutable, "true"),
+    p("memcached_port", Kind::Immutable, "0"),
+    p("cluster_mode", Kind::Immutable, ""),
+    p("logtostderr", Kind::Immutable, "false"),
+];
+
+/// Dragonfly's own start-up parameters (and `dbnum`, its name for
+/// `databases`): CONFIG GET answers them by name or by a pattern with `_`,
+/// not by `*`, which lists what Redis lists.
+const DRAGONFLY_ONLY: &[&str] = &[
+    "dbnum",
+    "snapshot_cron",
+    "df_snapshot_format",
+    "cache_mode",
+    "keys_output_limit",
+    "proactor_threads",
+    "admin_port",
+    "admin_bind",
+    "admin_nopass",
+    "tls",
+    "primary_port_http_enabled",
+    "memcached_port",
+    "cluster_mode",
+    "logtostderr",
 ];
 
 /// The thresholds that decide when a small collection leaves its packed
@@ -344,6 +416,11 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
             }
             Ok(out.join(" "))
         }
+        Kind::Truth => match value.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok("true".into()),
+            "false" | "no" | "0" => Ok("false".into()),
+            _ => Err("argument must be 'true' or 'false'".into()),
+        },
         Kind::Save => {
             if value.is_empty() {
                 return Ok(String::new());
@@ -361,6 +438,13 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
                 .map(|w| w.parse::<u64>().unwrap_or(0).to_string())
                 .collect::<Vec<_>>()
                 .join(" "))
+        }
+        Kind::Cron => {
+            if value.trim().is_empty() || crate::persist::Cron::parse(value).is_some() {
+                Ok(value.to_string())
+            } else {
+                Err("Invalid cron expression".into())
+            }
         }
         Kind::Immutable => Err("can't set immutable config".into()),
         Kind::Protected => Err("can't set protected config".into()),
@@ -399,11 +483,26 @@ impl Config {
         }
     }
 
+    /// A parameter by name or alias; `-` and `_` are one character, so
+    /// Dragonfly's spelling finds Redis's parameter (`tcp_keepalive`) and
+    /// the reverse (`cache-mode`).
     fn index(name: &str) -> Option<usize> {
-        PARAMS.iter().position(|p| {
-            p.name.eq_ignore_ascii_case(name)
-                || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(name))
-        })
+        let same = |a: &str| {
+            a.len() == name.len()
+                && a.bytes().zip(name.bytes()).all(|(x, y)| {
+                    let norm = |c: u8| {
+                        if c == b'_' {
+                            b'-'
+                        } else {
+                            c.to_ascii_lowercase()
+                        }
+                    };
+                    norm(x) == norm(y)
+                })
+        };
+        PARAMS
+            .iter()
+            .position(|p| same(p.name) || p.alias.is_some_and(same))
     }
 
     pub fn get(&self, name: &str) -> Option<String> {
@@ -506,12 +605,19 @@ impl Config {
                     "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
                 )));
             }
-            let v = validate(&PARAMS[i], &String::from_utf8_lossy(value)).map_err(|why| {
-                CmdError::InvalidConfig {
+            let value = String::from_utf8_lossy(value);
+            // Redis can move its listeners at run time; we cannot, but
+            // setting them to what they are is a no-op that succeeds.
+            let unchanged = matches!(PARAMS[i].name, "port" | "bind")
+                && self.values.read()[i] == value.as_ref();
+            let v = if unchanged {
+                value.into_owned()
+            } else {
+                validate(&PARAMS[i], &value).map_err(|why| CmdError::InvalidConfig {
                     name: name.to_string(),
                     why,
-                }
-            })?;
+                })?
+            };
             staged.push((i, v));
         }
         for (i, v) in staged {
@@ -541,7 +647,11 @@ impl Config {
             }
             for (i, p) in PARAMS.iter().enumerate() {
                 for name in std::iter::once(p.name).chain(p.alias) {
-                    if glob_match(pat, name.as_bytes(), true) {
+                    // Dragonfly's own parameters (`snapshot_cron`) answer
+                    // their name or a pattern with `_`, so that `CONFIG GET *`
+                    // lists what Redis lists (tools set each one back).
+                    let dragonfly_only = DRAGONFLY_ONLY.contains(&name) && !pat.contains(&b'_');
+                    if !dragonfly_only && glob_match(pat, name.as_bytes(), true) {
                         add(name.to_string(), &values[i]);
                     }
                 }
@@ -549,6 +659,81 @@ impl Config {
         }
         out
     }
+
+    /// CONFIG REWRITE: `old` (the config file's text) with each parameter's
+    /// line holding its current value, later repeats dropped, and the
+    /// parameters that differ from their defaults appended; `users`
+    /// (ACL LIST lines) replace the file's `user` lines when given.
+    pub fn rewrite_text(&self, old: &str, users: Option<Vec<String>>) -> String {
+        let values = self.values.read();
+        let line_of = |i: usize| format!("{} {}", PARAMS[i].name, quote(&values[i]));
+        let mut written = vec![false; PARAMS.len()];
+        let mut out = Vec::new();
+        for line in old.lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            if line.trim_start().starts_with('#') || name.is_empty() {
+                out.push(line.to_string());
+                continue;
+            }
+            if name.eq_ignore_ascii_case("user") && users.is_some() {
+                continue;
+            }
+            match Self::index(name) {
+                Some(i) if !written[i] => {
+                    written[i] = true;
+                    out.push(line_of(i));
+                }
+                Some(_) => {}
+                None => out.push(line.to_string()),
+            }
+        }
+        while out
+            .last()
+            .is_some_and(|l| l.is_empty() || l == REWRITE_MARK)
+        {
+            out.pop();
+        }
+        out.push(REWRITE_MARK.to_string());
+        for (i, p) in PARAMS.iter().enumerate() {
+            // Dragonfly's own names (with underscores) go only where the
+            // file already has them: Redis would refuse them.
+            if !written[i] && values[i] != p.default && !p.name.contains('_') {
+                out.push(line_of(i));
+            }
+        }
+        out.extend(users.into_iter().flatten());
+        let mut text = out.join("\n");
+        text.push('\n');
+        text
+    }
+}
+
+const REWRITE_MARK: &str = "# Generated by CONFIG REWRITE";
+
+/// A config file value: as is when it is one plain word, else quoted.
+fn quote(v: &str) -> String {
+    let plain = !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\'));
+    if plain {
+        return v.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]

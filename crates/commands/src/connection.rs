@@ -263,11 +263,9 @@ fn reset(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     ctx.reply.set_resp3(false);
     ctx.client.info.resp.store(2, Relaxed);
     ctx.client.info.name.lock().clear();
-    ctx.client.authenticated = ctx
-        .server
-        .config
-        .get("requirepass")
-        .is_none_or(|p| p.is_empty());
+    ctx.client.user = ctx.server.acl.default_user();
+    *ctx.client.info.user.lock() = "default".into();
+    ctx.client.authenticated = ctx.server.acl.default_nopass();
     ctx.reply.simple(b"RESET");
     Ok(())
 }
@@ -283,13 +281,33 @@ fn select(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
+/// Authenticates the connection as `user`; a failure is logged (ACL LOG)
+/// and costs nothing more than the reply.
 fn check_password(ctx: &mut Ctx, user: &[u8], pass: &[u8]) -> CmdResult {
-    let required = ctx.server.config.get("requirepass").unwrap_or_default();
-    if user != b"default" || (!required.is_empty() && pass != required.as_bytes()) {
-        return Err(CmdError::WrongPass);
+    match ctx.server.acl.authenticate(user, pass) {
+        Some(u) => {
+            *ctx.client.info.user.lock() = u.name.clone();
+            ctx.client.user = u;
+            ctx.client.authenticated = true;
+            Ok(())
+        }
+        None => {
+            let info = ctx.client.info.clone();
+            let line = describe_line(&info, true, Some("auth"));
+            ctx.server.acl.log_event(
+                "auth",
+                if ctx.client.multi.is_some() {
+                    "multi"
+                } else {
+                    "toplevel"
+                },
+                "AUTH".into(),
+                lossy(user),
+                line,
+            );
+            Err(CmdError::WrongPass)
+        }
     }
-    ctx.client.authenticated = true;
-    Ok(())
 }
 
 /// AUTH [username] password
@@ -302,8 +320,7 @@ fn auth(ctx: &mut Ctx, args: &Args) -> CmdResult {
         ),
         _ => return Err(CmdError::Syntax),
     };
-    let required = ctx.server.config.get("requirepass").unwrap_or_default();
-    if args.len() == 2 && required.is_empty() {
+    if args.len() == 2 && ctx.server.acl.default_nopass() {
         return Err(CmdError::AuthNotConfigured);
     }
     check_password(ctx, user, pass)?;
@@ -348,7 +365,7 @@ fn hello(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     if !ctx.client.authenticated {
         return Err(CmdError::Other(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into(),
         ));
     }
     if let Some(n) = name {
@@ -413,19 +430,29 @@ fn client_getname(ctx: &mut Ctx, _args: &Args) -> CmdResult {
 }
 
 fn describe(ctx: &Ctx, c: &crate::client::ClientInfo) -> String {
+    let me = c.id == ctx.client.id();
+    describe_line(c, me, me.then_some("client|list"))
+}
+
+/// A client's line for ACL LOG: as CLIENT LIST shows it, running `e`.
+pub(crate) fn describe_client(c: &crate::client::ClientInfo, e: &crate::table::Entry) -> String {
+    describe_line(c, true, Some(&e.fullname))
+}
+
+/// A CLIENT LIST line; `cmd` overrides the last command run.
+fn describe_line(c: &crate::client::ClientInfo, me: bool, cmd: Option<&str>) -> String {
     let now = damselfly_storage::now_ms();
-    let cmd = match c.last_cmd.load(Relaxed) {
-        0 => "NULL".to_string(),
-        n => crate::table::table()
+    let cmd = match (cmd, c.last_cmd.load(Relaxed)) {
+        (Some(name), _) => name.to_string(),
+        (None, 0) => "NULL".to_string(),
+        (None, n) => crate::table::table()
             .all
             .get(n - 1)
             .map_or("NULL".into(), |e| e.fullname.clone()),
     };
-    let me = c.id == ctx.client.id();
     let multi = c.multi.load(Relaxed);
-    let cmd = if me { "client|list".to_string() } else { cmd };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -438,6 +465,7 @@ fn describe(ctx: &Ctx, c: &crate::client::ClientInfo) -> String {
         multi,
         c.qbuf.load(Relaxed),
         cmd,
+        c.user.lock(),
         c.resp.load(Relaxed),
     )
 }

@@ -70,6 +70,7 @@ impl<'s, 'l> Ctx<'s, 'l> {
     /// Runs `f` on each shard in turn. Shards already held are used as they
     /// are; others are locked one at a time, which is only done when the
     /// command holds no locks (so the ascending-order rule cannot break).
+    /// For walks that change nothing a snapshot keeps (`Keyspace::peek`).
     pub fn each_shard<T>(&mut self, mut f: impl FnMut(&mut Shard) -> T) -> Vec<T> {
         let ks = &self.server.keyspace;
         let mut out = Vec::with_capacity(ks.shard_count());
@@ -78,18 +79,18 @@ impl<'s, 'l> Ctx<'s, 'l> {
                 out.push(f(s));
             } else {
                 debug_assert!(self.locked.is_empty());
-                out.push(f(&mut ks.lock_one(i)));
+                out.push(f(&mut ks.peek(i)));
             }
         }
         out
     }
 
-    /// Runs `f` on shard `i` (held or locked for the call).
+    /// Runs `f` on shard `i` (held or peeked at for the call).
     pub fn with_shard<T>(&mut self, i: usize, f: impl FnOnce(&mut Shard) -> T) -> T {
         if let Some(s) = self.locked.get(i) {
             return f(s);
         }
         debug_assert!(self.locked.is_empty());
-        f(&mut self.server.keyspace.lock_one(i))
+        f(&mut self.server.keyspace.peek(i))
     }
 }

@@ -86,6 +86,29 @@ pub fn execute(
         reject(stats, client, reply, &CmdError::NoAuth);
         return None;
     }
+    // One relaxed load for an unrestricted user (the default user's case).
+    if !client.user.unrestricted.load(Relaxed) {
+        if client.user.deleted.load(Relaxed) {
+            client.close_after_reply = true;
+            return None;
+        }
+        if let Err(err) = crate::acl::check(server, client, e, args) {
+            stats.commands[e.id].rejected.add(1);
+            let err = if e.cmd.name == "exec" {
+                client.end_multi();
+                CmdError::ExecRejected(Box::new(err))
+            } else {
+                err
+            };
+            reject(stats, client, reply, &err);
+            return None;
+        }
+    }
+    if let Some(err) = crate::persist::refusal(server, e) {
+        stats.commands[e.id].rejected.add(1);
+        reject(stats, client, reply, &err);
+        return None;
+    }
     if !e.has(flag::ALLOW_BUSY) {
         if let Some(err) = server.scripting.busy(server, client.id()) {
             stats.commands[e.id].rejected.add(1);

@@ -144,6 +144,29 @@ pub enum CmdError {
     ZrangeWithscoresBylex,
     /// SORT over a value (or BY weight) that is not a number.
     SortNotDouble,
+    /// ACL: the command (its full name) is not allowed to the user.
+    NoPermCommand(String),
+    NoPermKey,
+    NoPermChannel,
+    /// ACL SETUSER: a rule that cannot be applied, and why.
+    AclModifier {
+        modifier: String,
+        why: &'static str,
+    },
+    AclUnmatchedParen(String),
+    AclNoSuchUser(String),
+    AclNoFile,
+    /// EXEC itself refused before it ran (ACL, auth): the transaction goes.
+    ExecRejected(Box<CmdError>),
+    /// `redis.call` of a command the script's user may not run (why).
+    ScriptNoPerm(&'static str),
+    /// EXEC: a queued command the user's rules no longer allow (why).
+    NoPermSinceQueued(&'static str),
+    /// SORT's BY or GET pattern for a user who may not read every key.
+    SortDenied(&'static str),
+    /// A non-loopback client while protected mode is on and the default
+    /// user has no password.
+    ProtectedMode,
     /// EVAL/FCALL with a negative numkeys.
     NumKeysNegative,
     NumKeysTooMany,
@@ -220,6 +243,16 @@ pub enum CmdError {
     StreamKeyGone,
     /// A blocked XREADGROUP whose group was destroyed.
     BlockedGroupGone,
+    /// RESTORE onto an existing key without REPLACE.
+    BusyKey,
+    /// RESTORE payload with a bad trailer.
+    DumpPayload,
+    /// RESTORE payload whose object does not parse.
+    BadDataFormat,
+    /// A command that cannot run while the dataset loads.
+    Loading,
+    /// A write refused after a failed background save.
+    Misconf,
     /// A string that is not a HyperLogLog given to a PF command.
     HllNotHll,
     /// A sparse HyperLogLog whose opcodes do not add up.
@@ -433,6 +466,38 @@ impl fmt::Display for CmdError {
             DiscardWithoutMulti => f.write_str("ERR DISCARD without MULTI"),
             NotInMulti => f.write_str("ERR Command not allowed inside a transaction"),
             ExecAbort => f.write_str("EXECABORT Transaction discarded because of previous errors."),
+            NoPermCommand(c) => write!(
+                f,
+                "NOPERM this user has no permissions to run the '{c}' command"
+            ),
+            NoPermKey => f.write_str(
+                "NOPERM this user has no permissions to access one of the keys used as arguments",
+            ),
+            NoPermChannel => f.write_str(
+                "NOPERM this user has no permissions to access one of the channels used as arguments",
+            ),
+            AclModifier { modifier, why } => {
+                write!(f, "ERR Error in ACL SETUSER modifier '{modifier}': {why}")
+            }
+            AclUnmatchedParen(at) => write!(
+                f,
+                "ERR Unmatched parenthesis in acl selector starting at '{at}'."
+            ),
+            AclNoSuchUser(u) => write!(f, "ERR User '{u}' not found"),
+            AclNoFile => f.write_str(
+                "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.",
+            ),
+            ExecRejected(why) => write!(f, "EXECABORT Transaction discarded because of: {why}"),
+            ScriptNoPerm(why) => write!(f, "ERR The user executing the script {why}"),
+            NoPermSinceQueued(why) => write!(
+                f,
+                "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {why}"
+            ),
+            SortDenied(opt) => write!(
+                f,
+                "ERR {opt} option of SORT denied due to insufficient ACL permissions."
+            ),
+            ProtectedMode => f.write_str("DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside."),
             NumKeysNegative => f.write_str("ERR Number of keys can't be negative"),
             NumKeysTooMany => f.write_str("ERR Number of keys can't be greater than number of args"),
             NoScript => f.write_str("NOSCRIPT No matching script. Please use EVAL."),
@@ -530,6 +595,13 @@ impl fmt::Display for CmdError {
             BlockedGroupGone => {
                 f.write_str("NOGROUP the consumer group this client was blocked on no longer exists")
             }
+            BusyKey => f.write_str("BUSYKEY Target key name already exists."),
+            DumpPayload => f.write_str("ERR DUMP payload version or checksum are wrong"),
+            BadDataFormat => f.write_str("ERR Bad data format"),
+            Loading => f.write_str("LOADING Redis is loading the dataset in memory"),
+            Misconf => f.write_str(
+                "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.",
+            ),
             Other(s) => f.write_str(s),
         }
     }

@@ -10,6 +10,7 @@
 //! - A handler writes its whole reply on success and nothing on error; the
 //!   dispatcher renders the error.
 
+pub mod acl;
 pub mod args;
 pub mod client;
 mod client_admin;
@@ -31,6 +32,7 @@ mod geo;
 mod hash;
 mod hyperloglog;
 mod list;
+pub mod persist;
 pub mod scripting;
 pub mod server;
 mod set;

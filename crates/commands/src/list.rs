@@ -282,7 +282,17 @@ fn held<'a>(ks: &Keyspace, locked: &'a mut Locked<'_>, key: &[u8]) -> &'a mut Sh
     }
 }
 
-/// Pushes `values` at `end`, creating the list; returns the new length.
+/// `list-max-listpack-size`, which shapes the nodes of a list made now.
+pub(crate) fn list_fill(ctx: &Ctx) -> i64 {
+    ctx.server
+        .config
+        .encodings
+        .list_max_listpack_size
+        .load(Relaxed)
+}
+
+/// Pushes `values` at `end`, creating the list (nodes shaped by `fill`);
+/// returns the new length.
 fn push_values<'v>(
     shard: &mut Shard,
     db: usize,
@@ -291,6 +301,7 @@ fn push_values<'v>(
     end: End,
     values: impl Iterator<Item = &'v [u8]>,
     event: &'static str,
+    fill: i64,
 ) -> CmdResult<usize> {
     let len = match typed::write::<List>(shard, db, key, now)? {
         Some(l) => {
@@ -298,7 +309,7 @@ fn push_values<'v>(
             l.len()
         }
         None => {
-            let mut l = List::new();
+            let mut l = List::with_fill(fill);
             values.for_each(|v| l.push(end, v));
             let n = l.len();
             shard.put(db, Entry::new(key, Value::List(Box::new(l)), 0));
@@ -349,6 +360,7 @@ fn move_value(
     dst: &[u8],
     from: End,
     to: End,
+    fill: i64,
 ) -> CmdResult<Option<Vec<u8>>> {
     if typed::write::<List>(held(ks, locked, src), db, src, now)?.is_none() {
         return Ok(None);
@@ -371,6 +383,7 @@ fn move_value(
         to,
         std::iter::once(&v[..]),
         if to == End::Head { "lpush" } else { "rpush" },
+        fill,
     )?;
     // Only now may the source go: for src == dst the list got its element back.
     let shard = held(ks, locked, src);
@@ -393,7 +406,9 @@ fn push_generic(ctx: &mut Ctx, args: &Args, end: End, existing_only: bool) -> Cm
         return Ok(());
     }
     let event = if end == End::Head { "lpush" } else { "rpush" };
-    let n = push_values(shard, db, key, now, end, args.iter().skip(2), event)?;
+    let fill = list_fill(ctx);
+    let shard = ctx.shard(key);
+    let n = push_values(shard, db, key, now, end, args.iter().skip(2), event, fill)?;
     ctx.reply.int(n as i64);
     Ok(())
 }
@@ -645,6 +660,7 @@ fn lpos(ctx: &mut Ctx, args: &Args) -> CmdResult {
 
 fn lmove_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
+    let fill = list_fill(ctx);
     match move_value(
         &ctx.server.keyspace,
         &mut ctx.locked,
@@ -654,6 +670,7 @@ fn lmove_generic(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) -> C
         dst,
         from,
         to,
+        fill,
     )? {
         Some(v) => ctx.reply.bulk(&v),
         None => ctx.reply.null(),
@@ -1089,9 +1106,10 @@ pub(crate) fn serve_ready<'s>(
         if work.is_empty() {
             return;
         }
+        let fill = server.config.encodings.list_max_listpack_size.load(Relaxed);
         for (idx, db, key) in work {
             crate::stream::serve_waiters(stats, locked, idx, db, &key, now);
-            serve_key(&server.keyspace, locked, idx, db, &key, now);
+            serve_key(&server.keyspace, locked, idx, db, &key, now, fill);
         }
     }
 }
@@ -1103,6 +1121,7 @@ fn serve_key<'s>(
     db: usize,
     key: &[u8],
     now: u64,
+    fill: i64,
 ) {
     loop {
         let Some(shard) = locked.get(idx) else {
@@ -1143,7 +1162,7 @@ fn serve_key<'s>(
         }
         let mut reply = Reply::new();
         reply.set_resp3(w.resp3);
-        if let Err(e) = run_for(ks, locked, &w, key, now, &mut reply) {
+        if let Err(e) = run_for(ks, locked, &w, key, now, &mut reply, fill) {
             reply.clear();
             reply.error(&e.to_string());
         }
@@ -1160,6 +1179,7 @@ fn run_for(
     key: &[u8],
     now: u64,
     reply: &mut Reply,
+    fill: i64,
 ) -> CmdResult {
     let db = w.db;
     match &w.op {
@@ -1174,7 +1194,7 @@ fn run_for(
             reply_mpop(reply, key, &vs);
         }
         BlockOp::Move { dst, from, to } => {
-            match move_value(ks, locked, db, now, key, dst, *from, *to)? {
+            match move_value(ks, locked, db, now, key, dst, *from, *to, fill)? {
                 Some(v) => reply.bulk(&v),
                 None => reply.null(),
             }

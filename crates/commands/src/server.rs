@@ -1,10 +1,15 @@
 //! Server commands: FLUSHALL FLUSHDB DBSIZE CONFIG COMMAND INFO TIME ...
 
-mod info;
+pub(crate) mod info;
 mod introspect;
+mod keys;
+mod keyspecs;
 mod memory;
 pub mod metrics;
 mod tips;
+
+pub(crate) use introspect::key_flags;
+pub use keys::movable as movable_keys;
 
 use crate::args::{eq, lossy};
 use crate::cmd;
@@ -455,6 +460,7 @@ fn flushall(ctx: &mut Ctx, args: &Args) -> CmdResult {
             clear_db(shard, db, now);
         }
     }
+    crate::persist::save_after_flushall(ctx.server, &mut ctx.locked);
     ctx.reply.ok();
     Ok(())
 }
@@ -517,6 +523,11 @@ fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
         })
         .collect();
     ctx.server.config.set_many(&pairs)?;
+    ctx.server.acl.sync_config(&ctx.server.config);
+    // The default user's password follows requirepass (Redis's rule).
+    if let Some((_, pass)) = pairs.iter().rev().find(|(n, _)| eq(n, "requirepass")) {
+        ctx.server.acl.set_requirepass(pass);
+    }
     ctx.reply.ok();
     Ok(())
 }
@@ -528,11 +539,31 @@ fn config_resetstat(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// CONFIG REWRITE: there is never a config file to rewrite.
-fn config_rewrite(_ctx: &mut Ctx, _args: &Args) -> CmdResult {
-    Err(CmdError::Other(
-        "ERR The server is running without a config file".into(),
-    ))
+/// CONFIG REWRITE: writes the current settings back to the config file the
+/// server started with (users too, when there is no aclfile).
+fn config_rewrite(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    let path = &ctx.server.config_file;
+    if path.is_empty() {
+        return Err(CmdError::Other(
+            "ERR The server is running without a config file".into(),
+        ));
+    }
+    let failed = |e: std::io::Error| CmdError::Other(format!("ERR Rewriting config file: {e}"));
+    let old = std::fs::read_to_string(path).map_err(failed)?;
+    let users = ctx
+        .server
+        .acl
+        .file
+        .read()
+        .is_empty()
+        .then(|| ctx.server.acl.describe_all());
+    let text = ctx.server.config.rewrite_text(&old, users);
+    let tmp = format!("{path}.tmp-{}", std::process::id());
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(failed)?;
+    ctx.reply.ok();
+    Ok(())
 }
 
 /// Replies a HELP text: the first line names the command, then the lines
@@ -579,7 +610,7 @@ fn time(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// LASTSAVE: nothing is saved yet, so the start-up time.
+/// LASTSAVE: the last successful save, or the start-up time.
 fn lastsave(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     let t = ctx
         .server
@@ -591,9 +622,11 @@ fn lastsave(ctx: &mut Ctx, _args: &Args) -> CmdResult {
 
 /// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
 ///
-/// There is no persistence yet, so SAVE has nothing to write; NOW and FORCE
-/// change nothing either. No shutdown is ever left in progress, so ABORT
-/// always fails as Redis does with none pending.
+/// Saves first when `save` rules or `snapshot_cron` are set, or SAVE is
+/// given (not with NOSAVE); a failed save cancels the shutdown unless
+/// FORCE. There are no replicas to wait for, so NOW changes nothing. No
+/// shutdown is ever left in progress, so ABORT always fails as Redis does
+/// with none pending.
 fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (mut nosave, mut save, mut now, mut force, mut abort) = (false, false, false, false, false);
     for a in args.iter().skip(1) {
@@ -628,13 +661,29 @@ fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
     {
         return Err(CmdError::Unkillable);
     }
+    let server = ctx.server;
+    // Never while loading: the file on disk holds more than memory does.
+    let loading = server
+        .persistence
+        .loading
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if !nosave
+        && !loading
+        && (save || crate::persist::saving_configured(server))
+        && !crate::persist::save_now(server)
+        && !force
+    {
+        return Err(CmdError::Other(
+            "ERR Errors trying to SHUTDOWN. Check logs.".into(),
+        ));
+    }
     ctx.server.host.shutdown();
     // Redis closes the connection without a reply.
     ctx.client.close_after_reply = true;
     Ok(())
 }
 
-/// DEBUG: only LOG, SET-ACTIVE-EXPIRE and HELP are implemented.
+/// DEBUG: only LOG, SET-ACTIVE-EXPIRE, RELOAD and HELP are implemented.
 fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let sub = args.get(1).unwrap_or_default();
     if eq(sub, "help") && args.len() == 2 {
@@ -646,6 +695,8 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 "    Write <message> to the server log.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    0 pauses the background expiry of keys nobody reads; 1 resumes it.",
+                "RELOAD",
+                "    Save the RDB on disk and reload it back to memory.",
             ],
         );
         return Ok(());
@@ -653,6 +704,11 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     if eq(sub, "set-active-expire") && args.len() == 3 {
         let on = crate::args::int(args.get(2).unwrap_or_default())?;
         ctx.server.keyspace.set_active_expire(on != 0);
+        ctx.reply.ok();
+        return Ok(());
+    }
+    if eq(sub, "reload") && args.len() == 2 {
+        crate::persist::debug_reload(ctx.server, &ctx.locked)?;
         ctx.reply.ok();
         return Ok(());
     }

@@ -63,7 +63,9 @@ struct Options<'a> {
     store: Option<&'a [u8]>,
 }
 
-fn parse<'a>(args: &Args<'a>, readonly: bool) -> CmdResult<Options<'a>> {
+/// `full_key_access`: the user may read every key (BY and GET patterns
+/// read keys no key spec names, so ACL needs that).
+fn parse<'a>(args: &Args<'a>, readonly: bool, full_key_access: bool) -> CmdResult<Options<'a>> {
     let mut o = Options {
         by: None,
         dontsort: false,
@@ -95,9 +97,15 @@ fn parse<'a>(args: &Args<'a>, readonly: bool) -> CmdResult<Options<'a>> {
         } else if eq(a, "by") && left >= 1 {
             let p = args.get(j + 1).unwrap_or_default();
             o.dontsort = !p.contains(&b'*');
+            if !o.dontsort && !full_key_access {
+                return Err(CmdError::SortDenied("BY"));
+            }
             o.by = Some(p);
             j += 1;
         } else if eq(a, "get") && left >= 1 {
+            if !full_key_access {
+                return Err(CmdError::SortDenied("GET"));
+            }
             o.gets.push(args.get(j + 1).unwrap_or_default());
             j += 1;
         } else {
@@ -153,7 +161,13 @@ enum Weight {
 }
 
 fn run(ctx: &mut Ctx, args: &Args, readonly: bool) -> CmdResult {
-    let mut o = parse(args, readonly)?;
+    let full = ctx
+        .client
+        .user
+        .unrestricted
+        .load(std::sync::atomic::Ordering::Relaxed)
+        || crate::acl::reads_all_keys(&ctx.client.user);
+    let mut o = parse(args, readonly, full)?;
     let key = args.get(1).unwrap_or_default();
     let (db, now) = (ctx.db(), ctx.now);
 
@@ -274,7 +288,7 @@ fn run(ctx: &mut Ctx, args: &Args, readonly: bool) -> CmdResult {
             }
         }
         Some(dst) => {
-            let mut list = List::new();
+            let mut list = List::with_fill(crate::list::list_fill(ctx));
             for e in picked {
                 if o.gets.is_empty() {
                     list.push(End::Tail, e);

@@ -1257,7 +1257,7 @@ fn zrandmember(ctx: &mut Ctx, args: &Args) -> CmdResult {
             Some(z) if !z.is_empty() => {
                 let k = rand::rng().random_range(0..z.len());
                 match z.get(k) {
-                    Some((m, _)) => reply.bulk(m),
+                    Some((m, _)) => reply.bulk(&m),
                     None => reply.null(),
                 }
             }
@@ -1311,7 +1311,7 @@ fn zrandmember(ctx: &mut Ctx, args: &Args) -> CmdResult {
         for _ in 0..n {
             let k = rng.random_range(0..z.len());
             if let Some((m, s)) = z.get(k) {
-                emit(reply, m, s);
+                emit(reply, &m, s);
             }
         }
         return Ok(());
@@ -1325,7 +1325,7 @@ fn zrandmember(ctx: &mut Ctx, args: &Args) -> CmdResult {
     header(reply, n);
     for k in rand::seq::index::sample(&mut rng, z.len(), n) {
         if let Some((m, s)) = z.get(k) {
-            emit(reply, m, s);
+            emit(reply, &m, s);
         }
     }
     Ok(())

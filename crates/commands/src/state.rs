@@ -93,6 +93,7 @@ impl ThreadStats {
 pub struct Server {
     pub keyspace: Keyspace,
     pub config: Config,
+    pub acl: crate::acl::Acl,
     pub clients: Clients,
     pub host: Box<dyn Host>,
     pub started: Instant,
@@ -117,6 +118,8 @@ pub struct Server {
     pub pause: crate::pause::Pause,
     /// MONITOR connections.
     pub monitors: crate::monitor::Monitors,
+    /// Snapshot state: SAVE/BGSAVE, loading, INFO persistence.
+    pub persistence: crate::persist::Persistence,
     /// Lua scripts and functions.
     pub scripting: crate::scripting::Scripting,
 }
@@ -142,6 +145,7 @@ impl Server {
         Server {
             keyspace: Keyspace::new(opts.shards, opts.dbnum),
             config: Config::new(),
+            acl: crate::acl::Acl::new(),
             clients: Clients::default(),
             host,
             started: Instant::now(),
@@ -158,6 +162,7 @@ impl Server {
             observe: Default::default(),
             pause: Default::default(),
             monitors: Default::default(),
+            persistence: Default::default(),
             scripting: Default::default(),
         }
     }

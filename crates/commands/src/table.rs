@@ -201,6 +201,8 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::transactions::COMMANDS)
         .chain(crate::observe::COMMANDS)
         .chain(crate::monitor::COMMANDS)
+        .chain(crate::acl::COMMANDS)
+        .chain(crate::persist::COMMANDS)
         .chain(crate::scripting::COMMANDS)
 }
 
@@ -233,7 +235,13 @@ fn build(
     // Entries live for the whole process; leaking them gives 'static rows.
     let e: &'static Entry = Box::leak(Box::new(Entry {
         cmd,
-        flags: flag::parse(cmd.flags),
+        // Redis derives `movablekeys` from the key specs; so do we.
+        flags: flag::parse(cmd.flags)
+            | if crate::server::movable_keys(&fullname) {
+                flag::MOVABLE_KEYS
+            } else {
+                0
+            },
         id: all.len(),
         fullname,
         subs,

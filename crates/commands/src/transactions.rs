@@ -246,6 +246,12 @@ fn exec(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     info.multi.store(multi.queue.len() as i64, Relaxed);
     for (e, req) in &multi.queue {
         let args = req.args(&[]);
+        if !ctx.client.user.unrestricted.load(Relaxed) {
+            if let Err(err) = crate::acl::check_queued(ctx.server, ctx.client, e, &args) {
+                ctx.reply.error(&err.to_string());
+                continue;
+            }
+        }
         crate::dispatch::call(ctx, e, &args);
     }
     ctx.client.in_exec = false;

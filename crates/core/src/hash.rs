@@ -66,11 +66,11 @@ struct Pack {
 }
 
 /// Bytes `put_len` writes for `n`.
-fn len_size(n: usize) -> usize {
+pub(crate) fn len_size(n: usize) -> usize {
     (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
 }
 
-fn put_len(buf: &mut Vec<u8>, mut n: usize) {
+pub(crate) fn put_len(buf: &mut Vec<u8>, mut n: usize) {
     loop {
         let b = (n & 0x7f) as u8;
         n >>= 7;
@@ -83,7 +83,7 @@ fn put_len(buf: &mut Vec<u8>, mut n: usize) {
 }
 
 /// Reads one entry at `pos`: (start of the bytes, end of the bytes).
-fn read_entry(buf: &[u8], mut pos: usize) -> (usize, usize) {
+pub(crate) fn read_entry(buf: &[u8], mut pos: usize) -> (usize, usize) {
     let mut n = 0usize;
     let mut shift = 0;
     while let Some(&b) = buf.get(pos) {

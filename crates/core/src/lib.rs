@@ -14,6 +14,7 @@ pub mod set;
 pub mod slot;
 pub mod stream;
 pub mod table;
+pub mod zpack;
 pub mod zset;
 
 pub use bytes::CompactBytes;

@@ -1,13 +1,21 @@
-//! The list value type: a double-ended queue of compact byte strings.
+//! The list value type: Redis's quicklist, a deque of packed nodes.
 //!
-//! Elements up to 22 bytes live inline in their `CompactBytes` (no heap
-//! block each); longer ones own one block. Indexes follow Redis: negative
+//! Each node is one byte buffer of entries, each entry its length (LEB128),
+//! its bytes, then the entry's total size written backwards (so the buffer
+//! reads from either end, as a listpack does). A node grows until
+//! `list-max-listpack-size` (the `fill` given at creation) says it is full:
+//! a positive fill caps its entries (and its bytes at 8 KiB), a negative one
+//! caps its bytes at 4, 8, 16, 32 or 64 KiB. Indexes follow Redis: negative
 //! counts from the tail, and ranges are clamped the way LRANGE/LTRIM clamp.
 //!
-//! Invariant: a stored list is never empty (commands remove the key when the
-//! last element goes); `List` itself allows empty for building and tests.
+//! Invariants: no node is empty; `len` is the sum of the nodes' counts; a
+//! node over its limit holds a single entry (one element larger than a
+//! node) or was just split. A stored list is never empty (commands remove
+//! the key when the last element goes); `List` itself allows empty for
+//! building and tests.
 
-use crate::CompactBytes;
+// The length prefix is the hash listpack's LEB128.
+use crate::hash::{len_size as varint_len, put_len, read_entry};
 use std::collections::VecDeque;
 
 /// Which end of a list.
@@ -17,11 +25,137 @@ pub enum End {
     Tail,
 }
 
+/// Redis's default `list-max-listpack-size`: nodes of up to 8 KiB.
+pub const DEFAULT_FILL: i64 = -2;
+
+/// Bytes a node may hold under a positive fill.
+const SIZE_SAFETY_LIMIT: usize = 8192;
+
+/// Bytes one entry of `n` bytes takes in a node.
+fn entry_size(n: usize) -> usize {
+    let body = varint_len(n) + n;
+    body + varint_len(body)
+}
+
+fn put_entry(out: &mut Vec<u8>, v: &[u8]) {
+    put_len(out, v.len());
+    out.extend_from_slice(v);
+    // The size of length and bytes, most significant group first, every
+    // group but the first flagged, so it reads from the right.
+    let body = varint_len(v.len()) + v.len();
+    let groups = varint_len(body);
+    for g in (0..groups).rev() {
+        let b = ((body >> (7 * g)) & 0x7f) as u8;
+        out.push(if g + 1 == groups { b } else { b | 0x80 });
+    }
+}
+
+/// The entry starting at `pos`: (bytes start, bytes end, next entry).
+fn read_fwd(buf: &[u8], pos: usize) -> (usize, usize, usize) {
+    let (start, end) = read_entry(buf, pos);
+    let n = end - start;
+    (start, end, end + varint_len(n + varint_len(n)))
+}
+
+/// The start of the entry that ends at `end`.
+fn entry_before(buf: &[u8], mut end: usize) -> usize {
+    let mut body = 0usize;
+    let mut shift = 0;
+    let mut groups = 0;
+    while end > 0 {
+        end -= 1;
+        let b = buf[end];
+        body |= usize::from(b & 0x7f) << shift;
+        shift += 7;
+        groups += 1;
+        if b & 0x80 == 0 || groups == 10 {
+            break;
+        }
+    }
+    end.saturating_sub(body)
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
+struct Node {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl Node {
+    fn single(v: &[u8]) -> Node {
+        let mut buf = Vec::with_capacity(entry_size(v.len()));
+        put_entry(&mut buf, v);
+        Node { buf, count: 1 }
+    }
+
+    /// Byte offset of entry `i` (`buf.len()` for `i == count`).
+    fn offset(&self, i: usize) -> usize {
+        let count = self.count as usize;
+        if i * 2 <= count {
+            let mut pos = 0;
+            for _ in 0..i {
+                pos = read_fwd(&self.buf, pos).2;
+            }
+            pos
+        } else {
+            let mut pos = self.buf.len();
+            for _ in i..count {
+                pos = entry_before(&self.buf, pos);
+            }
+            pos
+        }
+    }
+
+    fn get(&self, i: usize) -> &[u8] {
+        let (s, e, _) = read_fwd(&self.buf, self.offset(i));
+        &self.buf[s..e]
+    }
+
+    /// Makes room for `extra` more bytes, growing to powers of two but
+    /// never past `cap` (the node's byte limit), so a full node wastes
+    /// little.
+    fn reserve(&mut self, extra: usize, cap: usize) {
+        let need = self.buf.len() + extra;
+        if need > self.buf.capacity() {
+            let want = need.next_power_of_two().min(cap).max(need);
+            self.buf.reserve_exact(want - self.buf.len());
+        }
+    }
+
+    fn insert_at(&mut self, at: usize, v: &[u8], cap: usize) {
+        self.reserve(entry_size(v.len()), cap);
+        let old = self.buf.len();
+        put_entry(&mut self.buf, v);
+        // Rotate the new entry from the end into place (no temporary).
+        let k = self.buf.len() - old;
+        self.buf[at..].rotate_right(k);
+        self.count += 1;
+    }
+
+    /// The (start, end) byte spans of every entry.
+    fn spans(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::with_capacity(self.count as usize);
+        let mut pos = 0;
+        while pos < self.buf.len() {
+            let next = read_fwd(&self.buf, pos).2;
+            out.push((pos, next));
+            pos = next;
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct List {
-    items: VecDeque<CompactBytes>,
-    /// Heap bytes of elements stored out of line.
-    heap: usize,
+    nodes: VecDeque<Node>,
+    len: usize,
+    fill: i32,
+}
+
+impl Default for List {
+    fn default() -> Self {
+        List::with_fill(DEFAULT_FILL)
+    }
 }
 
 impl List {
@@ -29,12 +163,27 @@ impl List {
         List::default()
     }
 
+    /// An empty list whose nodes follow `list-max-listpack-size` = `fill`
+    /// (clamped as Redis clamps it).
+    pub fn with_fill(fill: i64) -> List {
+        List {
+            nodes: VecDeque::new(),
+            len: 0,
+            fill: fill.clamp(-5, 1 << 15) as i32,
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len == 0
+    }
+
+    /// How many packed nodes hold the elements.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     /// OBJECT ENCODING's name: Redis 7.0 reports `quicklist` for every list.
@@ -44,45 +193,147 @@ impl List {
 
     /// Heap bytes owned (for memory accounting).
     pub fn heap_size(&self) -> usize {
-        self.items.capacity() * std::mem::size_of::<CompactBytes>() + self.heap
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.nodes.iter().map(|n| n.buf.capacity()).sum::<usize>()
     }
 
-    fn make(&mut self, v: &[u8]) -> CompactBytes {
-        let c = CompactBytes::new(v);
-        self.heap += c.heap_size();
-        c
+    /// The most bytes a node may hold.
+    fn byte_limit(&self) -> usize {
+        if self.fill >= 0 {
+            SIZE_SAFETY_LIMIT
+        } else {
+            4096 << (self.fill.unsigned_abs() - 1)
+        }
     }
 
-    fn forget(&mut self, c: CompactBytes) -> Vec<u8> {
-        self.heap -= c.heap_size();
-        c.into_vec()
+    /// Whether a node of `bytes` bytes and `count` entries is within the
+    /// fill.
+    fn within(&self, bytes: usize, count: usize) -> bool {
+        bytes <= self.byte_limit() && (self.fill < 0 || count <= (self.fill as usize).max(1))
+    }
+
+    fn room_for(&self, n: &Node, v: &[u8]) -> bool {
+        self.within(n.buf.len() + entry_size(v.len()), n.count as usize + 1)
     }
 
     pub fn push(&mut self, end: End, v: &[u8]) {
-        let c = self.make(v);
+        self.len += 1;
+        let node = match end {
+            End::Head => self.nodes.front(),
+            End::Tail => self.nodes.back(),
+        };
+        if let Some(n) = node.filter(|n| self.room_for(n, v)) {
+            let at = if end == End::Head { 0 } else { n.buf.len() };
+            let cap = self.byte_limit();
+            let n = match end {
+                End::Head => self.nodes.front_mut(),
+                End::Tail => self.nodes.back_mut(),
+            };
+            if let Some(n) = n {
+                n.insert_at(at, v, cap);
+            }
+            return;
+        }
+        // The node at this end is full and stays so: give back its slack.
+        let full = match end {
+            End::Head => self.nodes.front_mut(),
+            End::Tail => self.nodes.back_mut(),
+        };
+        if let Some(n) = full {
+            n.buf.shrink_to_fit();
+        }
+        // Most lists fit one node: do not let the deque start at four.
+        if self.nodes.capacity() == 0 {
+            self.nodes.reserve_exact(1);
+        }
         match end {
-            End::Head => self.items.push_front(c),
-            End::Tail => self.items.push_back(c),
+            End::Head => self.nodes.push_front(Node::single(v)),
+            End::Tail => self.nodes.push_back(Node::single(v)),
         }
     }
 
     pub fn pop(&mut self, end: End) -> Option<Vec<u8>> {
-        let c = match end {
-            End::Head => self.items.pop_front(),
-            End::Tail => self.items.pop_back(),
+        let n = match end {
+            End::Head => self.nodes.front_mut(),
+            End::Tail => self.nodes.back_mut(),
         }?;
-        Some(self.forget(c))
+        let start = match end {
+            End::Head => 0,
+            End::Tail => entry_before(&n.buf, n.buf.len()),
+        };
+        let (s, e, next) = read_fwd(&n.buf, start);
+        let v = n.buf[s..e].to_vec();
+        n.buf.drain(start..next);
+        n.count -= 1;
+        if n.count == 0 {
+            match end {
+                End::Head => self.nodes.pop_front(),
+                End::Tail => self.nodes.pop_back(),
+            };
+        }
+        self.len -= 1;
+        Some(v)
     }
 
     /// Resolves a Redis index (negative from the tail) to a position.
     pub fn resolve(&self, index: i64) -> Option<usize> {
-        let len = self.items.len() as i64;
+        let len = self.len as i64;
         let i = if index < 0 { len + index } else { index };
         (0..len).contains(&i).then_some(i as usize)
     }
 
+    /// The node holding position `i` (< len) and the entry's index in it,
+    /// walking from the nearer end.
+    fn locate(&self, i: usize) -> (usize, usize) {
+        if i * 2 <= self.len {
+            let mut left = i;
+            for (k, n) in self.nodes.iter().enumerate() {
+                if left < n.count as usize {
+                    return (k, left);
+                }
+                left -= n.count as usize;
+            }
+        } else {
+            let mut right = self.len - i;
+            for (k, n) in self.nodes.iter().enumerate().rev() {
+                if right <= n.count as usize {
+                    return (k, n.count as usize - right);
+                }
+                right -= n.count as usize;
+            }
+        }
+        (self.nodes.len(), 0)
+    }
+
     pub fn get(&self, index: i64) -> Option<&[u8]> {
-        self.resolve(index).map(|i| self.items[i].as_slice())
+        let i = self.resolve(index)?;
+        let (k, j) = self.locate(i);
+        Some(self.nodes.get(k)?.get(j))
+    }
+
+    /// Splits node `k` in halves while it is over the fill and holds more
+    /// than one entry (after LSET or LINSERT made it grow).
+    fn split_if_over(&mut self, k: usize) {
+        let Some(n) = self.nodes.get(k) else {
+            return;
+        };
+        if n.count < 2 || self.within(n.buf.len(), n.count as usize) {
+            return;
+        }
+        let half = n.count as usize / 2;
+        let at = n.offset(half);
+        let Some(n) = self.nodes.get_mut(k) else {
+            return;
+        };
+        let tail = Node {
+            buf: n.buf.split_off(at),
+            count: n.count - half as u32,
+        };
+        n.count = half as u32;
+        n.buf.shrink_to_fit();
+        self.nodes.insert(k + 1, tail);
+        self.split_if_over(k + 1);
+        self.split_if_over(k);
     }
 
     /// Replaces the element at `index`; false when out of range.
@@ -90,15 +341,22 @@ impl List {
         let Some(i) = self.resolve(index) else {
             return false;
         };
-        let c = self.make(v);
-        let old = std::mem::replace(&mut self.items[i], c);
-        self.forget(old);
+        let (k, j) = self.locate(i);
+        let Some(n) = self.nodes.get_mut(k) else {
+            return false;
+        };
+        let at = n.offset(j);
+        let next = read_fwd(&n.buf, at).2;
+        let mut e = Vec::with_capacity(entry_size(v.len()));
+        put_entry(&mut e, v);
+        n.buf.splice(at..next, e);
+        self.split_if_over(k);
         true
     }
 
     /// LRANGE's clamping: the positions [start, end) selected, if any.
     pub fn range_bounds(&self, start: i64, stop: i64) -> Option<(usize, usize)> {
-        let len = self.items.len() as i64;
+        let len = self.len as i64;
         let mut s = if start < 0 {
             len.saturating_add(start)
         } else {
@@ -123,27 +381,76 @@ impl List {
 
     pub fn range(&self, start: i64, stop: i64) -> impl Iterator<Item = &[u8]> {
         let (s, e) = self.range_bounds(start, stop).unwrap_or((0, 0));
-        self.items.range(s..e).map(|c| c.as_slice())
+        let mut it = self.iter();
+        if s < e {
+            let (k, j) = self.locate(s);
+            it.front = (k, self.nodes.get(k).map_or(0, |n| n.offset(j)));
+            it.left = self.len - s;
+        }
+        it.take(e - s)
     }
 
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + ExactSizeIterator {
-        self.items.iter().map(|c| c.as_slice())
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            nodes: &self.nodes,
+            front: (0, 0),
+            back: (
+                self.nodes.len().saturating_sub(1),
+                self.nodes.back().map_or(0, |n| n.buf.len()),
+            ),
+            left: self.len,
+        }
+    }
+
+    /// Removes the first `n` elements.
+    fn drop_head(&mut self, mut n: usize) {
+        self.len -= n.min(self.len);
+        while n > 0 {
+            let Some(f) = self.nodes.front_mut() else {
+                return;
+            };
+            if f.count as usize <= n {
+                n -= f.count as usize;
+                self.nodes.pop_front();
+            } else {
+                let at = f.offset(n);
+                f.buf.drain(..at);
+                f.count -= n as u32;
+                return;
+            }
+        }
+    }
+
+    /// Removes the last `n` elements.
+    fn drop_tail(&mut self, mut n: usize) {
+        self.len -= n.min(self.len);
+        while n > 0 {
+            let Some(b) = self.nodes.back_mut() else {
+                return;
+            };
+            if b.count as usize <= n {
+                n -= b.count as usize;
+                self.nodes.pop_back();
+            } else {
+                let keep = b.count as usize - n;
+                let at = b.offset(keep);
+                b.buf.truncate(at);
+                b.count = keep as u32;
+                return;
+            }
+        }
     }
 
     /// LTRIM: keeps only the range; out-of-range empties the list.
     pub fn trim(&mut self, start: i64, stop: i64) {
         match self.range_bounds(start, stop) {
             None => {
-                self.items.clear();
-                self.heap = 0;
+                self.nodes.clear();
+                self.len = 0;
             }
             Some((s, e)) => {
-                for c in self.items.drain(e..) {
-                    self.heap -= c.heap_size();
-                }
-                for c in self.items.drain(..s) {
-                    self.heap -= c.heap_size();
-                }
+                self.drop_tail(self.len - e);
+                self.drop_head(s);
             }
         }
     }
@@ -151,12 +458,23 @@ impl List {
     /// LINSERT: inserts `v` before or after the first `pivot`; false if
     /// the pivot is absent.
     pub fn insert(&mut self, after: bool, pivot: &[u8], v: &[u8]) -> bool {
-        let Some(i) = self.items.iter().position(|c| c.as_slice() == pivot) else {
-            return false;
-        };
-        let c = self.make(v);
-        self.items.insert(if after { i + 1 } else { i }, c);
-        true
+        for k in 0..self.nodes.len() {
+            let n = &self.nodes[k];
+            let mut pos = 0;
+            while pos < n.buf.len() {
+                let (s, e, next) = read_fwd(&n.buf, pos);
+                if &n.buf[s..e] == pivot {
+                    let at = if after { next } else { pos };
+                    let cap = self.byte_limit();
+                    self.nodes[k].insert_at(at, v, cap);
+                    self.len += 1;
+                    self.split_if_over(k);
+                    return true;
+                }
+                pos = next;
+            }
+        }
+        false
     }
 
     /// LREM: removes up to |count| elements equal to `v` (all when 0),
@@ -168,63 +486,165 @@ impl List {
             usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX)
         };
         let mut removed = 0;
-        if count >= 0 {
-            let mut i = 0;
-            while i < self.items.len() && removed < limit {
-                if self.items[i].as_slice() == v {
-                    if let Some(c) = self.items.remove(i) {
-                        self.heap -= c.heap_size();
-                    }
-                    removed += 1;
-                } else {
-                    i += 1;
-                }
-            }
+        let order: Vec<usize> = if count >= 0 {
+            (0..self.nodes.len()).collect()
         } else {
-            let mut i = self.items.len();
-            while i > 0 && removed < limit {
-                i -= 1;
-                if self.items[i].as_slice() == v {
-                    if let Some(c) = self.items.remove(i) {
-                        self.heap -= c.heap_size();
-                    }
-                    removed += 1;
-                }
+            (0..self.nodes.len()).rev().collect()
+        };
+        for k in order {
+            if removed >= limit {
+                break;
             }
+            let n = &mut self.nodes[k];
+            let mut hits: Vec<(usize, usize)> = n
+                .spans()
+                .into_iter()
+                .filter(|&(s, _)| {
+                    let (a, b, _) = read_fwd(&n.buf, s);
+                    &n.buf[a..b] == v
+                })
+                .collect();
+            if count < 0 {
+                hits.reverse();
+            }
+            hits.truncate(limit - removed);
+            hits.sort_unstable();
+            for &(s, e) in hits.iter().rev() {
+                n.buf.drain(s..e);
+            }
+            n.count -= hits.len() as u32;
+            removed += hits.len();
+        }
+        self.len -= removed;
+        if removed > 0 {
+            self.compact();
         }
         removed
+    }
+
+    /// Drops empty nodes and merges neighbours that fit in one node.
+    fn compact(&mut self) {
+        let nodes = std::mem::take(&mut self.nodes);
+        let mut out: VecDeque<Node> = VecDeque::with_capacity(nodes.len());
+        for n in nodes {
+            if n.count == 0 {
+                continue;
+            }
+            if let Some(last) = out.back_mut() {
+                if self.within(
+                    last.buf.len() + n.buf.len(),
+                    (last.count + n.count) as usize,
+                ) {
+                    last.buf.extend_from_slice(&n.buf);
+                    last.count += n.count;
+                    continue;
+                }
+            }
+            out.push_back(n);
+        }
+        for n in out.iter_mut() {
+            n.buf.shrink_to_fit();
+        }
+        self.nodes = out;
     }
 
     /// LPOS: positions of `v`, skipping matches before the `rank`-th
     /// (negative: from the tail), at most `count` (0 = all), looking at no
     /// more than `maxlen` elements (0 = all).
     pub fn positions(&self, v: &[u8], rank: i64, count: usize, maxlen: usize) -> Vec<usize> {
-        let len = self.items.len();
+        let len = self.len;
         let (tail, rank) = if rank < 0 {
             (true, rank.wrapping_neg())
         } else {
             (false, rank)
         };
+        let limit = if maxlen == 0 { len } else { maxlen.min(len) };
         let mut out = Vec::new();
         let mut matches: i64 = 0;
-        for step in 0..len {
-            if maxlen != 0 && step >= maxlen {
-                break;
-            }
-            let i = if tail { len - 1 - step } else { step };
-            if self.items[i].as_slice() == v {
+        let mut visit = |step: usize, x: &[u8]| {
+            if x == v {
                 matches += 1;
                 if matches >= rank {
-                    out.push(i);
+                    out.push(if tail { len - 1 - step } else { step });
                     if count != 0 && out.len() >= count {
-                        break;
+                        return false;
                     }
+                }
+            }
+            true
+        };
+        if tail {
+            for (step, x) in self.iter().rev().take(limit).enumerate() {
+                if !visit(step, x) {
+                    break;
+                }
+            }
+        } else {
+            for (step, x) in self.iter().take(limit).enumerate() {
+                if !visit(step, x) {
+                    break;
                 }
             }
         }
         out
     }
 }
+
+/// Walks a list from both ends.
+pub struct Iter<'a> {
+    nodes: &'a VecDeque<Node>,
+    /// (node, byte offset of the next entry from the front)
+    front: (usize, usize),
+    /// (node, byte offset just past the next entry from the back)
+    back: (usize, usize),
+    left: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        loop {
+            let n = self.nodes.get(self.front.0)?;
+            if self.front.1 < n.buf.len() {
+                let (s, e, next) = read_fwd(&n.buf, self.front.1);
+                self.front.1 = next;
+                self.left -= 1;
+                return Some(&n.buf[s..e]);
+            }
+            self.front = (self.front.0 + 1, 0);
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        loop {
+            if self.back.1 > 0 {
+                let n = self.nodes.get(self.back.0)?;
+                let start = entry_before(&n.buf, self.back.1);
+                let (s, e, _) = read_fwd(&n.buf, start);
+                self.back.1 = start;
+                self.left -= 1;
+                return Some(&n.buf[s..e]);
+            }
+            self.back.0 = self.back.0.checked_sub(1)?;
+            self.back.1 = self.nodes.get(self.back.0)?.buf.len();
+        }
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -243,8 +663,10 @@ mod tests {
 
     fn val() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![
-            (0u8..4).prop_map(|b| vec![b'a' + b]),
-            proptest::collection::vec(any::<u8>(), 0..40),
+            4 => (0u8..4).prop_map(|b| vec![b'a' + b]),
+            4 => proptest::collection::vec(any::<u8>(), 0..40),
+            // Long entries: multi-byte lengths, and nodes filled by bytes.
+            1 => (0u8..4, 100usize..1500).prop_map(|(b, n)| vec![b'a' + b; n]),
         ]
     }
 
@@ -280,8 +702,8 @@ mod tests {
 
     proptest! {
         #[test]
-        fn behaves_like_a_vec(ops in proptest::collection::vec(op(), 0..60)) {
-            let mut l = List::new();
+        fn behaves_like_a_vec(ops in proptest::collection::vec(op(), 0..80), fill in prop_oneof![-5i64..=-1, 0i64..=4]) {
+            let mut l = List::with_fill(fill);
             let mut m: Vec<Vec<u8>> = Vec::new();
             for op in ops {
                 match op {
@@ -332,8 +754,22 @@ mod tests {
                 prop_assert_eq!(l.len(), m.len());
                 let all: Vec<Vec<u8>> = l.iter().map(<[u8]>::to_vec).collect();
                 prop_assert_eq!(&all, &m);
-                let heap: usize = m.iter().filter(|x| x.len() > 22).map(Vec::len).sum();
-                prop_assert_eq!(l.heap, heap);
+                let back: Vec<Vec<u8>> = l.iter().rev().map(<[u8]>::to_vec).collect();
+                prop_assert!(back.iter().rev().eq(m.iter()));
+                prop_assert_eq!(l.nodes.iter().map(|n| n.count as usize).sum::<usize>(), m.len());
+                for n in &l.nodes {
+                    prop_assert!(n.count > 0);
+                    prop_assert_eq!(n.spans().len(), n.count as usize);
+                    prop_assert!(n.count == 1 || l.within(n.buf.len(), n.count as usize));
+                }
+                if let (Some(a), Some(b)) = (m.first(), m.last()) {
+                    let want: Vec<usize> = (0..m.len()).filter(|&i| m[i] == *a).collect();
+                    prop_assert_eq!(l.positions(a, 1, 0, 0), want);
+                    let mut want: Vec<usize> = (0..m.len()).filter(|&i| m[i] == *b).collect();
+                    want.reverse();
+                    want.truncate(2);
+                    prop_assert_eq!(l.positions(b, -1, 2, 0), want);
+                }
                 for i in -(m.len() as i64) - 2..m.len() as i64 + 2 {
                     let len = m.len() as i64;
                     let idx = if i < 0 { len + i } else { i };
@@ -342,6 +778,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn nodes_follow_the_fill() {
+        let mut l = List::with_fill(3);
+        for i in 0..10 {
+            l.push(End::Tail, format!("{i}").as_bytes());
+        }
+        assert_eq!(l.node_count(), 4);
+        let mut l = List::new();
+        for _ in 0..1000 {
+            l.push(End::Head, b"xxx");
+        }
+        // 5 bytes an entry, 8 KiB a node.
+        assert_eq!(l.node_count(), 1);
+        for _ in 0..2000 {
+            l.push(End::Head, b"xxx");
+        }
+        assert_eq!(l.node_count(), 2);
+        assert!(l.heap_size() < 3000 * 6, "{}", l.heap_size());
     }
 
     #[test]

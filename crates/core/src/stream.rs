@@ -9,10 +9,11 @@
 //! as tombstones (flag bit) until their whole node goes, so a node fills up,
 //! and approximate trimming removes whole nodes, exactly as in Redis.
 //!
-//! Persistence (RDB, DUMP/RESTORE) is not done here: an encoder reads a
-//! stream through `range`, the public counters and `groups`; a loader
-//! rebuilds it with `append` (node limits as configured) and sets the same
-//! fields.
+//! Persistence (RDB, DUMP/RESTORE) is not done here: the encoder reads
+//! the nodes through `node_views` (Redis's listpack layout can be rebuilt
+//! byte for byte from them), the public counters and `groups`; a loader
+//! rebuilds the nodes exactly as the file had them with `load_node` and
+//! sets the same fields.
 //!
 //! Invariants:
 //! - Entry IDs strictly increase through a node and across nodes; every ID
@@ -101,15 +102,6 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
-}
-
-fn varint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
 }
 
 /// Reads a LEB128 number at `*pos` (node bytes are only ever written by
@@ -243,10 +235,14 @@ struct Slot {
 
 impl Node {
     fn new(fields: &[&[u8]]) -> Node {
+        let names: Vec<&[u8]> = fields.iter().step_by(2).copied().collect();
+        Node::with_names(&names)
+    }
+
+    fn with_names(names: &[&[u8]]) -> Node {
         let mut data = Vec::new();
-        let names = fields.len() / 2;
-        put_varint(&mut data, names as u64);
-        for f in fields.iter().step_by(2) {
+        put_varint(&mut data, names.len() as u64);
+        for f in names {
             put_bytes(&mut data, f);
         }
         // Listpack header and end byte; valid and deleted counts; the
@@ -254,12 +250,8 @@ impl Node {
         let lp_bytes = 7
             + lp::int(1)
             + lp::int(0)
-            + lp::int(names as i64)
-            + fields
-                .iter()
-                .step_by(2)
-                .map(|f| lp::string(f))
-                .sum::<usize>()
+            + lp::int(names.len() as i64)
+            + names.iter().map(|f| lp::string(f)).sum::<usize>()
             + lp::int(0);
         Node {
             data,
@@ -396,6 +388,33 @@ fn id_delta(master: StreamId, id: StreamId) -> (u64, u64) {
     } else {
         (dms, id.seq)
     }
+}
+
+/// One node as Redis lays out its listpack (for the RDB encoder): the
+/// master ID and field names, the live and deleted counts, and every
+/// entry, tombstones included.
+pub struct NodeView<'a> {
+    pub master: StreamId,
+    pub names: Vec<&'a [u8]>,
+    pub live: u32,
+    pub deleted: u32,
+    pub entries: Vec<EntryView<'a>>,
+}
+
+/// One entry of a `NodeView`; `fields` is the flat field/value list, and
+/// `same_fields` says its names are the master's (only values are stored).
+pub struct EntryView<'a> {
+    pub id: StreamId,
+    pub deleted: bool,
+    pub same_fields: bool,
+    pub fields: Vec<&'a [u8]>,
+}
+
+/// An entry as a loader hands it to `Stream::load_node`.
+pub struct LoadEntry<'a> {
+    pub id: StreamId,
+    pub deleted: bool,
+    pub fields: Vec<&'a [u8]>,
 }
 
 /// An entry copied out of the stream: its ID and flat field/value list.
@@ -624,6 +643,81 @@ impl Stream {
         if self.length == 1 {
             self.first_id = id;
         }
+    }
+
+    /// Every node, oldest first, as Redis's listpacks hold them.
+    pub fn node_views(&self) -> impl Iterator<Item = NodeView<'_>> {
+        self.nodes.iter().map(|(&master, node)| {
+            let (names, _) = node.master_fields();
+            let entries = node
+                .slots(master)
+                .iter()
+                .map(|s| {
+                    let mut fields = Vec::new();
+                    node.fields_into(s, &mut fields);
+                    EntryView {
+                        id: s.id,
+                        deleted: s.flags & DELETED != 0,
+                        same_fields: s.flags & SAME_FIELDS != 0,
+                        fields,
+                    }
+                })
+                .collect();
+            NodeView {
+                master,
+                names,
+                live: node.live,
+                deleted: node.count - node.live,
+                entries,
+            }
+        })
+    }
+
+    /// Appends a node read from an RDB listpack, as it was: master ID,
+    /// master field names, entries with their tombstones. IDs must be
+    /// strictly ascending, from `master` on, above every entry and master
+    /// already loaded; field lists must have even lengths. A node with no
+    /// live entry is dropped (Redis never keeps one). Counters other than
+    /// the length are the loader's to set.
+    pub fn load_node(
+        &mut self,
+        master: StreamId,
+        names: &[&[u8]],
+        entries: &[LoadEntry<'_>],
+    ) -> Result<(), &'static str> {
+        if let Some((&prev_master, prev)) = self.nodes.iter().next_back() {
+            if master <= prev_master || master <= prev.last {
+                return Err("stream node out of order");
+            }
+        }
+        let mut node = Node::with_names(names);
+        let mut prev: Option<StreamId> = None;
+        for e in entries {
+            if e.fields.len() % 2 != 0 {
+                return Err("odd stream entry field list");
+            }
+            if e.id < master || prev.is_some_and(|p| e.id <= p) {
+                return Err("stream entry IDs out of order");
+            }
+            prev = Some(e.id);
+            node.push(master, e.id, &e.fields);
+        }
+        if entries.iter().all(|e| e.deleted) {
+            return Ok(());
+        }
+        let deleted: Vec<usize> = node
+            .slots(master)
+            .iter()
+            .zip(entries)
+            .filter(|(_, e)| e.deleted)
+            .map(|(s, _)| s.flag_at)
+            .collect();
+        for at in deleted {
+            node.tombstone(at);
+        }
+        self.length += u64::from(node.live);
+        self.nodes.insert(master, node);
+        Ok(())
     }
 
     /// The master ID of the node that would hold `id`.

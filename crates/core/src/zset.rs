@@ -1,10 +1,10 @@
 //! The sorted-set value type.
 //!
 //! Two representations, as Redis 7.0 reports them through OBJECT ENCODING:
-//! - `listpack`: a sorted vector of (score, member) pairs, used while the set
-//!   is small (at most `max_entries` elements, members at most `max_value`
-//!   bytes). Every operation is a binary search or a linear walk over a few
-//!   dozen pairs.
+//! - `listpack`: every (member, score) pair in one exactly-sized byte
+//!   buffer (`zpack.rs`, members front-coded), used while the set is small (at most
+//!   `max_entries` elements, members at most `max_value` bytes). Every
+//!   operation is a linear walk over a few dozen pairs.
 //! - `skiplist`: an order-statistics treap (each node knows its subtree
 //!   size, so rank and select are O(log n)) plus a member → score hash table
 //!   (our keyspace table, which also gives ZSCAN its reverse-binary cursor).
@@ -19,8 +19,11 @@
 //!   a finished result back when it fits.
 
 use crate::table::{Keyed, Table};
+use crate::zpack::ZPack;
 use crate::CompactBytes;
 use std::cmp::Ordering;
+
+pub use crate::zpack::Elem;
 
 /// The conversion thresholds (`zset-max-listpack-entries`/`-value`).
 #[derive(Debug, Clone, Copy)]
@@ -366,12 +369,36 @@ impl Tree {
     }
 }
 
+/// The large encoding: the tree for order, the table for lookups.
+struct Big {
+    dict: Table<Slot>,
+    tree: Tree,
+}
+
+impl Clone for Big {
+    fn clone(&self) -> Self {
+        let mut dict = Table::new();
+        for s in self.dict.iter() {
+            dict.insert(Slot {
+                member: s.member.clone(),
+                score: s.score,
+            });
+        }
+        Big {
+            dict,
+            tree: self.tree.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
 enum Repr {
-    Pack(Vec<(f64, CompactBytes)>),
-    Big { dict: Table<Slot>, tree: Tree },
+    Pack(ZPack),
+    Big(Box<Big>),
 }
 
 /// A sorted set.
+#[derive(Clone)]
 pub struct ZSet {
     repr: Repr,
 }
@@ -379,31 +406,6 @@ pub struct ZSet {
 impl Default for ZSet {
     fn default() -> Self {
         ZSet::new()
-    }
-}
-
-impl Clone for ZSet {
-    fn clone(&self) -> Self {
-        match &self.repr {
-            Repr::Pack(v) => ZSet {
-                repr: Repr::Pack(v.clone()),
-            },
-            Repr::Big { dict, tree } => {
-                let mut d = Table::new();
-                for s in dict.iter() {
-                    d.insert(Slot {
-                        member: s.member.clone(),
-                        score: s.score,
-                    });
-                }
-                ZSet {
-                    repr: Repr::Big {
-                        dict: d,
-                        tree: tree.clone(),
-                    },
-                }
-            }
-        }
     }
 }
 
@@ -425,7 +427,7 @@ impl std::fmt::Debug for ZSet {
 impl ZSet {
     pub fn new() -> ZSet {
         ZSet {
-            repr: Repr::Pack(Vec::new()),
+            repr: Repr::Pack(ZPack::default()),
         }
     }
 
@@ -441,17 +443,17 @@ impl ZSet {
 
     fn new_big() -> ZSet {
         ZSet {
-            repr: Repr::Big {
+            repr: Repr::Big(Box::new(Big {
                 dict: Table::new(),
                 tree: Tree::new(),
-            },
+            })),
         }
     }
 
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Pack(v) => v.len(),
-            Repr::Big { dict, .. } => dict.len(),
+            Repr::Pack(p) => p.len(),
+            Repr::Big(b) => b.dict.len(),
         }
     }
 
@@ -463,22 +465,20 @@ impl ZSet {
     pub fn encoding(&self) -> &'static str {
         match &self.repr {
             Repr::Pack(_) => "listpack",
-            Repr::Big { .. } => "skiplist",
+            Repr::Big(_) => "skiplist",
         }
     }
 
     /// Heap bytes owned (for memory accounting).
     pub fn heap_size(&self) -> usize {
         match &self.repr {
-            Repr::Pack(v) => {
-                v.capacity() * std::mem::size_of::<(f64, CompactBytes)>()
-                    + v.iter().map(|(_, m)| m.heap_size()).sum::<usize>()
-            }
-            Repr::Big { dict, tree } => {
-                dict.bucket_count() * 8
-                    + dict.len() * (std::mem::size_of::<Slot>() + 8)
-                    + tree.nodes.capacity() * std::mem::size_of::<Node>()
-                    + 2 * dict.iter().map(|s| s.member.heap_size()).sum::<usize>()
+            Repr::Pack(p) => p.heap_size(),
+            Repr::Big(b) => {
+                std::mem::size_of::<Big>()
+                    + b.dict.bucket_count() * 8
+                    + b.dict.len() * (std::mem::size_of::<Slot>() + 8)
+                    + b.tree.nodes.capacity() * std::mem::size_of::<Node>()
+                    + 2 * b.dict.iter().map(|s| s.member.heap_size()).sum::<usize>()
             }
         }
     }
@@ -492,38 +492,32 @@ impl ZSet {
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
-            Repr::Pack(v) => v.iter().find(|(_, m)| &m[..] == member).map(|(s, _)| *s),
-            Repr::Big { dict, .. } => dict.get(member).map(|s| s.score),
+            Repr::Pack(p) => p.score(member),
+            Repr::Big(b) => b.dict.get(member).map(|s| s.score),
         }
     }
 
     fn make_big(&mut self) {
-        let Repr::Pack(v) = &mut self.repr else {
+        let Repr::Pack(p) = &self.repr else {
             return;
         };
-        let v = std::mem::take(v);
         let mut dict = Table::new();
         let mut tree = Tree::new();
-        for (s, m) in v {
+        p.for_each(|m, s| {
             dict.insert(Slot {
-                member: m.clone(),
+                member: CompactBytes::new(m),
                 score: s,
             });
-            tree.insert(s, m);
-        }
-        self.repr = Repr::Big { dict, tree };
+            tree.insert(s, CompactBytes::new(m));
+        });
+        self.repr = Repr::Big(Box::new(Big { dict, tree }));
     }
 
     /// Converts back to the packed form when the whole set fits the limits.
     pub fn shrink_if_fits(&mut self, limits: Limits) {
-        if let Repr::Big { .. } = self.repr {
+        if let Repr::Big(_) = self.repr {
             if self.len() <= limits.max_entries && self.max_member_len() <= limits.max_value {
-                let v: Vec<(f64, CompactBytes)> = self
-                    .to_vec()
-                    .into_iter()
-                    .map(|(m, s)| (s + 0.0, CompactBytes::from_vec(m)))
-                    .collect();
-                self.repr = Repr::Pack(v);
+                self.repr = Repr::Pack(ZPack::from_sorted(self.to_vec().into_iter()));
             }
         }
     }
@@ -548,27 +542,19 @@ impl ZSet {
     }
 
     fn insert_new(&mut self, member: &[u8], score: f64, limits: Option<Limits>) {
-        if let (Repr::Pack(v), Some(l)) = (&self.repr, limits) {
-            if v.len() + 1 > l.max_entries || member.len() > l.max_value {
+        if let (Repr::Pack(p), Some(l)) = (&self.repr, limits) {
+            if p.len() + 1 > l.max_entries || member.len() > l.max_value {
                 self.make_big();
             }
         }
         match &mut self.repr {
-            Repr::Pack(v) => {
-                let at =
-                    v.partition_point(|(s, m)| cmp_elem(*s, m, score, member) == Ordering::Less);
-                // The packed form keeps scores as text, where -0 is "0".
-                // Exact growth, as a listpack: many small zsets, each
-                // otherwise up to half empty.
-                v.reserve_exact(1);
-                v.insert(at, (score + 0.0, CompactBytes::new(member)));
-            }
-            Repr::Big { dict, tree } => {
-                dict.insert(Slot {
+            Repr::Pack(p) => p.insert(member, score),
+            Repr::Big(b) => {
+                b.dict.insert(Slot {
                     member: CompactBytes::new(member),
                     score,
                 });
-                tree.insert(score, CompactBytes::new(member));
+                b.tree.insert(score, CompactBytes::new(member));
             }
         }
     }
@@ -576,13 +562,10 @@ impl ZSet {
     /// Removes `member`; returns its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
         match &mut self.repr {
-            Repr::Pack(v) => {
-                let i = v.iter().position(|(_, m)| &m[..] == member)?;
-                Some(v.remove(i).0)
-            }
-            Repr::Big { dict, tree } => {
-                let slot = dict.remove(member)?;
-                tree.remove_elem(slot.score, member);
+            Repr::Pack(p) => p.remove(member),
+            Repr::Big(b) => {
+                let slot = b.dict.remove(member)?;
+                b.tree.remove_elem(slot.score, member);
                 Some(slot.score)
             }
         }
@@ -597,18 +580,21 @@ impl ZSet {
 
     /// How many leading elements satisfy `pred`, which must hold on a
     /// prefix of the order (e.g. "score < x").
-    pub fn prefix_len(&self, mut pred: impl FnMut(f64, &[u8]) -> bool) -> usize {
+    pub fn prefix_len(&self, pred: impl FnMut(f64, &[u8]) -> bool) -> usize {
         match &self.repr {
-            Repr::Pack(v) => v.partition_point(|(s, m)| pred(*s, m)),
-            Repr::Big { tree, .. } => tree.prefix_len(pred),
+            Repr::Pack(p) => p.prefix_len(pred),
+            Repr::Big(b) => b.tree.prefix_len(pred),
         }
     }
 
-    /// The element at ascending rank `k`.
-    pub fn get(&self, k: usize) -> Option<(&[u8], f64)> {
+    /// The element at ascending rank `k`; the member derefs to its bytes.
+    pub fn get(&self, k: usize) -> Option<(Elem<'_>, f64)> {
         match &self.repr {
-            Repr::Pack(v) => v.get(k).map(|(s, m)| (&m[..], *s)),
-            Repr::Big { tree, .. } => tree.select(k).map(|n| (&n.member[..], n.score)),
+            Repr::Pack(p) => p.get(k).map(|(m, s)| (Elem::Owned(m), s)),
+            Repr::Big(b) => b
+                .tree
+                .select(k)
+                .map(|n| (Elem::Bytes(&n.member[..]), n.score)),
         }
     }
 
@@ -620,15 +606,8 @@ impl ZSet {
             return;
         }
         match &self.repr {
-            Repr::Pack(v) => {
-                let part = &v[lo..hi];
-                if rev {
-                    part.iter().rev().for_each(|(s, m)| f(m, *s));
-                } else {
-                    part.iter().for_each(|(s, m)| f(m, *s));
-                }
-            }
-            Repr::Big { tree, .. } => tree.visit(lo, hi, rev, &mut f),
+            Repr::Pack(p) => p.range(lo, hi, rev, &mut f),
+            Repr::Big(b) => b.tree.visit(lo, hi, rev, &mut f),
         }
     }
 
@@ -640,12 +619,9 @@ impl ZSet {
             return 0;
         }
         match &mut self.repr {
-            Repr::Pack(v) => {
-                for (s, m) in v.drain(lo..hi) {
-                    f(&m, s);
-                }
-            }
-            Repr::Big { dict, tree } => {
+            Repr::Pack(p) => p.remove_range(lo, hi, &mut f),
+            Repr::Big(b) => {
+                let Big { dict, tree } = &mut **b;
                 tree.remove_range(lo, hi, |m, s| {
                     dict.remove(&m);
                     f(&m, s);
@@ -660,18 +636,16 @@ impl ZSet {
     /// `count` elements were seen. Returns the next cursor.
     pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], f64)) -> u64 {
         match &self.repr {
-            Repr::Pack(v) => {
-                for (s, m) in v {
-                    f(m, *s);
-                }
+            Repr::Pack(p) => {
+                p.for_each(f);
                 0
             }
-            Repr::Big { dict, .. } => {
+            Repr::Big(b) => {
                 let mut cursor = cursor;
                 let mut seen = 0;
                 let mut budget = count.saturating_mul(10);
                 loop {
-                    cursor = dict.scan_bucket(cursor, |s| {
+                    cursor = b.dict.scan_bucket(cursor, |s| {
                         seen += 1;
                         f(&s.member, s.score);
                     });
@@ -694,25 +668,57 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Add(u8, i8),
+        Add(u8, u8),
         Rem(u8),
         RemRange(u8, u8),
+        /// Converts back to the packed form where it fits (what store
+        /// commands do with their result).
+        Shrink,
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            4 => (any::<u8>(), any::<i8>()).prop_map(|(m, s)| Op::Add(m % 64, s % 8)),
-            2 => any::<u8>().prop_map(|m| Op::Rem(m % 64)),
-            1 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::RemRange(a % 40, b % 8)),
+            8 => (any::<u8>(), any::<u8>()).prop_map(|(m, s)| Op::Add(m % 64, s)),
+            4 => any::<u8>().prop_map(|m| Op::Rem(m % 64)),
+            2 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::RemRange(a % 40, b % 8)),
+            1 => Just(Op::Shrink),
         ]
     }
 
+    /// Scores that exercise every packed score form, ties included.
+    fn score(s: u8) -> f64 {
+        const ODD: [f64; 12] = [
+            0.5,
+            -1.25,
+            1.1,
+            2047.0,
+            2048.0,
+            -4096.0,
+            1e10,
+            -3e15,
+            9.2e18,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+        ];
+        match s % 4 {
+            0 => f64::from(s % 8),
+            1 => f64::from(s) * 10.0 - 1200.0,
+            _ => ODD[usize::from(s) % ODD.len()],
+        }
+    }
+
     fn member(m: u8) -> Vec<u8> {
-        // Some long members force the skiplist encoding by value length.
-        if m % 31 == 30 {
-            vec![b'x'; 70]
-        } else {
-            format!("m{m}").into_bytes()
+        match m % 8 {
+            // Long members force the skiplist encoding by value length.
+            0 if m % 3 == 0 => vec![b'x'; 70],
+            // Integer-looking members are packed as integers.
+            1 => (i64::from(m) - 30).to_string().into_bytes(),
+            2 => (i64::from(m) * 1_000_000_007).to_string().into_bytes(),
+            // Not canonical integers: stay strings.
+            3 => format!("0{m}").into_bytes(),
+            4 => format!("member:with:a:longer:name:{m}").into_bytes(),
+            _ => format!("m{m}").into_bytes(),
         }
     }
 
@@ -732,8 +738,16 @@ mod tests {
                 match o {
                     Op::Add(m, s) => {
                         let m = member(m);
-                        let old = z.insert(&m, s as f64, limits);
-                        prop_assert_eq!(old, model.insert(m, s as f64));
+                        let s = score(s);
+                        let old = z.insert(&m, s, limits);
+                        // -0 and 0 compare equal (the packed form stores 0).
+                        prop_assert_eq!(old, model.insert(m, s));
+                    }
+                    Op::Shrink => {
+                        let before = z.encoding();
+                        z.shrink_if_fits(limits);
+                        let fits = model.len() <= max_entries && model.keys().all(|m| m.len() <= 64);
+                        prop_assert_eq!(z.encoding() == "listpack", before == "listpack" || fits);
                     }
                     Op::Rem(m) => {
                         let m = member(m);
@@ -761,9 +775,21 @@ mod tests {
                 prop_assert_eq!(z.to_vec(), want.clone());
                 for (i, (m, s)) in want.iter().enumerate() {
                     prop_assert_eq!(z.rank(m), Some((i, *s)));
+                    prop_assert_eq!(z.score(m), Some(*s));
                     let got = z.get(i).map(|(m, s)| (m.to_vec(), s));
                     prop_assert_eq!(got, Some((m.clone(), *s)));
                 }
+                prop_assert_eq!(z.get(want.len()).map(|(m, _)| m.to_vec()), None);
+                let mut scanned = Vec::new();
+                let mut cursor = 0;
+                loop {
+                    cursor = z.scan(cursor, 5, |m, s| scanned.push((m.to_vec(), s)));
+                    if cursor == 0 {
+                        break;
+                    }
+                }
+                scanned.sort_by(|a, b| cmp_elem(a.1, &a.0, b.1, &b.0));
+                prop_assert_eq!(&scanned, &want);
                 let below = want.iter().filter(|(_, s)| *s < 0.0).count();
                 prop_assert_eq!(z.prefix_len(|s, _| s < 0.0), below);
                 let mut rev = Vec::new();

@@ -3,8 +3,7 @@
 //! check, a browser). One request per connection: the reply says
 //! `Connection: close`.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Largest request head accepted (request line and headers).
 const MAX_HEAD: usize = 16 * 1024;
@@ -88,8 +87,8 @@ fn parse(buf: &[u8]) -> Option<Result<HttpRequest, ()>> {
 }
 
 /// Serves one HTTP request whose first bytes are in `buf`, then closes.
-pub async fn serve(
-    stream: &mut TcpStream,
+pub async fn serve<IO: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut IO,
     mut buf: Vec<u8>,
     respond: impl FnOnce(&HttpRequest) -> HttpResponse,
 ) {

@@ -25,8 +25,17 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+pub use tokio_rustls::rustls;
+
+/// A listening socket and, for TLS, the configuration its connections
+/// are handshaken with (on their worker, before the session opens).
+pub struct Listener {
+    pub tcp: std::net::TcpListener,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
 
 /// What the connection does after a request.
 pub enum Flow {
@@ -96,10 +105,31 @@ pub fn serve<S: Service>(
     service: Arc<S>,
     threads: usize,
 ) -> std::io::Result<()> {
+    serve_all(
+        vec![Listener {
+            tcp: listener,
+            tls: None,
+        }],
+        service,
+        threads,
+    )
+}
+
+/// A connection handed to a worker, with its listener's TLS configuration.
+type Handoff = (std::net::TcpStream, Option<tokio_rustls::TlsAcceptor>);
+
+/// Serves every listener with one set of `threads` workers: one acceptor
+/// thread per listener, connections handed round-robin to the workers.
+/// Returns only on a fatal error of an acceptor.
+pub fn serve_all<S: Service>(
+    listeners: Vec<Listener>,
+    service: Arc<S>,
+    threads: usize,
+) -> std::io::Result<()> {
     let threads = threads.max(1);
     let mut senders = Vec::with_capacity(threads);
     for worker in 0..threads {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Handoff>();
         senders.push(tx);
         let service = service.clone();
         std::thread::Builder::new()
@@ -109,12 +139,37 @@ pub fn serve<S: Service>(
                 worker_main(service, rx, worker, threads);
             })?;
     }
+    let (first, rest) = listeners
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("no listener"))?;
+    for l in rest {
+        let tcp = l.tcp.try_clone()?;
+        let tls = l.tls.clone();
+        let senders = senders.clone();
+        std::thread::Builder::new()
+            .name("acceptor".into())
+            .spawn(move || {
+                if let Err(e) = accept_loop(&tcp, tls, &senders) {
+                    eprintln!("acceptor stopped: {e}");
+                }
+            })?;
+    }
+    accept_loop(&first.tcp, first.tls.clone(), &senders)
+}
+
+fn accept_loop(
+    listener: &std::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    senders: &[tokio::sync::mpsc::UnboundedSender<Handoff>],
+) -> std::io::Result<()> {
+    let threads = senders.len();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut next = 0;
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                if senders[next].send(stream).is_err() {
+                if senders[next].send((stream, acceptor.clone())).is_err() {
                     return Err(std::io::Error::other("worker thread exited"));
                 }
                 next = (next + 1) % threads;
@@ -139,7 +194,7 @@ fn is_transient(e: &std::io::Error) -> bool {
 
 fn worker_main<S: Service>(
     service: Arc<S>,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Handoff>,
     worker: usize,
     workers: usize,
 ) {
@@ -169,7 +224,7 @@ fn worker_main<S: Service>(
         }
     });
     local.block_on(&rt, async move {
-        while let Some(std_stream) = rx.recv().await {
+        while let Some((std_stream, tls)) = rx.recv().await {
             let _ = std_stream.set_nonblocking(true);
             let (Ok(peer), Ok(local_addr)) = (std_stream.peer_addr(), std_stream.local_addr())
             else {
@@ -179,10 +234,27 @@ fn worker_main<S: Service>(
             let Ok(stream) = TcpStream::from_std(std_stream) else {
                 continue;
             };
-            let Some(session) = service.open(peer, local_addr, fd, worker) else {
-                continue;
-            };
-            tokio::task::spawn_local(connection(stream, session));
+            match tls {
+                None => {
+                    let Some(session) = service.open(peer, local_addr, fd, worker) else {
+                        continue;
+                    };
+                    tokio::task::spawn_local(connection(stream, session));
+                }
+                Some(acceptor) => {
+                    // The handshake runs in the connection's own task so
+                    // that a slow or failing client holds up no one else.
+                    let service = service.clone();
+                    tokio::task::spawn_local(async move {
+                        let Ok(stream) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        if let Some(session) = service.open(peer, local_addr, fd, worker) {
+                            connection(stream, session).await;
+                        }
+                    });
+                }
+            }
         }
     });
 }
@@ -199,7 +271,10 @@ fn raw_fd(_s: &std::net::TcpStream) -> i64 {
 }
 
 /// The life of one connection: read, execute everything complete, write.
-async fn connection<T: Session>(mut stream: TcpStream, mut session: T) {
+async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: IO,
+    mut session: T,
+) {
     let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut req = Request::new();
     let mut out = Reply::new();

@@ -119,6 +119,12 @@ pub(crate) fn lfu_init() -> u32 {
     (minutes() << 8) | u32::from(LFU_INIT_VAL)
 }
 
+/// An LFU word holding `counter`, last accessed now (RESTORE FREQ, an RDB
+/// file's FREQ).
+pub fn lfu_word(counter: u8) -> u32 {
+    (minutes() << 8) | u32::from(counter)
+}
+
 /// The counter after decay: one step per `lfu-decay-time` minutes since
 /// the last access.
 pub fn lfu_decayed(word: u32) -> u8 {

@@ -51,12 +51,25 @@ impl Keyspace {
         usize::from(key_slot(key)) & (self.shards.len() - 1)
     }
 
+    /// Locks one shard. Every lock path goes through here (or
+    /// `settle`): a snapshot still owed this shard is paid first.
     pub fn lock_one(&self, shard: usize) -> MutexGuard<'_, Shard> {
+        settle(shard, self.shards[shard].lock())
+    }
+
+    /// Locks one shard for a look that changes nothing a snapshot keeps
+    /// (reading, counting, watch bookkeeping, removing keys whose expiry
+    /// has passed): a snapshot still owed the shard stays owed, so walks
+    /// over the whole keyspace (INFO, SCAN, active expiry) never end up
+    /// writing the snapshot themselves.
+    pub fn peek(&self, shard: usize) -> MutexGuard<'_, Shard> {
         self.shards[shard].lock()
     }
 
     /// The shard's lock if it is free now (background work that can skip
     /// a busy shard, such as active expiry while a script holds them all).
+    /// Like `peek`, it leaves a snapshot's debt unpaid: only for looks
+    /// that change nothing a snapshot keeps.
     pub fn try_lock_one(&self, shard: usize) -> Option<MutexGuard<'_, Shard>> {
         self.shards[shard].try_lock()
     }
@@ -66,7 +79,7 @@ impl Keyspace {
         shards.sort_unstable();
         shards.dedup();
         Locked {
-            guards: shards.iter().map(|&i| (i, self.shards[i].lock())).collect(),
+            guards: shards.iter().map(|&i| (i, self.lock_one(i))).collect(),
         }
     }
 
@@ -99,7 +112,7 @@ impl Keyspace {
     fn wait_lock(&self, i: usize, abort: &impl Fn() -> bool) -> Option<MutexGuard<'_, Shard>> {
         loop {
             if let Some(g) = self.shards[i].try_lock_for(std::time::Duration::from_millis(2)) {
-                return Some(g);
+                return Some(settle(i, g));
             }
             if abort() {
                 return None;
@@ -109,7 +122,7 @@ impl Keyspace {
 
     pub fn lock_single(&self, shard: usize) -> Locked<'_> {
         let mut guards = SmallVec::new();
-        guards.push((shard, self.shards[shard].lock()));
+        guards.push((shard, self.lock_one(shard)));
         Locked { guards }
     }
 
@@ -119,7 +132,7 @@ impl Keyspace {
                 .shards
                 .iter()
                 .enumerate()
-                .map(|(i, m)| (i, m.lock()))
+                .map(|(i, m)| (i, settle(i, m.lock())))
                 .collect(),
         }
     }
@@ -135,10 +148,11 @@ impl Keyspace {
         }
         let above = locked.guards.last().is_none_or(|(i, _)| *i < idx);
         if above {
-            locked.guards.push((idx, self.shards[idx].lock()));
+            locked.guards.push((idx, self.lock_one(idx)));
             return true;
         }
         if let Some(g) = self.shards[idx].try_lock() {
+            let g = settle(idx, g);
             let pos = locked.guards.partition_point(|(i, _)| *i < idx);
             locked.guards.insert(pos, (idx, g));
             return true;
@@ -155,6 +169,15 @@ impl Keyspace {
             guards: SmallVec::new(),
         }
     }
+}
+
+/// Hands a freshly locked shard to the snapshot still owed it, before
+/// anyone can change it.
+fn settle(index: usize, mut g: MutexGuard<'_, Shard>) -> MutexGuard<'_, Shard> {
+    if let Some(s) = g.snapshot.take() {
+        s.save_shard(index, &g);
+    }
+    g
 }
 
 impl<'a> Locked<'a> {

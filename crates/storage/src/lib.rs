@@ -22,8 +22,8 @@ mod value;
 mod waiters;
 
 pub use keyspace::{Keyspace, Locked};
-pub use shard::{Db, Shard, ShardStats, Watch};
-pub use value::{canonical_int as value_canonical_int, clock_secs, Entry, Value};
+pub use shard::{Db, Shard, ShardSnapshot, ShardStats, Watch};
+pub use value::{canonical_int as value_canonical_int, clock_secs, Entry, Value, LFU_INIT_VAL};
 pub use waiters::{WaiterRef, Waiters};
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {

@@ -46,8 +46,18 @@ pub struct ShardStats {
     pub dirty: u64,
 }
 
+/// A point-in-time snapshot in progress that has not yet written this
+/// shard. Whoever locks the shard next hands it over before doing anything
+/// else (`Keyspace`'s lock functions), so the snapshot sees the shard as it
+/// was when the snapshot began.
+pub trait ShardSnapshot: Send + Sync {
+    fn save_shard(&self, index: usize, shard: &Shard);
+}
+
 /// A shard: its slice of every logical DB, behind one lock.
 pub struct Shard {
+    /// The snapshot still owed this shard's contents, if any.
+    pub snapshot: Option<std::sync::Arc<dyn ShardSnapshot>>,
     pub dbs: Vec<Db>,
     pub stats: ShardStats,
     /// Clients blocked on keys of this shard.
@@ -59,6 +69,7 @@ pub struct Shard {
 impl Shard {
     pub fn new(dbnum: usize) -> Shard {
         Shard {
+            snapshot: None,
             dbs: (0..dbnum).map(|_| Db::default()).collect(),
             stats: ShardStats::default(),
             waiters: Default::default(),

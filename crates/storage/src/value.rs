@@ -182,6 +182,9 @@ impl Entry {
     }
 }
 
+/// Redis's LFU_INIT_VAL: the counter a new key starts with.
+pub const LFU_INIT_VAL: u8 = 5;
+
 /// A coarse seconds clock for access times.
 pub fn clock_secs() -> u32 {
     (crate::now_ms() / 1000) as u32

@@ -70,7 +70,31 @@ fn wait_ready(port: u16, child: &mut Child, what: &str) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Do not leave the process running after the failed test.
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("{what} did not answer PING on port {port}");
+}
+
+/// Spawns damselfly on `port` in `dir` with extra flags, without waiting
+/// for it; its stderr goes to `stderr`.
+pub fn spawn_damselfly(port: u16, dir: &std::path::Path, extra: &[&str], stderr: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_damselfly"))
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--proactor_threads",
+            "2",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn damselfly")
 }
 
 /// Starts damselfly with extra flags; retries on a port collision.
@@ -78,22 +102,7 @@ pub fn damselfly(extra: &[&str]) -> Proc {
     for _ in 0..5 {
         let port = free_port();
         let dir = tempdir::Dir::new("dfly");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_damselfly"))
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--proactor_threads",
-                "2",
-            ])
-            .arg("--dir")
-            .arg(&dir.0)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn damselfly");
+        let mut child = spawn_damselfly(port, &dir.0, extra, Stdio::null());
         std::thread::sleep(Duration::from_millis(10));
         if let Ok(Some(_)) = child.try_wait() {
             continue;
@@ -106,11 +115,16 @@ pub fn damselfly(extra: &[&str]) -> Proc {
 
 /// Starts Debian's redis-server with no persistence.
 pub fn redis() -> Proc {
+    redis_in(tempdir::Dir::new("redis"))
+}
+
+/// Starts Debian's redis-server with no save rules in `dir` (which may hold
+/// a `dump.rdb` for it to load).
+pub fn redis_in(dir: tempdir::Dir) -> Proc {
     let bin = which("redis-server")
         .expect("redis-server is not installed: run the README's test command, which installs it");
     for _ in 0..5 {
         let port = free_port();
-        let dir = tempdir::Dir::new("redis");
         let mut child = Command::new(&bin)
             .args([
                 "--port",

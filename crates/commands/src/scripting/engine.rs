@@ -753,6 +753,11 @@ fn redis_call(
     if e.has(flag::NOSCRIPT) {
         return fail(lua, CmdError::ScriptNotAllowed);
     }
+    if !run.rc.client.user.unrestricted.load(Relaxed) {
+        if let Err(err) = crate::acl::check_script(run.rc.server, &run.rc.client, e, &args) {
+            return fail(lua, err);
+        }
+    }
     if e.has(flag::WRITE) {
         if run.no_writes {
             return fail(lua, CmdError::ScriptWriteInReadOnly);

@@ -191,6 +191,8 @@ pub struct Job {
     read_only: bool,
     /// The whole request, for FUNCTION STATS.
     command: Vec<Vec<u8>>,
+    /// The caller's ACL user: the script's commands run as it.
+    user: Arc<crate::acl::User>,
 }
 
 /// The script running now, read by other clients (BUSY, SCRIPT KILL).
@@ -238,6 +240,7 @@ impl Default for Scripting {
                 resp: AtomicUsize::new(2),
                 multi: AtomicI64::new(-1),
                 qbuf: AtomicUsize::new(0),
+                user: parking_lot::Mutex::new("default".into()),
             }),
             libraries: AtomicUsize::new(0),
             functions: AtomicUsize::new(0),
@@ -333,6 +336,7 @@ pub(crate) fn start(ctx: &mut Ctx, args: &Args, target: Target, read_only: bool)
         resp3: ctx.client.resp3,
         read_only,
         command: args.iter().map(<[u8]>::to_vec).collect(),
+        user: ctx.client.user.clone(),
     };
     if ctx.client.in_exec {
         let locked = std::mem::replace(&mut ctx.locked, ctx.server.keyspace.lock_none());
@@ -407,7 +411,7 @@ fn run<'s>(
         }
     };
     let stats = server.thread_stats();
-    let mut client = Client::new(sc.info.clone(), true);
+    let mut client = Client::new(sc.info.clone(), job.user.clone(), true);
     client.select(job.db);
     client.in_exec = true;
     client.in_script = true;

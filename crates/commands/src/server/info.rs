@@ -85,6 +85,11 @@ fn human(n: u64) -> String {
     format!("{n}B")
 }
 
+/// The process's resident set size.
+pub(crate) fn rss_bytes() -> u64 {
+    damselfly_storage::memory::rss_bytes()
+}
+
 /// The process's memory as INFO, MEMORY STATS and /metrics report it.
 pub struct MemoryFigures {
     /// Bytes allocated (the counting allocator), or the RSS when the
@@ -410,24 +415,28 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("lazyfreed_objects", &0);
             }
             "persistence" => {
-                line("loading", &0);
+                let p = crate::persist::info_fields(srv);
+                line("loading", &u8::from(p.loading));
                 line("async_loading", &0);
                 line("current_cow_peak", &0);
                 line("current_cow_size", &0);
                 line("current_cow_size_age", &0);
                 line("current_fork_perc", &"0.00");
-                line("current_save_keys_processed", &0);
-                line("current_save_keys_total", &0);
+                line("current_save_keys_processed", &p.keys_processed);
+                line("current_save_keys_total", &p.keys_total);
                 line("rdb_changes_since_last_save", &sums.dirty);
-                line("rdb_bgsave_in_progress", &0);
+                line("rdb_bgsave_in_progress", &u8::from(p.bgsave_in_progress));
                 line("rdb_last_save_time", &srv.lastsave.load(Relaxed));
-                line("rdb_last_bgsave_status", &"ok");
-                line("rdb_last_bgsave_time_sec", &-1);
-                line("rdb_current_bgsave_time_sec", &-1);
-                line("rdb_saves", &0);
+                line(
+                    "rdb_last_bgsave_status",
+                    &if p.last_ok { "ok" } else { "err" },
+                );
+                line("rdb_last_bgsave_time_sec", &p.last_bgsave_secs);
+                line("rdb_current_bgsave_time_sec", &p.current_bgsave_secs);
+                line("rdb_saves", &p.saves);
                 line("rdb_last_cow_size", &0);
-                line("rdb_last_load_keys_expired", &0);
-                line("rdb_last_load_keys_loaded", &0);
+                line("rdb_last_load_keys_expired", &p.loaded_expired);
+                line("rdb_last_load_keys_loaded", &p.loaded_keys);
                 line("aof_enabled", &0);
                 line("aof_rewrite_in_progress", &0);
                 line("aof_rewrite_scheduled", &0);
@@ -440,6 +449,10 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("aof_last_cow_size", &0);
                 line("module_fork_in_progress", &0);
                 line("module_fork_last_cow_size", &0);
+                if p.loading {
+                    line("loading_start_time", &p.loading_started);
+                    line("loading_total_bytes", &p.loading_bytes);
+                }
             }
             "stats" => {
                 let t = t.as_ref().expect("counters gathered");

@@ -1,11 +1,8 @@
 //! COMMAND and its subcommands, generated from the command table.
 //!
-//! Simplified against Redis: key specs are derived from the row's (first,
-//! last, step), one spec per command, with the key's access flags taken
-//! from Redis's own data (`tips.rs`) where it has a single key spec and
-//! guessed from the read/write flag otherwise; COMMAND DOCS gives only
-//! `since`, `group` and subcommands (the table holds no summaries or
-//! argument trees).
+//! Key specs are Redis's own data (`keys.rs`). Simplified against Redis:
+//! COMMAND DOCS gives only `since`, `group` and subcommands (the table
+//! holds no summaries or argument trees).
 
 use crate::args::{eq, lossy};
 use crate::ctx::Ctx;
@@ -66,16 +63,13 @@ fn lookup_data(
         .map(|i| data[i].1)
 }
 
-/// The access flags of a command's keys: Redis's when known, else a guess
-/// from the command's flags.
-fn key_flags(e: &Entry) -> &'static [&'static str] {
-    if let Some(f) = lookup_data(super::tips::KEY_FLAGS, &e.fullname) {
-        return f;
-    }
-    if e.has(flag::WRITE) {
-        &["RW", "update"]
-    } else {
-        &["RO", "access"]
+/// The access flags of a command's keys: Redis's when it has a single key
+/// spec, else a guess from the command's flags.
+pub(crate) fn key_flags(e: &Entry) -> &'static [&'static str] {
+    match super::keys::specs(&e.fullname) {
+        [one] => one.flags,
+        _ if e.has(flag::WRITE) => &["RW", "update"],
+        _ => &["RO", "access"],
     }
 }
 
@@ -85,53 +79,6 @@ fn tips(e: &Entry) -> &'static [&'static str] {
 
 fn range(e: &Entry) -> (i32, i32, i32) {
     e.cmd.keys.legacy_range()
-}
-
-fn reply_key_specs(r: &mut Reply, e: &Entry) {
-    let (first, last, step) = match e.cmd.keys {
-        Keys::Range(f, l, s) => (f, l, s),
-        Keys::SortStore | Keys::GeoStore(_) => (1, 1, 1),
-        _ => {
-            r.set(0);
-            return;
-        }
-    };
-    r.set(1);
-    let notes = super::tips::KEY_NOTES
-        .binary_search_by(|(n, _)| (*n).cmp(e.fullname.as_str()))
-        .ok()
-        .map(|i| super::tips::KEY_NOTES[i].1);
-    r.map(3 + usize::from(notes.is_some()));
-    if let Some(n) = notes {
-        r.bulk(b"notes");
-        r.bulk(n.as_bytes());
-    }
-    r.bulk(b"flags");
-    let kf = key_flags(e);
-    r.set(kf.len());
-    for f in kf {
-        r.simple(f.as_bytes());
-    }
-    r.bulk(b"begin_search");
-    r.map(2);
-    r.bulk(b"type");
-    r.bulk(b"index");
-    r.bulk(b"spec");
-    r.map(1);
-    r.bulk(b"index");
-    r.int(first as i64);
-    r.bulk(b"find_keys");
-    r.map(2);
-    r.bulk(b"type");
-    r.bulk(b"range");
-    r.bulk(b"spec");
-    r.map(3);
-    r.bulk(b"lastkey");
-    r.int(if last < 0 { last } else { last - first } as i64);
-    r.bulk(b"keystep");
-    r.int(step as i64);
-    r.bulk(b"limit");
-    r.int(0);
 }
 
 /// One COMMAND INFO entry: the 10-element array.
@@ -158,7 +105,7 @@ fn reply_info(r: &mut Reply, e: &Entry) {
     for t in tips {
         r.bulk(t.as_bytes());
     }
-    reply_key_specs(r, e);
+    super::keys::reply_specs(r, &e.fullname);
     reply_subcommands(r, e, reply_info);
 }
 
@@ -303,12 +250,27 @@ fn keys_of(args: &Args) -> CmdResult<(&'static Entry, Vec<usize>)> {
             "ERR The command has no key arguments".into(),
         ));
     }
-    let pos: Vec<usize> = e
-        .key_positions(inner.len(), |i| inner.get(i).copied())
-        .into_iter()
-        .map(|i| i + 2)
-        .collect();
-    if pos.is_empty() {
+    // A numkeys count must name at least one key, all of them present;
+    // otherwise the command has no keys here.
+    let bad_count = match e.cmd.keys {
+        Keys::NumKeys { numkeys, .. } => {
+            let room = inner.len().saturating_sub(numkeys + 1) as i64;
+            let n = inner.get(numkeys).and_then(|a| crate::args::parse_i64(a));
+            !n.is_some_and(|n| (1..=room).contains(&n))
+        }
+        _ => false,
+    };
+    let pos: Vec<usize> = if bad_count {
+        Vec::new()
+    } else {
+        e.key_positions(inner.len(), |i| inner.get(i).copied())
+            .into_iter()
+            .map(|i| i + 2)
+            .collect()
+    };
+    // Redis: no keys is an error, unless the command's keys are optional
+    // (EVAL, FCALL), which answer an empty list.
+    if pos.is_empty() && !e.has(flag::NO_MANDATORY_KEYS) {
         return Err(CmdError::Other(
             "ERR Invalid arguments specified for command".into(),
         ));
@@ -333,9 +295,10 @@ pub(super) fn getkeys(ctx: &mut Ctx, args: &Args) -> CmdResult {
 /// COMMAND GETKEYSANDFLAGS command [arg ...]
 pub(super) fn getkeysandflags(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (e, pos) = keys_of(args)?;
-    let kf = key_flags(e);
+    let inner: Vec<&[u8]> = args.iter().skip(2).collect();
     ctx.reply.array(pos.len());
     for i in pos {
+        let kf = super::keys::flags_at(&e.fullname, &inner, i - 2);
         ctx.reply.array(2);
         ctx.reply.bulk(args.get(i).unwrap_or_default());
         ctx.reply.set(kf.len());

@@ -1,0 +1,243 @@
+//! Forkless point-in-time snapshots of the keyspace into an RDB file.
+//!
+//! `begin` holds every shard lock for an instant: it notes the sizes and
+//! dirty counters, writes the file header and marks every shard "owed"
+//! (`Shard::snapshot`). From then on the first locker of a shard, whoever
+//! it is (a command about to write, the active-expiry tick, or the
+//! snapshot's own walk in `finish`), writes that shard's keys to the file
+//! before it does anything else, and clears the mark. So each shard is
+//! written exactly once, exactly as it was at `begin`, while writes go on
+//! everywhere else. Extra memory: one value's encoding and the file
+//! buffer, whoever writes.
+
+use crate::codec::Limits;
+use crate::file::FileWriter;
+use damselfly_storage::{Keyspace, Locked, Shard, ShardSnapshot};
+use parking_lot::Mutex;
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+struct Sink {
+    writer: Option<FileWriter<BufWriter<File>>>,
+    error: Option<io::Error>,
+}
+
+struct Owed {
+    sink: Mutex<Sink>,
+    keys_done: AtomicU64,
+    /// Microseconds the snapshot's own thread sleeps per key it wrote
+    /// (Redis's rdb-key-save-delay, a testing knob that keeps a snapshot
+    /// running without slowing anyone else).
+    key_delay_us: u64,
+}
+
+impl ShardSnapshot for Owed {
+    fn save_shard(&self, _index: usize, shard: &Shard) {
+        let mut sink = self.sink.lock();
+        let Some(w) = sink.writer.as_mut() else {
+            return;
+        };
+        let mut result = Ok(());
+        let mut keys = 0;
+        for (db, d) in shard.dbs.iter().enumerate() {
+            if d.is_empty() {
+                continue;
+            }
+            result = w.select_db(db, None);
+            for e in d.table.iter() {
+                if result.is_err() {
+                    break;
+                }
+                result = w.entry(e);
+                keys += 1;
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        self.keys_done.fetch_add(keys, Relaxed);
+        if let Err(e) = result {
+            // The file is lost; later shards skip writing.
+            sink.writer = None;
+            sink.error = Some(e);
+        }
+    }
+}
+
+/// A snapshot that has begun: its contents are fixed, its file is being
+/// written.
+pub struct Snapshot {
+    owed: Arc<Owed>,
+    temp: PathBuf,
+    target: PathBuf,
+    dirty_at_start: Vec<u64>,
+    pub keys_total: u64,
+}
+
+/// What a finished save reports.
+#[derive(Debug)]
+pub struct Saved {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+/// Starts a snapshot of `ks` into `target` (written as a temp file beside
+/// it, renamed when complete). `all` must hold every shard: the caller's
+/// own locks (a command flagged `all_shards`) or `Keyspace::lock_all`.
+pub fn begin(
+    ks: &Keyspace,
+    all: &mut Locked<'_>,
+    target: &Path,
+    limits: Limits,
+    aux: &[(&str, String)],
+    key_delay_us: u64,
+) -> io::Result<Snapshot> {
+    if !(0..ks.shard_count()).all(|i| all.holds(i)) {
+        return Err(io::Error::other(
+            "a snapshot must begin with every shard locked",
+        ));
+    }
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        "temp-{}-{}.rdb.tmp",
+        std::process::id(),
+        damselfly_storage::mono_ns()
+    ));
+    let file = File::create(&temp)?;
+    let mut writer = match FileWriter::new(BufWriter::with_capacity(1 << 20, file), limits, aux) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+    };
+    let owed = Arc::new(Owed {
+        sink: Mutex::new(Sink {
+            writer: None,
+            error: None,
+        }),
+        keys_done: AtomicU64::new(0),
+        key_delay_us,
+    });
+    let mut sizes = vec![(0u64, 0u64); ks.dbnum()];
+    let mut dirty_at_start = Vec::with_capacity(ks.shard_count());
+    for shard in all.iter_mut() {
+        for (db, d) in shard.dbs.iter().enumerate() {
+            sizes[db].0 += d.len() as u64;
+            sizes[db].1 += d.volatile as u64;
+        }
+        dirty_at_start.push(shard.stats.dirty);
+        shard.snapshot = Some(owed.clone() as Arc<dyn ShardSnapshot>);
+    }
+    // The RESIZEDB hints first; each shard then selects its DBs again.
+    let mut header = Ok(());
+    for (db, &(keys, expires)) in sizes.iter().enumerate() {
+        if keys > 0 && header.is_ok() {
+            header = writer.select_db(db, Some((keys, expires)));
+        }
+    }
+    {
+        let mut sink = owed.sink.lock();
+        match header {
+            Ok(()) => sink.writer = Some(writer),
+            Err(e) => sink.error = Some(e),
+        }
+    }
+    Ok(Snapshot {
+        owed,
+        temp,
+        target: target.to_path_buf(),
+        dirty_at_start,
+        keys_total: sizes.iter().map(|s| s.0).sum(),
+    })
+}
+
+impl Snapshot {
+    /// Keys written so far (INFO current_save_keys_processed).
+    pub fn progress(&self) -> Arc<dyn Fn() -> u64 + Send + Sync> {
+        let owed = self.owed.clone();
+        Arc::new(move || owed.keys_done.load(Relaxed))
+    }
+
+    /// Walks every shard still owed, then completes the file: EOF and
+    /// checksum, fsync, rename over the target, fsync of the directory.
+    /// On success the dirty counters drop by what they were at `begin`.
+    pub fn finish(self, ks: &Keyspace) -> io::Result<Saved> {
+        for i in 0..ks.shard_count() {
+            let before = self.owed.keys_done.load(Relaxed);
+            // Locking pays the shard's debt if nobody has yet.
+            drop(ks.lock_one(i));
+            let written = self.owed.keys_done.load(Relaxed) - before;
+            if self.owed.key_delay_us > 0 && written > 0 {
+                std::thread::sleep(std::time::Duration::from_micros(
+                    self.owed.key_delay_us.saturating_mul(written),
+                ));
+            }
+        }
+        let result = self.complete();
+        if result.is_ok() {
+            for (i, d) in self.dirty_at_start.iter().enumerate() {
+                let mut s = ks.lock_one(i);
+                s.stats.dirty = s.stats.dirty.saturating_sub(*d);
+            }
+        }
+        result
+    }
+
+    /// `finish` for a caller that still holds every shard (FLUSHALL saving
+    /// the emptied keyspace): the held shards pay their debts directly.
+    pub fn finish_held(self, all: &mut Locked<'_>) -> io::Result<Saved> {
+        for (i, shard) in all.iter_indexed_mut() {
+            if let Some(owed) = shard.snapshot.take() {
+                owed.save_shard(i, shard);
+            }
+        }
+        let result = self.complete();
+        if result.is_ok() {
+            for ((_, shard), d) in all.iter_indexed_mut().zip(&self.dirty_at_start) {
+                shard.stats.dirty = shard.stats.dirty.saturating_sub(*d);
+            }
+        }
+        result
+    }
+
+    /// Completes the file; on failure removes the temp file.
+    fn complete(&self) -> io::Result<Saved> {
+        let result = self.write_out();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+        result
+    }
+
+    fn write_out(&self) -> io::Result<Saved> {
+        let mut sink = self.owed.sink.lock();
+        if let Some(e) = sink.error.take() {
+            return Err(e);
+        }
+        let w = sink
+            .writer
+            .take()
+            .ok_or_else(|| io::Error::other("snapshot writer missing"))?;
+        let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let bytes = file.metadata()?.len();
+        drop(file);
+        std::fs::rename(&self.temp, &self.target)?;
+        if let Some(dir) = self.target.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(Saved {
+            keys: self.owed.keys_done.load(Relaxed),
+            bytes,
+        })
+    }
+}
