@@ -53,20 +53,19 @@ const fn f(
     }
 }
 
-const NO_EVICT: &str = "memory is not capped and nothing is evicted yet (eviction)";
 const NO_REPL: &str = "replication is not built yet; this server runs as a master";
 
 static FLAGS: &[Flag] = &[
     f("port", "port", Ty::Port, "port", ""),
     f("bind", "bind", Ty::Text, "bind", ""),
     f("requirepass", "requirepass", Ty::Text, "requirepass", ""),
-    f("maxmemory", "maxmemory", Ty::Size, "maxmemory", NO_EVICT),
+    f("maxmemory", "maxmemory", Ty::Size, "maxmemory", ""),
     f(
         "maxmemory_policy",
         "maxmemory-policy",
         Ty::Text,
         "maxmemory-policy",
-        NO_EVICT,
+        "",
     ),
     f("dir", "dir", Ty::Text, "dir", ""),
     f("dbfilename", "dbfilename", Ty::Text, "dbfilename", ""),
@@ -80,7 +79,7 @@ static FLAGS: &[Flag] = &[
         "there is no append-only file",
     ),
     f("df_snapshot_format", "", Ty::Bool, "df_snapshot_format", ""),
-    f("cache_mode", "", Ty::Bool, "cache_mode", NO_EVICT),
+    f("cache_mode", "", Ty::Bool, "cache_mode", ""),
     f("hz", "hz", Ty::Count, "hz", ""),
     f(
         "keys_output_limit",
@@ -97,7 +96,7 @@ static FLAGS: &[Flag] = &[
         "",
         Ty::Bool,
         "primary_port_http_enabled",
-        "HTTP is not served on the main port yet",
+        "",
     ),
     f("admin_port", "", Ty::Port, "admin_port", ""),
     f("admin_bind", "", Ty::Text, "admin_bind", ""),
@@ -699,7 +698,7 @@ mod tests {
         assert_eq!(param(&o, "maxmemory").as_deref(), Some("8589934592"));
         assert_eq!(param(&o, "cache_mode").as_deref(), Some("true"));
         assert!(!o.logtostderr && !o.tls);
-        assert!(o.warnings.iter().any(|w| w.contains("'maxmemory'")));
+        assert!(!o.warnings.iter().any(|w| w.contains("'maxmemory'")));
     }
 
     #[test]

@@ -7,8 +7,10 @@ mod tls;
 use damselfly_commands::{Host, Server, ServerOptions};
 use std::sync::Arc;
 
+/// mimalloc, counted: `used_memory` and maxmemory read the count.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: damselfly_storage::memory::Counting<mimalloc::MiMalloc> =
+    damselfly_storage::memory::Counting(mimalloc::MiMalloc);
 
 /// Shard count: a power of two well above any worker count we run with, so
 /// that unrelated keys rarely share a lock.
@@ -106,6 +108,7 @@ fn setup_acl(server: &Server, opts: &config::Options) -> Result<(), String> {
 }
 
 fn main() {
+    GLOBAL.activate();
     // vars() would panic on a variable that is not UTF-8; such variables
     // cannot be DFLY_ flags anyway.
     let env = std::env::vars_os()
@@ -286,6 +289,7 @@ fn main() {
         "Server initialized, listening on {}:{port}",
         opts.bind
     ));
+    damselfly_storage::memory::mark_startup();
     if let Some(path) = snapshot {
         log(&format!("Loading RDB {}", path.display()));
         let start = std::time::Instant::now();

@@ -1,8 +1,9 @@
 //! Glue between the network layer and the commands: one `Conn` per client,
 //! and each worker's periodic active-expiry pass over its share of shards.
 
+use damselfly_commands::server::metrics;
 use damselfly_commands::{execute, Client, CmdError, Server, ThreadStats, Wait};
-use damselfly_net::{Flow, Service, Session};
+use damselfly_net::{Flow, HttpRequest, HttpResponse, Service, Session};
 use damselfly_protocol::{Args, Limits, Reply};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -50,6 +51,19 @@ impl Session for Conn {
             out.error(&damselfly_commands::CmdError::ProtectedMode.to_string());
             return Flow::Close;
         }
+        // A monitor stays on its MONITOR request: each time lines arrive
+        // they are written, and the request is handled again.
+        if let Some(q) = &self.client.monitor {
+            out.raw(&q.take());
+            return monitor_wait(q.clone());
+        }
+        if self.server.pause.on() {
+            if let Some(wait) =
+                damselfly_commands::dispatch::pause_wait(&self.server, &self.client, args)
+            {
+                return Flow::Retry(Box::pin(wait.wait(tokio::time::sleep)));
+            }
+        }
         match execute(&self.server, &self.stats, &mut self.client, args, out) {
             Some(Wait::Keys(blocked)) => {
                 let sleep = blocked.timeout().map(tokio::time::sleep);
@@ -69,6 +83,9 @@ impl Session for Conn {
                 }));
             }
             None => {}
+        }
+        if let Some(q) = &self.client.monitor {
+            return monitor_wait(q.clone());
         }
         if self.client.close_after_reply {
             Flow::Close
@@ -100,8 +117,86 @@ impl Session for Conn {
 
     fn closing(&mut self) {
         damselfly_commands::release_client(&self.server, &mut self.client);
+        if self.client.monitor.is_some() {
+            self.server.monitors.remove(self.client.id());
+        }
         self.server.clients.unregister(self.client.id());
     }
+
+    fn query_pending(&mut self, bytes: usize) {
+        self.client.info.qbuf.store(bytes, Relaxed);
+    }
+
+    fn http_enabled(&self) -> bool {
+        self.server
+            .config
+            .get("primary_port_http_enabled")
+            .as_deref()
+            != Some("false")
+    }
+
+    /// `/metrics` and `/healthz` are open (scrapers and probes carry no
+    /// password); `/` asks for HTTP basic auth as user `default` when a
+    /// password is set.
+    fn http(&mut self, req: &HttpRequest) -> HttpResponse {
+        if !matches!(req.method.as_str(), "GET" | "HEAD") {
+            return HttpResponse::new(405, "text/plain", "method not allowed\n");
+        }
+        match req.path.as_str() {
+            "/metrics" => HttpResponse::new(
+                200,
+                "text/plain; version=0.0.4",
+                metrics::prometheus(&self.server),
+            ),
+            "/healthz" => HttpResponse::new(200, "text/plain", "OK\n"),
+            "/" if !basic_auth_ok(
+                &self.server.config.get("requirepass").unwrap_or_default(),
+                req.header("authorization"),
+            ) =>
+            {
+                let mut r = HttpResponse::new(401, "text/plain", "authentication required\n");
+                r.headers
+                    .push(("WWW-Authenticate", "Basic realm=\"damselfly\"".into()));
+                r
+            }
+            "/" => HttpResponse::new(200, "text/plain", metrics::status_page(&self.server)),
+            _ => HttpResponse::new(404, "text/plain", "not found\n"),
+        }
+    }
+}
+
+/// Waits for a monitor's next lines.
+fn monitor_wait(q: Arc<damselfly_commands::monitor::Queue>) -> Flow {
+    Flow::Retry(Box::pin(std::future::poll_fn(move |cx| q.poll_ready(cx))))
+}
+
+/// Reports an active expiry pass to the latency monitor when it ends.
+struct ExpireCycle<'a> {
+    server: &'a Server,
+    start: Instant,
+}
+
+impl Drop for ExpireCycle<'_> {
+    fn drop(&mut self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        damselfly_commands::observe::latency_event(self.server, "expire-cycle", ms);
+    }
+}
+
+/// Whether an `Authorization: Basic` header carries user `default` and
+/// `password` (always true when no password is set).
+fn basic_auth_ok(password: &str, header: Option<&str>) -> bool {
+    use base64::Engine as _;
+    if password.is_empty() {
+        return true;
+    }
+    let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    decoded == format!("default:{password}").as_bytes()
 }
 
 /// TCP keepalive on a client socket, probing after `secs` idle seconds, as
@@ -187,7 +282,7 @@ impl App {
     /// the tick.
     fn expire_tick(&self, worker: usize, workers: usize) {
         let ks = &self.server.keyspace;
-        if !ks.active_expire() {
+        if !ks.active_expire() || !damselfly_storage::expiry_deletes(damselfly_storage::now_ms()) {
             return;
         }
         let hz = self.server.config.hz.load(Relaxed).clamp(1, 500);
@@ -199,6 +294,10 @@ impl App {
             .unwrap_or(1);
         let budget = Duration::from_micros(250_000 / hz * effort as u64);
         let start = Instant::now();
+        let _cycle = ExpireCycle {
+            server: &self.server,
+            start,
+        };
         for shard_idx in (worker..ks.shard_count()).step_by(workers.max(1)) {
             // A busy shard is skipped until the next tick: a long script
             // holds every shard, and this worker must keep serving. Expiry
@@ -229,6 +328,19 @@ impl App {
 
 #[cfg(test)]
 mod tests {
+    use super::basic_auth_ok;
+
+    #[test]
+    fn basic_auth_wants_user_default_and_the_password() {
+        assert!(basic_auth_ok("", None));
+        assert!(!basic_auth_ok("pw", None));
+        // base64("default:pw") and base64("other:pw").
+        assert!(basic_auth_ok("pw", Some("Basic ZGVmYXVsdDpwdw==")));
+        assert!(!basic_auth_ok("pw", Some("Basic b3RoZXI6cHc=")));
+        assert!(!basic_auth_ok("pw", Some("Basic !!!")));
+        assert!(!basic_auth_ok("pw", Some("Bearer ZGVmYXVsdDpwdw==")));
+    }
+
     use super::set_keepalive;
     use std::os::fd::AsRawFd;
 

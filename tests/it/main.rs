@@ -4,13 +4,17 @@ mod support;
 
 mod acl;
 mod bitmaps;
+mod clientctl;
 mod clients;
 mod geo;
 mod hashes;
 mod hll;
+mod http;
 mod keys;
 mod lists;
+mod maxmemory;
 mod multi;
+mod observe;
 mod persistence;
 mod protocol;
 mod pubsub;

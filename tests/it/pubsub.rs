@@ -543,7 +543,9 @@ fn keyspace_and_keyevent_notifications_for_every_write() {
 
 #[test]
 fn notification_classes_filter_events() {
-    for flags in ["Kg", "E$", "Kl", "Es", "Kh", "Ez", "Kx", "KEn", "KEgx", "KEgn"] {
+    for flags in [
+        "Kg", "E$", "Kl", "Es", "Kh", "Ez", "Kx", "KEn", "KEgx", "KEgn",
+    ] {
         diff_notifications(flags, WRITES);
     }
 }

@@ -51,6 +51,7 @@ fn command_table_matches_redis_command_info() {
             .iter()
             .filter(|(b, _)| e.flags & b != 0 && *b != flag::SENTINEL && *b != flag::ONLY_SENTINEL)
             .map(|(_, n)| n.to_string())
+            .chain(e.cmd.keys.movable().then(|| "movablekeys".to_string()))
             .collect();
         let want_flags = strings(&want[2]);
         if flags != want_flags {

@@ -36,6 +36,8 @@ pub struct ClientInfo {
     pub tracking_flags: AtomicUsize,
     /// The connection is closing: it is no redirection target any more.
     pub gone: AtomicBool,
+    /// Unprocessed query buffer bytes (CLIENT LIST `qbuf`).
+    pub qbuf: AtomicUsize,
     /// The ACL user's name (CLIENT LIST `user=`).
     pub user: Mutex<String>,
 }
@@ -63,6 +65,7 @@ impl ClientInfo {
             redir: AtomicI64::new(-1),
             tracking_flags: AtomicUsize::new(0),
             gone: AtomicBool::new(false),
+            qbuf: AtomicUsize::new(0),
             user: Mutex::new("default".into()),
         }
     }
@@ -98,6 +101,32 @@ impl Clients {
     pub fn count(&self) -> usize {
         self.map.lock().len()
     }
+
+    /// Runs `f` on every live connection with the registry locked: a
+    /// connection unregisters (under this lock) before its socket closes,
+    /// so every descriptor seen here is still that connection's.
+    pub fn for_each_locked(&self, mut f: impl FnMut(&ClientInfo)) {
+        for c in self.map.lock().values() {
+            f(c);
+        }
+    }
+}
+
+impl ClientInfo {
+    /// Ends the connection from another thread (CLIENT KILL): shutting its
+    /// socket's read side makes the connection's pending or next read see
+    /// end-of-file, and it closes as if the client had gone. Call only
+    /// through `Clients::for_each_locked`.
+    pub fn disconnect(&self) {
+        if self.fd < 0 {
+            return;
+        }
+        // SAFETY: shutdown takes no pointers; `fd` is this connection's
+        // open socket for as long as the client is registered, and the
+        // caller holds the registry lock (see for_each_locked), so the
+        // descriptor cannot have been closed and reused meanwhile.
+        unsafe { libc::shutdown(self.fd as libc::c_int, libc::SHUT_RD) };
+    }
 }
 
 /// State of one connection, owned by its thread.
@@ -127,6 +156,8 @@ pub struct Client {
     pub tracking: Option<crate::tracking::Mode>,
     /// CLIENT CACHING YES/NO given for the next command.
     pub caching: bool,
+    /// Set by MONITOR: the lines this connection is sent.
+    pub monitor: Option<Arc<crate::monitor::Queue>>,
     /// The pseudo-client a Lua script's commands run as.
     pub in_script: bool,
 }
@@ -167,6 +198,7 @@ impl Client {
             reply_mode: ReplyMode::On,
             tracking: None,
             caching: false,
+            monitor: None,
             in_script: false,
         }
     }

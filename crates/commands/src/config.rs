@@ -7,6 +7,7 @@
 
 use crate::error::{CmdError, CmdResult};
 use damselfly_core::glob::glob_match;
+use damselfly_storage::evict::{configure_lfu, Policy};
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
@@ -37,6 +38,10 @@ pub enum Kind {
     ObufLimit,
     /// One of a fixed list of words.
     Enum(&'static [&'static str]),
+    /// Space-separated percentiles, each 0..=100.
+    Percentiles,
+    /// Bytes, or a percentage of maxmemory (`10%`).
+    MemoryOrPercent,
     /// Dragonfly's booleans: `true` or `false`.
     Truth,
 }
@@ -73,6 +78,12 @@ const ENTRIES: Kind = Kind::Int {
 };
 
 const SECONDS: Kind = Kind::Int {
+    min: 0,
+    max: i32::MAX as i64,
+};
+
+/// A C int that may not be negative.
+const NON_NEGATIVE_INT: Kind = Kind::Int {
     min: 0,
     max: i32::MAX as i64,
 };
@@ -184,15 +195,19 @@ pub const PARAMS: &[Param] = &[
     ),
     p("hll-sparse-max-bytes", Kind::Memory { min: 0 }, "3000"),
     p(
-        "maxclients",
+        "latency-monitor-threshold",
         Kind::Int {
-            min: 1,
-            max: u32::MAX as i64,
+            min: 0,
+            max: i64::MAX,
         },
-        "10000",
+        "0",
     ),
-    // Set by the start-up flags (src/config.rs); the README says which of
-    // them are not acted on yet.
+    p("latency-tracking", Kind::Bool, "yes"),
+    p(
+        "latency-tracking-info-percentiles",
+        Kind::Percentiles,
+        "50 99 99.9",
+    ),
     p("maxmemory", Kind::Memory { min: 0 }, "0"),
     p(
         "maxmemory-policy",
@@ -208,6 +223,32 @@ pub const PARAMS: &[Param] = &[
         ]),
         "noeviction",
     ),
+    p(
+        "maxmemory-samples",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "5",
+    ),
+    p(
+        "maxmemory-eviction-tenacity",
+        Kind::Int { min: 0, max: 100 },
+        "10",
+    ),
+    p("maxmemory-clients", Kind::MemoryOrPercent, "0"),
+    p("lfu-log-factor", NON_NEGATIVE_INT, "10"),
+    p("lfu-decay-time", NON_NEGATIVE_INT, "1"),
+    p(
+        "maxclients",
+        Kind::Int {
+            min: 1,
+            max: u32::MAX as i64,
+        },
+        "10000",
+    ),
+    // Set by the start-up flags (src/config.rs); the README says which of
+    // them are not acted on yet.
     p("requirepass", Kind::Str, ""),
     p("masterauth", Kind::Str, ""),
     p("masteruser", Kind::Str, ""),
@@ -282,6 +323,11 @@ pub struct Config {
     pub hz: AtomicU64,
     pub proto_max_bulk_len: AtomicU64,
     pub query_buffer_limit: AtomicU64,
+    /// `maxmemory` in bytes, 0 for no limit; read before every command.
+    pub maxmemory: AtomicU64,
+    pub maxmemory_policy: RwLock<Policy>,
+    pub maxmemory_samples: AtomicU64,
+    pub observe: crate::observe::Settings,
     pub hll_sparse_max_bytes: AtomicU64,
 }
 
@@ -356,6 +402,32 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
                     words.join(", ")
                 )
             }),
+        Kind::MemoryOrPercent => match value.strip_suffix('%') {
+            Some(n) => match n.parse::<u64>() {
+                Ok(p) if p <= 100 => Ok(format!("{p}%")),
+                Ok(_) => Err("percentage argument must be less or equal to 100".into()),
+                Err(_) => Err("argument must be a memory or percent value".into()),
+            },
+            None => match parse_memory_checked(value) {
+                Ok(v) if v <= i64::MAX as u64 => Ok(v.to_string()),
+                _ => Err("argument must be a memory or percent value".into()),
+            },
+        },
+        Kind::Percentiles => {
+            let mut out = Vec::new();
+            for w in value.split_whitespace() {
+                match w.parse::<f64>() {
+                    Ok(p) if (0.0..=100.0).contains(&p) => out.push(p.to_string()),
+                    _ => {
+                        return Err(
+                            "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                                .into(),
+                        )
+                    }
+                }
+            }
+            Ok(out.join(" "))
+        }
         Kind::Truth => match value.to_ascii_lowercase().as_str() {
             "true" | "yes" | "1" => Ok("true".into()),
             "false" | "no" | "0" => Ok("false".into()),
@@ -415,7 +487,9 @@ fn merge_obuf(current: &str, value: &str) -> Result<String, String> {
             "normal" => "normal",
             "slave" | "replica" => "slave",
             "pubsub" => "pubsub",
-            _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
         };
         let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
         let hard = parse_memory(g[1]).ok_or_else(bad)?;
@@ -461,6 +535,10 @@ impl Config {
             hz: AtomicU64::new(10),
             proto_max_bulk_len: AtomicU64::new(512 * 1024 * 1024),
             query_buffer_limit: AtomicU64::new(1024 * 1024 * 1024),
+            maxmemory: AtomicU64::new(0),
+            maxmemory_policy: RwLock::new(Policy::NoEviction),
+            maxmemory_samples: AtomicU64::new(5),
+            observe: Default::default(),
             hll_sparse_max_bytes: AtomicU64::new(3000),
         }
     }
@@ -538,6 +616,28 @@ impl Config {
             "client-query-buffer-limit" => self
                 .query_buffer_limit
                 .store(v.parse().unwrap_or(0), Relaxed),
+            "maxmemory" => self.maxmemory.store(v.parse().unwrap_or(0), Relaxed),
+            "slowlog-log-slower-than" => {
+                let v = v.parse().unwrap_or(10_000);
+                self.observe.slower_than.store(v, Relaxed)
+            }
+            "slowlog-max-len" => {
+                let v = v.parse().unwrap_or(128);
+                self.observe.slowlog_max_len.store(v, Relaxed)
+            }
+            "latency-monitor-threshold" => {
+                let v = v.parse().unwrap_or(0);
+                self.observe.latency_threshold.store(v, Relaxed)
+            }
+            "latency-tracking" => self.observe.tracking.store(v == "yes", Relaxed),
+            "maxmemory-samples" => self
+                .maxmemory_samples
+                .store(v.parse().unwrap_or(5), Relaxed),
+            "maxmemory-policy" | "lfu-log-factor" | "lfu-decay-time" | "cache_mode" => {
+                self.values.write()[i] = v;
+                self.apply_eviction_settings();
+                return;
+            }
             "hll-sparse-max-bytes" => self
                 .hll_sparse_max_bytes
                 .store(v.parse().unwrap_or(0), Relaxed),
@@ -561,6 +661,24 @@ impl Config {
             }
         }
         self.values.write()[i] = v;
+    }
+
+    /// Hands the policy and LFU settings to the storage layer.
+    fn apply_eviction_settings(&self) {
+        // Dragonfly's cache_mode: evict like a cache whatever the policy says.
+        let policy = if self.get("cache_mode").as_deref() == Some("true") {
+            Some(Policy::AllKeysLru)
+        } else {
+            self.get("maxmemory-policy").and_then(|p| Policy::parse(&p))
+        }
+        .unwrap_or(Policy::NoEviction);
+        *self.maxmemory_policy.write() = policy;
+        let num = |name| self.get(name).and_then(|v| v.parse().ok());
+        configure_lfu(
+            policy,
+            num("lfu-log-factor").unwrap_or(10),
+            num("lfu-decay-time").unwrap_or(1),
+        );
     }
 
     /// CONFIG SET of several pairs: all are validated before any is applied.
@@ -708,4 +826,36 @@ fn quote(v: &str) -> String {
     }
     out.push('"');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each parameter (and alias) is listed once: a merge that brings the
+    /// same row twice must fail here.
+    #[test]
+    fn parameters_are_listed_once() {
+        let mut names: Vec<&str> = PARAMS
+            .iter()
+            .flat_map(|p| std::iter::once(p.name).chain(p.alias))
+            .collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+
+    #[test]
+    fn eviction_settings_reach_the_typed_copies() {
+        let c = Config::new();
+        c.set_many(&[
+            (b"maxmemory", b"10mb"),
+            (b"maxmemory-policy", b"ALLKEYS-LFU"),
+        ])
+        .unwrap();
+        assert_eq!(c.maxmemory.load(Relaxed), 10 * 1024 * 1024);
+        assert_eq!(*c.maxmemory_policy.read(), Policy::AllKeysLfu);
+        assert_eq!(c.get("maxmemory-policy").as_deref(), Some("allkeys-lfu"));
+    }
 }

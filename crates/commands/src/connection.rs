@@ -1,12 +1,12 @@
 //! Connection commands: PING ECHO QUIT RESET SELECT HELLO AUTH CLIENT.
 
 use crate::args::{eq, int, lossy};
+use crate::client::ReplyMode;
 use crate::cmd;
 use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::table::{Command, Keys::None as NoKeys};
 use damselfly_protocol::Args;
-use crate::client::ReplyMode;
 use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) static COMMANDS: &[Command] = &[
@@ -94,6 +94,46 @@ pub(crate) static COMMANDS: &[Command] = &[
 ];
 
 static CLIENT_SUBCOMMANDS: &[Command] = &[
+    cmd!(
+        "kill",
+        -3,
+        "admin noscript loading stale",
+        NoKeys,
+        "@admin @slow @dangerous @connection",
+        "connection",
+        "2.4.0",
+        crate::client_admin::kill
+    ),
+    cmd!(
+        "pause",
+        -3,
+        "admin noscript loading stale",
+        NoKeys,
+        "@admin @slow @dangerous @connection",
+        "connection",
+        "2.9.50",
+        crate::client_admin::pause
+    ),
+    cmd!(
+        "unpause",
+        2,
+        "admin noscript loading stale",
+        NoKeys,
+        "@admin @slow @dangerous @connection",
+        "connection",
+        "6.2.0",
+        crate::client_admin::unpause
+    ),
+    cmd!(
+        "no-evict",
+        3,
+        "admin noscript loading stale",
+        NoKeys,
+        "@admin @slow @dangerous @connection",
+        "connection",
+        "7.0.0",
+        crate::client_admin::no_evict
+    ),
     cmd!(
         "id",
         2,
@@ -493,7 +533,7 @@ fn describe_line(c: &crate::client::ClientInfo, me: bool, cmd: Option<&str>) -> 
     };
     let multi = c.multi.load(Relaxed);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -507,6 +547,7 @@ fn describe_line(c: &crate::client::ClientInfo, me: bool, cmd: Option<&str>) -> 
         c.psub.load(Relaxed),
         c.ssub.load(Relaxed),
         multi,
+        c.qbuf.load(Relaxed),
         cmd,
         c.user.lock(),
         c.redir.load(Relaxed),

@@ -155,6 +155,14 @@ fn execute_inner(
             return (None, name);
         }
     }
+    if server.config.maxmemory.load(Relaxed) != 0
+        && crate::maxmemory::perform_evictions(server)
+        && crate::maxmemory::refused_when_full(e, client)
+    {
+        stats.commands[e.id].rejected.add(1);
+        reject(stats, client, reply, &CmdError::OutOfMemory, Some(e));
+        return (None, name);
+    }
     if client.multi.is_some() {
         if e.has(flag::NO_MULTI) {
             stats.commands[e.id].rejected.add(1);
@@ -218,6 +226,17 @@ fn execute_inner(
     (ctx.block.take().map(Wait::Keys), name)
 }
 
+/// The wait CLIENT PAUSE imposes on this request before it runs, if any
+/// (requests that fail their checks are answered at once).
+pub fn pause_wait(
+    server: &std::sync::Arc<Server>,
+    client: &Client,
+    args: &Args<'_>,
+) -> Option<crate::pause::PauseWait> {
+    let e = resolve(args).ok()?;
+    crate::pause::Pause::must_wait(server, e, args, client)
+}
+
 /// A request refused before it ran: its error, counted, and a failed
 /// transaction if one is open.
 /// A refused EXEC discards the transaction and says why, as Redis does.
@@ -242,6 +261,7 @@ fn reject(
 /// Runs a resolved command's handler with the shards `ctx` holds, counts
 /// it and renders its error (EXEC calls this for each queued command).
 pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
+    ctx.server.monitors.feed_script(e, ctx.client, args);
     let start = damselfly_storage::mono_ns();
     let at = ctx.reply.len();
     let result = (e.cmd.handler)(ctx, args);
@@ -253,7 +273,10 @@ pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
     if e.has(flag::READONLY) {
         crate::tracking::after_read(ctx, e, args);
     }
-    let usec = damselfly_storage::mono_ns().saturating_sub(start) / 1000;
+    let ns = damselfly_storage::mono_ns().saturating_sub(start);
+    let usec = ns / 1000;
+    crate::observe::after_call(ctx, e, args, ns);
+    ctx.server.monitors.feed(e, ctx.client, args);
     let stats = ctx.stats;
     let c = &stats.commands[e.id];
     c.calls.add(1);

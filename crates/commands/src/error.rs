@@ -76,6 +76,15 @@ pub enum CmdError {
     InvalidSecondDb,
     LfuSelected,
     LfuNotSelected,
+    /// CLIENT PAUSE with a mode other than WRITE or ALL.
+    PauseMode,
+    ClientIdNotPositive,
+    NoSuchUser(String),
+    UnknownClientType(String),
+    /// SLOWLOG GET with a count below -1 or not a number.
+    SlowlogCount,
+    /// LATENCY GRAPH of an event with no samples.
+    LatencyNoSamples(String),
     /// LPOP/RPOP count that is not a non-negative integer.
     MustBePositive,
     /// LSET past either end.
@@ -377,6 +386,12 @@ impl fmt::Display for CmdError {
                 "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
             ),
             MustBePositive => f.write_str("ERR value is out of range, must be positive"),
+            PauseMode => f.write_str("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+            ClientIdNotPositive => f.write_str("ERR client-id should be greater than 0"),
+            NoSuchUser(u) => write!(f, "ERR No such user '{u}'"),
+            UnknownClientType(t) => write!(f, "ERR Unknown client type '{t}'"),
+            SlowlogCount => f.write_str("ERR count should be greater than or equal to -1"),
+            LatencyNoSamples(event) => write!(f, "ERR No samples available for event '{event}'"),
             IndexOutOfRange => f.write_str("ERR index out of range"),
             LposRankZero => f.write_str(
                 "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",

@@ -651,7 +651,11 @@ fn scan_shard(
 /// of it; an expired pick is deleted and the draw repeated.
 fn randomkey(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
+    // While CLIENT PAUSE holds writes, expired keys cannot be deleted: after
+    // this many expired picks one is returned anyway, as Redis does.
+    let mut tries = 100;
     loop {
+        tries -= 1;
         let sizes = ctx.each_shard(|s| s.dbs[db].len());
         let total: usize = sizes.iter().sum();
         if total == 0 {
@@ -670,7 +674,7 @@ fn randomkey(ctx: &mut Ctx, _args: &Args) -> CmdResult {
         let found = ctx.with_shard(shard, |s| {
             let e = s.dbs[db].table.random(|n| rand::random_range(0..n))?;
             let (key, expired) = (e.key.to_vec(), e.is_expired(now));
-            if expired {
+            if expired && (tries > 0 || damselfly_storage::expiry_deletes(now)) {
                 s.get_quiet(db, &key, now);
                 return None;
             }
@@ -879,13 +883,12 @@ fn object_encoding(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// OBJECT FREQ key. Accesses are not counted yet: under an LFU policy a key
-/// reads as a fresh one would, or as RESTORE FREQ or its RDB file set it.
+/// OBJECT FREQ key: the key's LFU counter, decayed to now.
 fn object_freq(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let lfu = lfu_policy(ctx);
     object_lookup(ctx, args, |e| {
         if lfu {
-            Ok(i64::from(e.freq))
+            Ok(i64::from(damselfly_storage::evict::lfu_decayed(e.freq)))
         } else {
             Err(CmdError::LfuNotSelected)
         }

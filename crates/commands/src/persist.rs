@@ -230,7 +230,7 @@ fn restore(ctx: &mut Ctx, args: &Args) -> CmdResult {
         entry.atime = clock_secs().saturating_sub(u32::try_from(secs).unwrap_or(u32::MAX));
     }
     if let Some(f) = freq {
-        entry.freq = f as u8;
+        entry.freq = damselfly_storage::evict::lfu_word(f as u8);
     }
     shard.put(db, entry);
     shard.written(db, key, "restore");
@@ -692,7 +692,7 @@ fn load_into(server: &Server, path: &std::path::Path) -> Result<file::LoadStats,
             e.atime = clock.saturating_sub(u32::try_from(idle).unwrap_or(u32::MAX));
         }
         if let Some(f) = l.freq {
-            e.freq = f;
+            e.freq = damselfly_storage::evict::lfu_word(f);
         }
         match ks.lock_one(ks.shard_of(l.key)).put(l.db, e) {
             Some(_) => Err(damselfly_persistence::Error::Bad("duplicate key")),

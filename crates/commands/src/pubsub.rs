@@ -504,17 +504,16 @@ pub mod class {
             "evicted" => EVICTED,
             "new" => NEW,
             "keymiss" => KEY_MISS,
-            "set" | "setrange" | "incrby" | "incrbyfloat" | "append" | "setbit" | "pfadd" => {
-                STRING
-            }
+            "set" | "setrange" | "incrby" | "incrbyfloat" | "append" | "setbit" | "pfadd" => STRING,
             "georadiusstore" | "geosearchstore" => ZSET,
             // PFCOUNT's cached cardinality: a change for WATCH and
             // tracking, never notified.
             "pfcount" => 0,
             "lpush" | "rpush" | "lpop" | "rpop" | "linsert" | "lset" | "lrem" | "ltrim"
             | "sortstore" | "lmove" => LIST,
-            "sadd" | "srem" | "spop" | "sinterstore" | "sunionstore" | "sdiffstore"
-            | "smove" => SET,
+            "sadd" | "srem" | "spop" | "sinterstore" | "sunionstore" | "sdiffstore" | "smove" => {
+                SET
+            }
             "hset" | "hdel" | "hincrby" | "hincrbyfloat" => HASH,
             e if e.starts_with('z') => ZSET,
             e if e.starts_with('x') => STREAM,
@@ -863,7 +862,10 @@ fn spublish(ctx: &mut Ctx, args: &Args) -> CmdResult {
 }
 
 fn do_publish(ctx: &mut Ctx, args: &Args, f: fn(&PubSub, &[u8], &[u8]) -> usize) -> CmdResult {
-    let (channel, msg) = (args.get(1).unwrap_or_default(), args.get(2).unwrap_or_default());
+    let (channel, msg) = (
+        args.get(1).unwrap_or_default(),
+        args.get(2).unwrap_or_default(),
+    );
     let n = f(&ctx.server.pubsub, channel, msg);
     ctx.reply.int(n as i64);
     Ok(())

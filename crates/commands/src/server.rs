@@ -4,10 +4,12 @@ pub(crate) mod info;
 mod introspect;
 mod keys;
 mod keyspecs;
+mod memory;
+pub mod metrics;
 mod tips;
 
-pub use keys::movable as movable_keys;
 pub(crate) use introspect::key_flags;
+pub use keys::movable as movable_keys;
 
 use crate::args::{eq, lossy};
 use crate::cmd;
@@ -20,6 +22,46 @@ use damselfly_protocol::Args;
 pub const REDIS_VERSION: &str = "7.0.15";
 
 static MEMORY_SUBCOMMANDS: &[Command] = &[
+    cmd!(
+        "purge",
+        2,
+        "",
+        NoKeys,
+        "@slow",
+        "server",
+        "4.0.0",
+        memory::purge
+    ),
+    cmd!(
+        "malloc-stats",
+        2,
+        "",
+        NoKeys,
+        "@slow",
+        "server",
+        "4.0.0",
+        memory::malloc_stats
+    ),
+    cmd!(
+        "doctor",
+        2,
+        "",
+        NoKeys,
+        "@slow",
+        "server",
+        "4.0.0",
+        memory::doctor
+    ),
+    cmd!(
+        "stats",
+        2,
+        "",
+        NoKeys,
+        "@slow",
+        "server",
+        "4.0.0",
+        memory::stats
+    ),
     cmd!(
         "usage",
         -3,

@@ -31,7 +31,7 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!(
         "sort_ro",
         -2,
-        "readonly all_shards",
+        "readonly movablekeys all_shards",
         Range(1, 1, 1),
         "@read @set @sortedset @list @slow @dangerous",
         "generic",

@@ -45,6 +45,8 @@ pub struct CmdCounters {
     pub usec: Counter,
     pub rejected: Counter,
     pub failed: Counter,
+    /// Latency histogram, allocated on the command's first call.
+    pub hist: std::sync::OnceLock<crate::observe::Histogram>,
 }
 
 /// One worker thread's counters, summed when INFO asks.
@@ -76,6 +78,9 @@ impl ThreadStats {
             c.usec.reset();
             c.rejected.reset();
             c.failed.reset();
+            if let Some(h) = c.hist.get() {
+                h.reset();
+            }
         }
         self.total_commands.reset();
         self.connections.reset();
@@ -112,6 +117,12 @@ pub struct Server {
     pub pubsub: Arc<crate::pubsub::PubSub>,
     /// Client tracking (CLIENT TRACKING).
     pub tracking: Arc<crate::tracking::Tracking>,
+    /// SLOWLOG and the latency monitor.
+    pub observe: crate::observe::Observe,
+    /// CLIENT PAUSE.
+    pub pause: crate::pause::Pause,
+    /// MONITOR connections.
+    pub monitors: crate::monitor::Monitors,
     /// Snapshot state: SAVE/BGSAVE, loading, INFO persistence.
     pub persistence: crate::persist::Persistence,
     /// Lua scripts and functions.
@@ -164,6 +175,9 @@ impl Server {
             blocked: Mutex::new(HashMap::new()),
             pubsub,
             tracking,
+            observe: Default::default(),
+            pause: Default::default(),
+            monitors: Default::default(),
             persistence: Default::default(),
             scripting: Default::default(),
         }
@@ -193,6 +207,7 @@ impl Server {
         for i in 0..self.keyspace.shard_count() {
             let mut sh = self.keyspace.lock_one(i);
             sh.stats.expired_keys = 0;
+            sh.stats.evicted_keys = 0;
             sh.stats.keyspace_hits = 0;
             sh.stats.keyspace_misses = 0;
         }

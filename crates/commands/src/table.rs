@@ -103,6 +103,12 @@ pub enum Keys {
 }
 
 impl Keys {
+    /// Whether the keys' positions depend on the arguments (COMMAND INFO's
+    /// `movablekeys`).
+    pub fn movable(&self) -> bool {
+        !matches!(self, Keys::None | Keys::Range(..))
+    }
+
     /// The (first, last, step) triple COMMAND INFO reports.
     pub fn legacy_range(&self) -> (i32, i32, i32) {
         match *self {
@@ -194,6 +200,8 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::stream::COMMANDS)
         .chain(crate::transactions::COMMANDS)
         .chain(crate::pubsub::COMMANDS)
+        .chain(crate::observe::COMMANDS)
+        .chain(crate::monitor::COMMANDS)
         .chain(crate::acl::COMMANDS)
         .chain(crate::persist::COMMANDS)
         .chain(crate::scripting::COMMANDS)

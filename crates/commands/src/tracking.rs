@@ -96,11 +96,7 @@ impl Tracker {
         let own_resp3 = self.info.resp.load(Relaxed) == 3;
         let target = if self.redirect == 0 {
             self.info.clone()
-        } else if let Some(t) = self
-            .redirect_to
-            .upgrade()
-            .filter(|t| !t.gone.load(Relaxed))
-        {
+        } else if let Some(t) = self.redirect_to.upgrade().filter(|t| !t.gone.load(Relaxed)) {
             t
         } else {
             self.broken = true;
@@ -468,7 +464,12 @@ pub(crate) fn client_tracking(ctx: &mut Ctx, args: &Args) -> CmdResult {
         new_prefixes.push(Vec::new());
     }
     for p in &new_prefixes {
-        inner.prefixes.entry(p.clone()).or_default().clients.insert(id);
+        inner
+            .prefixes
+            .entry(p.clone())
+            .or_default()
+            .clients
+            .insert(id);
     }
     let t = inner.trackers.entry(id).or_insert_with(|| Tracker {
         info: ctx.client.info.clone(),

@@ -89,6 +89,7 @@ fn visits_shards(e: &Entry) -> bool {
             e.cmd.name,
             "keys" | "scan" | "randomkey" | "dbsize" | "info" | "config" | "debug"
         )
+        || e.fullname == "memory|stats"
 }
 
 /// Queues a command of an open transaction.

@@ -24,6 +24,10 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod http;
+
+pub use http::{HttpRequest, HttpResponse};
+
 use damselfly_protocol::{parse_request, Args, Limits, Parsed, Reply, Request};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -52,6 +56,9 @@ pub enum Flow {
     /// reply; later requests stay queued meanwhile. Dropping the future
     /// (the client went away) cancels the wait.
     Wait(Pin<Box<dyn Future<Output = Vec<u8>>>>),
+    /// Not run yet (CLIENT PAUSE): write the replies so far, wait for
+    /// this, then handle the same request again.
+    Retry(Pin<Box<dyn Future<Output = ()>>>),
 }
 
 /// One client connection's handler.
@@ -83,6 +90,17 @@ pub trait Session {
     /// client's registrations now, before its last reply can be read, so
     /// that no one sees it alive after that (must be safe to repeat).
     fn closing(&mut self) {}
+    /// Bytes of the query buffer not yet processed, the request about to
+    /// be handled included (CLIENT LIST `qbuf`).
+    fn query_pending(&mut self, _bytes: usize) {}
+    /// Whether a connection that starts like HTTP is served as HTTP.
+    fn http_enabled(&self) -> bool {
+        false
+    }
+    /// Answers an HTTP request made on the RESP port.
+    fn http(&mut self, _req: &HttpRequest) -> HttpResponse {
+        HttpResponse::new(404, "text/plain", "not found\n")
+    }
 }
 
 pub trait Service: Send + Sync + 'static {
@@ -284,7 +302,11 @@ fn raw_fd(_s: &std::net::TcpStream) -> i64 {
 /// Writes `bytes`, giving up (false) when the socket fails or the session
 /// says the client must go: a subscriber that never reads is dropped even
 /// though its socket buffer is full.
-async fn send<T: Session, IO: AsyncWrite + Unpin>(stream: &mut IO, bytes: &[u8], session: &T) -> bool {
+async fn send<T: Session, IO: AsyncWrite + Unpin>(
+    stream: &mut IO,
+    bytes: &[u8],
+    session: &T,
+) -> bool {
     tokio::select! {
         r = stream.write_all(bytes) => r.is_ok(),
         () = std::future::poll_fn(|cx| session.poll_dropped(cx)) => false,
@@ -318,6 +340,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
     let mut req = Request::new();
     let mut out = Reply::new();
     let mut need = 0usize;
+    let mut first = true;
     loop {
         if !session.take_pushed(&mut out) || !flush(&mut stream, &mut out, &mut session).await {
             return;
@@ -337,6 +360,10 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
             Some(Ok(n)) => n,
         };
         session.count_io(n, 0);
+        if std::mem::take(&mut first) && session.http_enabled() && http::looks_like_http(&inbuf) {
+            http::serve(&mut stream, inbuf, |req| session.http(req)).await;
+            return;
+        }
         let limits = session.limits();
         let mut pos = 0;
         let mut open = true;
@@ -352,6 +379,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                     let flow = if req.is_empty() {
                         Flow::Continue
                     } else {
+                        session.query_pending(input.len());
                         session.handle(&req.args(input), &mut out)
                     };
                     pos += consumed;
@@ -360,6 +388,14 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                         Flow::Close => {
                             open = false;
                             break;
+                        }
+                        Flow::Retry(wait) => {
+                            pos -= consumed;
+                            if !flush(&mut stream, &mut out, &mut session).await {
+                                return;
+                            }
+                            wait.await;
+                            continue;
                         }
                         Flow::Wait(mut reply) => {
                             if !flush(&mut stream, &mut out, &mut session).await {
@@ -407,6 +443,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         inbuf.drain(..pos);
+        session.query_pending(inbuf.len());
         if inbuf.capacity() > 4 * READ_CHUNK && inbuf.len() < READ_CHUNK && need == 0 {
             inbuf.shrink_to(READ_CHUNK);
         }

@@ -10,6 +10,8 @@ pub struct Keyspace {
     dbnum: usize,
     /// Whether the periodic active-expiry cycle runs (DEBUG SET-ACTIVE-EXPIRE).
     active_expire: AtomicBool,
+    /// Eviction candidates kept between rounds.
+    pub(crate) evict_pool: crate::evict::Pool,
 }
 
 /// The shards a command holds, sorted by index.
@@ -24,6 +26,7 @@ impl Keyspace {
             shards: (0..shards).map(|_| Mutex::new(Shard::new(dbnum))).collect(),
             dbnum,
             active_expire: AtomicBool::new(true),
+            evict_pool: Default::default(),
         }
     }
 

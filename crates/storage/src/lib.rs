@@ -10,8 +10,12 @@
 //! - A key whose expiry time has passed is never returned: every lookup checks
 //!   it (lazy expiry) and the active cycle removes the ones nobody reads.
 //! - Every change to a key is reported through `Shard::written`.
+//! - `used_memory` counts every live allocation of the process (when the
+//!   binary installs `memory::Counting`); eviction compares it to maxmemory.
 
+pub mod evict;
 mod keyspace;
+pub mod memory;
 mod shard;
 pub mod typed;
 mod value;
@@ -33,6 +37,19 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
     (ts.tv_sec as u64)
         .wrapping_mul(1_000_000_000)
         .wrapping_add(ts.tv_nsec as u64)
+}
+
+/// Until this Unix ms (CLIENT PAUSE WRITE), expired keys read as gone but
+/// are not deleted: deleting is a write. Process-wide, like the pause.
+static EXPIRY_PAUSED_UNTIL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn set_expiry_paused_until(ms: u64) {
+    EXPIRY_PAUSED_UNTIL.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether expiry may delete keys at `now` (ms).
+pub fn expiry_deletes(now: u64) -> bool {
+    now >= EXPIRY_PAUSED_UNTIL.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Milliseconds since the Unix epoch. Read with clock_gettime directly:

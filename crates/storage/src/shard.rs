@@ -52,6 +52,7 @@ impl Db {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ShardStats {
     pub expired_keys: u64,
+    pub evicted_keys: u64,
     pub expired_stale_perc_acc: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
@@ -217,29 +218,51 @@ impl Shard {
         }
     }
 
-    /// Removes `key` if it has expired; true when it did.
+    /// Removes `key` if it has expired; true when it had (while CLIENT
+    /// PAUSE holds writes it stays, but reads as gone).
     fn expire_if_needed(&mut self, db: usize, key: &[u8], now: u64) -> bool {
-        let d = &mut self.dbs[db];
-        match d.table.get(key) {
+        match self.dbs[db].table.get(key) {
             Some(e) if e.is_expired(now) => {
-                d.table.remove(key);
-                d.volatile -= 1;
+                if !crate::expiry_deletes(now) {
+                    return true;
+                }
                 self.stats.expired_keys += 1;
-                self.written(db, key, "expired");
-                true
+                self.remove_by_server(db, key, "expired")
             }
             _ => false,
         }
     }
 
+    /// Removes `key` for maxmemory (counted in `evicted_keys`).
+    pub fn remove_evicted(&mut self, db: usize, key: &[u8]) -> bool {
+        let gone = self.remove_by_server(db, key, "evicted");
+        if gone {
+            self.stats.evicted_keys += 1;
+        }
+        gone
+    }
+
+    /// The one path by which the server itself drops a key (expiry,
+    /// eviction): removal, then the write door with `event`.
+    fn remove_by_server(&mut self, db: usize, key: &[u8], event: &'static str) -> bool {
+        if self.remove(db, key).is_none() {
+            return false;
+        }
+        self.written(db, key, event);
+        true
+    }
+
     /// Looks a key up for reading: expired keys are removed first; hits and
     /// misses are counted and the access time refreshed.
     pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.expire_if_needed(db, key, now);
-        match self.dbs[db].table.get_mut(key) {
+        let gone = self.expire_if_needed(db, key, now);
+        match self.dbs[db].table.get_mut(key).filter(|_| !gone) {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 e.atime = crate::value::clock_secs();
+                if crate::evict::lfu_on() {
+                    e.freq = crate::evict::lfu_touch(e.freq);
+                }
                 Some(e)
             }
             None => {
@@ -256,8 +279,8 @@ impl Shard {
     /// Looks a key up for reading without refreshing its access time (as
     /// Redis's LOOKUP_NOTOUCH): hits and misses are still counted.
     pub fn get_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.expire_if_needed(db, key, now);
-        match self.dbs[db].table.get_mut(key) {
+        let gone = self.expire_if_needed(db, key, now);
+        match self.dbs[db].table.get_mut(key).filter(|_| !gone) {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
                 Some(e)
@@ -284,8 +307,8 @@ impl Shard {
     /// Looks a key up for writing or inspection without touching hit/miss
     /// counters or the access time (as Redis's lookupKeyWrite and NOTOUCH).
     pub fn get_quiet(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.expire_if_needed(db, key, now);
-        self.dbs[db].table.get_mut(key)
+        let gone = self.expire_if_needed(db, key, now);
+        self.dbs[db].table.get_mut(key).filter(|_| !gone)
     }
 
     pub fn contains(&mut self, db: usize, key: &[u8], now: u64) -> bool {
@@ -293,8 +316,14 @@ impl Shard {
     }
 
     /// Stores `entry`, replacing any previous value (and its expiry). A key
-    /// that did not exist fires `new`.
-    pub fn put(&mut self, db: usize, entry: Entry) -> Option<Entry> {
+    /// that did not exist fires `new`. Under an LFU policy the key keeps its
+    /// access counter, as in Redis.
+    pub fn put(&mut self, db: usize, mut entry: Entry) -> Option<Entry> {
+        if crate::evict::lfu_on() {
+            if let Some(old) = self.dbs[db].table.get(&entry.key) {
+                entry.freq = old.freq;
+            }
+        }
         let key = self
             .events
             .as_ref()
@@ -407,8 +436,15 @@ mod tests {
         assert_eq!(
             *rec.0.lock(),
             [
-                "0:k:new", "0:k:set", "0:k:set", "0:k:expire", "0:k:expired", "0:k:keymiss",
-                "0:nope:keymiss", "0:v:new", "0:v:expired"
+                "0:k:new",
+                "0:k:set",
+                "0:k:set",
+                "0:k:expire",
+                "0:k:expired",
+                "0:k:keymiss",
+                "0:nope:keymiss",
+                "0:v:new",
+                "0:v:expired"
             ]
         );
     }

@@ -144,9 +144,8 @@ pub struct Entry {
     pub expire_at: u64,
     /// Seconds-resolution clock of the last access (OBJECT IDLETIME, LRU).
     pub atime: u32,
-    /// LFU counter (OBJECT FREQ): set by RESTORE FREQ and an RDB file's
-    /// FREQ; accesses do not count yet (eviction will).
-    pub freq: u8,
+    /// LFU state: (minute of the last access << 8) | logarithmic counter.
+    pub freq: u32,
 }
 
 impl Keyed for Entry {
@@ -162,7 +161,18 @@ impl Entry {
             value,
             expire_at,
             atime: clock_secs(),
-            freq: LFU_INIT_VAL,
+            freq: crate::evict::lfu_init(),
+        }
+    }
+
+    /// A copy with what eviction scores (key, times, counters) and no value.
+    pub(crate) fn scoring_copy(&self) -> Entry {
+        Entry {
+            key: self.key.clone(),
+            value: Value::Int(0),
+            expire_at: self.expire_at,
+            atime: self.atime,
+            freq: self.freq,
         }
     }
 
@@ -224,7 +234,7 @@ mod tests {
     #[test]
     fn entry_stays_small() {
         assert!(
-            std::mem::size_of::<Entry>() <= 72,
+            std::mem::size_of::<Entry>() <= 64,
             "{}",
             std::mem::size_of::<Entry>()
         );

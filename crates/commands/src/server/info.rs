@@ -8,8 +8,10 @@
 use crate::ctx::Ctx;
 use crate::error::CmdResult;
 use crate::server::REDIS_VERSION;
+use crate::state::Server;
 use crate::table::table;
 use damselfly_protocol::Args;
+use damselfly_storage::Shard;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -83,20 +85,42 @@ fn human(n: u64) -> String {
     format!("{n}B")
 }
 
+/// The process's resident set size.
 pub(crate) fn rss_bytes() -> u64 {
-    let page = {
-        // SAFETY: sysconf has no preconditions.
-        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if p > 0 {
-            p as u64
+    damselfly_storage::memory::rss_bytes()
+}
+
+/// The process's memory as INFO, MEMORY STATS and /metrics report it.
+pub struct MemoryFigures {
+    /// Bytes allocated (the counting allocator), or the RSS when the
+    /// allocator is not counted (library tests).
+    pub used: u64,
+    pub rss: u64,
+    pub peak: u64,
+    pub startup: u64,
+}
+
+impl MemoryFigures {
+    pub fn now() -> MemoryFigures {
+        use damselfly_storage::memory as m;
+        let rss = m::rss_bytes();
+        let used = if m::accounting_active() {
+            m::used_memory()
         } else {
-            4096
+            rss
+        };
+        MemoryFigures {
+            used,
+            rss,
+            peak: m::used_memory_peak().max(used),
+            startup: m::used_memory_startup(),
         }
-    };
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * page)
+    }
+
+    /// RSS over allocated bytes (Redis's mem_fragmentation_ratio).
+    pub fn frag_ratio(&self) -> f64 {
+        self.rss as f64 / self.used.max(1) as f64
+    }
 }
 
 fn total_system_memory() -> u64 {
@@ -145,19 +169,19 @@ fn os_name() -> String {
 }
 
 /// calls, usec, rejected, failed.
-type CmdTotals = (u64, u64, u64, u64);
+pub(super) type CmdTotals = (u64, u64, u64, u64);
 
 /// Per-command and error counters summed over the worker threads.
-struct Totals {
-    calls: Vec<CmdTotals>,
-    commands: u64,
-    connections: u64,
-    net_in: u64,
-    net_out: u64,
-    errors: BTreeMap<String, u64>,
+pub(super) struct Totals {
+    pub calls: Vec<CmdTotals>,
+    pub commands: u64,
+    pub connections: u64,
+    pub net_in: u64,
+    pub net_out: u64,
+    pub errors: BTreeMap<String, u64>,
 }
 
-fn totals(ctx: &Ctx) -> Totals {
+pub(super) fn totals(server: &Server) -> Totals {
     let n = table().all.len();
     let mut t = Totals {
         calls: vec![(0, 0, 0, 0); n],
@@ -167,7 +191,7 @@ fn totals(ctx: &Ctx) -> Totals {
         net_out: 0,
         errors: BTreeMap::new(),
     };
-    for st in ctx.server.all_thread_stats() {
+    for st in server.all_thread_stats() {
         for (i, c) in st.commands.iter().enumerate().take(n) {
             let x = &mut t.calls[i];
             x.0 += c.calls.get();
@@ -186,47 +210,52 @@ fn totals(ctx: &Ctx) -> Totals {
     t
 }
 
+/// Keyspace counters summed over the shards.
 #[derive(Default)]
-struct ShardSums {
-    expired: u64,
-    hits: u64,
-    misses: u64,
-    dirty: u64,
+pub(super) struct ShardSums {
+    pub expired: u64,
+    pub evicted: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub dirty: u64,
     /// (keys, volatile) per DB.
-    dbs: Vec<(u64, u64)>,
+    pub dbs: Vec<(u64, u64)>,
 }
 
-fn shard_sums(ctx: &mut Ctx) -> ShardSums {
-    let dbnum = ctx.server.keyspace.dbnum();
-    let mut s = ShardSums {
-        dbs: vec![(0, 0); dbnum],
-        ..Default::default()
-    };
-    let per = ctx.each_shard(|sh| {
-        let dbs: Vec<(u64, u64)> = sh
-            .dbs
-            .iter()
-            .map(|d| (d.len() as u64, d.volatile as u64))
-            .collect();
-        (
-            sh.stats.expired_keys,
-            sh.stats.keyspace_hits,
-            sh.stats.keyspace_misses,
-            sh.stats.dirty,
-            dbs,
-        )
-    });
-    for (e, h, m, d, dbs) in per {
-        s.expired += e;
-        s.hits += h;
-        s.misses += m;
-        s.dirty += d;
-        for (i, (k, v)) in dbs.into_iter().enumerate() {
-            if let Some(x) = s.dbs.get_mut(i) {
-                x.0 += k;
-                x.1 += v;
-            }
+impl ShardSums {
+    fn new(dbnum: usize) -> ShardSums {
+        ShardSums {
+            dbs: vec![(0, 0); dbnum],
+            ..Default::default()
         }
+    }
+
+    fn add(&mut self, sh: &Shard) {
+        self.expired += sh.stats.expired_keys;
+        self.evicted += sh.stats.evicted_keys;
+        self.hits += sh.stats.keyspace_hits;
+        self.misses += sh.stats.keyspace_misses;
+        self.dirty += sh.stats.dirty;
+        for (x, d) in self.dbs.iter_mut().zip(&sh.dbs) {
+            x.0 += d.len() as u64;
+            x.1 += d.volatile as u64;
+        }
+    }
+}
+
+/// The sums over the shards a command holds or can lock one at a time.
+pub(super) fn shard_sums(ctx: &mut Ctx) -> ShardSums {
+    let mut s = ShardSums::new(ctx.server.keyspace.dbnum());
+    ctx.each_shard(|sh| s.add(sh));
+    s
+}
+
+/// The sums, locking each shard in turn (the caller holds none).
+pub(super) fn shard_sums_unlocked(server: &Server) -> ShardSums {
+    let ks = &server.keyspace;
+    let mut s = ShardSums::new(ks.dbnum());
+    for i in 0..ks.shard_count() {
+        s.add(&ks.lock_one(i));
     }
     s
 }
@@ -245,10 +274,12 @@ fn ops_per_sec(ctx: &Ctx, total: u64) -> u64 {
 
 /// INFO [section [section ...]]
 pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    // Read before INFO's own buffers exist, so they do not count.
+    let mem = MemoryFigures::now();
     let on = selected(args);
     let need_counters = on[4] || on[8] || on[9];
     let t = if need_counters {
-        Some(totals(ctx))
+        Some(totals(ctx.server))
     } else {
         None
     };
@@ -313,41 +344,35 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 );
                 line("client_recent_max_input_buffer", &0);
                 line("client_recent_max_output_buffer", &0);
-                line("blocked_clients", &srv.blocked.lock().len());
+                let paused = srv.pause.waiting.load(Relaxed);
+                line("blocked_clients", &(srv.blocked.lock().len() + paused));
                 line("tracking_clients", &srv.tracking.clients_on.load(Relaxed));
                 line("clients_in_timeout_table", &0);
             }
             "memory" => {
-                let rss = rss_bytes();
-                let peak = (rusage(libc::RUSAGE_SELF).ru_maxrss as u64 * 1024).max(rss);
+                let m = &mem;
                 let total = total_system_memory();
-                let maxmem: u64 = srv
-                    .config
-                    .get("maxmemory")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                let policy = srv
-                    .config
-                    .get("maxmemory-policy")
-                    .unwrap_or_else(|| "noeviction".into());
-                line("used_memory", &rss);
-                line("used_memory_human", &human(rss));
-                line("used_memory_rss", &rss);
-                line("used_memory_rss_human", &human(rss));
-                line("used_memory_peak", &peak);
-                line("used_memory_peak_human", &human(peak));
-                line(
-                    "used_memory_peak_perc",
-                    &format!("{:.2}%", rss as f64 * 100.0 / peak.max(1) as f64),
-                );
-                // Not tracked separately: everything counts as dataset.
-                line("used_memory_overhead", &0);
-                line("used_memory_startup", &0);
-                line("used_memory_dataset", &rss);
-                line("used_memory_dataset_perc", &"100.00%");
-                line("allocator_allocated", &rss);
-                line("allocator_active", &rss);
-                line("allocator_resident", &rss);
+                let maxmem = srv.config.maxmemory.load(Relaxed);
+                let policy = srv.config.maxmemory_policy.read().name();
+                let used = m.used;
+                let perc = |part: u64, whole: u64| {
+                    format!("{:.2}%", part as f64 * 100.0 / whole.max(1) as f64)
+                };
+                line("used_memory", &used);
+                line("used_memory_human", &human(used));
+                line("used_memory_rss", &m.rss);
+                line("used_memory_rss_human", &human(m.rss));
+                line("used_memory_peak", &m.peak);
+                line("used_memory_peak_human", &human(m.peak));
+                line("used_memory_peak_perc", &perc(used, m.peak));
+                line("used_memory_overhead", &m.startup);
+                line("used_memory_startup", &m.startup);
+                let dataset = used.saturating_sub(m.startup);
+                line("used_memory_dataset", &dataset);
+                line("used_memory_dataset_perc", &perc(dataset, used));
+                line("allocator_allocated", &used);
+                line("allocator_active", &m.rss);
+                line("allocator_resident", &m.rss);
                 line("total_system_memory", &total);
                 line("total_system_memory_human", &human(total));
                 line("used_memory_lua", &0);
@@ -367,14 +392,16 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("maxmemory", &maxmem);
                 line("maxmemory_human", &human(maxmem));
                 line("maxmemory_policy", &policy);
-                line("allocator_frag_ratio", &"1.00");
-                line("allocator_frag_bytes", &0);
+                let frag = format!("{:.2}", m.frag_ratio());
+                let frag_bytes = m.rss as i64 - used as i64;
+                line("allocator_frag_ratio", &frag);
+                line("allocator_frag_bytes", &frag_bytes);
                 line("allocator_rss_ratio", &"1.00");
                 line("allocator_rss_bytes", &0);
                 line("rss_overhead_ratio", &"1.00");
                 line("rss_overhead_bytes", &0);
-                line("mem_fragmentation_ratio", &"1.00");
-                line("mem_fragmentation_bytes", &0);
+                line("mem_fragmentation_ratio", &frag);
+                line("mem_fragmentation_bytes", &frag_bytes);
                 line("mem_not_counted_for_evict", &0);
                 line("mem_replication_backlog", &0);
                 line("mem_total_replication_buffers", &0);
@@ -452,7 +479,7 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("expired_stale_perc", &"0.00");
                 line("expired_time_cap_reached_count", &0);
                 line("expire_cycle_cpu_milliseconds", &0);
-                line("evicted_keys", &0);
+                line("evicted_keys", &sums.evicted);
                 line("evicted_clients", &0);
                 line("total_eviction_exceeded_time", &0);
                 line("current_eviction_exceeded_time", &0);
@@ -549,7 +576,8 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                     }
                 }
             }
-            // modules, latencystats: nothing to report.
+            "latencystats" => crate::observe::latencystats(ctx, &mut out),
+            // modules: nothing to report.
             _ => {}
         }
     }

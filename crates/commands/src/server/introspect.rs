@@ -35,10 +35,17 @@ fn with_subcommands() -> Vec<&'static Entry> {
 }
 
 /// Flag names as COMMAND INFO prints them (the sentinel flags are not shown).
+/// `movablekeys` is derived from the key spec, as Redis derives it.
 fn flag_names(e: &Entry) -> Vec<&'static str> {
+    let movable = if e.cmd.keys.movable() {
+        flag::MOVABLE_KEYS
+    } else {
+        0
+    };
+    let flags = e.flags | movable;
     flag::NAMES
         .iter()
-        .filter(|(b, _)| e.flags & b != 0 && *b != flag::SENTINEL && *b != flag::ONLY_SENTINEL)
+        .filter(|(b, _)| flags & b != 0 && *b != flag::SENTINEL && *b != flag::ONLY_SENTINEL)
         .map(|(_, n)| *n)
         .collect()
 }
