@@ -155,13 +155,19 @@ fn execute_inner(
             return (None, name);
         }
     }
-    if server.config.maxmemory.load(Relaxed) != 0
-        && crate::maxmemory::perform_evictions(server)
-        && crate::maxmemory::refused_when_full(e, client)
-    {
-        stats.commands[e.id].rejected.add(1);
-        reject(stats, client, reply, &CmdError::OutOfMemory, Some(e));
-        return (None, name);
+    if server.config.maxmemory.load(Relaxed) != 0 {
+        let full = crate::maxmemory::perform_evictions(server);
+        // Invalidations of the keys just evicted reach this client before
+        // its reply, as in Redis (eviction runs before the command).
+        crate::pubsub::append_self_after(reply);
+        if !client.info.outbox.take(reply) {
+            client.close_after_reply = true;
+        }
+        if full && crate::maxmemory::refused_when_full(e, client) {
+            stats.commands[e.id].rejected.add(1);
+            reject(stats, client, reply, &CmdError::OutOfMemory, Some(e));
+            return (None, name);
+        }
     }
     if client.multi.is_some() {
         if e.has(flag::NO_MULTI) {

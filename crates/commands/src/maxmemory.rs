@@ -21,6 +21,13 @@ fn time_limit_us(tenacity: u64) -> u64 {
     }
 }
 
+/// Whether used memory is over `maxmemory` now (no eviction: for callers
+/// that hold shard locks, such as a running script).
+pub fn over_limit(server: &Server) -> bool {
+    let max = server.config.maxmemory.load(Relaxed);
+    max != 0 && accounting_active() && used_memory() > max
+}
+
 /// Evicts until used memory fits `maxmemory`. True when memory is still
 /// over the limit and nothing more can be evicted (writes must be refused).
 pub fn perform_evictions(server: &Server) -> bool {

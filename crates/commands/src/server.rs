@@ -529,6 +529,11 @@ fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
         .config
         .apply_to(&ctx.server.pubsub, &ctx.server.tracking);
     ctx.server.acl.sync_config(&ctx.server.config);
+    // A lowered limit takes effect at once, as in Redis, not only at the
+    // next write (this command holds no shard).
+    if pairs.iter().any(|(n, _)| eq(n, "maxmemory")) {
+        crate::maxmemory::perform_evictions(ctx.server);
+    }
     // The default user's password follows requirepass (Redis's rule).
     if let Some((_, pass)) = pairs.iter().rev().find(|(n, _)| eq(n, "requirepass")) {
         ctx.server.acl.set_requirepass(pass);

@@ -36,6 +36,7 @@ pub(crate) struct RunCtx<'s, 'l> {
 #[derive(Clone, Copy, Default)]
 pub(crate) struct ScriptFlags {
     pub no_writes: bool,
+    pub allow_oom: bool,
 }
 
 pub(crate) struct Script {
@@ -84,6 +85,9 @@ pub(crate) fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), CmdError> {
             }
             if f == "no-writes" {
                 flags.no_writes = true;
+            }
+            if f == "allow-oom" {
+                flags.allow_oom = true;
             }
         }
     }
@@ -393,6 +397,7 @@ struct Run<'a, 's, 'l> {
     /// `redis.setresp`: the protocol of replies given to the script.
     resp3: bool,
     no_writes: bool,
+    allow_oom: bool,
 }
 
 impl Vm {
@@ -471,7 +476,7 @@ impl Vm {
             func
         };
         let no_writes = flags.no_writes || job.read_only;
-        execute(lua, rc, func, no_writes, &name, out)
+        execute(lua, rc, func, (no_writes, flags.allow_oom), &name, out)
     }
 }
 
@@ -518,7 +523,7 @@ pub(crate) fn execute(
     lua: &Lua,
     rc: &mut RunCtx,
     func: Function,
-    no_writes: bool,
+    (no_writes, allow_oom): (bool, bool),
     name: &str,
     out: &mut Reply,
 ) -> Result<(), CmdError> {
@@ -547,6 +552,7 @@ pub(crate) fn execute(
         rc,
         resp3: false,
         no_writes,
+        allow_oom,
     });
     let failure = RefCell::new(Failure::default());
     let result = lua.scope(|scope| {
@@ -757,6 +763,15 @@ fn redis_call(
         if let Err(err) = crate::acl::check_script(run.rc.server, &run.rc.client, e, &args) {
             return fail(lua, err);
         }
+    }
+    // As Redis: under maxmemory, a script's first write that may grow
+    // memory is refused; later ones are not (that would break atomicity).
+    if e.has(flag::DENYOOM)
+        && !run.allow_oom
+        && !run.rc.running.wrote.load(Relaxed)
+        && crate::maxmemory::over_limit(run.rc.server)
+    {
+        return fail(lua, CmdError::OutOfMemory);
     }
     if e.has(flag::WRITE) {
         if run.no_writes {

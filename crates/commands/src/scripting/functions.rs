@@ -135,7 +135,8 @@ impl Engine {
                 "ERR Can not execute a script with write flag using *_ro command.".into(),
             ));
         }
-        Ok((f.func.clone(), ScriptFlags { no_writes }))
+        let allow_oom = f.flags.contains(&"allow-oom");
+        Ok((f.func.clone(), ScriptFlags { no_writes, allow_oom }))
     }
 
     /// FUNCTION LOAD: compiles and runs the library code, registering its
