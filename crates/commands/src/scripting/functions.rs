@@ -136,7 +136,13 @@ impl Engine {
             ));
         }
         let allow_oom = f.flags.contains(&"allow-oom");
-        Ok((f.func.clone(), ScriptFlags { no_writes, allow_oom }))
+        Ok((
+            f.func.clone(),
+            ScriptFlags {
+                no_writes,
+                allow_oom,
+            },
+        ))
     }
 
     /// FUNCTION LOAD: compiles and runs the library code, registering its
