@@ -1620,8 +1620,13 @@ fn xclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let mut out = Reply::new();
     out.set_resp3(reply.is_resp3());
     let mut n = 0;
-    let mut have_consumer = false;
-    let mut new_consumer = false;
+    let mut claim = Claim {
+        consumer,
+        now,
+        min_idle,
+        justid,
+        created: None,
+    };
     for id in ids {
         let entry = if justid { None } else { s.get(id) };
         if !s.contains(id) {
@@ -1641,23 +1646,8 @@ fn xclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 true
             }
         };
-        if let Some(nack) = grp.pel.get(&id) {
-            if !fresh && min_idle != 0 && (now as i64 - nack.delivery_time as i64) < min_idle {
-                continue;
-            }
-        }
-        if !have_consumer {
-            new_consumer = grp.consumer(consumer, Some(now)).1;
-            have_consumer = true;
-        }
-        grp.reassign(id, consumer);
-        if let Some(nack) = grp.pel.get_mut(&id) {
-            nack.delivery_time = delivery;
-            if let Some(rc) = retry.filter(|r| *r >= 0) {
-                nack.delivery_count = rc as u64;
-            } else if !justid {
-                nack.delivery_count += 1;
-            }
+        if !claim.take(&mut grp, id, !fresh, delivery, retry) {
+            continue;
         }
         n += 1;
         match (&entry, justid) {
@@ -1668,12 +1658,55 @@ fn xclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     s.groups.insert(g.to_vec(), grp);
     shard.stats.dirty += 1;
-    if new_consumer {
+    if claim.created == Some(true) {
         shard.notify(db, key, "xgroup-createconsumer");
     }
     reply.array(n);
     reply.raw(out.as_bytes());
     Ok(())
+}
+
+/// The step XCLAIM and XAUTOCLAIM share: hand pending entry `id` to the
+/// consumer (created on the first claim), unless `check_idle` and it has
+/// been idle less than `min_idle`; false when the entry is skipped.
+struct Claim<'a> {
+    consumer: &'a [u8],
+    now: u64,
+    min_idle: i64,
+    justid: bool,
+    /// Set on the first claim: whether the consumer was created by it.
+    created: Option<bool>,
+}
+
+impl Claim<'_> {
+    fn take(
+        &mut self,
+        grp: &mut Group,
+        id: StreamId,
+        check_idle: bool,
+        delivery: u64,
+        retry: Option<i64>,
+    ) -> bool {
+        if let Some(nack) = grp.pel.get(&id) {
+            let idle = self.now as i64 - nack.delivery_time as i64;
+            if check_idle && self.min_idle != 0 && idle < self.min_idle {
+                return false;
+            }
+        }
+        if self.created.is_none() {
+            self.created = Some(grp.consumer(self.consumer, Some(self.now)).1);
+        }
+        grp.reassign(id, self.consumer);
+        if let Some(nack) = grp.pel.get_mut(&id) {
+            nack.delivery_time = delivery;
+            if let Some(rc) = retry.filter(|r| *r >= 0) {
+                nack.delivery_count = rc as u64;
+            } else if !self.justid {
+                nack.delivery_count += 1;
+            }
+        }
+        true
+    }
 }
 
 /// XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]
@@ -1724,8 +1757,13 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
     claimed.set_resp3(reply.is_resp3());
     let mut n = 0;
     let mut deleted = Vec::new();
-    let mut have_consumer = false;
-    let mut new_consumer = false;
+    let mut claim = Claim {
+        consumer,
+        now,
+        min_idle,
+        justid,
+        created: None,
+    };
     while attempts > 0 {
         attempts -= 1;
         if count == 0 || at >= keys.len() {
@@ -1739,21 +1777,8 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
             count -= 1;
             continue;
         }
-        if let Some(nack) = grp.pel.get(&id) {
-            if min_idle != 0 && (now as i64 - nack.delivery_time as i64) < min_idle {
-                continue;
-            }
-        }
-        if !have_consumer {
-            new_consumer = grp.consumer(consumer, Some(now)).1;
-            have_consumer = true;
-        }
-        grp.reassign(id, consumer);
-        if let Some(nack) = grp.pel.get_mut(&id) {
-            nack.delivery_time = now;
-            if !justid {
-                nack.delivery_count += 1;
-            }
+        if !claim.take(&mut grp, id, true, now, None) {
+            continue;
         }
         if justid {
             reply_id(&mut claimed, id);
@@ -1769,7 +1794,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let cursor = keys.get(at).copied().unwrap_or(StreamId::MIN);
     s.groups.insert(g.to_vec(), grp);
     shard.stats.dirty += 1;
-    if new_consumer {
+    if claim.created == Some(true) {
         shard.notify(db, key, "xgroup-createconsumer");
     }
     reply.array(3);
