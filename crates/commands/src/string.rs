@@ -492,19 +492,20 @@ fn set_generic(
     }
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    let old_expire = shard.get_quiet(db, key, now).map(|e| e.expire_at);
-    let proceed = match cond {
-        Cond::Always => true,
-        Cond::Nx => old_expire.is_none(),
-        Cond::Xx => old_expire.is_some(),
-    };
-    if proceed {
-        let at = match expiry {
+    let decide = |old_expire: Option<u64>| {
+        let proceed = match cond {
+            Cond::Always => true,
+            Cond::Nx => old_expire.is_none(),
+            Cond::Xx => old_expire.is_some(),
+        };
+        proceed.then(|| match expiry {
             Expiry::Keep => old_expire.unwrap_or(0),
             Expiry::Clear => 0,
             Expiry::At(at) => at,
-        };
-        shard.put(db, Entry::new(key, Value::from_bytes(value), at));
+        })
+    };
+    let proceed = shard.set_string(db, key, now, value, decide);
+    if proceed {
         shard.written(db, key, "set");
         if let Expiry::At(_) = expiry {
             shard.notify(db, key, "expire");

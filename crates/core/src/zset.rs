@@ -530,7 +530,20 @@ impl ZSet {
 
     /// Adds `member` or changes its score. Returns the previous score.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: Limits) -> Option<f64> {
-        if let Some(old) = self.score(member) {
+        if let Repr::Big(b) = &mut self.repr {
+            // A new score for a present member: its table slot is updated
+            // in place and only the tree moves it (one table probe, no
+            // slot freed and allocated again).
+            if let Some(slot) = b.dict.get_mut(member) {
+                let old = slot.score;
+                if old != score {
+                    slot.score = score;
+                    b.tree.remove_elem(old, member);
+                    b.tree.insert(score, slot.member.clone());
+                }
+                return Some(old);
+            }
+        } else if let Some(old) = self.score(member) {
             if old != score {
                 self.remove(member);
                 self.insert_new(member, score, None);
@@ -550,7 +563,8 @@ impl ZSet {
         match &mut self.repr {
             Repr::Pack(p) => p.insert(member, score),
             Repr::Big(b) => {
-                b.dict.insert(Slot {
+                // Callers have checked that `member` is absent.
+                b.dict.insert_new(Slot {
                     member: CompactBytes::new(member),
                     score,
                 });

@@ -1,5 +1,5 @@
 use crate::shard::Shard;
-use damselfly_core::slot::key_slot;
+use damselfly_core::slot::key_shard;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -55,7 +55,7 @@ impl Keyspace {
     }
 
     pub fn shard_of(&self, key: &[u8]) -> usize {
-        usize::from(key_slot(key)) & (self.shards.len() - 1)
+        key_shard(key, self.shards.len())
     }
 
     /// Locks one shard. Every lock path goes through here (or
@@ -104,6 +104,13 @@ impl Keyspace {
         for &i in shards.iter() {
             guards.push((i, self.wait_lock(i, &abort)?));
         }
+        Some(Locked { guards })
+    }
+
+    /// `lock_or_abort` for a single shard.
+    pub fn lock_single_or_abort(&self, i: usize, abort: impl Fn() -> bool) -> Option<Locked<'_>> {
+        let mut guards = SmallVec::new();
+        guards.push((i, self.wait_lock(i, &abort)?));
         Some(Locked { guards })
     }
 

@@ -1,4 +1,4 @@
-use crate::value::Entry;
+use crate::value::{Entry, Value};
 use damselfly_core::{CompactBytes, Table};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -218,19 +218,103 @@ impl Shard {
         }
     }
 
-    /// Removes `key` if it has expired; true when it had (while CLIENT
-    /// PAUSE holds writes it stays, but reads as gone).
-    fn expire_if_needed(&mut self, db: usize, key: &[u8], now: u64) -> bool {
-        match self.dbs[db].table.get(key) {
-            Some(e) if e.is_expired(now) => {
-                if !crate::expiry_deletes(now) {
-                    return true;
-                }
-                self.stats.expired_keys += 1;
-                self.remove_by_server(db, key, "expired")
+    /// The live entry of `key` in one probe of the table: an expired one
+    /// is removed (or, while CLIENT PAUSE holds writes, left but hidden)
+    /// and reads as absent. A `read` counts the hit or miss and reports a
+    /// miss as `keymiss`.
+    fn live_mut(&mut self, db: usize, key: &[u8], now: u64, read: bool) -> Option<&mut Entry> {
+        let Some(e) = self.dbs[db].table.get_mut(key) else {
+            if read {
+                self.missed(db, key);
             }
-            _ => false,
+            return None;
+        };
+        let e: *mut Entry = e;
+        // SAFETY: `e` comes from the exclusive borrow of `self` just above,
+        // and between that and each use of it nothing touches `self` but
+        // `self.stats` (plain counters, no part of the table): it is that
+        // same borrow, returned conditionally, which the borrow checker
+        // cannot express yet (NLL "problem case 3"). On the expired path
+        // `e` is not used again once `self` is.
+        if unsafe { (*e).is_expired(now) } {
+            if crate::expiry_deletes(now) {
+                self.stats.expired_keys += 1;
+                self.remove_by_server(db, key, "expired");
+            }
+            if read {
+                self.missed(db, key);
+            }
+            return None;
         }
+        if read {
+            self.stats.keyspace_hits += 1;
+        }
+        // SAFETY: as above.
+        Some(unsafe { &mut *e })
+    }
+
+    /// The live entry of `key` for writing, created with `make()` (and
+    /// reported as `new`, as `put` does) when absent: one probe when the
+    /// key is there. None only if the created entry cannot be found, which
+    /// does not happen.
+    pub fn get_or_create(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now: u64,
+        make: impl FnOnce() -> Value,
+    ) -> Option<&mut Entry> {
+        if let Some(e) = self.live_mut(db, key, now, false) {
+            let e: *mut Entry = e;
+            // SAFETY: `e` was just obtained from the exclusive borrow of
+            // `self` and nothing has touched `self` since: it is returned
+            // as that same borrow, conditionally, which the borrow checker
+            // cannot express yet (NLL "problem case 3").
+            return Some(unsafe { &mut *e });
+        }
+        self.put(db, Entry::new(key, make(), 0));
+        self.dbs[db].table.get_mut(key)
+    }
+
+    fn missed(&mut self, db: usize, key: &[u8]) {
+        self.stats.keyspace_misses += 1;
+        self.emit(db, key, "keymiss");
+    }
+
+    /// SET's store, looking the key up once when it is there: `decide`
+    /// gets the live entry's expiry (None: absent) and returns the expiry
+    /// to store with, or None to store nothing. An overwritten entry keeps
+    /// its key allocation (and its LFU counter under an LFU policy, as
+    /// `put` does), and a same-sized string value its heap block. Returns
+    /// whether it stored.
+    pub fn set_string(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now: u64,
+        value: &[u8],
+        decide: impl FnOnce(Option<u64>) -> Option<u64>,
+    ) -> bool {
+        let Some(e) = self.live_mut(db, key, now, false) else {
+            let Some(at) = decide(None) else {
+                return false;
+            };
+            self.put(db, Entry::new(key, Value::from_bytes(value), at));
+            return true;
+        };
+        let Some(at) = decide(Some(e.expire_at)) else {
+            return false;
+        };
+        let was_volatile = e.expire_at != 0;
+        e.value.assign_bytes(value);
+        e.expire_at = at;
+        e.atime = crate::value::clock_secs();
+        if !crate::evict::lfu_on() {
+            e.freq = crate::evict::lfu_init();
+        }
+        let d = &mut self.dbs[db];
+        d.volatile = d.volatile + usize::from(at != 0) - usize::from(was_volatile);
+        true
     }
 
     /// Removes `key` for maxmemory (counted in `evicted_keys`).
@@ -255,45 +339,19 @@ impl Shard {
     /// Looks a key up for reading: expired keys are removed first; hits and
     /// misses are counted and the access time refreshed.
     pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let gone = self.expire_if_needed(db, key, now);
-        match self.dbs[db].table.get_mut(key).filter(|_| !gone) {
-            Some(e) => {
-                self.stats.keyspace_hits += 1;
-                e.atime = crate::value::clock_secs();
-                if crate::evict::lfu_on() {
-                    e.freq = crate::evict::lfu_touch(e.freq);
-                }
-                Some(e)
-            }
-            None => {
-                self.stats.keyspace_misses += 1;
-                // The field, not `emit`: `self.dbs` is still borrowed here.
-                if let Some(ev) = &self.events {
-                    ev.event(db, key, "keymiss");
-                }
-                None
-            }
+        let lfu = crate::evict::lfu_on();
+        let e = self.live_mut(db, key, now, true)?;
+        e.atime = crate::value::clock_secs();
+        if lfu {
+            e.freq = crate::evict::lfu_touch(e.freq);
         }
+        Some(e)
     }
 
     /// Looks a key up for reading without refreshing its access time (as
     /// Redis's LOOKUP_NOTOUCH): hits and misses are still counted.
     pub fn get_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let gone = self.expire_if_needed(db, key, now);
-        match self.dbs[db].table.get_mut(key).filter(|_| !gone) {
-            Some(e) => {
-                self.stats.keyspace_hits += 1;
-                Some(e)
-            }
-            None => {
-                self.stats.keyspace_misses += 1;
-                // The field, not `emit`: `self.dbs` is still borrowed here.
-                if let Some(ev) = &self.events {
-                    ev.event(db, key, "keymiss");
-                }
-                None
-            }
-        }
+        self.live_mut(db, key, now, true)
     }
 
     /// Exchanges the contents of two logical DBs (SWAPDB); the caller holds
@@ -307,8 +365,7 @@ impl Shard {
     /// Looks a key up for writing or inspection without touching hit/miss
     /// counters or the access time (as Redis's lookupKeyWrite and NOTOUCH).
     pub fn get_quiet(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let gone = self.expire_if_needed(db, key, now);
-        self.dbs[db].table.get_mut(key).filter(|_| !gone)
+        self.live_mut(db, key, now, false)
     }
 
     pub fn contains(&mut self, db: usize, key: &[u8], now: u64) -> bool {
@@ -446,6 +503,44 @@ mod tests {
                 "0:v:new",
                 "0:v:expired"
             ]
+        );
+    }
+
+    #[test]
+    fn one_probe_lookups_expire_count_and_create() {
+        let rec = Arc::new(Record::default());
+        let mut s = Shard::new(1);
+        s.events = Some(rec.clone());
+        // set_string: create, overwrite in place (volatile kept right),
+        // refuse (NX on a present key), and skip an expired key.
+        assert!(s.set_string(0, b"k", 0, &[b'a'; 30], |_| Some(100)));
+        assert_eq!(s.dbs[0].volatile, 1);
+        assert!(s.set_string(0, b"k", 50, &[b'b'; 30], |old| {
+            assert_eq!(old, Some(100));
+            Some(0)
+        }));
+        assert_eq!(s.dbs[0].volatile, 0);
+        assert!(!s.set_string(0, b"k", 50, b"x", |old| old.is_none().then_some(0)));
+        let e = s.get(0, b"k", 60).unwrap();
+        assert_eq!(e.value, Value::from_bytes(&[b'b'; 30]));
+        assert!(s.set_string(0, b"k", 60, b"7", |_| Some(70)));
+        assert!(s.set_string(0, b"k", 71, b"8", |old| {
+            assert_eq!(old, None, "expired");
+            Some(0)
+        }));
+        assert_eq!(s.get(0, b"k", 72).unwrap().value, Value::Int(8));
+        assert_eq!(s.dbs[0].volatile, 0);
+        // get_or_create: found, then created on a miss.
+        let e = s.get_or_create(0, b"k", 72, || Value::Int(0)).unwrap();
+        e.value = Value::Int(9);
+        assert_eq!(s.get(0, b"k", 72).unwrap().value, Value::Int(9));
+        let e = s.get_or_create(0, b"n", 72, || Value::Int(1)).unwrap();
+        assert_eq!(e.value, Value::Int(1));
+        assert_eq!(s.stats.expired_keys, 1);
+        assert_eq!((s.stats.keyspace_hits, s.stats.keyspace_misses), (3, 0));
+        assert_eq!(
+            *rec.0.lock(),
+            ["0:k:new", "0:k:expired", "0:k:new", "0:n:new"]
         );
     }
 

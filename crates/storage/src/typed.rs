@@ -3,7 +3,7 @@
 //! deletes a collection that became empty.
 
 use crate::shard::Shard;
-use crate::value::{Entry, Value};
+use crate::value::Value;
 use damselfly_core::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 
 /// The key holds a value of another type.
@@ -104,10 +104,10 @@ pub fn write_or_create<'a, T: Collection>(
     key: &[u8],
     now: u64,
 ) -> Result<&'a mut T, WrongType> {
-    if write::<T>(shard, db, key, now)?.is_none() {
-        shard.put(db, Entry::new(key, T::default().boxed(), 0));
-    }
-    write::<T>(shard, db, key, now)?.ok_or(WrongType)
+    let e = shard
+        .get_or_create(db, key, now, || T::default().boxed())
+        .ok_or(WrongType)?;
+    T::of_mut(&mut e.value).ok_or(WrongType)
 }
 
 /// Deletes `key` when its collection became empty (a stored collection is
