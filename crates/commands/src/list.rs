@@ -1098,6 +1098,10 @@ pub(crate) fn serve_ready<'s>(
     locked: &mut Locked<'s>,
     now: u64,
 ) {
+    // The usual case: nobody is blocked on a key this command touched.
+    if !locked.iter_mut().any(|s| s.waiters.has_ready()) {
+        return;
+    }
     loop {
         let mut work = Vec::new();
         for (idx, s) in locked.iter_indexed_mut() {

@@ -204,11 +204,32 @@ struct FoldSlot {
 
 /// `name` (at most 16 bytes) as two zero-padded words.
 fn words(name: &[u8]) -> [u64; 2] {
-    let mut buf = [0u8; 16];
-    buf[..name.len()].copy_from_slice(name);
-    let (a, b) = buf.split_at(8);
-    let word = |s: &[u8]| s.iter().rev().fold(0u64, |w, &c| (w << 8) | u64::from(c));
-    [word(a), word(b)]
+    match name.split_at_checked(8) {
+        Some((a, b)) => [le_word(a), le_word(b)],
+        None => [le_word(name), 0],
+    }
+}
+
+/// Up to 8 bytes as a little-endian word, zero-padded, with at most two
+/// loads (overlapping ones write the same bytes to the same places).
+fn le_word(s: &[u8]) -> u64 {
+    let n = s.len();
+    let at = |i: usize| u64::from(s[i]) << (8 * i);
+    let u32_at = |i: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[i..i + 4]);
+        u64::from(u32::from_le_bytes(w)) << (8 * i)
+    };
+    match n {
+        0 => 0,
+        1..=3 => at(0) | at(n / 2) | at(n - 1),
+        4..=7 => u32_at(0) | u32_at(n - 4),
+        _ => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&s[..8]);
+            u64::from_le_bytes(w)
+        }
+    }
 }
 
 /// Where a name's probe starts: every byte with `0x20` set, so both cases
@@ -447,6 +468,20 @@ impl Entry {
 #[cfg(test)]
 mod lookup_tests {
     use super::*;
+
+    #[test]
+    fn words_pack_bytes_little_endian_zero_padded() {
+        let data: Vec<u8> = (1..=16).collect();
+        for n in 0..=16 {
+            let mut buf = [0u8; 16];
+            buf[..n].copy_from_slice(&data[..n]);
+            let want = [
+                u64::from_le_bytes(buf[..8].try_into().unwrap()),
+                u64::from_le_bytes(buf[8..].try_into().unwrap()),
+            ];
+            assert_eq!(words(&data[..n]), want, "{n}");
+        }
+    }
 
     #[test]
     fn lookup_finds_every_command_in_any_case_and_nothing_else() {

@@ -40,6 +40,16 @@ pub fn cmp_elem(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
     }
 }
 
+/// `cmp_elem` for tree nodes: the members are only read on a score tie
+/// (most steps of a descent compare scores alone).
+#[inline]
+fn cmp_nodes(s1: f64, m1: &CompactBytes, s2: f64, m2: &[u8]) -> Ordering {
+    match s1.partial_cmp(&s2) {
+        Some(Ordering::Equal) | None => m1.as_slice().cmp(m2),
+        Some(o) => o,
+    }
+}
+
 struct Slot {
     member: CompactBytes,
     score: f64,
@@ -223,7 +233,7 @@ impl Tree {
         }
         let goes_left = {
             let (n, x) = (&self.nodes[t as usize], &self.nodes[idx as usize]);
-            cmp_elem(x.score, &x.member, n.score, &n.member) == Ordering::Less
+            cmp_nodes(x.score, &x.member, n.score, n.member.as_slice()) == Ordering::Less
         };
         if goes_left {
             let l = self.nodes[t as usize].l;
@@ -245,7 +255,7 @@ impl Tree {
         }
         let before = {
             let (n, x) = (&self.nodes[t as usize], &self.nodes[idx as usize]);
-            cmp_elem(n.score, &n.member, x.score, &x.member) == Ordering::Less
+            cmp_nodes(n.score, &n.member, x.score, x.member.as_slice()) == Ordering::Less
         };
         if before {
             let r = self.nodes[t as usize].r;
@@ -277,7 +287,7 @@ impl Tree {
         }
         let ord = {
             let n = &self.nodes[t as usize];
-            cmp_elem(n.score, &n.member, score, member)
+            cmp_nodes(n.score, &n.member, score, member)
         };
         match ord {
             Ordering::Equal => {

@@ -110,6 +110,27 @@ pub fn write_or_create<'a, T: Collection>(
     T::of_mut(&mut e.value).ok_or(WrongType)
 }
 
+/// The collection at `key`, created with `make` when absent; true when
+/// it was created.
+pub fn write_or_make<'a, T: Collection>(
+    shard: &'a mut Shard,
+    db: usize,
+    key: &[u8],
+    now: u64,
+    make: impl FnOnce() -> T,
+) -> Result<(&'a mut T, bool), WrongType> {
+    let mut created = false;
+    let e = shard
+        .get_or_create(db, key, now, || {
+            created = true;
+            make().boxed()
+        })
+        .ok_or(WrongType)?;
+    T::of_mut(&mut e.value)
+        .map(|c| (c, created))
+        .ok_or(WrongType)
+}
+
 /// Deletes `key` when its collection became empty (a stored collection is
 /// never empty).
 pub fn drop_if_empty<T: Collection>(shard: &mut Shard, db: usize, key: &[u8], now: u64) {
