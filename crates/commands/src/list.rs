@@ -403,9 +403,8 @@ fn move_value(
 fn push_generic(ctx: &mut Ctx, args: &Args, end: End, existing_only: bool) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let shard = ctx.shard(key);
-    let exists = typed::write::<List>(shard, db, key, now)?.is_some();
-    if existing_only && !exists {
+    // LPUSHX/RPUSHX look first; push_values' own lookup type-checks.
+    if existing_only && typed::write::<List>(ctx.shard(key), db, key, now)?.is_none() {
         ctx.reply.int(0);
         return Ok(());
     }
