@@ -127,6 +127,8 @@ pub struct Server {
     pub persistence: crate::persist::Persistence,
     /// Lua scripts and functions.
     pub scripting: crate::scripting::Scripting,
+    /// Replication: IDs, offsets, the command stream and its replicas.
+    pub repl: Arc<damselfly_replication::Replication>,
 }
 
 thread_local! {
@@ -180,6 +182,7 @@ impl Server {
             monitors: Default::default(),
             persistence: Default::default(),
             scripting: Default::default(),
+            repl: Default::default(),
         }
     }
 
