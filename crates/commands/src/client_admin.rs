@@ -57,6 +57,8 @@ struct Filter {
     laddr: Option<String>,
     user: Option<String>,
     normal_only: bool,
+    /// TYPE master: only the client our master's stream runs as.
+    master_only: bool,
     none: bool,
     max_age: Option<u64>,
     skip_me: bool,
@@ -93,7 +95,8 @@ impl Filter {
                 // pub/sub connections are not told apart yet.
                 match lossy(v).to_ascii_lowercase().as_str() {
                     "normal" => f.normal_only = true,
-                    "master" | "replica" | "slave" | "pubsub" => f.none = true,
+                    "master" => f.master_only = true,
+                    "replica" | "slave" | "pubsub" => f.none = true,
                     _ => return Err(CmdError::UnknownClientType(lossy(v))),
                 }
             } else if eq(opt, "skipme") {
@@ -144,8 +147,18 @@ pub(crate) fn kill(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let now = damselfly_storage::now_ms();
     let mut killed = 0;
     let mut kill_me = false;
+    let master = ctx
+        .server
+        .replica
+        .status()
+        .filter(|s| s.has_master)
+        .map(|s| s.master_client);
     ctx.server.clients.for_each_locked(|c| {
-        if !filter.matches(c, me, now) {
+        let is_master = Some(c.id) == master;
+        if !filter.matches(c, me, now)
+            || (filter.master_only && !is_master)
+            || (filter.normal_only && is_master)
+        {
             return;
         }
         killed += 1;

@@ -253,6 +253,28 @@ pub const PARAMS: &[Param] = &[
     p("masterauth", Kind::Str, ""),
     p("masteruser", Kind::Str, ""),
     pa("replicaof", "slaveof", Kind::Str, ""),
+    pa("replica-read-only", "slave-read-only", Kind::Bool, "yes"),
+    pa(
+        "replica-serve-stale-data",
+        "slave-serve-stale-data",
+        Kind::Bool,
+        "yes",
+    ),
+    pa(
+        "replica-priority",
+        "slave-priority",
+        NON_NEGATIVE_INT,
+        "100",
+    ),
+    p("replica-announced", Kind::Bool, "yes"),
+    p(
+        "repl-timeout",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "60",
+    ),
     p("timeout", SECONDS, "0"),
     p("tcp-keepalive", SECONDS, "300"),
     p("protected-mode", Kind::Bool, "yes"),

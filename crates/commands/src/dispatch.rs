@@ -148,6 +148,11 @@ fn execute_inner(
         reject(stats, client, reply, &err, Some(e));
         return (None, name);
     }
+    if let Some(err) = crate::replicaof::refusal(server, e, args, client) {
+        stats.commands[e.id].rejected.add(1);
+        reject(stats, client, reply, &err, Some(e));
+        return (None, name);
+    }
     if !e.has(flag::ALLOW_BUSY) {
         if let Some(err) = server.scripting.busy(server, client.id()) {
             stats.commands[e.id].rejected.add(1);

@@ -288,6 +288,12 @@ pub enum CmdError {
     GeoAnyNeedsCount,
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
+    /// REPLICAOF with a port that is not 0..65535.
+    InvalidMasterPort,
+    /// A write on a read-only replica.
+    ReadOnlyReplica,
+    /// A replica whose link is down, with replica-serve-stale-data off.
+    MasterDown,
 }
 
 pub type CmdResult<T = ()> = Result<T, CmdError>;
@@ -618,6 +624,11 @@ impl fmt::Display for CmdError {
                 "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.",
             ),
             Other(s) => f.write_str(s),
+            InvalidMasterPort => f.write_str("ERR Invalid master port"),
+            ReadOnlyReplica => f.write_str("READONLY You can't write against a read only replica."),
+            MasterDown => f.write_str(
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            ),
         }
     }
 }

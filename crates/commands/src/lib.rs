@@ -23,6 +23,7 @@ pub mod monitor;
 pub mod observe;
 pub mod pause;
 pub mod pubsub;
+pub mod replicaof;
 pub mod state;
 pub mod table;
 pub mod tracking;

@@ -78,7 +78,7 @@ pub(crate) static COMMANDS: &[Command] = &[
 
 /// Snapshot state shared by every connection and the scheduler.
 pub struct Persistence {
-    server: OnceLock<Weak<Server>>,
+    pub(crate) server: OnceLock<Weak<Server>>,
     /// A snapshot (SAVE, BGSAVE, shutdown) is running.
     busy: AtomicBool,
     bgsave_running: AtomicBool,

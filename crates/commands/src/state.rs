@@ -129,6 +129,8 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// Replication: IDs, offsets, the command stream and its replicas.
     pub repl: Arc<damselfly_replication::Replication>,
+    /// The link to our master while this server is a replica.
+    pub replica: damselfly_replication::replica::Follower,
 }
 
 thread_local! {
@@ -183,6 +185,7 @@ impl Server {
             persistence: Default::default(),
             scripting: Default::default(),
             repl: Default::default(),
+            replica: Default::default(),
         }
     }
 

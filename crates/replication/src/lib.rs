@@ -14,6 +14,7 @@
 //!   offset always names a byte of the stream.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod replica;
 pub mod state;
 
 pub use state::{ReplId, ReplState, Role};

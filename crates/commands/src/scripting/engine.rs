@@ -777,6 +777,9 @@ fn redis_call(
         if run.no_writes {
             return fail(lua, CmdError::ScriptWriteInReadOnly);
         }
+        if crate::replicaof::script_write_refused(run.rc.server) {
+            return fail(lua, CmdError::ReadOnlyReplica);
+        }
         run.rc.running.wrote.store(true, Relaxed);
     }
     let mut reply = Reply::new();

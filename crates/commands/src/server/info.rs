@@ -513,13 +513,14 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("reply_buffer_expands", &0);
             }
             "replication" => {
-                line("role", &"master");
+                crate::replicaof::info_role(srv, &mut line);
                 line("connected_slaves", &0);
                 line("master_failover_state", &"no-failover");
-                line("master_replid", &srv.run_id);
-                line("master_replid2", &"0".repeat(40));
-                line("master_repl_offset", &0);
-                line("second_repl_offset", &-1);
+                let st = srv.repl.state().clone();
+                line("master_replid", &st.replid);
+                line("master_replid2", &st.replid2);
+                line("master_repl_offset", &st.master_repl_offset);
+                line("second_repl_offset", &st.second_repl_offset);
                 line("repl_backlog_active", &0);
                 line("repl_backlog_size", &1048576);
                 line("repl_backlog_first_byte_offset", &0);
