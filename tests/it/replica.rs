@@ -447,9 +447,21 @@ fn replica_replies_match_a_redis_replica() {
     let mut mc = Conn::open(m.port);
     mc.cmd(&["SET", "k", "v"]);
     mc.cmd(&["RPUSH", "l", "a", "b"]);
+    // A key whose TTL passes while the master does not expire it (no
+    // DEL comes): a replica reads it as gone but keeps it.
+    mc.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    mc.cmd(&["SET", "ex", "v", "PX", "300"]);
+    // Function libraries travel in the RDB.
+    mc.cmd(&[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=lib\nredis.register_function{function_name='get1', \
+         callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}",
+    ]);
     for c in [&mut rc, &mut dc] {
         assert_eq!(c.cmd(&["REPLICAOF", "127.0.0.1", &mp]), "+OK\r\n");
     }
+    std::thread::sleep(Duration::from_millis(400));
     wait_caught_up(m.port, r.port);
     wait_caught_up(m.port, d.port);
     let script: &[&[&str]] = &[
@@ -462,6 +474,14 @@ fn replica_replies_match_a_redis_replica() {
         &["SLAVEOF", "no", "one", "x"],
         &["GET", "k"],
         &["LRANGE", "l", "0", "-1"],
+        &["GET", "ex"],
+        &["EXISTS", "ex"],
+        &["TTL", "ex"],
+        &["TYPE", "ex"],
+        &["KEYS", "ex*"],
+        &["DBSIZE"],
+        &["FCALL_RO", "get1", "1", "k"],
+        &["FUNCTION", "LIST"],
         &["SET", "k", "w"],
         &["DEL", "k"],
         &["INCR", "n"],

@@ -317,6 +317,7 @@ impl replica::Host for Hooks {
             server,
             client,
             reply: Reply::new(),
+            failed: false,
         })
     }
 }
@@ -338,6 +339,8 @@ struct Master {
     stats: Arc<ThreadStats>,
     client: Client,
     reply: Reply,
+    /// The last command replied an error.
+    failed: bool,
 }
 
 impl MasterClient for Master {
@@ -358,6 +361,7 @@ impl MasterClient for Master {
             job.run(&self.server, self.client.id());
         }
         damselfly_storage::set_from_master(false);
+        self.failed = self.reply.as_bytes().first() == Some(&b'-');
         self.reply.clear();
         // Messages queued for the master client (it never subscribes, but
         // a tracking redirect could name it) are dropped.
@@ -405,11 +409,24 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
         }
     }
     server.tracking.flushed(&server.pubsub);
-    if !stats.functions.is_empty() {
-        server.host.log(&format!(
-            "WARNING: {} function libraries in the master's RDB were not loaded (loading functions from snapshots is not supported yet)",
-            stats.functions.len()
-        ));
+    // The master's function libraries replace ours, as its keys did.
+    let Some(server) = server.persistence.server.get().and_then(Weak::upgrade) else {
+        return Ok(());
+    };
+    let info = Arc::new(crate::ClientInfo::new(0, String::new(), String::new(), -1));
+    let mut master = Master {
+        stats: server.thread_stats(),
+        client: Client::new(info, crate::acl::superuser(), true),
+        server,
+        reply: Reply::new(),
+        failed: false,
+    };
+    master.apply(&[b"FUNCTION", b"FLUSH"]);
+    for code in &stats.functions {
+        master.apply(&[b"FUNCTION", b"LOAD", b"REPLACE", code]);
+        if master.failed {
+            return Err("a function library of the master's RDB does not load".into());
+        }
     }
     Ok(())
 }
