@@ -411,6 +411,9 @@ fn garbage_from_a_master_ends_the_link_and_it_reconnects() {
     let mut ok = format!("+FULLRESYNC {id} 100\r\n$18\r\n").into_bytes();
     ok.extend_from_slice(b"REDIS0010\xff\0\0\0\0\0\0\0\0");
     ok.extend_from_slice(set);
+    // A transaction the link loses before its EXEC: not applied, and not
+    // counted (the next PSYNC resumes at its MULTI).
+    ok.extend_from_slice(b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\ny\r\n");
     ok.extend_from_slice(b"*1\r\n+garbage\r\n");
     let second = fake_master_session(&l, &ok);
     assert_eq!(second, "PSYNC ? -1");
@@ -418,6 +421,7 @@ fn garbage_from_a_master_ends_the_link_and_it_reconnects() {
     let third = fake_master_session(&l, b"-ERR go away\r\n");
     assert_eq!(third, format!("PSYNC {id} {}", 100 + set.len() + 1));
     assert_eq!(dc.cmd(&["GET", "k"]), "$1\r\nv\r\n");
+    assert_eq!(dc.cmd(&["GET", "x"]), "$-1\r\n");
     assert_eq!(dc.cmd(&["GET", "mine"]), "$-1\r\n");
     assert_eq!(dc.cmd(&["PING"]), "+PONG\r\n");
     assert_eq!(dc.cmd(&["REPLICAOF", "NO", "ONE"]), "+OK\r\n");
@@ -572,12 +576,9 @@ fn replicaof_at_start_up_with_masterauth_syncs_from_a_password_master() {
     let d = damselfly(&["--replicaof", &master, "--masterauth", "sekret"]);
     let mut dc = Conn::open(d.port);
     wait_for("the replica to sync with a password", || {
-        dc.cmd(&["GET", "k"]) == "$1\r\nv\r\n"
+        info_field(&mut dc, "replication", "master_link_status").as_deref() == Some("up")
     });
-    assert_eq!(
-        info_field(&mut dc, "replication", "master_link_status").as_deref(),
-        Some("up")
-    );
+    assert_eq!(dc.cmd(&["GET", "k"]), "$1\r\nv\r\n");
     assert_eq!(dc.cmd(&["REPLICAOF", "NO", "ONE"]), "+OK\r\n");
     assert_eq!(dc.cmd(&["SET", "k", "w"]), "+OK\r\n");
     assert_eq!(dc.cmd(&["GET", "k"]), "$1\r\nw\r\n");
@@ -607,5 +608,50 @@ fn replicaof_no_one_keeps_the_data_and_the_old_history_as_replid2() {
     assert_eq!(
         info_field(&mut dc, "replication", "second_repl_offset"),
         Some((off + 1).to_string())
+    );
+}
+
+#[test]
+fn a_silent_master_is_dropped_after_repl_timeout_and_reconnected() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let d = damselfly(&["--repl-timeout", "1"]);
+    let mut dc = Conn::open(d.port);
+    let own = info_field(&mut dc, "replication", "master_replid").unwrap_or_default();
+    dc.cmd(&["REPLICAOF", "127.0.0.1", &port.to_string()]);
+    let id = "b".repeat(40);
+    let mut rdb = format!("+FULLRESYNC {id} 7\r\n\n\n$18\r\n").into_bytes();
+    rdb.extend_from_slice(b"REDIS0010\xff\0\0\0\0\0\0\0\0");
+    // The master goes silent after the RDB (the session returns when the
+    // replica gives up on it).
+    let first = fake_master_session(&l, &rdb);
+    assert_eq!(first, format!("PSYNC {own} 1"));
+    let second = fake_master_session(&l, b"-ERR bye\r\n");
+    assert_eq!(second, format!("PSYNC {id} 8"));
+}
+
+#[test]
+fn a_replica_keeps_every_key_its_master_sends_past_its_own_maxmemory() {
+    let m = redis_master();
+    let d = damselfly(&[]);
+    let mut dc = Conn::open(d.port);
+    dc.cmd(&["REPLICAOF", "127.0.0.1", &m.port.to_string()]);
+    wait_caught_up(m.port, d.port);
+    let used: u64 = info_field(&mut dc, "memory", "used_memory")
+        .and_then(|v| v.parse().ok())
+        .expect("used_memory");
+    let limit = (used + (1 << 20)).to_string();
+    dc.cmd(&["CONFIG", "SET", "maxmemory", &limit]);
+    dc.cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    let mut mc = Conn::open(m.port);
+    let value = "x".repeat(1000);
+    for i in 0..4000 {
+        mc.cmd(&["SET", &format!("k{i}"), &value]);
+    }
+    wait_caught_up(m.port, d.port);
+    assert_eq!(dc.cmd(&["DBSIZE"]), ":4000\r\n");
+    assert_eq!(
+        info_field(&mut dc, "stats", "evicted_keys").as_deref(),
+        Some("0")
     );
 }

@@ -267,6 +267,12 @@ pub const PARAMS: &[Param] = &[
         "100",
     ),
     p("replica-announced", Kind::Bool, "yes"),
+    pa(
+        "replica-ignore-maxmemory",
+        "slave-ignore-maxmemory",
+        Kind::Bool,
+        "yes",
+    ),
     p(
         "repl-timeout",
         Kind::Int {

@@ -143,7 +143,10 @@ fn execute_inner(
             return (None, name);
         }
     }
-    if let Some(err) = crate::persist::refusal(server, e) {
+    // Our master's commands must all run, in order (Redis's "must obey"
+    // client): no MISCONF, no BUSY, no OOM, no eviction for them.
+    let from_master = damselfly_storage::from_master();
+    if let Some(err) = crate::persist::refusal(server, e).filter(|_| !from_master) {
         stats.commands[e.id].rejected.add(1);
         reject(stats, client, reply, &err, Some(e));
         return (None, name);
@@ -153,14 +156,14 @@ fn execute_inner(
         reject(stats, client, reply, &err, Some(e));
         return (None, name);
     }
-    if !e.has(flag::ALLOW_BUSY) {
+    if !e.has(flag::ALLOW_BUSY) && !from_master {
         if let Some(err) = server.scripting.busy(server, client.id()) {
             stats.commands[e.id].rejected.add(1);
             reject(stats, client, reply, &err, Some(e));
             return (None, name);
         }
     }
-    if server.config.maxmemory.load(Relaxed) != 0 {
+    if server.config.maxmemory.load(Relaxed) != 0 && !crate::replicaof::ignores_maxmemory(server) {
         let full = crate::maxmemory::perform_evictions(server);
         // Invalidations of the keys just evicted reach this client before
         // its reply, as in Redis (eviction runs before the command).
@@ -168,7 +171,7 @@ fn execute_inner(
         if !client.info.outbox.take(reply) {
             client.close_after_reply = true;
         }
-        if full && crate::maxmemory::refused_when_full(e, client) {
+        if full && !from_master && crate::maxmemory::refused_when_full(e, client) {
             stats.commands[e.id].rejected.add(1);
             reject(stats, client, reply, &CmdError::OutOfMemory, Some(e));
             return (None, name);
@@ -190,7 +193,7 @@ fn execute_inner(
     // Waiting for a shard a script holds ends in BUSY once the script has
     // run past its threshold.
     let id = client.id();
-    let abort = || server.scripting.busy(server, id).is_some();
+    let abort = || !from_master && server.scripting.busy(server, id).is_some();
     let locked = if e.has(flag::ALL_SHARDS) {
         ks.lock_all_or_abort(abort)
     } else {

@@ -246,6 +246,12 @@ pub(crate) fn script_write_refused(server: &Server) -> bool {
         && server.config.get("replica-read-only").as_deref() != Some("no")
 }
 
+/// A replica with `replica-ignore-maxmemory yes` (the default) neither
+/// evicts nor refuses anything for maxmemory: its master decides.
+pub(crate) fn ignores_maxmemory(server: &Server) -> bool {
+    REPLICA.load(Relaxed) && server.config.get("replica-ignore-maxmemory").as_deref() != Some("no")
+}
+
 /// Redis's "is write command": the write flag, EXEC of a queue holding a
 /// write, or EVAL whose shebang does not say `no-writes` (a script with
 /// flags is judged by them before it runs; one without, write by write).
@@ -328,6 +334,10 @@ struct Gone;
 impl MasterClient for Gone {
     fn apply(&mut self, _args: &[&[u8]]) {}
 
+    fn in_multi(&self) -> bool {
+        false
+    }
+
     fn id(&self) -> u64 {
         0
     }
@@ -367,6 +377,10 @@ impl MasterClient for Master {
         // a tracking redirect could name it) are dropped.
         self.client.info.outbox.take(&mut self.reply);
         self.reply.clear();
+    }
+
+    fn in_multi(&self) -> bool {
+        self.client.multi.is_some()
     }
 
     fn id(&self) -> u64 {

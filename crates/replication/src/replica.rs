@@ -13,8 +13,9 @@
 //!
 //! Invariants:
 //! - The offset (`ReplState::master_repl_offset`) counts exactly the bytes
-//!   of the master's stream whose commands have run, so a PSYNC after a
-//!   drop asks for the first byte not applied.
+//!   of the master's stream whose commands have run (a transaction's once
+//!   its EXEC has), so a PSYNC after a drop asks for the first byte not
+//!   applied.
 //! - Nothing the master sends can panic the thread or allocate more than
 //!   `MAX_BULK` per argument (plus the RDB's announced size, capped the
 //!   same way for `$<len>`); a protocol error only ends the link.
@@ -57,6 +58,8 @@ pub trait Host: Send + Sync + 'static {
 /// Runs the master's commands (replies are dropped).
 pub trait MasterClient {
     fn apply(&mut self, args: &[&[u8]]);
+    /// Inside a transaction: MULTI ran and EXEC has not.
+    fn in_multi(&self) -> bool;
     /// The client's id (CLIENT KILL TYPE master, CLIENT LIST).
     fn id(&self) -> u64;
 }
@@ -639,6 +642,10 @@ fn stream(mut c: Conn<'_>, link: &Link, repl: &Replication, host: &dyn Host) -> 
     };
     let mut client = host.master_client(&peer, &local, fd);
     let mut offset = repl.state().master_repl_offset;
+    // Bytes of a transaction still open (MULTI and what it queued): they
+    // count only once its EXEC ran, so a link dropped inside a
+    // transaction resumes at its MULTI (the client's queue is lost).
+    let mut pending = 0i64;
     {
         let mut s = link.status.lock();
         s.state = LinkState::Connected;
@@ -678,7 +685,12 @@ fn stream(mut c: Conn<'_>, link: &Link, repl: &Replication, host: &dyn Host) -> 
                 client.apply(&args);
             }
             c.pos = start + used;
-            offset += used as i64;
+            pending += used as i64;
+            if client.in_multi() {
+                continue;
+            }
+            offset += pending;
+            pending = 0;
             {
                 // Checked under the state lock that `Follower::stop` takes
                 // after setting the flag: a stopped link never moves the
@@ -693,12 +705,13 @@ fn stream(mut c: Conn<'_>, link: &Link, repl: &Replication, host: &dyn Host) -> 
             s.applied_offset = offset;
             s.read_offset = offset + c.unread().len() as i64;
         }
+        link.status.lock().read_offset = offset + pending + c.unread().len() as i64;
         if last_ack.elapsed() >= Duration::from_secs(1) {
             c.send(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])?;
             last_ack = Instant::now();
         }
         if c.fill()? > 0 {
-            link.status.lock().read_offset = offset + c.unread().len() as i64;
+            link.status.lock().read_offset = offset + pending + c.unread().len() as i64;
         }
     }
 }
