@@ -21,7 +21,6 @@ use crate::table::{flag, Command, Entry, Keys::None as NoKeys};
 use crate::{cmd, Wait};
 use damselfly_protocol::{Args, Reply, Request};
 use damselfly_replication::replica::{self, LinkState, MasterClient, Settings};
-use damselfly_replication::Role;
 use damselfly_storage::Entry as KeyEntry;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
@@ -443,9 +442,4 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Whether the role is replica (for INFO's other sections, /metrics).
-pub fn is_replica(server: &Server) -> bool {
-    server.repl.state().role == Role::Replica
 }

@@ -22,7 +22,8 @@
 //! - A full sync replaces the dataset only once the whole RDB has arrived
 //!   and parsed: a transfer cut short leaves the old data in place.
 //! - At most one link thread acts at a time: each link has its own stop
-//!   flag, set (and its socket shut) before the next link starts.
+//!   flag, set (and its socket shut, and its gate passed) before the next
+//!   link starts or REPLICAOF NO ONE shifts the replid.
 
 use crate::state::{ReplId, Role};
 use crate::Replication;
@@ -128,6 +129,11 @@ pub struct Status {
 /// One link to one master: its stop flag, its status and its socket.
 struct Link {
     stop: AtomicBool,
+    /// Held by the link thread from its stop check through a command (or a
+    /// full sync's load) and the offset that counts it; a stopper takes it
+    /// after setting `stop`, so once it has, nothing more is applied and
+    /// the offset names exactly what was.
+    gate: Mutex<()>,
     status: Mutex<Status>,
     socket: Mutex<Option<TcpStream>>,
 }
@@ -141,6 +147,9 @@ impl Link {
 /// The replica side of the server: the link to the master, if following.
 #[derive(Default)]
 pub struct Follower {
+    /// Serializes REPLICAOF calls. Held while an old link is stopped, so
+    /// never taken by a link thread (whose command might wait on it).
+    switch: Mutex<()>,
     link: Mutex<Option<Arc<Link>>>,
     /// Whether our replid and offset name data the master may continue
     /// (PSYNC <replid> <offset+1>), rather than `PSYNC ? -1`.
@@ -175,8 +184,9 @@ impl Follower {
         host: Arc<dyn Host>,
         continue_own: bool,
     ) {
-        let mut slot = self.link.lock();
-        if let Some(old) = slot.take() {
+        let _switch = self.switch.lock();
+        let old = self.link.lock().take();
+        if let Some(old) = old {
             stop_link(&old);
         } else {
             self.can_continue.store(continue_own, Relaxed);
@@ -184,6 +194,7 @@ impl Follower {
         repl.state().role = Role::Replica;
         let link = Arc::new(Link {
             stop: AtomicBool::new(false),
+            gate: Mutex::new(()),
             status: Mutex::new(Status {
                 host: host_name.to_string(),
                 port,
@@ -202,7 +213,7 @@ impl Follower {
             }),
             socket: Mutex::new(None),
         });
-        *slot = Some(link.clone());
+        *self.link.lock() = Some(link.clone());
         let repl = repl.clone();
         let can_continue = self.can_continue.clone();
         let spawned = std::thread::Builder::new()
@@ -218,7 +229,9 @@ impl Follower {
     /// starts and the old one is kept as replid2, so the old master and
     /// its other replicas can continue from us.
     pub fn stop(&self, repl: &Replication) -> bool {
-        let Some(old) = self.link.lock().take() else {
+        let _switch = self.switch.lock();
+        let old = self.link.lock().take();
+        let Some(old) = old else {
             return false;
         };
         stop_link(&old);
@@ -253,29 +266,15 @@ impl Follower {
             s.host.eq_ignore_ascii_case(host) && s.port == port
         })
     }
-
-    /// Ends the current connection (CLIENT KILL TYPE master); the link
-    /// reconnects and asks to continue.
-    pub fn drop_connection(&self) -> bool {
-        let Some(link) = self.link.lock().clone() else {
-            return false;
-        };
-        let sock = link.socket.lock();
-        match sock.as_ref() {
-            Some(s) => {
-                let _ = s.shutdown(Shutdown::Both);
-                true
-            }
-            None => false,
-        }
-    }
 }
 
+/// Stops a link and waits until it applies nothing more.
 fn stop_link(link: &Link) {
     link.stop.store(true, Relaxed);
     if let Some(s) = link.socket.lock().as_ref() {
         let _ = s.shutdown(Shutdown::Both);
     }
+    drop(link.gate.lock());
 }
 
 /// The link thread: connect, sync, stream; on any failure wait a second
@@ -563,17 +562,15 @@ fn full_sync(
     };
     // The data is about to change history: until loaded, no PSYNC may
     // offer the old replid with the old offset.
-    if link.stopped() {
-        return Err(End::Stopped);
-    }
-    can_continue.store(false, Relaxed);
-    host.load_rdb(&rdb)
-        .map_err(|e| End::Failed(format!("the master's RDB could not be loaded: {e}")))?;
     {
-        let mut st = repl.state();
+        let _gate = link.gate.lock();
         if link.stopped() {
             return Err(End::Stopped);
         }
+        can_continue.store(false, Relaxed);
+        host.load_rdb(&rdb)
+            .map_err(|e| End::Failed(format!("the master's RDB could not be loaded: {e}")))?;
+        let mut st = repl.state();
         st.replid = id;
         st.master_repl_offset = offset;
         st.clear_replid2();
@@ -668,44 +665,42 @@ fn stream(mut c: Conn<'_>, link: &Link, repl: &Replication, host: &dyn Host) -> 
                 Ok(None) => break,
                 Err(why) => return Err(End::Failed(format!("protocol error from master: {why}"))),
             };
-            let data = &c.buf[start..start + used];
-            let args: Vec<&[u8]> = spans.iter().map(|&(a, b)| &data[a..b]).collect();
-            let getack = args.len() >= 2
-                && args[0].eq_ignore_ascii_case(b"replconf")
-                && args[1].eq_ignore_ascii_case(b"getack");
+            let arg = |i: usize| {
+                spans
+                    .get(i)
+                    .map_or(&b""[..], |&(a, b)| &c.buf[start + a..start + b])
+            };
+            let getack = spans.len() >= 2
+                && arg(0).eq_ignore_ascii_case(b"replconf")
+                && arg(1).eq_ignore_ascii_case(b"getack");
             if getack {
                 // The ACK names the offset before the GETACK itself.
                 let off = offset.to_string();
                 c.send(&[b"REPLCONF", b"ACK", off.as_bytes()])?;
                 last_ack = Instant::now();
-            } else if !args.is_empty() {
-                if link.stopped() {
-                    return Err(End::Stopped);
-                }
+            }
+            let data = &c.buf[start..start + used];
+            let args: Vec<&[u8]> = spans.iter().map(|&(a, b)| &data[a..b]).collect();
+            // A command and the offset that counts it go together: a
+            // stopped link applies nothing more (see `Link::gate`).
+            let _gate = link.gate.lock();
+            if link.stopped() {
+                return Err(End::Stopped);
+            }
+            if !getack && !args.is_empty() {
                 client.apply(&args);
             }
             c.pos = start + used;
             pending += used as i64;
-            if client.in_multi() {
-                continue;
-            }
-            offset += pending;
-            pending = 0;
-            {
-                // Checked under the state lock that `Follower::stop` takes
-                // after setting the flag: a stopped link never moves the
-                // offset of the history that replaced it.
-                let mut st = repl.state();
-                if link.stopped() {
-                    return Err(End::Stopped);
-                }
-                st.master_repl_offset = offset;
+            if !client.in_multi() {
+                offset += pending;
+                pending = 0;
+                repl.state().master_repl_offset = offset;
             }
             let mut s = link.status.lock();
             s.applied_offset = offset;
-            s.read_offset = offset + c.unread().len() as i64;
+            s.read_offset = offset + pending + c.unread().len() as i64;
         }
-        link.status.lock().read_offset = offset + pending + c.unread().len() as i64;
         if last_ack.elapsed() >= Duration::from_secs(1) {
             c.send(&[b"REPLCONF", b"ACK", offset.to_string().as_bytes()])?;
             last_ack = Instant::now();
