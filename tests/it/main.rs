@@ -18,6 +18,7 @@ mod observe;
 mod persistence;
 mod protocol;
 mod pubsub;
+mod replication;
 mod scripting;
 mod server;
 mod sets;

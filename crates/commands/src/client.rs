@@ -40,6 +40,8 @@ pub struct ClientInfo {
     pub qbuf: AtomicUsize,
     /// The ACL user's name (CLIENT LIST `user=`).
     pub user: Mutex<String>,
+    /// A replica of ours (after SYNC/PSYNC): flag `S`, type `replica`.
+    pub replica: AtomicBool,
 }
 
 impl ClientInfo {
@@ -67,6 +69,7 @@ impl ClientInfo {
             gone: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
             user: Mutex::new("default".into()),
+            replica: AtomicBool::new(false),
         }
     }
 }

@@ -58,6 +58,7 @@ struct Filter {
     user: Option<String>,
     normal_only: bool,
     none: bool,
+    replicas_only: bool,
     max_age: Option<u64>,
     skip_me: bool,
 }
@@ -89,11 +90,12 @@ impl Filter {
                 }
                 f.user = Some(user);
             } else if eq(opt, "type") {
-                // Every connection is a normal client: no replicas, and
-                // pub/sub connections are not told apart yet.
+                // Replicas are told apart; there are no masters, and pub/sub
+                // connections are not told apart yet.
                 match lossy(v).to_ascii_lowercase().as_str() {
                     "normal" => f.normal_only = true,
-                    "master" | "replica" | "slave" | "pubsub" => f.none = true,
+                    "replica" | "slave" => f.replicas_only = true,
+                    "master" | "pubsub" => f.none = true,
                     _ => return Err(CmdError::UnknownClientType(lossy(v))),
                 }
             } else if eq(opt, "skipme") {
@@ -118,7 +120,10 @@ impl Filter {
     }
 
     fn matches(&self, c: &ClientInfo, me: u64, now_ms: u64) -> bool {
+        let replica = c.replica.load(std::sync::atomic::Ordering::Relaxed);
         !self.none
+            && (!self.replicas_only || replica)
+            && (!self.normal_only || !replica)
             && self.id.is_none_or(|id| c.id == id)
             && self.addr.as_ref().is_none_or(|a| *a == c.addr)
             && self.laddr.as_ref().is_none_or(|a| *a == c.laddr)

@@ -792,6 +792,7 @@ fn redis_call(
         now: rc.now,
         block: None,
         script: None,
+        wait: None,
     };
     crate::dispatch::call(&mut ctx, e, &args);
     rc.locked = ctx.locked;
