@@ -121,7 +121,7 @@ fn streams(script: &str) -> (Vec<String>, Vec<String>) {
 #[test]
 fn the_stream_rewrites_commands_as_redis_does() {
     let (want, got) = streams(
-        r#"
+        r##"
         SET a 1
         EXPIRE a 100
         SET b 2 EX 100
@@ -180,7 +180,21 @@ fn the_stream_rewrites_commands_as_redis_does() {
         SET e 2
         GET t
         FLUSHDB
-        "#,
+        FLUSHDB
+        SELECT 5
+        FLUSHALL
+        SELECT 0
+        SWAPDB 0 1
+        SET k v
+        MOVE k 3
+        COPY nosuch x
+        FUNCTION LOAD "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)"
+        FCALL f1 0
+        SCRIPT LOAD "return 1"
+        SCRIPT FLUSH
+        FUNCTION DELETE lib1
+        FUNCTION FLUSH
+        "##,
     );
     assert_eq!(
         got,
@@ -561,6 +575,30 @@ fn http_get(port: u16, path: &str) -> String {
     let mut body = String::new();
     s.read_to_string(&mut body).expect("response");
     body
+}
+
+#[test]
+fn min_replicas_to_write_refuses_writes_as_redis_does() {
+    diff(
+        r##"
+        SET x 1
+        CONFIG SET min-replicas-to-write 1
+        SET x 2
+        GET x
+        EVAL "#!lua flags=no-writes\nreturn redis.call('get','x')" 1 x
+        EVAL "return redis.call('get','x')" 1 x
+        EVAL "#!lua\nreturn redis.call('get','x')" 1 x
+        EVAL "return redis.call('set','x', 1)" 1 x
+        EVAL_RO "return redis.call('get','x')" 1 x
+        MULTI
+        SET x 3
+        GET x
+        EXEC
+        CONFIG SET min-replicas-max-lag 0
+        SET x 4
+        CONFIG SET min-replicas-to-write 0
+        "##,
+    );
 }
 
 #[test]

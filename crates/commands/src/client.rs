@@ -42,6 +42,8 @@ pub struct ClientInfo {
     pub user: Mutex<String>,
     /// A replica of ours (after SYNC/PSYNC): flag `S`, type `replica`.
     pub replica: AtomicBool,
+    /// The replication offset after this client's last write (WAIT).
+    pub woff: AtomicI64,
 }
 
 impl ClientInfo {
@@ -70,6 +72,7 @@ impl ClientInfo {
             qbuf: AtomicUsize::new(0),
             user: Mutex::new("default".into()),
             replica: AtomicBool::new(false),
+            woff: AtomicI64::new(0),
         }
     }
 }

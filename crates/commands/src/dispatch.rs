@@ -236,7 +236,9 @@ fn execute_inner(
     crate::list::serve_ready(server, ctx.stats, &mut ctx.locked, now);
     // Propagated while the locks are held: the stream's order is the
     // commit order.
-    damselfly_replication::master::leave(&server.repl);
+    if let Some(off) = damselfly_replication::master::leave(&server.repl) {
+        ctx.client.info.woff.store(off, Relaxed);
+    }
     drop(ctx.locked);
     if let Some(job) = ctx.script.take() {
         return (Some(Wait::Script(job)), name);
@@ -288,7 +290,7 @@ pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
     let at = ctx.reply.len();
     let result = (e.cmd.handler)(ctx, args);
     if let Some(p) = propagating {
-        crate::repl_master::after(ctx, e, args, p);
+        crate::repl_master::after(ctx, e, args, p, result.is_ok());
     }
     // Inside EXEC, what a command sent to its own client precedes that
     // command's reply within EXEC's array (Redis 7.0 writes it there).

@@ -385,8 +385,8 @@ fn wait(ctx: &mut Ctx, args: &Args) -> CmdResult {
         return Err(CmdError::TimeoutNegative);
     }
     let repl = &ctx.server.repl;
-    // The client's writes are all at or before the current offset.
-    let offset = repl.state().master_repl_offset;
+    // Where the stream was after this client's last write.
+    let offset = ctx.client.info.woff.load(Relaxed);
     let acked = repl.acked(offset);
     if ctx.client.in_exec || acked as i64 >= want || !repl.active() {
         ctx.reply.int(acked as i64);
@@ -461,10 +461,17 @@ pub(crate) fn before(ctx: &mut Ctx, e: &Entry) -> Option<Before> {
     })
 }
 
-/// After the handler: a command that changed something (or PUBLISH) is
-/// queued for the stream, as itself or as the rewrite it asked for.
-pub(crate) fn after(ctx: &mut Ctx, e: &Entry, args: &Args, b: Before) {
-    if changes(ctx) != b.changes || e.cmd.name == "publish" {
+/// After the handler: a command that changed something is queued for the
+/// stream, as itself or as the rewrite it asked for. PUBLISH always is, and
+/// so are, when they succeed, the flushes and SWAPDB (even of nothing) and
+/// the writes that hold no shard (FUNCTION LOAD, DELETE, FLUSH, RESTORE),
+/// as Redis propagates them.
+pub(crate) fn after(ctx: &mut Ctx, e: &Entry, args: &Args, b: Before, ok: bool) {
+    let forced = e.cmd.name == "publish"
+        || (ok
+            && (matches!(e.cmd.name, "flushall" | "flushdb" | "swapdb")
+                || (e.has(flag::WRITE) && ctx.locked.is_empty())));
+    if forced || changes(ctx) != b.changes {
         master::command(b.db, || args.iter().map(<[u8]>::to_vec).collect());
     } else {
         master::discard_instead();
@@ -509,15 +516,18 @@ fn also(db: usize, args: &[&[u8]]) {
 /// min-replicas-to-write: a write refused while fewer good replicas are
 /// connected (one relaxed load when the option is off).
 pub(crate) fn refusal(server: &Server, e: &Entry) -> Option<CmdError> {
+    (e.has(flag::WRITE) && too_few_replicas(server)).then_some(CmdError::NoReplicas)
+}
+
+/// Fewer replicas than min-replicas-to-write acknowledged within
+/// min-replicas-max-lag seconds (false when either is 0).
+pub(crate) fn too_few_replicas(server: &Server) -> bool {
     let min = server.config.min_replicas_to_write.load(Relaxed);
-    if min == 0 || !e.has(flag::WRITE) {
-        return None;
+    if min == 0 {
+        return false;
     }
     let lag = server.config.min_replicas_max_lag.load(Relaxed);
-    if lag == 0 || server.repl.good_replicas(lag) as u64 >= min {
-        return None;
-    }
-    Some(CmdError::NoReplicas)
+    lag != 0 && (server.repl.good_replicas(lag) as u64) < min
 }
 
 /// INFO's replication section, for a master.

@@ -133,9 +133,10 @@ impl Replication {
 
     /// Appends `ops` to the stream as one unit (MULTI/EXEC around more
     /// than one). Call with the shard locks of every key they changed.
-    pub fn append(&self, ops: &[Op]) {
+    /// Returns the offset after them, None when nothing was appended.
+    pub fn append(&self, ops: &[Op]) -> Option<i64> {
         if ops.is_empty() || !self.active() {
-            return;
+            return None;
         }
         let mut g = self.inner.lock();
         let s = &mut g.stream;
@@ -155,6 +156,7 @@ impl Replication {
         let bytes = std::mem::take(&mut s.scratch);
         feed(&mut g, &bytes);
         g.stream.scratch = bytes;
+        Some(g.state.master_repl_offset)
     }
 
     /// Appends bytes that are no command of ours (the PING that keeps
@@ -447,22 +449,24 @@ pub fn enter() {
 }
 
 /// A top-level command ends: what it propagated is appended, as one unit.
-/// Call while it still holds its shard locks.
-pub fn leave(repl: &Replication) {
+/// Call while it still holds its shard locks. Returns the stream's offset
+/// after the command's last byte when it appended anything (WAIT waits
+/// for replicas to reach it).
+pub fn leave(repl: &Replication) -> Option<i64> {
     let depth = DEPTH.with(|d| {
         let n = d.get().saturating_sub(1);
         d.set(n);
         n
     });
     if depth > 0 {
-        return;
+        return None;
     }
     let ops = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         p.instead.clear();
         std::mem::take(&mut p.ops)
     });
-    repl.append(&ops);
+    repl.append(&ops)
 }
 
 /// The running command propagates `args` (one or more calls) instead of
