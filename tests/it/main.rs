@@ -19,6 +19,7 @@ mod persistence;
 mod protocol;
 mod pubsub;
 mod replica;
+mod replication;
 mod scripting;
 mod server;
 mod sets;

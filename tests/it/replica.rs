@@ -655,3 +655,38 @@ fn a_replica_keeps_every_key_its_master_sends_past_its_own_maxmemory() {
         Some("0")
     );
 }
+
+#[test]
+fn damselfly_replica_of_damselfly_converges_and_resyncs_partially() {
+    let m = damselfly(&[]);
+    let d = damselfly(&[]);
+    let mut mc = Conn::open(m.port);
+    mc.cmd(&["CONFIG", "SET", "repl-backlog-size", "256mb"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = start_load(m.port, &stop);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut dc = Conn::open(d.port);
+    assert_eq!(
+        dc.cmd(&["REPLICAOF", "127.0.0.1", &m.port.to_string()]),
+        "+OK\r\n"
+    );
+    wait_for("the first sync", || {
+        info_field(&mut dc, "replication", "master_link_status").as_deref() == Some("up")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let list = dc.cmd(&["CLIENT", "LIST"]);
+    assert!(
+        list.lines()
+            .any(|l| l.contains(" flags=M ") && l.contains(" user=(superuser) ")),
+        "{list}"
+    );
+    // Replicas of a replica are not served yet: refused, not corrupted.
+    let mut other = Conn::open(d.port);
+    assert!(other.cmd(&["PSYNC", "?", "-1"]).starts_with("-ERR"));
+    assert_eq!(dc.cmd(&["CLIENT", "KILL", "TYPE", "master"]), ":1\r\n");
+    wait_for("a partial resync", || stats(m.port).1 >= 1);
+    std::thread::sleep(Duration::from_millis(300));
+    stop_load(&stop, load);
+    assert_same_data(m.port, d.port);
+    assert_eq!(stats(m.port), (1, 1), "(sync_full, sync_partial_ok)");
+}

@@ -59,6 +59,8 @@ pub enum Wait {
     Keys(crate::list::Blocked),
     /// A script or function to run off the worker thread.
     Script(crate::scripting::Job),
+    /// WAIT: replicas' acknowledgements to wait for off the worker thread.
+    Acks(crate::repl_master::WaitAcks),
 }
 
 /// Runs one request and appends its reply. A blocking command that has to
@@ -156,6 +158,11 @@ fn execute_inner(
         reject(stats, client, reply, &err, Some(e));
         return (None, name);
     }
+    if let Some(err) = crate::repl_master::refusal(server, e).filter(|_| !from_master) {
+        stats.commands[e.id].rejected.add(1);
+        reject(stats, client, reply, &err, Some(e));
+        return (None, name);
+    }
     if !e.has(flag::ALLOW_BUSY) && !from_master {
         if let Some(err) = server.scripting.busy(server, client.id()) {
             stats.commands[e.id].rejected.add(1);
@@ -227,15 +234,25 @@ fn execute_inner(
         now,
         block: None,
         script: None,
+        wait: None,
     };
+    damselfly_replication::master::enter();
     call(&mut ctx, e, args);
     // Clients blocked on keys this command made ready are served before
     // anyone else can see the keys (after a whole EXEC, not after each of
     // its commands).
     crate::list::serve_ready(server, ctx.stats, &mut ctx.locked, now);
+    // Propagated while the locks are held: the stream's order is the
+    // commit order.
+    if let Some(off) = damselfly_replication::master::leave(&server.repl) {
+        ctx.client.info.woff.store(off, Relaxed);
+    }
     drop(ctx.locked);
     if let Some(job) = ctx.script.take() {
         return (Some(Wait::Script(job)), name);
+    }
+    if let Some(acks) = ctx.wait.take() {
+        return (Some(Wait::Acks(acks)), name);
     }
     (ctx.block.take().map(Wait::Keys), name)
 }
@@ -276,9 +293,13 @@ fn reject(
 /// it and renders its error (EXEC calls this for each queued command).
 pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
     ctx.server.monitors.feed_script(e, ctx.client, args);
+    let propagating = crate::repl_master::before(ctx, e);
     let start = damselfly_storage::mono_ns();
     let at = ctx.reply.len();
     let result = (e.cmd.handler)(ctx, args);
+    if let Some(p) = propagating {
+        crate::repl_master::after(ctx, e, args, p, result.is_ok());
+    }
     // Inside EXEC, what a command sent to its own client precedes that
     // command's reply within EXEC's array (Redis 7.0 writes it there).
     if ctx.client.in_exec {

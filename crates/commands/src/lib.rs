@@ -36,6 +36,7 @@ mod hash;
 mod hyperloglog;
 mod list;
 pub mod persist;
+pub mod repl_master;
 pub mod scripting;
 pub mod server;
 mod set;

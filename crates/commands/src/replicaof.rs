@@ -47,16 +47,6 @@ pub(crate) static COMMANDS: &[Command] = &[
         "1.0.0",
         replicaof
     ),
-    cmd!(
-        "role",
-        1,
-        "noscript loading stale fast",
-        NoKeys,
-        "@admin @fast @dangerous",
-        "server",
-        "2.8.12",
-        role
-    ),
 ];
 
 /// Whether this server follows a master: the dispatcher's fast check.
@@ -105,6 +95,13 @@ fn replicaof(ctx: &mut Ctx, args: &Args) -> CmdResult {
 pub fn follow(server: &Arc<Server>, host: &str, port: u16, continue_own: bool) {
     REPLICA.store(true, Relaxed);
     damselfly_storage::set_replica(true);
+    // Our own replicas go, as in Redis (they would have to resync; see
+    // `refusal`).
+    server.clients.for_each_locked(|c| {
+        if c.replica.load(Relaxed) {
+            c.disconnect();
+        }
+    });
     let hooks = Arc::new(Hooks {
         server: Arc::downgrade(server),
     });
@@ -133,27 +130,20 @@ pub fn parse_replicaof(v: &str) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_string(), port))
 }
 
-/// ROLE
-fn role(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+/// ROLE for a replica (the master's ROLE is the master side's): false
+/// when this server is a master.
+pub(crate) fn role_replica(ctx: &mut Ctx) -> bool {
+    let Some(s) = ctx.server.replica.status() else {
+        return false;
+    };
     let r = &mut *ctx.reply;
-    match ctx.server.replica.status() {
-        Some(s) => {
-            r.array(5);
-            r.bulk(b"slave");
-            r.bulk(s.host.as_bytes());
-            r.int(i64::from(s.port));
-            r.bulk(s.state.name().as_bytes());
-            r.int(if s.has_master { s.applied_offset } else { -1 });
-        }
-        None => {
-            let offset = ctx.server.repl.state().master_repl_offset;
-            r.array(3);
-            r.bulk(b"master");
-            r.int(offset);
-            r.array(0);
-        }
-    }
-    Ok(())
+    r.array(5);
+    r.bulk(b"slave");
+    r.bulk(s.host.as_bytes());
+    r.int(i64::from(s.port));
+    r.bulk(s.state.name().as_bytes());
+    r.int(if s.has_master { s.applied_offset } else { -1 });
+    true
 }
 
 /// INFO replication's fields from `role` to `replica_announced` (the rest
@@ -226,6 +216,11 @@ pub(crate) fn refusal(
 ) -> Option<CmdError> {
     if !REPLICA.load(Relaxed) || damselfly_storage::from_master() {
         return None;
+    }
+    // Serving replicas of our own would need the master's stream proxied
+    // to them (and our backlog reset on each full sync): not yet.
+    if matches!(e.cmd.name, "sync" | "psync") {
+        return Some(CmdError::ChainedReplication);
     }
     let on = |k: &str| server.config.get(k).as_deref() != Some("no");
     if !e.has(flag::STALE) && !on("replica-serve-stale-data") && !server.replica.link_up() {
@@ -316,6 +311,7 @@ impl replica::Host for Hooks {
             .clients
             .register(peer.to_string(), local.to_string(), fd);
         *info.user.lock() = "(superuser)".into();
+        info.master.store(true, Relaxed);
         let client = Client::new(info, crate::acl::superuser(), true);
         Box::new(Master {
             stats: server.thread_stats(),

@@ -198,6 +198,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::geo::COMMANDS)
         .chain(crate::sort::COMMANDS)
         .chain(crate::stream::COMMANDS)
+        .chain(crate::repl_master::COMMANDS)
         .chain(crate::transactions::COMMANDS)
         .chain(crate::pubsub::COMMANDS)
         .chain(crate::observe::COMMANDS)

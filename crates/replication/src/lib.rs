@@ -14,22 +14,29 @@
 //!   offset always names a byte of the stream.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod backlog;
+pub mod master;
 pub mod replica;
 pub mod state;
 
+pub use master::{Announced, Link, Op, ReplicaInfo};
 pub use state::{ReplId, ReplState, Role};
 
 use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
+use std::sync::atomic::AtomicBool;
 
 /// The server's replication: state, stream and replicas, one per process.
 #[derive(Default)]
 pub struct Replication {
     inner: Mutex<Inner>,
+    /// A backlog exists: writes are propagated (`master.rs`).
+    active: AtomicBool,
 }
 
 #[derive(Default)]
 struct Inner {
     state: ReplState,
+    stream: master::Stream,
 }
 
 impl Replication {
