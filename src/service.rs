@@ -82,6 +82,14 @@ impl Session for Conn {
                         })
                 }));
             }
+            // WAIT polls the replicas' acknowledgements off the worker.
+            Some(Wait::Acks(acks)) => {
+                return Flow::Wait(Box::pin(async move {
+                    tokio::task::spawn_blocking(move || acks.run())
+                        .await
+                        .unwrap_or_else(|_| b":0\r\n".to_vec())
+                }));
+            }
             None => {}
         }
         if let Some(q) = &self.client.monitor {
@@ -117,6 +125,7 @@ impl Session for Conn {
 
     fn closing(&mut self) {
         damselfly_commands::release_client(&self.server, &mut self.client);
+        self.server.repl.remove_replica(self.client.id());
         if self.client.monitor.is_some() {
             self.server.monitors.remove(self.client.id());
         }

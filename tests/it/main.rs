@@ -18,6 +18,8 @@ mod observe;
 mod persistence;
 mod protocol;
 mod pubsub;
+mod replica;
+mod replication;
 mod scripting;
 mod server;
 mod sets;

@@ -1080,6 +1080,12 @@ impl Acl {
     }
 }
 
+/// The user the master's commands run as on a replica: allowed everything
+/// (Redis's master client has no user).
+pub fn superuser() -> Arc<User> {
+    User::new("(superuser)", default_state())
+}
+
 fn default_state() -> UserState {
     let mut st = UserState::new(true);
     st.enabled = true;

@@ -253,6 +253,59 @@ pub const PARAMS: &[Param] = &[
     p("masterauth", Kind::Str, ""),
     p("masteruser", Kind::Str, ""),
     pa("replicaof", "slaveof", Kind::Str, ""),
+    // Replication, master side (crates/replication).
+    p("repl-backlog-size", Kind::Memory { min: 1 }, "1048576"),
+    p("repl-diskless-sync", Kind::Bool, "yes"),
+    pa(
+        "repl-ping-replica-period",
+        "repl-ping-slave-period",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "10",
+    ),
+    pa(
+        "min-replicas-to-write",
+        "min-slaves-to-write",
+        NON_NEGATIVE_INT,
+        "0",
+    ),
+    pa(
+        "min-replicas-max-lag",
+        "min-slaves-max-lag",
+        NON_NEGATIVE_INT,
+        "10",
+    ),
+    // Replication, replica side (commands/src/replicaof.rs).
+    pa("replica-read-only", "slave-read-only", Kind::Bool, "yes"),
+    pa(
+        "replica-serve-stale-data",
+        "slave-serve-stale-data",
+        Kind::Bool,
+        "yes",
+    ),
+    pa(
+        "replica-priority",
+        "slave-priority",
+        NON_NEGATIVE_INT,
+        "100",
+    ),
+    p("replica-announced", Kind::Bool, "yes"),
+    pa(
+        "replica-ignore-maxmemory",
+        "slave-ignore-maxmemory",
+        Kind::Bool,
+        "yes",
+    ),
+    p(
+        "repl-timeout",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "60",
+    ),
     p("timeout", SECONDS, "0"),
     p("tcp-keepalive", SECONDS, "300"),
     p("protected-mode", Kind::Bool, "yes"),
@@ -329,6 +382,10 @@ pub struct Config {
     pub maxmemory_samples: AtomicU64,
     pub observe: crate::observe::Settings,
     pub hll_sparse_max_bytes: AtomicU64,
+    /// `min-replicas-to-write` and `min-replicas-max-lag`, read before
+    /// every write.
+    pub min_replicas_to_write: AtomicU64,
+    pub min_replicas_max_lag: AtomicU64,
 }
 
 /// Parses a memory amount: bytes, or a number with k/kb/m/mb/g/gb (any case;
@@ -540,6 +597,8 @@ impl Config {
             maxmemory_samples: AtomicU64::new(5),
             observe: Default::default(),
             hll_sparse_max_bytes: AtomicU64::new(3000),
+            min_replicas_to_write: AtomicU64::new(0),
+            min_replicas_max_lag: AtomicU64::new(10),
         }
     }
 
@@ -587,6 +646,7 @@ impl Config {
             match g[0] {
                 "normal" => ps.limit_normal.set(limit),
                 "pubsub" => ps.limit_pubsub.set(limit),
+                "slave" => ps.limit_replica.set(limit),
                 _ => {}
             }
         }
@@ -617,6 +677,12 @@ impl Config {
                 .query_buffer_limit
                 .store(v.parse().unwrap_or(0), Relaxed),
             "maxmemory" => self.maxmemory.store(v.parse().unwrap_or(0), Relaxed),
+            "min-replicas-to-write" => self
+                .min_replicas_to_write
+                .store(v.parse().unwrap_or(0), Relaxed),
+            "min-replicas-max-lag" => self
+                .min_replicas_max_lag
+                .store(v.parse().unwrap_or(10), Relaxed),
             "slowlog-log-slower-than" => {
                 let v = v.parse().unwrap_or(10_000);
                 self.observe.slower_than.store(v, Relaxed)

@@ -37,6 +37,9 @@ pub(crate) struct RunCtx<'s, 'l> {
 pub(crate) struct ScriptFlags {
     pub no_writes: bool,
     pub allow_oom: bool,
+    /// The script declared its flags (a shebang, or a function): it is
+    /// checked as a whole before it runs, not only at each write.
+    pub declared: bool,
 }
 
 pub(crate) struct Script {
@@ -74,7 +77,10 @@ pub(crate) fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), CmdError> {
     if engine != "#!lua" {
         return Err(CmdError::ShebangEngine(engine.to_string()));
     }
-    let mut flags = ScriptFlags::default();
+    let mut flags = ScriptFlags {
+        declared: true,
+        ..ScriptFlags::default()
+    };
     for w in words {
         let Some(list) = w.strip_prefix("flags=") else {
             return Err(CmdError::ShebangOption(w.to_string()));
@@ -476,6 +482,11 @@ impl Vm {
             func
         };
         let no_writes = flags.no_writes || job.read_only;
+        // A script that may write refuses to start without enough good
+        // replicas (min-replicas-to-write), as Redis 7.0 checks it.
+        if flags.declared && !no_writes && crate::repl_master::too_few_replicas(rc.server) {
+            return Err(CmdError::NoReplicas);
+        }
         execute(lua, rc, func, (no_writes, flags.allow_oom), &name, out)
     }
 }
@@ -777,6 +788,12 @@ fn redis_call(
         if run.no_writes {
             return fail(lua, CmdError::ScriptWriteInReadOnly);
         }
+        if crate::replicaof::script_write_refused(run.rc.server) {
+            return fail(lua, CmdError::ReadOnlyReplica);
+        }
+        if let Some(err) = crate::repl_master::refusal(run.rc.server, e) {
+            return fail(lua, err);
+        }
         run.rc.running.wrote.store(true, Relaxed);
     }
     let mut reply = Reply::new();
@@ -792,6 +809,7 @@ fn redis_call(
         now: rc.now,
         block: None,
         script: None,
+        wait: None,
     };
     crate::dispatch::call(&mut ctx, e, &args);
     rc.locked = ctx.locked;

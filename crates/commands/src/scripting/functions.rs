@@ -141,6 +141,7 @@ impl Engine {
             ScriptFlags {
                 no_writes,
                 allow_oom,
+                declared: true,
             },
         ))
     }

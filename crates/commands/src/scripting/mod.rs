@@ -366,10 +366,17 @@ impl Job {
         // messages to itself around the reply), as on its worker thread.
         crate::pubsub::set_current(caller);
         let keys = self.keys.clone();
+        damselfly_replication::master::enter();
         let (mut locked, bytes) = run(server, caller, locked, now, self);
         crate::tracking::after_script(server, caller, &keys);
         crate::list::serve_ready(server, &server.thread_stats(), &mut locked, now);
+        // The script's effects go out as one MULTI/EXEC, under its locks.
+        let woff = damselfly_replication::master::leave(&server.repl);
         drop(locked);
+        // The script's writes are its caller's (WAIT).
+        if let (Some(off), Some(c)) = (woff, server.clients.get(caller)) {
+            c.woff.store(off, Relaxed);
+        }
         server.tracking.flush_bcast(&server.pubsub);
         crate::pubsub::set_current(0);
 
