@@ -236,6 +236,9 @@ fn main() {
     for w in &opts.warnings {
         log_as('#', &format!("WARNING {w}"));
     }
+    for w in damselfly_commands::config::idle_warnings(&cfg, opts.params.iter().map(|(k, _)| *k)) {
+        log_as('#', &format!("WARNING {w}"));
+    }
     log(&format!(
         "Running with {} worker threads, {SHARDS} shards, {} databases",
         opts.threads, opts.dbnum

@@ -51,12 +51,6 @@ impl Session for Conn {
             out.error(&damselfly_commands::CmdError::ProtectedMode.to_string());
             return Flow::Close;
         }
-        // A monitor stays on its MONITOR request: each time lines arrive
-        // they are written, and the request is handled again.
-        if let Some(q) = &self.client.monitor {
-            out.raw(&q.take());
-            return monitor_wait(q.clone());
-        }
         if self.server.pause.on() {
             if let Some(wait) =
                 damselfly_commands::dispatch::pause_wait(&self.server, &self.client, args)
@@ -83,9 +77,6 @@ impl Session for Conn {
                 }));
             }
             None => {}
-        }
-        if let Some(q) = &self.client.monitor {
-            return monitor_wait(q.clone());
         }
         if self.client.close_after_reply {
             Flow::Close
@@ -117,9 +108,7 @@ impl Session for Conn {
 
     fn closing(&mut self) {
         damselfly_commands::release_client(&self.server, &mut self.client);
-        if self.client.monitor.is_some() {
-            self.server.monitors.remove(self.client.id());
-        }
+        damselfly_commands::monitor::stop(&self.server, &mut self.client);
         self.server.clients.unregister(self.client.id());
     }
 
@@ -163,11 +152,6 @@ impl Session for Conn {
             _ => HttpResponse::new(404, "text/plain", "not found\n"),
         }
     }
-}
-
-/// Waits for a monitor's next lines.
-fn monitor_wait(q: Arc<damselfly_commands::monitor::Queue>) -> Flow {
-    Flow::Retry(Box::pin(std::future::poll_fn(move |cx| q.poll_ready(cx))))
 }
 
 /// Reports an active expiry pass to the latency monitor when it ends.

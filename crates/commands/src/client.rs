@@ -40,6 +40,8 @@ pub struct ClientInfo {
     pub qbuf: AtomicUsize,
     /// The ACL user's name (CLIENT LIST `user=`).
     pub user: Mutex<String>,
+    /// In MONITOR mode (CLIENT LIST flag `O`).
+    pub monitor: AtomicBool,
 }
 
 impl ClientInfo {
@@ -67,6 +69,7 @@ impl ClientInfo {
             gone: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
             user: Mutex::new("default".into()),
+            monitor: AtomicBool::new(false),
         }
     }
 }
@@ -157,7 +160,7 @@ pub struct Client {
     /// CLIENT CACHING YES/NO given for the next command.
     pub caching: bool,
     /// Set by MONITOR: the lines this connection is sent.
-    pub monitor: Option<Arc<crate::monitor::Queue>>,
+    pub monitor: bool,
     /// The pseudo-client a Lua script's commands run as.
     pub in_script: bool,
 }
@@ -198,7 +201,7 @@ impl Client {
             reply_mode: ReplyMode::On,
             tracking: None,
             caching: false,
-            monitor: None,
+            monitor: false,
             in_script: false,
         }
     }

@@ -335,6 +335,7 @@ fn reset(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     ctx.client.end_multi();
     crate::transactions::unwatch_all(ctx);
     crate::pubsub::unsubscribe_all(ctx.server, ctx.client);
+    crate::monitor::stop(ctx.server, ctx.client);
     ctx.client.reply_mode = ReplyMode::On;
     if ctx.client.tracking.take().is_some() {
         ctx.server.tracking.disable(ctx.client.id());
@@ -560,6 +561,9 @@ fn describe_line(c: &crate::client::ClientInfo, me: bool, cmd: Option<&str>) -> 
 fn flags(c: &crate::client::ClientInfo) -> String {
     use crate::tracking::{FLAG_BCAST, FLAG_BROKEN, FLAG_ON};
     let mut f = String::new();
+    if c.monitor.load(Relaxed) {
+        f.push('O');
+    }
     if c.subscriptions.load(Relaxed) > 0 {
         f.push('P');
     }

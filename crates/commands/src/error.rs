@@ -286,6 +286,11 @@ pub enum CmdError {
     /// GEOSEARCH without BYRADIUS/BYBOX (the command as typed).
     GeoNeedBy(String),
     GeoAnyNeedsCount,
+    /// MONITOR inside EXEC or a script.
+    MonitorDenyBlocking,
+    /// A MONITOR connection ran a command that touches keys (Redis treats
+    /// monitors as replicas).
+    ReplicaKeyspace,
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
 }
@@ -476,6 +481,8 @@ impl fmt::Display for CmdError {
                 "ERR Can't execute '{cmd}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
             ),
             DenyBlocking(cmd) => write!(f, "ERR {cmd} isn't allowed for a DENY BLOCKING client"),
+            MonitorDenyBlocking => f.write_str("ERR MONITOR isn't allowed for DENY BLOCKING client"),
+            ReplicaKeyspace => f.write_str("ERR Replica can't interact with the keyspace"),
             NoPermCommand(c) => write!(
                 f,
                 "NOPERM this user has no permissions to run the '{c}' command"
