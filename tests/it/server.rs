@@ -658,3 +658,72 @@ fn command_getkeysandflags_variable_flags_and_bad_counts_match_redis() {
         "#,
     );
 }
+
+/// DEBUG OBJECT's line with the address and the access clock blanked.
+fn debug_object_line(reply: &[u8]) -> String {
+    let text = String::from_utf8_lossy(reply);
+    text.split(' ')
+        .map(|w| match w.split_once(':') {
+            Some(("at", _)) => "at:ADDR".to_string(),
+            Some(("lru", _)) => "lru:CLOCK".to_string(),
+            _ => w.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn debug_object_populate_sleep_and_error_match_redis() {
+    let r = crate::support::redis_with(&["--enable-debug-command", "yes"]);
+    let d = damselfly(&[]);
+    let setup: &[&[&str]] = &[
+        &["SET", "s", "hello"],
+        &["SET", "i", "12345"],
+        &["SET", "small", "7"],
+        &["SET", "big", &"a".repeat(100)],
+        &["RPUSH", "l", "a", "b", "c", "1", "22"],
+        &["HSET", "h", "f", "v"],
+        &["SADD", "st", "1", "2"],
+        &["ZADD", "z", "1", "a"],
+        &["DEBUG", "POPULATE", "3"],
+        &["DEBUG", "POPULATE", "2", "p", "12"],
+        &["SET", "key:9", "x"],
+        &["DEBUG", "POPULATE", "10"],
+    ];
+    let checks: &[&[&str]] = &[
+        &["DEBUG", "OBJECT", "s"],
+        &["DEBUG", "OBJECT", "i"],
+        &["DEBUG", "OBJECT", "small"],
+        &["DEBUG", "OBJECT", "big"],
+        &["DEBUG", "OBJECT", "l"],
+        &["DEBUG", "OBJECT", "h"],
+        &["DEBUG", "OBJECT", "st"],
+        &["DEBUG", "OBJECT", "z"],
+        &["DEBUG", "OBJECT", "nokey"],
+        &["DEBUG", "OBJECT"],
+        &["DEBUG", "OBJECT", "a", "b"],
+        &["GET", "key:0"],
+        &["GET", "p:1"],
+        &["GET", "key:9"],
+        &["DBSIZE"],
+        &["DEBUG", "POPULATE", "-1"],
+        &["DEBUG", "POPULATE", "1", "x", "0"],
+        &["DEBUG", "SLEEP", "0"],
+        &["DEBUG", "SLEEP", "abc"],
+        &["DEBUG", "ERROR", "hello world"],
+        &["DEBUG", "ERROR"],
+    ];
+    let mut seen = Vec::new();
+    for port in [r.port, d.port] {
+        let mut c = Conn::open(port);
+        for args in setup {
+            c.raw(args);
+        }
+        let replies: Vec<String> = checks
+            .iter()
+            .map(|args| debug_object_line(&c.raw(args)))
+            .collect();
+        seen.push(replies);
+    }
+    assert_eq!(seen[0], seen[1]);
+}

@@ -1385,6 +1385,12 @@ impl Config {
             // setting them to what they are is a no-op that succeeds.
             let unchanged = matches!(PARAMS[i].name, "port" | "bind")
                 && self.values.read()[i] == value.as_ref();
+            if PARAMS[i].name == "port" && !unchanged {
+                return Err(CmdError::InvalidConfig {
+                    name: name.to_string(),
+                    why: "Unable to listen on this port".into(),
+                });
+            }
             let protected_open = PARAMS[i].kind == Kind::Protected
                 && self.get("enable-protected-configs").as_deref() != Some("no");
             let v = if unchanged {
