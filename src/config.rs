@@ -119,20 +119,8 @@ static FLAGS: &[Flag] = &[
         "tls-ca-cert-file",
         "",
     ),
-    f(
-        "maxclients",
-        "maxclients",
-        Ty::Count,
-        "maxclients",
-        "connections are not capped yet",
-    ),
-    f(
-        "timeout",
-        "timeout",
-        Ty::Count,
-        "timeout",
-        "idle clients are not closed yet",
-    ),
+    f("maxclients", "maxclients", Ty::Count, "maxclients", ""),
+    f("timeout", "timeout", Ty::Count, "timeout", ""),
     f(
         "tcp_keepalive",
         "tcp-keepalive",

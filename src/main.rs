@@ -298,12 +298,6 @@ fn main() {
         let start = std::time::Instant::now();
         match damselfly_commands::persist::load_file(&server, &path) {
             Ok(stats) => {
-                if !stats.functions.is_empty() {
-                    log(&format!(
-                        "WARNING: {} function libraries in the snapshot were not loaded (loading functions from snapshots is not supported yet)",
-                        stats.functions.len()
-                    ));
-                }
                 log(&format!(
                     "Done loading RDB, keys loaded: {}, keys expired: {}.",
                     stats.keys_loaded, stats.keys_expired

@@ -23,6 +23,8 @@ pub struct Conn {
     /// Refused by protected mode: the first request gets the DENIED error
     /// and the connection closes.
     denied: bool,
+    /// Past `maxclients`: told so at once and closed.
+    refused: bool,
     server: Arc<Server>,
     stats: Arc<ThreadStats>,
     client: Client,
@@ -114,6 +116,19 @@ impl Session for Conn {
 
     fn query_pending(&mut self, bytes: usize) {
         self.client.info.qbuf.store(bytes, Relaxed);
+    }
+
+    fn refusal(&mut self) -> Option<Vec<u8>> {
+        self.refused
+            .then(|| format!("-{}\r\n", CmdError::MaxClients).into_bytes())
+    }
+
+    /// `timeout` seconds, except for subscribers and monitors (Redis's
+    /// rule; a blocked client is waiting on its command, not idle).
+    fn idle_timeout(&self) -> Option<Duration> {
+        let secs = self.server.config.idle_timeout.load(Relaxed);
+        let exempt = self.client.monitor || self.client.info.subscriptions.load(Relaxed) > 0;
+        (secs > 0 && !exempt).then(|| Duration::from_secs(secs))
     }
 
     fn http_enabled(&self) -> bool {
@@ -217,7 +232,15 @@ impl Service for App {
 
     fn open(&self, peer: SocketAddr, local: SocketAddr, fd: i64, _worker: usize) -> Option<Conn> {
         let stats = self.server.thread_stats();
-        stats.connections.add(1);
+        // Redis's rule: refused when the clients already connected reach
+        // maxclients (the connection is told so, then closed).
+        let refused =
+            self.server.clients.count() as u64 >= self.server.config.maxclients.load(Relaxed);
+        if refused {
+            self.server.rejected_connections.fetch_add(1, Relaxed);
+        } else {
+            stats.connections.add(1);
+        }
         let keepalive = self.server.config.get("tcp-keepalive");
         if let Some(secs) = keepalive.and_then(|v| v.parse::<i32>().ok()) {
             set_keepalive(fd, secs);
@@ -236,6 +259,7 @@ impl Service for App {
             && self.server.config.get("protected-mode").as_deref() == Some("yes");
         Some(Conn {
             denied,
+            refused,
             server: self.server.clone(),
             stats,
             client: Client::new(info, self.server.acl.default_user(), authenticated),

@@ -2,7 +2,7 @@
 //! crate, as services use redis-py or go-redis): cache-aside with TTLs,
 //! rate limits, sessions in hashes, queues, pipelines, one DB per service.
 
-use crate::support::damselfly;
+use crate::support::{damselfly, Conn};
 use redis::{Commands, Connection};
 
 fn connect(port: u16, db: u8) -> Connection {
@@ -128,4 +128,44 @@ fn resp3_connection_works() {
         c.hgetall("h").unwrap()
     };
     assert_eq!(m.get("f").map(String::as_str), Some("1"));
+}
+
+#[test]
+fn maxclients_refuses_connections_past_the_limit_with_redis_error() {
+    let d = damselfly(&["--maxclients", "2"]);
+    let mut a = Conn::open(d.port);
+    // The start-up check's connection may still be closing.
+    while !a.cmd(&["INFO", "clients"]).contains("connected_clients:1\r\n") {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut b = Conn::open(d.port);
+    assert_eq!(b.cmd(&["PING"]), "+PONG\r\n");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut c, &mut got).expect("read until closed");
+    assert_eq!(got, b"-ERR max number of clients reached\r\n");
+    assert!(a
+        .cmd(&["INFO", "stats"])
+        .contains("rejected_connections:1\r\n"));
+    // A freed slot serves the next connection; CONFIG SET moves the limit.
+    drop(b);
+    assert_eq!(a.cmd(&["CONFIG", "SET", "maxclients", "3"]), "+OK\r\n");
+    let mut e = Conn::open(d.port);
+    assert_eq!(e.cmd(&["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn timeout_closes_idle_clients_but_not_subscribers() {
+    let d = damselfly(&["--timeout", "1"]);
+    // The subscriber is idle longer than the plain client.
+    let mut sub = Conn::open(d.port);
+    sub.cmd(&["SUBSCRIBE", "ch"]);
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    // EOF: the server closed it.
+    std::io::Read::read_to_end(&mut idle, &mut got).expect("closed by the server");
+    assert!(got.is_empty());
+    assert_eq!(sub.cmd(&["PING"]), "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
 }

@@ -666,6 +666,7 @@ fn debug_object_line(reply: &[u8]) -> String {
         .map(|w| match w.split_once(':') {
             Some(("at", _)) => "at:ADDR".to_string(),
             Some(("lru", _)) => "lru:CLOCK".to_string(),
+            Some(("lru_seconds_idle", _)) => "lru_seconds_idle:IDLE".to_string(),
             _ => w.to_string(),
         })
         .collect::<Vec<_>>()

@@ -105,6 +105,29 @@ impl Clients {
         self.map.lock().len()
     }
 
+    /// Ends every other connection `f` picks at once (ACL changes): each
+    /// leaves the registry now, so CLIENT LIST no longer shows it, and its
+    /// socket's read side is shut so its task ends. True when `f` picked
+    /// `me`, which the caller closes after its reply.
+    pub fn kill_where(&self, me: u64, mut f: impl FnMut(&ClientInfo) -> bool) -> bool {
+        let mut picked_me = false;
+        self.map.lock().retain(|id, c| {
+            if !f(c) {
+                return true;
+            }
+            if *id == me {
+                picked_me = true;
+                return true;
+            }
+            // Still under the registry lock: the descriptor is this
+            // connection's (see `disconnect`).
+            c.disconnect();
+            c.gone.store(true, std::sync::atomic::Ordering::Relaxed);
+            false
+        });
+        picked_me
+    }
+
     /// Runs `f` on every live connection with the registry locked: a
     /// connection unregisters (under this lock) before its socket closes,
     /// so every descriptor seen here is still that connection's.

@@ -853,6 +853,9 @@ pub struct Config {
     pub maxmemory_samples: AtomicU64,
     pub observe: crate::observe::Settings,
     pub hll_sparse_max_bytes: AtomicU64,
+    /// `maxclients` and `timeout` (seconds, 0: never), read per connection.
+    pub maxclients: AtomicU64,
+    pub idle_timeout: AtomicU64,
 }
 
 /// Parses a memory amount: bytes, or a number with k/kb/m/mb/g/gb (any case;
@@ -1228,6 +1231,8 @@ impl Config {
             maxmemory_samples: AtomicU64::new(5),
             observe: Default::default(),
             hll_sparse_max_bytes: AtomicU64::new(3000),
+            maxclients: AtomicU64::new(10000),
+            idle_timeout: AtomicU64::new(0),
         }
     }
 
@@ -1329,6 +1334,8 @@ impl Config {
             "hll-sparse-max-bytes" => self
                 .hll_sparse_max_bytes
                 .store(v.parse().unwrap_or(0), Relaxed),
+            "maxclients" => self.maxclients.store(v.parse().unwrap_or(10000), Relaxed),
+            "timeout" => self.idle_timeout.store(v.parse().unwrap_or(0), Relaxed),
             name => {
                 let e = &self.encodings;
                 let slot = match name {

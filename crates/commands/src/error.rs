@@ -288,6 +288,8 @@ pub enum CmdError {
     GeoAnyNeedsCount,
     /// MONITOR inside EXEC or a script.
     MonitorDenyBlocking,
+    /// A connection past `maxclients`.
+    MaxClients,
     /// A MONITOR connection ran a command that touches keys (Redis treats
     /// monitors as replicas).
     ReplicaKeyspace,
@@ -482,6 +484,7 @@ impl fmt::Display for CmdError {
             ),
             DenyBlocking(cmd) => write!(f, "ERR {cmd} isn't allowed for a DENY BLOCKING client"),
             MonitorDenyBlocking => f.write_str("ERR MONITOR isn't allowed for DENY BLOCKING client"),
+            MaxClients => f.write_str("ERR max number of clients reached"),
             ReplicaKeyspace => f.write_str("ERR Replica can't interact with the keyspace"),
             NoPermCommand(c) => write!(
                 f,

@@ -539,6 +539,37 @@ pub struct PubSub {
     pub published: AtomicU64,
 }
 
+impl PubSub {
+    /// Ids of the clients logged in as `user` holding a subscription that
+    /// `allowed(channel, literal)` refuses: channels and shard channels are
+    /// matched against the user's patterns, a pattern subscription only by
+    /// an identical pattern (Redis's rule).
+    pub fn subscribers_denied(
+        &self,
+        user: &str,
+        allowed: impl Fn(&[u8], bool) -> bool,
+    ) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut scan = |subs: &Subscribers, ch: &[u8], literal: bool| {
+            for c in subs {
+                if !out.contains(&c.id) && *c.user.lock() == user && !allowed(ch, literal) {
+                    out.push(c.id);
+                }
+            }
+        };
+        for (ch, subs) in self.channels.read().iter() {
+            scan(subs, ch, false);
+        }
+        for (ch, subs) in self.shard_channels.read().iter() {
+            scan(subs, ch, false);
+        }
+        for (pat, subs) in self.patterns.read().iter() {
+            scan(subs, pat, true);
+        }
+        out
+    }
+}
+
 /// The three kinds of subscription.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {

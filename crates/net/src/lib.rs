@@ -101,6 +101,16 @@ pub trait Session {
     fn http(&mut self, _req: &HttpRequest) -> HttpResponse {
         HttpResponse::new(404, "text/plain", "not found\n")
     }
+    /// Bytes to send at once to a connection that is refused (too many
+    /// clients); it is closed after them.
+    fn refusal(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+    /// How long the client may stay silent between requests before it is
+    /// closed (`timeout`); None: forever.
+    fn idle_timeout(&self) -> Option<Duration> {
+        None
+    }
 }
 
 pub trait Service: Send + Sync + 'static {
@@ -331,6 +341,14 @@ async fn flush<T: Session, IO: AsyncWrite + Unpin>(
     true
 }
 
+/// Completes after `idle`, or never.
+async fn idle_expired(idle: Option<Duration>) {
+    match idle {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The life of one connection: read, execute everything complete, write.
 async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
     mut stream: IO,
@@ -341,6 +359,12 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
     let mut out = Reply::new();
     let mut need = 0usize;
     let mut first = true;
+    if let Some(bytes) = session.refusal() {
+        session.closing();
+        let _ = stream.write_all(&bytes).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     loop {
         if !session.take_pushed(&mut out) || !flush(&mut stream, &mut out, &mut session).await {
             return;
@@ -350,9 +374,14 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
         if spare < want {
             inbuf.reserve(want);
         }
+        let idle = session.idle_timeout();
         let read = tokio::select! {
             r = stream.read_buf(&mut inbuf) => Some(r),
             () = std::future::poll_fn(|cx| session.poll_pushed(cx)) => None,
+            () = idle_expired(idle) => {
+                session.closing();
+                return;
+            }
         };
         let n = match read {
             None => continue,

@@ -93,6 +93,7 @@ pub fn begin(
     target: &Path,
     limits: Limits,
     aux: &[(&str, String)],
+    functions: &[Vec<u8>],
     key_delay_us: u64,
 ) -> io::Result<Snapshot> {
     if !(0..ks.shard_count()).all(|i| all.holds(i)) {
@@ -107,7 +108,14 @@ pub fn begin(
         damselfly_storage::mono_ns()
     ));
     let file = File::create(&temp)?;
-    let mut writer = match FileWriter::new(BufWriter::with_capacity(1 << 20, file), limits, aux) {
+    let started =
+        FileWriter::new(BufWriter::with_capacity(1 << 20, file), limits, aux).and_then(|mut w| {
+            for code in functions {
+                w.function(code)?;
+            }
+            Ok(w)
+        });
+    let mut writer = match started {
         Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_file(&temp);
