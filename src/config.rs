@@ -140,13 +140,7 @@ static FLAGS: &[Flag] = &[
         "cluster mode is not built yet",
     ),
     f("aclfile", "aclfile", Ty::Text, "aclfile", ""),
-    f(
-        "unixsocket",
-        "unixsocket",
-        Ty::Text,
-        "unixsocket",
-        "no Unix socket is opened yet",
-    ),
+    f("unixsocket", "unixsocket", Ty::Text, "unixsocket", ""),
     f(
         "protected_mode",
         "protected-mode",

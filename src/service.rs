@@ -231,39 +231,28 @@ impl Service for App {
     type Session = Conn;
 
     fn open(&self, peer: SocketAddr, local: SocketAddr, fd: i64, _worker: usize) -> Option<Conn> {
-        let stats = self.server.thread_stats();
-        // Redis's rule: refused when the clients already connected reach
-        // maxclients (the connection is told so, then closed).
-        let refused =
-            self.server.clients.count() as u64 >= self.server.config.maxclients.load(Relaxed);
-        if refused {
-            self.server.rejected_connections.fetch_add(1, Relaxed);
-        } else {
-            stats.connections.add(1);
-        }
         let keepalive = self.server.config.get("tcp-keepalive");
         if let Some(secs) = keepalive.and_then(|v| v.parse::<i32>().ok()) {
             set_keepalive(fd, secs);
         }
-        let info = self
-            .server
-            .clients
-            .register(peer.to_string(), local.to_string(), fd);
         let admin = local.port() == self.admin_port && self.admin_port != 0;
-        let nopass = self.server.acl.default_nopass();
-        let authenticated = nopass || (admin && self.admin_nopass);
-        // Redis's protected mode: with no password on the default user,
-        // only loopback clients are served.
-        let denied = nopass
-            && !peer.ip().is_loopback()
-            && self.server.config.get("protected-mode").as_deref() == Some("yes");
-        Some(Conn {
-            denied,
-            refused,
-            server: self.server.clone(),
-            stats,
-            client: Client::new(info, self.server.acl.default_user(), authenticated),
-        })
+        Some(self.open_client(
+            peer.to_string(),
+            local.to_string(),
+            fd,
+            peer.ip().is_loopback(),
+            admin,
+        ))
+    }
+
+    /// A Unix socket client: local to the machine (protected mode lets it
+    /// in), shown as `path:0`, as Redis shows it.
+    fn open_unix(&self, fd: i64, _worker: usize) -> Option<Conn> {
+        let path = self.server.config.get("unixsocket").unwrap_or_default();
+        let addr = format!("{path}:0");
+        let conn = self.open_client(addr.clone(), addr, fd, true, false);
+        conn.client.info.unix.store(true, Relaxed);
+        Some(conn)
     }
 
     /// Periodic work: the tracking table's size limit, pending BCAST
@@ -284,6 +273,42 @@ impl Service for App {
 }
 
 impl App {
+    /// A new client's session, whatever it came through.
+    fn open_client(
+        &self,
+        peer: String,
+        local: String,
+        fd: i64,
+        local_peer: bool,
+        admin: bool,
+    ) -> Conn {
+        let stats = self.server.thread_stats();
+        // Redis's rule: refused when the clients already connected reach
+        // maxclients (the connection is told so, then closed).
+        let refused =
+            self.server.clients.count() as u64 >= self.server.config.maxclients.load(Relaxed);
+        if refused {
+            self.server.rejected_connections.fetch_add(1, Relaxed);
+        } else {
+            stats.connections.add(1);
+        }
+        let info = self.server.clients.register(peer, local, fd);
+        let nopass = self.server.acl.default_nopass();
+        let authenticated = nopass || (admin && self.admin_nopass);
+        // Redis's protected mode: with no password on the default user,
+        // only loopback clients are served.
+        let denied = nopass
+            && !local_peer
+            && self.server.config.get("protected-mode").as_deref() == Some("yes");
+        Conn {
+            denied,
+            refused,
+            server: self.server.clone(),
+            stats,
+            client: Client::new(info, self.server.acl.default_user(), authenticated),
+        }
+    }
+
     /// Active expiry, Redis's "fast enough" cycle per shard: sweep buckets of
     /// each DB holding volatile keys; keep going while more than a tenth of
     /// what was examined had expired, within a time budget of a quarter of

@@ -135,7 +135,10 @@ fn maxclients_refuses_connections_past_the_limit_with_redis_error() {
     let d = damselfly(&["--maxclients", "2"]);
     let mut a = Conn::open(d.port);
     // The start-up check's connection may still be closing.
-    while !a.cmd(&["INFO", "clients"]).contains("connected_clients:1\r\n") {
+    while !a
+        .cmd(&["INFO", "clients"])
+        .contains("connected_clients:1\r\n")
+    {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let mut b = Conn::open(d.port);
@@ -168,4 +171,31 @@ fn timeout_closes_idle_clients_but_not_subscribers() {
     std::io::Read::read_to_end(&mut idle, &mut got).expect("closed by the server");
     assert!(got.is_empty());
     assert_eq!(sub.cmd(&["PING"]), "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+}
+
+#[test]
+fn unixsocket_serves_clients_with_its_permissions() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = crate::support::tempdir::Dir::new("unixsock");
+    let path = dir.0.join("d.sock");
+    let p = path.to_str().expect("utf-8 path");
+    let d = damselfly(&["--unixsocket", p, "--unixsocketperm", "700"]);
+    let mode = std::fs::metadata(&path)
+        .expect("socket file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+    s.write_all(b"CLIENT INFO\r\n").expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).expect("read");
+    let info = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(info.contains(&format!("addr={p}:0 laddr={p}:0 ")), "{info}");
+    assert!(info.contains(" flags=U "), "{info}");
+    let mut c = Conn::open(d.port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "unixsocketperm"]),
+        "*2\r\n$14\r\nunixsocketperm\r\n$3\r\n700\r\n"
+    );
 }

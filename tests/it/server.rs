@@ -47,9 +47,16 @@ fn command_table_matches_redis_command_info() {
                 e.fullname, e.cmd.arity, want[1]
             ));
         }
+        // `may_replicate` is real (PUBLISH, PFCOUNT) but hidden from
+        // COMMAND INFO, as Redis hides it.
         let flags: BTreeSet<String> = flag::NAMES
             .iter()
-            .filter(|(b, _)| e.flags & b != 0 && *b != flag::SENTINEL && *b != flag::ONLY_SENTINEL)
+            .filter(|(b, _)| {
+                e.flags & b != 0
+                    && *b != flag::SENTINEL
+                    && *b != flag::ONLY_SENTINEL
+                    && *b != flag::MAY_REPLICATE
+            })
             .map(|(_, n)| n.to_string())
             .chain(e.cmd.keys.movable().then(|| "movablekeys".to_string()))
             .collect();
@@ -727,4 +734,15 @@ fn debug_object_populate_sleep_and_error_match_redis() {
         seen.push(replies);
     }
     assert_eq!(seen[0], seen[1]);
+}
+
+#[test]
+fn readonly_and_readwrite_say_cluster_support_is_disabled() {
+    diff(
+        "READONLY
+        READWRITE
+        READONLY x
+        ACL SETUSER scripter on nopass +readonly
+        ACL GETUSER scripter",
+    );
 }

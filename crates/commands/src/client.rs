@@ -42,6 +42,8 @@ pub struct ClientInfo {
     pub user: Mutex<String>,
     /// In MONITOR mode (CLIENT LIST flag `O`).
     pub monitor: AtomicBool,
+    /// Connected through the Unix socket (CLIENT LIST flag `U`).
+    pub unix: AtomicBool,
 }
 
 impl ClientInfo {
@@ -70,6 +72,7 @@ impl ClientInfo {
             qbuf: AtomicUsize::new(0),
             user: Mutex::new("default".into()),
             monitor: AtomicBool::new(false),
+            unix: AtomicBool::new(false),
         }
     }
 }

@@ -41,6 +41,26 @@ pub(crate) static COMMANDS: &[Command] = &[
         quit
     ),
     cmd!(
+        "readonly",
+        1,
+        "loading stale fast",
+        NoKeys,
+        "@fast @connection",
+        "cluster",
+        "3.0.0",
+        cluster_only
+    ),
+    cmd!(
+        "readwrite",
+        1,
+        "loading stale fast",
+        NoKeys,
+        "@fast @connection",
+        "cluster",
+        "3.0.0",
+        cluster_only
+    ),
+    cmd!(
         "reset",
         1,
         "noscript loading stale fast no_auth allow_busy",
@@ -323,6 +343,12 @@ fn echo(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
+/// READONLY, READWRITE: cluster replica reads; without cluster mode
+/// Redis answers that it has none.
+fn cluster_only(_ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    Err(CmdError::ClusterDisabled)
+}
+
 /// QUIT
 fn quit(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     ctx.reply.ok();
@@ -575,6 +601,9 @@ fn flags(c: &crate::client::ClientInfo) -> String {
         if t & bit != 0 {
             f.push(ch);
         }
+    }
+    if c.unix.load(Relaxed) {
+        f.push('U');
     }
     if f.is_empty() {
         f.push('N');

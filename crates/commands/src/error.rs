@@ -290,6 +290,8 @@ pub enum CmdError {
     MonitorDenyBlocking,
     /// A connection past `maxclients`.
     MaxClients,
+    /// A cluster command without cluster mode.
+    ClusterDisabled,
     /// A MONITOR connection ran a command that touches keys (Redis treats
     /// monitors as replicas).
     ReplicaKeyspace,
@@ -485,6 +487,7 @@ impl fmt::Display for CmdError {
             DenyBlocking(cmd) => write!(f, "ERR {cmd} isn't allowed for a DENY BLOCKING client"),
             MonitorDenyBlocking => f.write_str("ERR MONITOR isn't allowed for DENY BLOCKING client"),
             MaxClients => f.write_str("ERR max number of clients reached"),
+            ClusterDisabled => f.write_str("ERR This instance has cluster support disabled"),
             ReplicaKeyspace => f.write_str("ERR Replica can't interact with the keyspace"),
             NoPermCommand(c) => write!(
                 f,

@@ -98,7 +98,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "publish",
         3,
-        "pubsub loading stale fast",
+        "pubsub loading stale fast may_replicate",
         Keys::None,
         "@pubsub @fast",
         "pubsub",
@@ -108,7 +108,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "spublish",
         3,
-        "pubsub loading stale fast",
+        "pubsub loading stale fast may_replicate",
         Keys::Range(1, 1, 1),
         "@pubsub @fast",
         "pubsub",
