@@ -111,11 +111,17 @@ impl Session for Conn {
     fn closing(&mut self) {
         damselfly_commands::release_client(&self.server, &mut self.client);
         damselfly_commands::monitor::stop(&self.server, &mut self.client);
+        damselfly_commands::client_evict::forget(&self.server, &self.client.info);
         self.server.clients.unregister(self.client.id());
     }
 
     fn query_pending(&mut self, bytes: usize) {
-        self.client.info.qbuf.store(bytes, Relaxed);
+        let info = &self.client.info;
+        info.qbuf.store(bytes, Relaxed);
+        if damselfly_commands::client_evict::enabled(&self.server) {
+            let held = bytes + info.outbox.held();
+            damselfly_commands::client_evict::account(&self.server, info, held as u64);
+        }
     }
 
     fn refusal(&mut self) -> Option<Vec<u8>> {

@@ -44,6 +44,11 @@ pub struct ClientInfo {
     pub monitor: AtomicBool,
     /// Connected through the Unix socket (CLIENT LIST flag `U`).
     pub unix: AtomicBool,
+    /// Bytes this client holds (query buffer and queued output), for
+    /// `maxmemory-clients` and CLIENT LIST `tot-mem`.
+    pub mem: AtomicU64,
+    /// CLIENT NO-EVICT ON (CLIENT LIST flag `e`).
+    pub no_evict: AtomicBool,
 }
 
 impl ClientInfo {
@@ -73,6 +78,8 @@ impl ClientInfo {
             user: Mutex::new("default".into()),
             monitor: AtomicBool::new(false),
             unix: AtomicBool::new(false),
+            mem: AtomicU64::new(0),
+            no_evict: AtomicBool::new(false),
         }
     }
 }
@@ -82,6 +89,8 @@ impl ClientInfo {
 pub struct Clients {
     next_id: AtomicU64,
     map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    /// The clients' `mem`, summed while `maxmemory-clients` is set.
+    pub mem_total: AtomicU64,
 }
 
 impl Clients {

@@ -856,6 +856,10 @@ pub struct Config {
     /// `maxclients` and `timeout` (seconds, 0: never), read per connection.
     pub maxclients: AtomicU64,
     pub idle_timeout: AtomicU64,
+    /// `maxmemory-clients`: bytes, or a percentage of `maxmemory` (0: the
+    /// other form is in force).
+    pub clients_limit_bytes: AtomicU64,
+    pub clients_limit_pct: AtomicU64,
 }
 
 /// Parses a memory amount: bytes, or a number with k/kb/m/mb/g/gb (any case;
@@ -1233,6 +1237,8 @@ impl Config {
             hll_sparse_max_bytes: AtomicU64::new(3000),
             maxclients: AtomicU64::new(10000),
             idle_timeout: AtomicU64::new(0),
+            clients_limit_bytes: AtomicU64::new(0),
+            clients_limit_pct: AtomicU64::new(0),
         }
     }
 
@@ -1336,6 +1342,14 @@ impl Config {
                 .store(v.parse().unwrap_or(0), Relaxed),
             "maxclients" => self.maxclients.store(v.parse().unwrap_or(10000), Relaxed),
             "timeout" => self.idle_timeout.store(v.parse().unwrap_or(0), Relaxed),
+            "maxmemory-clients" => {
+                let (bytes, pct) = match v.strip_suffix('%') {
+                    Some(p) => (0, p.parse().unwrap_or(0)),
+                    None => (v.parse().unwrap_or(0), 0),
+                };
+                self.clients_limit_bytes.store(bytes, Relaxed);
+                self.clients_limit_pct.store(pct, Relaxed);
+            }
             name => {
                 let e = &self.encodings;
                 let slot = match name {

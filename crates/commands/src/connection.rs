@@ -560,7 +560,7 @@ fn describe_line(c: &crate::client::ClientInfo, me: bool, cmd: Option<&str>) -> 
     };
     let multi = c.multi.load(Relaxed);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -575,6 +575,7 @@ fn describe_line(c: &crate::client::ClientInfo, me: bool, cmd: Option<&str>) -> 
         c.ssub.load(Relaxed),
         multi,
         c.qbuf.load(Relaxed),
+        c.mem.load(Relaxed),
         cmd,
         c.user.lock(),
         c.redir.load(Relaxed),
@@ -604,6 +605,9 @@ fn flags(c: &crate::client::ClientInfo) -> String {
     }
     if c.unix.load(Relaxed) {
         f.push('U');
+    }
+    if c.no_evict.load(Relaxed) {
+        f.push('e');
     }
     if f.is_empty() {
         f.push('N');

@@ -17,6 +17,7 @@ pub mod acl;
 pub mod args;
 pub mod client;
 mod client_admin;
+pub mod client_evict;
 pub mod config;
 pub mod ctx;
 pub mod dispatch;

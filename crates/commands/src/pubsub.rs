@@ -346,6 +346,12 @@ impl Outbox {
     pub fn is_closed(&self) -> bool {
         self.inner.lock().closed
     }
+
+    /// Bytes queued or taken but not yet written.
+    pub fn held(&self) -> usize {
+        let g = self.inner.lock();
+        g.buf.len() + g.inflight
+    }
 }
 
 thread_local! {

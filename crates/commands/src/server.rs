@@ -534,6 +534,12 @@ fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
     if pairs.iter().any(|(n, _)| eq(n, "maxmemory")) {
         crate::maxmemory::perform_evictions(ctx.server);
     }
+    if pairs
+        .iter()
+        .any(|(n, _)| eq(n, "maxmemory") || eq(n, "maxmemory-clients"))
+    {
+        crate::client_evict::limit_changed(ctx.server);
+    }
     // The default user's password follows requirepass (Redis's rule).
     if let Some((_, pass)) = pairs.iter().rev().find(|(n, _)| eq(n, "requirepass")) {
         ctx.server.acl.set_requirepass(pass);
