@@ -117,20 +117,8 @@ static FLAGS: &[Flag] = &[
         "tls-ca-cert-file",
         "",
     ),
-    f(
-        "maxclients",
-        "maxclients",
-        Ty::Count,
-        "maxclients",
-        "connections are not capped yet",
-    ),
-    f(
-        "timeout",
-        "timeout",
-        Ty::Count,
-        "timeout",
-        "idle clients are not closed yet",
-    ),
+    f("maxclients", "maxclients", Ty::Count, "maxclients", ""),
+    f("timeout", "timeout", Ty::Count, "timeout", ""),
     f(
         "tcp_keepalive",
         "tcp-keepalive",
@@ -150,13 +138,7 @@ static FLAGS: &[Flag] = &[
         "cluster mode is not built yet",
     ),
     f("aclfile", "aclfile", Ty::Text, "aclfile", ""),
-    f(
-        "unixsocket",
-        "unixsocket",
-        Ty::Text,
-        "unixsocket",
-        "no Unix socket is opened yet",
-    ),
+    f("unixsocket", "unixsocket", Ty::Text, "unixsocket", ""),
     f(
         "protected_mode",
         "protected-mode",
@@ -169,70 +151,6 @@ static FLAGS: &[Flag] = &[
 /// Environment variables people use for Dragonfly that are not `DFLY_` plus
 /// a flag name.
 const ENV_ALIASES: &[(&str, &str)] = &[("DFLY_PASSWORD", "requirepass")];
-
-/// Redis directives a redis.conf may carry that Damselfly accepts without
-/// acting on them (each one read gives a start-up warning); any other
-/// directive that is neither a flag nor a CONFIG parameter stops start-up.
-const REDIS_IGNORED: &[&str] = &[
-    "always-show-logo",
-    "daemonize",
-    "pidfile",
-    "loglevel",
-    "logfile",
-    "syslog-enabled",
-    "syslog-ident",
-    "syslog-facility",
-    "latency-monitor-threshold",
-    "repl-diskless-sync",
-    "repl-diskless-sync-delay",
-    "repl-diskless-load",
-    "rdbcompression",
-    "rdbchecksum",
-    "appendfsync",
-    "appendfilename",
-    "appenddirname",
-    "no-appendfsync-on-rewrite",
-    "auto-aof-rewrite-percentage",
-    "auto-aof-rewrite-min-size",
-    "aof-use-rdb-preamble",
-    "activerehashing",
-    "activedefrag",
-    "enable-protected-configs",
-    "enable-debug-command",
-    "enable-module-command",
-    "propagation-error-behavior",
-    "notify-keyspace-events",
-    "lazyfree-lazy-eviction",
-    "lazyfree-lazy-expire",
-    "lazyfree-lazy-server-del",
-    "lazyfree-lazy-user-del",
-    "lazyfree-lazy-user-flush",
-    "replica-lazy-flush",
-    "stop-writes-on-bgsave-error",
-    "supervised",
-    "tcp-backlog",
-    "io-threads",
-    "io-threads-do-reads",
-    "set-proc-title",
-    "crash-log-enabled",
-    "crash-memcheck-enabled",
-    "oom-score-adj",
-    "jemalloc-bg-thread",
-    "lua-time-limit",
-    "busy-reply-threshold",
-    "latency-tracking",
-    "stream-node-max-bytes",
-    "stream-node-max-entries",
-    "maxmemory-samples",
-    "maxmemory-eviction-tenacity",
-    "lfu-log-factor",
-    "lfu-decay-time",
-    "dynamic-hz",
-    "aof-rewrite-incremental-fsync",
-    "rdb-save-incremental-fsync",
-    "hll-sparse-max-bytes",
-    "client-output-buffer-limit",
-];
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -500,16 +418,6 @@ fn directive(
             o.users.push(args.join(" "));
             Ok(())
         }
-        // A directive that became a parameter is set, not ignored.
-        _ if REDIS_IGNORED.contains(&name)
-            && find(name).is_none()
-            && param_named(name).is_none() =>
-        {
-            o.warnings.push(format!(
-                "directive '{name}' is accepted but has no effect in Damselfly"
-            ));
-            Ok(())
-        }
         _ => o.set(name, &args.join(" "), what),
     }
 }
@@ -733,7 +641,7 @@ mod tests {
     }
 
     #[test]
-    fn a_redis_conf_sets_parameters_and_warns_for_directives_without_effect() {
+    fn a_redis_conf_sets_parameters_including_stored_only_ones() {
         let path = std::env::temp_dir().join(format!("dfly-conf-{}.conf", std::process::id()));
         std::fs::write(
             &path,
@@ -745,7 +653,7 @@ mod tests {
         assert_eq!(param(&o, "hll-sparse-max-bytes").as_deref(), Some("100"));
         assert_eq!(param(&o, "save").as_deref(), Some(""));
         assert_eq!(o.users, vec!["alice on >p ~*".to_string()]);
-        assert!(o.warnings.iter().any(|w| w.contains("'daemonize'")));
+        assert_eq!(param(&o, "daemonize").as_deref(), Some("no"));
     }
 
     #[test]

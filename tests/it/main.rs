@@ -6,6 +6,7 @@ mod acl;
 mod bitmaps;
 mod clientctl;
 mod clients;
+mod config;
 mod geo;
 mod hashes;
 mod hll;

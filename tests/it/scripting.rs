@@ -590,3 +590,16 @@ fn job_queue_scripts_are_atomic_under_concurrency() {
         assert_eq!(c.cmd(&["HGET", &key, "state"]), "$9\r\ncompleted\r\n");
     }
 }
+
+#[test]
+fn read_only_scripts_refuse_may_replicate_commands_as_redis() {
+    diff(
+        r##"
+        EVAL_RO "return redis.call('publish','ch','msg')" 0
+        EVAL "#!lua flags=no-writes\nreturn redis.call('publish','ch','msg')" 0
+        EVAL "return redis.call('publish','ch','msg')" 0
+        PFADD h a
+        EVAL_RO "return redis.call('pfcount',KEYS[1])" 1 h
+        "##,
+    );
+}

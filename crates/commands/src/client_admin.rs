@@ -37,14 +37,17 @@ pub(crate) fn unpause(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// CLIENT NO-EVICT ON|OFF. Accepted for clients' sake: clients are never
-/// evicted here (`maxmemory-clients` is not acted on), so it changes
-/// nothing.
+/// CLIENT NO-EVICT ON|OFF: whether `maxmemory-clients` may close this
+/// client.
 pub(crate) fn no_evict(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let v = args.get(2).unwrap_or_default();
     if !eq(v, "on") && !eq(v, "off") {
         return Err(CmdError::Syntax);
     }
+    ctx.client
+        .info
+        .no_evict
+        .store(eq(v, "on"), std::sync::atomic::Ordering::Relaxed);
     ctx.reply.ok();
     Ok(())
 }

@@ -145,6 +145,11 @@ fn execute_inner(
             return (None, name);
         }
     }
+    if client.monitor && e.has(flag::READONLY | flag::WRITE | flag::MAY_REPLICATE) {
+        stats.commands[e.id].rejected.add(1);
+        reject(stats, client, reply, &CmdError::ReplicaKeyspace, Some(e));
+        return (None, name);
+    }
     // Our master's commands must all run, in order (Redis's "must obey"
     // client): no MISCONF, no BUSY, no OOM, no eviction for them.
     let from_master = damselfly_storage::from_master();
@@ -292,7 +297,9 @@ fn reject(
 /// Runs a resolved command's handler with the shards `ctx` holds, counts
 /// it and renders its error (EXEC calls this for each queued command).
 pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
-    ctx.server.monitors.feed_script(e, ctx.client, args);
+    ctx.server
+        .monitors
+        .feed_script(&ctx.server.pubsub, e, ctx.client, args);
     let propagating = crate::repl_master::before(ctx, e);
     let start = damselfly_storage::mono_ns();
     let at = ctx.reply.len();
@@ -311,7 +318,9 @@ pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
     let ns = damselfly_storage::mono_ns().saturating_sub(start);
     let usec = ns / 1000;
     crate::observe::after_call(ctx, e, args, ns);
-    ctx.server.monitors.feed(e, ctx.client, args);
+    ctx.server
+        .monitors
+        .feed(&ctx.server.pubsub, e, ctx.client, args);
     let stats = ctx.stats;
     let c = &stats.commands[e.id];
     c.calls.add(1);

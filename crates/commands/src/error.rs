@@ -288,6 +288,15 @@ pub enum CmdError {
     /// GEOSEARCH without BYRADIUS/BYBOX (the command as typed).
     GeoNeedBy(String),
     GeoAnyNeedsCount,
+    /// MONITOR inside EXEC or a script.
+    MonitorDenyBlocking,
+    /// A connection past `maxclients`.
+    MaxClients,
+    /// A cluster command without cluster mode.
+    ClusterDisabled,
+    /// A MONITOR connection ran a command that touches keys (Redis treats
+    /// monitors as replicas).
+    ReplicaKeyspace,
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
     /// REPLICAOF with a port that is not 0..65535.
@@ -486,6 +495,10 @@ impl fmt::Display for CmdError {
                 "ERR Can't execute '{cmd}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
             ),
             DenyBlocking(cmd) => write!(f, "ERR {cmd} isn't allowed for a DENY BLOCKING client"),
+            MonitorDenyBlocking => f.write_str("ERR MONITOR isn't allowed for DENY BLOCKING client"),
+            MaxClients => f.write_str("ERR max number of clients reached"),
+            ClusterDisabled => f.write_str("ERR This instance has cluster support disabled"),
+            ReplicaKeyspace => f.write_str("ERR Replica can't interact with the keyspace"),
             NoPermCommand(c) => write!(
                 f,
                 "NOPERM this user has no permissions to run the '{c}' command"

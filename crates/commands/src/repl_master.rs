@@ -207,6 +207,7 @@ fn run_full_sync(server: &Arc<Server>, info: &Arc<ClientInfo>, psync: bool, eof:
             &mut all,
             crate::persist::limits(server),
             &crate::persist::aux_fields(),
+            &crate::scripting::functions::library_codes(server),
         )
     };
     let rdb = begun.and_then(|s| s.finish(ks));

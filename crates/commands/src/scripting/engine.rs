@@ -784,10 +784,11 @@ fn redis_call(
     {
         return fail(lua, CmdError::OutOfMemory);
     }
+    // PUBLISH and the like (`may_replicate`) count as writes here, as in Redis.
+    if run.no_writes && e.has(flag::WRITE | flag::MAY_REPLICATE) {
+        return fail(lua, CmdError::ScriptWriteInReadOnly);
+    }
     if e.has(flag::WRITE) {
-        if run.no_writes {
-            return fail(lua, CmdError::ScriptWriteInReadOnly);
-        }
         if crate::replicaof::script_write_refused(run.rc.server) {
             return fail(lua, CmdError::ReadOnlyReplica);
         }

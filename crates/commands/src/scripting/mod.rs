@@ -18,7 +18,7 @@
 //!   `busy-reply-threshold`.
 
 mod engine;
-mod functions;
+pub(crate) mod functions;
 mod libs;
 mod resp;
 
@@ -220,6 +220,9 @@ pub struct Scripting {
     pub(crate) libraries: AtomicUsize,
     pub(crate) functions: AtomicUsize,
     pub(crate) scripts: AtomicI64,
+    /// Each library's source, for snapshots, which must not wait for the
+    /// VM (they begin holding every shard; a script holds the VM).
+    pub(crate) library_codes: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Default for Scripting {
@@ -231,6 +234,7 @@ impl Default for Scripting {
             libraries: AtomicUsize::new(0),
             functions: AtomicUsize::new(0),
             scripts: AtomicI64::new(0),
+            library_codes: Mutex::new(Vec::new()),
         }
     }
 }
