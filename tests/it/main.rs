@@ -18,6 +18,7 @@ mod observe;
 mod persistence;
 mod protocol;
 mod pubsub;
+mod script_locks;
 mod scripting;
 mod server;
 mod sets;
