@@ -652,3 +652,29 @@ fn script_flags_under_oom_error_stats_and_acl_checks() {
         "##,
     );
 }
+
+/// SCRIPT DEBUG NO and its errors as Redis replies them (YES and SYNC,
+/// the Lua debugger, are refused: see README).
+#[test]
+fn script_debug_no_and_errors() {
+    diff(
+        r#"
+        SCRIPT DEBUG NO
+        SCRIPT DEBUG no
+        SCRIPT DEBUG foo
+        SCRIPT DEBUG
+        SCRIPT DEBUG yes no
+        EVAL "return redis.call('script','debug','no')" 0
+        MULTI
+        SCRIPT DEBUG NO
+        EXEC
+        "#,
+    );
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    for mode in ["YES", "sync"] {
+        assert!(c
+            .cmd(&["SCRIPT", "DEBUG", mode])
+            .starts_with("-ERR SCRIPT DEBUG YES/SYNC is not supported"));
+    }
+}

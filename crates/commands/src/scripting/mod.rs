@@ -124,6 +124,16 @@ pub static COMMANDS: &[Command] = &[
 
 static SCRIPT_SUBCOMMANDS: &[Command] = &[
     cmd!(
+        "debug",
+        3,
+        "noscript",
+        Keys::None,
+        "@slow @scripting",
+        "scripting",
+        "3.2.0",
+        script_debug
+    ),
+    cmd!(
         "flush",
         -2,
         "noscript",
@@ -637,6 +647,25 @@ pub(crate) fn kill(ctx: &mut Ctx, function: bool) -> CmdResult {
     r.kill.store(true, Relaxed);
     ctx.reply.ok();
     Ok(())
+}
+
+/// SCRIPT DEBUG YES|SYNC|NO
+/// NO is what scripts always run as; the Lua debugger (YES, SYNC) is not
+/// there, so asking for it is an error rather than a silent no-op.
+fn script_debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    // Redis refuses it while replies are pending (a pipeline, EXEC).
+    if !ctx.reply.is_empty() || ctx.client.in_exec {
+        return Err(CmdError::ScriptDebugPipeline);
+    }
+    let mode = args.get(2).unwrap_or_default();
+    if crate::args::eq(mode, "no") {
+        ctx.reply.ok();
+        Ok(())
+    } else if crate::args::eq(mode, "yes") || crate::args::eq(mode, "sync") {
+        Err(CmdError::ScriptDebugAbsent)
+    } else {
+        Err(CmdError::ScriptDebugMode)
+    }
 }
 
 /// SCRIPT HELP
