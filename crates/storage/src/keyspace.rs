@@ -2,7 +2,7 @@ use crate::shard::Shard;
 use damselfly_core::slot::key_slot;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// All shards. Shard count is a power of two, at most 16384 (one per slot).
 pub struct Keyspace {
@@ -16,6 +16,9 @@ pub struct Keyspace {
     /// (`escalate`): every other locker waiting for a shard while holding
     /// some lets go of them until it clears.
     escalating: AtomicBool,
+    /// Escalations so far (the VM holder learns from a change that its
+    /// script needs every shard).
+    escalations: AtomicU64,
 }
 
 /// How a wait for one shard ended.
@@ -41,6 +44,7 @@ impl Keyspace {
             active_expire: AtomicBool::new(true),
             evict_pool: Default::default(),
             escalating: AtomicBool::new(false),
+            escalations: AtomicU64::new(0),
         }
     }
 
@@ -242,6 +246,7 @@ impl Keyspace {
         } else if may_restart {
             return false;
         } else {
+            self.escalations.fetch_add(1, Relaxed);
             self.escalating.store(true, Relaxed);
             let g = self.lock_one(idx);
             self.escalating.store(false, Relaxed);
@@ -249,6 +254,11 @@ impl Keyspace {
         };
         locked.guards.insert(pos, (idx, g));
         true
+    }
+
+    /// How many times a script has escalated (`script_add`).
+    pub fn escalations(&self) -> u64 {
+        self.escalations.load(Relaxed)
     }
 
     pub fn lock_none(&self) -> Locked<'_> {

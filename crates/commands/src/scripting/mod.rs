@@ -459,8 +459,9 @@ fn count_script_error(server: &Server, text: &str) {
 /// Runs `job` with the VM and `locked` (its declared shards, or every
 /// shard), returning the locks and the reply bytes. A run that needs a
 /// shard it cannot take before it has had any effect starts again
-/// holding every shard, and the script is remembered as one that needs
-/// them all.
+/// holding every shard; one that could not take it after an effect
+/// escalates. Either way the script is remembered as one that needs them
+/// all.
 fn run<'s>(
     server: &'s Server,
     lock: &VmLock<'_>,
@@ -509,8 +510,13 @@ fn run<'s>(
             now,
             running: running.clone(),
         };
+        let escalations = server.keyspace.escalations();
         let result = vm.run(&mut rc, &job, &mut out);
         locked = rc.locked;
+        // A run that had to escalate takes every shard up front next time.
+        if server.keyspace.escalations() != escalations {
+            vm.set_needs_all(&job.target);
+        }
         if running.restart.swap(false, Relaxed) {
             // Nothing was written or sent: no one can tell the first
             // attempt happened. The VM is still held, so taking shards
