@@ -21,6 +21,7 @@ mod protocol;
 mod pubsub;
 mod replica;
 mod replication;
+mod script_locks;
 mod scripting;
 mod server;
 mod sets;

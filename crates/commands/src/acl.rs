@@ -1135,6 +1135,13 @@ pub(crate) fn check_script(
     check_as(server, client, e, args, Via::Script)
 }
 
+/// Whether `user` may run the command, logging nothing
+/// (`redis.acl_check_cmd`).
+pub(crate) fn permits(user: &User, e: &Entry, args: &Args<'_>) -> bool {
+    user.unrestricted.load(std::sync::atomic::Ordering::Relaxed)
+        || user.state.read().check(e, args).is_ok()
+}
+
 /// How the checked command arrived, which decides its error text.
 #[derive(Clone, Copy, PartialEq)]
 enum Via {

@@ -208,6 +208,9 @@ fn execute_inner(
     let abort = || !from_master && server.scripting.busy(server, id).is_some();
     let locked = if e.has(flag::ALL_SHARDS) {
         ks.lock_all_or_abort(abort)
+    } else if e.has(flag::SKIP_MONITOR) && crate::scripting::is_script(e) {
+        // A script takes the Lua VM, then its shards, when it runs.
+        Some(ks.lock_none())
     } else {
         let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
         for i in e.key_positions(args.len(), |i| args.get(i)) {
@@ -308,8 +311,10 @@ pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
         crate::repl_master::after(ctx, e, args, p, result.is_ok());
     }
     // Inside EXEC, what a command sent to its own client precedes that
-    // command's reply within EXEC's array (Redis 7.0 writes it there).
-    if ctx.client.in_exec {
+    // command's reply within EXEC's array (Redis 7.0 writes it there). A
+    // script's commands reply to the script: their messages wait for the
+    // script's own reply.
+    if ctx.client.in_exec && !ctx.client.in_script {
         crate::pubsub::splice_self(ctx.reply, at);
     }
     if e.has(flag::READONLY) {

@@ -198,6 +198,10 @@ pub enum CmdError {
     ScriptAborted,
     /// XREAD/XREADGROUP with BLOCK from a script.
     BlockInScript(&'static str),
+    ScriptDebugPipeline,
+    ScriptDebugMode,
+    /// SCRIPT DEBUG YES|SYNC: there is no Lua debugger.
+    ScriptDebugAbsent,
     /// A script error rendered with its source and line (`... script: sha, on @user_script:1.`).
     Script(String),
     /// An argument that is not a stream ID.
@@ -564,6 +568,9 @@ impl fmt::Display for CmdError {
             ScriptWriteInReadOnly => f.write_str("ERR Write commands are not allowed from read-only scripts."),
             ScriptAborted => f.write_str("ERR script execution failed"),
             BlockInScript(c) => write!(f, "ERR {c} command is not allowed with BLOCK option from scripts"),
+            ScriptDebugPipeline => f.write_str("ERR SCRIPT DEBUG must be called outside a pipeline"),
+            ScriptDebugMode => f.write_str("ERR Use SCRIPT DEBUG YES/SYNC/NO"),
+            ScriptDebugAbsent => f.write_str("ERR SCRIPT DEBUG YES/SYNC is not supported: Damselfly has no Lua debugger"),
             Script(s) => f.write_str(s),
             StreamId => f.write_str("ERR Invalid stream ID specified as stream command argument"),
             XaddIdTooSmall => f.write_str(

@@ -280,6 +280,22 @@ impl Shard {
     /// Looks a key up for reading without refreshing its access time (as
     /// Redis's LOOKUP_NOTOUCH): hits and misses are still counted.
     pub fn get_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.lookup_notouch(db, key, now, true)
+    }
+
+    /// `get_notouch` whose miss fires no keymiss event (OBJECT, as Redis's
+    /// LOOKUP_NONOTIFY).
+    pub fn get_notouch_nonotify(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.lookup_notouch(db, key, now, false)
+    }
+
+    fn lookup_notouch(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now: u64,
+        notify: bool,
+    ) -> Option<&mut Entry> {
         let gone = self.expire_if_needed(db, key, now);
         match self.dbs[db].table.get_mut(key).filter(|_| !gone) {
             Some(e) => {
@@ -289,7 +305,7 @@ impl Shard {
             None => {
                 self.stats.keyspace_misses += 1;
                 // The field, not `emit`: `self.dbs` is still borrowed here.
-                if let Some(ev) = &self.events {
+                if let Some(ev) = self.events.as_ref().filter(|_| notify) {
                     ev.event(db, key, "keymiss");
                 }
                 None

@@ -394,13 +394,14 @@ pub(crate) fn fcall_ro(ctx: &mut Ctx, args: &Args) -> CmdResult {
 }
 
 /// The function is looked up before numkeys is parsed, as Redis does.
-/// (Taking the VM here keeps the lock order: the dispatcher holds only
-/// shards, and whoever holds the VM waits for no shard.)
+/// (Taking the VM here keeps the lock order: the dispatcher holds no
+/// shard for FCALL, and EXEC took the VM before its shards.)
 fn fcall_generic(ctx: &mut Ctx, args: &Args, read_only: bool) -> CmdResult {
     let name = args.get(1).unwrap_or_default().to_vec();
     {
         let sc = &ctx.server.scripting;
-        let vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+        let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+        let vm = lock.vm()?;
         vm.functions.find(&name, read_only)?;
     }
     start(ctx, args, Target::Function(name), read_only)
@@ -424,7 +425,8 @@ pub(crate) fn function_load(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     let code = args.get(args.len() - 1).unwrap_or_default();
     let sc = &ctx.server.scripting;
-    let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let mut vm = lock.vm()?;
     let name = vm.functions.load(code, replace)?;
     update_counts(ctx, &vm.functions);
     ctx.reply.bulk(name.as_bytes());
@@ -435,7 +437,8 @@ pub(crate) fn function_load(ctx: &mut Ctx, args: &Args) -> CmdResult {
 pub(crate) fn function_delete(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let name = crate::args::lossy(args.get(2).unwrap_or_default());
     let sc = &ctx.server.scripting;
-    let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let mut vm = lock.vm()?;
     if vm.functions.libraries.remove(&name).is_none() {
         return Err(other("ERR Library not found".into()));
     }
@@ -448,7 +451,8 @@ pub(crate) fn function_delete(ctx: &mut Ctx, args: &Args) -> CmdResult {
 pub(crate) fn function_flush(ctx: &mut Ctx, args: &Args) -> CmdResult {
     flush_mode(args, "FUNCTION")?;
     let sc = &ctx.server.scripting;
-    let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let mut vm = lock.vm()?;
     vm.functions = Engine::new().map_err(|e| other(format!("ERR {e}")))?;
     update_counts(ctx, &vm.functions);
     ctx.reply.ok();
@@ -490,7 +494,8 @@ pub(crate) fn function_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
         i += 1;
     }
     let sc = &ctx.server.scripting;
-    let vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let vm = lock.vm()?;
     let libs: Vec<(&String, &Library)> = vm
         .functions
         .libraries
@@ -585,7 +590,8 @@ fn get_len(b: &[u8], pos: &mut usize) -> Option<usize> {
 /// RDB version, CRC64).
 pub(crate) fn function_dump(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     let sc = &ctx.server.scripting;
-    let vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let vm = lock.vm()?;
     let mut out = Vec::new();
     for lib in vm.functions.libraries.values() {
         out.push(OPCODE_FUNCTION);
@@ -648,7 +654,8 @@ pub(crate) fn function_restore(ctx: &mut Ctx, args: &Args) -> CmdResult {
         codes.push(code.to_vec());
     }
     let sc = &ctx.server.scripting;
-    let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let mut vm = lock.vm()?;
     let mut fresh = Engine::new().map_err(|e| other(format!("ERR {e}")))?;
     if policy != "flush" {
         for lib in vm.functions.libraries.values() {
