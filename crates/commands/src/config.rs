@@ -591,26 +591,6 @@ pub const PARAMS: &[Param] = &[
         "notice",
         LOGGING,
     ),
-    sa(
-        "min-replicas-max-lag",
-        "min-slaves-max-lag",
-        Kind::Int {
-            min: 0,
-            max: i32::MAX as i64,
-        },
-        "10",
-        REPL,
-    ),
-    sa(
-        "min-replicas-to-write",
-        "min-slaves-to-write",
-        Kind::Int {
-            min: 0,
-            max: i32::MAX as i64,
-        },
-        "0",
-        REPL,
-    ),
     s("no-appendfsync-on-rewrite", Kind::Bool, "no", AOF),
     s(
         "oom-score-adj",
@@ -657,12 +637,6 @@ pub const PARAMS: &[Param] = &[
         "snapshots always LZF-compress long strings",
     ),
     s(
-        "repl-backlog-size",
-        Kind::Memory { min: 1 },
-        "1048576",
-        REPL,
-    ),
-    s(
         "repl-backlog-ttl",
         Kind::Int {
             min: 0,
@@ -678,7 +652,6 @@ pub const PARAMS: &[Param] = &[
         "disabled",
         REPL,
     ),
-    s("repl-diskless-sync", Kind::Bool, "yes", REPL),
     s(
         "repl-diskless-sync-delay",
         Kind::Int {
@@ -698,25 +671,6 @@ pub const PARAMS: &[Param] = &[
         REPL,
     ),
     sa(
-        "repl-ping-replica-period",
-        "repl-ping-slave-period",
-        Kind::Int {
-            min: 1,
-            max: i32::MAX as i64,
-        },
-        "10",
-        REPL,
-    ),
-    s(
-        "repl-timeout",
-        Kind::Int {
-            min: 1,
-            max: i32::MAX as i64,
-        },
-        "60",
-        REPL,
-    ),
-    sa(
         "replica-announce-ip",
         "slave-announce-ip",
         Kind::Str,
@@ -730,44 +684,12 @@ pub const PARAMS: &[Param] = &[
         "0",
         REPL,
     ),
-    s("replica-announced", Kind::Bool, "yes", REPL),
     s("replica-ignore-disk-write-errors", Kind::Bool, "no", REPL),
-    sa(
-        "replica-ignore-maxmemory",
-        "slave-ignore-maxmemory",
-        Kind::Bool,
-        "yes",
-        REPL,
-    ),
     sa(
         "replica-lazy-flush",
         "slave-lazy-flush",
         Kind::Bool,
         "no",
-        REPL,
-    ),
-    sa(
-        "replica-priority",
-        "slave-priority",
-        Kind::Int {
-            min: 0,
-            max: i32::MAX as i64,
-        },
-        "100",
-        REPL,
-    ),
-    sa(
-        "replica-read-only",
-        "slave-read-only",
-        Kind::Bool,
-        "yes",
-        REPL,
-    ),
-    sa(
-        "replica-serve-stale-data",
-        "slave-serve-stale-data",
-        Kind::Bool,
-        "yes",
         REPL,
     ),
     s(
@@ -847,7 +769,7 @@ pub const PARAMS: &[Param] = &[
 
 const AOF: &str = "there is no append-only file";
 const CLUSTER: &str = "cluster mode is not supported";
-const REPL: &str = "replication is not built yet";
+const REPL: &str = "Damselfly's replication does not use it";
 const TLS: &str = "rustls runs with its own protocol versions and cipher suites";
 const LAZYFREE: &str = "values are always freed by the command that removes them";
 const DEFRAG: &str = "there is no active defragmentation";

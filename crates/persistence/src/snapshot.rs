@@ -222,7 +222,12 @@ pub fn begin(
         damselfly_storage::mono_ns()
     ));
     let file = File::create(&temp)?;
-    let writer = match start(BufWriter::with_capacity(1 << 20, file), limits, aux, functions) {
+    let writer = match start(
+        BufWriter::with_capacity(1 << 20, file),
+        limits,
+        aux,
+        functions,
+    ) {
         Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_file(&temp);

@@ -375,7 +375,8 @@ pub fn load_from_snapshot(server: &Server, codes: &[Vec<u8>]) -> Result<(), Stri
         return Ok(());
     }
     let sc = &server.scripting;
-    let mut vm = sc.lock_vm(server, 0).map_err(|e| e.to_string())?;
+    let lock = sc.lock_vm(server, 0).map_err(|e| e.to_string())?;
+    let mut vm = lock.vm().map_err(|e| e.to_string())?;
     for code in codes {
         vm.functions.load(code, true).map_err(|e| e.to_string())?;
     }
