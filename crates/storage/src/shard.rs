@@ -218,14 +218,22 @@ impl Shard {
         }
     }
 
-    /// The live entry of `key` in one probe of the table: an expired one
-    /// is removed (or, while CLIENT PAUSE holds writes, left but hidden)
-    /// and reads as absent. A `read` counts the hit or miss and reports a
-    /// miss as `keymiss`.
-    fn live_mut(&mut self, db: usize, key: &[u8], now: u64, read: bool) -> Option<&mut Entry> {
+    /// The live entry of `key` in one probe of the table. An expired one
+    /// is removed and reads as absent; while CLIENT PAUSE holds writes, or
+    /// on a replica, it stays but reads as absent, except to the master's
+    /// own commands, to which it is still there. A `read` counts the hit or
+    /// miss, and a miss fires `keymiss` when `notify`.
+    fn live_mut(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now: u64,
+        read: bool,
+        notify: bool,
+    ) -> Option<&mut Entry> {
         let Some(e) = self.dbs[db].table.get_mut(key) else {
             if read {
-                self.missed(db, key);
+                self.missed(db, key, notify);
             }
             return None;
         };
@@ -237,14 +245,17 @@ impl Shard {
         // cannot express yet (NLL "problem case 3"). On the expired path
         // `e` is not used again once `self` is.
         if unsafe { (*e).is_expired(now) } {
-            if crate::expiry_deletes(now) {
-                self.stats.expired_keys += 1;
-                self.remove_by_server(db, key, "expired");
+            let deletes = crate::expiry_deletes(now);
+            if deletes || !crate::from_master() {
+                if deletes {
+                    self.stats.expired_keys += 1;
+                    self.remove_by_server(db, key, "expired");
+                }
+                if read {
+                    self.missed(db, key, notify);
+                }
+                return None;
             }
-            if read {
-                self.missed(db, key);
-            }
-            return None;
         }
         if read {
             self.stats.keyspace_hits += 1;
@@ -264,7 +275,7 @@ impl Shard {
         now: u64,
         make: impl FnOnce() -> Value,
     ) -> Option<&mut Entry> {
-        if let Some(e) = self.live_mut(db, key, now, false) {
+        if let Some(e) = self.live_mut(db, key, now, false, false) {
             let e: *mut Entry = e;
             // SAFETY: `e` was just obtained from the exclusive borrow of
             // `self` and nothing has touched `self` since: it is returned
@@ -276,9 +287,11 @@ impl Shard {
         self.dbs[db].table.get_mut(key)
     }
 
-    fn missed(&mut self, db: usize, key: &[u8]) {
+    fn missed(&mut self, db: usize, key: &[u8], notify: bool) {
         self.stats.keyspace_misses += 1;
-        self.emit(db, key, "keymiss");
+        if notify {
+            self.emit(db, key, "keymiss");
+        }
     }
 
     /// SET's store, looking the key up once when it is there: `decide`
@@ -295,7 +308,7 @@ impl Shard {
         value: &[u8],
         decide: impl FnOnce(Option<u64>) -> Option<u64>,
     ) -> bool {
-        let Some(e) = self.live_mut(db, key, now, false) else {
+        let Some(e) = self.live_mut(db, key, now, false, false) else {
             let Some(at) = decide(None) else {
                 return false;
             };
@@ -340,7 +353,7 @@ impl Shard {
     /// misses are counted and the access time refreshed.
     pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
         let lfu = crate::evict::lfu_on();
-        let e = self.live_mut(db, key, now, true)?;
+        let e = self.live_mut(db, key, now, true, true)?;
         e.atime = crate::value::clock_secs();
         if lfu {
             e.freq = crate::evict::lfu_touch(e.freq);
@@ -351,7 +364,13 @@ impl Shard {
     /// Looks a key up for reading without refreshing its access time (as
     /// Redis's LOOKUP_NOTOUCH): hits and misses are still counted.
     pub fn get_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.live_mut(db, key, now, true)
+        self.live_mut(db, key, now, true, true)
+    }
+
+    /// `get_notouch` whose miss fires no keymiss event (OBJECT, as Redis's
+    /// LOOKUP_NONOTIFY).
+    pub fn get_notouch_nonotify(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.live_mut(db, key, now, true, false)
     }
 
     /// Exchanges the contents of two logical DBs (SWAPDB); the caller holds
@@ -365,7 +384,7 @@ impl Shard {
     /// Looks a key up for writing or inspection without touching hit/miss
     /// counters or the access time (as Redis's lookupKeyWrite and NOTOUCH).
     pub fn get_quiet(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.live_mut(db, key, now, false)
+        self.live_mut(db, key, now, false, false)
     }
 
     pub fn contains(&mut self, db: usize, key: &[u8], now: u64) -> bool {
