@@ -47,10 +47,15 @@ fn find_open_brace(key: &[u8]) -> Option<usize> {
 
 /// Which of `shards` (a power of two) holds `key`: a hash of its hash tag,
 /// so keys sharing a `{tag}` share a shard. Not the CRC16 slot (`key_slot`),
-/// which costs several times more and nothing needs here: the high bits of
-/// the keyspace table's own hash (its buckets use the low ones).
+/// which costs several times more and nothing needs here. Fixed-seeded, so
+/// the mapping is the same in every process (tests place keys with it);
+/// a chosen-key flood can only crowd one shard's lock, never a table chain
+/// (the tables' hash is seeded per process).
 pub fn key_shard(key: &[u8], shards: usize) -> usize {
-    (crate::table::hash_key(hash_tag(key)) >> 50) as usize & (shards - 1)
+    use std::hash::BuildHasher;
+    const SEED: u64 = 0x5eed_da35_e1f1_7a11;
+    let h = foldhash::fast::FixedState::with_seed(SEED).hash_one(hash_tag(key));
+    (h >> 50) as usize & (shards - 1)
 }
 
 pub fn key_slot(key: &[u8]) -> u16 {
