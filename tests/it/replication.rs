@@ -194,6 +194,22 @@ fn the_stream_rewrites_commands_as_redis_does() {
         SCRIPT FLUSH
         FUNCTION DELETE lib1
         FUNCTION FLUSH
+        XADD gs 1-1 a 1
+        XADD gs 2-1 b 1
+        XGROUP CREATE gs g 0
+        XREADGROUP GROUP g c1 COUNT 1 STREAMS gs >
+        XREADGROUP GROUP g c2 NOACK STREAMS gs >
+        XREADGROUP GROUP g c1 STREAMS gs 0
+        XCLAIM gs g c3 0 1-1
+        XAUTOCLAIM gs g c4 0 0
+        XACK gs g 1-1
+        XGROUP CREATECONSUMER gs g c9
+        XREADGROUP GROUP g c5 STREAMS gs >
+        XADD gs 3-1 c 1
+        XADD gs 4-1 d 1
+        XREADGROUP GROUP g c6 STREAMS gs >
+        XDEL gs 3-1
+        XCLAIM gs g c7 0 3-1 4-1
         "##,
     );
     assert_eq!(
@@ -314,7 +330,7 @@ fn load(port: u16, seed: u64, ops: usize) {
         let v = rng.random_range(0..1000).to_string();
         let mut p = redis::pipe();
         p.cmd("SELECT").arg(db).ignore();
-        match rng.random_range(0..22) {
+        match rng.random_range(0..26) {
             0 => p.cmd("SET").arg(format!("s{k}")).arg(&v),
             1 => p
                 .cmd("SET")
@@ -381,6 +397,41 @@ fn load(port: u16, seed: u64, ops: usize) {
                 .arg(format!("l{k}"))
                 .arg(&v),
             20 => p.cmd("SPOP").arg(format!("set{k}")).arg(3),
+            21 => p
+                .cmd("XGROUP")
+                .arg("CREATE")
+                .arg(format!("x{k}"))
+                .arg("g")
+                .arg(0)
+                .arg("MKSTREAM"),
+            22 => p
+                .cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("g")
+                .arg(format!("c{}", k % 3))
+                .arg("COUNT")
+                .arg(2)
+                .arg("STREAMS")
+                .arg(format!("x{k}"))
+                .arg(">"),
+            23 => p
+                .cmd("XAUTOCLAIM")
+                .arg(format!("x{k}"))
+                .arg("g")
+                .arg("c9")
+                .arg(0)
+                .arg(0)
+                .arg("COUNT")
+                .arg(1),
+            24 => p
+                .cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("g")
+                .arg("n")
+                .arg("NOACK")
+                .arg("STREAMS")
+                .arg(format!("x{k}"))
+                .arg(">"),
             _ => p.cmd("GETEX").arg(format!("s{k}")).arg("PX").arg(900_000),
         };
         // Wrong types are part of the load: they must change nothing.
@@ -436,21 +487,52 @@ fn dataset(port: u16) -> BTreeMap<(usize, String), String> {
                         .query::<Vec<String>>(&mut c)
                         .expect("zrange")
                 ),
-                "stream" => format!(
-                    "{:?}",
-                    redis::cmd("XRANGE")
-                        .arg(&k)
-                        .arg("-")
-                        .arg("+")
-                        .query::<redis::Value>(&mut c)
-                        .expect("xrange")
-                ),
+                "stream" => stream_value(&mut c, &k),
                 other => other.to_string(),
             };
             let ttl: i64 = redis::cmd("TTL").arg(&k).query(&mut c).expect("ttl");
             let ttl = if ttl < 0 { ttl } else { (ttl + 30) / 60 };
             out.insert((db, k), format!("{t} {value} ttl~{ttl}m"));
         }
+    }
+    out
+}
+
+/// A stream's entries, and per group its position and pending entries
+/// (owner and delivery count; idle times are each server's own).
+fn stream_value(c: &mut redis::Connection, k: &str) -> String {
+    use redis::Value as V;
+    let entries: V = redis::cmd("XRANGE")
+        .arg(k)
+        .arg("-")
+        .arg("+")
+        .query(c)
+        .expect("xrange");
+    let groups: Vec<std::collections::HashMap<String, V>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(k)
+        .query(c)
+        .expect("xinfo");
+    let mut out = format!("{entries:?}");
+    for grp in groups {
+        let text = |f: &str| match grp.get(f) {
+            Some(V::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            other => format!("{other:?}"),
+        };
+        let name = text("name");
+        let pending: Vec<(String, String, i64, i64)> = redis::cmd("XPENDING")
+            .arg(k)
+            .arg(&name)
+            .arg("-")
+            .arg("+")
+            .arg(1000)
+            .query(c)
+            .expect("xpending");
+        let pending: Vec<_> = pending
+            .into_iter()
+            .map(|(id, who, _, n)| (id, who, n))
+            .collect();
+        out += &format!(" group {name} at {} {pending:?}", text("last-delivered-id"));
     }
     out
 }
@@ -479,7 +561,8 @@ fn assert_same_data(master: u16, replica: u16) {
 
 #[test]
 fn redis_replica_syncs_under_a_write_load_and_resyncs_partially() {
-    let master = damselfly(&[]);
+    // Redis's default diskless delay (5 s) would let the load finish first.
+    let master = damselfly(&["--repl-diskless-sync-delay", "0"]);
     let port = master.port;
     load(port, 1, 300);
     // The replica attaches while four clients write.
@@ -571,7 +654,11 @@ fn redis_replica_syncs_under_a_write_load_and_resyncs_partially() {
 fn http_get(port: u16, path: &str) -> String {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    // One write: the server tells HTTP from RESP by the first bytes.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    s.write_all(request.as_bytes()).expect("request");
     let mut body = String::new();
     s.read_to_string(&mut body).expect("response");
     body

@@ -256,6 +256,15 @@ pub const PARAMS: &[Param] = &[
     // Replication, master side (crates/replication).
     p("repl-backlog-size", Kind::Memory { min: 1 }, "1048576"),
     p("repl-diskless-sync", Kind::Bool, "yes"),
+    p("repl-diskless-sync-delay", NON_NEGATIVE_INT, "5"),
+    p(
+        "repl-backlog-ttl",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "3600",
+    ),
     pa(
         "repl-ping-replica-period",
         "repl-ping-slave-period",

@@ -366,7 +366,7 @@ impl Job {
         // messages to itself around the reply), as on its worker thread.
         crate::pubsub::set_current(caller);
         let keys = self.keys.clone();
-        damselfly_replication::master::enter();
+        damselfly_replication::master::enter(&server.repl);
         let (mut locked, bytes) = run(server, caller, locked, now, self);
         crate::tracking::after_script(server, caller, &keys);
         crate::list::serve_ready(server, &server.thread_stats(), &mut locked, now);
