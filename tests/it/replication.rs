@@ -740,3 +740,84 @@ fn redis_cli_rdb_writes_a_file_redis_check_rdb_accepts() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("RDB looks OK"), "{text}");
 }
+
+#[test]
+fn a_replica_past_the_backlog_syncs_fully_again() {
+    let d = damselfly(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--repl-backlog-size",
+        "16kb",
+    ]);
+    let replica = redis_replica_of(d.port);
+    poll_caught_up(d.port, replica.port);
+    let mut c = conn(d.port, 0);
+    // The replica is stopped so it cannot reconnect before the writes.
+    signal(&replica, "-STOP");
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut c)
+        .expect("client kill");
+    poll("the link to drop", || {
+        info(d.port, "replication")["connected_slaves"] == "0"
+    });
+    // Far more than the backlog holds.
+    for i in 0..200 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg("v".repeat(1000))
+            .query(&mut c)
+            .expect("set");
+    }
+    signal(&replica, "-CONT");
+    poll_or(
+        "a second full sync",
+        || info(d.port, "stats")["sync_full"] == "2" && caught_up(d.port, replica.port),
+        || format!("{:?}", info(d.port, "stats")),
+    );
+    let n: i64 = redis::cmd("DBSIZE")
+        .query(&mut conn(replica.port, 0))
+        .expect("dbsize");
+    assert_eq!(n, 200);
+    assert_eq!(info(d.port, "stats")["sync_partial_err"], "1");
+}
+
+fn signal(p: &Proc, sig: &str) {
+    let status = Command::new("kill")
+        .arg(sig)
+        .arg(p.child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[test]
+fn a_replica_that_stops_reading_is_dropped_at_its_output_limit() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    assert_eq!(
+        c.cmd(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 1mb 0 0"
+        ]),
+        "+OK\r\n"
+    );
+    // A replica that reads its RDB, then nothing more.
+    let stuck = Stream::open(d.port);
+    assert_eq!(info(d.port, "replication")["connected_slaves"], "1");
+    let value = "x".repeat(100_000);
+    poll("the replica to be dropped", || {
+        c.cmd(&["SET", "big", &value]);
+        info(d.port, "replication")["connected_slaves"] == "0"
+    });
+    // Its connection ends too, though it never reads again.
+    poll("the replica's connection to close", || {
+        !c.cmd(&["CLIENT", "LIST", "TYPE", "replica"])
+            .contains("flags=S")
+    });
+    drop(stuck);
+}
