@@ -3,7 +3,7 @@
 //! under a concurrent write load of every type, partial resync after a
 //! dropped link, WAIT, ROLE, INFO and `redis-cli --rdb`.
 
-use crate::support::{damselfly, diff, redis, redis_with, tempdir, Conn, Proc};
+use crate::support::{damselfly, diff, redis, redis_in_with, tempdir, Conn, Proc};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read};
 use std::process::{Command, Stdio};
@@ -253,7 +253,7 @@ fn replication_commands_reply_as_redis_does() {
 /// redis-server following `master_port`, with no persistence.
 fn redis_replica_of(master_port: u16) -> Proc {
     let port = master_port.to_string();
-    redis_with(
+    redis_in_with(
         tempdir::Dir::new("replica"),
         &["--replicaof", "127.0.0.1", &port],
     )

@@ -782,7 +782,7 @@ fn copy(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     let Some((value, at)) = ctx
         .shard(src)
-        .get_quiet(db, src, now)
+        .get(db, src, now)
         .map(|e| (e.value.clone(), e.expire_at))
     else {
         ctx.reply.int(0);
@@ -863,7 +863,7 @@ fn object_lookup(
 ) -> CmdResult {
     let key = arg(args, 2);
     let (db, now) = (ctx.db(), ctx.now);
-    let v = match ctx.shard(key).get_notouch(db, key, now) {
+    let v = match ctx.shard(key).get_notouch_nonotify(db, key, now) {
         None => None,
         Some(e) => Some(f(e)?),
     };
@@ -885,7 +885,7 @@ fn lfu_policy(ctx: &Ctx) -> bool {
 fn object_encoding(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 2);
     let (db, now) = (ctx.db(), ctx.now);
-    match ctx.shard(key).get_notouch(db, key, now) {
+    match ctx.shard(key).get_notouch_nonotify(db, key, now) {
         None => ctx.reply.null(),
         Some(e) => {
             let enc = e.value.encoding();

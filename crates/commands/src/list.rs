@@ -902,6 +902,8 @@ impl Waiter {
 pub struct Blocked {
     waiter: Arc<Waiter>,
     timeout: Option<Duration>,
+    /// The slowlog entry of the blocking call, logged when the wait ends.
+    pub(crate) slowlog: Option<crate::observe::slowlog::Entry>,
 }
 
 impl Blocked {
@@ -922,23 +924,31 @@ impl Blocked {
             waiter: self.waiter.clone(),
         };
         let w = self.waiter;
+        let mut slow = self.slowlog;
         let mut sleep = sleep.map(Box::pin);
         std::future::poll_fn(move |cx| {
-            let _ = &guard;
-            if let Poll::Ready(b) = w.poll_outcome(cx) {
-                return Poll::Ready(b);
-            }
-            if let Some(s) = sleep.as_mut() {
-                if s.as_mut().poll(cx).is_ready() {
-                    sleep = None;
-                    if w.claim() {
-                        return Poll::Ready(w.timeout_reply());
+            let outcome = if let Poll::Ready(b) = w.poll_outcome(cx) {
+                Poll::Ready(b)
+            } else {
+                match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+                    Some(Poll::Ready(())) => {
+                        sleep = None;
+                        if w.claim() {
+                            Poll::Ready(w.timeout_reply())
+                        } else {
+                            // Served in the meantime: its reply is on the way.
+                            w.poll_outcome(cx)
+                        }
                     }
-                    // Served in the meantime: its reply is on the way.
-                    return w.poll_outcome(cx);
+                    _ => Poll::Pending,
+                }
+            };
+            if outcome.is_ready() {
+                if let Some(entry) = slow.take() {
+                    crate::observe::log_unblocked(&guard.server, entry);
                 }
             }
-            Poll::Pending
+            outcome
         })
     }
 }
@@ -1007,7 +1017,11 @@ pub(crate) fn block(ctx: &mut Ctx, keys: Vec<Vec<u8>>, op: BlockOp, timeout: Opt
         ctx.shard(k).waiters.add(db, k, w.token, wr);
     }
     ctx.server.blocked.lock().insert(w.client_id, w.clone());
-    ctx.block = Some(Blocked { waiter: w, timeout });
+    ctx.block = Some(Blocked {
+        waiter: w,
+        timeout,
+        slowlog: None,
+    });
 }
 
 fn bpop(ctx: &mut Ctx, args: &Args, end: End) -> CmdResult {

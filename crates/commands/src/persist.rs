@@ -78,7 +78,7 @@ pub(crate) static COMMANDS: &[Command] = &[
 
 /// Snapshot state shared by every connection and the scheduler.
 pub struct Persistence {
-    server: OnceLock<Weak<Server>>,
+    pub(crate) server: OnceLock<Weak<Server>>,
     /// A snapshot (SAVE, BGSAVE, shutdown) is running.
     busy: AtomicBool,
     bgsave_running: AtomicBool,
@@ -525,7 +525,16 @@ fn begin(server: &Server, all: &mut Locked<'_>) -> std::io::Result<snapshot::Sna
         .get("rdb-key-save-delay")
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
-    let snap = snapshot::begin(&server.keyspace, all, &target, limits(server), &aux, delay)?;
+    let functions = crate::scripting::functions::library_codes(server);
+    let snap = snapshot::begin(
+        &server.keyspace,
+        all,
+        &target,
+        limits(server),
+        &aux,
+        &functions,
+        delay,
+    )?;
     let p = &server.persistence;
     p.keys_total.store(snap.keys_total, Relaxed);
     *p.progress.lock() = Some(snap.progress());
@@ -682,7 +691,15 @@ pub fn load_file(server: &Server, path: &std::path::Path) -> Result<file::LoadSt
     p.loading_started.store(now_ms() / 1000, Relaxed);
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     p.loading_bytes.store(size, Relaxed);
-    let result = load_into(server, path);
+    let result = load_into(server, path).and_then(|stats| {
+        crate::scripting::functions::load_from_snapshot(server, &stats.functions).map_err(|e| {
+            format!(
+                "{}: cannot load its function libraries: {e}",
+                path.display()
+            )
+        })?;
+        Ok(stats)
+    });
     p.loading.store(false, Relaxed);
     if let Ok(s) = &result {
         p.loaded_keys.store(s.keys_loaded, Relaxed);

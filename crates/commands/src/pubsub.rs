@@ -98,7 +98,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "publish",
         3,
-        "pubsub loading stale fast",
+        "pubsub loading stale fast may_replicate",
         Keys::None,
         "@pubsub @fast",
         "pubsub",
@@ -108,7 +108,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "spublish",
         3,
-        "pubsub loading stale fast",
+        "pubsub loading stale fast may_replicate",
         Keys::Range(1, 1, 1),
         "@pubsub @fast",
         "pubsub",
@@ -357,6 +357,12 @@ impl Outbox {
     pub fn is_closed(&self) -> bool {
         self.inner.lock().closed
     }
+
+    /// Bytes queued or taken but not yet written.
+    pub fn held(&self) -> usize {
+        let g = self.inner.lock();
+        g.buf.len() + g.inflight
+    }
 }
 
 thread_local! {
@@ -550,6 +556,37 @@ pub struct PubSub {
     pub limit_replica: SharedLimit,
     /// Messages delivered by PUBLISH/SPUBLISH and notifications.
     pub published: AtomicU64,
+}
+
+impl PubSub {
+    /// Ids of the clients logged in as `user` holding a subscription that
+    /// `allowed(channel, literal)` refuses: channels and shard channels are
+    /// matched against the user's patterns, a pattern subscription only by
+    /// an identical pattern (Redis's rule).
+    pub fn subscribers_denied(
+        &self,
+        user: &str,
+        allowed: impl Fn(&[u8], bool) -> bool,
+    ) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut scan = |subs: &Subscribers, ch: &[u8], literal: bool| {
+            for c in subs {
+                if !out.contains(&c.id) && *c.user.lock() == user && !allowed(ch, literal) {
+                    out.push(c.id);
+                }
+            }
+        };
+        for (ch, subs) in self.channels.read().iter() {
+            scan(subs, ch, false);
+        }
+        for (ch, subs) in self.shard_channels.read().iter() {
+            scan(subs, ch, false);
+        }
+        for (pat, subs) in self.patterns.read().iter() {
+            scan(subs, pat, true);
+        }
+        out
+    }
 }
 
 /// The three kinds of subscription.

@@ -218,6 +218,7 @@ fn run_full_sync(server: &Arc<Server>, info: &Arc<ClientInfo>, psync: bool, eof:
             &mut all,
             crate::persist::limits(server),
             &crate::persist::aux_fields(),
+            &crate::scripting::functions::library_codes(server),
         )
     };
     let rdb = begun.and_then(|s| s.finish(ks));
@@ -437,6 +438,9 @@ fn wait(ctx: &mut Ctx, args: &Args) -> CmdResult {
 /// ROLE, for a master: its offset and each replica's address and
 /// acknowledged offset.
 fn role(ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    if crate::replicaof::role_replica(ctx) {
+        return Ok(());
+    }
     let repl = &ctx.server.repl;
     let offset = repl.state().master_repl_offset;
     let replicas = repl.replicas();
@@ -476,7 +480,8 @@ fn changes(ctx: &mut Ctx) -> u64 {
 /// Before a handler runs: None (one relaxed load) when nothing is
 /// propagated.
 pub(crate) fn before(ctx: &mut Ctx, e: &Entry) -> Option<Before> {
-    if !ctx.server.repl.active() || !propagates(e) {
+    // Our master's commands are its stream's, not ours (see replicaof.rs).
+    if !ctx.server.repl.active() || !propagates(e) || damselfly_storage::from_master() {
         return None;
     }
     Some(Before {
@@ -560,7 +565,7 @@ pub fn info_replication(server: &Server, line: &mut dyn FnMut(&str, &dyn std::fm
     let state = repl.state().clone();
     let replicas = repl.replicas();
     let (active, _, first, histlen) = repl.backlog_info();
-    line("role", &"master");
+    crate::replicaof::info_role(server, &mut *line);
     line("connected_slaves", &replicas.len());
     for (i, r) in replicas.iter().enumerate() {
         line(

@@ -104,6 +104,8 @@ pub struct Server {
     pub config_file: String,
     /// Rejected connections and other counters not tied to a thread.
     pub rejected_connections: AtomicU64,
+    /// Clients closed by `maxmemory-clients`.
+    pub evicted_clients: AtomicU64,
     pub lastsave: AtomicU64,
     /// Last (time, total commands) sample and the rate derived from it,
     /// for INFO's instantaneous_ops_per_sec.
@@ -129,6 +131,8 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// Replication: IDs, offsets, the command stream and its replicas.
     pub repl: Arc<damselfly_replication::Replication>,
+    /// The link to our master while this server is a replica.
+    pub replica: damselfly_replication::replica::Follower,
 }
 
 thread_local! {
@@ -173,6 +177,7 @@ impl Server {
             executable: opts.executable,
             config_file: opts.config_file,
             rejected_connections: AtomicU64::new(0),
+            evicted_clients: AtomicU64::new(0),
             lastsave: AtomicU64::new(damselfly_storage::now_ms() / 1000),
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             stats: Mutex::new(Vec::new()),
@@ -185,6 +190,7 @@ impl Server {
             persistence: Default::default(),
             scripting: Default::default(),
             repl,
+            replica: Default::default(),
         }
     }
 

@@ -125,6 +125,21 @@ fn walk<W: Write>(owed: &Owed<W>, ks: &Keyspace) {
     }
 }
 
+/// A writer with the RDB header, the aux fields and the function
+/// libraries written: what every snapshot starts with.
+fn start<W: Write>(
+    out: W,
+    limits: Limits,
+    aux: &[(&str, String)],
+    functions: &[Vec<u8>],
+) -> io::Result<FileWriter<W>> {
+    let mut w = FileWriter::new(out, limits, aux)?;
+    for code in functions {
+        w.function(code)?;
+    }
+    Ok(w)
+}
+
 fn check_all_held(ks: &Keyspace, all: &Locked<'_>) -> io::Result<()> {
     if (0..ks.shard_count()).all(|i| all.holds(i)) {
         Ok(())
@@ -147,9 +162,10 @@ pub fn begin_memory(
     all: &mut Locked<'_>,
     limits: Limits,
     aux: &[(&str, String)],
+    functions: &[Vec<u8>],
 ) -> io::Result<MemorySnapshot> {
     check_all_held(ks, all)?;
-    let writer = FileWriter::new(Vec::new(), limits, aux)?;
+    let writer = start(Vec::new(), limits, aux, functions)?;
     let (owed, _, _) = mark(ks, all, writer, 0);
     Ok(MemorySnapshot { owed })
 }
@@ -195,6 +211,7 @@ pub fn begin(
     target: &Path,
     limits: Limits,
     aux: &[(&str, String)],
+    functions: &[Vec<u8>],
     key_delay_us: u64,
 ) -> io::Result<Snapshot> {
     check_all_held(ks, all)?;
@@ -205,7 +222,12 @@ pub fn begin(
         damselfly_storage::mono_ns()
     ));
     let file = File::create(&temp)?;
-    let writer = match FileWriter::new(BufWriter::with_capacity(1 << 20, file), limits, aux) {
+    let writer = match start(
+        BufWriter::with_capacity(1 << 20, file),
+        limits,
+        aux,
+        functions,
+    ) {
         Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_file(&temp);

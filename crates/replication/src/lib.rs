@@ -16,6 +16,7 @@
 
 pub mod backlog;
 pub mod master;
+pub mod replica;
 pub mod state;
 
 pub use master::{Announced, Link, Op, ReplicaInfo};

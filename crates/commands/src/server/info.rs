@@ -481,7 +481,7 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("expired_time_cap_reached_count", &0);
                 line("expire_cycle_cpu_milliseconds", &0);
                 line("evicted_keys", &sums.evicted);
-                line("evicted_clients", &0);
+                line("evicted_clients", &srv.evicted_clients.load(Relaxed));
                 line("total_eviction_exceeded_time", &0);
                 line("current_eviction_exceeded_time", &0);
                 line("keyspace_hits", &sums.hits);
