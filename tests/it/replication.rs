@@ -821,3 +821,13 @@ fn a_replica_that_stops_reading_is_dropped_at_its_output_limit() {
     });
     drop(stuck);
 }
+
+#[test]
+fn a_replica_silent_past_repl_timeout_is_disconnected() {
+    let d = damselfly(&["--repl-timeout", "1"]);
+    let _silent = Stream::open(d.port);
+    assert_eq!(info(d.port, "replication")["connected_slaves"], "1");
+    poll("the silent replica to be dropped", || {
+        info(d.port, "replication")["connected_slaves"] == "0"
+    });
+}

@@ -305,6 +305,7 @@ fn start_cron(server: &Server) {
                     if server.repl.active() {
                         server.repl.ensure_backlog(backlog_size(&server));
                     }
+                    drop_timed_out(&server);
                     let period = server
                         .config
                         .get("repl-ping-replica-period")
@@ -319,6 +320,26 @@ fn start_cron(server: &Server) {
                 }
             });
     });
+}
+
+/// Online replicas silent (no REPLCONF ACK) for longer than `repl-timeout`
+/// seconds are disconnected, as Redis does.
+fn drop_timed_out(server: &Server) {
+    let timeout: u64 = server
+        .config
+        .get("repl-timeout")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    for r in server.repl.replicas() {
+        if r.state == "online" && timeout > 0 && r.lag > timeout {
+            server.host.log(&format!(
+                "Disconnecting timedout replica: {}:{}",
+                r.ip, r.port
+            ));
+            server.repl.remove_replica(r.id);
+            disconnect(server, r.id);
+        }
+    }
 }
 
 /// REPLCONF option value [option value ...]
