@@ -831,3 +831,30 @@ fn a_replica_silent_past_repl_timeout_is_disconnected() {
         info(d.port, "replication")["connected_slaves"] == "0"
     });
 }
+
+#[test]
+fn debug_digest_matches_redis() {
+    let r = crate::support::redis_with(&["--enable-debug-command", "yes"]);
+    crate::support::diff_on(
+        &r,
+        &damselfly(&[]),
+        r#"
+        DEBUG DIGEST
+        SET s hello
+        SET n 12345
+        RPUSH l a b c 7
+        SADD st x y 1 2
+        SADD ints 1 2 3
+        ZADD z 1.5 a 2 b 3 7 0.1 c
+        HSET h f v g w
+        XADD x 1-1 a 1 b 2
+        XADD x 2-0 c 3
+        SET e v EX 100
+        DEBUG DIGEST-VALUE s n l st ints z h x e nosuch
+        DEBUG DIGEST
+        SELECT 3
+        SET s other
+        DEBUG DIGEST
+        "#,
+    );
+}
