@@ -503,6 +503,21 @@ pub fn leave(repl: &Replication) -> Option<i64> {
     repl.append(&ops)
 }
 
+/// Appends what the top-level command running here queued so far, as one
+/// unit, before it serves blocked clients (whose pops Redis sends after
+/// the command). Returns the offset after it, if it appended.
+pub fn flush(repl: &Replication) -> Option<i64> {
+    if DEPTH.with(Cell::get) != 1 {
+        return None;
+    }
+    let ops = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        p.instead.clear();
+        std::mem::take(&mut p.ops)
+    });
+    repl.append(&ops)
+}
+
 /// The running command propagates `args` (one or more calls) instead of
 /// its own arguments: EXPIRE as PEXPIREAT, SPOP as SREM...
 pub fn instead(args: Vec<Vec<u8>>) {
