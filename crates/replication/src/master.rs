@@ -495,12 +495,7 @@ pub fn leave(repl: &Replication) -> Option<i64> {
     if depth > 0 {
         return None;
     }
-    let ops = PENDING.with(|p| {
-        let mut p = p.borrow_mut();
-        p.instead.clear();
-        std::mem::take(&mut p.ops)
-    });
-    repl.append(&ops)
+    append_pending(repl)
 }
 
 /// Appends what the top-level command running here queued so far, as one
@@ -510,6 +505,11 @@ pub fn flush(repl: &Replication) -> Option<i64> {
     if DEPTH.with(Cell::get) != 1 {
         return None;
     }
+    append_pending(repl)
+}
+
+/// Appends this thread's queue as one unit.
+fn append_pending(repl: &Replication) -> Option<i64> {
     let ops = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         p.instead.clear();
