@@ -1,5 +1,5 @@
-use crate::value::Entry;
-use damselfly_core::{CompactBytes, Table};
+use crate::entry::Entry;
+use damselfly_core::{CompactBytes, RawTable};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ pub trait Events: Send + Sync {
 /// One shard's slice of one logical DB.
 #[derive(Default)]
 pub struct Db {
-    pub table: Table<Entry>,
+    pub table: RawTable<Entry>,
     /// Keys with an expiry time (INFO keyspace `expires=`).
     pub volatile: usize,
     /// Where the active expiry cycle continues.
@@ -259,10 +259,7 @@ impl Shard {
         match self.dbs[db].table.get_mut(key).filter(|_| !gone) {
             Some(e) => {
                 self.stats.keyspace_hits += 1;
-                e.atime = crate::value::clock_secs();
-                if crate::evict::lfu_on() {
-                    e.freq = crate::evict::lfu_touch(e.freq);
-                }
+                e.touch();
                 Some(e)
             }
             None => {
@@ -320,23 +317,23 @@ impl Shard {
     /// access counter, as in Redis.
     pub fn put(&mut self, db: usize, mut entry: Entry) -> Option<Entry> {
         if crate::evict::lfu_on() {
-            if let Some(old) = self.dbs[db].table.get(&entry.key) {
-                entry.freq = old.freq;
+            if let Some(old) = self.dbs[db].table.get(entry.key()) {
+                entry.set_clock(old.clock());
             }
         }
         let key = self
             .events
             .as_ref()
             .filter(|ev| ev.wants_new())
-            .map(|_| entry.key.clone());
+            .map(|_| CompactBytes::new(entry.key()));
         let d = &mut self.dbs[db];
-        let volatile = entry.expire_at != 0;
+        let volatile = entry.expire_at() != 0;
         let old = d.table.insert(entry);
         if volatile {
             d.volatile += 1;
         }
         if let Some(o) = &old {
-            if o.expire_at != 0 {
+            if o.expire_at() != 0 {
                 d.volatile -= 1;
             }
         } else if let Some(k) = key {
@@ -348,7 +345,7 @@ impl Shard {
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
         let d = &mut self.dbs[db];
         let e = d.table.remove(key)?;
-        if e.expire_at != 0 {
+        if e.expire_at() != 0 {
             d.volatile -= 1;
         }
         Some(e)
@@ -360,12 +357,12 @@ impl Shard {
         let Some(e) = d.table.get_mut(key) else {
             return false;
         };
-        match (e.expire_at != 0, at != 0) {
+        match (e.expire_at() != 0, at != 0) {
             (false, true) => d.volatile += 1,
             (true, false) => d.volatile -= 1,
             _ => {}
         }
-        e.expire_at = at;
+        e.set_expire_at(at);
         true
     }
 
@@ -398,7 +395,7 @@ impl Shard {
         let n = expired.len();
         self.stats.expired_keys += n as u64;
         for e in expired {
-            self.written(db, &e.key, "expired");
+            self.written(db, e.key(), "expired");
         }
         (examined, n)
     }
