@@ -504,7 +504,7 @@ fn set_generic(
             Expiry::Clear => 0,
             Expiry::At(at) => at,
         };
-        shard.put(db, Entry::from_bytes(key, value, at));
+        shard.put_string(db, key, value, at);
         shard.written(db, key, "set");
         if let Expiry::At(_) = expiry {
             shard.notify(db, key, "expire");
@@ -663,7 +663,7 @@ fn mset_all(ctx: &mut Ctx, args: &Args) {
     let mut i = 1;
     while let (Some(key), Some(value)) = (args.get(i), args.get(i + 1)) {
         let shard = ctx.shard(key);
-        shard.put(db, Entry::from_bytes(key, value, 0));
+        shard.put_string(db, key, value, 0);
         shard.written(db, key, "set");
         i += 2;
     }
@@ -701,7 +701,7 @@ fn append(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let total = match old_len {
         None => {
             let shard = ctx.shard(key);
-            shard.put(db, Entry::from_bytes(key, extra, 0));
+            shard.put_string(db, key, extra, 0);
             extra.len()
         }
         Some(len) => {

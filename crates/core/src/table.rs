@@ -175,6 +175,24 @@ impl<N: Link> RawTable<N> {
         find(&mut self.buckets[i], key)?.as_mut().map(N::item_mut)
     }
 
+    /// The item at `key` if `keep` accepts it: `Err(true)` when present
+    /// but refused (an expired key), `Err(false)` when absent.
+    pub fn get_mut_if(
+        &mut self,
+        key: &[u8],
+        keep: impl FnOnce(&N::Item) -> bool,
+    ) -> Result<&mut N::Item, bool> {
+        if self.len == 0 {
+            return Err(false);
+        }
+        let i = self.index(key);
+        match find(&mut self.buckets[i], key).and_then(Option::as_mut) {
+            Some(n) if keep(n.item()) => Ok(n.item_mut()),
+            Some(_) => Err(true),
+            None => Err(false),
+        }
+    }
+
     /// Inserts `item`, replacing (and returning) an item with the same key.
     pub fn insert(&mut self, item: N::Item) -> Option<N::Item> {
         let mut n = N::from_item(item);
@@ -198,10 +216,30 @@ impl<N: Link> RawTable<N> {
         self.push(N::from_item(item)).item_mut()
     }
 
-    fn push(&mut self, n: N) -> &mut N {
+    /// Inserts the item `make` builds for `key`, known to be absent.
+    /// `make` learns whether the item will have a successor (so a link that
+    /// carries its next slot only when needed is built with it at once).
+    pub fn insert_new_with(
+        &mut self,
+        key: &[u8],
+        make: impl FnOnce(bool) -> N::Item,
+    ) -> &mut N::Item {
+        self.grow_for_one();
+        let i = self.index(key);
+        let n = N::from_item(make(self.buckets[i].is_some()));
+        debug_assert!(n.key() == key);
+        self.len += 1;
+        push_front(&mut self.buckets[i], n).item_mut()
+    }
+
+    fn grow_for_one(&mut self) {
         if self.len >= self.buckets.len() {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
+    }
+
+    fn push(&mut self, n: N) -> &mut N {
+        self.grow_for_one();
         let i = self.index(n.key());
         self.len += 1;
         push_front(&mut self.buckets[i], n)

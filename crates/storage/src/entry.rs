@@ -79,6 +79,9 @@ fn put_varint(out: &mut [u8], mut n: usize) -> usize {
 
 /// (value, bytes read) of the LEB128 number at the start of `b`.
 fn get_varint(b: &[u8]) -> (usize, usize) {
+    if let Some(&x) = b.first().filter(|&&x| x < 0x80) {
+        return (usize::from(x), 1);
+    }
     let mut n = 0usize;
     for (i, &x) in b.iter().enumerate() {
         n |= usize::from(x & 0x7F) << (7 * i);
@@ -87,6 +90,41 @@ fn get_varint(b: &[u8]) -> (usize, usize) {
         }
     }
     (n, b.len())
+}
+
+/// The LEB128 number at `q`: (value, bytes).
+///
+/// # Safety
+/// `q` must point at a complete varint inside one allocation.
+unsafe fn varint_at(q: *const u8) -> (usize, usize) {
+    // SAFETY: the varint's first byte is readable (caller's guarantee).
+    let first = unsafe { *q };
+    if first < 0x80 {
+        return (usize::from(first), 1);
+    }
+    let mut i = 0;
+    // SAFETY: the caller guarantees the bytes up to the varint's last one
+    // (the first without the high bit) are readable.
+    unsafe {
+        while *q.add(i) & 0x80 != 0 {
+            i += 1;
+        }
+        get_varint(std::slice::from_raw_parts(q, i + 1))
+    }
+}
+
+/// What a new entry's value is made from.
+pub(crate) enum Source<'a> {
+    Bytes(&'a [u8]),
+    Value(Value),
+}
+
+/// A string's payload: integers stored as integers.
+fn string_payload(b: &[u8]) -> Payload<'_> {
+    match crate::value::canonical_int(b) {
+        Some(n) => Payload::Int(n),
+        None => Payload::Str(b),
+    }
 }
 
 /// What a payload is made of, before it is written.
@@ -166,8 +204,6 @@ fn layout(size: usize) -> Layout {
 #[derive(Clone, Copy)]
 struct Shape {
     prefix: usize,
-    key_off: usize,
-    key_len: usize,
     payload_off: usize,
     payload_len: usize,
 }
@@ -188,11 +224,34 @@ impl Entry {
     /// A string entry straight from bytes (integers stored as integers),
     /// with no intermediate `Value`.
     pub fn from_bytes(key: &[u8], bytes: &[u8], expire_at: u64) -> Entry {
-        let p = match crate::value::canonical_int(bytes) {
-            Some(n) => Payload::Int(n),
-            None => Payload::Str(bytes),
-        };
-        Entry::build(key, p, initial_clock(), expire_at, false)
+        Entry::from_source(key, Source::Bytes(bytes), expire_at, false)
+    }
+
+    /// A new entry, with a (vacant) next slot when `next`.
+    pub(crate) fn from_source(key: &[u8], src: Source<'_>, expire_at: u64, next: bool) -> Entry {
+        match src {
+            Source::Bytes(b) => {
+                Entry::build(key, string_payload(b), initial_clock(), expire_at, next)
+            }
+            Source::Value(v) => with_payload(v, |p| {
+                Entry::build(key, p, initial_clock(), expire_at, next)
+            }),
+        }
+    }
+
+    /// Replaces a string value with `bytes` in place when the new payload
+    /// takes the same room (SET over a value of the same length, INCR);
+    /// false, changing nothing, otherwise.
+    pub(crate) fn overwrite_string(&mut self, bytes: &[u8]) -> bool {
+        let meta = self.meta();
+        let p = string_payload(bytes);
+        let s = self.shape();
+        if meta & KIND_MASK == KIND_BOXED || p.size() != s.payload_len {
+            return false;
+        }
+        self.header()[3] = (meta & !KIND_MASK) | p.kind();
+        p.write(&mut self.body_mut(&s)[s.payload_off..]);
+        true
     }
 
     /// Allocates and fills an entry. An expiry slot is made when
@@ -250,49 +309,35 @@ impl Entry {
         unsafe { *self.0.as_ptr().add(3) }
     }
 
-    fn shape(&self) -> Shape {
-        let meta = self.meta();
-        let p = self.0.as_ptr();
-        let prefix =
-            SLOT * (usize::from(meta & HAS_EXPIRE != 0) + usize::from(meta & HAS_NEXT != 0));
-        let (key_off, key_len) = match meta >> 4 {
+    /// (offset from p, length) of the key.
+    fn key_span(&self) -> (usize, usize) {
+        match self.meta() >> 4 {
             KEY_LEN_LONG => {
-                // SAFETY: a long key's length varint follows the header; it
-                // is at most 10 bytes and ends before the key, so reading
-                // byte by byte until its last byte stays inside the entry.
-                let (len, n) = unsafe {
-                    let mut i = 0;
-                    while *p.add(HDR + i) & 0x80 != 0 {
-                        i += 1;
-                    }
-                    get_varint(std::slice::from_raw_parts(p.add(HDR), i + 1))
-                };
+                // SAFETY: a long key's length varint follows the header.
+                let (len, n) = unsafe { varint_at(self.0.as_ptr().add(HDR)) };
                 (HDR + n, len)
             }
             short => (HDR, usize::from(short)),
-        };
+        }
+    }
+
+    fn shape(&self) -> Shape {
+        let meta = self.meta();
+        let prefix =
+            SLOT * (usize::from(meta & HAS_EXPIRE != 0) + usize::from(meta & HAS_NEXT != 0));
+        let (key_off, key_len) = self.key_span();
         let payload_off = key_off + key_len;
         let payload_len = match meta & KIND_MASK {
             KIND_INT => 8,
             KIND_STR => {
-                // SAFETY: a string payload starts with its length varint,
-                // read byte by byte up to its last byte, inside the entry.
-                let (len, n) = unsafe {
-                    let q = p.add(payload_off);
-                    let mut i = 0;
-                    while *q.add(i) & 0x80 != 0 {
-                        i += 1;
-                    }
-                    get_varint(std::slice::from_raw_parts(q, i + 1))
-                };
+                // SAFETY: a string payload starts with its length varint.
+                let (len, n) = unsafe { varint_at(self.0.as_ptr().add(payload_off)) };
                 n + len
             }
             _ => 1 + SLOT,
         };
         Shape {
             prefix,
-            key_off,
-            key_len,
             payload_off,
             payload_len,
         }
@@ -328,29 +373,36 @@ impl Entry {
     }
 
     pub fn key(&self) -> &[u8] {
-        let s = self.shape();
-        &self.body(&s)[s.key_off..s.key_off + s.key_len]
+        let (off, len) = self.key_span();
+        // SAFETY: the key's `len` bytes start `off` bytes after p, inside
+        // the entry, borrowed with `self`.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(off), len) }
     }
 
     pub fn value(&self) -> ValueRef<'_> {
-        let s = self.shape();
-        let body = self.body(&s);
-        let payload = &body[s.payload_off..];
-        match self.boxed(&s) {
-            None if self.meta() & KIND_MASK == KIND_INT => {
-                let mut n = [0u8; 8];
-                n.copy_from_slice(&payload[..8]);
+        let (key_off, key_len) = self.key_span();
+        let off = key_off + key_len;
+        let p = self.0.as_ptr();
+        match self.meta() & KIND_MASK {
+            KIND_INT => {
+                // SAFETY: an integer payload is 8 bytes at `off`.
+                let n = unsafe { p.add(off).cast::<[u8; 8]>().read() };
                 ValueRef::Int(i64::from_le_bytes(n))
             }
-            None => {
-                let (len, n) = get_varint(payload);
-                ValueRef::Str(&payload[n..n + len])
+            KIND_STR => {
+                // SAFETY: a string payload is its length varint and then
+                // that many bytes, inside the entry, borrowed with `self`.
+                unsafe {
+                    let (len, n) = varint_at(p.add(off));
+                    ValueRef::Str(std::slice::from_raw_parts(p.add(off + n), len))
+                }
             }
             // SAFETY: the pointer came from Box::into_raw of the type its
             // kind byte names, and lives as long as the entry; the shared
             // borrow of self covers the returned reference.
-            Some((kind, ptr)) => unsafe {
-                match kind {
+            _ => unsafe {
+                let ptr = p.add(off + 1).cast::<*mut u8>().read_unaligned();
+                match *p.add(off) {
                     BOX_RAW => ValueRef::Raw(&*ptr.cast::<Vec<u8>>()),
                     BOX_LIST => ValueRef::List(&*ptr.cast::<List>()),
                     BOX_HASH => ValueRef::Hash(&*ptr.cast::<Hash>()),
@@ -539,15 +591,20 @@ impl Entry {
         at != 0 && now_ms > at
     }
 
+    fn header(&mut self) -> &mut [u8; HDR] {
+        // SAFETY: every entry has its HDR header bytes at p, exclusively
+        // borrowed through &mut self.
+        unsafe { &mut *self.0.as_ptr().cast::<[u8; HDR]>() }
+    }
+
     pub(crate) fn clock(&self) -> u32 {
-        let s = self.shape();
-        let b = self.body(&s);
-        u32::from_le_bytes([b[0], b[1], b[2], 0])
+        // SAFETY: every entry has its HDR header bytes at p.
+        let h = unsafe { &*self.0.as_ptr().cast::<[u8; HDR]>() };
+        u32::from_le_bytes([h[0], h[1], h[2], 0])
     }
 
     pub(crate) fn set_clock(&mut self, clock: u32) {
-        let s = self.shape();
-        self.body_mut(&s)[..3].copy_from_slice(&clock.to_le_bytes()[..3]);
+        self.header()[..3].copy_from_slice(&clock.to_le_bytes()[..3]);
     }
 
     /// An access: the LFU counter under an LFU policy, else the LRU clock.
@@ -634,6 +691,11 @@ impl Entry {
             _ => None,
         }
     }
+}
+
+/// The LRU clock of an access now.
+pub(crate) fn fresh_clock() -> u32 {
+    crate::value::clock_secs() & CLOCK_MASK
 }
 
 /// A fresh key's clock: the LFU word under an LFU policy, else now.

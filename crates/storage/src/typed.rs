@@ -2,7 +2,6 @@
 //! that checks the type (WRONGTYPE), creates a missing collection, and
 //! deletes a collection that became empty.
 
-use crate::entry::Entry;
 use crate::shard::Shard;
 use crate::value::{Value, ValueMut, ValueRef};
 use damselfly_core::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
@@ -106,7 +105,7 @@ pub fn write_or_create<'a, T: Collection>(
     now: u64,
 ) -> Result<&'a mut T, WrongType> {
     if write::<T>(shard, db, key, now)?.is_none() {
-        shard.put(db, Entry::new(key, T::default().boxed(), 0));
+        shard.put_value(db, key, T::default().boxed());
     }
     write::<T>(shard, db, key, now)?.ok_or(WrongType)
 }
