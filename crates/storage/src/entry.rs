@@ -561,6 +561,11 @@ impl Entry {
         }
     }
 
+    /// Where the entry lives (DEBUG OBJECT's `Value at`).
+    pub fn addr(&self) -> *const u8 {
+        self.0.as_ptr()
+    }
+
     /// Expiry time in Unix ms, 0 for none.
     pub fn expire_at(&self) -> u64 {
         if self.meta() & HAS_EXPIRE == 0 {
@@ -597,7 +602,8 @@ impl Entry {
         unsafe { &mut *self.0.as_ptr().cast::<[u8; HDR]>() }
     }
 
-    pub(crate) fn clock(&self) -> u32 {
+    /// The 24-bit LRU/LFU clock as stored (DEBUG OBJECT's `lru`).
+    pub fn clock(&self) -> u32 {
         // SAFETY: every entry has its HDR header bytes at p.
         let h = unsafe { &*self.0.as_ptr().cast::<[u8; HDR]>() };
         u32::from_le_bytes([h[0], h[1], h[2], 0])

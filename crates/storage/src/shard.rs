@@ -221,13 +221,23 @@ impl Shard {
     }
 
     /// The live entry at `key`: an expired one is removed first (while
-    /// CLIENT PAUSE holds writes it stays, but reads as gone). A `read`
-    /// lookup counts a hit or a miss and reports `keymiss`.
-    fn live(&mut self, db: usize, key: &[u8], now: u64, read: bool) -> Option<&mut Entry> {
-        let expired = match self.dbs[db].table.get_mut_if(key, |e| !e.is_expired(now)) {
+    /// CLIENT PAUSE holds writes, or on a replica, it stays but reads as
+    /// gone; to the master's own commands it is still there). `count`
+    /// counts a hit or a miss, `notify` reports a miss as `keymiss`.
+    fn live(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now: u64,
+        count: bool,
+        notify: bool,
+    ) -> Option<&mut Entry> {
+        let keep =
+            |e: &Entry| !e.is_expired(now) || (!crate::expiry_deletes(now) && crate::from_master());
+        let expired = match self.dbs[db].table.get_mut_if(key, keep) {
             Ok(e) => {
                 let e = NonNull::from(e);
-                if read {
+                if count {
                     self.stats.keyspace_hits += 1;
                 }
                 // SAFETY: `e` was borrowed mutably from this shard's table
@@ -243,8 +253,10 @@ impl Shard {
             self.stats.expired_keys += 1;
             self.remove_by_server(db, key, "expired");
         }
-        if read {
+        if count {
             self.stats.keyspace_misses += 1;
+        }
+        if notify {
             self.emit(db, key, "keymiss");
         }
         None
@@ -272,7 +284,7 @@ impl Shard {
     /// Looks a key up for reading: expired keys are removed first; hits and
     /// misses are counted and the access time refreshed.
     pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let e = self.live(db, key, now, true)?;
+        let e = self.live(db, key, now, true, true)?;
         e.touch();
         Some(e)
     }
@@ -280,7 +292,13 @@ impl Shard {
     /// Looks a key up for reading without refreshing its access time (as
     /// Redis's LOOKUP_NOTOUCH): hits and misses are still counted.
     pub fn get_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.live(db, key, now, true)
+        self.live(db, key, now, true, true)
+    }
+
+    /// `get_notouch` whose miss fires no keymiss event (OBJECT, as Redis's
+    /// LOOKUP_NONOTIFY).
+    pub fn get_notouch_nonotify(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.live(db, key, now, true, false)
     }
 
     /// Exchanges the contents of two logical DBs (SWAPDB); the caller holds
@@ -294,7 +312,7 @@ impl Shard {
     /// Looks a key up for writing or inspection without touching hit/miss
     /// counters or the access time (as Redis's lookupKeyWrite and NOTOUCH).
     pub fn get_quiet(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.live(db, key, now, false)
+        self.live(db, key, now, false, false)
     }
 
     pub fn contains(&mut self, db: usize, key: &[u8], now: u64) -> bool {
