@@ -924,6 +924,61 @@ mod tests {
         }
     }
 
+    /// A fixed pseudo-random workout of every operation, small enough to
+    /// run under Miri (`cargo +nightly miri test -p damselfly-storage
+    /// entry::`), which checks the unsafe layout code for undefined
+    /// behaviour and leaks.
+    #[test]
+    fn a_scripted_workout_keeps_every_entry() {
+        let mut t: RawTable<Entry> = RawTable::new();
+        let mut m: HashMap<Vec<u8>, (Value, u64)> = HashMap::new();
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..300 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = key((x % 40) as u16, x % 11 == 0);
+            let v = (x >> 8) as u8;
+            let at = if x % 3 == 0 { x >> 20 } else { 0 };
+            match (x >> 32) % 5 {
+                0 | 1 => {
+                    t.insert(Entry::new(&k, value(v), at));
+                    m.insert(k, (value(v), at));
+                }
+                2 => {
+                    if let Some(e) = t.get_mut(&k) {
+                        e.set_value(value(v));
+                        e.set_expire_at(at);
+                    }
+                    if let Some(e) = m.get_mut(&k) {
+                        *e = (value(v), at);
+                    }
+                }
+                3 => {
+                    let got = t.remove(&k).map(Entry::into_value);
+                    assert_eq!(got, m.remove(&k).map(|e| e.0));
+                }
+                _ => {
+                    let to = key(((x >> 40) % 40) as u16, false);
+                    let e = if to == k { None } else { t.remove(&k) };
+                    if let Some(e) = e {
+                        m.remove(&to);
+                        t.remove(&to);
+                        let mv = m.remove(&k);
+                        t.insert(e.renamed(&to));
+                        m.extend(mv.map(|mv| (to, mv)));
+                    }
+                }
+            }
+            assert_eq!(t.len(), m.len());
+        }
+        for (k, (v, at)) in &m {
+            let e = t.get(k).unwrap();
+            assert_eq!((&e.to_value(), e.expire_at()), (v, *at));
+        }
+        drop(t.clone());
+    }
+
     #[test]
     fn a_short_key_and_32_byte_string_fit_48_bytes() {
         let e = Entry::from_bytes(b"key:0000001", &[b'0'; 32], 0);
