@@ -21,7 +21,7 @@ use damselfly_core::stream::{
     Group, Limits, Stream, StreamEntry, StreamId, Trim, INVALID_ENTRIES_READ,
 };
 use damselfly_protocol::{Args, Reply};
-use damselfly_storage::{typed, Entry, Locked, Shard, Value};
+use damselfly_storage::{typed, Entry, Locked, Shard, Value, ValueMut, ValueRef};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -1192,8 +1192,8 @@ enum Ready {
 }
 
 fn ready(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait) -> Ready {
-    let s = match shard.get_quiet(db, key, now).map(|e| &e.value) {
-        Some(Value::Stream(s)) => s,
+    let s = match shard.get_quiet(db, key, now).map(|e| e.value()) {
+        Some(ValueRef::Stream(s)) => s,
         _ if sw.group.is_some() => return Ready::Error(CmdError::StreamKeyGone),
         _ => return Ready::No,
     };
@@ -1218,7 +1218,7 @@ fn ready(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait) ->
 }
 
 fn serve_one(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait, r: &mut Reply) {
-    let Some(Value::Stream(s)) = shard.get_quiet(db, key, now).map(|e| &mut e.value) else {
+    let Some(ValueMut::Stream(s)) = shard.get_quiet(db, key, now).map(|e| e.value_mut()) else {
         return;
     };
     if r.is_resp3() {

@@ -13,6 +13,7 @@
 //! - `used_memory` counts every live allocation of the process (when the
 //!   binary installs `memory::Counting`); eviction compares it to maxmemory.
 
+mod entry;
 pub mod evict;
 mod keyspace;
 pub mod memory;
@@ -21,9 +22,12 @@ pub mod typed;
 mod value;
 mod waiters;
 
+pub use entry::Entry;
 pub use keyspace::{Keyspace, Locked};
 pub use shard::{Db, Events, Shard, ShardSnapshot, ShardStats, Watch};
-pub use value::{canonical_int as value_canonical_int, clock_secs, Entry, Value, LFU_INIT_VAL};
+pub use value::{
+    canonical_int as value_canonical_int, clock_secs, Value, ValueMut, ValueRef, LFU_INIT_VAL,
+};
 pub use waiters::{WaiterRef, Waiters};
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {
