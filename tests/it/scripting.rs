@@ -643,6 +643,13 @@ fn script_flags_under_oom_error_stats_and_acl_checks() {
         EVAL "return redis.error_reply('MY_ERR custom')" 0
         EVAL "return nil + 1" 0
         INFO errorstats
+        CONFIG RESETSTAT
+        MULTI
+        EVAL "return redis.call('select',99)" 0
+        EVAL "return redis.pcall('select',99)" 0
+        EVAL "return redis.error_reply('MINE x')" 0
+        EXEC
+        INFO errorstats
         ACL SETUSER bob on >123 +@scripting +set ~x*
         AUTH bob 123
         EVAL "return redis.acl_check_cmd('set','xx',1)" 1 xx
