@@ -628,6 +628,12 @@ fn script_flags_under_oom_error_stats_and_acl_checks() {
         EVAL "#!lua flags=allow-oom\nredis.call('set','x',1) return 1" 1 x
         EVAL "#!lua flags=no-writes\nreturn redis.call('get','x')" 1 x
         EVAL_RO "return redis.call('get','x')" 1 x
+        EVAL_RO "#!lua\nreturn 1" 0
+        EVAL_RO "#!lua flags=allow-oom\nreturn 1" 0
+        EVAL_RO "#!lua flags=no-writes\nreturn 1" 0
+        FUNCTION LOAD "#!lua name=tlib\nredis.register_function('wf', function() return 1 end)"
+        FCALL_RO wf 0
+        FCALL wf 0
         EVAL "#!lua flags=no-writes\nredis.call('set','x',1)" 1 x
         CONFIG RESETSTAT
         EVAL "return redis.call('set','x','y')" 1 x
@@ -650,6 +656,7 @@ fn script_flags_under_oom_error_stats_and_acl_checks() {
         EVAL "return redis.error_reply('MINE x')" 0
         EXEC
         INFO errorstats
+        FCALL_RO wf 0
         ACL SETUSER bob on >123 +@scripting +set ~x*
         AUTH bob 123
         EVAL "return redis.acl_check_cmd('set','xx',1)" 1 xx

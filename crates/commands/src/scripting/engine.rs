@@ -488,7 +488,7 @@ impl Vm {
                 (&self.lua, s.func.clone(), s.flags, name, "@user_script")
             }
             Target::Function(name) => {
-                let (func, flags) = self.functions.find(name, job.read_only)?;
+                let (func, flags) = self.functions.find(name)?;
                 let lua = self.functions.lua();
                 (
                     lua,
@@ -508,14 +508,16 @@ impl Vm {
             set_args(lua, &job.keys, &job.argv).map_err(lua_err)?;
             func
         };
-        let no_writes = flags.no_writes || job.read_only;
-        if flags.declared
-            && !no_writes
-            && !flags.allow_oom
-            && crate::maxmemory::over_limit(rc.server)
-        {
+        // A script that declared flags and may write: refused when memory
+        // is full, then by the _RO commands (Redis's order).
+        let may_write = flags.declared && !flags.no_writes;
+        if may_write && !flags.allow_oom && crate::maxmemory::over_limit(rc.server) {
             return Err(CmdError::OutOfMemory);
         }
+        if may_write && job.read_only {
+            return Err(CmdError::ScriptRoWithWriteFlag);
+        }
+        let no_writes = flags.no_writes || job.read_only;
         execute(lua, rc, func, (no_writes, flags.allow_oom), &name, out)
     }
 }
