@@ -53,8 +53,6 @@ const fn f(
     }
 }
 
-const NO_REPL: &str = "replication is not built yet; this server runs as a master";
-
 static FLAGS: &[Flag] = &[
     f("port", "port", Ty::Port, "port", ""),
     f("bind", "bind", Ty::Text, "bind", ""),
@@ -119,20 +117,8 @@ static FLAGS: &[Flag] = &[
         "tls-ca-cert-file",
         "",
     ),
-    f(
-        "maxclients",
-        "maxclients",
-        Ty::Count,
-        "maxclients",
-        "connections are not capped yet",
-    ),
-    f(
-        "timeout",
-        "timeout",
-        Ty::Count,
-        "timeout",
-        "idle clients are not closed yet",
-    ),
+    f("maxclients", "maxclients", Ty::Count, "maxclients", ""),
+    f("timeout", "timeout", Ty::Count, "timeout", ""),
     f(
         "tcp_keepalive",
         "tcp-keepalive",
@@ -140,10 +126,10 @@ static FLAGS: &[Flag] = &[
         "tcp-keepalive",
         "",
     ),
-    f("replicaof", "replicaof", Ty::Text, "replicaof", NO_REPL),
-    f("slaveof", "slaveof", Ty::Text, "replicaof", NO_REPL),
-    f("masterauth", "masterauth", Ty::Text, "masterauth", NO_REPL),
-    f("masteruser", "masteruser", Ty::Text, "masteruser", NO_REPL),
+    f("replicaof", "replicaof", Ty::Text, "replicaof", ""),
+    f("slaveof", "slaveof", Ty::Text, "replicaof", ""),
+    f("masterauth", "masterauth", Ty::Text, "masterauth", ""),
+    f("masteruser", "masteruser", Ty::Text, "masteruser", ""),
     f(
         "cluster_mode",
         "",
@@ -152,13 +138,7 @@ static FLAGS: &[Flag] = &[
         "cluster mode is not built yet",
     ),
     f("aclfile", "aclfile", Ty::Text, "aclfile", ""),
-    f(
-        "unixsocket",
-        "unixsocket",
-        Ty::Text,
-        "unixsocket",
-        "no Unix socket is opened yet",
-    ),
+    f("unixsocket", "unixsocket", Ty::Text, "unixsocket", ""),
     f(
         "protected_mode",
         "protected-mode",
@@ -171,74 +151,6 @@ static FLAGS: &[Flag] = &[
 /// Environment variables people use for Dragonfly that are not `DFLY_` plus
 /// a flag name.
 const ENV_ALIASES: &[(&str, &str)] = &[("DFLY_PASSWORD", "requirepass")];
-
-/// Redis directives a redis.conf may carry that Damselfly accepts without
-/// acting on them (each one read gives a start-up warning); any other
-/// directive that is neither a flag nor a CONFIG parameter stops start-up.
-const REDIS_IGNORED: &[&str] = &[
-    "always-show-logo",
-    "daemonize",
-    "pidfile",
-    "loglevel",
-    "logfile",
-    "syslog-enabled",
-    "syslog-ident",
-    "syslog-facility",
-    "latency-monitor-threshold",
-    "repl-diskless-sync",
-    "repl-diskless-sync-delay",
-    "repl-diskless-load",
-    "rdbcompression",
-    "rdbchecksum",
-    "slave-serve-stale-data",
-    "replica-serve-stale-data",
-    "replica-read-only",
-    "slave-read-only",
-    "appendfsync",
-    "appendfilename",
-    "appenddirname",
-    "no-appendfsync-on-rewrite",
-    "auto-aof-rewrite-percentage",
-    "auto-aof-rewrite-min-size",
-    "aof-use-rdb-preamble",
-    "activerehashing",
-    "activedefrag",
-    "enable-protected-configs",
-    "enable-debug-command",
-    "enable-module-command",
-    "propagation-error-behavior",
-    "notify-keyspace-events",
-    "lazyfree-lazy-eviction",
-    "lazyfree-lazy-expire",
-    "lazyfree-lazy-server-del",
-    "lazyfree-lazy-user-del",
-    "lazyfree-lazy-user-flush",
-    "replica-lazy-flush",
-    "stop-writes-on-bgsave-error",
-    "supervised",
-    "tcp-backlog",
-    "io-threads",
-    "io-threads-do-reads",
-    "set-proc-title",
-    "crash-log-enabled",
-    "crash-memcheck-enabled",
-    "oom-score-adj",
-    "jemalloc-bg-thread",
-    "lua-time-limit",
-    "busy-reply-threshold",
-    "latency-tracking",
-    "stream-node-max-bytes",
-    "stream-node-max-entries",
-    "maxmemory-samples",
-    "maxmemory-eviction-tenacity",
-    "lfu-log-factor",
-    "lfu-decay-time",
-    "dynamic-hz",
-    "aof-rewrite-incremental-fsync",
-    "rdb-save-incremental-fsync",
-    "hll-sparse-max-bytes",
-    "client-output-buffer-limit",
-];
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -383,6 +295,14 @@ impl Options {
                     "tls_ca_cert_file" => self.tls_ca_cert_file = v.to_string(),
                     "admin_bind" => self.admin_bind = v.to_string(),
                     "aclfile" => self.aclfile = v.to_string(),
+                    "replicaof" | "slaveof"
+                        if !v.is_empty()
+                            && damselfly_commands::replicaof::parse_replicaof(v).is_none() =>
+                    {
+                        return Err(format!(
+                            "ERROR: flag '{shown}': '{v}' is not 'host port' or 'host:port'"
+                        ))
+                    }
                     "cluster_mode" if !matches!(v, "" | "no") => {
                         return Err(format!(
                             "ERROR: flag '{shown}': cluster mode '{v}' is not supported yet"
@@ -496,16 +416,6 @@ fn directive(
         }
         "user" => {
             o.users.push(args.join(" "));
-            Ok(())
-        }
-        // A directive that became a parameter is set, not ignored.
-        _ if REDIS_IGNORED.contains(&name)
-            && find(name).is_none()
-            && param_named(name).is_none() =>
-        {
-            o.warnings.push(format!(
-                "directive '{name}' is accepted but has no effect in Damselfly"
-            ));
             Ok(())
         }
         _ => o.set(name, &args.join(" "), what),
@@ -731,7 +641,7 @@ mod tests {
     }
 
     #[test]
-    fn a_redis_conf_sets_parameters_and_warns_for_directives_without_effect() {
+    fn a_redis_conf_sets_parameters_including_stored_only_ones() {
         let path = std::env::temp_dir().join(format!("dfly-conf-{}.conf", std::process::id()));
         std::fs::write(
             &path,
@@ -743,7 +653,7 @@ mod tests {
         assert_eq!(param(&o, "hll-sparse-max-bytes").as_deref(), Some("100"));
         assert_eq!(param(&o, "save").as_deref(), Some(""));
         assert_eq!(o.users, vec!["alice on >p ~*".to_string()]);
-        assert!(o.warnings.iter().any(|w| w.contains("'daemonize'")));
+        assert_eq!(param(&o, "daemonize").as_deref(), Some("no"));
     }
 
     #[test]

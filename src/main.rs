@@ -236,6 +236,9 @@ fn main() {
     for w in &opts.warnings {
         log_as('#', &format!("WARNING {w}"));
     }
+    for w in damselfly_commands::config::idle_warnings(&cfg, opts.params.iter().map(|(k, _)| *k)) {
+        log_as('#', &format!("WARNING {w}"));
+    }
     log(&format!(
         "Running with {} worker threads, {SHARDS} shards, {} databases",
         opts.threads, opts.dbnum
@@ -279,8 +282,21 @@ fn main() {
             tls: tls.filter(|_| opts.tls),
         });
     }
+    let unix_path = cfg.get("unixsocket").unwrap_or_default();
+    let unix = match unix_listener(&unix_path, &cfg.get("unixsocketperm").unwrap_or_default()) {
+        Ok(u) => u,
+        Err(e) => {
+            log_as('#', &e);
+            std::process::exit(1);
+        }
+    };
+    if unix.is_some() {
+        log(&format!(
+            "The server is now ready to accept connections at {unix_path}"
+        ));
+    }
     std::thread::spawn(move || {
-        if let Err(e) = damselfly_net::serve_all(listeners, app, threads) {
+        if let Err(e) = damselfly_net::serve_all_and_unix(listeners, unix, app, threads) {
             log(&format!("listener failed: {e}"));
             std::process::exit(1);
         }
@@ -295,12 +311,6 @@ fn main() {
         let start = std::time::Instant::now();
         match damselfly_commands::persist::load_file(&server, &path) {
             Ok(stats) => {
-                if !stats.functions.is_empty() {
-                    log(&format!(
-                        "WARNING: {} function libraries in the snapshot were not loaded (loading functions from snapshots is not supported yet)",
-                        stats.functions.len()
-                    ));
-                }
                 log(&format!(
                     "Done loading RDB, keys loaded: {}, keys expired: {}.",
                     stats.keys_loaded, stats.keys_expired
@@ -316,6 +326,11 @@ fn main() {
                 std::process::exit(1);
             }
         }
+    }
+    let master = cfg.get("replicaof").unwrap_or_default();
+    if let Some((host, port)) = damselfly_commands::replicaof::parse_replicaof(&master) {
+        log(&format!("Connecting to MASTER {host}:{port}"));
+        damselfly_commands::replicaof::follow(&server, &host, port, false);
     }
     log("Ready to accept connections tcp");
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -367,6 +382,35 @@ fn main() {
             log("Error trying to save the DB, can't exit.");
         }
     });
+    if !unix_path.is_empty() {
+        log("Removing the unix socket file.");
+        let _ = std::fs::remove_file(&unix_path);
+    }
     log("Damselfly is now ready to exit, bye bye...");
     std::process::exit(0);
+}
+
+/// Redis's `unixsocket`: a listener at `path` (a stale socket file there
+/// is replaced), its permissions set from `unixsocketperm` (octal, 0:
+/// left as the umask makes them).
+fn unix_listener(
+    path: &str,
+    perm: &str,
+) -> Result<Option<std::os::unix::net::UnixListener>, String> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let mode = u32::from_str_radix(if perm.is_empty() { "0" } else { perm }, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("Invalid socket file permissions: unixsocketperm {perm}"))?;
+    let _ = std::fs::remove_file(path);
+    let l = std::os::unix::net::UnixListener::bind(path)
+        .map_err(|e| format!("Failed opening Unix socket: {e}"))?;
+    if mode != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("Failed setting Unix socket permissions: {e}"))?;
+    }
+    Ok(Some(l))
 }

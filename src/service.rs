@@ -23,6 +23,8 @@ pub struct Conn {
     /// Refused by protected mode: the first request gets the DENIED error
     /// and the connection closes.
     denied: bool,
+    /// Past `maxclients`: told so at once and closed.
+    refused: bool,
     server: Arc<Server>,
     stats: Arc<ThreadStats>,
     client: Client,
@@ -51,12 +53,6 @@ impl Session for Conn {
             out.error(&damselfly_commands::CmdError::ProtectedMode.to_string());
             return Flow::Close;
         }
-        // A monitor stays on its MONITOR request: each time lines arrive
-        // they are written, and the request is handled again.
-        if let Some(q) = &self.client.monitor {
-            out.raw(&q.take());
-            return monitor_wait(q.clone());
-        }
         if self.server.pause.on() {
             if let Some(wait) =
                 damselfly_commands::dispatch::pause_wait(&self.server, &self.client, args)
@@ -82,10 +78,15 @@ impl Session for Conn {
                         })
                 }));
             }
+            // WAIT polls the replicas' acknowledgements off the worker.
+            Some(Wait::Acks(acks)) => {
+                return Flow::Wait(Box::pin(async move {
+                    tokio::task::spawn_blocking(move || acks.run())
+                        .await
+                        .unwrap_or_else(|_| b":0\r\n".to_vec())
+                }));
+            }
             None => {}
-        }
-        if let Some(q) = &self.client.monitor {
-            return monitor_wait(q.clone());
         }
         if self.client.close_after_reply {
             Flow::Close
@@ -117,14 +118,32 @@ impl Session for Conn {
 
     fn closing(&mut self) {
         damselfly_commands::release_client(&self.server, &mut self.client);
-        if self.client.monitor.is_some() {
-            self.server.monitors.remove(self.client.id());
-        }
+        self.server.repl.remove_replica(self.client.id());
+        damselfly_commands::monitor::stop(&self.server, &mut self.client);
+        damselfly_commands::client_evict::forget(&self.server, &self.client.info);
         self.server.clients.unregister(self.client.id());
     }
 
     fn query_pending(&mut self, bytes: usize) {
-        self.client.info.qbuf.store(bytes, Relaxed);
+        let info = &self.client.info;
+        info.qbuf.store(bytes, Relaxed);
+        if damselfly_commands::client_evict::enabled(&self.server) {
+            let held = bytes + info.outbox.held();
+            damselfly_commands::client_evict::account(&self.server, info, held as u64);
+        }
+    }
+
+    fn refusal(&mut self) -> Option<Vec<u8>> {
+        self.refused
+            .then(|| format!("-{}\r\n", CmdError::MaxClients).into_bytes())
+    }
+
+    /// `timeout` seconds, except for subscribers and monitors (Redis's
+    /// rule; a blocked client is waiting on its command, not idle).
+    fn idle_timeout(&self) -> Option<Duration> {
+        let secs = self.server.config.idle_timeout.load(Relaxed);
+        let exempt = self.client.monitor || self.client.info.subscriptions.load(Relaxed) > 0;
+        (secs > 0 && !exempt).then(|| Duration::from_secs(secs))
     }
 
     fn http_enabled(&self) -> bool {
@@ -163,11 +182,6 @@ impl Session for Conn {
             _ => HttpResponse::new(404, "text/plain", "not found\n"),
         }
     }
-}
-
-/// Waits for a monitor's next lines.
-fn monitor_wait(q: Arc<damselfly_commands::monitor::Queue>) -> Flow {
-    Flow::Retry(Box::pin(std::future::poll_fn(move |cx| q.poll_ready(cx))))
 }
 
 /// Reports an active expiry pass to the latency monitor when it ends.
@@ -232,30 +246,28 @@ impl Service for App {
     type Session = Conn;
 
     fn open(&self, peer: SocketAddr, local: SocketAddr, fd: i64, _worker: usize) -> Option<Conn> {
-        let stats = self.server.thread_stats();
-        stats.connections.add(1);
         let keepalive = self.server.config.get("tcp-keepalive");
         if let Some(secs) = keepalive.and_then(|v| v.parse::<i32>().ok()) {
             set_keepalive(fd, secs);
         }
-        let info = self
-            .server
-            .clients
-            .register(peer.to_string(), local.to_string(), fd);
         let admin = local.port() == self.admin_port && self.admin_port != 0;
-        let nopass = self.server.acl.default_nopass();
-        let authenticated = nopass || (admin && self.admin_nopass);
-        // Redis's protected mode: with no password on the default user,
-        // only loopback clients are served.
-        let denied = nopass
-            && !peer.ip().is_loopback()
-            && self.server.config.get("protected-mode").as_deref() == Some("yes");
-        Some(Conn {
-            denied,
-            server: self.server.clone(),
-            stats,
-            client: Client::new(info, self.server.acl.default_user(), authenticated),
-        })
+        Some(self.open_client(
+            peer.to_string(),
+            local.to_string(),
+            fd,
+            peer.ip().is_loopback(),
+            admin,
+        ))
+    }
+
+    /// A Unix socket client: local to the machine (protected mode lets it
+    /// in), shown as `path:0`, as Redis shows it.
+    fn open_unix(&self, fd: i64, _worker: usize) -> Option<Conn> {
+        let path = self.server.config.get("unixsocket").unwrap_or_default();
+        let addr = format!("{path}:0");
+        let conn = self.open_client(addr.clone(), addr, fd, true, false);
+        conn.client.info.unix.store(true, Relaxed);
+        Some(conn)
     }
 
     /// Periodic work: the tracking table's size limit, pending BCAST
@@ -276,6 +288,42 @@ impl Service for App {
 }
 
 impl App {
+    /// A new client's session, whatever it came through.
+    fn open_client(
+        &self,
+        peer: String,
+        local: String,
+        fd: i64,
+        local_peer: bool,
+        admin: bool,
+    ) -> Conn {
+        let stats = self.server.thread_stats();
+        // Redis's rule: refused when the clients already connected reach
+        // maxclients (the connection is told so, then closed).
+        let refused =
+            self.server.clients.count() as u64 >= self.server.config.maxclients.load(Relaxed);
+        if refused {
+            self.server.rejected_connections.fetch_add(1, Relaxed);
+        } else {
+            stats.connections.add(1);
+        }
+        let info = self.server.clients.register(peer, local, fd);
+        let nopass = self.server.acl.default_nopass();
+        let authenticated = nopass || (admin && self.admin_nopass);
+        // Redis's protected mode: with no password on the default user,
+        // only loopback clients are served.
+        let denied = nopass
+            && !local_peer
+            && self.server.config.get("protected-mode").as_deref() == Some("yes");
+        Conn {
+            denied,
+            refused,
+            server: self.server.clone(),
+            stats,
+            client: Client::new(info, self.server.acl.default_user(), authenticated),
+        }
+    }
+
     /// Active expiry, Redis's "fast enough" cycle per shard: sweep buckets of
     /// each DB holding volatile keys; keep going while more than a tenth of
     /// what was examined had expired, within a time budget of a quarter of

@@ -339,3 +339,63 @@ fn scripts_run_as_their_callers_user() {
         "#,
     );
 }
+
+/// Whether the server closed the connection: reading ends (EOF or a
+/// reset) rather than timing out.
+fn closed_by_server(c: &mut Conn) -> bool {
+    let mut rest = Vec::new();
+    match std::io::Read::read_to_end(&mut c.reader, &mut rest) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn revoking_channels_or_deleting_the_user_closes_its_clients_at_once() {
+    let d = damselfly(&[]);
+    let mut admin = Conn::open(d.port);
+    admin.cmd(&[
+        "ACL",
+        "SETUSER",
+        "psuser",
+        "on",
+        ">pspass",
+        "+@all",
+        "~*",
+        "resetchannels",
+        "&foo:1",
+        "&bar:*",
+    ]);
+    let mut sub = Conn::open(d.port);
+    assert_eq!(sub.cmd(&["AUTH", "psuser", "pspass"]), "+OK\r\n");
+    sub.cmd(&["CLIENT", "SETNAME", "deathrow"]);
+    sub.cmd(&["SUBSCRIBE", "foo:1"]);
+    let mut psub = Conn::open(d.port);
+    assert_eq!(psub.cmd(&["AUTH", "psuser", "pspass"]), "+OK\r\n");
+    psub.cmd(&["CLIENT", "SETNAME", "survivor"]);
+    psub.cmd(&["PSUBSCRIBE", "bar:*"]);
+    // foo:1 goes, bar:* stays: only the channel's subscriber is closed.
+    assert_eq!(
+        admin.cmd(&["ACL", "SETUSER", "psuser", "resetchannels", "&bar:*"]),
+        "+OK\r\n"
+    );
+    let list = admin.cmd(&["CLIENT", "LIST"]);
+    assert!(
+        !list.contains("deathrow") && list.contains("survivor"),
+        "{list}"
+    );
+    assert!(closed_by_server(&mut sub));
+    // A pattern subscription needs the very same pattern.
+    admin.cmd(&["ACL", "SETUSER", "psuser", "resetchannels", "&bar:1"]);
+    assert!(!admin.cmd(&["CLIENT", "LIST"]).contains("survivor"));
+    // DELUSER closes the user's other clients too.
+    let mut plain = Conn::open(d.port);
+    assert_eq!(plain.cmd(&["AUTH", "psuser", "pspass"]), "+OK\r\n");
+    plain.cmd(&["CLIENT", "SETNAME", "plain"]);
+    assert_eq!(admin.cmd(&["ACL", "DELUSER", "psuser"]), ":1\r\n");
+    assert!(!admin.cmd(&["CLIENT", "LIST"]).contains("plain"));
+    assert!(closed_by_server(&mut plain));
+}

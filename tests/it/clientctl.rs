@@ -205,3 +205,60 @@ fn pause_write_holds_scripts_that_may_write() {
     admin.cmd(&["CLIENT", "UNPAUSE"]);
     assert_eq!(writer.read(), b":2\r\n");
 }
+
+/// A monitoring connection keeps serving its own requests as Redis's does:
+/// its own commands are shown after their replies, commands that touch keys
+/// get the replica error, a second MONITOR gets no reply, MONITOR inside
+/// EXEC is refused, RESET ends monitoring.
+#[test]
+fn a_monitor_keeps_serving_its_own_requests() {
+    let script: &[&[&str]] = &[
+        &["MONITOR"],
+        &["PING"],
+        &["SET", "a", "b"],
+        &["MONITOR"],
+        &["MULTI"],
+        &["RESET"],
+        &["PING"],
+        &["MULTI"],
+        &["MONITOR"],
+        &["EXEC"],
+        &["MONITOR"],
+        &["QUIT"],
+    ];
+    let r = crate::support::redis();
+    let d = damselfly(&[]);
+    let mut seen = Vec::new();
+    for port in [r.port, d.port] {
+        let mut mon = Conn::open(port);
+        let mut replies = Vec::new();
+        for (i, args) in script.iter().enumerate() {
+            mon.send(args);
+            // The second MONITOR has no reply to wait for.
+            if i == 3 {
+                replies.push(String::new());
+                continue;
+            }
+            let reply = mon.read();
+            let text = String::from_utf8_lossy(&reply).into_owned();
+            replies.push(if text.starts_with("+") && text.contains(" [") {
+                monitor_line(&reply)
+            } else {
+                text
+            });
+            // A monitor's own command's line follows its reply.
+            if i == 1 || i == 4 {
+                replies.push(monitor_line(&mon.read()));
+            }
+        }
+        seen.push(replies);
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert!(
+        seen[1]
+            .iter()
+            .any(|l| l == "-ERR Replica can't interact with the keyspace\r\n"),
+        "{:?}",
+        seen[1]
+    );
+}

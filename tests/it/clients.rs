@@ -2,7 +2,7 @@
 //! crate, as services use redis-py or go-redis): cache-aside with TTLs,
 //! rate limits, sessions in hashes, queues, pipelines, one DB per service.
 
-use crate::support::damselfly;
+use crate::support::{damselfly, Conn};
 use redis::{Commands, Connection};
 
 fn connect(port: u16, db: u8) -> Connection {
@@ -128,4 +128,104 @@ fn resp3_connection_works() {
         c.hgetall("h").unwrap()
     };
     assert_eq!(m.get("f").map(String::as_str), Some("1"));
+}
+
+#[test]
+fn maxclients_refuses_connections_past_the_limit_with_redis_error() {
+    let d = damselfly(&["--maxclients", "2"]);
+    let mut a = Conn::open(d.port);
+    // The start-up check's connection may still be closing.
+    while !a
+        .cmd(&["INFO", "clients"])
+        .contains("connected_clients:1\r\n")
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut b = Conn::open(d.port);
+    assert_eq!(b.cmd(&["PING"]), "+PONG\r\n");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut c, &mut got).expect("read until closed");
+    assert_eq!(got, b"-ERR max number of clients reached\r\n");
+    assert!(a
+        .cmd(&["INFO", "stats"])
+        .contains("rejected_connections:1\r\n"));
+    // A freed slot serves the next connection; CONFIG SET moves the limit.
+    drop(b);
+    assert_eq!(a.cmd(&["CONFIG", "SET", "maxclients", "3"]), "+OK\r\n");
+    let mut e = Conn::open(d.port);
+    assert_eq!(e.cmd(&["PING"]), "+PONG\r\n");
+}
+
+#[test]
+fn timeout_closes_idle_clients_but_not_subscribers() {
+    let d = damselfly(&["--timeout", "1"]);
+    // The subscriber is idle longer than the plain client.
+    let mut sub = Conn::open(d.port);
+    sub.cmd(&["SUBSCRIBE", "ch"]);
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    // EOF: the server closed it.
+    std::io::Read::read_to_end(&mut idle, &mut got).expect("closed by the server");
+    assert!(got.is_empty());
+    assert_eq!(sub.cmd(&["PING"]), "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+}
+
+#[test]
+fn unixsocket_serves_clients_with_its_permissions() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = crate::support::tempdir::Dir::new("unixsock");
+    let path = dir.0.join("d.sock");
+    let p = path.to_str().expect("utf-8 path");
+    let d = damselfly(&["--unixsocket", p, "--unixsocketperm", "700"]);
+    let mode = std::fs::metadata(&path)
+        .expect("socket file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let mut s = std::os::unix::net::UnixStream::connect(&path).expect("connect");
+    s.write_all(b"CLIENT INFO\r\n").expect("write");
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).expect("read");
+    let info = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(info.contains(&format!("addr={p}:0 laddr={p}:0 ")), "{info}");
+    assert!(info.contains(" flags=U "), "{info}");
+    let mut c = Conn::open(d.port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "unixsocketperm"]),
+        "*2\r\n$14\r\nunixsocketperm\r\n$3\r\n700\r\n"
+    );
+}
+
+#[test]
+fn maxmemory_clients_evicts_the_biggest_client_but_not_no_evict_ones() {
+    use std::io::{Read, Write};
+    let d = damselfly(&[]);
+    let mut admin = Conn::open(d.port);
+    assert_eq!(admin.cmd(&["CLIENT", "NO-EVICT", "on"]), "+OK\r\n");
+    assert!(admin.cmd(&["CLIENT", "INFO"]).contains(" flags=e "));
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "maxmemory-clients", "3000000"]),
+        "+OK\r\n"
+    );
+    let mut small = Conn::open(d.port);
+    small.cmd(&["CLIENT", "SETNAME", "small"]);
+    let mut big = std::net::TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    big.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    big.write_all(b"*2\r\n$4\r\nECHO\r\n$4000000\r\n")
+        .expect("write");
+    // Never completed: the query buffer alone passes the limit. The write
+    // may fail once the server has closed the connection.
+    let _ = big.write_all(&vec![b'v'; 3_500_000]);
+    let mut rest = Vec::new();
+    let _ = big.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+    let info = admin.cmd(&["INFO", "stats"]);
+    assert!(info.contains("evicted_clients:1\r\n"), "{info}");
+    assert_eq!(small.cmd(&["PING"]), "+PONG\r\n");
+    assert!(admin.cmd(&["CLIENT", "LIST"]).contains("name=small"));
 }

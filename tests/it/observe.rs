@@ -159,3 +159,61 @@ fn latency_histogram_counts_calls_per_command() {
     assert_eq!(c.cmd(&["LATENCY", "LATEST"]), "*0\r\n");
     assert!(c.cmd(&["LATENCY", "DOCTOR"]).len() > 10);
 }
+
+/// The argument lists of SLOWLOG GET's entries, newest first.
+fn slowlog_commands(c: &mut Conn) -> Vec<String> {
+    let raw = String::from_utf8_lossy(&c.raw(&["SLOWLOG", "GET"])).into_owned();
+    // Each entry: id, time, usec, [args...], peer, name. Keep the args'
+    // bulk strings by walking the nested arrays' headers.
+    let mut out = Vec::new();
+    let mut lines = raw.split("\r\n").peekable();
+    lines.next();
+    while let Some(l) = lines.next() {
+        if l == "*6" {
+            for _ in 0..3 {
+                lines.next();
+            }
+            let n: usize = lines
+                .next()
+                .and_then(|h| h.strip_prefix('*'))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let args: Vec<&str> = (0..n)
+                .map(|_| {
+                    lines.next();
+                    lines.next().unwrap_or_default()
+                })
+                .collect();
+            out.push(args.join(" "));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_blocked_command_is_slowlogged_when_served_or_timed_out() {
+    let r = crate::support::redis();
+    let d = damselfly(&[]);
+    let mut seen = Vec::new();
+    for port in [r.port, d.port] {
+        let mut c = Conn::open(port);
+        let mut waiter = Conn::open(port);
+        c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+        waiter.send(&["BLPOP", "l", "0"]);
+        while !c.cmd(&["INFO", "clients"]).contains("blocked_clients:1") {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        c.cmd(&["MULTI"]);
+        c.cmd(&["LPUSH", "l", "foo"]);
+        c.cmd(&["SLOWLOG", "RESET"]);
+        c.cmd(&["EXEC"]);
+        waiter.read();
+        let served = slowlog_commands(&mut c);
+        c.cmd(&["SLOWLOG", "RESET"]);
+        waiter.cmd(&["BLPOP", "none", "0.01"]);
+        let timed_out = slowlog_commands(&mut c);
+        seen.push((served.first().cloned(), timed_out.last().cloned()));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(seen[1].0.as_deref(), Some("BLPOP l 0"));
+}

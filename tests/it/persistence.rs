@@ -890,3 +890,38 @@ fn connect_when_listening(port: u16, deadline: Instant) -> crate::support::Conn 
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+const LIBRARY: &str =
+    "#!lua name=mylib\nredis.register_function('echo1', function(keys, args) return args[1] end)";
+
+/// FUNCTION LIST of a server, as raw bytes (the same for the same libraries).
+fn function_list(port: u16) -> Vec<u8> {
+    crate::support::Conn::open(port).raw(&["FUNCTION", "LIST", "WITHCODE"])
+}
+
+#[test]
+fn function_libraries_round_trip_through_rdb_files_with_redis() {
+    // Damselfly writes FUNCTION2 records that redis-server loads.
+    let d = damselfly(&[]);
+    let mut c = crate::support::Conn::open(d.port);
+    assert_eq!(c.cmd(&["FUNCTION", "LOAD", LIBRARY]), "$5\r\nmylib\r\n");
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SAVE"]), "+OK\r\n");
+    let dir = tempdir::Dir::new("functions-to-redis");
+    std::fs::copy(d.dir.0.join("dump.rdb"), dir.0.join("dump.rdb")).unwrap();
+    let r = redis_in(dir);
+    assert_eq!(function_list(r.port), function_list(d.port));
+    // redis-server writes them back; Damselfly loads them and runs them.
+    let mut rc = crate::support::Conn::open(r.port);
+    assert_eq!(rc.cmd(&["SAVE"]), "+OK\r\n");
+    let back = tempdir::Dir::new("functions-from-redis");
+    std::fs::copy(r.dir.0.join("dump.rdb"), back.0.join("dump.rdb")).unwrap();
+    let (_d2, port2) = start_in(&back.0, &[]);
+    assert_eq!(function_list(port2), function_list(r.port));
+    let mut c2 = crate::support::Conn::open(port2);
+    assert_eq!(c2.cmd(&["FCALL", "echo1", "0", "hi"]), "$2\r\nhi\r\n");
+    assert_eq!(c2.cmd(&["GET", "k"]), "$1\r\nv\r\n");
+    // DEBUG RELOAD keeps them (loaded over the ones it saved).
+    assert_eq!(c2.cmd(&["DEBUG", "RELOAD"]), "+OK\r\n");
+    assert_eq!(c2.cmd(&["FCALL", "echo1", "0", "again"]), "$5\r\nagain\r\n");
+}

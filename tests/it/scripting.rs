@@ -591,6 +591,19 @@ fn job_queue_scripts_are_atomic_under_concurrency() {
     }
 }
 
+#[test]
+fn read_only_scripts_refuse_may_replicate_commands_as_redis() {
+    diff(
+        r##"
+        EVAL_RO "return redis.call('publish','ch','msg')" 0
+        EVAL "#!lua flags=no-writes\nreturn redis.call('publish','ch','msg')" 0
+        EVAL "return redis.call('publish','ch','msg')" 0
+        PFADD h a
+        EVAL_RO "return redis.call('pfcount',KEYS[1])" 1 h
+        "##,
+    );
+}
+
 /// A message a script publishes to its own caller reaches it before the
 /// script's reply (inside EXEC too), as Redis 7.0 writes it. Each message
 /// is read as one reply, so the stream stays compared byte for byte.
@@ -634,6 +647,17 @@ fn script_flags_under_oom_error_stats_and_acl_checks() {
         FUNCTION LOAD "#!lua name=tlib\nredis.register_function('wf', function() return 1 end)"
         FCALL_RO wf 0
         FCALL wf 0
+        CONFIG SET min-replicas-to-write 1
+        EVAL_RO "#!lua\nreturn 1" 0
+        EVAL "#!lua flags=allow-oom\nreturn 1" 0
+        EVAL "#!lua flags=no-writes\nreturn 1" 0
+        FCALL_RO wf 0
+        CONFIG SET maxmemory 0
+        EVAL_RO "#!lua\nreturn 1" 0
+        EVAL_RO "#!lua flags=no-writes\nreturn 1" 0
+        CONFIG SET min-replicas-to-write 0
+        EVAL_RO "#!lua\nreturn 1" 0
+        CONFIG SET maxmemory 1
         EVAL "#!lua flags=no-writes\nredis.call('set','x',1)" 1 x
         CONFIG RESETSTAT
         EVAL "return redis.call('set','x','y')" 1 x

@@ -47,9 +47,16 @@ fn command_table_matches_redis_command_info() {
                 e.fullname, e.cmd.arity, want[1]
             ));
         }
+        // `may_replicate` is real (PUBLISH, PFCOUNT) but hidden from
+        // COMMAND INFO, as Redis hides it.
         let flags: BTreeSet<String> = flag::NAMES
             .iter()
-            .filter(|(b, _)| e.flags & b != 0 && *b != flag::SENTINEL && *b != flag::ONLY_SENTINEL)
+            .filter(|(b, _)| {
+                e.flags & b != 0
+                    && *b != flag::SENTINEL
+                    && *b != flag::ONLY_SENTINEL
+                    && *b != flag::MAY_REPLICATE
+            })
             .map(|(_, n)| n.to_string())
             .chain(e.cmd.keys.movable().then(|| "movablekeys".to_string()))
             .collect();
@@ -656,5 +663,86 @@ fn command_getkeysandflags_variable_flags_and_bad_counts_match_redis() {
         COMMAND GETKEYSANDFLAGS eval "return 1" 1 a
         COMMAND INFO eval evalsha eval_ro fcall
         "#,
+    );
+}
+
+/// DEBUG OBJECT's line with the address and the access clock blanked.
+fn debug_object_line(reply: &[u8]) -> String {
+    let text = String::from_utf8_lossy(reply);
+    text.split(' ')
+        .map(|w| match w.split_once(':') {
+            Some(("at", _)) => "at:ADDR".to_string(),
+            Some(("lru", _)) => "lru:CLOCK".to_string(),
+            Some(("lru_seconds_idle", _)) => "lru_seconds_idle:IDLE".to_string(),
+            _ => w.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn debug_object_populate_sleep_and_error_match_redis() {
+    let r = crate::support::redis_with(&["--enable-debug-command", "yes"]);
+    let d = damselfly(&[]);
+    let setup: &[&[&str]] = &[
+        &["SET", "s", "hello"],
+        &["SET", "i", "12345"],
+        &["SET", "small", "7"],
+        &["SET", "big", &"a".repeat(100)],
+        &["RPUSH", "l", "a", "b", "c", "1", "22"],
+        &["HSET", "h", "f", "v"],
+        &["SADD", "st", "1", "2"],
+        &["ZADD", "z", "1", "a"],
+        &["DEBUG", "POPULATE", "3"],
+        &["DEBUG", "POPULATE", "2", "p", "12"],
+        &["SET", "key:9", "x"],
+        &["DEBUG", "POPULATE", "10"],
+    ];
+    let checks: &[&[&str]] = &[
+        &["DEBUG", "OBJECT", "s"],
+        &["DEBUG", "OBJECT", "i"],
+        &["DEBUG", "OBJECT", "small"],
+        &["DEBUG", "OBJECT", "big"],
+        &["DEBUG", "OBJECT", "l"],
+        &["DEBUG", "OBJECT", "h"],
+        &["DEBUG", "OBJECT", "st"],
+        &["DEBUG", "OBJECT", "z"],
+        &["DEBUG", "OBJECT", "nokey"],
+        &["DEBUG", "OBJECT"],
+        &["DEBUG", "OBJECT", "a", "b"],
+        &["GET", "key:0"],
+        &["GET", "p:1"],
+        &["GET", "key:9"],
+        &["DBSIZE"],
+        &["DEBUG", "POPULATE", "-1"],
+        &["DEBUG", "POPULATE", "1", "x", "0"],
+        &["DEBUG", "SLEEP", "0"],
+        &["DEBUG", "SLEEP", "abc"],
+        &["DEBUG", "ERROR", "hello world"],
+        &["DEBUG", "ERROR"],
+    ];
+    let mut seen = Vec::new();
+    for port in [r.port, d.port] {
+        let mut c = Conn::open(port);
+        for args in setup {
+            c.raw(args);
+        }
+        let replies: Vec<String> = checks
+            .iter()
+            .map(|args| debug_object_line(&c.raw(args)))
+            .collect();
+        seen.push(replies);
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
+#[test]
+fn readonly_and_readwrite_say_cluster_support_is_disabled() {
+    diff(
+        "READONLY
+        READWRITE
+        READONLY x
+        ACL SETUSER scripter on nopass +readonly
+        ACL GETUSER scripter",
     );
 }

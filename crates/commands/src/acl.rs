@@ -682,6 +682,13 @@ impl UserState {
         Err(worst)
     }
 
+    /// Whether any selector lets this user subscribe to `channel`.
+    fn channel_ok(&self, channel: &[u8], literal: bool) -> bool {
+        std::iter::once(&self.root)
+            .chain(&self.selectors)
+            .any(|s| s.channel_allowed(channel, literal))
+    }
+
     fn password_ok(&self, pass: &[u8]) -> bool {
         if !self.enabled {
             return false;
@@ -1080,6 +1087,12 @@ impl Acl {
     }
 }
 
+/// The user the master's commands run as on a replica: allowed everything
+/// (Redis's master client has no user).
+pub fn superuser() -> Arc<User> {
+    User::new("(superuser)", default_state())
+}
+
 fn default_state() -> UserState {
     let mut st = UserState::new(true);
     st.enabled = true;
@@ -1404,6 +1417,8 @@ fn acl_deluser(ctx: &mut Ctx, args: &Args) -> CmdResult {
         ));
     }
     let n = ctx.server.acl.delete(&names);
+    // A deleted user's connections close at once, as in Redis.
+    kill_clients(ctx, |c| names.contains(&*c.user.lock()));
     ctx.reply.int(n as i64);
     Ok(())
 }
@@ -1586,6 +1601,9 @@ fn acl_load(ctx: &mut Ctx, _args: &Args) -> CmdResult {
         .acl
         .load_file()
         .map_err(|e| CmdError::Other(format!("ERR {e}")))?;
+    // Every user but the default one was replaced: their clients close at
+    // once, as in Redis.
+    kill_clients(ctx, |c| *c.user.lock() != "default");
     ctx.reply.ok();
     Ok(())
 }
@@ -1652,8 +1670,33 @@ fn acl_setuser(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     let ops: Vec<&[u8]> = (3..args.len()).map(|i| arg(args, i)).collect();
     ctx.server.acl.set_user(&name, &ops)?;
+    kill_revoked_subscribers(ctx, &name);
     ctx.reply.ok();
     Ok(())
+}
+
+/// Closes, at once, the clients of `user` subscribed to something its
+/// channel rules no longer allow (Redis 7.0 does the same).
+fn kill_revoked_subscribers(ctx: &mut Ctx, user: &str) {
+    let Some(u) = ctx.server.acl.user(user) else {
+        return;
+    };
+    let ids = {
+        let st = u.state.read();
+        ctx.server
+            .pubsub
+            .subscribers_denied(user, |ch, literal| st.channel_ok(ch, literal))
+    };
+    if !ids.is_empty() {
+        kill_clients(ctx, |c| ids.contains(&c.id));
+    }
+}
+
+/// Closes the clients `f` picks now (this one after its reply).
+fn kill_clients(ctx: &mut Ctx, f: impl FnMut(&crate::client::ClientInfo) -> bool) {
+    if ctx.server.clients.kill_where(ctx.client.id(), f) {
+        ctx.client.close_after_reply = true;
+    }
 }
 
 /// ACL USERS

@@ -40,6 +40,21 @@ pub struct ClientInfo {
     pub qbuf: AtomicUsize,
     /// The ACL user's name (CLIENT LIST `user=`).
     pub user: Mutex<String>,
+    /// A replica of ours (after SYNC/PSYNC): flag `S`, type `replica`.
+    pub replica: AtomicBool,
+    /// The client our master's stream runs as (on a replica): flag `M`.
+    pub master: AtomicBool,
+    /// The replication offset after this client's last write (WAIT).
+    pub woff: AtomicI64,
+    /// In MONITOR mode (CLIENT LIST flag `O`).
+    pub monitor: AtomicBool,
+    /// Connected through the Unix socket (CLIENT LIST flag `U`).
+    pub unix: AtomicBool,
+    /// Bytes this client holds (query buffer and queued output), for
+    /// `maxmemory-clients` and CLIENT LIST `tot-mem`.
+    pub mem: AtomicU64,
+    /// CLIENT NO-EVICT ON (CLIENT LIST flag `e`).
+    pub no_evict: AtomicBool,
 }
 
 impl ClientInfo {
@@ -67,6 +82,13 @@ impl ClientInfo {
             gone: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
             user: Mutex::new("default".into()),
+            replica: AtomicBool::new(false),
+            master: AtomicBool::new(false),
+            woff: AtomicI64::new(0),
+            monitor: AtomicBool::new(false),
+            unix: AtomicBool::new(false),
+            mem: AtomicU64::new(0),
+            no_evict: AtomicBool::new(false),
         }
     }
 }
@@ -76,6 +98,8 @@ impl ClientInfo {
 pub struct Clients {
     next_id: AtomicU64,
     map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    /// The clients' `mem`, summed while `maxmemory-clients` is set.
+    pub mem_total: AtomicU64,
 }
 
 impl Clients {
@@ -100,6 +124,29 @@ impl Clients {
 
     pub fn count(&self) -> usize {
         self.map.lock().len()
+    }
+
+    /// Ends every other connection `f` picks at once (ACL changes): each
+    /// leaves the registry now, so CLIENT LIST no longer shows it, and its
+    /// socket's read side is shut so its task ends. True when `f` picked
+    /// `me`, which the caller closes after its reply.
+    pub fn kill_where(&self, me: u64, mut f: impl FnMut(&ClientInfo) -> bool) -> bool {
+        let mut picked_me = false;
+        self.map.lock().retain(|id, c| {
+            if !f(c) {
+                return true;
+            }
+            if *id == me {
+                picked_me = true;
+                return true;
+            }
+            // Still under the registry lock: the descriptor is this
+            // connection's (see `disconnect`).
+            c.disconnect();
+            c.gone.store(true, std::sync::atomic::Ordering::Relaxed);
+            false
+        });
+        picked_me
     }
 
     /// Runs `f` on every live connection with the registry locked: a
@@ -157,7 +204,7 @@ pub struct Client {
     /// CLIENT CACHING YES/NO given for the next command.
     pub caching: bool,
     /// Set by MONITOR: the lines this connection is sent.
-    pub monitor: Option<Arc<crate::monitor::Queue>>,
+    pub monitor: bool,
     /// The pseudo-client a Lua script's commands run as.
     pub in_script: bool,
 }
@@ -198,7 +245,7 @@ impl Client {
             reply_mode: ReplyMode::On,
             tracking: None,
             caching: false,
-            monitor: None,
+            monitor: false,
             in_script: false,
         }
     }

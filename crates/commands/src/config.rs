@@ -44,6 +44,17 @@ pub enum Kind {
     MemoryOrPercent,
     /// Dragonfly's booleans: `true` or `false`.
     Truth,
+    /// A host name: letters, digits, `-` and `.`.
+    Hostname,
+    /// `oom-score-adj-values`: three integers, each -2000..=2000.
+    OomValues,
+    /// `proc-title-template`: text with `{variable}`s Redis knows.
+    ProcTitle,
+    /// `shutdown-on-sig*`: `default`, or any of save/nosave, now, force.
+    ShutdownFlags,
+    /// Bytes; a number too large for 64 bits saturates, as Redis's
+    /// unsigned memory parameters do.
+    MemorySaturating,
 }
 
 pub struct Param {
@@ -51,6 +62,10 @@ pub struct Param {
     pub alias: Option<&'static str>,
     pub kind: Kind,
     pub default: &'static str,
+    /// Why the server does not act on this parameter (empty when it does):
+    /// it is stored for CONFIG GET/SET and REWRITE, and start-up warns when
+    /// it is given a value other than its default.
+    pub idle: &'static str,
 }
 
 const fn p(name: &'static str, kind: Kind, default: &'static str) -> Param {
@@ -59,6 +74,35 @@ const fn p(name: &'static str, kind: Kind, default: &'static str) -> Param {
         alias: None,
         kind,
         default,
+        idle: "",
+    }
+}
+
+/// A parameter stored but not acted on, and why.
+const fn s(name: &'static str, kind: Kind, default: &'static str, idle: &'static str) -> Param {
+    Param {
+        name,
+        alias: None,
+        kind,
+        default,
+        idle,
+    }
+}
+
+/// A stored-only parameter with Redis's older alias (`slave-...`).
+const fn sa(
+    name: &'static str,
+    alias: &'static str,
+    kind: Kind,
+    default: &'static str,
+    idle: &'static str,
+) -> Param {
+    Param {
+        name,
+        alias: Some(alias),
+        kind,
+        default,
+        idle,
     }
 }
 
@@ -69,6 +113,7 @@ const fn pa(name: &'static str, alias: &'static str, kind: Kind, default: &'stat
         alias: Some(alias),
         kind,
         default,
+        idle: "",
     }
 }
 
@@ -99,7 +144,7 @@ pub const PARAMS: &[Param] = &[
     pa(
         "hash-max-listpack-value",
         "hash-max-ziplist-value",
-        ENTRIES,
+        Kind::Memory { min: 0 },
         "64",
     ),
     pa(
@@ -129,7 +174,7 @@ pub const PARAMS: &[Param] = &[
     pa(
         "zset-max-listpack-value",
         "zset-max-ziplist-value",
-        ENTRIES,
+        Kind::Memory { min: 0 },
         "64",
     ),
     p("stream-node-max-bytes", Kind::Memory { min: 0 }, "4096"),
@@ -208,7 +253,7 @@ pub const PARAMS: &[Param] = &[
         Kind::Percentiles,
         "50 99 99.9",
     ),
-    p("maxmemory", Kind::Memory { min: 0 }, "0"),
+    p("maxmemory", Kind::MemorySaturating, "0"),
     p(
         "maxmemory-policy",
         Kind::Enum(&[
@@ -253,6 +298,59 @@ pub const PARAMS: &[Param] = &[
     p("masterauth", Kind::Str, ""),
     p("masteruser", Kind::Str, ""),
     pa("replicaof", "slaveof", Kind::Str, ""),
+    // Replication, master side (crates/replication).
+    p("repl-backlog-size", Kind::Memory { min: 1 }, "1048576"),
+    p("repl-diskless-sync", Kind::Bool, "yes"),
+    pa(
+        "repl-ping-replica-period",
+        "repl-ping-slave-period",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "10",
+    ),
+    pa(
+        "min-replicas-to-write",
+        "min-slaves-to-write",
+        NON_NEGATIVE_INT,
+        "0",
+    ),
+    pa(
+        "min-replicas-max-lag",
+        "min-slaves-max-lag",
+        NON_NEGATIVE_INT,
+        "10",
+    ),
+    // Replication, replica side (commands/src/replicaof.rs).
+    pa("replica-read-only", "slave-read-only", Kind::Bool, "yes"),
+    pa(
+        "replica-serve-stale-data",
+        "slave-serve-stale-data",
+        Kind::Bool,
+        "yes",
+    ),
+    pa(
+        "replica-priority",
+        "slave-priority",
+        NON_NEGATIVE_INT,
+        "100",
+    ),
+    p("replica-announced", Kind::Bool, "yes"),
+    pa(
+        "replica-ignore-maxmemory",
+        "slave-ignore-maxmemory",
+        Kind::Bool,
+        "yes",
+    ),
+    p(
+        "repl-timeout",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "60",
+    ),
     p("timeout", SECONDS, "0"),
     p("tcp-keepalive", SECONDS, "300"),
     p("protected-mode", Kind::Bool, "yes"),
@@ -280,7 +378,408 @@ pub const PARAMS: &[Param] = &[
     p("memcached_port", Kind::Immutable, "0"),
     p("cluster_mode", Kind::Immutable, ""),
     p("logtostderr", Kind::Immutable, "false"),
+    // Redis's other parameters, stored so that tools and config files that
+    // set them keep working; `idle` says why each is not acted on.
+    s(
+        "key-load-delay",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        "0",
+        "a testing knob of Redis's loader",
+    ),
+    s(
+        "active-defrag-cycle-max",
+        Kind::Int { min: 1, max: 99 },
+        "25",
+        DEFRAG,
+    ),
+    s(
+        "active-defrag-cycle-min",
+        Kind::Int { min: 1, max: 99 },
+        "1",
+        DEFRAG,
+    ),
+    s(
+        "active-defrag-ignore-bytes",
+        Kind::Memory { min: 1 },
+        "104857600",
+        DEFRAG,
+    ),
+    s(
+        "active-defrag-max-scan-fields",
+        Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+        "1000",
+        DEFRAG,
+    ),
+    s(
+        "active-defrag-threshold-lower",
+        Kind::Int { min: 0, max: 1000 },
+        "10",
+        DEFRAG,
+    ),
+    s(
+        "active-defrag-threshold-upper",
+        Kind::Int { min: 0, max: 1000 },
+        "100",
+        DEFRAG,
+    ),
+    s("activedefrag", Kind::Bool, "no", DEFRAG),
+    s("activerehashing", Kind::Bool, "yes", REHASH),
+    s("always-show-logo", Kind::Immutable, "no", LOGGING),
+    s("aof-disable-auto-gc", Kind::Bool, "no", AOF),
+    s("aof-load-truncated", Kind::Bool, "yes", AOF),
+    s("aof-rewrite-incremental-fsync", Kind::Bool, "yes", AOF),
+    s("aof-timestamp-enabled", Kind::Bool, "no", AOF),
+    s("aof-use-rdb-preamble", Kind::Bool, "yes", AOF),
+    s("aof_rewrite_cpulist", Kind::Immutable, "", AOF),
+    s("appenddirname", Kind::Immutable, "appendonlydir", AOF),
+    s("appendfilename", Kind::Immutable, "appendonly.aof", AOF),
+    s(
+        "appendfsync",
+        Kind::Enum(&["everysec", "always", "no"]),
+        "everysec",
+        AOF,
+    ),
+    s(
+        "auto-aof-rewrite-min-size",
+        Kind::Memory { min: 0 },
+        "67108864",
+        AOF,
+    ),
+    s(
+        "auto-aof-rewrite-percentage",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "100",
+        AOF,
+    ),
+    s("bgsave_cpulist", Kind::Immutable, "", PROCESS),
+    s("bind-source-addr", Kind::Str, "", PROCESS),
+    s("bio_cpulist", Kind::Immutable, "", PROCESS),
+    s(
+        "cluster-allow-pubsubshard-when-down",
+        Kind::Bool,
+        "yes",
+        CLUSTER,
+    ),
+    s("cluster-allow-reads-when-down", Kind::Bool, "no", CLUSTER),
+    s(
+        "cluster-allow-replica-migration",
+        Kind::Bool,
+        "yes",
+        CLUSTER,
+    ),
+    s(
+        "cluster-announce-bus-port",
+        Kind::Int { min: 0, max: 65535 },
+        "0",
+        CLUSTER,
+    ),
+    s("cluster-announce-hostname", Kind::Hostname, "", CLUSTER),
+    s("cluster-announce-ip", Kind::Str, "", CLUSTER),
+    s(
+        "cluster-announce-port",
+        Kind::Int { min: 0, max: 65535 },
+        "0",
+        CLUSTER,
+    ),
+    s(
+        "cluster-announce-tls-port",
+        Kind::Int { min: 0, max: 65535 },
+        "0",
+        CLUSTER,
+    ),
+    s(
+        "cluster-config-file",
+        Kind::Immutable,
+        "nodes.conf",
+        CLUSTER,
+    ),
+    s("cluster-enabled", Kind::Immutable, "no", CLUSTER),
+    s(
+        "cluster-link-sendbuf-limit",
+        Kind::MemorySaturating,
+        "0",
+        CLUSTER,
+    ),
+    s(
+        "cluster-migration-barrier",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "1",
+        CLUSTER,
+    ),
+    s(
+        "cluster-node-timeout",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "15000",
+        CLUSTER,
+    ),
+    s("cluster-port", Kind::Immutable, "0", CLUSTER),
+    s(
+        "cluster-preferred-endpoint-type",
+        Kind::Enum(&["ip", "hostname", "unknown-endpoint"]),
+        "ip",
+        CLUSTER,
+    ),
+    sa(
+        "cluster-replica-no-failover",
+        "cluster-slave-no-failover",
+        Kind::Bool,
+        "no",
+        CLUSTER,
+    ),
+    sa(
+        "cluster-replica-validity-factor",
+        "cluster-slave-validity-factor",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "10",
+        CLUSTER,
+    ),
+    s("cluster-require-full-coverage", Kind::Bool, "yes", CLUSTER),
+    s("crash-log-enabled", Kind::Bool, "yes", LOGGING),
+    s("crash-memcheck-enabled", Kind::Bool, "yes", LOGGING),
+    s("daemonize", Kind::Immutable, "no", PROCESS),
+    s("disable-thp", Kind::Immutable, "yes", PROCESS),
+    s(
+        "dynamic-hz",
+        Kind::Bool,
+        "yes",
+        "hz stays what it is set to",
+    ),
+    s(
+        "enable-debug-command",
+        Kind::Immutable,
+        "no",
+        "DEBUG is always allowed",
+    ),
+    s(
+        "enable-module-command",
+        Kind::Immutable,
+        "no",
+        "there are no modules",
+    ),
+    s("enable-protected-configs", Kind::Immutable, "no", ""),
+    s("ignore-warnings", Kind::Str, "", LOGGING),
+    s("io-threads", Kind::Immutable, "1", PROCESS),
+    s("io-threads-do-reads", Kind::Immutable, "no", PROCESS),
+    s("jemalloc-bg-thread", Kind::Bool, "yes", PROCESS),
+    s("lazyfree-lazy-eviction", Kind::Bool, "no", LAZYFREE),
+    s("lazyfree-lazy-expire", Kind::Bool, "no", LAZYFREE),
+    s("lazyfree-lazy-server-del", Kind::Bool, "no", LAZYFREE),
+    s("lazyfree-lazy-user-del", Kind::Bool, "no", LAZYFREE),
+    s("lazyfree-lazy-user-flush", Kind::Bool, "no", LAZYFREE),
+    s("logfile", Kind::Immutable, "", LOGGING),
+    s(
+        "loglevel",
+        Kind::Enum(&["debug", "verbose", "notice", "warning"]),
+        "notice",
+        LOGGING,
+    ),
+    s("no-appendfsync-on-rewrite", Kind::Bool, "no", AOF),
+    s(
+        "oom-score-adj",
+        Kind::Enum(&["no", "yes", "relative", "absolute"]),
+        "no",
+        PROCESS,
+    ),
+    s(
+        "oom-score-adj-values",
+        Kind::OomValues,
+        "0 200 800",
+        PROCESS,
+    ),
+    s("pidfile", Kind::Immutable, "", PROCESS),
+    s(
+        "proc-title-template",
+        Kind::ProcTitle,
+        "{title} {listen-addr} {server-mode}",
+        PROCESS,
+    ),
+    s(
+        "propagation-error-behavior",
+        Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
+        "ignore",
+        REPL,
+    ),
+    s("rdb-del-sync-files", Kind::Bool, "no", REPL),
+    s(
+        "rdb-save-incremental-fsync",
+        Kind::Bool,
+        "yes",
+        "a snapshot is fsynced once, when complete",
+    ),
+    s(
+        "rdbchecksum",
+        Kind::Immutable,
+        "yes",
+        "snapshots always carry a CRC-64",
+    ),
+    s(
+        "rdbcompression",
+        Kind::Bool,
+        "yes",
+        "snapshots always LZF-compress long strings",
+    ),
+    s(
+        "repl-backlog-ttl",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "3600",
+        REPL,
+    ),
+    s("repl-disable-tcp-nodelay", Kind::Bool, "no", REPL),
+    s(
+        "repl-diskless-load",
+        Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
+        "disabled",
+        REPL,
+    ),
+    s(
+        "repl-diskless-sync-delay",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "5",
+        REPL,
+    ),
+    s(
+        "repl-diskless-sync-max-replicas",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "0",
+        REPL,
+    ),
+    sa(
+        "replica-announce-ip",
+        "slave-announce-ip",
+        Kind::Str,
+        "",
+        REPL,
+    ),
+    sa(
+        "replica-announce-port",
+        "slave-announce-port",
+        Kind::Int { min: 0, max: 65535 },
+        "0",
+        REPL,
+    ),
+    s("replica-ignore-disk-write-errors", Kind::Bool, "no", REPL),
+    sa(
+        "replica-lazy-flush",
+        "slave-lazy-flush",
+        Kind::Bool,
+        "no",
+        REPL,
+    ),
+    s(
+        "sanitize-dump-payload",
+        Kind::Enum(&["no", "yes", "clients"]),
+        "no",
+        "RESTORE and the loader always check every payload in full",
+    ),
+    s("server_cpulist", Kind::Immutable, "", PROCESS),
+    s("set-proc-title", Kind::Immutable, "yes", PROCESS),
+    s(
+        "shutdown-on-sigint",
+        Kind::ShutdownFlags,
+        "default",
+        SHUTDOWN,
+    ),
+    s(
+        "shutdown-on-sigterm",
+        Kind::ShutdownFlags,
+        "default",
+        SHUTDOWN,
+    ),
+    s(
+        "shutdown-timeout",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "10",
+        REPL,
+    ),
+    s("socket-mark-id", Kind::Immutable, "0", PROCESS),
+    s("supervised", Kind::Immutable, "no", PROCESS),
+    s("syslog-enabled", Kind::Immutable, "no", LOGGING),
+    s("syslog-facility", Kind::Immutable, "local0", LOGGING),
+    s("syslog-ident", Kind::Immutable, "redis", LOGGING),
+    s("tcp-backlog", Kind::Immutable, "511", PROCESS),
+    s(
+        "tls-auth-clients",
+        Kind::Enum(&["no", "yes", "optional"]),
+        "yes",
+        TLS,
+    ),
+    s("tls-ca-cert-dir", Kind::Str, "", TLS),
+    s("tls-ciphers", Kind::Str, "", TLS),
+    s("tls-ciphersuites", Kind::Str, "", TLS),
+    s("tls-client-cert-file", Kind::Str, "", TLS),
+    s("tls-client-key-file", Kind::Str, "", TLS),
+    s("tls-client-key-file-pass", Kind::Str, "", TLS),
+    s("tls-cluster", Kind::Bool, "no", TLS),
+    s("tls-dh-params-file", Kind::Str, "", TLS),
+    s("tls-key-file-pass", Kind::Str, "", TLS),
+    s("tls-prefer-server-ciphers", Kind::Bool, "no", TLS),
+    s("tls-protocols", Kind::Str, "", TLS),
+    s("tls-replication", Kind::Bool, "no", TLS),
+    s(
+        "tls-session-cache-size",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "20480",
+        TLS,
+    ),
+    s(
+        "tls-session-cache-timeout",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+        "300",
+        TLS,
+    ),
+    s("tls-session-caching", Kind::Bool, "yes", TLS),
+    s("unixsocketperm", Kind::Immutable, "0", ""),
 ];
+
+const AOF: &str = "there is no append-only file";
+const CLUSTER: &str = "cluster mode is not supported";
+const REPL: &str = "Damselfly's replication does not use it";
+const TLS: &str = "rustls runs with its own protocol versions and cipher suites";
+const LAZYFREE: &str = "values are always freed by the command that removes them";
+const DEFRAG: &str = "there is no active defragmentation";
+const LOGGING: &str = "the log always goes to stdout (or stderr) at one level";
+const PROCESS: &str = "Redis's process management (daemon, pid file, process title, CPU lists, I/O threads, OOM score) is not done";
+const REHASH: &str = "tables resize all at once, there is no incremental rehashing";
+const SHUTDOWN: &str = "signals always shut down as SHUTDOWN without arguments does";
+
+/// Parameters Redis answers only when named exactly, never for a pattern.
+const HIDDEN: &[&str] = &["rdb-key-save-delay", "key-load-delay"];
 
 /// Dragonfly's own start-up parameters (and `dbnum`, its name for
 /// `databases`): CONFIG GET answers them by name or by a pattern with `_`,
@@ -329,6 +828,17 @@ pub struct Config {
     pub maxmemory_samples: AtomicU64,
     pub observe: crate::observe::Settings,
     pub hll_sparse_max_bytes: AtomicU64,
+    /// `min-replicas-to-write` and `min-replicas-max-lag`, read before
+    /// every write.
+    pub min_replicas_to_write: AtomicU64,
+    pub min_replicas_max_lag: AtomicU64,
+    /// `maxclients` and `timeout` (seconds, 0: never), read per connection.
+    pub maxclients: AtomicU64,
+    pub idle_timeout: AtomicU64,
+    /// `maxmemory-clients`: bytes, or a percentage of `maxmemory` (0: the
+    /// other form is in force).
+    pub clients_limit_bytes: AtomicU64,
+    pub clients_limit_pct: AtomicU64,
 }
 
 /// Parses a memory amount: bytes, or a number with k/kb/m/mb/g/gb (any case;
@@ -355,8 +865,9 @@ fn parse_memory_checked(s: &str) -> Result<u64, bool> {
         "gb" => 1024 * 1024 * 1024,
         _ => return Err(false),
     };
+    // Redis's strtoull reads no digits as 0.
     if num.is_empty() {
-        return Err(false);
+        return Ok(0);
     }
     let n: u128 = num.parse().map_err(|_| true)?;
     let v = n.checked_mul(mul).ok_or(true)?;
@@ -386,6 +897,19 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
                 Err(false) => Err("argument must be a memory value".into()),
             }
         }
+        // There is no defragmenter to switch on (Redis's words when it was
+        // built without one).
+        Kind::Bool if param.name == "activedefrag" && value.eq_ignore_ascii_case("yes") => Err(
+            "Active defragmentation cannot be enabled: it requires a Redis server compiled with a modified Jemalloc like the one shipped by default with the Redis source distribution"
+                .into(),
+        ),
+        // TLS between cluster nodes or to replicas has nothing to run on.
+        Kind::Bool
+            if matches!(param.name, "tls-cluster" | "tls-replication")
+                && value.eq_ignore_ascii_case("yes") =>
+        {
+            Err("Unable to update TLS configuration. Check server logs.".into())
+        }
         Kind::Bool => match value.to_ascii_lowercase().as_str() {
             "yes" => Ok("yes".into()),
             "no" => Ok("no".into()),
@@ -395,7 +919,8 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
         Kind::Enum(words) => words
             .iter()
             .find(|w| w.eq_ignore_ascii_case(value))
-            .map(|w| w.to_string())
+            // `relative` is the same setting as `yes`, which Redis shows.
+            .map(|w| if *w == "relative" { "yes" } else { w }.to_string())
             .ok_or_else(|| {
                 format!(
                     "argument(s) must be one of the following: {}",
@@ -408,9 +933,13 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
                 Ok(_) => Err("percentage argument must be less or equal to 100".into()),
                 Err(_) => Err("argument must be a memory or percent value".into()),
             },
+            // Redis keeps a percentage as a negative number, so a byte
+            // count past i64::MAX (saturated at u64::MAX) reads back as one.
             None => match parse_memory_checked(value) {
                 Ok(v) if v <= i64::MAX as u64 => Ok(v.to_string()),
-                _ => Err("argument must be a memory or percent value".into()),
+                Ok(v) => Ok(format!("{}%", (v as i64).unsigned_abs())),
+                Err(true) => Ok("1%".into()),
+                Err(false) => Err("argument must be a memory or percent value".into()),
             },
         },
         Kind::Percentiles => {
@@ -418,6 +947,7 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
             for w in value.split_whitespace() {
                 match w.parse::<f64>() {
                     Ok(p) if (0.0..=100.0).contains(&p) => out.push(p.to_string()),
+                    Err(_) => return Err("Invalid latency-tracking-info-percentiles parameters".into()),
                     _ => {
                         return Err(
                             "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
@@ -460,9 +990,153 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
                 Err("Invalid cron expression".into())
             }
         }
+        Kind::Hostname => {
+            if value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                Ok(value.to_string())
+            } else {
+                Err("Hostnames may only contain alphanumeric characters, hyphens or dots".into())
+            }
+        }
+        Kind::OomValues => {
+            let words: Vec<&str> = value.split(' ').collect();
+            if words.len() != 3 {
+                return Err("wrong number of arguments".into());
+            }
+            let mut out = Vec::new();
+            for w in words {
+                match crate::args::parse_i64(w.as_bytes()) {
+                    Some(n) if (-2000..=2000).contains(&n) => out.push(n.to_string()),
+                    _ => {
+                        return Err(
+                            "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
+                                .into(),
+                        )
+                    }
+                }
+            }
+            Ok(out.join(" "))
+        }
+        Kind::ProcTitle => {
+            if proc_title_valid(value) {
+                Ok(value.to_string())
+            } else {
+                Err("template format is invalid or contains unknown variables".into())
+            }
+        }
+        Kind::ShutdownFlags => shutdown_flags(value),
+        Kind::MemorySaturating => match parse_memory_checked(value) {
+            Ok(v) => Ok(v.to_string()),
+            Err(true) => Ok(u64::MAX.to_string()),
+            Err(false) => Err("argument must be a memory value".into()),
+        },
         Kind::Immutable => Err("can't set immutable config".into()),
         Kind::Protected => Err("can't set protected config".into()),
     }
+}
+
+/// `dir` and `dbfilename` with `enable-protected-configs` on: `dir` must
+/// be a directory (kept absolute, as Redis shows its working directory),
+/// `dbfilename` a plain file name.
+fn protected_value(name: &str, value: &str) -> Result<String, String> {
+    match name {
+        "dir" => {
+            let path = std::fs::canonicalize(value).map_err(|e| os_error_text(&e))?;
+            if !path.is_dir() {
+                return Err("Not a directory".into());
+            }
+            Ok(path.display().to_string())
+        }
+        _ if value.contains('/') => Err("dbfilename can't be a path, just a filename".into()),
+        _ => Ok(value.to_string()),
+    }
+}
+
+/// An OS error as C's strerror words it (`No such file or directory`),
+/// without Rust's ` (os error N)` suffix.
+fn os_error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// Redis's check of a process title template: every `{...}` names a known
+/// variable, and the title it gives (with an empty `{title}`, and the
+/// variables that may be empty taken as empty) is not blank.
+fn proc_title_valid(template: &str) -> bool {
+    let mut shown = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        shown.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            return false;
+        };
+        match &rest[open + 1..open + close] {
+            "title" | "server-mode" | "unixsocket" | "config-file" => {}
+            "listen-addr" | "port" | "tls-port" => shown.push('0'),
+            _ => return false,
+        }
+        rest = &rest[open + close + 1..];
+    }
+    shown.push_str(rest);
+    !shown.trim_matches(' ').is_empty()
+}
+
+/// `shutdown-on-sigint`/`-sigterm`: any of `save`/`nosave`, `now`, `force`
+/// (or `default`, which adds nothing), shown in that order.
+fn shutdown_flags(value: &str) -> Result<String, String> {
+    const WORDS: [&str; 5] = ["default", "save", "nosave", "now", "force"];
+    let unknown = || {
+        format!(
+            "argument(s) must be one of the following: {}",
+            WORDS.join(", ")
+        )
+    };
+    if value.trim().is_empty() {
+        return Err(unknown());
+    }
+    let mut set = [false; 5];
+    for w in value.split_whitespace() {
+        let i = WORDS
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(w))
+            .ok_or_else(unknown)?;
+        set[i] = true;
+    }
+    if set[1] && set[2] {
+        return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+    }
+    let shown: Vec<&str> = (1..5).filter(|&i| set[i]).map(|i| WORDS[i]).collect();
+    Ok(if shown.is_empty() {
+        "default".into()
+    } else {
+        shown.join(" ")
+    })
+}
+
+/// Start-up warnings for the stored-only parameters among `given` that
+/// hold a value other than their default.
+pub fn idle_warnings<'a>(cfg: &Config, given: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in given {
+        let Some(i) = Config::index(name) else {
+            continue;
+        };
+        let p = &PARAMS[i];
+        let value = &cfg.values.read()[i];
+        let w = format!(
+            "'{} {value}' is stored but not acted on: {}",
+            p.name, p.idle
+        );
+        if !p.idle.is_empty() && value != p.default && !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
 }
 
 /// Applies `value`'s `class hard soft seconds` groups to `current` and
@@ -540,6 +1214,12 @@ impl Config {
             maxmemory_samples: AtomicU64::new(5),
             observe: Default::default(),
             hll_sparse_max_bytes: AtomicU64::new(3000),
+            min_replicas_to_write: AtomicU64::new(0),
+            min_replicas_max_lag: AtomicU64::new(10),
+            maxclients: AtomicU64::new(10000),
+            idle_timeout: AtomicU64::new(0),
+            clients_limit_bytes: AtomicU64::new(0),
+            clients_limit_pct: AtomicU64::new(0),
         }
     }
 
@@ -587,6 +1267,7 @@ impl Config {
             match g[0] {
                 "normal" => ps.limit_normal.set(limit),
                 "pubsub" => ps.limit_pubsub.set(limit),
+                "slave" => ps.limit_replica.set(limit),
                 _ => {}
             }
         }
@@ -617,6 +1298,12 @@ impl Config {
                 .query_buffer_limit
                 .store(v.parse().unwrap_or(0), Relaxed),
             "maxmemory" => self.maxmemory.store(v.parse().unwrap_or(0), Relaxed),
+            "min-replicas-to-write" => self
+                .min_replicas_to_write
+                .store(v.parse().unwrap_or(0), Relaxed),
+            "min-replicas-max-lag" => self
+                .min_replicas_max_lag
+                .store(v.parse().unwrap_or(10), Relaxed),
             "slowlog-log-slower-than" => {
                 let v = v.parse().unwrap_or(10_000);
                 self.observe.slower_than.store(v, Relaxed)
@@ -641,6 +1328,16 @@ impl Config {
             "hll-sparse-max-bytes" => self
                 .hll_sparse_max_bytes
                 .store(v.parse().unwrap_or(0), Relaxed),
+            "maxclients" => self.maxclients.store(v.parse().unwrap_or(10000), Relaxed),
+            "timeout" => self.idle_timeout.store(v.parse().unwrap_or(0), Relaxed),
+            "maxmemory-clients" => {
+                let (bytes, pct) = match v.strip_suffix('%') {
+                    Some(p) => (0, p.parse().unwrap_or(0)),
+                    None => (v.parse().unwrap_or(0), 0),
+                };
+                self.clients_limit_bytes.store(bytes, Relaxed);
+                self.clients_limit_pct.store(pct, Relaxed);
+            }
             name => {
                 let e = &self.encodings;
                 let slot = match name {
@@ -697,8 +1394,21 @@ impl Config {
             // setting them to what they are is a no-op that succeeds.
             let unchanged = matches!(PARAMS[i].name, "port" | "bind")
                 && self.values.read()[i] == value.as_ref();
+            if PARAMS[i].name == "port" && !unchanged {
+                return Err(CmdError::InvalidConfig {
+                    name: name.to_string(),
+                    why: "Unable to listen on this port".into(),
+                });
+            }
+            let protected_open = PARAMS[i].kind == Kind::Protected
+                && self.get("enable-protected-configs").as_deref() != Some("no");
             let v = if unchanged {
                 value.into_owned()
+            } else if protected_open {
+                protected_value(PARAMS[i].name, &value).map_err(|why| CmdError::InvalidConfig {
+                    name: name.to_string(),
+                    why,
+                })?
             } else {
                 let checked = if PARAMS[i].kind == Kind::ObufLimit {
                     merge_obuf(&self.values.read()[i], &value)
@@ -743,7 +1453,10 @@ impl Config {
                     // their name or a pattern with `_`, so that `CONFIG GET *`
                     // lists what Redis lists (tools set each one back).
                     let dragonfly_only = DRAGONFLY_ONLY.contains(&name) && !pat.contains(&b'_');
-                    if !dragonfly_only && glob_match(pat, name.as_bytes(), true) {
+                    if !dragonfly_only
+                        && !HIDDEN.contains(&name)
+                        && glob_match(pat, name.as_bytes(), true)
+                    {
                         add(name.to_string(), &values[i]);
                     }
                 }

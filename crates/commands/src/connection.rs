@@ -41,6 +41,26 @@ pub(crate) static COMMANDS: &[Command] = &[
         quit
     ),
     cmd!(
+        "readonly",
+        1,
+        "loading stale fast",
+        NoKeys,
+        "@fast @connection",
+        "cluster",
+        "3.0.0",
+        cluster_only
+    ),
+    cmd!(
+        "readwrite",
+        1,
+        "loading stale fast",
+        NoKeys,
+        "@fast @connection",
+        "cluster",
+        "3.0.0",
+        cluster_only
+    ),
+    cmd!(
         "reset",
         1,
         "noscript loading stale fast no_auth allow_busy",
@@ -323,6 +343,12 @@ fn echo(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
+/// READONLY, READWRITE: cluster replica reads; without cluster mode
+/// Redis answers that it has none.
+fn cluster_only(_ctx: &mut Ctx, _args: &Args) -> CmdResult {
+    Err(CmdError::ClusterDisabled)
+}
+
 /// QUIT
 fn quit(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     ctx.reply.ok();
@@ -335,6 +361,7 @@ fn reset(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     ctx.client.end_multi();
     crate::transactions::unwatch_all(ctx);
     crate::pubsub::unsubscribe_all(ctx.server, ctx.client);
+    crate::monitor::stop(ctx.server, ctx.client);
     ctx.client.reply_mode = ReplyMode::On;
     if ctx.client.tracking.take().is_some() {
         ctx.server.tracking.disable(ctx.client.id());
@@ -533,7 +560,7 @@ fn describe_line(c: &crate::client::ClientInfo, me: bool, cmd: Option<&str>) -> 
     };
     let multi = c.multi.load(Relaxed);
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem={} events=r cmd={} user={} redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -548,6 +575,7 @@ fn describe_line(c: &crate::client::ClientInfo, me: bool, cmd: Option<&str>) -> 
         c.ssub.load(Relaxed),
         multi,
         c.qbuf.load(Relaxed),
+        c.mem.load(Relaxed),
         cmd,
         c.user.lock(),
         c.redir.load(Relaxed),
@@ -555,11 +583,19 @@ fn describe_line(c: &crate::client::ClientInfo, me: bool, cmd: Option<&str>) -> 
     )
 }
 
-/// CLIENT LIST's flags, in Redis's order: P subscribed, x in MULTI,
+/// CLIENT LIST's flags, in Redis's order: O monitor or S replica, M master, P subscribed, x in MULTI,
 /// t tracking, R its redirection broken, B broadcasting; N none.
 fn flags(c: &crate::client::ClientInfo) -> String {
     use crate::tracking::{FLAG_BCAST, FLAG_BROKEN, FLAG_ON};
     let mut f = String::new();
+    if c.monitor.load(Relaxed) {
+        f.push('O');
+    } else if c.replica.load(Relaxed) {
+        f.push('S');
+    }
+    if c.master.load(Relaxed) {
+        f.push('M');
+    }
     if c.subscriptions.load(Relaxed) > 0 {
         f.push('P');
     }
@@ -571,6 +607,12 @@ fn flags(c: &crate::client::ClientInfo) -> String {
         if t & bit != 0 {
             f.push(ch);
         }
+    }
+    if c.unix.load(Relaxed) {
+        f.push('U');
+    }
+    if c.no_evict.load(Relaxed) {
+        f.push('e');
     }
     if f.is_empty() {
         f.push('N');
@@ -590,6 +632,7 @@ fn client_info(ctx: &mut Ctx, _args: &Args) -> CmdResult {
 fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
     let mut kind: Option<bool> = None;
+    let mut replicas: Option<bool> = None;
     let mut i = 2;
     while i < args.len() {
         let opt = args.get(i).unwrap_or_default();
@@ -604,10 +647,11 @@ fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
                     lossy(t)
                 )));
             }
-            // Subscribed clients are of type pubsub; there are no masters
-            // or replicas.
+            // Subscribed clients are of type pubsub, replicas of type
+            // replica; there are no masters.
             kind = Some(eq(t, "pubsub")).filter(|_| eq(t, "normal") || eq(t, "pubsub"));
-            if kind.is_none() {
+            replicas = Some(eq(t, "replica") || eq(t, "slave"));
+            if kind.is_none() && replicas == Some(false) {
                 ids = Some(Vec::new());
             }
             i += 2;
@@ -631,6 +675,9 @@ fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
             continue;
         }
         if kind.is_some_and(|pubsub| pubsub != (c.subscriptions.load(Relaxed) > 0)) {
+            continue;
+        }
+        if replicas.is_some_and(|r| r != c.replica.load(Relaxed)) {
             continue;
         }
         out.push_str(&describe(ctx, &c));

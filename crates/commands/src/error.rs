@@ -264,6 +264,8 @@ pub enum CmdError {
     Loading,
     /// A write refused after a failed background save.
     Misconf,
+    /// A write refused for lack of min-replicas-to-write good replicas.
+    NoReplicas,
     /// A string that is not a HyperLogLog given to a PF command.
     HllNotHll,
     /// A sparse HyperLogLog whose opcodes do not add up.
@@ -292,8 +294,25 @@ pub enum CmdError {
     /// GEOSEARCH without BYRADIUS/BYBOX (the command as typed).
     GeoNeedBy(String),
     GeoAnyNeedsCount,
+    /// MONITOR inside EXEC or a script.
+    MonitorDenyBlocking,
+    /// A connection past `maxclients`.
+    MaxClients,
+    /// A cluster command without cluster mode.
+    ClusterDisabled,
+    /// A MONITOR connection ran a command that touches keys (Redis treats
+    /// monitors as replicas).
+    ReplicaKeyspace,
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
+    /// REPLICAOF with a port that is not 0..65535.
+    InvalidMasterPort,
+    /// A write on a read-only replica.
+    ReadOnlyReplica,
+    /// A replica whose link is down, with replica-serve-stale-data off.
+    MasterDown,
+    /// SYNC/PSYNC sent to a replica (chained replication is not built).
+    ChainedReplication,
 }
 
 pub type CmdResult<T = ()> = Result<T, CmdError>;
@@ -482,6 +501,10 @@ impl fmt::Display for CmdError {
                 "ERR Can't execute '{cmd}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
             ),
             DenyBlocking(cmd) => write!(f, "ERR {cmd} isn't allowed for a DENY BLOCKING client"),
+            MonitorDenyBlocking => f.write_str("ERR MONITOR isn't allowed for DENY BLOCKING client"),
+            MaxClients => f.write_str("ERR max number of clients reached"),
+            ClusterDisabled => f.write_str("ERR This instance has cluster support disabled"),
+            ReplicaKeyspace => f.write_str("ERR Replica can't interact with the keyspace"),
             NoPermCommand(c) => write!(
                 f,
                 "NOPERM this user has no permissions to run the '{c}' command"
@@ -627,7 +650,16 @@ impl fmt::Display for CmdError {
             Misconf => f.write_str(
                 "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.",
             ),
+            NoReplicas => f.write_str("NOREPLICAS Not enough good replicas to write."),
             Other(s) => f.write_str(s),
+            InvalidMasterPort => f.write_str("ERR Invalid master port"),
+            ReadOnlyReplica => f.write_str("READONLY You can't write against a read only replica."),
+            MasterDown => f.write_str(
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            ),
+            ChainedReplication => f.write_str(
+                "ERR this server is a replica: serving replicas of a replica is not supported yet",
+            ),
         }
     }
 }

@@ -430,9 +430,21 @@ fn expire_generic(
         // Already in the past: the key goes now, as Redis does.
         shard.remove(db, key);
         shard.written(db, key, "del");
+        crate::repl_master::instead(ctx.server, &[b"DEL", key]);
     } else {
         shard.set_expire(db, key, when as u64);
         shard.written(db, key, "expire");
+        // Replicas get the absolute time (Redis 7.0: PEXPIREAT, the
+        // condition flags kept).
+        if ctx.server.repl.active() {
+            let at = when.to_string();
+            let mut argv: Vec<&[u8]> = args.iter().collect();
+            if name != "pexpireat" {
+                argv[0] = b"PEXPIREAT";
+            }
+            argv[2] = at.as_bytes();
+            crate::repl_master::instead(ctx.server, &argv);
+        }
     }
     ctx.reply.int(1);
     Ok(())

@@ -25,7 +25,7 @@ pub(crate) static COMMANDS: &[Command] = &[
     cmd!(
         "pfcount",
         -2,
-        "readonly",
+        "readonly may_replicate",
         Range(1, -1, 1),
         "@read @hyperloglog @slow",
         "hyperloglog",

@@ -7,6 +7,9 @@
 //!   before the handler runs, and releases them after. Commands that touch
 //!   everything carry the `all_shards` flag; commands that walk the keyspace
 //!   (SCAN, KEYS, DBSIZE) lock one shard at a time through `Ctx::each_shard`.
+//!   DEBUG OBJECT and POPULATE (no key spec, as in Redis) lock one key's
+//!   shard at a time, holding nothing else (inside EXEC, which holds them
+//!   all, they use the held one).
 //! - A handler writes its whole reply on success and nothing on error; the
 //!   dispatcher renders the error.
 
@@ -14,6 +17,7 @@ pub mod acl;
 pub mod args;
 pub mod client;
 mod client_admin;
+pub mod client_evict;
 pub mod config;
 pub mod ctx;
 pub mod dispatch;
@@ -23,18 +27,21 @@ pub mod monitor;
 pub mod observe;
 pub mod pause;
 pub mod pubsub;
+pub mod replicaof;
 pub mod state;
 pub mod table;
 pub mod tracking;
 
 mod bitmap;
 mod connection;
+mod debug;
 mod generic;
 mod geo;
 mod hash;
 mod hyperloglog;
 mod list;
 pub mod persist;
+pub mod repl_master;
 pub mod scripting;
 pub mod server;
 mod set;

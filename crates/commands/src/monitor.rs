@@ -1,88 +1,62 @@
 //! MONITOR: every command run by anyone, as one line per command in Redis's
-//! format, queued for each monitoring connection.
+//! format, queued in each monitoring client's outbox (the one pub/sub
+//! messages use), so a monitoring connection keeps reading its own
+//! requests: RESET and QUIT end it, commands that touch keys get Redis's
+//! replica error, the rest run and are shown too.
 //!
 //! Invariant: with no monitor connected, feeding costs one atomic load.
 
-use crate::client::Client;
+use crate::client::{Client, ClientInfo};
+use crate::pubsub::PubSub;
+use crate::state::Server;
 use crate::table::{flag, Entry};
 use damselfly_protocol::Args;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
-
-/// Lines waiting for one monitoring connection.
-#[derive(Default)]
-pub struct Queue {
-    inner: Mutex<(Vec<u8>, Option<Waker>)>,
-}
-
-impl Queue {
-    fn push(&self, line: &[u8]) {
-        let mut q = self.inner.lock();
-        q.0.extend_from_slice(line);
-        if let Some(w) = q.1.take() {
-            w.wake();
-        }
-    }
-
-    /// Moves the queued lines out.
-    pub fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut self.inner.lock().0)
-    }
-
-    /// Ready once lines are queued.
-    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut q = self.inner.lock();
-        if q.0.is_empty() {
-            q.1 = Some(cx.waker().clone());
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    }
-}
 
 #[derive(Default)]
 pub struct Monitors {
     any: AtomicBool,
-    list: Mutex<Vec<(u64, Arc<Queue>)>>,
+    list: Mutex<Vec<Arc<ClientInfo>>>,
 }
 
 impl Monitors {
-    pub fn add(&self, client: u64) -> Arc<Queue> {
-        let q = Arc::new(Queue::default());
+    fn add(&self, client: Arc<ClientInfo>) {
         let mut l = self.list.lock();
-        l.push((client, q.clone()));
+        client.monitor.store(true, Relaxed);
+        l.push(client);
         self.any.store(true, Relaxed);
-        q
     }
 
-    pub fn remove(&self, client: u64) {
+    fn remove(&self, client: u64) {
         let mut l = self.list.lock();
-        l.retain(|(id, _)| *id != client);
+        l.retain(|c| c.id != client);
         self.any.store(!l.is_empty(), Relaxed);
     }
 
     /// Feeds a command that ran (admin and skip_monitor commands are not
     /// shown, as in Redis).
-    pub(crate) fn feed(&self, e: &Entry, client: &Client, args: &Args) {
+    pub(crate) fn feed(&self, ps: &PubSub, e: &Entry, client: &Client, args: &Args) {
         if !self.any.load(Relaxed) || e.has(flag::ADMIN | flag::SKIP_MONITOR) {
             return;
         }
-        self.push(client, args);
+        self.push(ps, client, args);
     }
 
     /// Feeds a script call (EVAL, FCALL and their variants, which are
     /// `skip_monitor`) before it runs, so its line precedes the lines of
     /// the commands the script calls, as in Redis.
-    pub(crate) fn feed_script(&self, e: &Entry, client: &Client, args: &Args) {
+    pub(crate) fn feed_script(&self, ps: &PubSub, e: &Entry, client: &Client, args: &Args) {
         if self.any.load(Relaxed) && e.has(flag::SKIP_MONITOR) && e.cmd.group == "scripting" {
-            self.push(client, args);
+            self.push(ps, client, args);
         }
     }
 
-    fn push(&self, client: &Client, args: &Args) {
+    /// Queues the line for every monitor, the issuing one included (its
+    /// line follows its reply, as in Redis). A monitor is a normal client
+    /// for `client-output-buffer-limit`.
+    fn push(&self, ps: &PubSub, client: &Client, args: &Args) {
         let now_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
@@ -92,20 +66,32 @@ impl Monitors {
             &client.info.addr
         };
         let line = format_line(now_us, client.db, from, args);
-        for (id, q) in self.list.lock().iter() {
-            if *id != client.id() {
-                q.push(&line);
-            }
+        for c in self.list.lock().iter() {
+            c.outbox.push(b'+', &line, ps.limit_for(c));
         }
     }
 }
 
-/// MONITOR: this connection receives every later command's line.
-pub(crate) fn monitor(ctx: &mut crate::ctx::Ctx, _args: &Args) -> crate::error::CmdResult {
-    if ctx.client.monitor.is_none() {
-        ctx.client.monitor = Some(ctx.server.monitors.add(ctx.client.id()));
+/// Ends a client's MONITOR mode (RESET, disconnect).
+pub fn stop(server: &Server, client: &mut Client) {
+    if client.monitor {
+        client.monitor = false;
+        client.info.monitor.store(false, Relaxed);
+        server.monitors.remove(client.id());
     }
-    ctx.reply.ok();
+}
+
+/// MONITOR: this connection receives every later command's line. A second
+/// MONITOR gets no reply at all, as in Redis.
+pub(crate) fn monitor(ctx: &mut crate::ctx::Ctx, _args: &Args) -> crate::error::CmdResult {
+    if ctx.client.in_exec || ctx.client.in_script {
+        return Err(crate::error::CmdError::MonitorDenyBlocking);
+    }
+    if !ctx.client.monitor {
+        ctx.client.monitor = true;
+        ctx.server.monitors.add(ctx.client.info.clone());
+        ctx.reply.ok();
+    }
     Ok(())
 }
 
@@ -120,10 +106,11 @@ pub(crate) static COMMANDS: &[crate::table::Command] = &[crate::cmd!(
     monitor
 )];
 
-/// `+1339518083.107412 [0 127.0.0.1:60866] "keys" "*"` and CRLF.
+/// `1339518083.107412 [0 127.0.0.1:60866] "keys" "*"` and CRLF (the `+`
+/// is the outbox's tag byte).
 fn format_line(now_us: u64, db: usize, addr: &str, args: &Args) -> Vec<u8> {
     let mut out = format!(
-        "+{}.{:06} [{db} {addr}]",
+        "{}.{:06} [{db} {addr}]",
         now_us / 1_000_000,
         now_us % 1_000_000
     )

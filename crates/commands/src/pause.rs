@@ -35,11 +35,9 @@ pub struct Pause {
 
 /// Whether a command counts as a write for CLIENT PAUSE WRITE.
 fn writes(e: &Entry, args: &Args) -> bool {
-    // Redis holds these as may-replicate though COMMAND INFO does not say
-    // so: PFCOUNT may rewrite its cached cardinality, PUBLISH is propagated.
-    if e.has(flag::WRITE | flag::MAY_REPLICATE)
-        || matches!(e.cmd.name, "pfcount" | "publish" | "spublish")
-    {
+    // PFCOUNT (it may rewrite its cached cardinality) and PUBLISH (it is
+    // propagated) are `may_replicate`, which COMMAND INFO does not show.
+    if e.has(flag::WRITE | flag::MAY_REPLICATE) {
         return true;
     }
     // EVAL may write unless its shebang says `no-writes`. EVALSHA and

@@ -98,7 +98,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "publish",
         3,
-        "pubsub loading stale fast",
+        "pubsub loading stale fast may_replicate",
         Keys::None,
         "@pubsub @fast",
         "pubsub",
@@ -108,7 +108,7 @@ pub static COMMANDS: &[Command] = &[
     cmd!(
         "spublish",
         3,
-        "pubsub loading stale fast",
+        "pubsub loading stale fast may_replicate",
         Keys::Range(1, 1, 1),
         "@pubsub @fast",
         "pubsub",
@@ -259,11 +259,21 @@ impl Outbox {
     /// Queues one message (`tag` is its first byte: `*` or `>`) unless the
     /// outbox is closed; closes it when the limit is passed.
     pub fn push(&self, tag: u8, rest: &[u8], limit: Limit) {
+        self.push_parts(&[tag], rest, limit);
+    }
+
+    /// Queues bytes as they are (a replica's stream); false when the
+    /// outbox is closed, now or before.
+    pub fn push_raw(&self, bytes: &[u8], limit: Limit) -> bool {
+        self.push_parts(&[], bytes, limit)
+    }
+
+    fn push_parts(&self, head: &[u8], rest: &[u8], limit: Limit) -> bool {
         let mut g = self.inner.lock();
         if g.closed {
-            return;
+            return false;
         }
-        g.buf.push(tag);
+        g.buf.extend_from_slice(head);
         g.buf.extend_from_slice(rest);
         let used = (g.buf.len() + g.inflight) as u64;
         let over_hard = limit.hard > 0 && used >= limit.hard;
@@ -288,6 +298,7 @@ impl Outbox {
         if let Some(w) = g.waker.take() {
             w.wake();
         }
+        !g.closed
     }
 
     /// Moves what is queued to `out`; false when the client must be
@@ -345,6 +356,12 @@ impl Outbox {
 
     pub fn is_closed(&self) -> bool {
         self.inner.lock().closed
+    }
+
+    /// Bytes queued or taken but not yet written.
+    pub fn held(&self) -> usize {
+        let g = self.inner.lock();
+        g.buf.len() + g.inflight
     }
 }
 
@@ -535,8 +552,41 @@ pub struct PubSub {
     pub notify: AtomicU32,
     pub limit_normal: SharedLimit,
     pub limit_pubsub: SharedLimit,
+    /// The replica class, for the replication stream.
+    pub limit_replica: SharedLimit,
     /// Messages delivered by PUBLISH/SPUBLISH and notifications.
     pub published: AtomicU64,
+}
+
+impl PubSub {
+    /// Ids of the clients logged in as `user` holding a subscription that
+    /// `allowed(channel, literal)` refuses: channels and shard channels are
+    /// matched against the user's patterns, a pattern subscription only by
+    /// an identical pattern (Redis's rule).
+    pub fn subscribers_denied(
+        &self,
+        user: &str,
+        allowed: impl Fn(&[u8], bool) -> bool,
+    ) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut scan = |subs: &Subscribers, ch: &[u8], literal: bool| {
+            for c in subs {
+                if !out.contains(&c.id) && *c.user.lock() == user && !allowed(ch, literal) {
+                    out.push(c.id);
+                }
+            }
+        };
+        for (ch, subs) in self.channels.read().iter() {
+            scan(subs, ch, false);
+        }
+        for (ch, subs) in self.shard_channels.read().iter() {
+            scan(subs, ch, false);
+        }
+        for (pat, subs) in self.patterns.read().iter() {
+            scan(subs, pat, true);
+        }
+        out
+    }
 }
 
 /// The three kinds of subscription.

@@ -466,7 +466,7 @@ fn flushall(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-fn clear_db(shard: &mut damselfly_storage::Shard, db: usize, now: u64) {
+pub(crate) fn clear_db(shard: &mut damselfly_storage::Shard, db: usize, now: u64) {
     shard.touch_watched_db(db, None, now);
     // Blocked XREADGROUPs learn that their key is gone.
     shard.waiters.mark_db(db);
@@ -533,6 +533,12 @@ fn config_set(ctx: &mut Ctx, args: &Args) -> CmdResult {
     // next write (this command holds no shard).
     if pairs.iter().any(|(n, _)| eq(n, "maxmemory")) {
         crate::maxmemory::perform_evictions(ctx.server);
+    }
+    if pairs
+        .iter()
+        .any(|(n, _)| eq(n, "maxmemory") || eq(n, "maxmemory-clients"))
+    {
+        crate::client_evict::limit_changed(ctx.server);
     }
     // The default user's password follows requirepass (Redis's rule).
     if let Some((_, pass)) = pairs.iter().rev().find(|(n, _)| eq(n, "requirepass")) {
@@ -693,7 +699,8 @@ fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// DEBUG: only LOG, SET-ACTIVE-EXPIRE, RELOAD and HELP are implemented.
+/// DEBUG: LOG, SET-ACTIVE-EXPIRE, RELOAD, HELP, and (in `debug.rs`)
+/// OBJECT, POPULATE, SLEEP, ERROR.
 fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let sub = args.get(1).unwrap_or_default();
     if eq(sub, "help") && args.len() == 2 {
@@ -707,6 +714,15 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 "    0 pauses the background expiry of keys nobody reads; 1 resumes it.",
                 "RELOAD",
                 "    Save the RDB on disk and reload it back to memory.",
+                "OBJECT <key>",
+                "    Show low level info about `key` and associated value.",
+                "POPULATE <count> [<prefix>] [<size>]",
+                "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+                "    it is used instead of the 'key' prefix.",
+                "SLEEP <seconds>",
+                "    Stop the server's thread for <seconds>. Decimals allowed.",
+                "ERROR <string>",
+                "    Return a Redis protocol error with <string> as message.",
             ],
         );
         return Ok(());
@@ -721,6 +737,9 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
         crate::persist::debug_reload(ctx.server, &ctx.locked)?;
         ctx.reply.ok();
         return Ok(());
+    }
+    if let Some(done) = crate::debug::run(ctx, sub, args) {
+        return done;
     }
     if eq(sub, "log") && args.len() == 3 {
         let msg = lossy(args.get(2).unwrap_or_default());

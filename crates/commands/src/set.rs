@@ -431,6 +431,7 @@ fn spop(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 shard.written(db, key, "spop");
                 typed::drop_if_empty::<Set>(shard, db, key, now);
                 ctx.reply.bulk(&m);
+                crate::repl_master::instead(ctx.server, &[b"SREM", key, &m]);
             }
             None => ctx.reply.null(),
         }
@@ -460,6 +461,7 @@ fn spop(ctx: &mut Ctx, args: &Args) -> CmdResult {
         shard.remove(db, key);
         shard.written(db, key, "spop");
         shard.written(db, key, "del");
+        crate::repl_master::instead(ctx.server, &[b"DEL", key]);
         return Ok(());
     }
     let picks = distinct_random(s, count);
@@ -470,6 +472,11 @@ fn spop(ctx: &mut Ctx, args: &Args) -> CmdResult {
     reply.set(picks.len());
     for m in &picks {
         reply.bulk(m);
+    }
+    if ctx.server.repl.active() {
+        let mut srem: Vec<&[u8]> = vec![b"SREM", key];
+        srem.extend(picks.iter().map(|m| &m[..]));
+        crate::repl_master::instead(ctx.server, &srem);
     }
     Ok(())
 }

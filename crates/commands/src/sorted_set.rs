@@ -1195,6 +1195,11 @@ fn mpop_first(
         } else {
             reply_zmpop(ctx.reply, key, &items);
         }
+        // Replicas get the plain pop this amounted to (Redis 7.0).
+        let name: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+        let n = items.len().to_string();
+        let with_count = [name, key, n.as_bytes()];
+        crate::repl_master::instead(ctx.server, &with_count[..if single { 2 } else { 3 }]);
         return Ok(true);
     }
     Ok(false)

@@ -104,6 +104,8 @@ pub struct Server {
     pub config_file: String,
     /// Rejected connections and other counters not tied to a thread.
     pub rejected_connections: AtomicU64,
+    /// Clients closed by `maxmemory-clients`.
+    pub evicted_clients: AtomicU64,
     pub lastsave: AtomicU64,
     /// Last (time, total commands) sample and the rate derived from it,
     /// for INFO's instantaneous_ops_per_sec.
@@ -127,6 +129,10 @@ pub struct Server {
     pub persistence: crate::persist::Persistence,
     /// Lua scripts and functions.
     pub scripting: crate::scripting::Scripting,
+    /// Replication: IDs, offsets, the command stream and its replicas.
+    pub repl: Arc<damselfly_replication::Replication>,
+    /// The link to our master while this server is a replica.
+    pub replica: damselfly_replication::replica::Follower,
 }
 
 thread_local! {
@@ -150,9 +156,11 @@ impl Server {
         let keyspace = Keyspace::new(opts.shards, opts.dbnum);
         let pubsub = Arc::new(crate::pubsub::PubSub::default());
         let tracking = Arc::new(crate::tracking::Tracking::default());
+        let repl = Arc::new(damselfly_replication::Replication::default());
         keyspace.set_events(Arc::new(crate::tracking::Sink {
             pubsub: pubsub.clone(),
             tracking: tracking.clone(),
+            repl: repl.clone(),
         }));
         let config = Config::new();
         config.apply_to(&pubsub, &tracking);
@@ -169,6 +177,7 @@ impl Server {
             executable: opts.executable,
             config_file: opts.config_file,
             rejected_connections: AtomicU64::new(0),
+            evicted_clients: AtomicU64::new(0),
             lastsave: AtomicU64::new(damselfly_storage::now_ms() / 1000),
             ops_sample: Mutex::new((Instant::now(), 0, 0)),
             stats: Mutex::new(Vec::new()),
@@ -180,6 +189,8 @@ impl Server {
             monitors: Default::default(),
             persistence: Default::default(),
             scripting: Default::default(),
+            repl,
+            replica: Default::default(),
         }
     }
 
@@ -211,6 +222,7 @@ impl Server {
             sh.stats.keyspace_hits = 0;
             sh.stats.keyspace_misses = 0;
         }
+        self.repl.reset_sync_counters();
     }
 
     pub fn uptime_secs(&self) -> u64 {

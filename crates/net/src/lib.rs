@@ -101,6 +101,16 @@ pub trait Session {
     fn http(&mut self, _req: &HttpRequest) -> HttpResponse {
         HttpResponse::new(404, "text/plain", "not found\n")
     }
+    /// Bytes to send at once to a connection that is refused (too many
+    /// clients); it is closed after them.
+    fn refusal(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+    /// How long the client may stay silent between requests before it is
+    /// closed (`timeout`); None: forever.
+    fn idle_timeout(&self) -> Option<Duration> {
+        None
+    }
 }
 
 pub trait Service: Send + Sync + 'static {
@@ -113,6 +123,10 @@ pub trait Service: Send + Sync + 'static {
         fd: i64,
         worker: usize,
     ) -> Option<Self::Session>;
+    /// A new connection on the Unix socket; None refuses it.
+    fn open_unix(&self, _fd: i64, _worker: usize) -> Option<Self::Session> {
+        None
+    }
     /// Periodic work of a worker (active expiry of its shards).
     fn tick(&self, worker: usize, workers: usize);
     fn tick_interval(&self) -> Duration;
@@ -144,14 +158,29 @@ pub fn serve<S: Service>(
     )
 }
 
-/// A connection handed to a worker, with its listener's TLS configuration.
-type Handoff = (std::net::TcpStream, Option<tokio_rustls::TlsAcceptor>);
+/// A connection handed to a worker: TCP with its listener's TLS
+/// configuration, or the Unix socket's.
+enum Handoff {
+    Tcp(std::net::TcpStream, Option<tokio_rustls::TlsAcceptor>),
+    Unix(std::os::unix::net::UnixStream),
+}
 
 /// Serves every listener with one set of `threads` workers: one acceptor
 /// thread per listener, connections handed round-robin to the workers.
 /// Returns only on a fatal error of an acceptor.
 pub fn serve_all<S: Service>(
     listeners: Vec<Listener>,
+    service: Arc<S>,
+    threads: usize,
+) -> std::io::Result<()> {
+    serve_all_and_unix(listeners, None, service, threads)
+}
+
+/// `serve_all`, plus a Unix socket listener (`unixsocket`) feeding the
+/// same workers from its own acceptor thread.
+pub fn serve_all_and_unix<S: Service>(
+    listeners: Vec<Listener>,
+    unix: Option<std::os::unix::net::UnixListener>,
     service: Arc<S>,
     threads: usize,
 ) -> std::io::Result<()> {
@@ -166,6 +195,16 @@ pub fn serve_all<S: Service>(
             .stack_size(WORKER_STACK)
             .spawn(move || {
                 worker_main(service, rx, worker, threads);
+            })?;
+    }
+    if let Some(unix) = unix {
+        let senders = senders.clone();
+        std::thread::Builder::new()
+            .name("unix-acceptor".into())
+            .spawn(move || {
+                if let Err(e) = accept_unix(&unix, &senders) {
+                    eprintln!("unix socket acceptor stopped: {e}");
+                }
             })?;
     }
     let (first, rest) = listeners
@@ -198,7 +237,10 @@ fn accept_loop(
         match listener.accept() {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                if senders[next].send((stream, acceptor.clone())).is_err() {
+                if senders[next]
+                    .send(Handoff::Tcp(stream, acceptor.clone()))
+                    .is_err()
+                {
                     return Err(std::io::Error::other("worker thread exited"));
                 }
                 next = (next + 1) % threads;
@@ -208,6 +250,25 @@ fn accept_loop(
                 // back off briefly instead of spinning.
                 std::thread::sleep(Duration::from_millis(10));
             }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn accept_unix(
+    listener: &std::os::unix::net::UnixListener,
+    senders: &[tokio::sync::mpsc::UnboundedSender<Handoff>],
+) -> std::io::Result<()> {
+    let mut next = 0;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if senders[next].send(Handoff::Unix(stream)).is_err() {
+                    return Err(std::io::Error::other("worker thread exited"));
+                }
+                next = (next + 1) % senders.len();
+            }
+            Err(e) if is_transient(&e) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => return Err(e),
         }
     }
@@ -253,7 +314,24 @@ fn worker_main<S: Service>(
         }
     });
     local.block_on(&rt, async move {
-        while let Some((std_stream, tls)) = rx.recv().await {
+        while let Some(handoff) = rx.recv().await {
+            let (std_stream, tls) = match handoff {
+                Handoff::Tcp(s, tls) => (s, tls),
+                Handoff::Unix(s) => {
+                    let _ = s.set_nonblocking(true);
+                    let fd = {
+                        use std::os::fd::AsRawFd;
+                        i64::from(s.as_raw_fd())
+                    };
+                    let Ok(stream) = tokio::net::UnixStream::from_std(s) else {
+                        continue;
+                    };
+                    if let Some(session) = service.open_unix(fd, worker) {
+                        tokio::task::spawn_local(connection(stream, session));
+                    }
+                    continue;
+                }
+            };
             let _ = std_stream.set_nonblocking(true);
             let (Ok(peer), Ok(local_addr)) = (std_stream.peer_addr(), std_stream.local_addr())
             else {
@@ -331,6 +409,14 @@ async fn flush<T: Session, IO: AsyncWrite + Unpin>(
     true
 }
 
+/// Completes after `idle`, or never.
+async fn idle_expired(idle: Option<Duration>) {
+    match idle {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The life of one connection: read, execute everything complete, write.
 async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
     mut stream: IO,
@@ -341,6 +427,12 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
     let mut out = Reply::new();
     let mut need = 0usize;
     let mut first = true;
+    if let Some(bytes) = session.refusal() {
+        session.closing();
+        let _ = stream.write_all(&bytes).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
     loop {
         if !session.take_pushed(&mut out) || !flush(&mut stream, &mut out, &mut session).await {
             return;
@@ -350,9 +442,14 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
         if spare < want {
             inbuf.reserve(want);
         }
+        let idle = session.idle_timeout();
         let read = tokio::select! {
             r = stream.read_buf(&mut inbuf) => Some(r),
             () = std::future::poll_fn(|cx| session.poll_pushed(cx)) => None,
+            () = idle_expired(idle) => {
+                session.closing();
+                return;
+            }
         };
         let n = match read {
             None => continue,

@@ -242,6 +242,17 @@ fn node_size_limit(fill: i64) -> usize {
 /// A list as quicklist 2: listpack nodes cut where Redis cuts a list
 /// built by pushes at the tail.
 fn write_list(out: &mut Vec<u8>, l: &List, fill: i64) {
+    let nodes = list_nodes(l, fill);
+    write_len(out, nodes.len() as u64);
+    for n in nodes {
+        write_len(out, 2); // a packed (listpack) node
+        write_string(out, &n);
+    }
+}
+
+/// The list as Redis's quicklist holds it after tail pushes: listpack
+/// nodes cut by `list-max-listpack-size` (`fill`).
+pub fn list_nodes(l: &List, fill: i64) -> Vec<Vec<u8>> {
     const SAFETY_LIMIT: usize = 8192;
     let mut nodes: Vec<Vec<u8>> = Vec::new();
     let mut cur = ListpackWriter::default();
@@ -263,11 +274,7 @@ fn write_list(out: &mut Vec<u8>, l: &List, fill: i64) {
     if cur.count() > 0 {
         nodes.push(cur.finish());
     }
-    write_len(out, nodes.len() as u64);
-    for n in nodes {
-        write_len(out, 2); // a packed (listpack) node
-        write_string(out, &n);
-    }
+    nodes
 }
 
 // ------------------------------------------------------------------ reading

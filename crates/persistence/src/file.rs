@@ -68,6 +68,14 @@ impl<W: Write> FileWriter<W> {
         Ok(())
     }
 
+    /// A function library's source (FUNCTION2), as Redis 7.0 writes each
+    /// library after the AUX fields, before the first DB.
+    pub fn function(&mut self, code: &[u8]) -> std::io::Result<()> {
+        self.buf.push(op::FUNCTION2);
+        codec::write_string(&mut self.buf, code);
+        self.flush_if_full()
+    }
+
     /// SELECTDB, with a RESIZEDB hint when the sizes are known.
     pub fn select_db(&mut self, db: usize, sizes: Option<(u64, u64)>) -> std::io::Result<()> {
         self.buf.push(op::SELECTDB);
@@ -125,7 +133,8 @@ pub struct LoadStats {
     /// Keys of empty collections, skipped as Redis skips them.
     pub empty_skipped: u64,
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Function library sources (FUNCTION2), which need scripting.
+    /// Function library sources (FUNCTION2), loaded by the caller (the
+    /// persistence crate knows no scripting).
     pub functions: Vec<Vec<u8>>,
 }
 

@@ -219,12 +219,13 @@ impl Shard {
     }
 
     /// Removes `key` if it has expired; true when it had (while CLIENT
-    /// PAUSE holds writes it stays, but reads as gone).
+    /// PAUSE holds writes, or on a replica, it stays but reads as gone; to
+    /// the master's own commands it is still there).
     fn expire_if_needed(&mut self, db: usize, key: &[u8], now: u64) -> bool {
         match self.dbs[db].table.get(key) {
             Some(e) if e.is_expired(now) => {
                 if !crate::expiry_deletes(now) {
-                    return true;
+                    return !crate::from_master();
                 }
                 self.stats.expired_keys += 1;
                 self.remove_by_server(db, key, "expired")

@@ -121,6 +121,16 @@ pub fn redis() -> Proc {
 /// Starts Debian's redis-server with no save rules in `dir` (which may hold
 /// a `dump.rdb` for it to load).
 pub fn redis_in(dir: tempdir::Dir) -> Proc {
+    redis_in_with(dir, &[])
+}
+
+/// Starts redis-server with extra arguments (`--enable-debug-command yes`).
+pub fn redis_with(extra: &[&str]) -> Proc {
+    redis_in_with(tempdir::Dir::new("redis"), extra)
+}
+
+/// `redis_in` with extra arguments (`--replicaof host port`...).
+pub fn redis_in_with(dir: tempdir::Dir, extra: &[&str]) -> Proc {
     let bin = which("redis-server")
         .expect("redis-server is not installed: run the README's test command, which installs it");
     for _ in 0..5 {
@@ -138,6 +148,7 @@ pub fn redis_in(dir: tempdir::Dir) -> Proc {
             ])
             .arg("--dir")
             .arg(&dir.0)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

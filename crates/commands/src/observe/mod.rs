@@ -7,7 +7,7 @@
 
 mod histogram;
 mod latency;
-mod slowlog;
+pub(crate) mod slowlog;
 
 pub use histogram::Histogram;
 
@@ -48,7 +48,7 @@ pub struct Observe {
 
 /// Records a command that took `ns`: its histogram, and the slowlog and
 /// latency monitor when it was slow enough.
-pub(crate) fn after_call(ctx: &Ctx, e: &Entry, args: &Args, ns: u64) {
+pub(crate) fn after_call(ctx: &mut Ctx, e: &Entry, args: &Args, ns: u64) {
     let s = &ctx.server.config.observe;
     if s.tracking.load(Relaxed) {
         if let Some(c) = ctx.stats.commands.get(e.id) {
@@ -58,13 +58,15 @@ pub(crate) fn after_call(ctx: &Ctx, e: &Entry, args: &Args, ns: u64) {
     let usec = ns / 1000;
     let slower_than = s.slower_than.load(Relaxed);
     // A script's own commands are not logged, only the script (as Redis).
-    if slower_than >= 0
-        && usec >= slower_than as u64
-        && !e.has(flag::SKIP_SLOWLOG)
-        && !ctx.client.in_script
-    {
-        let max = s.slowlog_max_len.load(Relaxed) as usize;
-        ctx.server.observe.slowlog.push(ctx, args, usec, max);
+    if slower_than >= 0 && !e.has(flag::SKIP_SLOWLOG) && !ctx.client.in_script {
+        // A command that blocked is logged when it is served or times
+        // out, as in Redis (so after the command that served it).
+        if let Some(blocked) = ctx.block.as_mut() {
+            blocked.slowlog = Some(slowlog::entry(&ctx.client.info, args, usec));
+        } else if usec >= slower_than as u64 {
+            let max = s.slowlog_max_len.load(Relaxed) as usize;
+            ctx.server.observe.slowlog.push(ctx, args, usec, max);
+        }
     }
     let event = if e.has(flag::FAST) {
         "fast-command"
@@ -72,6 +74,17 @@ pub(crate) fn after_call(ctx: &Ctx, e: &Entry, args: &Args, ns: u64) {
         "command"
     };
     latency_event(ctx.server, event, usec / 1000);
+}
+
+/// Logs a blocked command's slowlog entry when its wait ends, if it took
+/// long enough by the threshold in force then.
+pub(crate) fn log_unblocked(server: &crate::state::Server, entry: slowlog::Entry) {
+    let s = &server.config.observe;
+    let slower_than = s.slower_than.load(Relaxed);
+    if slower_than >= 0 && entry.usec() >= slower_than as u64 {
+        let max = s.slowlog_max_len.load(Relaxed) as usize;
+        server.observe.slowlog.add(entry, max);
+    }
 }
 
 /// Records `ms` for a server event (`expire-cycle`, `eviction-cycle`) when

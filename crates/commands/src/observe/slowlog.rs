@@ -66,39 +66,19 @@ impl SlowLog {
         if max_len == 0 {
             return;
         }
-        let hide = redacted(args);
-        let argc = args.len();
-        let kept = if argc > MAX_ARGS { MAX_ARGS - 1 } else { argc };
-        let mut logged: Vec<Vec<u8>> = (0..kept)
-            .map(|i| {
-                if hide(i) {
-                    return b"(redacted)".to_vec();
-                }
-                let a = args.get(i).unwrap_or_default();
-                if a.len() > MAX_ARG_LEN {
-                    let mut v = a[..MAX_ARG_LEN].to_vec();
-                    v.extend_from_slice(
-                        format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes(),
-                    );
-                    v
-                } else {
-                    a.to_vec()
-                }
-            })
-            .collect();
-        if kept < argc {
-            logged.push(format!("... ({} more arguments)", argc - kept).into_bytes());
+        self.add(entry(&ctx.client.info, args, usec), max_len);
+    }
+
+    /// Logs an entry made earlier (a blocked command, when it is served or
+    /// times out), numbered and timed now.
+    pub fn add(&self, mut entry: Entry, max_len: usize) {
+        if max_len == 0 {
+            return;
         }
-        let entry = Entry {
-            id: self
-                .next_id
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            time: damselfly_storage::now_ms() / 1000,
-            usec,
-            args: logged,
-            peer: ctx.client.info.addr.clone(),
-            name: ctx.client.info.name.lock().clone(),
-        };
+        entry.id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        entry.time = damselfly_storage::now_ms() / 1000;
         let mut e = self.entries.lock();
         e.push_front(entry);
         e.truncate(max_len);
@@ -179,4 +159,46 @@ pub(crate) fn help(ctx: &mut Ctx, _args: &Args) -> CmdResult {
         ],
     );
     Ok(())
+}
+
+impl Entry {
+    /// What the command took, in µs (a blocked command adds its serving).
+    pub fn usec(&self) -> u64 {
+        self.usec
+    }
+}
+
+/// An entry for `args` run by `client` in `usec`, not yet logged.
+pub fn entry(client: &crate::client::ClientInfo, args: &Args, usec: u64) -> Entry {
+    let hide = redacted(args);
+    let argc = args.len();
+    let kept = if argc > MAX_ARGS { MAX_ARGS - 1 } else { argc };
+    let mut logged: Vec<Vec<u8>> = (0..kept)
+        .map(|i| {
+            if hide(i) {
+                return b"(redacted)".to_vec();
+            }
+            let a = args.get(i).unwrap_or_default();
+            if a.len() > MAX_ARG_LEN {
+                let mut v = a[..MAX_ARG_LEN].to_vec();
+                v.extend_from_slice(
+                    format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes(),
+                );
+                v
+            } else {
+                a.to_vec()
+            }
+        })
+        .collect();
+    if kept < argc {
+        logged.push(format!("... ({} more arguments)", argc - kept).into_bytes());
+    }
+    Entry {
+        id: 0,
+        time: 0,
+        usec,
+        args: logged,
+        peer: client.addr.clone(),
+        name: client.name.lock().clone(),
+    }
 }

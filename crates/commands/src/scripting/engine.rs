@@ -37,8 +37,9 @@ pub(crate) struct RunCtx<'s, 'l> {
 pub(crate) struct ScriptFlags {
     pub no_writes: bool,
     pub allow_oom: bool,
-    /// Flags were declared (a shebang, or a function): such a script that
-    /// may write is refused up front when memory is full.
+    /// The script declared its flags (a shebang, or a function): it is
+    /// checked as a whole before it runs (replicas, memory), not only at
+    /// each write.
     pub declared: bool,
 }
 
@@ -508,11 +509,16 @@ impl Vm {
             set_args(lua, &job.keys, &job.argv).map_err(lua_err)?;
             func
         };
-        // A script that declared flags and may write: refused when memory
-        // is full, then by the _RO commands (Redis's order).
+        // A script that declared flags and may write (whatever the _RO
+        // command says) is refused under maxmemory, then without enough
+        // good replicas, then by the _RO commands: Redis 7.0's order
+        // (its processCommand sees such a script as a write command).
         let may_write = flags.declared && !flags.no_writes;
         if may_write && !flags.allow_oom && crate::maxmemory::over_limit(rc.server) {
             return Err(CmdError::OutOfMemory);
+        }
+        if may_write && crate::repl_master::too_few_replicas(rc.server) {
+            return Err(CmdError::NoReplicas);
         }
         if may_write && job.read_only {
             return Err(CmdError::ScriptRoWithWriteFlag);
@@ -883,8 +889,19 @@ fn redis_call(
             return refuse(lua, err, Some(e));
         }
     }
-    if e.has(flag::WRITE) && run.no_writes {
+    // PUBLISH and the like (`may_replicate`) count as writes here, as in Redis.
+    if run.no_writes && e.has(flag::WRITE | flag::MAY_REPLICATE) {
         return refuse(lua, CmdError::ScriptWriteInReadOnly, Some(e));
+    }
+    // The server-state checks apply until the script's first write; after
+    // it, failing would break the script's atomicity (Redis's rule).
+    if e.has(flag::WRITE) && !run.rc.running.wrote.load(Relaxed) {
+        if crate::replicaof::script_write_refused(run.rc.server) {
+            return refuse(lua, CmdError::ReadOnlyReplica, Some(e));
+        }
+        if let Some(err) = crate::repl_master::refusal(run.rc.server, e) {
+            return refuse(lua, err, Some(e));
+        }
     }
     // As Redis: under maxmemory, a script's first write that may grow
     // memory is refused; later ones are not (that would break atomicity).
@@ -919,6 +936,7 @@ fn redis_call(
         now: rc.now,
         block: None,
         script: None,
+        wait: None,
     };
     crate::dispatch::call(&mut ctx, e, &args);
     rc.locked = ctx.locked;

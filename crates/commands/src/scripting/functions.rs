@@ -11,6 +11,7 @@ use super::engine::{compile, new_lua, ScriptFlags};
 use super::{flush_mode, start, Target};
 use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
+use crate::state::Server;
 use damselfly_core::glob::glob_match;
 use damselfly_protocol::Args;
 use mlua::{Function, Lua, MultiValue, Table, Value};
@@ -346,10 +347,37 @@ fn register(lua: &Lua, args: MultiValue, have: &[Func]) -> Result<Func, String> 
 }
 
 fn update_counts(ctx: &Ctx, e: &Engine) {
+    record(&ctx.server.scripting, e);
+}
+
+/// Keeps the counts and the libraries' sources where readers that must
+/// not wait for the VM find them.
+fn record(sc: &super::Scripting, e: &Engine) {
     let (l, f) = e.counts();
-    let sc = &ctx.server.scripting;
     sc.libraries.store(l, Relaxed);
     sc.functions.store(f, Relaxed);
+    *sc.library_codes.lock() = e.libraries.values().map(|l| l.code.clone()).collect();
+}
+
+/// Every library's source, for a snapshot (FUNCTION2 records).
+pub fn library_codes(server: &Server) -> Vec<Vec<u8>> {
+    server.scripting.library_codes.lock().clone()
+}
+
+/// Loads the libraries a snapshot holds (replacing any of the same name:
+/// DEBUG RELOAD loads over the libraries it saved).
+pub fn load_from_snapshot(server: &Server, codes: &[Vec<u8>]) -> Result<(), String> {
+    if codes.is_empty() {
+        return Ok(());
+    }
+    let sc = &server.scripting;
+    let lock = sc.lock_vm(server, 0).map_err(|e| e.to_string())?;
+    let mut vm = lock.vm().map_err(|e| e.to_string())?;
+    for code in codes {
+        vm.functions.load(code, true).map_err(|e| e.to_string())?;
+    }
+    record(sc, &vm.functions);
+    Ok(())
 }
 
 /// FCALL function numkeys [key ...] [arg ...]

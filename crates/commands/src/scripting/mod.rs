@@ -20,7 +20,7 @@
 //!   `busy-reply-threshold`.
 
 mod engine;
-mod functions;
+pub(crate) mod functions;
 mod libs;
 mod resp;
 
@@ -241,6 +241,9 @@ pub struct Scripting {
     pub(crate) libraries: AtomicUsize,
     pub(crate) functions: AtomicUsize,
     pub(crate) scripts: AtomicI64,
+    /// Each library's source, for snapshots, which must not wait for the
+    /// VM (they begin holding every shard; a script holds the VM).
+    pub(crate) library_codes: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Default for Scripting {
@@ -252,6 +255,7 @@ impl Default for Scripting {
             libraries: AtomicUsize::new(0),
             functions: AtomicUsize::new(0),
             scripts: AtomicI64::new(0),
+            library_codes: Mutex::new(Vec::new()),
         }
     }
 }
@@ -432,12 +436,19 @@ impl Job {
         crate::pubsub::set_current(caller);
         let keys = self.keys.clone();
         let name = self.command.first().cloned().unwrap_or_default();
+        damselfly_replication::master::enter();
         let (mut locked, bytes) = run(server, &lock, caller, locked, now, self);
         let counted = server.scripting.running.error_counted.load(Relaxed);
         crate::tracking::after_script(server, caller, &keys);
         crate::list::serve_ready(server, &server.thread_stats(), &mut locked, now);
+        // The script's effects go out as one MULTI/EXEC, under its locks.
+        let woff = damselfly_replication::master::leave(&server.repl);
         drop(locked);
         drop(lock);
+        // The script's writes are its caller's (WAIT).
+        if let (Some(off), Some(c)) = (woff, server.clients.get(caller)) {
+            c.woff.store(off, Relaxed);
+        }
         server.tracking.flush_bcast(&server.pubsub);
         crate::pubsub::set_current(0);
 

@@ -35,7 +35,8 @@ fn with_subcommands() -> Vec<&'static Entry> {
 }
 
 /// Flag names as COMMAND INFO prints them (the sentinel flags are not shown).
-/// `movablekeys` is derived from the key spec, as Redis derives it.
+/// `movablekeys` is derived from the key spec, as Redis derives it;
+/// `may_replicate` is hidden, as Redis hides it.
 fn flag_names(e: &Entry) -> Vec<&'static str> {
     let movable = if e.cmd.keys.movable() {
         flag::MOVABLE_KEYS
@@ -45,7 +46,12 @@ fn flag_names(e: &Entry) -> Vec<&'static str> {
     let flags = e.flags | movable;
     flag::NAMES
         .iter()
-        .filter(|(b, _)| flags & b != 0 && *b != flag::SENTINEL && *b != flag::ONLY_SENTINEL)
+        .filter(|(b, _)| {
+            flags & b != 0
+                && *b != flag::SENTINEL
+                && *b != flag::ONLY_SENTINEL
+                && *b != flag::MAY_REPLICATE
+        })
         .map(|(_, n)| *n)
         .collect()
 }
