@@ -716,3 +716,24 @@ fn script_debug_no_and_errors() {
             .starts_with("-ERR SCRIPT DEBUG YES/SYNC is not supported"));
     }
 }
+
+/// CLUSTER without cluster mode, and its `noscript` subcommands refused
+/// from scripts and functions.
+#[test]
+fn cluster_commands_without_cluster_mode() {
+    diff(
+        r#"
+        CLUSTER INFO
+        CLUSTER HELP
+        CLUSTER KEYSLOT a
+        CLUSTER RESET HARD
+        CLUSTER
+        CLUSTER FOO
+        CLUSTER INFO x
+        EVAL "redis.call('cluster','reset','hard')" 0
+        EVAL "return redis.call('cluster','info')" 0
+        EVAL "return redis.pcall('cluster','reset')" 0
+        COMMAND INFO cluster|reset
+        "#,
+    );
+}
