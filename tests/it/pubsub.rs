@@ -631,6 +631,11 @@ fn keymiss_events_for_store_commands_and_lookups() {
         TYPE m1
         EXISTS m1
         GETDEL m1
+        XADD st 1-1 f v
+        XGROUP CREATE st g 0
+        XREAD STREAMS st m1 0 0
+        XREAD COUNT 1 STREAMS m1 st $ $
+        XREADGROUP GROUP g c STREAMS st >
         CONFIG RESETSTAT
         SINTERSTORE d m1 set
         ZUNIONSTORE d 2 m1 set

@@ -975,6 +975,9 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
     for (k, id) in ids.iter().enumerate() {
         let key = arg(args, streams_at + k);
         let shard = ctx.shard(key);
+        // Redis looks every key up a second time to serve it: hits, misses
+        // and keymiss events count twice.
+        shard.get(db, key, now);
         let Some(s) = typed::write::<Stream>(shard, db, key, now)? else {
             continue;
         };
