@@ -36,6 +36,7 @@ mod bitmap;
 mod cluster;
 mod connection;
 mod debug;
+mod digest;
 mod generic;
 mod geo;
 mod hash;
