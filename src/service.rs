@@ -119,7 +119,8 @@ impl Session for Conn {
         let info = &self.client.info;
         info.qbuf.store(bytes, Relaxed);
         if damselfly_commands::client_evict::enabled(&self.server) {
-            let held = bytes + info.outbox.held();
+            let queued = self.client.multi.as_ref().map_or(0, |m| m.bytes);
+            let held = bytes + info.outbox.held() + queued;
             damselfly_commands::client_evict::account(&self.server, info, held as u64);
         }
     }

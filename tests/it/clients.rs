@@ -228,4 +228,27 @@ fn maxmemory_clients_evicts_the_biggest_client_but_not_no_evict_ones() {
     assert!(info.contains("evicted_clients:1\r\n"), "{info}");
     assert_eq!(small.cmd(&["PING"]), "+PONG\r\n");
     assert!(admin.cmd(&["CLIENT", "LIST"]).contains("name=small"));
+    // Commands queued in MULTI count too.
+    let mut multi = Conn::open(d.port);
+    multi.cmd(&["MULTI"]);
+    let value = "v".repeat(1_000_000);
+    let mut evicted = false;
+    for _ in 0..5 {
+        // Once evicted, the write itself may fail.
+        if std::io::Write::write_all(&mut multi.writer, &Conn::encode(&["SET", "k", &value]))
+            .is_err()
+        {
+            evicted = true;
+            break;
+        }
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut multi.reader, &mut line) {
+            Ok(n) if n > 0 => assert_eq!(line, "+QUEUED\r\n"),
+            _ => {
+                evicted = true;
+                break;
+            }
+        }
+    }
+    assert!(evicted, "a MULTI holding 5 MB was not evicted");
 }

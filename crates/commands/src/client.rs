@@ -217,6 +217,8 @@ pub struct Multi {
     pub queue: Vec<(&'static crate::table::Entry, damselfly_protocol::Request)>,
     /// A command was rejected while queueing: EXEC aborts.
     pub aborted: bool,
+    /// Bytes of the queued commands' arguments (`maxmemory-clients`).
+    pub bytes: usize,
 }
 
 impl Client {

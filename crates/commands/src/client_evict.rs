@@ -1,6 +1,7 @@
 //! Client eviction (`maxmemory-clients`): each connection reports the
-//! bytes it holds (its unprocessed query buffer and the output queued for
-//! it) whenever its query buffer changes; while the clients' total passes
+//! bytes it holds (its unprocessed query buffer, the commands queued in
+//! its MULTI and the output queued for it) whenever its query buffer
+//! changes; while the clients' total passes
 //! the limit, the largest clients that did not ask for CLIENT NO-EVICT are
 //! closed at once (Redis's rule: the biggest go first, the one reporting
 //! included).
