@@ -116,13 +116,14 @@ impl Session for Conn {
     }
 
     fn query_pending(&mut self, bytes: usize) {
-        let info = &self.client.info;
-        info.qbuf.store(bytes, Relaxed);
-        if damselfly_commands::client_evict::enabled(&self.server) {
-            let queued = self.client.multi.as_ref().map_or(0, |m| m.bytes);
-            let held = bytes + info.outbox.held() + queued;
-            damselfly_commands::client_evict::account(&self.server, info, held as u64);
-        }
+        self.client.info.qbuf.store(bytes, Relaxed);
+        self.account_memory(bytes);
+    }
+
+    /// The buffer is sized for the announced request, as Redis sizes its
+    /// query buffer for a big argument, and counts as held at once.
+    fn query_expected(&mut self, bytes: usize) {
+        self.account_memory(bytes);
     }
 
     fn refusal(&mut self) -> Option<Vec<u8>> {
@@ -172,6 +173,19 @@ impl Session for Conn {
             }
             "/" => HttpResponse::new(200, "text/plain", metrics::status_page(&self.server)),
             _ => HttpResponse::new(404, "text/plain", "not found\n"),
+        }
+    }
+}
+
+impl Conn {
+    /// `maxmemory-clients`: what this client holds, its query buffer
+    /// taking `query` bytes.
+    fn account_memory(&self, query: usize) {
+        if damselfly_commands::client_evict::enabled(&self.server) {
+            let info = &self.client.info;
+            let queued = self.client.multi.as_ref().map_or(0, |m| m.bytes);
+            let held = query + info.outbox.held() + queued;
+            damselfly_commands::client_evict::account(&self.server, info, held as u64);
         }
     }
 }

@@ -132,8 +132,11 @@ impl Clients {
                 return true;
             }
             // Still under the registry lock: the descriptor is this
-            // connection's (see `disconnect`).
+            // connection's (see `disconnect`). A client still sending
+            // would keep its read side busy: its outbox closes too, which
+            // drops it before its next request.
             c.disconnect();
+            c.outbox.close();
             c.gone.store(true, std::sync::atomic::Ordering::Relaxed);
             false
         });

@@ -31,9 +31,14 @@ pub fn enabled(server: &Server) -> bool {
 /// Records that `client` now holds `bytes`, and evicts clients while the
 /// total is past the limit.
 pub fn account(server: &Server, client: &ClientInfo, bytes: u64) {
+    // An evicted client's bytes already left the total; what its task
+    // reads before it ends is not counted again.
+    if client.gone.load(Relaxed) {
+        return;
+    }
     let old = client.mem.swap(bytes, Relaxed);
     let limit = limit(server);
-    if limit == 0 || old == bytes || client.gone.load(Relaxed) {
+    if limit == 0 || old == bytes {
         return;
     }
     let total = &server.clients.mem_total;
