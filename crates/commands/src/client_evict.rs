@@ -1,7 +1,7 @@
 //! Client eviction (`maxmemory-clients`): each connection reports the
 //! bytes it holds (its unprocessed query buffer, the commands queued in
-//! its MULTI and the output queued for it) whenever its query buffer
-//! changes; while the clients' total passes
+//! its MULTI, the output queued for it, and 64 bytes per watched key and
+//! per subscription) whenever its query buffer changes; while the clients' total passes
 //! the limit, the largest clients that did not ask for CLIENT NO-EVICT are
 //! closed at once (Redis's rule: the biggest go first, the one reporting
 //! included).
