@@ -53,8 +53,6 @@ const fn f(
     }
 }
 
-const NO_REPL: &str = "replication is not built yet; this server runs as a master";
-
 static FLAGS: &[Flag] = &[
     f("port", "port", Ty::Port, "port", ""),
     f("bind", "bind", Ty::Text, "bind", ""),
@@ -128,10 +126,10 @@ static FLAGS: &[Flag] = &[
         "tcp-keepalive",
         "",
     ),
-    f("replicaof", "replicaof", Ty::Text, "replicaof", NO_REPL),
-    f("slaveof", "slaveof", Ty::Text, "replicaof", NO_REPL),
-    f("masterauth", "masterauth", Ty::Text, "masterauth", NO_REPL),
-    f("masteruser", "masteruser", Ty::Text, "masteruser", NO_REPL),
+    f("replicaof", "replicaof", Ty::Text, "replicaof", ""),
+    f("slaveof", "slaveof", Ty::Text, "replicaof", ""),
+    f("masterauth", "masterauth", Ty::Text, "masterauth", ""),
+    f("masteruser", "masteruser", Ty::Text, "masteruser", ""),
     f(
         "cluster_mode",
         "",
@@ -297,6 +295,14 @@ impl Options {
                     "tls_ca_cert_file" => self.tls_ca_cert_file = v.to_string(),
                     "admin_bind" => self.admin_bind = v.to_string(),
                     "aclfile" => self.aclfile = v.to_string(),
+                    "replicaof" | "slaveof"
+                        if !v.is_empty()
+                            && damselfly_commands::replicaof::parse_replicaof(v).is_none() =>
+                    {
+                        return Err(format!(
+                            "ERROR: flag '{shown}': '{v}' is not 'host port' or 'host:port'"
+                        ))
+                    }
                     "cluster_mode" if !matches!(v, "" | "no") => {
                         return Err(format!(
                             "ERROR: flag '{shown}': cluster mode '{v}' is not supported yet"

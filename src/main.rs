@@ -327,6 +327,11 @@ fn main() {
             }
         }
     }
+    let master = cfg.get("replicaof").unwrap_or_default();
+    if let Some((host, port)) = damselfly_commands::replicaof::parse_replicaof(&master) {
+        log(&format!("Connecting to MASTER {host}:{port}"));
+        damselfly_commands::replicaof::follow(&server, &host, port, false);
+    }
     log("Ready to accept connections tcp");
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

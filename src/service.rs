@@ -80,6 +80,14 @@ impl Session for Conn {
                         })
                 }));
             }
+            // WAIT polls the replicas' acknowledgements off the worker.
+            Some(Wait::Acks(acks)) => {
+                return Flow::Wait(Box::pin(async move {
+                    tokio::task::spawn_blocking(move || acks.run())
+                        .await
+                        .unwrap_or_else(|_| b":0\r\n".to_vec())
+                }));
+            }
             None => {}
         }
         if self.client.close_after_reply {
@@ -112,6 +120,7 @@ impl Session for Conn {
 
     fn closing(&mut self) {
         damselfly_commands::release_client(&self.server, &mut self.client);
+        self.server.repl.remove_replica(self.client.id());
         damselfly_commands::monitor::stop(&self.server, &mut self.client);
         damselfly_commands::client_evict::forget(&self.server, &self.client.info);
         self.server.clients.unregister(self.client.id());

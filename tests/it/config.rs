@@ -199,8 +199,8 @@ fn stored_only_parameters_warn_at_startup_when_not_default() {
         "always",
         "--activerehashing",
         "yes",
-        "--slave-read-only",
-        "no",
+        "--slave-lazy-flush",
+        "yes",
     ]);
     assert!(
         log.contains(
@@ -208,7 +208,7 @@ fn stored_only_parameters_warn_at_startup_when_not_default() {
         ),
         "{log}"
     );
-    assert!(log.contains("'replica-read-only no' is stored"), "{log}");
+    assert!(log.contains("'replica-lazy-flush yes' is stored"), "{log}");
     // The default value changes nothing, so it says nothing.
     assert!(!log.contains("activerehashing"), "{log}");
 }

@@ -603,3 +603,39 @@ fn own_notifications_precede_the_reply_in_resp3() {
         "#,
     );
 }
+
+/// keymiss events (class m): STORE forms read their sources as reads (an
+/// event per missing source, and keyspace_misses), OBJECT fires none.
+#[test]
+fn keymiss_events_for_store_commands_and_lookups() {
+    diff_notifications(
+        "KEm",
+        r#"
+        SADD set a
+        ZADD z 1 a
+        SET s v
+        SINTERSTORE d m1 m2
+        SUNIONSTORE d m1 set
+        SDIFFSTORE d m1 set
+        SINTERCARD 2 m1 m2
+        ZUNIONSTORE d 2 m1 z
+        ZINTERSTORE d 2 m1 m2
+        ZDIFFSTORE d 2 m1 z
+        ZRANGESTORE d m1 0 -1
+        SORT m1 STORE d
+        BITOP OR d m1 s
+        COPY m1 d
+        COPY set d2
+        OBJECT ENCODING m1
+        OBJECT FREQ m1
+        TYPE m1
+        EXISTS m1
+        GETDEL m1
+        CONFIG RESETSTAT
+        SINTERSTORE d m1 set
+        ZUNIONSTORE d 2 m1 set
+        COPY m1 d
+        OBJECT ENCODING m1
+        "#,
+    );
+}

@@ -321,7 +321,7 @@ fn scripts_inside_exec() {
 }
 
 /// Polls `f` until it is true (or panics after a generous deadline).
-fn wait_for(mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_for(mut f: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !f() {
         assert!(std::time::Instant::now() < deadline, "condition never held");
@@ -602,4 +602,92 @@ fn read_only_scripts_refuse_may_replicate_commands_as_redis() {
         EVAL_RO "return redis.call('pfcount',KEYS[1])" 1 h
         "##,
     );
+}
+
+/// A message a script publishes to its own caller reaches it before the
+/// script's reply (inside EXEC too), as Redis 7.0 writes it. Each message
+/// is read as one reply, so the stream stays compared byte for byte.
+#[test]
+fn script_publish_to_its_own_client_precedes_the_reply() {
+    diff(
+        r#"
+        ~HELLO 3
+        SUBSCRIBE ch
+        EVAL "redis.call('publish','ch','hi') return 1" 0
+        PING
+        EVAL "return redis.call('publish','ch','again')" 0
+        PING
+        MULTI
+        EVAL "return redis.call('publish','ch','x')" 0
+        PUBLISH ch y
+        EXEC
+        PING
+        PING
+        "#,
+    );
+}
+
+/// Scripts with declared flags are refused up front when memory is full
+/// unless they cannot write; redis.call's refusals and errors are counted
+/// once in the error stats; redis.acl_check_cmd asks the caller's ACL.
+#[test]
+fn script_flags_under_oom_error_stats_and_acl_checks() {
+    diff(
+        r##"
+        SET x 123
+        CONFIG SET maxmemory 1
+        EVAL "#!lua\nreturn 1" 0
+        EVAL "#!lua flags=\nreturn 1" 0
+        EVAL "#!lua flags=allow-oom\nredis.call('set','x',1) return 1" 1 x
+        EVAL "#!lua flags=no-writes\nreturn redis.call('get','x')" 1 x
+        EVAL_RO "return redis.call('get','x')" 1 x
+        EVAL "#!lua flags=no-writes\nredis.call('set','x',1)" 1 x
+        CONFIG RESETSTAT
+        EVAL "return redis.call('set','x','y')" 1 x
+        EVAL "local t = redis.pcall('set','x','y') return {t['err'], t['ignore_error_stats_update']}" 1 x
+        EVAL "return redis.pcall('set','x','y')" 1 x
+        INFO errorstats
+        CONFIG SET maxmemory 0
+        CONFIG RESETSTAT
+        EVAL "return redis.call('select',99)" 0
+        EVAL "local t = redis.pcall('select',99) return t['err']" 0
+        EVAL_RO "return redis.call('set','x','y')" 1 x
+        EVAL "return redis.call('nosuchcommand')" 0
+        EVAL "return redis.error_reply('MY_ERR custom')" 0
+        EVAL "return nil + 1" 0
+        INFO errorstats
+        ACL SETUSER bob on >123 +@scripting +set ~x*
+        AUTH bob 123
+        EVAL "return redis.acl_check_cmd('set','xx',1)" 1 xx
+        EVAL "return redis.acl_check_cmd('hset','xx','f',1)" 1 xx
+        EVAL "return redis.acl_check_cmd('set','yy',1)" 0
+        EVAL "return redis.acl_check_cmd('invalid-cmd','arg')" 0
+        "##,
+    );
+}
+
+/// SCRIPT DEBUG NO and its errors as Redis replies them (YES and SYNC,
+/// the Lua debugger, are refused: see README).
+#[test]
+fn script_debug_no_and_errors() {
+    diff(
+        r#"
+        SCRIPT DEBUG NO
+        SCRIPT DEBUG no
+        SCRIPT DEBUG foo
+        SCRIPT DEBUG
+        SCRIPT DEBUG yes no
+        EVAL "return redis.call('script','debug','no')" 0
+        MULTI
+        SCRIPT DEBUG NO
+        EXEC
+        "#,
+    );
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    for mode in ["YES", "sync"] {
+        assert!(c
+            .cmd(&["SCRIPT", "DEBUG", mode])
+            .starts_with("-ERR SCRIPT DEBUG YES/SYNC is not supported"));
+    }
 }

@@ -1087,6 +1087,12 @@ impl Acl {
     }
 }
 
+/// The user the master's commands run as on a replica: allowed everything
+/// (Redis's master client has no user).
+pub fn superuser() -> Arc<User> {
+    User::new("(superuser)", default_state())
+}
+
 fn default_state() -> UserState {
     let mut st = UserState::new(true);
     st.enabled = true;
@@ -1127,6 +1133,13 @@ pub(crate) fn check_script(
     args: &Args<'_>,
 ) -> CmdResult {
     check_as(server, client, e, args, Via::Script)
+}
+
+/// Whether `user` may run the command, logging nothing
+/// (`redis.acl_check_cmd`).
+pub(crate) fn permits(user: &User, e: &Entry, args: &Args<'_>) -> bool {
+    user.unrestricted.load(std::sync::atomic::Ordering::Relaxed)
+        || user.state.read().check(e, args).is_ok()
 }
 
 /// How the checked command arrived, which decides its error text.

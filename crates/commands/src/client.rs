@@ -40,6 +40,12 @@ pub struct ClientInfo {
     pub qbuf: AtomicUsize,
     /// The ACL user's name (CLIENT LIST `user=`).
     pub user: Mutex<String>,
+    /// A replica of ours (after SYNC/PSYNC): flag `S`, type `replica`.
+    pub replica: AtomicBool,
+    /// The client our master's stream runs as (on a replica): flag `M`.
+    pub master: AtomicBool,
+    /// The replication offset after this client's last write (WAIT).
+    pub woff: AtomicI64,
     /// In MONITOR mode (CLIENT LIST flag `O`).
     pub monitor: AtomicBool,
     /// Connected through the Unix socket (CLIENT LIST flag `U`).
@@ -76,6 +82,9 @@ impl ClientInfo {
             gone: AtomicBool::new(false),
             qbuf: AtomicUsize::new(0),
             user: Mutex::new("default".into()),
+            replica: AtomicBool::new(false),
+            master: AtomicBool::new(false),
+            woff: AtomicI64::new(0),
             monitor: AtomicBool::new(false),
             unix: AtomicBool::new(false),
             mem: AtomicU64::new(0),

@@ -60,7 +60,10 @@ struct Filter {
     laddr: Option<String>,
     user: Option<String>,
     normal_only: bool,
+    /// TYPE master: only the client our master's stream runs as.
+    master_only: bool,
     none: bool,
+    replicas_only: bool,
     max_age: Option<u64>,
     skip_me: bool,
 }
@@ -92,11 +95,13 @@ impl Filter {
                 }
                 f.user = Some(user);
             } else if eq(opt, "type") {
-                // Every connection is a normal client: no replicas, and
-                // pub/sub connections are not told apart yet.
+                // Replicas and (on a replica) the master client are told
+                // apart; pub/sub connections are not yet.
                 match lossy(v).to_ascii_lowercase().as_str() {
                     "normal" => f.normal_only = true,
-                    "master" | "replica" | "slave" | "pubsub" => f.none = true,
+                    "master" => f.master_only = true,
+                    "replica" | "slave" => f.replicas_only = true,
+                    "pubsub" => f.none = true,
                     _ => return Err(CmdError::UnknownClientType(lossy(v))),
                 }
             } else if eq(opt, "skipme") {
@@ -121,7 +126,10 @@ impl Filter {
     }
 
     fn matches(&self, c: &ClientInfo, me: u64, now_ms: u64) -> bool {
+        let replica = c.replica.load(std::sync::atomic::Ordering::Relaxed);
         !self.none
+            && (!self.replicas_only || replica)
+            && (!self.normal_only || !replica)
             && self.id.is_none_or(|id| c.id == id)
             && self.addr.as_ref().is_none_or(|a| *a == c.addr)
             && self.laddr.as_ref().is_none_or(|a| *a == c.laddr)
@@ -147,8 +155,18 @@ pub(crate) fn kill(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let now = damselfly_storage::now_ms();
     let mut killed = 0;
     let mut kill_me = false;
+    let master = ctx
+        .server
+        .replica
+        .status()
+        .filter(|s| s.has_master)
+        .map(|s| s.master_client);
     ctx.server.clients.for_each_locked(|c| {
-        if !filter.matches(c, me, now) {
+        let is_master = Some(c.id) == master;
+        if !filter.matches(c, me, now)
+            || (filter.master_only && !is_master)
+            || (filter.normal_only && is_master)
+        {
             return;
         }
         killed += 1;

@@ -298,6 +298,59 @@ pub const PARAMS: &[Param] = &[
     p("masterauth", Kind::Str, ""),
     p("masteruser", Kind::Str, ""),
     pa("replicaof", "slaveof", Kind::Str, ""),
+    // Replication, master side (crates/replication).
+    p("repl-backlog-size", Kind::Memory { min: 1 }, "1048576"),
+    p("repl-diskless-sync", Kind::Bool, "yes"),
+    pa(
+        "repl-ping-replica-period",
+        "repl-ping-slave-period",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "10",
+    ),
+    pa(
+        "min-replicas-to-write",
+        "min-slaves-to-write",
+        NON_NEGATIVE_INT,
+        "0",
+    ),
+    pa(
+        "min-replicas-max-lag",
+        "min-slaves-max-lag",
+        NON_NEGATIVE_INT,
+        "10",
+    ),
+    // Replication, replica side (commands/src/replicaof.rs).
+    pa("replica-read-only", "slave-read-only", Kind::Bool, "yes"),
+    pa(
+        "replica-serve-stale-data",
+        "slave-serve-stale-data",
+        Kind::Bool,
+        "yes",
+    ),
+    pa(
+        "replica-priority",
+        "slave-priority",
+        NON_NEGATIVE_INT,
+        "100",
+    ),
+    p("replica-announced", Kind::Bool, "yes"),
+    pa(
+        "replica-ignore-maxmemory",
+        "slave-ignore-maxmemory",
+        Kind::Bool,
+        "yes",
+    ),
+    p(
+        "repl-timeout",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "60",
+    ),
     p("timeout", SECONDS, "0"),
     p("tcp-keepalive", SECONDS, "300"),
     p("protected-mode", Kind::Bool, "yes"),
@@ -538,26 +591,6 @@ pub const PARAMS: &[Param] = &[
         "notice",
         LOGGING,
     ),
-    sa(
-        "min-replicas-max-lag",
-        "min-slaves-max-lag",
-        Kind::Int {
-            min: 0,
-            max: i32::MAX as i64,
-        },
-        "10",
-        REPL,
-    ),
-    sa(
-        "min-replicas-to-write",
-        "min-slaves-to-write",
-        Kind::Int {
-            min: 0,
-            max: i32::MAX as i64,
-        },
-        "0",
-        REPL,
-    ),
     s("no-appendfsync-on-rewrite", Kind::Bool, "no", AOF),
     s(
         "oom-score-adj",
@@ -604,12 +637,6 @@ pub const PARAMS: &[Param] = &[
         "snapshots always LZF-compress long strings",
     ),
     s(
-        "repl-backlog-size",
-        Kind::Memory { min: 1 },
-        "1048576",
-        REPL,
-    ),
-    s(
         "repl-backlog-ttl",
         Kind::Int {
             min: 0,
@@ -625,7 +652,6 @@ pub const PARAMS: &[Param] = &[
         "disabled",
         REPL,
     ),
-    s("repl-diskless-sync", Kind::Bool, "yes", REPL),
     s(
         "repl-diskless-sync-delay",
         Kind::Int {
@@ -645,25 +671,6 @@ pub const PARAMS: &[Param] = &[
         REPL,
     ),
     sa(
-        "repl-ping-replica-period",
-        "repl-ping-slave-period",
-        Kind::Int {
-            min: 1,
-            max: i32::MAX as i64,
-        },
-        "10",
-        REPL,
-    ),
-    s(
-        "repl-timeout",
-        Kind::Int {
-            min: 1,
-            max: i32::MAX as i64,
-        },
-        "60",
-        REPL,
-    ),
-    sa(
         "replica-announce-ip",
         "slave-announce-ip",
         Kind::Str,
@@ -677,44 +684,12 @@ pub const PARAMS: &[Param] = &[
         "0",
         REPL,
     ),
-    s("replica-announced", Kind::Bool, "yes", REPL),
     s("replica-ignore-disk-write-errors", Kind::Bool, "no", REPL),
-    sa(
-        "replica-ignore-maxmemory",
-        "slave-ignore-maxmemory",
-        Kind::Bool,
-        "yes",
-        REPL,
-    ),
     sa(
         "replica-lazy-flush",
         "slave-lazy-flush",
         Kind::Bool,
         "no",
-        REPL,
-    ),
-    sa(
-        "replica-priority",
-        "slave-priority",
-        Kind::Int {
-            min: 0,
-            max: i32::MAX as i64,
-        },
-        "100",
-        REPL,
-    ),
-    sa(
-        "replica-read-only",
-        "slave-read-only",
-        Kind::Bool,
-        "yes",
-        REPL,
-    ),
-    sa(
-        "replica-serve-stale-data",
-        "slave-serve-stale-data",
-        Kind::Bool,
-        "yes",
         REPL,
     ),
     s(
@@ -794,7 +769,7 @@ pub const PARAMS: &[Param] = &[
 
 const AOF: &str = "there is no append-only file";
 const CLUSTER: &str = "cluster mode is not supported";
-const REPL: &str = "replication is not built yet";
+const REPL: &str = "Damselfly's replication does not use it";
 const TLS: &str = "rustls runs with its own protocol versions and cipher suites";
 const LAZYFREE: &str = "values are always freed by the command that removes them";
 const DEFRAG: &str = "there is no active defragmentation";
@@ -853,6 +828,10 @@ pub struct Config {
     pub maxmemory_samples: AtomicU64,
     pub observe: crate::observe::Settings,
     pub hll_sparse_max_bytes: AtomicU64,
+    /// `min-replicas-to-write` and `min-replicas-max-lag`, read before
+    /// every write.
+    pub min_replicas_to_write: AtomicU64,
+    pub min_replicas_max_lag: AtomicU64,
     /// `maxclients` and `timeout` (seconds, 0: never), read per connection.
     pub maxclients: AtomicU64,
     pub idle_timeout: AtomicU64,
@@ -1235,6 +1214,8 @@ impl Config {
             maxmemory_samples: AtomicU64::new(5),
             observe: Default::default(),
             hll_sparse_max_bytes: AtomicU64::new(3000),
+            min_replicas_to_write: AtomicU64::new(0),
+            min_replicas_max_lag: AtomicU64::new(10),
             maxclients: AtomicU64::new(10000),
             idle_timeout: AtomicU64::new(0),
             clients_limit_bytes: AtomicU64::new(0),
@@ -1286,6 +1267,7 @@ impl Config {
             match g[0] {
                 "normal" => ps.limit_normal.set(limit),
                 "pubsub" => ps.limit_pubsub.set(limit),
+                "slave" => ps.limit_replica.set(limit),
                 _ => {}
             }
         }
@@ -1316,6 +1298,12 @@ impl Config {
                 .query_buffer_limit
                 .store(v.parse().unwrap_or(0), Relaxed),
             "maxmemory" => self.maxmemory.store(v.parse().unwrap_or(0), Relaxed),
+            "min-replicas-to-write" => self
+                .min_replicas_to_write
+                .store(v.parse().unwrap_or(0), Relaxed),
+            "min-replicas-max-lag" => self
+                .min_replicas_max_lag
+                .store(v.parse().unwrap_or(10), Relaxed),
             "slowlog-log-slower-than" => {
                 let v = v.parse().unwrap_or(10_000);
                 self.observe.slower_than.store(v, Relaxed)

@@ -583,13 +583,18 @@ fn describe_line(c: &crate::client::ClientInfo, me: bool, cmd: Option<&str>) -> 
     )
 }
 
-/// CLIENT LIST's flags, in Redis's order: P subscribed, x in MULTI,
+/// CLIENT LIST's flags, in Redis's order: O monitor or S replica, M master, P subscribed, x in MULTI,
 /// t tracking, R its redirection broken, B broadcasting; N none.
 fn flags(c: &crate::client::ClientInfo) -> String {
     use crate::tracking::{FLAG_BCAST, FLAG_BROKEN, FLAG_ON};
     let mut f = String::new();
     if c.monitor.load(Relaxed) {
         f.push('O');
+    } else if c.replica.load(Relaxed) {
+        f.push('S');
+    }
+    if c.master.load(Relaxed) {
+        f.push('M');
     }
     if c.subscriptions.load(Relaxed) > 0 {
         f.push('P');
@@ -627,6 +632,7 @@ fn client_info(ctx: &mut Ctx, _args: &Args) -> CmdResult {
 fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
     let mut kind: Option<bool> = None;
+    let mut replicas: Option<bool> = None;
     let mut i = 2;
     while i < args.len() {
         let opt = args.get(i).unwrap_or_default();
@@ -641,10 +647,11 @@ fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
                     lossy(t)
                 )));
             }
-            // Subscribed clients are of type pubsub; there are no masters
-            // or replicas.
+            // Subscribed clients are of type pubsub, replicas of type
+            // replica; there are no masters.
             kind = Some(eq(t, "pubsub")).filter(|_| eq(t, "normal") || eq(t, "pubsub"));
-            if kind.is_none() {
+            replicas = Some(eq(t, "replica") || eq(t, "slave"));
+            if kind.is_none() && replicas == Some(false) {
                 ids = Some(Vec::new());
             }
             i += 2;
@@ -668,6 +675,9 @@ fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
             continue;
         }
         if kind.is_some_and(|pubsub| pubsub != (c.subscriptions.load(Relaxed) > 0)) {
+            continue;
+        }
+        if replicas.is_some_and(|r| r != c.replica.load(Relaxed)) {
             continue;
         }
         out.push_str(&describe(ctx, &c));

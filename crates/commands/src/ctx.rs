@@ -22,6 +22,8 @@ pub struct Ctx<'s, 'l> {
     /// Set by EVAL and FCALL: the connection runs the script off its
     /// worker thread and waits for the reply.
     pub script: Option<crate::scripting::Job>,
+    /// Set by WAIT: the connection waits for replicas' acknowledgements.
+    pub wait: Option<crate::repl_master::WaitAcks>,
 }
 
 impl<'s, 'l> Ctx<'s, 'l> {

@@ -59,6 +59,8 @@ pub enum Wait {
     Keys(crate::list::Blocked),
     /// A script or function to run off the worker thread.
     Script(crate::scripting::Job),
+    /// WAIT: replicas' acknowledgements to wait for off the worker thread.
+    Acks(crate::repl_master::WaitAcks),
 }
 
 /// Runs one request and appends its reply. A blocking command that has to
@@ -148,19 +150,32 @@ fn execute_inner(
         reject(stats, client, reply, &CmdError::ReplicaKeyspace, Some(e));
         return (None, name);
     }
-    if let Some(err) = crate::persist::refusal(server, e) {
+    // Our master's commands must all run, in order (Redis's "must obey"
+    // client): no MISCONF, no BUSY, no OOM, no eviction for them.
+    let from_master = damselfly_storage::from_master();
+    if let Some(err) = crate::persist::refusal(server, e).filter(|_| !from_master) {
         stats.commands[e.id].rejected.add(1);
         reject(stats, client, reply, &err, Some(e));
         return (None, name);
     }
-    if !e.has(flag::ALLOW_BUSY) {
+    if let Some(err) = crate::replicaof::refusal(server, e, args, client) {
+        stats.commands[e.id].rejected.add(1);
+        reject(stats, client, reply, &err, Some(e));
+        return (None, name);
+    }
+    if let Some(err) = crate::repl_master::refusal(server, e).filter(|_| !from_master) {
+        stats.commands[e.id].rejected.add(1);
+        reject(stats, client, reply, &err, Some(e));
+        return (None, name);
+    }
+    if !e.has(flag::ALLOW_BUSY) && !from_master {
         if let Some(err) = server.scripting.busy(server, client.id()) {
             stats.commands[e.id].rejected.add(1);
             reject(stats, client, reply, &err, Some(e));
             return (None, name);
         }
     }
-    if server.config.maxmemory.load(Relaxed) != 0 {
+    if server.config.maxmemory.load(Relaxed) != 0 && !crate::replicaof::ignores_maxmemory(server) {
         let full = crate::maxmemory::perform_evictions(server);
         // Invalidations of the keys just evicted reach this client before
         // its reply, as in Redis (eviction runs before the command).
@@ -168,7 +183,7 @@ fn execute_inner(
         if !client.info.outbox.take(reply) {
             client.close_after_reply = true;
         }
-        if full && crate::maxmemory::refused_when_full(e, client) {
+        if full && !from_master && crate::maxmemory::refused_when_full(e, client) {
             stats.commands[e.id].rejected.add(1);
             reject(stats, client, reply, &CmdError::OutOfMemory, Some(e));
             return (None, name);
@@ -190,9 +205,12 @@ fn execute_inner(
     // Waiting for a shard a script holds ends in BUSY once the script has
     // run past its threshold.
     let id = client.id();
-    let abort = || server.scripting.busy(server, id).is_some();
+    let abort = || !from_master && server.scripting.busy(server, id).is_some();
     let locked = if e.has(flag::ALL_SHARDS) {
         ks.lock_all_or_abort(abort)
+    } else if e.has(flag::SKIP_MONITOR) && crate::scripting::is_script(e) {
+        // A script takes the Lua VM, then its shards, when it runs.
+        Some(ks.lock_none())
     } else {
         let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
         for i in e.key_positions(args.len(), |i| args.get(i)) {
@@ -224,15 +242,25 @@ fn execute_inner(
         now,
         block: None,
         script: None,
+        wait: None,
     };
+    damselfly_replication::master::enter();
     call(&mut ctx, e, args);
     // Clients blocked on keys this command made ready are served before
     // anyone else can see the keys (after a whole EXEC, not after each of
     // its commands).
     crate::list::serve_ready(server, ctx.stats, &mut ctx.locked, now);
+    // Propagated while the locks are held: the stream's order is the
+    // commit order.
+    if let Some(off) = damselfly_replication::master::leave(&server.repl) {
+        ctx.client.info.woff.store(off, Relaxed);
+    }
     drop(ctx.locked);
     if let Some(job) = ctx.script.take() {
         return (Some(Wait::Script(job)), name);
+    }
+    if let Some(acks) = ctx.wait.take() {
+        return (Some(Wait::Acks(acks)), name);
     }
     (ctx.block.take().map(Wait::Keys), name)
 }
@@ -275,12 +303,18 @@ pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
     ctx.server
         .monitors
         .feed_script(&ctx.server.pubsub, e, ctx.client, args);
+    let propagating = crate::repl_master::before(ctx, e);
     let start = damselfly_storage::mono_ns();
     let at = ctx.reply.len();
     let result = (e.cmd.handler)(ctx, args);
+    if let Some(p) = propagating {
+        crate::repl_master::after(ctx, e, args, p, result.is_ok());
+    }
     // Inside EXEC, what a command sent to its own client precedes that
-    // command's reply within EXEC's array (Redis 7.0 writes it there).
-    if ctx.client.in_exec {
+    // command's reply within EXEC's array (Redis 7.0 writes it there). A
+    // script's commands reply to the script: their messages wait for the
+    // script's own reply.
+    if ctx.client.in_exec && !ctx.client.in_script {
         crate::pubsub::splice_self(ctx.reply, at);
     }
     if e.has(flag::READONLY) {

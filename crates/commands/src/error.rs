@@ -198,6 +198,10 @@ pub enum CmdError {
     ScriptAborted,
     /// XREAD/XREADGROUP with BLOCK from a script.
     BlockInScript(&'static str),
+    ScriptDebugPipeline,
+    ScriptDebugMode,
+    /// SCRIPT DEBUG YES|SYNC: there is no Lua debugger.
+    ScriptDebugAbsent,
     /// A script error rendered with its source and line (`... script: sha, on @user_script:1.`).
     Script(String),
     /// An argument that is not a stream ID.
@@ -258,6 +262,8 @@ pub enum CmdError {
     Loading,
     /// A write refused after a failed background save.
     Misconf,
+    /// A write refused for lack of min-replicas-to-write good replicas.
+    NoReplicas,
     /// A string that is not a HyperLogLog given to a PF command.
     HllNotHll,
     /// A sparse HyperLogLog whose opcodes do not add up.
@@ -297,6 +303,14 @@ pub enum CmdError {
     ReplicaKeyspace,
     /// Any other error, text given with its code (`ERR ...`).
     Other(String),
+    /// REPLICAOF with a port that is not 0..65535.
+    InvalidMasterPort,
+    /// A write on a read-only replica.
+    ReadOnlyReplica,
+    /// A replica whose link is down, with replica-serve-stale-data off.
+    MasterDown,
+    /// SYNC/PSYNC sent to a replica (chained replication is not built).
+    ChainedReplication,
 }
 
 pub type CmdResult<T = ()> = Result<T, CmdError>;
@@ -554,6 +568,9 @@ impl fmt::Display for CmdError {
             ScriptWriteInReadOnly => f.write_str("ERR Write commands are not allowed from read-only scripts."),
             ScriptAborted => f.write_str("ERR script execution failed"),
             BlockInScript(c) => write!(f, "ERR {c} command is not allowed with BLOCK option from scripts"),
+            ScriptDebugPipeline => f.write_str("ERR SCRIPT DEBUG must be called outside a pipeline"),
+            ScriptDebugMode => f.write_str("ERR Use SCRIPT DEBUG YES/SYNC/NO"),
+            ScriptDebugAbsent => f.write_str("ERR SCRIPT DEBUG YES/SYNC is not supported: Damselfly has no Lua debugger"),
             Script(s) => f.write_str(s),
             StreamId => f.write_str("ERR Invalid stream ID specified as stream command argument"),
             XaddIdTooSmall => f.write_str(
@@ -630,7 +647,16 @@ impl fmt::Display for CmdError {
             Misconf => f.write_str(
                 "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.",
             ),
+            NoReplicas => f.write_str("NOREPLICAS Not enough good replicas to write."),
             Other(s) => f.write_str(s),
+            InvalidMasterPort => f.write_str("ERR Invalid master port"),
+            ReadOnlyReplica => f.write_str("READONLY You can't write against a read only replica."),
+            MasterDown => f.write_str(
+                "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            ),
+            ChainedReplication => f.write_str(
+                "ERR this server is a replica: serving replicas of a replica is not supported yet",
+            ),
         }
     }
 }

@@ -430,9 +430,21 @@ fn expire_generic(
         // Already in the past: the key goes now, as Redis does.
         shard.remove(db, key);
         shard.written(db, key, "del");
+        crate::repl_master::instead(ctx.server, &[b"DEL", key]);
     } else {
         shard.set_expire(db, key, when as u64);
         shard.written(db, key, "expire");
+        // Replicas get the absolute time (Redis 7.0: PEXPIREAT, the
+        // condition flags kept).
+        if ctx.server.repl.active() {
+            let at = when.to_string();
+            let mut argv: Vec<&[u8]> = args.iter().collect();
+            if name != "pexpireat" {
+                argv[0] = b"PEXPIREAT";
+            }
+            argv[2] = at.as_bytes();
+            crate::repl_master::instead(ctx.server, &argv);
+        }
     }
     ctx.reply.int(1);
     Ok(())
@@ -770,7 +782,7 @@ fn copy(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     let Some((value, at)) = ctx
         .shard(src)
-        .get_quiet(db, src, now)
+        .get(db, src, now)
         .map(|e| (e.value.clone(), e.expire_at))
     else {
         ctx.reply.int(0);
@@ -851,7 +863,7 @@ fn object_lookup(
 ) -> CmdResult {
     let key = arg(args, 2);
     let (db, now) = (ctx.db(), ctx.now);
-    let v = match ctx.shard(key).get_notouch(db, key, now) {
+    let v = match ctx.shard(key).get_notouch_nonotify(db, key, now) {
         None => None,
         Some(e) => Some(f(e)?),
     };
@@ -873,7 +885,7 @@ fn lfu_policy(ctx: &Ctx) -> bool {
 fn object_encoding(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 2);
     let (db, now) = (ctx.db(), ctx.now);
-    match ctx.shard(key).get_notouch(db, key, now) {
+    match ctx.shard(key).get_notouch_nonotify(db, key, now) {
         None => ctx.reply.null(),
         Some(e) => {
             let enc = e.value.encoding();

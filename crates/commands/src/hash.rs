@@ -414,6 +414,8 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &Args) -> CmdResult {
     h.set(field, &sum, lim);
     shard.written(db, key, "hincrbyfloat");
     ctx.reply.bulk(&sum);
+    // The result, not the increment: float formatting may differ elsewhere.
+    crate::repl_master::instead(ctx.server, &[b"HSET", key, field, &sum]);
     Ok(())
 }
 

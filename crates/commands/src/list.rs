@@ -745,6 +745,9 @@ fn mpop_first(
         }
         let vs = pop_values(shard, db, key, now, end, count);
         reply_mpop(ctx.reply, key, &vs);
+        // LMPOP and BLMPOP go to replicas as the pop they did (Redis 7.0).
+        let n = vs.len().to_string();
+        crate::repl_master::instead(ctx.server, &[pop_name(end), key, n.as_bytes()]);
         return Ok(true);
     }
     Ok(false)
@@ -1036,12 +1039,21 @@ fn bpop(ctx: &mut Ctx, args: &Args, end: End) -> CmdResult {
             ctx.reply.array(2);
             ctx.reply.bulk(key);
             ctx.reply.bulk(v);
+            crate::repl_master::instead(ctx.server, &[pop_name(end), key]);
             return Ok(());
         }
     }
     let keys = keys.map(|i| arg(args, i).to_vec()).collect();
     block(ctx, keys, BlockOp::Pop(end), timeout);
     Ok(())
+}
+
+/// The non-blocking pop a blocking one amounts to, for replicas.
+fn pop_name(end: End) -> &'static [u8] {
+    match end {
+        End::Head => b"LPOP",
+        End::Tail => b"RPOP",
+    }
 }
 
 fn blpop(ctx: &mut Ctx, args: &Args) -> CmdResult {
@@ -1076,11 +1088,20 @@ fn bmove_generic(
 fn blmove(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (from, to) = (end_of(arg(args, 3))?, end_of(arg(args, 4))?);
     let timeout = parse_timeout(arg(args, 5))?;
+    let moved = [
+        b"LMOVE",
+        arg(args, 1),
+        arg(args, 2),
+        arg(args, 3),
+        arg(args, 4),
+    ];
+    crate::repl_master::instead(ctx.server, &moved);
     bmove_generic(ctx, arg(args, 1), arg(args, 2), from, to, timeout)
 }
 
 fn brpoplpush(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let timeout = parse_timeout(arg(args, 3))?;
+    crate::repl_master::instead(ctx.server, &[b"RPOPLPUSH", arg(args, 1), arg(args, 2)]);
     bmove_generic(
         ctx,
         arg(args, 1),
@@ -1200,6 +1221,7 @@ fn run_for(
     fill: i64,
 ) -> CmdResult {
     let db = w.db;
+    crate::repl_master::served_pop(db, &w.op, key);
     match &w.op {
         BlockOp::Pop(end) => {
             let vs = pop_values(held(ks, locked, key), db, key, now, *end, 1);

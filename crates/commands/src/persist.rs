@@ -78,7 +78,7 @@ pub(crate) static COMMANDS: &[Command] = &[
 
 /// Snapshot state shared by every connection and the scheduler.
 pub struct Persistence {
-    server: OnceLock<Weak<Server>>,
+    pub(crate) server: OnceLock<Weak<Server>>,
     /// A snapshot (SAVE, BGSAVE, shutdown) is running.
     busy: AtomicBool,
     bgsave_running: AtomicBool,
@@ -439,7 +439,8 @@ fn bgsave(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
 }
 
-fn claim(server: &Server) -> bool {
+/// Takes the one-snapshot-at-a-time slot (a replica's full sync too).
+pub(crate) fn claim(server: &Server) -> bool {
     server
         .persistence
         .busy
@@ -447,7 +448,7 @@ fn claim(server: &Server) -> bool {
         .is_ok()
 }
 
-fn release(server: &Server) {
+pub(crate) fn release(server: &Server) {
     server.persistence.busy.store(false, Relaxed);
 }
 
@@ -499,17 +500,26 @@ fn start_bgsave(server: &Server, all: &mut Locked<'_>) -> Result<(), Started> {
     Ok(())
 }
 
+/// The AUX fields Redis 7.0 writes at the top of an RDB.
+pub(crate) fn aux_fields() -> [(&'static str, String); 5] {
+    [
+        ("redis-ver", crate::server::REDIS_VERSION.to_string()),
+        ("redis-bits", "64".to_string()),
+        ("ctime", (now_ms() / 1000).to_string()),
+        ("used-mem", crate::server::info::rss_bytes().to_string()),
+        ("aof-base", "0".to_string()),
+    ]
+}
+
+/// The server as an `Arc`, for work that outlives a command (a thread).
+pub(crate) fn owner(server: &Server) -> Option<Arc<Server>> {
+    server.persistence.server.get().and_then(Weak::upgrade)
+}
+
 /// Begins a snapshot into the configured file; `all` holds every shard.
 fn begin(server: &Server, all: &mut Locked<'_>) -> std::io::Result<snapshot::Snapshot> {
     let target = target_path(server);
-    let now = now_ms() / 1000;
-    let aux = [
-        ("redis-ver", crate::server::REDIS_VERSION.to_string()),
-        ("redis-bits", "64".to_string()),
-        ("ctime", now.to_string()),
-        ("used-mem", crate::server::info::rss_bytes().to_string()),
-        ("aof-base", "0".to_string()),
-    ];
+    let aux = aux_fields();
     let delay = server
         .config
         .get("rdb-key-save-delay")

@@ -259,11 +259,21 @@ impl Outbox {
     /// Queues one message (`tag` is its first byte: `*` or `>`) unless the
     /// outbox is closed; closes it when the limit is passed.
     pub fn push(&self, tag: u8, rest: &[u8], limit: Limit) {
+        self.push_parts(&[tag], rest, limit);
+    }
+
+    /// Queues bytes as they are (a replica's stream); false when the
+    /// outbox is closed, now or before.
+    pub fn push_raw(&self, bytes: &[u8], limit: Limit) -> bool {
+        self.push_parts(&[], bytes, limit)
+    }
+
+    fn push_parts(&self, head: &[u8], rest: &[u8], limit: Limit) -> bool {
         let mut g = self.inner.lock();
         if g.closed {
-            return;
+            return false;
         }
-        g.buf.push(tag);
+        g.buf.extend_from_slice(head);
         g.buf.extend_from_slice(rest);
         let used = (g.buf.len() + g.inflight) as u64;
         let over_hard = limit.hard > 0 && used >= limit.hard;
@@ -288,6 +298,7 @@ impl Outbox {
         if let Some(w) = g.waker.take() {
             w.wake();
         }
+        !g.closed
     }
 
     /// Moves what is queued to `out`; false when the client must be
@@ -554,6 +565,8 @@ pub struct PubSub {
     pub notify: AtomicU32,
     pub limit_normal: SharedLimit,
     pub limit_pubsub: SharedLimit,
+    /// The replica class, for the replication stream.
+    pub limit_replica: SharedLimit,
     /// Messages delivered by PUBLISH/SPUBLISH and notifications.
     pub published: AtomicU64,
 }

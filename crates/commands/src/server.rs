@@ -466,7 +466,7 @@ fn flushall(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-fn clear_db(shard: &mut damselfly_storage::Shard, db: usize, now: u64) {
+pub(crate) fn clear_db(shard: &mut damselfly_storage::Shard, db: usize, now: u64) {
     shard.touch_watched_db(db, None, now);
     // Blocked XREADGROUPs learn that their key is gone.
     shard.waiters.mark_db(db);

@@ -431,6 +431,7 @@ fn spop(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 shard.written(db, key, "spop");
                 typed::drop_if_empty::<Set>(shard, db, key, now);
                 ctx.reply.bulk(&m);
+                crate::repl_master::instead(ctx.server, &[b"SREM", key, &m]);
             }
             None => ctx.reply.null(),
         }
@@ -460,6 +461,7 @@ fn spop(ctx: &mut Ctx, args: &Args) -> CmdResult {
         shard.remove(db, key);
         shard.written(db, key, "spop");
         shard.written(db, key, "del");
+        crate::repl_master::instead(ctx.server, &[b"DEL", key]);
         return Ok(());
     }
     let picks = distinct_random(s, count);
@@ -470,6 +472,11 @@ fn spop(ctx: &mut Ctx, args: &Args) -> CmdResult {
     reply.set(picks.len());
     for m in &picks {
         reply.bulk(m);
+    }
+    if ctx.server.repl.active() {
+        let mut srem: Vec<&[u8]> = vec![b"SREM", key];
+        srem.extend(picks.iter().map(|m| &m[..]));
+        crate::repl_master::instead(ctx.server, &srem);
     }
     Ok(())
 }
@@ -509,25 +516,21 @@ fn smove(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// Type-checks every key in order; Ok(false) when one is missing.
-fn all_present(ctx: &mut Ctx, keys: &[&[u8]], store: bool) -> CmdResult<bool> {
+/// Type-checks every key in order; Ok(false) when one is missing. The
+/// STORE forms look their sources up as reads too (hits, misses and
+/// keymiss events), as Redis 7.0 does.
+fn all_present(ctx: &mut Ctx, keys: &[&[u8]]) -> CmdResult<bool> {
     let (db, now) = (ctx.db(), ctx.now);
     let mut present = true;
     for &k in keys {
-        let shard = ctx.shard(k);
-        let found = if store {
-            typed::write::<Set>(shard, db, k, now)?.is_some()
-        } else {
-            typed::read::<Set>(shard, db, k, now)?.is_some()
-        };
-        present &= found;
+        present &= typed::read::<Set>(ctx.shard(k), db, k, now)?.is_some();
     }
     Ok(present)
 }
 
 /// The intersection of the sets at `keys`, in the order of the smallest.
-fn intersect(ctx: &mut Ctx, keys: &[&[u8]], store: bool) -> CmdResult<Vec<Vec<u8>>> {
-    if !all_present(ctx, keys, store)? {
+fn intersect(ctx: &mut Ctx, keys: &[&[u8]]) -> CmdResult<Vec<Vec<u8>>> {
+    if !all_present(ctx, keys)? {
         return Ok(Vec::new());
     }
     let (db, now) = (ctx.db(), ctx.now);
@@ -594,14 +597,14 @@ fn build(members: impl Iterator<Item = Vec<u8>>, max: usize) -> Set {
 
 /// SINTER key [key ...]
 fn sinter(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    let out = intersect(ctx, &keys_from(args, 1), false)?;
+    let out = intersect(ctx, &keys_from(args, 1))?;
     reply_set(ctx.reply, out.iter());
     Ok(())
 }
 
 /// SINTERSTORE destination key [key ...]
 fn sinterstore(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    let out = intersect(ctx, &keys_from(args, 2), true)?;
+    let out = intersect(ctx, &keys_from(args, 2))?;
     let result = build(out.into_iter(), max_intset(ctx));
     store(ctx, arg(args, 1), result, "sinterstore");
     Ok(())
@@ -633,7 +636,7 @@ fn sintercard(ctx: &mut Ctx, args: &Args) -> CmdResult {
         }
     }
     let keys: Vec<&[u8]> = args.iter().skip(2).take(numkeys).collect();
-    let n = intersect(ctx, &keys, false)?.len();
+    let n = intersect(ctx, &keys)?.len();
     let n = if limit > 0 { n.min(limit) } else { n };
     ctx.reply.int(n as i64);
     Ok(())
@@ -645,8 +648,8 @@ enum Op {
     Diff,
 }
 
-fn union_diff(ctx: &mut Ctx, keys: &[&[u8]], op: Op, store: bool) -> CmdResult<Set> {
-    all_present(ctx, keys, store)?;
+fn union_diff(ctx: &mut Ctx, keys: &[&[u8]], op: Op) -> CmdResult<Set> {
+    all_present(ctx, keys)?;
     let max = max_intset(ctx);
     let (db, now) = (ctx.db(), ctx.now);
     let mut result = Set::new();
@@ -691,28 +694,28 @@ fn reply_whole(reply: &mut Reply, s: &Set) {
 
 /// SUNION key [key ...]
 fn sunion(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    let s = union_diff(ctx, &keys_from(args, 1), Op::Union, false)?;
+    let s = union_diff(ctx, &keys_from(args, 1), Op::Union)?;
     reply_whole(ctx.reply, &s);
     Ok(())
 }
 
 /// SUNIONSTORE destination key [key ...]
 fn sunionstore(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    let s = union_diff(ctx, &keys_from(args, 2), Op::Union, true)?;
+    let s = union_diff(ctx, &keys_from(args, 2), Op::Union)?;
     store(ctx, arg(args, 1), s, "sunionstore");
     Ok(())
 }
 
 /// SDIFF key [key ...]
 fn sdiff(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    let s = union_diff(ctx, &keys_from(args, 1), Op::Diff, false)?;
+    let s = union_diff(ctx, &keys_from(args, 1), Op::Diff)?;
     reply_whole(ctx.reply, &s);
     Ok(())
 }
 
 /// SDIFFSTORE destination key [key ...]
 fn sdiffstore(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    let s = union_diff(ctx, &keys_from(args, 2), Op::Diff, true)?;
+    let s = union_diff(ctx, &keys_from(args, 2), Op::Diff)?;
     store(ctx, arg(args, 1), s, "sdiffstore");
     Ok(())
 }

@@ -1195,6 +1195,11 @@ fn mpop_first(
         } else {
             reply_zmpop(ctx.reply, key, &items);
         }
+        // Replicas get the plain pop this amounted to (Redis 7.0).
+        let name: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+        let n = items.len().to_string();
+        let with_count = [name, key, n.as_bytes()];
+        crate::repl_master::instead(ctx.server, &with_count[..if single { 2 } else { 3 }]);
         return Ok(true);
     }
     Ok(false)
@@ -1380,15 +1385,11 @@ impl Src {
     }
 }
 
-/// A source's elements: a zset's, or a set's with score 1.
-fn read_source(ctx: &mut Ctx, key: &[u8], write: bool) -> CmdResult<Elems> {
+/// A source's elements: a zset's, or a set's with score 1. The STORE
+/// forms look sources up as reads too (hits, misses, keymiss), as Redis 7.0.
+fn read_source(ctx: &mut Ctx, key: &[u8]) -> CmdResult<Elems> {
     let (db, now) = (ctx.db(), ctx.now);
-    let shard = ctx.shard(key);
-    let e = if write {
-        shard.get_quiet(db, key, now)
-    } else {
-        shard.get(db, key, now)
-    };
+    let e = ctx.shard(key).get(db, key, now);
     match e {
         None => Ok(Vec::new()),
         Some(e) => match &e.value {
@@ -1420,7 +1421,7 @@ fn zsetop(
     let setnum = setnum as usize;
     let mut srcs = Vec::with_capacity(setnum);
     for i in 0..setnum {
-        let elems = read_source(ctx, arg(args, nk_idx + 1 + i), dest)?;
+        let elems = read_source(ctx, arg(args, nk_idx + 1 + i))?;
         srcs.push(Src {
             elems,
             index: HashMap::new(),

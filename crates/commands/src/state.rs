@@ -129,6 +129,10 @@ pub struct Server {
     pub persistence: crate::persist::Persistence,
     /// Lua scripts and functions.
     pub scripting: crate::scripting::Scripting,
+    /// Replication: IDs, offsets, the command stream and its replicas.
+    pub repl: Arc<damselfly_replication::Replication>,
+    /// The link to our master while this server is a replica.
+    pub replica: damselfly_replication::replica::Follower,
 }
 
 thread_local! {
@@ -152,9 +156,11 @@ impl Server {
         let keyspace = Keyspace::new(opts.shards, opts.dbnum);
         let pubsub = Arc::new(crate::pubsub::PubSub::default());
         let tracking = Arc::new(crate::tracking::Tracking::default());
+        let repl = Arc::new(damselfly_replication::Replication::default());
         keyspace.set_events(Arc::new(crate::tracking::Sink {
             pubsub: pubsub.clone(),
             tracking: tracking.clone(),
+            repl: repl.clone(),
         }));
         let config = Config::new();
         config.apply_to(&pubsub, &tracking);
@@ -183,6 +189,8 @@ impl Server {
             monitors: Default::default(),
             persistence: Default::default(),
             scripting: Default::default(),
+            repl,
+            replica: Default::default(),
         }
     }
 
@@ -214,6 +222,7 @@ impl Server {
             sh.stats.keyspace_hits = 0;
             sh.stats.keyspace_misses = 0;
         }
+        self.repl.reset_sync_counters();
     }
 
     pub fn uptime_secs(&self) -> u64 {

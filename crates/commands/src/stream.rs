@@ -610,6 +610,15 @@ fn xadd(ctx: &mut Ctx, args: &Args) -> CmdResult {
         shard.notify(db, key, "xtrim");
     }
     reply_id(ctx.reply, id);
+    // Replicas get the ID this server chose (for `*` and `ms-*`).
+    if ctx.server.repl.active() {
+        let id = id.to_string();
+        let mut argv: Vec<&[u8]> = args.iter().collect();
+        if let Some(a) = argv.get_mut(t.next) {
+            *a = id.as_bytes();
+        }
+        crate::repl_master::instead(ctx.server, &argv);
+    }
     Ok(())
 }
 

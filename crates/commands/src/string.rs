@@ -449,14 +449,29 @@ fn set(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = args.get(1).unwrap_or_default();
     let value = args.get(2).unwrap_or_default();
     let o = parse_ext(args, 3, true)?;
+    let pxat_given = o
+        .expire
+        .is_some_and(|(kind, _)| kind.absolute() && kind.unit_ms() == 1);
+    if o.get && (o.expire.is_none() || pxat_given) && ctx.server.repl.active() {
+        // Replicas get the SET without its GET (Redis 7.0).
+        let argv: Vec<&[u8]> = args
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| *i < 3 || !crate::args::eq(a, "get"))
+            .map(|(_, a)| a)
+            .collect();
+        crate::repl_master::instead(ctx.server, &argv);
+    }
     let expiry = match o.expire {
-        Some((kind, n)) => Expiry::At(expire_at(
-            n,
-            kind.unit_ms(),
-            kind.absolute(),
-            ctx.now,
-            "set",
-        )?),
+        Some((kind, n)) => {
+            let at = expire_at(n, kind.unit_ms(), kind.absolute(), ctx.now, "set")?;
+            // Replicas get SET key value PXAT ms unless PXAT was given
+            // (Redis 7.0's rewrite; used only if the SET happens).
+            if !pxat_given {
+                set_pxat_instead(ctx, key, value, at);
+            }
+            Expiry::At(at)
+        }
         None if o.keepttl => Expiry::Keep,
         None => Expiry::Clear,
     };
@@ -550,6 +565,7 @@ fn set_with_ttl(ctx: &mut Ctx, args: &Args, unit_ms: i64, name: &'static str) ->
     let ttl = args.get(2).unwrap_or_default();
     let value = args.get(3).unwrap_or_default();
     let at = expire_at(ttl, unit_ms, false, ctx.now, name)?;
+    set_pxat_instead(ctx, key, value, at);
     set_generic(
         ctx,
         key,
@@ -559,6 +575,13 @@ fn set_with_ttl(ctx: &mut Ctx, args: &Args, unit_ms: i64, name: &'static str) ->
         false,
         SetReply::Ok,
     )
+}
+
+fn set_pxat_instead(ctx: &Ctx, key: &[u8], value: &[u8], at: u64) {
+    if ctx.server.repl.active() {
+        let at = at.to_string();
+        crate::repl_master::instead(ctx.server, &[b"SET", key, value, b"PXAT", at.as_bytes()]);
+    }
 }
 
 /// GETSET key value
@@ -599,16 +622,20 @@ fn getex(ctx: &mut Ctx, args: &Args) -> CmdResult {
             // An absolute time already past deletes the key, as Redis does.
             shard.remove(db, key);
             shard.written(db, key, "del");
+            crate::repl_master::instead(ctx.server, &[b"DEL", key]);
         }
         Some((at, _)) => {
             shard.set_expire(db, key, at);
             shard.written(db, key, "expire");
+            let at = at.to_string();
+            crate::repl_master::instead(ctx.server, &[b"PEXPIREAT", key, at.as_bytes()]);
         }
         None if o.persist => {
             let had = shard.get_quiet(db, key, now).map_or(0, |e| e.expire_at);
             if had != 0 {
                 shard.set_expire(db, key, 0);
                 shard.written(db, key, "persist");
+                crate::repl_master::instead(ctx.server, &[b"PERSIST", key]);
             }
         }
         None => {}
@@ -879,7 +906,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &Args) -> CmdResult {
     use damselfly_core::ldouble::{add, LdError};
     let key = args.get(1).unwrap_or_default();
     let by = args.get(2).unwrap_or_default();
-    let (db, now) = (ctx.db(), ctx.now);
+    let (db, now, server) = (ctx.db(), ctx.now, ctx.server);
     let (shard, reply) = ctx.shard_and_reply(key);
     let cur: Vec<u8> = match shard.get_quiet(db, key, now) {
         Some(e) if e.value.is_string() => e.value.string_bytes().into_owned(),
@@ -891,6 +918,8 @@ fn incrbyfloat(ctx: &mut Ctx, args: &Args) -> CmdResult {
         LdError::NanOrInfinity => CmdError::NanOrInfinity,
     })?;
     reply.bulk(&sum);
+    // The result, not the increment: float formatting may differ elsewhere.
+    crate::repl_master::instead(server, &[b"SET", key, &sum, b"KEEPTTL"]);
     match shard.get_quiet(db, key, now) {
         Some(e) => e.value = Value::from_vec(sum),
         None => {

@@ -198,6 +198,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::geo::COMMANDS)
         .chain(crate::sort::COMMANDS)
         .chain(crate::stream::COMMANDS)
+        .chain(crate::repl_master::COMMANDS)
         .chain(crate::transactions::COMMANDS)
         .chain(crate::pubsub::COMMANDS)
         .chain(crate::observe::COMMANDS)
@@ -205,6 +206,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::acl::COMMANDS)
         .chain(crate::persist::COMMANDS)
         .chain(crate::scripting::COMMANDS)
+        .chain(crate::replicaof::COMMANDS)
 }
 
 pub fn table() -> &'static Table {

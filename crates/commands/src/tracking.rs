@@ -601,6 +601,8 @@ pub(crate) fn client_trackinginfo(ctx: &mut Ctx, _args: &Args) -> CmdResult {
 pub struct Sink {
     pub pubsub: Arc<PubSub>,
     pub tracking: Arc<Tracking>,
+    /// Expired and evicted keys go to replicas as DEL.
+    pub repl: Arc<damselfly_replication::Replication>,
 }
 
 impl damselfly_storage::Events for Sink {
@@ -610,6 +612,9 @@ impl damselfly_storage::Events for Sink {
 
     fn event(&self, db: usize, key: &[u8], event: &'static str) {
         self.pubsub.notify_event(db, key, event);
+        if (event == "expired" || event == "evicted") && self.repl.active() {
+            damselfly_replication::master::deleted(&self.repl, db, key);
+        }
         if event != "new" && event != "keymiss" {
             let by = crate::pubsub::current();
             self.tracking

@@ -83,7 +83,7 @@ pub(crate) fn runs_in_multi(e: &Entry) -> bool {
 
 /// Commands without key arguments that visit shards themselves (one at a
 /// time when run alone): inside EXEC they need every shard held already.
-fn visits_shards(e: &Entry) -> bool {
+pub(crate) fn visits_shards(e: &Entry) -> bool {
     crate::scripting::is_script(e)
         || matches!(
             e.cmd.name,
@@ -208,25 +208,41 @@ fn exec(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     // The dispatcher held nothing for EXEC itself (no keys). Waiting
     // behind a script that runs past its busy threshold ends in BUSY with
     // the transaction still open, as when Redis refuses EXEC then.
-    let abort = || server.scripting.busy(server, ctx.client.id()).is_some();
-    let locked = if all {
-        ks.lock_all_or_abort(abort)
-    } else if shards.is_empty() {
-        Some(ks.lock_none())
-    } else {
-        ks.lock_or_abort(&mut shards, abort)
-    };
-    let Some(locked) = locked else {
-        let err = server
-            .scripting
-            .busy(server, ctx.client.id())
-            .unwrap_or(CmdError::BusyScript);
-        ctx.client
-            .info
-            .multi
-            .store(multi.queue.len() as i64, Relaxed);
-        ctx.client.multi = Some(multi);
-        return Err(err);
+    let id = ctx.client.id();
+    let abort = || server.scripting.busy(server, id).is_some();
+    // The Lua VM comes before any shard (a script holding it may wait for
+    // shards): a transaction with a scripting command takes it first.
+    let needs_vm = multi.queue.iter().any(|(e, _)| e.cmd.group == "scripting");
+    let taken = (|| {
+        let vm = match needs_vm {
+            true => Some(server.scripting.lock_vm(server, id)?),
+            false => None,
+        };
+        let locked = if all {
+            ks.lock_all_or_abort(abort)
+        } else if shards.is_empty() {
+            Some(ks.lock_none())
+        } else {
+            ks.lock_or_abort(&mut shards, abort)
+        };
+        let busy = || {
+            server
+                .scripting
+                .busy(server, id)
+                .unwrap_or(CmdError::BusyScript)
+        };
+        locked.map(|l| (vm, l)).ok_or_else(busy)
+    })();
+    let (vm, locked) = match taken {
+        Ok(t) => t,
+        Err(err) => {
+            ctx.client
+                .info
+                .multi
+                .store(multi.queue.len() as i64, Relaxed);
+            ctx.client.multi = Some(multi);
+            return Err(err);
+        }
     };
     ctx.locked = locked;
     let (now, id) = (ctx.now, ctx.client.id());
@@ -262,5 +278,6 @@ fn exec(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     }
     ctx.client.in_exec = false;
     info.multi.store(-1, Relaxed);
+    drop(vm);
     Ok(())
 }

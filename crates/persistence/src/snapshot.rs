@@ -15,18 +15,18 @@ use crate::file::FileWriter;
 use damselfly_storage::{Keyspace, Locked, Shard, ShardSnapshot};
 use parking_lot::Mutex;
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-struct Sink {
-    writer: Option<FileWriter<BufWriter<File>>>,
+struct Sink<W: Write> {
+    writer: Option<FileWriter<W>>,
     error: Option<io::Error>,
 }
 
-struct Owed {
-    sink: Mutex<Sink>,
+struct Owed<W: Write> {
+    sink: Mutex<Sink<W>>,
     keys_done: AtomicU64,
     /// Microseconds the snapshot's own thread sleeps per key it wrote
     /// (Redis's rdb-key-save-delay, a testing knob that keeps a snapshot
@@ -34,7 +34,7 @@ struct Owed {
     key_delay_us: u64,
 }
 
-impl ShardSnapshot for Owed {
+impl<W: Write + Send> ShardSnapshot for Owed<W> {
     fn save_shard(&self, _index: usize, shard: &Shard) {
         let mut sink = self.sink.lock();
         let Some(w) = sink.writer.as_mut() else {
@@ -67,61 +67,15 @@ impl ShardSnapshot for Owed {
     }
 }
 
-/// A snapshot that has begun: its contents are fixed, its file is being
-/// written.
-pub struct Snapshot {
-    owed: Arc<Owed>,
-    temp: PathBuf,
-    target: PathBuf,
-    dirty_at_start: Vec<u64>,
-    pub keys_total: u64,
-}
-
-/// What a finished save reports.
-#[derive(Debug)]
-pub struct Saved {
-    pub keys: u64,
-    pub bytes: u64,
-}
-
-/// Starts a snapshot of `ks` into `target` (written as a temp file beside
-/// it, renamed when complete). `all` must hold every shard: the caller's
-/// own locks (a command flagged `all_shards`) or `Keyspace::lock_all`.
-pub fn begin(
+/// Marks every shard of `all` owed to a snapshot written by `writer`,
+/// whose header then gets the RESIZEDB hints. Returns the debt, the dirty
+/// counters and the key count at this instant.
+fn mark<W: Write + Send + 'static>(
     ks: &Keyspace,
     all: &mut Locked<'_>,
-    target: &Path,
-    limits: Limits,
-    aux: &[(&str, String)],
-    functions: &[Vec<u8>],
+    mut writer: FileWriter<W>,
     key_delay_us: u64,
-) -> io::Result<Snapshot> {
-    if !(0..ks.shard_count()).all(|i| all.holds(i)) {
-        return Err(io::Error::other(
-            "a snapshot must begin with every shard locked",
-        ));
-    }
-    let dir = target.parent().unwrap_or(Path::new("."));
-    let temp = dir.join(format!(
-        "temp-{}-{}.rdb.tmp",
-        std::process::id(),
-        damselfly_storage::mono_ns()
-    ));
-    let file = File::create(&temp)?;
-    let started =
-        FileWriter::new(BufWriter::with_capacity(1 << 20, file), limits, aux).and_then(|mut w| {
-            for code in functions {
-                w.function(code)?;
-            }
-            Ok(w)
-        });
-    let mut writer = match started {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = std::fs::remove_file(&temp);
-            return Err(e);
-        }
-    };
+) -> (Arc<Owed<W>>, Vec<u64>, u64) {
     let owed = Arc::new(Owed {
         sink: Mutex::new(Sink {
             writer: None,
@@ -154,12 +108,139 @@ pub fn begin(
             Err(e) => sink.error = Some(e),
         }
     }
+    (owed, dirty_at_start, sizes.iter().map(|s| s.0).sum())
+}
+
+/// Locks each shard in turn, which pays whatever it still owes.
+fn walk<W: Write>(owed: &Owed<W>, ks: &Keyspace) {
+    for i in 0..ks.shard_count() {
+        let before = owed.keys_done.load(Relaxed);
+        drop(ks.lock_one(i));
+        let written = owed.keys_done.load(Relaxed) - before;
+        if owed.key_delay_us > 0 && written > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(
+                owed.key_delay_us.saturating_mul(written),
+            ));
+        }
+    }
+}
+
+/// A writer with the RDB header, the aux fields and the function
+/// libraries written: what every snapshot starts with.
+fn start<W: Write>(
+    out: W,
+    limits: Limits,
+    aux: &[(&str, String)],
+    functions: &[Vec<u8>],
+) -> io::Result<FileWriter<W>> {
+    let mut w = FileWriter::new(out, limits, aux)?;
+    for code in functions {
+        w.function(code)?;
+    }
+    Ok(w)
+}
+
+fn check_all_held(ks: &Keyspace, all: &Locked<'_>) -> io::Result<()> {
+    if (0..ks.shard_count()).all(|i| all.holds(i)) {
+        Ok(())
+    } else {
+        Err(io::Error::other(
+            "a snapshot must begin with every shard locked",
+        ))
+    }
+}
+
+/// A snapshot into memory, for a replica's full sync: same contents and
+/// same rules as a file snapshot, the RDB bytes returned at the end.
+pub struct MemorySnapshot {
+    owed: Arc<Owed<Vec<u8>>>,
+}
+
+/// Starts a snapshot of `ks` into memory; `all` must hold every shard.
+pub fn begin_memory(
+    ks: &Keyspace,
+    all: &mut Locked<'_>,
+    limits: Limits,
+    aux: &[(&str, String)],
+    functions: &[Vec<u8>],
+) -> io::Result<MemorySnapshot> {
+    check_all_held(ks, all)?;
+    let writer = start(Vec::new(), limits, aux, functions)?;
+    let (owed, _, _) = mark(ks, all, writer, 0);
+    Ok(MemorySnapshot { owed })
+}
+
+impl MemorySnapshot {
+    /// Walks every shard still owed and returns the whole RDB.
+    pub fn finish(self, ks: &Keyspace) -> io::Result<Vec<u8>> {
+        walk(&self.owed, ks);
+        let mut sink = self.owed.sink.lock();
+        if let Some(e) = sink.error.take() {
+            return Err(e);
+        }
+        sink.writer
+            .take()
+            .ok_or_else(|| io::Error::other("snapshot writer missing"))?
+            .finish()
+    }
+}
+
+/// A snapshot that has begun: its contents are fixed, its file is being
+/// written.
+pub struct Snapshot {
+    owed: Arc<Owed<BufWriter<File>>>,
+    temp: PathBuf,
+    target: PathBuf,
+    dirty_at_start: Vec<u64>,
+    pub keys_total: u64,
+}
+
+/// What a finished save reports.
+#[derive(Debug)]
+pub struct Saved {
+    pub keys: u64,
+    pub bytes: u64,
+}
+
+/// Starts a snapshot of `ks` into `target` (written as a temp file beside
+/// it, renamed when complete). `all` must hold every shard: the caller's
+/// own locks (a command flagged `all_shards`) or `Keyspace::lock_all`.
+pub fn begin(
+    ks: &Keyspace,
+    all: &mut Locked<'_>,
+    target: &Path,
+    limits: Limits,
+    aux: &[(&str, String)],
+    functions: &[Vec<u8>],
+    key_delay_us: u64,
+) -> io::Result<Snapshot> {
+    check_all_held(ks, all)?;
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        "temp-{}-{}.rdb.tmp",
+        std::process::id(),
+        damselfly_storage::mono_ns()
+    ));
+    let file = File::create(&temp)?;
+    let writer = match start(
+        BufWriter::with_capacity(1 << 20, file),
+        limits,
+        aux,
+        functions,
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e);
+        }
+    };
+    let (owed, dirty_at_start, keys_total) = mark(ks, all, writer, key_delay_us);
     Ok(Snapshot {
         owed,
         temp,
         target: target.to_path_buf(),
         dirty_at_start,
-        keys_total: sizes.iter().map(|s| s.0).sum(),
+        keys_total,
     })
 }
 
@@ -174,17 +255,7 @@ impl Snapshot {
     /// checksum, fsync, rename over the target, fsync of the directory.
     /// On success the dirty counters drop by what they were at `begin`.
     pub fn finish(self, ks: &Keyspace) -> io::Result<Saved> {
-        for i in 0..ks.shard_count() {
-            let before = self.owed.keys_done.load(Relaxed);
-            // Locking pays the shard's debt if nobody has yet.
-            drop(ks.lock_one(i));
-            let written = self.owed.keys_done.load(Relaxed) - before;
-            if self.owed.key_delay_us > 0 && written > 0 {
-                std::thread::sleep(std::time::Duration::from_micros(
-                    self.owed.key_delay_us.saturating_mul(written),
-                ));
-            }
-        }
+        walk(&self.owed, ks);
         let result = self.complete();
         if result.is_ok() {
             for (i, d) in self.dirty_at_start.iter().enumerate() {

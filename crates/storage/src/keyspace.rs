@@ -2,7 +2,7 @@ use crate::shard::Shard;
 use damselfly_core::slot::key_slot;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// All shards. Shard count is a power of two, at most 16384 (one per slot).
 pub struct Keyspace {
@@ -12,6 +12,22 @@ pub struct Keyspace {
     active_expire: AtomicBool,
     /// Eviction candidates kept between rounds.
     pub(crate) evict_pool: crate::evict::Pool,
+    /// Set while the running script waits for a shard below one it holds
+    /// (`escalate`): every other locker waiting for a shard while holding
+    /// some lets go of them until it clears.
+    escalating: AtomicBool,
+    /// Escalations so far (the VM holder learns from a change that its
+    /// script needs every shard).
+    escalations: AtomicU64,
+}
+
+/// How a wait for one shard ended.
+enum Wait<'a> {
+    Got(MutexGuard<'a, Shard>),
+    /// `abort` said to give up.
+    Abort,
+    /// A script is escalating: release what is held and start again.
+    BackOff,
 }
 
 /// The shards a command holds, sorted by index.
@@ -27,6 +43,8 @@ impl Keyspace {
             dbnum,
             active_expire: AtomicBool::new(true),
             evict_pool: Default::default(),
+            escalating: AtomicBool::new(false),
+            escalations: AtomicU64::new(0),
         }
     }
 
@@ -85,9 +103,9 @@ impl Keyspace {
     pub fn lock(&self, shards: &mut SmallVec<[usize; 4]>) -> Locked<'_> {
         shards.sort_unstable();
         shards.dedup();
-        Locked {
-            guards: shards.iter().map(|&i| (i, self.lock_one(i))).collect(),
-        }
+        let all: &[usize] = shards;
+        self.acquire(all.iter().copied(), &|| false)
+            .unwrap_or_else(|| self.lock_none())
     }
 
     /// Like `lock`, but a shard busy for a while makes it ask `abort`;
@@ -100,30 +118,60 @@ impl Keyspace {
     ) -> Option<Locked<'_>> {
         shards.sort_unstable();
         shards.dedup();
-        let mut guards = SmallVec::with_capacity(shards.len());
-        for &i in shards.iter() {
-            guards.push((i, self.wait_lock(i, &abort)?));
-        }
-        Some(Locked { guards })
+        let all: &[usize] = shards;
+        self.acquire(all.iter().copied(), &abort)
     }
 
     /// `lock_all`, giving up as `lock_or_abort` does.
     pub fn lock_all_or_abort(&self, abort: impl Fn() -> bool) -> Option<Locked<'_>> {
-        let mut guards = SmallVec::with_capacity(self.shards.len());
-        for i in 0..self.shards.len() {
-            guards.push((i, self.wait_lock(i, &abort)?));
-        }
-        Some(Locked { guards })
+        self.acquire(0..self.shards.len(), &abort)
     }
 
-    fn wait_lock(&self, i: usize, abort: &impl Fn() -> bool) -> Option<MutexGuard<'_, Shard>> {
+    /// Locks `shards` (ascending, distinct) one after the other. While a
+    /// script escalates, a wait with shards in hand lets go of them all,
+    /// waits for the escalation to end and starts over: that is what
+    /// makes `escalate` deadlock-free.
+    fn acquire(
+        &self,
+        shards: impl Iterator<Item = usize> + Clone,
+        abort: &dyn Fn() -> bool,
+    ) -> Option<Locked<'_>> {
+        'again: loop {
+            let mut guards = SmallVec::new();
+            for i in shards.clone() {
+                match self.wait_lock(i, !guards.is_empty(), abort) {
+                    Wait::Got(g) => guards.push((i, g)),
+                    Wait::Abort => return None,
+                    Wait::BackOff => {
+                        drop(guards);
+                        self.wait_escalation();
+                        continue 'again;
+                    }
+                }
+            }
+            return Some(Locked { guards });
+        }
+    }
+
+    /// Waits for shard `i`, asking `abort` every 2 ms; a waiter holding
+    /// other shards backs off while a script escalates.
+    fn wait_lock(&self, i: usize, holding: bool, abort: &dyn Fn() -> bool) -> Wait<'_> {
         loop {
             if let Some(g) = self.shards[i].try_lock_for(std::time::Duration::from_millis(2)) {
-                return Some(settle(i, g));
+                return Wait::Got(settle(i, g));
+            }
+            if holding && self.escalating.load(Relaxed) {
+                return Wait::BackOff;
             }
             if abort() {
-                return None;
+                return Wait::Abort;
             }
+        }
+    }
+
+    fn wait_escalation(&self) {
+        while self.escalating.load(Relaxed) {
+            std::thread::sleep(std::time::Duration::from_micros(100));
         }
     }
 
@@ -134,14 +182,8 @@ impl Keyspace {
     }
 
     pub fn lock_all(&self) -> Locked<'_> {
-        Locked {
-            guards: self
-                .shards
-                .iter()
-                .enumerate()
-                .map(|(i, m)| (i, settle(i, m.lock())))
-                .collect(),
-        }
+        self.acquire(0..self.shards.len(), &|| false)
+            .unwrap_or_else(|| self.lock_none())
     }
 
     /// Adds shard `idx` to `locked` without breaking the ascending-order
@@ -155,10 +197,14 @@ impl Keyspace {
         }
         let above = locked.guards.last().is_none_or(|(i, _)| *i < idx);
         if above {
-            locked.guards.push((idx, self.lock_one(idx)));
-            return true;
-        }
-        if let Some(g) = self.shards[idx].try_lock() {
+            match self.wait_lock(idx, !locked.guards.is_empty(), &|| false) {
+                Wait::Got(g) => {
+                    locked.guards.push((idx, g));
+                    return true;
+                }
+                Wait::Abort | Wait::BackOff => {}
+            }
+        } else if let Some(g) = self.shards[idx].try_lock() {
             let g = settle(idx, g);
             let pos = locked.guards.partition_point(|(i, _)| *i < idx);
             locked.guards.insert(pos, (idx, g));
@@ -167,8 +213,52 @@ impl Keyspace {
         let mut want: SmallVec<[usize; 4]> = locked.guards.iter().map(|(i, _)| *i).collect();
         want.push(idx);
         locked.guards.clear();
+        self.wait_escalation();
         *locked = self.lock(&mut want);
         false
+    }
+
+    /// Adds shard `idx` to the running script's `locked`. Above every held
+    /// shard it waits (a holder of a higher shard never waits for a lower
+    /// one, nor for the Lua VM the script holds); below, it tries without
+    /// waiting. When that fails: with `may_restart` it gives up (false) so
+    /// the script can start again holding every shard; otherwise it
+    /// escalates: it raises `escalating` and waits. Every other locker
+    /// that waits while holding shards sees the flag within 2 ms and
+    /// releases them all (`acquire`, `add_lock`), and no holder of a shard
+    /// waits for anything else the script holds, so the wait ends.
+    /// Only the holder of the Lua VM calls this, so one escalation at most
+    /// is under way.
+    pub fn script_add<'a>(
+        &'a self,
+        locked: &mut Locked<'a>,
+        idx: usize,
+        may_restart: bool,
+    ) -> bool {
+        if locked.holds(idx) {
+            return true;
+        }
+        let pos = locked.guards.partition_point(|(i, _)| *i < idx);
+        let g = if pos == locked.guards.len() {
+            self.lock_one(idx)
+        } else if let Some(g) = self.shards[idx].try_lock() {
+            settle(idx, g)
+        } else if may_restart {
+            return false;
+        } else {
+            self.escalations.fetch_add(1, Relaxed);
+            self.escalating.store(true, Relaxed);
+            let g = self.lock_one(idx);
+            self.escalating.store(false, Relaxed);
+            g
+        };
+        locked.guards.insert(pos, (idx, g));
+        true
+    }
+
+    /// How many times a script has escalated (`script_add`).
+    pub fn escalations(&self) -> u64 {
+        self.escalations.load(Relaxed)
     }
 
     pub fn lock_none(&self) -> Locked<'_> {
@@ -190,6 +280,10 @@ fn settle(index: usize, mut g: MutexGuard<'_, Shard>) -> MutexGuard<'_, Shard> {
 impl<'a> Locked<'a> {
     pub fn is_empty(&self) -> bool {
         self.guards.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.guards.len()
     }
 
     pub fn holds(&self, shard: usize) -> bool {

@@ -47,9 +47,34 @@ pub fn set_expiry_paused_until(ms: u64) {
     EXPIRY_PAUSED_UNTIL.store(ms, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Set while this server is a replica: its master decides when keys
+/// expire (it sends DEL), so expiry never deletes; an expired key still
+/// reads as gone to clients, but not to the master's own commands.
+static REPLICA: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+thread_local! {
+    /// Set while this thread runs a command of the master's stream.
+    static FROM_MASTER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+pub fn set_replica(on: bool) {
+    REPLICA.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Marks this thread as running the master's stream (or not any more).
+pub fn set_from_master(on: bool) {
+    FROM_MASTER.with(|f| f.set(on));
+}
+
+/// Whether the command running on this thread came from our master.
+pub fn from_master() -> bool {
+    FROM_MASTER.with(std::cell::Cell::get)
+}
+
 /// Whether expiry may delete keys at `now` (ms).
 pub fn expiry_deletes(now: u64) -> bool {
     now >= EXPIRY_PAUSED_UNTIL.load(std::sync::atomic::Ordering::Relaxed)
+        && !REPLICA.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Milliseconds since the Unix epoch. Read with clock_gettime directly:

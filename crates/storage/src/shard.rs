@@ -219,12 +219,13 @@ impl Shard {
     }
 
     /// Removes `key` if it has expired; true when it had (while CLIENT
-    /// PAUSE holds writes it stays, but reads as gone).
+    /// PAUSE holds writes, or on a replica, it stays but reads as gone; to
+    /// the master's own commands it is still there).
     fn expire_if_needed(&mut self, db: usize, key: &[u8], now: u64) -> bool {
         match self.dbs[db].table.get(key) {
             Some(e) if e.is_expired(now) => {
                 if !crate::expiry_deletes(now) {
-                    return true;
+                    return !crate::from_master();
                 }
                 self.stats.expired_keys += 1;
                 self.remove_by_server(db, key, "expired")
@@ -279,6 +280,22 @@ impl Shard {
     /// Looks a key up for reading without refreshing its access time (as
     /// Redis's LOOKUP_NOTOUCH): hits and misses are still counted.
     pub fn get_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.lookup_notouch(db, key, now, true)
+    }
+
+    /// `get_notouch` whose miss fires no keymiss event (OBJECT, as Redis's
+    /// LOOKUP_NONOTIFY).
+    pub fn get_notouch_nonotify(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.lookup_notouch(db, key, now, false)
+    }
+
+    fn lookup_notouch(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now: u64,
+        notify: bool,
+    ) -> Option<&mut Entry> {
         let gone = self.expire_if_needed(db, key, now);
         match self.dbs[db].table.get_mut(key).filter(|_| !gone) {
             Some(e) => {
@@ -288,7 +305,7 @@ impl Shard {
             None => {
                 self.stats.keyspace_misses += 1;
                 // The field, not `emit`: `self.dbs` is still borrowed here.
-                if let Some(ev) = &self.events {
+                if let Some(ev) = self.events.as_ref().filter(|_| notify) {
                     ev.event(db, key, "keymiss");
                 }
                 None

@@ -129,7 +129,8 @@ pub fn redis_with(extra: &[&str]) -> Proc {
     redis_in_with(tempdir::Dir::new("redis"), extra)
 }
 
-fn redis_in_with(dir: tempdir::Dir, extra: &[&str]) -> Proc {
+/// `redis_in` with extra arguments (`--replicaof host port`...).
+pub fn redis_in_with(dir: tempdir::Dir, extra: &[&str]) -> Proc {
     let bin = which("redis-server")
         .expect("redis-server is not installed: run the README's test command, which installs it");
     for _ in 0..5 {

@@ -37,6 +37,10 @@ pub(crate) struct RunCtx<'s, 'l> {
 pub(crate) struct ScriptFlags {
     pub no_writes: bool,
     pub allow_oom: bool,
+    /// The script declared its flags (a shebang, or a function): it is
+    /// checked as a whole before it runs (replicas, memory), not only at
+    /// each write.
+    pub declared: bool,
 }
 
 pub(crate) struct Script {
@@ -49,6 +53,11 @@ pub struct Vm {
     lua: Lua,
     scripts: HashMap<String, Script>,
     pub(crate) functions: super::functions::Engine,
+    /// Scripts (by SHA1) and functions (by name, after a 0 byte) seen to
+    /// touch shards beyond their declared keys: they lock every shard up
+    /// front instead of restarting (scripts that build key names from a
+    /// prefix argument).
+    needs_all: std::collections::HashSet<Vec<u8>>,
 }
 
 const SHEBANG_FLAGS: &[&str] = &[
@@ -74,7 +83,10 @@ pub(crate) fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), CmdError> {
     if engine != "#!lua" {
         return Err(CmdError::ShebangEngine(engine.to_string()));
     }
-    let mut flags = ScriptFlags::default();
+    let mut flags = ScriptFlags {
+        declared: true,
+        ..ScriptFlags::default()
+    };
     for w in words {
         let Some(list) = w.strip_prefix("flags=") else {
             return Err(CmdError::ShebangOption(w.to_string()));
@@ -207,7 +219,7 @@ pub(crate) fn new_lua() -> mlua::Result<Lua> {
                 .and_then(|v| lua.coerce_string(v).ok().flatten());
             match name.and_then(|n| crate::table::lookup(&n.as_bytes())) {
                 Some(_) => Ok((true, Value::Boolean(true))),
-                None => raise(lua, "ERR Invalid command passed to redis.acl_check_cmd()"),
+                None => raise(lua, INVALID_ACL_CHECK),
             }
         })?,
     )?;
@@ -287,6 +299,7 @@ pub(crate) fn unpack_args(t: &Table) -> mlua::Result<MultiValue> {
 /// string, marked as a library error (reported without an `ERR ` prefix).
 fn raise(lua: &Lua, msg: &str) -> mlua::Result<(bool, Value)> {
     lua.set_named_registry_value("raised", msg)?;
+    lua.unset_named_registry_value("raised_counted")?;
     Ok((false, Value::String(lua.create_string(msg)?)))
 }
 
@@ -398,6 +411,8 @@ struct Run<'a, 's, 'l> {
     resp3: bool,
     no_writes: bool,
     allow_oom: bool,
+    /// Every command so far was a read: the run may still start again.
+    pure: bool,
 }
 
 impl Vm {
@@ -406,7 +421,25 @@ impl Vm {
             lua: new_lua()?,
             scripts: HashMap::new(),
             functions: super::functions::Engine::new()?,
+            needs_all: Default::default(),
         })
+    }
+
+    fn needs_all_key(target: &Target) -> Vec<u8> {
+        match target {
+            Target::Body(body) => sha1_hex(body).into_bytes(),
+            Target::Sha(sha) => sha.clone(),
+            Target::Function(name) => [&[0u8][..], name].concat(),
+        }
+    }
+
+    /// Whether `target` is known to touch shards it did not declare.
+    pub(crate) fn needs_all(&self, target: &Target) -> bool {
+        !self.needs_all.is_empty() && self.needs_all.contains(&Self::needs_all_key(target))
+    }
+
+    pub(crate) fn set_needs_all(&mut self, target: &Target) {
+        self.needs_all.insert(Self::needs_all_key(target));
     }
 
     pub fn script_count(&self) -> usize {
@@ -419,6 +452,7 @@ impl Vm {
 
     pub fn flush_scripts(&mut self) -> mlua::Result<()> {
         self.scripts.clear();
+        self.needs_all.clear();
         self.lua = new_lua()?;
         Ok(())
     }
@@ -476,6 +510,19 @@ impl Vm {
             func
         };
         let no_writes = flags.no_writes || job.read_only;
+        // A script that may write refuses to start without enough good
+        // replicas (min-replicas-to-write), then under maxmemory, in
+        // Redis 7.0's order.
+        if flags.declared && !no_writes && crate::repl_master::too_few_replicas(rc.server) {
+            return Err(CmdError::NoReplicas);
+        }
+        if flags.declared
+            && !no_writes
+            && !flags.allow_oom
+            && crate::maxmemory::over_limit(rc.server)
+        {
+            return Err(CmdError::OutOfMemory);
+        }
         execute(lua, rc, func, (no_writes, flags.allow_oom), &name, out)
     }
 }
@@ -532,16 +579,8 @@ pub(crate) fn execute(
     lua.set_hook(
         HookTriggers::new().every_nth_instruction(100_000),
         move |lua, _| {
-            if hook_running.kill.load(Relaxed) {
-                // Fire on every line from now on, so a pcall in the script
-                // cannot swallow the kill.
-                let again = hook_running.clone();
-                lua.set_hook(HookTriggers::EVERY_LINE, move |_, _| {
-                    if again.kill.load(Relaxed) {
-                        return Err(mlua::Error::RuntimeError("killed".into()));
-                    }
-                    Ok(VmState::Continue)
-                });
+            if hook_running.stopping() {
+                trap_every_line(lua, &hook_running);
                 return Err(mlua::Error::RuntimeError("killed".into()));
             }
             Ok(VmState::Continue)
@@ -553,6 +592,7 @@ pub(crate) fn execute(
         resp3: false,
         no_writes,
         allow_oom,
+        pure: true,
     });
     let failure = RefCell::new(Failure::default());
     let result = lua.scope(|scope| {
@@ -585,6 +625,11 @@ pub(crate) fn execute(
             let args = unpack_args(&packed)?;
             redis_log(lua, run.borrow().rc.server, args)
         })?;
+        let acl_check = scope.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
+            acl_check_cmd(lua, &run.borrow(), args)
+        })?;
+        redis.raw_set("acl_check_cmd", acl_check)?;
         redis.raw_set("call", call)?;
         redis.raw_set("pcall", pcall)?;
         redis.raw_set("setresp", setresp)?;
@@ -608,6 +653,9 @@ pub(crate) fn execute(
         let mut ret = xpcall.call::<MultiValue>((func, handler))?.into_iter();
         let ok = matches!(ret.next(), Some(Value::Boolean(true)));
         let value = ret.next().unwrap_or(Value::Nil);
+        running
+            .error_counted
+            .store(already_counted(lua, ok, &value), Relaxed);
         let lua_resp3 = run.borrow().resp3;
         let mut tmp = Reply::new();
         tmp.set_resp3(resp3_out);
@@ -632,6 +680,40 @@ pub(crate) fn execute(
         Ok(Err(text)) => Err(CmdError::Script(text)),
         Err(e) => Err(lua_err(e)),
     }
+}
+
+/// Whether the script's result (`ok`) or error is an error that a
+/// `redis.call` already counted in the error stats: a table marked
+/// `ignore_error_stats_update` (as Redis marks them) or the string that
+/// `redis.call` just raised.
+fn already_counted(lua: &Lua, ok: bool, value: &Value) -> bool {
+    match value {
+        Value::Table(t) => {
+            t.raw_get::<Value>("err").is_ok_and(|v| !v.is_nil())
+                && t.raw_get::<bool>("ignore_error_stats_update")
+                    .unwrap_or(false)
+        }
+        Value::String(s) if !ok => {
+            let raised: Option<mlua::String> = lua.named_registry_value("raised").ok();
+            raised.is_some_and(|r| r.as_bytes() == s.as_bytes())
+                && lua
+                    .named_registry_value::<bool>("raised_counted")
+                    .unwrap_or(false)
+        }
+        _ => false,
+    }
+}
+
+/// From now on the script fails on every line, so a pcall in it cannot
+/// swallow a kill or a restart.
+fn trap_every_line(lua: &Lua, running: &Arc<Running>) {
+    let again = running.clone();
+    lua.set_hook(HookTriggers::EVERY_LINE, move |_, _| {
+        if again.stopping() {
+            return Err(mlua::Error::RuntimeError("killed".into()));
+        }
+        Ok(VmState::Continue)
+    });
 }
 
 /// Calls `func` with no arguments, returning a failure as Redis words it
@@ -716,6 +798,28 @@ fn redis_log(lua: &Lua, server: &Server, args: MultiValue) -> mlua::Result<(bool
     Ok((true, Value::Nil))
 }
 
+const INVALID_ACL_CHECK: &str = "ERR Invalid command passed to redis.acl_check_cmd()";
+
+/// redis.acl_check_cmd(command, args...): whether the script's user may
+/// run it (true, or nil for a denial).
+fn acl_check_cmd(lua: &Lua, run: &Run, args: MultiValue) -> mlua::Result<(bool, Value)> {
+    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
+    for v in args {
+        match lua.coerce_string(v)? {
+            Some(s) => argv.push(s.as_bytes().to_vec()),
+            None => return raise(lua, &CmdError::ScriptArgType.to_string()),
+        }
+    }
+    let req = Request::from_owned(&argv);
+    let args = req.args(&[]);
+    let e = match crate::dispatch::resolve(&args) {
+        Ok(e) | Err((Some(e), CmdError::WrongArity(_))) => e,
+        Err(_) => return raise(lua, INVALID_ACL_CHECK),
+    };
+    let ok = crate::acl::permits(&run.rc.client.user, e, &args);
+    Ok((true, if ok { Value::Boolean(true) } else { Value::Nil }))
+}
+
 /// redis.call / redis.pcall: runs one command through the table, as the
 /// script's pseudo-client, with the script's locks.
 fn redis_call(
@@ -724,17 +828,37 @@ fn redis_call(
     args: MultiValue,
     raising: bool,
 ) -> mlua::Result<(bool, Value)> {
-    let fail = |lua: &Lua, e: CmdError| -> mlua::Result<(bool, Value)> {
+    // `counted`: the error is already in the error stats (as Redis marks
+    // it), so the script's reply, if it ends with it, is not counted again.
+    let fail_as = |lua: &Lua, e: CmdError, counted: bool| -> mlua::Result<(bool, Value)> {
         let msg = e.to_string();
         if raising {
-            raise(lua, &msg)
+            let r = raise(lua, &msg);
+            if counted {
+                lua.set_named_registry_value("raised_counted", true)?;
+            }
+            r
         } else {
             let t = lua.create_table()?;
             t.raw_set("err", msg)?;
+            if counted {
+                t.raw_set("ignore_error_stats_update", true)?;
+            }
             Ok((true, Value::Table(t)))
         }
     };
-    if run.rc.running.kill.load(Relaxed) {
+    let fail = |lua: &Lua, e: CmdError| fail_as(lua, e, false);
+    // Refused before it ran: counted as an error reply and, for a known
+    // command, a rejected call (Redis's script call path).
+    let stats = run.rc.stats;
+    let refuse = |lua: &Lua, e: CmdError, cmd: Option<&crate::table::Entry>| {
+        crate::dispatch::count_error(stats, &e);
+        if let Some(cmd) = cmd {
+            stats.commands[cmd.id].rejected.add(1);
+        }
+        fail_as(lua, e, true)
+    };
+    if run.rc.running.stopping() {
         return Err(mlua::Error::RuntimeError("killed".into()));
     }
     if args.is_empty() {
@@ -753,15 +877,29 @@ fn redis_call(
     let args = req.args(&[]);
     let e = match crate::dispatch::resolve(&args) {
         Ok(e) => e,
-        Err((_, CmdError::WrongArity(_))) => return fail(lua, CmdError::ScriptWrongArity),
-        Err(_) => return fail(lua, CmdError::ScriptUnknownCommand),
+        Err((e, CmdError::WrongArity(_))) => return refuse(lua, CmdError::ScriptWrongArity, e),
+        Err(_) => return refuse(lua, CmdError::ScriptUnknownCommand, None),
     };
     if e.has(flag::NOSCRIPT) {
-        return fail(lua, CmdError::ScriptNotAllowed);
+        return refuse(lua, CmdError::ScriptNotAllowed, Some(e));
     }
     if !run.rc.client.user.unrestricted.load(Relaxed) {
         if let Err(err) = crate::acl::check_script(run.rc.server, &run.rc.client, e, &args) {
-            return fail(lua, err);
+            return refuse(lua, err, Some(e));
+        }
+    }
+    // PUBLISH and the like (`may_replicate`) count as writes here, as in Redis.
+    if run.no_writes && e.has(flag::WRITE | flag::MAY_REPLICATE) {
+        return refuse(lua, CmdError::ScriptWriteInReadOnly, Some(e));
+    }
+    // The server-state checks apply until the script's first write; after
+    // it, failing would break the script's atomicity (Redis's rule).
+    if e.has(flag::WRITE) && !run.rc.running.wrote.load(Relaxed) {
+        if crate::replicaof::script_write_refused(run.rc.server) {
+            return refuse(lua, CmdError::ReadOnlyReplica, Some(e));
+        }
+        if let Some(err) = crate::repl_master::refusal(run.rc.server, e) {
+            return refuse(lua, err, Some(e));
         }
     }
     // As Redis: under maxmemory, a script's first write that may grow
@@ -771,14 +909,18 @@ fn redis_call(
         && !run.rc.running.wrote.load(Relaxed)
         && crate::maxmemory::over_limit(run.rc.server)
     {
-        return fail(lua, CmdError::OutOfMemory);
-    }
-    // PUBLISH and the like (`may_replicate`) count as writes here, as in Redis.
-    if run.no_writes && e.has(flag::WRITE | flag::MAY_REPLICATE) {
-        return fail(lua, CmdError::ScriptWriteInReadOnly);
+        return refuse(lua, CmdError::OutOfMemory, Some(e));
     }
     if e.has(flag::WRITE) {
         run.rc.running.wrote.store(true, Relaxed);
+    }
+    if !take_shards(run, e, &args) {
+        run.rc.running.restart.store(true, Relaxed);
+        trap_every_line(lua, &run.rc.running);
+        return Err(mlua::Error::RuntimeError("restart".into()));
+    }
+    if !e.has(flag::READONLY) {
+        run.pure = false;
     }
     let mut reply = Reply::new();
     reply.set_resp3(run.resp3);
@@ -793,6 +935,7 @@ fn redis_call(
         now: rc.now,
         block: None,
         script: None,
+        wait: None,
     };
     crate::dispatch::call(&mut ctx, e, &args);
     rc.locked = ctx.locked;
@@ -800,9 +943,42 @@ fn redis_call(
     if let Some(rest) = bytes.strip_prefix(b"-") {
         let text = rest.strip_suffix(b"\r\n").unwrap_or(rest);
         let text = String::from_utf8_lossy(text).into_owned();
-        return fail(lua, CmdError::Script(text));
+        // `dispatch::call` counted it.
+        return fail_as(lua, CmdError::Script(text), true);
     }
     Ok((true, resp::to_lua(lua, bytes)?))
+}
+
+/// Adds the shards `e` needs to the script's locks (every shard for a
+/// command that walks them or is flagged `all_shards`). False: a shard
+/// was busy while the run may still restart (see `Keyspace::script_add`).
+fn take_shards(run: &mut Run, e: &crate::table::Entry, args: &damselfly_protocol::Args) -> bool {
+    let ks = &run.rc.server.keyspace;
+    let locked = &mut run.rc.locked;
+    let mut shards: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
+    if e.has(flag::ALL_SHARDS) || crate::transactions::visits_shards(e) {
+        if locked.len() == ks.shard_count() {
+            return true;
+        }
+        shards.extend(0..ks.shard_count());
+    } else {
+        for i in e.key_positions(args.len(), |i| args.get(i)) {
+            if let Some(k) = args.get(i) {
+                shards.push(ks.shard_of(k));
+            }
+        }
+        shards.sort_unstable();
+    }
+    // A restarted attempt must leave no trace: not even a keymiss event.
+    let may_restart = run.pure
+        && !run
+            .rc
+            .server
+            .pubsub
+            .notifies(crate::pubsub::class::KEY_MISS);
+    shards
+        .into_iter()
+        .all(|i| ks.script_add(locked, i, may_restart))
 }
 
 /// A number argument of `redis.call` as Redis 7 writes it: the shortest

@@ -142,6 +142,7 @@ impl Engine {
             ScriptFlags {
                 no_writes,
                 allow_oom,
+                declared: true,
             },
         ))
     }
@@ -374,7 +375,8 @@ pub fn load_from_snapshot(server: &Server, codes: &[Vec<u8>]) -> Result<(), Stri
         return Ok(());
     }
     let sc = &server.scripting;
-    let mut vm = sc.lock_vm(server, 0).map_err(|e| e.to_string())?;
+    let lock = sc.lock_vm(server, 0).map_err(|e| e.to_string())?;
+    let mut vm = lock.vm().map_err(|e| e.to_string())?;
     for code in codes {
         vm.functions.load(code, true).map_err(|e| e.to_string())?;
     }
@@ -393,13 +395,14 @@ pub(crate) fn fcall_ro(ctx: &mut Ctx, args: &Args) -> CmdResult {
 }
 
 /// The function is looked up before numkeys is parsed, as Redis does.
-/// (Taking the VM here keeps the lock order: the dispatcher holds only
-/// shards, and whoever holds the VM waits for no shard.)
+/// (Taking the VM here keeps the lock order: the dispatcher holds no
+/// shard for FCALL, and EXEC took the VM before its shards.)
 fn fcall_generic(ctx: &mut Ctx, args: &Args, read_only: bool) -> CmdResult {
     let name = args.get(1).unwrap_or_default().to_vec();
     {
         let sc = &ctx.server.scripting;
-        let vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+        let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+        let vm = lock.vm()?;
         vm.functions.find(&name, read_only)?;
     }
     start(ctx, args, Target::Function(name), read_only)
@@ -423,7 +426,8 @@ pub(crate) fn function_load(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     let code = args.get(args.len() - 1).unwrap_or_default();
     let sc = &ctx.server.scripting;
-    let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let mut vm = lock.vm()?;
     let name = vm.functions.load(code, replace)?;
     update_counts(ctx, &vm.functions);
     ctx.reply.bulk(name.as_bytes());
@@ -434,7 +438,8 @@ pub(crate) fn function_load(ctx: &mut Ctx, args: &Args) -> CmdResult {
 pub(crate) fn function_delete(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let name = crate::args::lossy(args.get(2).unwrap_or_default());
     let sc = &ctx.server.scripting;
-    let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let mut vm = lock.vm()?;
     if vm.functions.libraries.remove(&name).is_none() {
         return Err(other("ERR Library not found".into()));
     }
@@ -447,7 +452,8 @@ pub(crate) fn function_delete(ctx: &mut Ctx, args: &Args) -> CmdResult {
 pub(crate) fn function_flush(ctx: &mut Ctx, args: &Args) -> CmdResult {
     flush_mode(args, "FUNCTION")?;
     let sc = &ctx.server.scripting;
-    let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let mut vm = lock.vm()?;
     vm.functions = Engine::new().map_err(|e| other(format!("ERR {e}")))?;
     update_counts(ctx, &vm.functions);
     ctx.reply.ok();
@@ -489,7 +495,8 @@ pub(crate) fn function_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
         i += 1;
     }
     let sc = &ctx.server.scripting;
-    let vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let vm = lock.vm()?;
     let libs: Vec<(&String, &Library)> = vm
         .functions
         .libraries
@@ -584,7 +591,8 @@ fn get_len(b: &[u8], pos: &mut usize) -> Option<usize> {
 /// RDB version, CRC64).
 pub(crate) fn function_dump(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     let sc = &ctx.server.scripting;
-    let vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let vm = lock.vm()?;
     let mut out = Vec::new();
     for lib in vm.functions.libraries.values() {
         out.push(OPCODE_FUNCTION);
@@ -647,7 +655,8 @@ pub(crate) fn function_restore(ctx: &mut Ctx, args: &Args) -> CmdResult {
         codes.push(code.to_vec());
     }
     let sc = &ctx.server.scripting;
-    let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let mut vm = lock.vm()?;
     let mut fresh = Engine::new().map_err(|e| other(format!("ERR {e}")))?;
     if policy != "flush" {
         for lib in vm.functions.libraries.values() {

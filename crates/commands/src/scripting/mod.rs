@@ -9,10 +9,12 @@
 //! Inside EXEC a script runs inline, under EXEC's locks.
 //!
 //! Invariants:
-//! - A script holds every shard for its whole run (it may touch keys it did
-//!   not declare), so it is atomic to every other client.
-//! - Lock order: shards (ascending), then the Lua VM mutex; nothing waits
-//!   for a shard while holding the VM.
+//! - A script holds every shard it touched until it ends, so it is atomic
+//!   to every other client. It starts with its declared keys' shards and
+//!   adds others as its commands need them (restarting with every shard,
+//!   or escalating, when one is busy: see `Keyspace::script_add`).
+//! - Lock order: the Lua VM mutex, then shards (ascending); no holder of a
+//!   shard waits for the VM.
 //! - Other clients' commands wait for shard locks with `try_lock_for` and
 //!   give up with `-BUSY` once the running script has passed
 //!   `busy-reply-threshold`.
@@ -29,7 +31,8 @@ use crate::error::{CmdError, CmdResult};
 use crate::state::Server;
 use crate::table::{Command, Entry, Keys};
 use damselfly_protocol::{Args, Reply};
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, ReentrantMutex, ReentrantMutexGuard};
+use std::cell::{RefCell, RefMut};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,6 +124,16 @@ pub static COMMANDS: &[Command] = &[
 
 static SCRIPT_SUBCOMMANDS: &[Command] = &[
     cmd!(
+        "debug",
+        3,
+        "noscript",
+        Keys::None,
+        "@slow @scripting",
+        "scripting",
+        "3.2.0",
+        script_debug
+    ),
+    cmd!(
         "flush",
         -2,
         "noscript",
@@ -201,7 +214,13 @@ pub(crate) struct Running {
     /// Start time in ms (monotonic, from `mono_ns`), 0 when none runs.
     pub started: AtomicU64,
     pub kill: AtomicBool,
+    /// The run touched a shard it could not take before any effect: it
+    /// stops and starts again holding every shard.
+    pub restart: AtomicBool,
     pub wrote: AtomicBool,
+    /// The run ended in an error a `redis.call` already counted in the
+    /// error stats (the reply is not counted again).
+    pub error_counted: AtomicBool,
     pub function: AtomicBool,
     /// The client that runs it (its own commands are not refused).
     pub client: AtomicU64,
@@ -211,7 +230,9 @@ pub(crate) struct Running {
 
 /// Scripting state shared by every thread.
 pub struct Scripting {
-    vm: Mutex<Option<Vm>>,
+    /// Re-entrant so that EXEC can take it before its shards and the
+    /// scripting commands it runs take it again on the same thread.
+    vm: ReentrantMutex<RefCell<Option<Vm>>>,
     pub(crate) running: Arc<Running>,
     /// The pseudo-client scripts' commands run as.
     info: Arc<ClientInfo>,
@@ -228,7 +249,7 @@ pub struct Scripting {
 impl Default for Scripting {
     fn default() -> Self {
         Scripting {
-            vm: Mutex::new(None),
+            vm: ReentrantMutex::new(RefCell::new(None)),
             running: Arc::default(),
             info: Arc::new(ClientInfo::new(0, String::new(), String::new(), -1)),
             libraries: AtomicUsize::new(0),
@@ -236,6 +257,13 @@ impl Default for Scripting {
             scripts: AtomicI64::new(0),
             library_codes: Mutex::new(Vec::new()),
         }
+    }
+}
+
+impl Running {
+    /// Killed, or starting again: the script must stop.
+    pub(crate) fn stopping(&self) -> bool {
+        self.kill.load(Relaxed) || self.restart.load(Relaxed)
     }
 }
 
@@ -267,13 +295,10 @@ impl Scripting {
     }
 
     /// Locks the VM (creating it on first use). Waits while a script runs,
-    /// giving up with BUSY once it has run too long.
-    fn lock_vm<'a>(
-        &'a self,
-        server: &Server,
-        id: u64,
-    ) -> Result<parking_lot::MappedMutexGuard<'a, Vm>, CmdError> {
-        let mut g = loop {
+    /// giving up with BUSY once it has run too long. Nobody calls this
+    /// while holding a shard (EXEC takes it before its shards).
+    pub(crate) fn lock_vm(&self, server: &Server, id: u64) -> Result<VmLock<'_>, CmdError> {
+        let g = loop {
             if let Some(g) = self.vm.try_lock_for(Duration::from_millis(2)) {
                 break g;
             }
@@ -281,11 +306,29 @@ impl Scripting {
                 return Err(e);
             }
         };
-        if g.is_none() {
-            *g = Some(Vm::new().map_err(|e| CmdError::Other(format!("ERR {e}")))?);
+        {
+            let mut cell = g
+                .try_borrow_mut()
+                .map_err(|_| CmdError::Other("ERR the Lua engine is in use".into()))?;
+            if cell.is_none() {
+                *cell = Some(Vm::new().map_err(|e| CmdError::Other(format!("ERR {e}")))?);
+            }
         }
-        MutexGuard::try_map(g, Option::as_mut)
-            .map_err(|_| CmdError::Other("ERR the Lua engine could not be created".into()))
+        Ok(VmLock(g))
+    }
+}
+
+/// The held VM lock.
+pub(crate) struct VmLock<'a>(ReentrantMutexGuard<'a, RefCell<Option<Vm>>>);
+
+impl VmLock<'_> {
+    /// The VM, borrowed for one command or one run.
+    pub(crate) fn vm(&self) -> Result<RefMut<'_, Vm>, CmdError> {
+        self.0
+            .try_borrow_mut()
+            .ok()
+            .and_then(|b| RefMut::filter_map(b, Option::as_mut).ok())
+            .ok_or_else(|| CmdError::Other("ERR the Lua engine is in use".into()))
     }
 }
 
@@ -329,8 +372,10 @@ pub(crate) fn start(ctx: &mut Ctx, args: &Args, target: Target, read_only: bool)
         user: ctx.client.user.clone(),
     };
     if ctx.client.in_exec {
+        // EXEC took the VM before its shards and holds every shard.
+        let lock = ctx.server.scripting.lock_vm(ctx.server, ctx.client.id())?;
         let locked = std::mem::replace(&mut ctx.locked, ctx.server.keyspace.lock_none());
-        let (locked, bytes) = run(ctx.server, ctx.client.id(), locked, ctx.now, job);
+        let (locked, bytes) = run(ctx.server, &lock, ctx.client.id(), locked, ctx.now, job);
         ctx.locked = locked;
         return reply_bytes(ctx.reply, bytes);
     }
@@ -350,40 +395,64 @@ fn reply_bytes(reply: &mut Reply, bytes: Vec<u8>) -> CmdResult {
 }
 
 impl Job {
-    /// Runs the job on the calling (blocking-pool) thread: locks every
-    /// shard, runs, serves clients blocked on keys it filled, and returns
-    /// the reply bytes in the caller's protocol.
+    /// Runs the job on the calling (blocking-pool) thread: takes the VM,
+    /// then the shards of its declared keys (every shard for a script or
+    /// function known to touch others), runs, serves clients blocked on
+    /// keys it filled, and returns the reply bytes in the caller's
+    /// protocol.
     pub fn run(self, server: &Server, caller: u64) -> Vec<u8> {
         let ks = &server.keyspace;
         // Queued behind a script that has run too long: BUSY, as Redis
         // answers every client while one runs.
-        let Some(locked) = ks.lock_all_or_abort(|| server.scripting.busy(server, caller).is_some())
-        else {
-            let err = server
-                .scripting
-                .busy(server, caller)
-                .unwrap_or(CmdError::BusyScript);
-            return format!("-{err}\r\n").into_bytes();
+        let lock = match server.scripting.lock_vm(server, caller) {
+            Ok(lock) => lock,
+            Err(err) => {
+                count_script_error(server, &err.to_string());
+                return format!("-{err}\r\n").into_bytes();
+            }
+        };
+        let all = lock.vm().map_or(true, |vm| vm.needs_all(&self.target));
+        let locked = if all {
+            ks.lock_all()
+        } else {
+            let mut shards: smallvec::SmallVec<[usize; 4]> =
+                self.keys.iter().map(|k| ks.shard_of(k)).collect();
+            ks.lock(&mut shards)
         };
         let now = damselfly_storage::now_ms();
         // The script's writes count as the caller's (NOLOOP tracking, and
         // messages to itself around the reply), as on its worker thread.
         crate::pubsub::set_current(caller);
         let keys = self.keys.clone();
-        let (mut locked, bytes) = run(server, caller, locked, now, self);
+        let name = self.command.first().cloned().unwrap_or_default();
+        damselfly_replication::master::enter();
+        let (mut locked, bytes) = run(server, &lock, caller, locked, now, self);
+        let counted = server.scripting.running.error_counted.load(Relaxed);
         crate::tracking::after_script(server, caller, &keys);
         crate::list::serve_ready(server, &server.thread_stats(), &mut locked, now);
+        // The script's effects go out as one MULTI/EXEC, under its locks.
+        let woff = damselfly_replication::master::leave(&server.repl);
         drop(locked);
+        drop(lock);
+        // The script's writes are its caller's (WAIT).
+        if let (Some(off), Some(c)) = (woff, server.clients.get(caller)) {
+            c.woff.store(off, Relaxed);
+        }
         server.tracking.flush_bcast(&server.pubsub);
         crate::pubsub::set_current(0);
 
         // The dispatcher saw EVAL succeed (it only queued the job): an
-        // error reply is counted here (INFO errorstats).
-        if let Some(rest) = bytes.strip_prefix(b"-") {
-            let text = String::from_utf8_lossy(rest.strip_suffix(b"\r\n").unwrap_or(rest));
-            crate::dispatch::count_error(
-                &server.thread_stats(),
-                &CmdError::Script(text.into_owned()),
+        // error reply is counted here (the command's failed calls, and
+        // INFO errorstats unless a `redis.call` counted it already).
+        if bytes.starts_with(b"-") {
+            if let Some(e) = crate::table::lookup(&name) {
+                server.thread_stats().commands[e.id].failed.add(1);
+            }
+        }
+        if let Some(rest) = bytes.strip_prefix(b"-").filter(|_| !counted) {
+            count_script_error(
+                server,
+                &String::from_utf8_lossy(rest.strip_suffix(b"\r\n").unwrap_or(rest)),
             );
         }
         let mut framed = damselfly_protocol::Reply::new();
@@ -394,19 +463,28 @@ impl Job {
     }
 }
 
-/// Runs `job` with `locked` (every shard), returning the locks and the
-/// reply bytes.
+fn count_script_error(server: &Server, text: &str) {
+    crate::dispatch::count_error(&server.thread_stats(), &CmdError::Script(text.to_owned()));
+}
+
+/// Runs `job` with the VM and `locked` (its declared shards, or every
+/// shard), returning the locks and the reply bytes. A run that needs a
+/// shard it cannot take before it has had any effect starts again
+/// holding every shard; one that could not take it after an effect
+/// escalates. Either way the script is remembered as one that needs them
+/// all.
 fn run<'s>(
     server: &'s Server,
+    lock: &VmLock<'_>,
     caller: u64,
-    locked: damselfly_storage::Locked<'s>,
+    mut locked: damselfly_storage::Locked<'s>,
     now: u64,
     job: Job,
 ) -> (damselfly_storage::Locked<'s>, Vec<u8>) {
     let sc = &server.scripting;
     let mut out = Reply::new();
     out.set_resp3(job.resp3);
-    let mut vm = match sc.lock_vm(server, caller) {
+    let mut vm = match lock.vm() {
         Ok(vm) => vm,
         Err(e) => {
             out.error(&e.to_string());
@@ -414,13 +492,11 @@ fn run<'s>(
         }
     };
     let stats = server.thread_stats();
-    let mut client = Client::new(sc.info.clone(), job.user.clone(), true);
-    client.select(job.db);
-    client.in_exec = true;
-    client.in_script = true;
     let running = &sc.running;
     running.kill.store(false, Relaxed);
+    running.restart.store(false, Relaxed);
     running.wrote.store(false, Relaxed);
+    running.error_counted.store(false, Relaxed);
     running
         .function
         .store(matches!(job.target, Target::Function(_)), Relaxed);
@@ -432,21 +508,46 @@ fn run<'s>(
         cur.extend(job.command.iter().cloned());
     }
     running.started.store(mono_ms(), Relaxed);
-    let mut rc = engine::RunCtx {
-        server,
-        stats: &stats,
-        client,
-        locked,
-        now,
-        running: running.clone(),
-    };
-    let result = vm.run(&mut rc, &job, &mut out);
-    running.started.store(0, Relaxed);
-    if let Err(e) = result {
-        out.error(&e.to_string());
+    loop {
+        let mut client = Client::new(sc.info.clone(), job.user.clone(), true);
+        client.select(job.db);
+        client.in_exec = true;
+        client.in_script = true;
+        let mut rc = engine::RunCtx {
+            server,
+            stats: &stats,
+            client,
+            locked,
+            now,
+            running: running.clone(),
+        };
+        let escalations = server.keyspace.escalations();
+        let result = vm.run(&mut rc, &job, &mut out);
+        locked = rc.locked;
+        // A run that had to escalate takes every shard up front next time.
+        if server.keyspace.escalations() != escalations {
+            vm.set_needs_all(&job.target);
+        }
+        if running.restart.swap(false, Relaxed) {
+            // Nothing was written or sent: no one can tell the first
+            // attempt happened. The VM is still held, so taking shards
+            // in order now is safe.
+            vm.set_needs_all(&job.target);
+            running.wrote.store(false, Relaxed);
+            drop(locked);
+            locked = server.keyspace.lock_all();
+            out = Reply::new();
+            out.set_resp3(job.resp3);
+            continue;
+        }
+        if let Err(e) = result {
+            out.error(&e.to_string());
+        }
+        break;
     }
+    running.started.store(0, Relaxed);
     sc.scripts.store(vm.script_count() as i64, Relaxed);
-    (rc.locked, out.as_bytes().to_vec())
+    (locked, out.as_bytes().to_vec())
 }
 
 /// EVAL script numkeys [key ...] [arg ...]
@@ -477,7 +578,8 @@ fn evalsha_ro(ctx: &mut Ctx, args: &Args) -> CmdResult {
 fn script_load(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let body = args.get(2).unwrap_or_default();
     let sc = &ctx.server.scripting;
-    let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let mut vm = lock.vm()?;
     let sha = vm.load_script(body)?;
     sc.scripts.store(vm.script_count() as i64, Relaxed);
     ctx.reply.bulk(sha.as_bytes());
@@ -487,7 +589,8 @@ fn script_load(ctx: &mut Ctx, args: &Args) -> CmdResult {
 /// SCRIPT EXISTS sha1 [sha1 ...]
 fn script_exists(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let sc = &ctx.server.scripting;
-    let vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let vm = lock.vm()?;
     ctx.reply.array(args.len() - 2);
     for sha in args.iter().skip(2) {
         ctx.reply
@@ -500,7 +603,8 @@ fn script_exists(ctx: &mut Ctx, args: &Args) -> CmdResult {
 fn script_flush(ctx: &mut Ctx, args: &Args) -> CmdResult {
     flush_mode(args, "SCRIPT")?;
     let sc = &ctx.server.scripting;
-    let mut vm = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
+    let mut vm = lock.vm()?;
     vm.flush_scripts()
         .map_err(|e| CmdError::Other(format!("ERR {e}")))?;
     sc.scripts.store(0, Relaxed);
@@ -560,6 +664,25 @@ pub(crate) fn kill(ctx: &mut Ctx, function: bool) -> CmdResult {
     r.kill.store(true, Relaxed);
     ctx.reply.ok();
     Ok(())
+}
+
+/// SCRIPT DEBUG YES|SYNC|NO
+/// NO is what scripts always run as; the Lua debugger (YES, SYNC) is not
+/// there, so asking for it is an error rather than a silent no-op.
+fn script_debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    // Redis refuses it while replies are pending (a pipeline, EXEC).
+    if !ctx.reply.is_empty() || ctx.client.in_exec {
+        return Err(CmdError::ScriptDebugPipeline);
+    }
+    let mode = args.get(2).unwrap_or_default();
+    if crate::args::eq(mode, "no") {
+        ctx.reply.ok();
+        Ok(())
+    } else if crate::args::eq(mode, "yes") || crate::args::eq(mode, "sync") {
+        Err(CmdError::ScriptDebugAbsent)
+    } else {
+        Err(CmdError::ScriptDebugMode)
+    }
 }
 
 /// SCRIPT HELP

@@ -472,9 +472,10 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                     "rejected_connections",
                     &srv.rejected_connections.load(Relaxed),
                 );
-                line("sync_full", &0);
-                line("sync_partial_ok", &0);
-                line("sync_partial_err", &0);
+                let (full, ok, err) = crate::repl_master::sync_counters(srv);
+                line("sync_full", &full);
+                line("sync_partial_ok", &ok);
+                line("sync_partial_err", &err);
                 line("expired_keys", &sums.expired);
                 line("expired_stale_perc", &"0.00");
                 line("expired_time_cap_reached_count", &0);
@@ -513,17 +514,7 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("reply_buffer_expands", &0);
             }
             "replication" => {
-                line("role", &"master");
-                line("connected_slaves", &0);
-                line("master_failover_state", &"no-failover");
-                line("master_replid", &srv.run_id);
-                line("master_replid2", &"0".repeat(40));
-                line("master_repl_offset", &0);
-                line("second_repl_offset", &-1);
-                line("repl_backlog_active", &0);
-                line("repl_backlog_size", &1048576);
-                line("repl_backlog_first_byte_offset", &0);
-                line("repl_backlog_histlen", &0);
+                crate::repl_master::info_replication(srv, &mut line);
             }
             "cpu" => {
                 let me = rusage(libc::RUSAGE_SELF);

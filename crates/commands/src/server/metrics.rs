@@ -55,12 +55,17 @@ pub fn prometheus(server: &Server) -> String {
         "Seconds since the server started",
         &one(server.uptime_secs()),
     );
+    let (role, offset) = {
+        let st = server.repl.state();
+        (st.role, st.master_repl_offset)
+    };
+    let master = role == damselfly_replication::Role::Master;
     family(
         o,
         "dragonfly_master",
         "gauge",
         "1 if the instance is a master",
-        &one(1),
+        &one(u64::from(master)),
     );
     family(
         o,
@@ -182,14 +187,69 @@ pub fn prometheus(server: &Server) -> String {
         "Total number of expiring keys by DB",
         &dbs(|d| d.1),
     );
-    // Replication is not built yet: the family is declared, with no
-    // replica to report.
+    // Our stream is Redis's, so a replica's lag is counted in bytes of it
+    // not yet acknowledged (Dragonfly counts journal records).
+    let replicas = server.repl.replicas();
+    let lags: Vec<(String, f64)> = replicas
+        .iter()
+        .map(|r| {
+            (
+                format!(
+                    "replica_ip=\"{}\",replica_port=\"{}\",replica_state=\"{}\"",
+                    label(&r.ip),
+                    r.port,
+                    r.state
+                ),
+                offset.saturating_sub(r.offset).max(0) as f64,
+            )
+        })
+        .collect();
     family(
         o,
         "dragonfly_connected_replica_lag_records",
         "gauge",
         "Lag in records of a connected replica.",
-        &[],
+        &lags,
+    );
+    let (full, partial_ok, partial_err) = server.repl.sync_counters();
+    let (_, _, _, histlen) = server.repl.backlog_info();
+    family(
+        o,
+        "dragonfly_replication_connected_replicas",
+        "gauge",
+        "Replicas connected to this master",
+        &one(replicas.len() as u64),
+    );
+    family(
+        o,
+        "dragonfly_replication_offset_bytes",
+        "gauge",
+        "Bytes of the replication stream so far (master_repl_offset)",
+        &one(offset.max(0) as u64),
+    );
+    family(
+        o,
+        "dragonfly_replication_backlog_bytes",
+        "gauge",
+        "Bytes held in the replication backlog",
+        &one(histlen as u64),
+    );
+    family(
+        o,
+        "dragonfly_replication_full_syncs_total",
+        "counter",
+        "Full synchronizations served to replicas",
+        &one(full),
+    );
+    family(
+        o,
+        "dragonfly_replication_partial_syncs_total",
+        "counter",
+        "Partial resynchronizations by outcome",
+        &[
+            ("result=\"ok\"".into(), partial_ok as f64),
+            ("result=\"err\"".into(), partial_err as f64),
+        ],
     );
     family(
         o,

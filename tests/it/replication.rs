@@ -1,0 +1,655 @@
+//! Replication, master side: the command stream compared with Redis 7.0's
+//! for the same commands, Debian's redis-server replicating from Damselfly
+//! under a concurrent write load of every type, partial resync after a
+//! dropped link, WAIT, ROLE, INFO and `redis-cli --rdb`.
+
+use crate::support::{damselfly, diff, redis, redis_in_with, tempdir, Conn, Proc};
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A connection that asked for a full sync and now reads the stream.
+struct Stream {
+    conn: Conn,
+}
+
+impl Stream {
+    /// `PSYNC ? -1`, then the RDB (disk form: no `capa eof` was sent).
+    fn open(port: u16) -> Stream {
+        let mut conn = Conn::open(port);
+        conn.send(&["PSYNC", "?", "-1"]);
+        let mut line = String::new();
+        // Redis may send newlines (keepalives) while it prepares the RDB.
+        while line.trim().is_empty() {
+            line.clear();
+            conn.reader.read_line(&mut line).expect("psync reply");
+        }
+        assert!(line.starts_with("+FULLRESYNC "), "{line}");
+        line.clear();
+        while line.trim().is_empty() {
+            line.clear();
+            conn.reader.read_line(&mut line).expect("rdb header");
+        }
+        let len: usize = line
+            .trim()
+            .strip_prefix('$')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("bad bulk header {line:?}"));
+        let mut rdb = vec![0; len];
+        conn.reader.read_exact(&mut rdb).expect("rdb");
+        assert!(rdb.starts_with(b"REDIS"));
+        Stream { conn }
+    }
+
+    /// The next command of the stream, as strings.
+    fn next(&mut self) -> Vec<String> {
+        let r = &mut self.conn.reader;
+        let mut line = String::new();
+        r.read_line(&mut line).expect("stream");
+        let n: usize = line
+            .trim()
+            .strip_prefix('*')
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("not a command: {line:?}"));
+        (0..n)
+            .map(|_| {
+                line.clear();
+                r.read_line(&mut line).expect("bulk header");
+                let len: usize = line.trim()[1..].parse().expect("bulk length");
+                let mut b = vec![0; len + 2];
+                r.read_exact(&mut b).expect("bulk");
+                b.truncate(len);
+                String::from_utf8_lossy(&b).into_owned()
+            })
+            .collect()
+    }
+
+    /// Commands up to (not including) `SET __end__ 1`, PINGs left out,
+    /// times and stream IDs replaced by placeholders.
+    fn until_end(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let cmd = self.next();
+            if cmd.len() == 3 && cmd[1] == "__end__" {
+                return out;
+            }
+            if cmd[0].eq_ignore_ascii_case("ping") {
+                continue;
+            }
+            let words: Vec<String> = cmd.iter().map(|a| normalize(a)).collect();
+            out.push(words.join(" "));
+        }
+    }
+}
+
+fn normalize(a: &str) -> String {
+    let is_ms = |s: &str| s.len() == 13 && s.bytes().all(|b| b.is_ascii_digit());
+    match a.split_once('-') {
+        Some((ms, seq)) if is_ms(ms) && seq.bytes().all(|b| b.is_ascii_digit()) => "<id>".into(),
+        _ if is_ms(a) => "<ms>".into(),
+        _ => a.into(),
+    }
+}
+
+/// Runs `script` on both servers (one command a line) with a stream
+/// reader attached to each, and returns both streams.
+fn streams(script: &str) -> (Vec<String>, Vec<String>) {
+    let r = redis();
+    let d = damselfly(&[]);
+    let mut out = Vec::new();
+    for p in [&r, &d] {
+        let mut stream = Stream::open(p.port);
+        let mut c = Conn::open(p.port);
+        c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if let Some(ms) = line.strip_prefix("sleep ") {
+                std::thread::sleep(Duration::from_millis(ms.parse().expect("ms")));
+                continue;
+            }
+            let args = crate::support::words(line);
+            c.raw(&args);
+        }
+        c.cmd(&["SET", "__end__", "1"]);
+        out.push(stream.until_end());
+    }
+    let d = out.pop().expect("damselfly");
+    let r = out.pop().expect("redis");
+    (r, d)
+}
+
+#[test]
+fn the_stream_rewrites_commands_as_redis_does() {
+    let (want, got) = streams(
+        r##"
+        SET a 1
+        EXPIRE a 100
+        SET b 2 EX 100
+        SETEX c 100 x
+        PSETEX c2 100000 x
+        SET d 1 NX GET EX 100
+        SET i 1 KEEPTTL GET
+        SET j 1 PXAT 99999999999999
+        INCRBYFLOAT f 1.5
+        HINCRBYFLOAT h f 1.5
+        SADD s 1
+        SPOP s
+        SADD s2 a b
+        SPOP s2 5
+        SELECT 3
+        SET x y
+        SELECT 0
+        XADD st * a 1
+        EVAL "redis.call('set','k1','v'); redis.call('incr','n'); return 1" 0
+        EVAL "redis.call('set','k2','v'); return 1" 0
+        EVAL "return redis.call('get','k2')" 0
+        MULTI
+        SET m1 1
+        EXEC
+        MULTI
+        SET m1 1
+        INCR m2
+        GET m1
+        EXEC
+        RPUSH l a b c d e
+        BLPOP nx l 0
+        BRPOP l 0
+        BLMOVE l l2 left right 0
+        BRPOPLPUSH l l3 0
+        BLMPOP 0 2 nx l left count 5
+        ZADD z 1 a 2 b 3 c 4 d
+        BZPOPMIN z 0
+        BZPOPMAX z 0
+        BZMPOP 0 1 z min count 2
+        LPUSH m 1 2 3
+        LMPOP 1 m left count 2
+        GETEX b PERSIST
+        GETEX b PXAT 99999999999999
+        GETEX b PERSIST
+        EXPIREAT a 1
+        SET g 1
+        EXPIRE g 100 NX
+        PEXPIREAT g 99999999999999
+        DEL nosuch
+        PFADD hl a b
+        PFCOUNT hl
+        PUBLISH ch hi
+        SET e 1 PX 1
+        SET t 1 PX 1
+        sleep 20
+        SET e 2
+        GET t
+        FLUSHDB
+        FLUSHDB
+        SELECT 5
+        FLUSHALL
+        SELECT 0
+        SWAPDB 0 1
+        SET k v
+        MOVE k 3
+        COPY nosuch x
+        FUNCTION LOAD "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)"
+        FCALL f1 0
+        SCRIPT LOAD "return 1"
+        SCRIPT FLUSH
+        FUNCTION DELETE lib1
+        FUNCTION FLUSH
+        "##,
+    );
+    assert_eq!(
+        got,
+        want,
+        "\ndamselfly:\n{}\nredis:\n{}",
+        got.join("\n"),
+        want.join("\n")
+    );
+}
+
+#[test]
+fn replication_commands_reply_as_redis_does() {
+    diff(
+        r#"
+        ROLE
+        WAIT 0 0
+        WAIT 1 x
+        WAIT x 0
+        WAIT 0 -1
+        WAIT 0
+        REPLCONF
+        REPLCONF listening-port
+        REPLCONF listening-port 7000
+        REPLCONF listening-port abc
+        REPLCONF capa eof capa psync2
+        REPLCONF nosuch 1
+        PSYNC x
+        CONFIG GET repl-backlog-size
+        CONFIG GET min-replicas-to-write
+        CONFIG GET min-slaves-max-lag
+        CONFIG GET repl-diskless-sync
+        CONFIG SET repl-backlog-size 2mb
+        CONFIG GET repl-backlog-size
+        CONFIG SET repl-backlog-size 0
+        CONFIG GET repl-ping-replica-period
+        "#,
+    );
+}
+
+/// redis-server following `master_port`, with no persistence.
+fn redis_replica_of(master_port: u16) -> Proc {
+    let port = master_port.to_string();
+    redis_in_with(
+        tempdir::Dir::new("replica"),
+        &["--replicaof", "127.0.0.1", &port],
+    )
+}
+
+/// Polls `f` until it holds, for a generous while.
+fn poll(what: &str, f: impl FnMut() -> bool) {
+    poll_or(what, f, String::new);
+}
+
+/// `poll`, saying `context()` if it times out.
+fn poll_or(what: &str, mut f: impl FnMut() -> bool, context: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn poll_caught_up(master: u16, replica: u16) {
+    poll_or(
+        "the replica to catch up",
+        || caught_up(master, replica),
+        || {
+            format!(
+                "{:?}\n{:?}",
+                info(master, "replication"),
+                info(replica, "replication")
+            )
+        },
+    );
+}
+
+fn info(port: u16, section: &str) -> BTreeMap<String, String> {
+    let text: String = redis::cmd("INFO")
+        .arg(section)
+        .query(&mut conn(port, 0))
+        .expect("info");
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn conn(port: u16, db: usize) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/{db}"))
+        .and_then(|c| c.get_connection())
+        .expect("connect")
+}
+
+/// The replica is linked and has everything the master streamed.
+fn caught_up(master: u16, replica: u16) -> bool {
+    let m = info(master, "replication");
+    let r = info(replica, "replication");
+    r.get("master_link_status").map(String::as_str) == Some("up")
+        && r.get("master_sync_in_progress").map(String::as_str) == Some("0")
+        && m.get("master_repl_offset") == r.get("slave_repl_offset")
+}
+
+/// One worker of the random write load: every type, TTLs (long ones, and
+/// short ones under the `tmp:` prefix that expire during the run), MULTI
+/// and EVAL.
+fn load(port: u16, seed: u64, ops: usize) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut c = conn(port, 0);
+    for _ in 0..ops {
+        let k = rng.random_range(0..40);
+        let db = if rng.random_bool(0.2) { 2 } else { 0 };
+        let v = rng.random_range(0..1000).to_string();
+        let mut p = redis::pipe();
+        p.cmd("SELECT").arg(db).ignore();
+        match rng.random_range(0..22) {
+            0 => p.cmd("SET").arg(format!("s{k}")).arg(&v),
+            1 => p
+                .cmd("SET")
+                .arg(format!("s{k}"))
+                .arg(&v)
+                .arg("EX")
+                .arg(1000),
+            2 => p.cmd("INCRBY").arg(format!("n{k}")).arg(&v),
+            3 => p.cmd("INCRBYFLOAT").arg(format!("f{k}")).arg("1.25"),
+            4 => p.cmd("APPEND").arg(format!("s{k}")).arg(&v),
+            5 => p.cmd("EXPIRE").arg(format!("s{k}")).arg(500),
+            6 => p
+                .cmd("SET")
+                .arg(format!("tmp:{k}"))
+                .arg(&v)
+                .arg("PX")
+                .arg(rng.random_range(1..30)),
+            7 => p.cmd("RPUSH").arg(format!("l{k}")).arg(&v).arg("x"),
+            8 => p.cmd("LPOP").arg(format!("l{k}")),
+            9 => p
+                .cmd("LMOVE")
+                .arg(format!("l{k}"))
+                .arg(format!("l{}", (k + 1) % 40))
+                .arg("LEFT")
+                .arg("RIGHT"),
+            10 => p.cmd("HSET").arg(format!("h{k}")).arg(&v).arg(k),
+            11 => p
+                .cmd("HINCRBYFLOAT")
+                .arg(format!("h{k}"))
+                .arg("f")
+                .arg("0.5"),
+            12 => p.cmd("SADD").arg(format!("set{k}")).arg(&v),
+            13 => p.cmd("SPOP").arg(format!("set{k}")),
+            14 => p.cmd("ZADD").arg(format!("z{k}")).arg(&v).arg(&v),
+            15 => p.cmd("ZPOPMIN").arg(format!("z{k}")),
+            16 => p
+                .cmd("XADD")
+                .arg(format!("x{k}"))
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(50)
+                .arg("*")
+                .arg("f")
+                .arg(&v),
+            17 => p.cmd("DEL").arg(format!("s{k}")).arg(format!("l{k}")),
+            18 => p
+                .atomic()
+                .cmd("INCR")
+                .arg(format!("n{k}"))
+                .cmd("RPUSH")
+                .arg(format!("l{k}"))
+                .arg(&v)
+                .cmd("SPOP")
+                .arg(format!("set{k}")),
+            19 => p
+                .cmd("EVAL")
+                .arg(
+                    "redis.call('incr', KEYS[1]); redis.call('spop', KEYS[2]); \
+                     return redis.call('rpush', KEYS[3], ARGV[1])",
+                )
+                .arg(3)
+                .arg(format!("n{k}"))
+                .arg(format!("set{k}"))
+                .arg(format!("l{k}"))
+                .arg(&v),
+            20 => p.cmd("SPOP").arg(format!("set{k}")).arg(3),
+            _ => p.cmd("GETEX").arg(format!("s{k}")).arg("PX").arg(900_000),
+        };
+        // Wrong types are part of the load: they must change nothing.
+        let _: redis::RedisResult<redis::Value> = p.query(&mut c);
+    }
+}
+
+/// Every key of both servers (short-lived `tmp:` keys aside) with its
+/// type, a canonical form of its value, and its TTL rounded to minutes.
+fn dataset(port: u16) -> BTreeMap<(usize, String), String> {
+    let mut out = BTreeMap::new();
+    for db in [0usize, 2] {
+        let mut c = conn(port, db);
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).expect("keys");
+        for k in keys.into_iter().filter(|k| !k.starts_with("tmp:")) {
+            let t: String = redis::cmd("TYPE").arg(&k).query(&mut c).expect("type");
+            let value = match t.as_str() {
+                "string" => redis::cmd("GET")
+                    .arg(&k)
+                    .query::<String>(&mut c)
+                    .expect("get"),
+                "list" => format!(
+                    "{:?}",
+                    redis::cmd("LRANGE")
+                        .arg(&k)
+                        .arg(0)
+                        .arg(-1)
+                        .query::<Vec<String>>(&mut c)
+                        .expect("lrange")
+                ),
+                "hash" => format!(
+                    "{:?}",
+                    redis::cmd("HGETALL")
+                        .arg(&k)
+                        .query::<BTreeMap<String, String>>(&mut c)
+                        .expect("hgetall")
+                ),
+                "set" => {
+                    let mut m: Vec<String> = redis::cmd("SMEMBERS")
+                        .arg(&k)
+                        .query(&mut c)
+                        .expect("smembers");
+                    m.sort();
+                    format!("{m:?}")
+                }
+                "zset" => format!(
+                    "{:?}",
+                    redis::cmd("ZRANGE")
+                        .arg(&k)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES")
+                        .query::<Vec<String>>(&mut c)
+                        .expect("zrange")
+                ),
+                "stream" => format!(
+                    "{:?}",
+                    redis::cmd("XRANGE")
+                        .arg(&k)
+                        .arg("-")
+                        .arg("+")
+                        .query::<redis::Value>(&mut c)
+                        .expect("xrange")
+                ),
+                other => other.to_string(),
+            };
+            let ttl: i64 = redis::cmd("TTL").arg(&k).query(&mut c).expect("ttl");
+            let ttl = if ttl < 0 { ttl } else { (ttl + 30) / 60 };
+            out.insert((db, k), format!("{t} {value} ttl~{ttl}m"));
+        }
+    }
+    out
+}
+
+fn assert_same_data(master: u16, replica: u16) {
+    let m = dataset(master);
+    let r = dataset(replica);
+    let diffs: Vec<String> = m
+        .iter()
+        .filter(|(k, v)| r.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k:?}: master {v} / replica {:?}", r.get(k)))
+        .chain(
+            r.keys()
+                .filter(|k| !m.contains_key(*k))
+                .map(|k| format!("{k:?}: only on the replica")),
+        )
+        .collect();
+    assert!(m.len() > 50, "the load wrote too little: {}", m.len());
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+#[test]
+fn redis_replica_syncs_under_a_write_load_and_resyncs_partially() {
+    let master = damselfly(&[]);
+    let port = master.port;
+    load(port, 1, 300);
+    // The replica attaches while four clients write.
+    let workers: Vec<_> = (0..4)
+        .map(|i| std::thread::spawn(move || load(port, 10 + i, 1500)))
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let replica = redis_replica_of(port);
+    for w in workers {
+        w.join().expect("load");
+    }
+    poll_caught_up(port, replica.port);
+    assert_same_data(port, replica.port);
+    let stats = info(port, "stats");
+    assert_eq!(stats["sync_full"], "1");
+    let repl = info(port, "replication");
+    assert_eq!(repl["connected_slaves"], "1");
+    assert!(
+        repl["slave0"].contains("state=online"),
+        "{}",
+        repl["slave0"]
+    );
+    assert!(
+        repl["slave0"].contains(&format!("port={}", replica.port)),
+        "{}",
+        repl["slave0"]
+    );
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut conn(port, 0))
+        .expect("client list");
+    assert!(list.contains("flags=S"), "{list}");
+
+    // Drop the link: the replica reconnects and continues from the backlog.
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut conn(port, 0))
+        .expect("client kill");
+    assert_eq!(killed, 1);
+    load(port, 99, 500);
+    poll("the partial resync", || {
+        info(port, "stats")["sync_partial_ok"] == "1" && caught_up(port, replica.port)
+    });
+    assert_eq!(info(port, "stats")["sync_full"], "1");
+    assert_same_data(port, replica.port);
+
+    // WAIT counts the replica once it acknowledged the writes before it.
+    let mut c = conn(port, 0);
+    let _: () = redis::cmd("SET")
+        .arg("w")
+        .arg(1)
+        .query(&mut c)
+        .expect("set");
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(0)
+        .query(&mut c)
+        .expect("wait");
+    assert_eq!(n, 1);
+    let role: redis::Value = redis::cmd("ROLE").query(&mut c).expect("role");
+    let text = format!("{role:?}");
+    assert!(
+        text.contains("master") && text.contains(&replica.port.to_string()),
+        "{text}"
+    );
+
+    let metrics = http_get(port, "/metrics");
+    let lag = format!(
+        "dragonfly_connected_replica_lag_records{{replica_ip=\"127.0.0.1\",replica_port=\"{}\",replica_state=\"online\"}}",
+        replica.port
+    );
+    assert!(metrics.contains(&lag), "{metrics}");
+    for line in [
+        "dragonfly_master 1",
+        "dragonfly_replication_connected_replicas 1",
+        "dragonfly_replication_full_syncs_total 1",
+    ] {
+        assert!(
+            metrics.contains(&format!("\n{line}\n")),
+            "{line}: {metrics}"
+        );
+    }
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("response");
+    body
+}
+
+#[test]
+fn min_replicas_to_write_refuses_writes_as_redis_does() {
+    diff(
+        r##"
+        SET x 1
+        CONFIG SET min-replicas-to-write 1
+        SET x 2
+        GET x
+        EVAL "#!lua flags=no-writes\nreturn redis.call('get','x')" 1 x
+        EVAL "return redis.call('get','x')" 1 x
+        EVAL "#!lua\nreturn redis.call('get','x')" 1 x
+        EVAL "return redis.call('set','x', 1)" 1 x
+        EVAL_RO "return redis.call('get','x')" 1 x
+        MULTI
+        SET x 3
+        GET x
+        EXEC
+        CONFIG SET min-replicas-max-lag 0
+        SET x 4
+        CONFIG SET min-replicas-to-write 0
+        "##,
+    );
+}
+
+#[test]
+fn min_replicas_to_write_refuses_writes_without_good_replicas() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"]),
+        "+OK\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["SET", "k", "v"]),
+        "-NOREPLICAS Not enough good replicas to write.\r\n"
+    );
+    assert_eq!(c.cmd(&["GET", "k"]), "$-1\r\n");
+    let replica = redis_replica_of(d.port);
+    poll_caught_up(d.port, replica.port);
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+}
+
+#[test]
+fn redis_cli_rdb_writes_a_file_redis_check_rdb_accepts() {
+    let d = damselfly(&[]);
+    let mut c = conn(d.port, 0);
+    for i in 0..100 {
+        let _: () = redis::cmd("RPUSH")
+            .arg("l")
+            .arg(i)
+            .query(&mut c)
+            .expect("rpush");
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query(&mut c)
+            .expect("set");
+    }
+    let dir = tempdir::Dir::new("cli-rdb");
+    let file = dir.0.join("out.rdb");
+    let status = Command::new("redis-cli")
+        .args(["-p", &d.port.to_string(), "--rdb"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("redis-cli");
+    assert!(status.success());
+    let out = Command::new("redis-check-rdb")
+        .arg(&file)
+        .output()
+        .expect("redis-check-rdb");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("RDB looks OK"), "{text}");
+}
