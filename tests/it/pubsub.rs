@@ -404,7 +404,7 @@ const WRITES: &str = r#"
     SET s v
     SET s v2 EX 100
     SET s v3 KEEPTTL
-    SET s v4 PX 100 GET
+    SET s v4 PX 100000 GET
     SETNX s x
     SETNX s2 x
     SETEX s3 100 v
