@@ -8,7 +8,7 @@ use crate::ctx::Ctx;
 use crate::error::CmdResult;
 use damselfly_core::stream::StreamId;
 use damselfly_protocol::Args;
-use damselfly_storage::{Entry, Value};
+use damselfly_storage::{Entry, ValueRef};
 
 type Digest = [u8; 20];
 
@@ -38,35 +38,35 @@ fn g17(score: f64) -> Vec<u8> {
 /// Mixes one value into `d`: its type, its contents, and whether the key
 /// expires (Redis's xorObjectDigest).
 fn object_digest(d: &mut Digest, e: &Entry) {
-    let v = &e.value;
+    let v = e.value();
     let ty: u32 = match v {
-        Value::Int(_) | Value::Str(_) | Value::Raw(_) => 0,
-        Value::List(_) => 1,
-        Value::Set(_) => 2,
-        Value::ZSet(_) => 3,
-        Value::Hash(_) => 4,
-        Value::Stream(_) => 6,
+        ValueRef::Int(_) | ValueRef::Str(_) | ValueRef::Raw(_) => 0,
+        ValueRef::List(_) => 1,
+        ValueRef::Set(_) => 2,
+        ValueRef::ZSet(_) => 3,
+        ValueRef::Hash(_) => 4,
+        ValueRef::Stream(_) => 6,
     };
     mix(d, &ty.to_be_bytes());
     match v {
-        Value::Int(_) | Value::Str(_) | Value::Raw(_) => mix(d, &v.string_bytes()),
-        Value::List(l) => {
+        ValueRef::Int(_) | ValueRef::Str(_) | ValueRef::Raw(_) => mix(d, &v.string_bytes()),
+        ValueRef::List(l) => {
             for item in l.iter() {
                 mix(d, item);
             }
         }
-        Value::Set(s) => {
+        ValueRef::Set(s) => {
             for m in s.iter() {
                 xor(d, &m.to_vec());
             }
         }
-        Value::ZSet(z) => z.range(0, z.len(), false, |m, score| {
+        ValueRef::ZSet(z) => z.range(0, z.len(), false, |m, score| {
             let mut e = [0u8; 20];
             mix(&mut e, m);
             mix(&mut e, &g17(score));
             xor(d, &e);
         }),
-        Value::Hash(h) => {
+        ValueRef::Hash(h) => {
             for (f, val) in h.iter() {
                 let mut e = [0u8; 20];
                 mix(&mut e, f);
@@ -74,7 +74,7 @@ fn object_digest(d: &mut Digest, e: &Entry) {
                 xor(d, &e);
             }
         }
-        Value::Stream(s) => {
+        ValueRef::Stream(s) => {
             for entry in s.range(StreamId::MIN, StreamId::MAX, false, 0) {
                 let id = format!("{}.{}", entry.id.ms, entry.id.seq);
                 mix(d, id.as_bytes());
@@ -84,7 +84,7 @@ fn object_digest(d: &mut Digest, e: &Entry) {
             }
         }
     }
-    if e.expire_at != 0 {
+    if e.expire_at() != 0 {
         xor(d, b"!!expire!!");
     }
 }
@@ -92,7 +92,7 @@ fn object_digest(d: &mut Digest, e: &Entry) {
 /// One key's contribution: its name, then its value.
 fn key_digest(e: &Entry) -> Digest {
     let mut d = [0u8; 20];
-    mix(&mut d, &e.key);
+    mix(&mut d, e.key());
     object_digest(&mut d, e);
     d
 }

@@ -838,7 +838,7 @@ fn memory_usage(ctx: &mut Ctx, args: &Args) -> CmdResult {
             // the value own on the heap.
             let node =
                 std::mem::size_of::<damselfly_storage::Entry>() + std::mem::size_of::<usize>();
-            reply.int((node + e.key.heap_size() + e.value.heap_size()) as i64);
+            reply.int((node + e.heap_size()) as i64);
         }
     }
     Ok(())

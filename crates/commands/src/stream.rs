@@ -22,7 +22,7 @@ use damselfly_core::stream::{
 };
 use damselfly_protocol::{Args, Reply};
 use damselfly_replication::master;
-use damselfly_storage::{typed, Entry, Locked, Shard, Value};
+use damselfly_storage::{typed, Entry, Locked, Shard, Value, ValueMut, ValueRef};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -976,6 +976,9 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
     for (k, id) in ids.iter().enumerate() {
         let key = arg(args, streams_at + k);
         let shard = ctx.shard(key);
+        // Redis looks every key up a second time to serve it: hits, misses
+        // and keymiss events count twice.
+        shard.get(db, key, now);
         let Some(s) = typed::write::<Stream>(shard, db, key, now)? else {
             continue;
         };
@@ -1287,8 +1290,8 @@ enum Ready {
 }
 
 fn ready(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait) -> Ready {
-    let s = match shard.get_quiet(db, key, now).map(|e| &e.value) {
-        Some(Value::Stream(s)) => s,
+    let s = match shard.get_quiet(db, key, now).map(|e| e.value()) {
+        Some(ValueRef::Stream(s)) => s,
         _ if sw.group.is_some() => return Ready::Error(CmdError::StreamKeyGone),
         _ => return Ready::No,
     };
@@ -1313,7 +1316,7 @@ fn ready(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait) ->
 }
 
 fn serve_one(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait, r: &mut Reply) {
-    let Some(Value::Stream(s)) = shard.get_quiet(db, key, now).map(|e| &mut e.value) else {
+    let Some(ValueMut::Stream(s)) = shard.get_quiet(db, key, now).map(|e| e.value_mut()) else {
         return;
     };
     if r.is_resp3() {

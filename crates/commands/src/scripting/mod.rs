@@ -377,6 +377,17 @@ pub(crate) fn start(ctx: &mut Ctx, args: &Args, target: Target, read_only: bool)
         let locked = std::mem::replace(&mut ctx.locked, ctx.server.keyspace.lock_none());
         let (locked, bytes) = run(ctx.server, &lock, ctx.client.id(), locked, ctx.now, job);
         ctx.locked = locked;
+        let running = &ctx.server.scripting.running;
+        if bytes.starts_with(b"-") && running.error_counted.load(Relaxed) {
+            // A `redis.call` counted this error already: only the failed
+            // call is left to count.
+            let name = args.get(0).unwrap_or_default();
+            if let Some(e) = crate::table::lookup(name) {
+                ctx.stats.commands[e.id].failed.add(1);
+            }
+            ctx.reply.raw(&bytes);
+            return Ok(());
+        }
         return reply_bytes(ctx.reply, bytes);
     }
     ctx.script = Some(job);
