@@ -244,7 +244,8 @@ fn execute_inner(
         script: None,
         wait: None,
     };
-    damselfly_replication::master::enter(&server.repl);
+    let walks = ctx.locked.is_empty();
+    damselfly_replication::master::enter(&server.repl, walks);
     call(&mut ctx, e, args);
     // Propagated while the locks are held: the stream's order is the
     // commit order. The command first, then the pops of the clients it

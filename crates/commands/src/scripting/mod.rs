@@ -436,7 +436,7 @@ impl Job {
         crate::pubsub::set_current(caller);
         let keys = self.keys.clone();
         let name = self.command.first().cloned().unwrap_or_default();
-        damselfly_replication::master::enter(&server.repl);
+        damselfly_replication::master::enter(&server.repl, false);
         let (mut locked, bytes) = run(server, &lock, caller, locked, now, self);
         let counted = server.scripting.running.error_counted.load(Relaxed);
         crate::tracking::after_script(server, caller, &keys);
