@@ -878,3 +878,38 @@ fn debug_digest_matches_redis() {
         "#,
     );
 }
+
+#[test]
+fn a_damselfly_replica_continues_in_the_streams_db_after_a_partial_resync() {
+    let m = damselfly(&[]);
+    let d = damselfly(&[]);
+    let mut mc = Conn::open(m.port);
+    mc.cmd(&["SELECT", "9"]);
+    mc.cmd(&["SET", "a", "1"]);
+    let mut dc = Conn::open(d.port);
+    let port = m.port.to_string();
+    assert_eq!(dc.cmd(&["REPLICAOF", "127.0.0.1", &port]), "+OK\r\n");
+    poll("the first sync", || {
+        info(d.port, "replication")
+            .get("master_link_status")
+            .map(String::as_str)
+            == Some("up")
+    });
+    mc.cmd(&["SET", "b", "1"]);
+    poll("b on the replica", || conn_db_get(d.port, 9, "b").is_some());
+    assert_eq!(dc.cmd(&["CLIENT", "KILL", "TYPE", "master"]), ":1\r\n");
+    poll("the partial resync", || {
+        info(m.port, "stats")["sync_partial_ok"] == "1"
+    });
+    // The master sends no SELECT again: the replica is still in DB 9.
+    mc.cmd(&["SET", "c", "1"]);
+    poll("c on the replica", || conn_db_get(d.port, 9, "c").is_some());
+    assert_eq!(conn_db_get(d.port, 0, "c"), None);
+}
+
+fn conn_db_get(port: u16, db: usize, key: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query(&mut conn(port, db))
+        .expect("get")
+}
