@@ -101,10 +101,24 @@ fn streams(script: &str) -> (Vec<String>, Vec<String>) {
     for p in [&r, &d] {
         let mut stream = Stream::open(p.port);
         let mut c = Conn::open(p.port);
+        let mut blocked = Conn::open(p.port);
         c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
         for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
             if let Some(ms) = line.strip_prefix("sleep ") {
                 std::thread::sleep(Duration::from_millis(ms.parse().expect("ms")));
+                continue;
+            }
+            // `&` sends on a second connection, which blocks; the next
+            // line runs once the server counts it blocked.
+            if let Some(cmd) = line.strip_prefix("& ") {
+                // The previous blocked command must be done first.
+                poll("the last blocked client to be served", || {
+                    c.cmd(&["INFO", "clients"]).contains("blocked_clients:0")
+                });
+                blocked.send(&crate::support::words(cmd));
+                poll("the client to block", || {
+                    c.cmd(&["INFO", "clients"]).contains("blocked_clients:1")
+                });
                 continue;
             }
             let args = crate::support::words(line);
@@ -210,6 +224,12 @@ fn the_stream_rewrites_commands_as_redis_does() {
         XREADGROUP GROUP g c6 STREAMS gs >
         XDEL gs 3-1
         XCLAIM gs g c7 0 3-1 4-1
+        & BLPOP bl 0
+        RPUSH bl x y
+        & BLMOVE bl2 bl3 RIGHT LEFT 0
+        EVAL "redis.call('rpush', KEYS[1], 'a'); return redis.call('incr', 'cnt')" 1 bl2
+        & BZPOPMIN bz 0
+        ZADD bz 1 m
         "##,
     );
     assert_eq!(
@@ -857,4 +877,39 @@ fn debug_digest_matches_redis() {
         DEBUG DIGEST
         "#,
     );
+}
+
+#[test]
+fn a_damselfly_replica_continues_in_the_streams_db_after_a_partial_resync() {
+    let m = damselfly(&[]);
+    let d = damselfly(&[]);
+    let mut mc = Conn::open(m.port);
+    mc.cmd(&["SELECT", "9"]);
+    mc.cmd(&["SET", "a", "1"]);
+    let mut dc = Conn::open(d.port);
+    let port = m.port.to_string();
+    assert_eq!(dc.cmd(&["REPLICAOF", "127.0.0.1", &port]), "+OK\r\n");
+    poll("the first sync", || {
+        info(d.port, "replication")
+            .get("master_link_status")
+            .map(String::as_str)
+            == Some("up")
+    });
+    mc.cmd(&["SET", "b", "1"]);
+    poll("b on the replica", || conn_db_get(d.port, 9, "b").is_some());
+    assert_eq!(dc.cmd(&["CLIENT", "KILL", "TYPE", "master"]), ":1\r\n");
+    poll("the partial resync", || {
+        info(m.port, "stats")["sync_partial_ok"] == "1"
+    });
+    // The master sends no SELECT again: the replica is still in DB 9.
+    mc.cmd(&["SET", "c", "1"]);
+    poll("c on the replica", || conn_db_get(d.port, 9, "c").is_some());
+    assert_eq!(conn_db_get(d.port, 0, "c"), None);
+}
+
+fn conn_db_get(port: u16, db: usize, key: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query(&mut conn(port, db))
+        .expect("get")
 }

@@ -531,10 +531,11 @@ pub(crate) fn after(ctx: &mut Ctx, e: &Entry, args: &Args, b: Before, ok: bool) 
 /// A blocked client served by someone else's push: its pop goes to the
 /// stream as the non-blocking command it amounts to (BLPOP as LPOP...).
 pub(crate) fn served_pop(db: usize, op: &BlockOp, key: &[u8]) {
+    // Lower case, as Redis 7.0 writes the served LMOVE.
     let end = |e: &End| -> &[u8] {
         match e {
-            End::Head => b"LEFT",
-            End::Tail => b"RIGHT",
+            End::Head => b"left",
+            End::Tail => b"right",
         }
     };
     let args: Vec<&[u8]> = match op {

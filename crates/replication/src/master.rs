@@ -458,6 +458,8 @@ thread_local! {
     /// Whether the top-level command running here propagates (read by code
     /// that has no server at hand: blocked clients served by it).
     static PROPAGATING: Cell<bool> = const { Cell::new(false) };
+    /// The top-level command holds no shard for its run (see `enter`).
+    static WALKS: Cell<bool> = const { Cell::new(false) };
     static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
 }
 
@@ -471,10 +473,14 @@ struct Pending {
     server_changes: u64,
 }
 
-/// A top-level command starts on this thread.
-pub fn enter(repl: &Replication) {
+/// A top-level command starts on this thread. `walks`: it holds no shard
+/// for its run but visits shards one at a time (KEYS, SCAN, RANDOMKEY):
+/// the keys that expire under it go out at once, while the visited shard
+/// is locked, since by `leave` another command may have recreated them.
+pub fn enter(repl: &Replication, walks: bool) {
     DEPTH.with(|d| d.set(d.get() + 1));
     PROPAGATING.with(|p| p.set(repl.active()));
+    WALKS.with(|w| w.set(walks));
 }
 
 /// Whether the running command's changes go to replicas.
@@ -495,6 +501,21 @@ pub fn leave(repl: &Replication) -> Option<i64> {
     if depth > 0 {
         return None;
     }
+    append_pending(repl)
+}
+
+/// Appends what the top-level command running here queued so far, as one
+/// unit, before it serves blocked clients (whose pops Redis sends after
+/// the command). Returns the offset after it, if it appended.
+pub fn flush(repl: &Replication) -> Option<i64> {
+    if DEPTH.with(Cell::get) != 1 {
+        return None;
+    }
+    append_pending(repl)
+}
+
+/// Appends this thread's queue as one unit.
+fn append_pending(repl: &Replication) -> Option<i64> {
     let ops = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         p.instead.clear();
@@ -557,6 +578,11 @@ pub fn deleted(repl: &Replication, db: usize, key: &[u8]) {
         repl.append(&[op]);
         return;
     }
+    if WALKS.with(Cell::get) {
+        repl.append(&[op]);
+        PENDING.with(|p| p.borrow_mut().server_changes += 1);
+        return;
+    }
     PENDING.with(|p| {
         let mut p = p.borrow_mut();
         p.ops.push(op);
@@ -608,7 +634,7 @@ mod tests {
         let r = Replication::default();
         let sink = Arc::new(Sink::default());
         let (_, off) = r.begin_full_sync(7, "127.0.0.1".into(), sink.clone(), 1 << 20);
-        enter(&r);
+        enter(&r, false);
         assert!(propagating());
         leave(&r);
         assert_eq!(off, 0);
@@ -617,7 +643,7 @@ mod tests {
             args: args(&["set", "a", "1"]),
         }]);
         assert!(r.finish_full_sync(7, b"$3\r\nRDB", false));
-        enter(&r);
+        enter(&r, false);
         command(2, || args(&["incr", "n"]));
         nothing();
         command(2, || args(&["xreadgroup"]));
@@ -698,6 +724,18 @@ mod tests {
         assert!(r.expire_backlog(3600));
         assert!(!r.active());
         assert_ne!(r.state().replid, old);
+    }
+
+    #[test]
+    fn expiries_met_by_a_walk_are_appended_at_once() {
+        let r = Replication::default();
+        r.ensure_backlog(100);
+        enter(&r, true);
+        deleted(&r, 0, b"k");
+        let after_del = r.state().master_repl_offset;
+        assert!(after_del > 0);
+        leave(&r);
+        assert_eq!(r.state().master_repl_offset, after_del);
     }
 
     #[test]

@@ -436,13 +436,15 @@ impl Job {
         crate::pubsub::set_current(caller);
         let keys = self.keys.clone();
         let name = self.command.first().cloned().unwrap_or_default();
-        damselfly_replication::master::enter(&server.repl);
+        damselfly_replication::master::enter(&server.repl, false);
         let (mut locked, bytes) = run(server, &lock, caller, locked, now, self);
         let counted = server.scripting.running.error_counted.load(Relaxed);
         crate::tracking::after_script(server, caller, &keys);
+        // The script's effects go out as one MULTI/EXEC, under its locks,
+        // before the pops of the clients it serves.
+        let woff = damselfly_replication::master::flush(&server.repl);
         crate::list::serve_ready(server, &server.thread_stats(), &mut locked, now);
-        // The script's effects go out as one MULTI/EXEC, under its locks.
-        let woff = damselfly_replication::master::leave(&server.repl);
+        damselfly_replication::master::leave(&server.repl);
         drop(locked);
         drop(lock);
         // The script's writes are its caller's (WAIT).
