@@ -6,7 +6,9 @@
 //!   `{hash tag}` share a shard.
 //! - Shard locks are only ever taken in ascending shard index (`Keyspace::lock`
 //!   sorts), so multi-key commands cannot deadlock; no lock is held across an
-//!   `.await` (nothing here is async).
+//!   `.await` (nothing here is async). The one exception, a script that
+//!   escalates (`Keyspace::script_add`), makes every other locker that
+//!   waits with shards in hand let go of them.
 //! - A key whose expiry time has passed is never returned: every lookup checks
 //!   it (lazy expiry) and the active cycle removes the ones nobody reads.
 //! - Every change to a key is reported through `Shard::written`.
