@@ -244,7 +244,7 @@ fn execute_inner(
         script: None,
         wait: None,
     };
-    damselfly_replication::master::enter();
+    damselfly_replication::master::enter(&server.repl);
     call(&mut ctx, e, args);
     // Clients blocked on keys this command made ready are served before
     // anyone else can see the keys (after a whole EXEC, not after each of

@@ -411,7 +411,7 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
             }
         }
         for (db, e) in keys {
-            let i = ks.shard_of(&e.key);
+            let i = ks.shard_of(e.key());
             if let Some(shard) = all.get(i) {
                 shard.put(db, e);
             }
