@@ -33,8 +33,10 @@ pub mod table;
 pub mod tracking;
 
 mod bitmap;
+mod cluster;
 mod connection;
 mod debug;
+mod digest;
 mod generic;
 mod geo;
 mod hash;

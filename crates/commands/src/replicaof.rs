@@ -22,7 +22,7 @@ use crate::{cmd, Wait};
 use damselfly_protocol::{Args, Reply, Request};
 use damselfly_replication::replica::{self, LinkState, MasterClient, Settings};
 use damselfly_storage::Entry as KeyEntry;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -104,6 +104,7 @@ pub fn follow(server: &Arc<Server>, host: &str, port: u16, continue_own: bool) {
     });
     let hooks = Arc::new(Hooks {
         server: Arc::downgrade(server),
+        db: Default::default(),
     });
     server
         .replica
@@ -270,6 +271,10 @@ fn writes(e: &Entry, args: &Args, client: &Client) -> bool {
 /// The server seen from the link thread.
 struct Hooks {
     server: Weak<Server>,
+    /// The DB the master's stream had selected when the last connection
+    /// ended: a partial resync continues in it (the master sends no SELECT
+    /// for it again, as Redis's replica keeps its cached master client).
+    db: Arc<AtomicUsize>,
 }
 
 impl Hooks {
@@ -299,6 +304,8 @@ impl replica::Host for Hooks {
     }
 
     fn load_rdb(&self, rdb: &[u8]) -> Result<(), String> {
+        // A full sync's stream starts over in DB 0.
+        self.db.store(0, Relaxed);
         let server = self.server().ok_or("server gone")?;
         load_rdb(&server, rdb)
     }
@@ -312,13 +319,15 @@ impl replica::Host for Hooks {
             .register(peer.to_string(), local.to_string(), fd);
         *info.user.lock() = "(superuser)".into();
         info.master.store(true, Relaxed);
-        let client = Client::new(info, crate::acl::superuser(), true);
+        let mut client = Client::new(info, crate::acl::superuser(), true);
+        client.select(self.db.load(Relaxed));
         Box::new(Master {
             stats: server.thread_stats(),
             server,
             client,
             reply: Reply::new(),
             failed: false,
+            db: self.db.clone(),
         })
     }
 }
@@ -346,6 +355,8 @@ struct Master {
     reply: Reply,
     /// The last command replied an error.
     failed: bool,
+    /// Where the DB selected at the end of this connection is kept.
+    db: Arc<AtomicUsize>,
 }
 
 impl MasterClient for Master {
@@ -385,6 +396,7 @@ impl MasterClient for Master {
 
 impl Drop for Master {
     fn drop(&mut self) {
+        self.db.store(self.client.db, Relaxed);
         crate::release_client(&self.server, &mut self.client);
         self.server.clients.unregister(self.client.id());
     }
@@ -411,7 +423,7 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
             }
         }
         for (db, e) in keys {
-            let i = ks.shard_of(&e.key);
+            let i = ks.shard_of(e.key());
             if let Some(shard) = all.get(i) {
                 shard.put(db, e);
             }
@@ -429,6 +441,7 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
         server,
         reply: Reply::new(),
         failed: false,
+        db: Default::default(),
     };
     master.apply(&[b"FUNCTION", b"FLUSH"]);
     for code in &stats.functions {

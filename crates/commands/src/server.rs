@@ -699,8 +699,8 @@ fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// DEBUG: LOG, SET-ACTIVE-EXPIRE, RELOAD, HELP, and (in `debug.rs`)
-/// OBJECT, POPULATE, SLEEP, ERROR.
+/// DEBUG: LOG, SET-ACTIVE-EXPIRE, RELOAD, HELP, (in `debug.rs`) OBJECT,
+/// POPULATE, SLEEP, ERROR, and (in `digest.rs`) DIGEST, DIGEST-VALUE.
 fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let sub = args.get(1).unwrap_or_default();
     if eq(sub, "help") && args.len() == 2 {
@@ -723,6 +723,10 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 "    Stop the server's thread for <seconds>. Decimals allowed.",
                 "ERROR <string>",
                 "    Return a Redis protocol error with <string> as message.",
+                "DIGEST",
+                "    Output a hex signature representing the current DB content.",
+                "DIGEST-VALUE <key> [<key> ...]",
+                "    Output a hex signature of the values of all the specified keys.",
             ],
         );
         return Ok(());
@@ -739,6 +743,9 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
         return Ok(());
     }
     if let Some(done) = crate::debug::run(ctx, sub, args) {
+        return done;
+    }
+    if let Some(done) = crate::digest::run(ctx, sub, args) {
         return done;
     }
     if eq(sub, "log") && args.len() == 3 {
@@ -831,7 +838,7 @@ fn memory_usage(ctx: &mut Ctx, args: &Args) -> CmdResult {
             // the value own on the heap.
             let node =
                 std::mem::size_of::<damselfly_storage::Entry>() + std::mem::size_of::<usize>();
-            reply.int((node + e.key.heap_size() + e.value.heap_size()) as i64);
+            reply.int((node + e.heap_size()) as i64);
         }
     }
     Ok(())
