@@ -35,6 +35,7 @@ pub mod tracking;
 mod bitmap;
 mod connection;
 mod debug;
+mod digest;
 mod generic;
 mod geo;
 mod hash;

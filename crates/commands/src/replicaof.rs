@@ -303,7 +303,7 @@ impl replica::Host for Hooks {
         load_rdb(&server, rdb)
     }
 
-    fn master_client(&self, peer: &str, local: &str, fd: i64) -> Box<dyn MasterClient> {
+    fn master_client(&self, peer: &str, local: &str, fd: i64, db: usize) -> Box<dyn MasterClient> {
         let Some(server) = self.server() else {
             return Box::new(Gone);
         };
@@ -312,7 +312,8 @@ impl replica::Host for Hooks {
             .register(peer.to_string(), local.to_string(), fd);
         *info.user.lock() = "(superuser)".into();
         info.master.store(true, Relaxed);
-        let client = Client::new(info, crate::acl::superuser(), true);
+        let mut client = Client::new(info, crate::acl::superuser(), true);
+        client.select(db);
         Box::new(Master {
             stats: server.thread_stats(),
             server,
@@ -331,6 +332,10 @@ impl MasterClient for Gone {
 
     fn in_multi(&self) -> bool {
         false
+    }
+
+    fn db(&self) -> usize {
+        0
     }
 
     fn id(&self) -> u64 {
@@ -378,6 +383,10 @@ impl MasterClient for Master {
         self.client.multi.is_some()
     }
 
+    fn db(&self) -> usize {
+        self.client.db
+    }
+
     fn id(&self) -> u64 {
         self.client.id()
     }
@@ -397,11 +406,20 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
     let ks = &server.keyspace;
     let limits = crate::persist::limits(server);
     let mut keys: Vec<(usize, KeyEntry)> = Vec::new();
-    let stats = damselfly_persistence::file::load(rdb, &limits, ks.dbnum(), 0, |l| {
+    // Clients get -LOADING while the RDB loads, as from a Redis replica.
+    let p = &server.persistence;
+    p.loading.store(true, Relaxed);
+    let parsed = damselfly_persistence::file::load(rdb, &limits, ks.dbnum(), 0, |l| {
         keys.push((l.db, KeyEntry::new(l.key, l.value, l.expire_at)));
         Ok(())
-    })
-    .map_err(|e| e.to_string())?;
+    });
+    let stats = match parsed {
+        Ok(s) => s,
+        Err(e) => {
+            p.loading.store(false, Relaxed);
+            return Err(e.to_string());
+        }
+    };
     let now = damselfly_storage::now_ms();
     {
         let mut all = ks.lock_all();
@@ -417,6 +435,7 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
             }
         }
     }
+    p.loading.store(false, Relaxed);
     server.tracking.flushed(&server.pubsub);
     // The master's function libraries replace ours, as its keys did.
     let Some(server) = server.persistence.server.get().and_then(Weak::upgrade) else {

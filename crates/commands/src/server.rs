@@ -723,6 +723,10 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 "    Stop the server's thread for <seconds>. Decimals allowed.",
                 "ERROR <string>",
                 "    Return a Redis protocol error with <string> as message.",
+                "DIGEST",
+                "    Output a hex signature representing the current DB content.",
+                "DIGEST-VALUE <key> [<key> ...]",
+                "    Output a hex signature of the values of all the specified keys.",
             ],
         );
         return Ok(());
@@ -736,6 +740,44 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     if eq(sub, "reload") && args.len() == 2 {
         crate::persist::debug_reload(ctx.server, &ctx.locked)?;
         ctx.reply.ok();
+        return Ok(());
+    }
+    if eq(sub, "digest") && args.len() == 2 {
+        let mut d = [0u8; 20];
+        for db in 0..ctx.server.keyspace.dbnum() {
+            let mut keys = [0u8; 20];
+            let found: usize = ctx
+                .each_shard(|s| {
+                    s.dbs[db]
+                        .table
+                        .iter()
+                        .map(|e| crate::digest::key(&mut keys, e))
+                        .count()
+                })
+                .into_iter()
+                .sum();
+            if found > 0 {
+                crate::digest::db_start(&mut d, db);
+                d.iter_mut().zip(keys).for_each(|(a, b)| *a ^= b);
+            }
+        }
+        ctx.reply.simple(crate::digest::hex(&d).as_bytes());
+        return Ok(());
+    }
+    if eq(sub, "digest-value") {
+        let (db, now) = (ctx.db(), ctx.now);
+        ctx.reply.array(args.len() - 2);
+        for key in args.iter().skip(2) {
+            let i = ctx.server.keyspace.shard_of(key);
+            let d = ctx.with_shard(i, |s| {
+                let mut d = [0u8; 20];
+                if let Some(e) = s.get_notouch(db, key, now) {
+                    crate::digest::value(&mut d, e);
+                }
+                d
+            });
+            ctx.reply.simple(crate::digest::hex(&d).as_bytes());
+        }
         return Ok(());
     }
     if let Some(done) = crate::debug::run(ctx, sub, args) {
