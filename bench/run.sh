@@ -12,12 +12,15 @@
 #   3. $SHARED/bench/compare.sh DF_PORT REDIS_PORT damselfly redis
 #      (throughput, A = damselfly, B = redis; skip with SKIP_COMPARE=1);
 #   4. stop both, start both fresh, $SHARED/bench/memory.sh on each
-#      (RSS growth per key; skip with SKIP_MEMORY=1);
+#      (RSS growth per key; skip with SKIP_MEMORY=1); then fresh again and
+#      bench/memory-ttl.sh on each (the same loads with a TTL on every key;
+#      skip with SKIP_MEMORY_TTL=1);
 #   5. print a summary. Servers are killed on exit, whatever happens.
 #
 # Everything is written under RESULTS_DIR (default: a new /tmp/damselfly-bench.*):
 # compare.txt (full table), compare/ (raw CSVs), memory_damselfly.txt,
-# memory_redis.txt, and the servers' logs.
+# memory_redis.txt, memory_ttl_damselfly.txt, memory_ttl_redis.txt, and the
+# servers' logs.
 #
 # Environment:
 #   SHARED=../shared        the shared tools folder (default: the repo's sibling shared/)
@@ -27,7 +30,7 @@
 #                           also passed through to compare.sh
 #   LARGE, LOAD_TIMEOUT     passed through to memory.sh
 #   DF_PORT=6392 REDIS_PORT=6391 DF_THREADS=1 SERVER_CPU=1
-#   SKIP_BUILD=0 SKIP_COMPARE=0 SKIP_MEMORY=0
+#   SKIP_BUILD=0 SKIP_COMPARE=0 SKIP_MEMORY=0 SKIP_MEMORY_TTL=0
 #   REDIS_SERVER=redis-server   which Redis binary to compare against
 #
 # For a quick smoke run of the whole pipeline see bench/quick.sh.
@@ -180,6 +183,16 @@ if [ "$SKIP_MEMORY" != 1 ]; then
     stop_servers
 fi
 
+# ---- memory with a TTL on every key (fresh servers again) -------------------
+if [ "$SKIP_MEMORY" != 1 ] && [ "${SKIP_MEMORY_TTL:-0}" != 1 ]; then
+    start_servers memory_ttl
+    echo "# memory-ttl.sh damselfly"
+    step bash "$ROOT/bench/memory-ttl.sh" "$DF_PORT" "$DF_PID" -- "$RESULTS_DIR/memory_ttl_damselfly.txt"
+    echo "# memory-ttl.sh redis"
+    step bash "$ROOT/bench/memory-ttl.sh" "$REDIS_PORT" "$REDIS_PID" -- "$RESULTS_DIR/memory_ttl_redis.txt"
+    stop_servers
+fi
+
 # ---- summary ---------------------------------------------------------------
 echo
 echo "# ===== summary ($RESULTS_DIR) ====="
@@ -188,7 +201,7 @@ if [ -f "$RESULTS_DIR/compare.txt" ]; then
     grep -E '^(workload|[a-z0-9]+_p[0-9]+) ' "$RESULTS_DIR/compare.txt" | head -20 || true
     grep -E 'geomean|WARNING' "$RESULTS_DIR/compare.txt" || true
 fi
-for s in damselfly redis; do
+for s in damselfly redis ttl_damselfly ttl_redis; do
     f=$RESULTS_DIR/memory_$s.txt
     if [ -f "$f" ]; then
         echo "memory $s:"

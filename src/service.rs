@@ -25,6 +25,8 @@ pub struct Conn {
     denied: bool,
     /// Past `maxclients`: told so at once and closed.
     refused: bool,
+    /// Reply bytes being written (`maxmemory-clients` counts them).
+    reply_pending: usize,
     server: Arc<Server>,
     stats: Arc<ThreadStats>,
     client: Client,
@@ -125,11 +127,20 @@ impl Session for Conn {
     }
 
     fn query_pending(&mut self, bytes: usize) {
-        let info = &self.client.info;
-        info.qbuf.store(bytes, Relaxed);
-        if damselfly_commands::client_evict::enabled(&self.server) {
-            let held = bytes + info.outbox.held();
-            damselfly_commands::client_evict::account(&self.server, info, held as u64);
+        self.client.info.qbuf.store(bytes, Relaxed);
+        self.account_memory(bytes);
+    }
+
+    /// The buffer is sized for the announced request, as Redis sizes its
+    /// query buffer for a big argument, and counts as held at once.
+    fn query_expected(&mut self, bytes: usize) {
+        self.account_memory(bytes);
+    }
+
+    fn output_pending(&mut self, bytes: usize) {
+        if self.reply_pending != bytes {
+            self.reply_pending = bytes;
+            self.account_memory(self.client.info.qbuf.load(Relaxed));
         }
     }
 
@@ -180,6 +191,27 @@ impl Session for Conn {
             }
             "/" => HttpResponse::new(200, "text/plain", metrics::status_page(&self.server)),
             _ => HttpResponse::new(404, "text/plain", "not found\n"),
+        }
+    }
+}
+
+/// Bytes a watched key or a subscription is counted as for
+/// `maxmemory-clients`.
+const ENTRY_COST: usize = 64;
+
+impl Conn {
+    /// `maxmemory-clients`: what this client holds, its query buffer
+    /// taking `query` bytes.
+    fn account_memory(&self, query: usize) {
+        if damselfly_commands::client_evict::enabled(&self.server) {
+            let info = &self.client.info;
+            let c = &self.client;
+            let queued = c.multi.as_ref().map_or(0, |m| m.bytes);
+            // Watched keys and subscriptions at an estimated cost each
+            // (their bookkeeping in the registries), as Redis counts them.
+            let entries = (c.watches.len() + c.subs.total()) * ENTRY_COST;
+            let held = query + info.outbox.held() + queued + entries + self.reply_pending;
+            damselfly_commands::client_evict::account(&self.server, info, held as u64);
         }
     }
 }
@@ -318,6 +350,7 @@ impl App {
         Conn {
             denied,
             refused,
+            reply_pending: 0,
             server: self.server.clone(),
             stats,
             client: Client::new(info, self.server.acl.default_user(), authenticated),

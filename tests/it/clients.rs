@@ -228,4 +228,58 @@ fn maxmemory_clients_evicts_the_biggest_client_but_not_no_evict_ones() {
     assert!(info.contains("evicted_clients:1\r\n"), "{info}");
     assert_eq!(small.cmd(&["PING"]), "+PONG\r\n");
     assert!(admin.cmd(&["CLIENT", "LIST"]).contains("name=small"));
+    // Commands queued in MULTI count too.
+    let mut multi = Conn::open(d.port);
+    multi.cmd(&["MULTI"]);
+    let value = "v".repeat(1_000_000);
+    let mut evicted = false;
+    for _ in 0..5 {
+        // Once evicted, the write itself may fail.
+        if std::io::Write::write_all(&mut multi.writer, &Conn::encode(&["SET", "k", &value]))
+            .is_err()
+        {
+            evicted = true;
+            break;
+        }
+        let mut line = String::new();
+        match std::io::BufRead::read_line(&mut multi.reader, &mut line) {
+            Ok(n) if n > 0 => assert_eq!(line, "+QUEUED\r\n"),
+            _ => {
+                evicted = true;
+                break;
+            }
+        }
+    }
+    assert!(evicted, "a MULTI holding 5 MB was not evicted");
+}
+
+#[test]
+fn maxmemory_clients_counts_watched_keys_and_subscriptions() {
+    use std::io::{BufRead, Write};
+    let d = damselfly(&[]);
+    let mut admin = Conn::open(d.port);
+    admin.cmd(&["CLIENT", "NO-EVICT", "on"]);
+    admin.cmd(&["CONFIG", "SET", "maxmemory-clients", "200000"]);
+    for first in ["WATCH", "PSUBSCRIBE"] {
+        let mut c = Conn::open(d.port);
+        let mut evicted = false;
+        for j in 0..10_000 {
+            let req = Conn::encode(&[first, &j.to_string()]);
+            let mut line = String::new();
+            // PSUBSCRIBE replies with a 3-element array: its first line.
+            let ok = c.writer.write_all(&req).is_ok()
+                && c.reader.read_line(&mut line).is_ok_and(|n| n > 0);
+            if !ok {
+                evicted = true;
+                break;
+            }
+            if first == "PSUBSCRIBE" {
+                for _ in 0..5 {
+                    line.clear();
+                    let _ = c.reader.read_line(&mut line);
+                }
+            }
+        }
+        assert!(evicted, "{first} of 10000 keys was not evicted");
+    }
 }

@@ -404,7 +404,7 @@ const WRITES: &str = r#"
     SET s v
     SET s v2 EX 100
     SET s v3 KEEPTTL
-    SET s v4 PX 100 GET
+    SET s v4 PX 100000 GET
     SETNX s x
     SETNX s2 x
     SETEX s3 100 v
@@ -631,6 +631,11 @@ fn keymiss_events_for_store_commands_and_lookups() {
         TYPE m1
         EXISTS m1
         GETDEL m1
+        XADD st 1-1 f v
+        XGROUP CREATE st g 0
+        XREAD STREAMS st m1 0 0
+        XREAD COUNT 1 STREAMS m1 st $ $
+        XREADGROUP GROUP g c STREAMS st >
         CONFIG RESETSTAT
         SINTERSTORE d m1 set
         ZUNIONSTORE d 2 m1 set

@@ -207,8 +207,9 @@ fn differences(
                     out.push(format!("{k}: master {a:?}, replica {b:?}"));
                 }
             }
-            (Some(v), None) if !soon(v.2) => out.push(format!("{k}: only the master has {v:?}")),
-            (None, Some(v)) if !soon(v.2) => out.push(format!("{k}: only the replica has {v:?}")),
+            (Some(v), None) | (None, Some(v)) if !soon(v.2) => {
+                out.push(format!("{k}: only one side has {v:?}"))
+            }
             _ => {}
         }
     }
@@ -676,12 +677,10 @@ fn damselfly_replica_of_damselfly_converges_and_resyncs_partially() {
     let list = dc.cmd(&["CLIENT", "LIST"]);
     assert!(
         list.lines()
+            // `x` too while it runs a MULTI from the stream.
             .any(|l| l.contains(" flags=M") && l.contains(" user=(superuser) ")),
         "{list}"
     );
-    let masters = dc.cmd(&["CLIENT", "LIST", "TYPE", "master"]);
-    assert_eq!(masters.matches("id=").count(), 1, "{masters}");
-    assert!(masters.contains(" flags=M"), "{masters}");
     // Replicas of a replica are not served yet: refused, not corrupted.
     let mut other = Conn::open(d.port);
     assert!(other.cmd(&["PSYNC", "?", "-1"]).starts_with("-ERR"));
@@ -691,134 +690,4 @@ fn damselfly_replica_of_damselfly_converges_and_resyncs_partially() {
     stop_load(&stop, load);
     assert_same_data(m.port, d.port);
     assert_eq!(stats(m.port), (1, 1), "(sync_full, sync_partial_ok)");
-}
-
-#[test]
-fn debug_digest_matches_redis_for_every_type_but_streams() {
-    let r = crate::support::redis_with(&["--enable-debug-command", "yes"]);
-    let d = damselfly(&[]);
-    let mut rc = Conn::open(r.port);
-    let mut dc = Conn::open(d.port);
-    let big: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
-    let mut script: Vec<Vec<String>> = vec![
-        vec!["DEBUG".into(), "DIGEST".into()],
-        vec!["SET".into(), "int".into(), "12345".into()],
-        vec!["SET".into(), "str".into(), "hello".into()],
-        vec!["SET".into(), "raw".into(), "x".repeat(100)],
-        vec!["APPEND".into(), "raw".into(), "y".into()],
-        vec![
-            "RPUSH".into(),
-            "list".into(),
-            "a".into(),
-            "1".into(),
-            "b".into(),
-        ],
-        vec![
-            "SADD".into(),
-            "ints".into(),
-            "3".into(),
-            "1".into(),
-            "2".into(),
-        ],
-        vec![
-            "SADD".into(),
-            "set".into(),
-            "a".into(),
-            "b".into(),
-            "c".into(),
-        ],
-        vec![
-            "ZADD".into(),
-            "z".into(),
-            "0.1".into(),
-            "a".into(),
-            "1.5".into(),
-            "b".into(),
-            "-inf".into(),
-            "c".into(),
-            "3".into(),
-            "7".into(),
-        ],
-        vec![
-            "HSET".into(),
-            "h".into(),
-            "f".into(),
-            "v".into(),
-            "g".into(),
-            "1".into(),
-        ],
-        vec![
-            "SET".into(),
-            "ttl".into(),
-            "v".into(),
-            "EX".into(),
-            "100".into(),
-        ],
-        vec!["SELECT".into(), "2".into()],
-        vec!["SET".into(), "other".into(), "db".into()],
-        vec!["SELECT".into(), "0".into()],
-    ];
-    let mut zbig = vec!["ZADD".to_string(), "zbig".into()];
-    let mut sbig = vec!["SADD".to_string(), "sbig".into()];
-    let mut hbig = vec!["HSET".to_string(), "hbig".into()];
-    for (i, m) in big.iter().enumerate() {
-        zbig.extend([format!("{}.25", i), m.clone()]);
-        sbig.push(m.clone());
-        hbig.extend([m.clone(), i.to_string()]);
-    }
-    script.extend([zbig, sbig, hbig]);
-    script.push(vec!["DEBUG".into(), "DIGEST".into()]);
-    let mut dv = vec!["DEBUG".to_string(), "DIGEST-VALUE".into()];
-    dv.extend(
-        [
-            "int", "str", "raw", "list", "ints", "set", "z", "h", "ttl", "zbig", "sbig", "hbig",
-            "none",
-        ]
-        .map(String::from),
-    );
-    script.push(dv);
-    script.push(vec!["DEBUG".into(), "DIGEST-VALUE".into()]);
-    let mut failures = Vec::new();
-    for args in &script {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        compare(&mut rc, &mut dc, &args, &mut failures);
-    }
-    assert!(
-        failures.is_empty(),
-        "digests differ from Redis:\n{}",
-        failures.join("\n")
-    );
-}
-
-#[test]
-fn a_partial_resync_keeps_the_db_the_master_selected() {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    let d = damselfly(&[]);
-    let mut dc = Conn::open(d.port);
-    dc.cmd(&["REPLICAOF", "127.0.0.1", &port.to_string()]);
-    let id = "c".repeat(40);
-    let mut first = format!("+FULLRESYNC {id} 0\r\n$18\r\n").into_bytes();
-    first.extend_from_slice(b"REDIS0010\xff\0\0\0\0\0\0\0\0");
-    first.extend_from_slice(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n");
-    first.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n");
-    first.extend_from_slice(b"*1\r\n+garbage\r\n");
-    fake_master_session(&l, &first);
-    // The master continues without repeating its SELECT.
-    let master = std::thread::spawn(move || {
-        fake_master_session(
-            &l,
-            b"+CONTINUE\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n",
-        )
-    });
-    dc.cmd(&["SELECT", "3"]);
-    wait_for("the write after the partial resync", || {
-        dc.cmd(&["GET", "b"]) == "$1\r\n2\r\n"
-    });
-    assert_eq!(dc.cmd(&["GET", "a"]), "$1\r\n1\r\n");
-    dc.cmd(&["SELECT", "0"]);
-    assert_eq!(dc.cmd(&["DBSIZE"]), ":0\r\n");
-    dc.cmd(&["REPLICAOF", "NO", "ONE"]);
-    let psync = master.join().expect("fake master");
-    assert_eq!(psync, format!("PSYNC {id} 51"));
 }

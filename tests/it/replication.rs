@@ -101,10 +101,24 @@ fn streams(script: &str) -> (Vec<String>, Vec<String>) {
     for p in [&r, &d] {
         let mut stream = Stream::open(p.port);
         let mut c = Conn::open(p.port);
+        let mut blocked = Conn::open(p.port);
         c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
         for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
             if let Some(ms) = line.strip_prefix("sleep ") {
                 std::thread::sleep(Duration::from_millis(ms.parse().expect("ms")));
+                continue;
+            }
+            // `&` sends on a second connection, which blocks; the next
+            // line runs once the server counts it blocked.
+            if let Some(cmd) = line.strip_prefix("& ") {
+                // The previous blocked command must be done first.
+                poll("the last blocked client to be served", || {
+                    c.cmd(&["INFO", "clients"]).contains("blocked_clients:0")
+                });
+                blocked.send(&crate::support::words(cmd));
+                poll("the client to block", || {
+                    c.cmd(&["INFO", "clients"]).contains("blocked_clients:1")
+                });
                 continue;
             }
             let args = crate::support::words(line);
@@ -194,6 +208,28 @@ fn the_stream_rewrites_commands_as_redis_does() {
         SCRIPT FLUSH
         FUNCTION DELETE lib1
         FUNCTION FLUSH
+        XADD gs 1-1 a 1
+        XADD gs 2-1 b 1
+        XGROUP CREATE gs g 0
+        XREADGROUP GROUP g c1 COUNT 1 STREAMS gs >
+        XREADGROUP GROUP g c2 NOACK STREAMS gs >
+        XREADGROUP GROUP g c1 STREAMS gs 0
+        XCLAIM gs g c3 0 1-1
+        XAUTOCLAIM gs g c4 0 0
+        XACK gs g 1-1
+        XGROUP CREATECONSUMER gs g c9
+        XREADGROUP GROUP g c5 STREAMS gs >
+        XADD gs 3-1 c 1
+        XADD gs 4-1 d 1
+        XREADGROUP GROUP g c6 STREAMS gs >
+        XDEL gs 3-1
+        XCLAIM gs g c7 0 3-1 4-1
+        & BLPOP bl 0
+        RPUSH bl x y
+        & BLMOVE bl2 bl3 RIGHT LEFT 0
+        EVAL "redis.call('rpush', KEYS[1], 'a'); return redis.call('incr', 'cnt')" 1 bl2
+        & BZPOPMIN bz 0
+        ZADD bz 1 m
         "##,
     );
     assert_eq!(
@@ -314,7 +350,7 @@ fn load(port: u16, seed: u64, ops: usize) {
         let v = rng.random_range(0..1000).to_string();
         let mut p = redis::pipe();
         p.cmd("SELECT").arg(db).ignore();
-        match rng.random_range(0..22) {
+        match rng.random_range(0..26) {
             0 => p.cmd("SET").arg(format!("s{k}")).arg(&v),
             1 => p
                 .cmd("SET")
@@ -381,6 +417,41 @@ fn load(port: u16, seed: u64, ops: usize) {
                 .arg(format!("l{k}"))
                 .arg(&v),
             20 => p.cmd("SPOP").arg(format!("set{k}")).arg(3),
+            21 => p
+                .cmd("XGROUP")
+                .arg("CREATE")
+                .arg(format!("x{k}"))
+                .arg("g")
+                .arg(0)
+                .arg("MKSTREAM"),
+            22 => p
+                .cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("g")
+                .arg(format!("c{}", k % 3))
+                .arg("COUNT")
+                .arg(2)
+                .arg("STREAMS")
+                .arg(format!("x{k}"))
+                .arg(">"),
+            23 => p
+                .cmd("XAUTOCLAIM")
+                .arg(format!("x{k}"))
+                .arg("g")
+                .arg("c9")
+                .arg(0)
+                .arg(0)
+                .arg("COUNT")
+                .arg(1),
+            24 => p
+                .cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("g")
+                .arg("n")
+                .arg("NOACK")
+                .arg("STREAMS")
+                .arg(format!("x{k}"))
+                .arg(">"),
             _ => p.cmd("GETEX").arg(format!("s{k}")).arg("PX").arg(900_000),
         };
         // Wrong types are part of the load: they must change nothing.
@@ -436,21 +507,52 @@ fn dataset(port: u16) -> BTreeMap<(usize, String), String> {
                         .query::<Vec<String>>(&mut c)
                         .expect("zrange")
                 ),
-                "stream" => format!(
-                    "{:?}",
-                    redis::cmd("XRANGE")
-                        .arg(&k)
-                        .arg("-")
-                        .arg("+")
-                        .query::<redis::Value>(&mut c)
-                        .expect("xrange")
-                ),
+                "stream" => stream_value(&mut c, &k),
                 other => other.to_string(),
             };
             let ttl: i64 = redis::cmd("TTL").arg(&k).query(&mut c).expect("ttl");
             let ttl = if ttl < 0 { ttl } else { (ttl + 30) / 60 };
             out.insert((db, k), format!("{t} {value} ttl~{ttl}m"));
         }
+    }
+    out
+}
+
+/// A stream's entries, and per group its position and pending entries
+/// (owner and delivery count; idle times are each server's own).
+fn stream_value(c: &mut redis::Connection, k: &str) -> String {
+    use redis::Value as V;
+    let entries: V = redis::cmd("XRANGE")
+        .arg(k)
+        .arg("-")
+        .arg("+")
+        .query(c)
+        .expect("xrange");
+    let groups: Vec<std::collections::HashMap<String, V>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(k)
+        .query(c)
+        .expect("xinfo");
+    let mut out = format!("{entries:?}");
+    for grp in groups {
+        let text = |f: &str| match grp.get(f) {
+            Some(V::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            other => format!("{other:?}"),
+        };
+        let name = text("name");
+        let pending: Vec<(String, String, i64, i64)> = redis::cmd("XPENDING")
+            .arg(k)
+            .arg(&name)
+            .arg("-")
+            .arg("+")
+            .arg(1000)
+            .query(c)
+            .expect("xpending");
+        let pending: Vec<_> = pending
+            .into_iter()
+            .map(|(id, who, _, n)| (id, who, n))
+            .collect();
+        out += &format!(" group {name} at {} {pending:?}", text("last-delivered-id"));
     }
     out
 }
@@ -479,7 +581,8 @@ fn assert_same_data(master: u16, replica: u16) {
 
 #[test]
 fn redis_replica_syncs_under_a_write_load_and_resyncs_partially() {
-    let master = damselfly(&[]);
+    // Redis's default diskless delay (5 s) would let the load finish first.
+    let master = damselfly(&["--repl-diskless-sync-delay", "0"]);
     let port = master.port;
     load(port, 1, 300);
     // The replica attaches while four clients write.
@@ -571,7 +674,11 @@ fn redis_replica_syncs_under_a_write_load_and_resyncs_partially() {
 fn http_get(port: u16, path: &str) -> String {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    // One write: the server tells HTTP from RESP by the first bytes.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    s.write_all(request.as_bytes()).expect("request");
     let mut body = String::new();
     s.read_to_string(&mut body).expect("response");
     body
@@ -652,4 +759,157 @@ fn redis_cli_rdb_writes_a_file_redis_check_rdb_accepts() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("RDB looks OK"), "{text}");
+}
+
+#[test]
+fn a_replica_past_the_backlog_syncs_fully_again() {
+    let d = damselfly(&[
+        "--repl-diskless-sync-delay",
+        "0",
+        "--repl-backlog-size",
+        "16kb",
+    ]);
+    let replica = redis_replica_of(d.port);
+    poll_caught_up(d.port, replica.port);
+    let mut c = conn(d.port, 0);
+    // The replica is stopped so it cannot reconnect before the writes.
+    signal(&replica, "-STOP");
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .query(&mut c)
+        .expect("client kill");
+    poll("the link to drop", || {
+        info(d.port, "replication")["connected_slaves"] == "0"
+    });
+    // Far more than the backlog holds.
+    for i in 0..200 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg("v".repeat(1000))
+            .query(&mut c)
+            .expect("set");
+    }
+    signal(&replica, "-CONT");
+    poll_or(
+        "a second full sync",
+        || info(d.port, "stats")["sync_full"] == "2" && caught_up(d.port, replica.port),
+        || format!("{:?}", info(d.port, "stats")),
+    );
+    let n: i64 = redis::cmd("DBSIZE")
+        .query(&mut conn(replica.port, 0))
+        .expect("dbsize");
+    assert_eq!(n, 200);
+    assert_eq!(info(d.port, "stats")["sync_partial_err"], "1");
+}
+
+fn signal(p: &Proc, sig: &str) {
+    let status = Command::new("kill")
+        .arg(sig)
+        .arg(p.child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[test]
+fn a_replica_that_stops_reading_is_dropped_at_its_output_limit() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    assert_eq!(
+        c.cmd(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 1mb 0 0"
+        ]),
+        "+OK\r\n"
+    );
+    // A replica that reads its RDB, then nothing more.
+    let stuck = Stream::open(d.port);
+    assert_eq!(info(d.port, "replication")["connected_slaves"], "1");
+    let value = "x".repeat(100_000);
+    poll("the replica to be dropped", || {
+        c.cmd(&["SET", "big", &value]);
+        info(d.port, "replication")["connected_slaves"] == "0"
+    });
+    // Its connection ends too, though it never reads again.
+    poll("the replica's connection to close", || {
+        !c.cmd(&["CLIENT", "LIST", "TYPE", "replica"])
+            .contains("flags=S")
+    });
+    drop(stuck);
+}
+
+#[test]
+fn a_replica_silent_past_repl_timeout_is_disconnected() {
+    let d = damselfly(&["--repl-timeout", "1"]);
+    let _silent = Stream::open(d.port);
+    assert_eq!(info(d.port, "replication")["connected_slaves"], "1");
+    poll("the silent replica to be dropped", || {
+        info(d.port, "replication")["connected_slaves"] == "0"
+    });
+}
+
+#[test]
+fn debug_digest_matches_redis() {
+    let r = crate::support::redis_with(&["--enable-debug-command", "yes"]);
+    crate::support::diff_on(
+        &r,
+        &damselfly(&[]),
+        r#"
+        DEBUG DIGEST
+        SET s hello
+        SET n 12345
+        RPUSH l a b c 7
+        SADD st x y 1 2
+        SADD ints 1 2 3
+        ZADD z 1.5 a 2 b 3 7 0.1 c
+        HSET h f v g w
+        XADD x 1-1 a 1 b 2
+        XADD x 2-0 c 3
+        SET e v EX 100
+        DEBUG DIGEST-VALUE s n l st ints z h x e nosuch
+        DEBUG DIGEST
+        SELECT 3
+        SET s other
+        DEBUG DIGEST
+        "#,
+    );
+}
+
+#[test]
+fn a_damselfly_replica_continues_in_the_streams_db_after_a_partial_resync() {
+    let m = damselfly(&[]);
+    let d = damselfly(&[]);
+    let mut mc = Conn::open(m.port);
+    mc.cmd(&["SELECT", "9"]);
+    mc.cmd(&["SET", "a", "1"]);
+    let mut dc = Conn::open(d.port);
+    let port = m.port.to_string();
+    assert_eq!(dc.cmd(&["REPLICAOF", "127.0.0.1", &port]), "+OK\r\n");
+    poll("the first sync", || {
+        info(d.port, "replication")
+            .get("master_link_status")
+            .map(String::as_str)
+            == Some("up")
+    });
+    mc.cmd(&["SET", "b", "1"]);
+    poll("b on the replica", || conn_db_get(d.port, 9, "b").is_some());
+    assert_eq!(dc.cmd(&["CLIENT", "KILL", "TYPE", "master"]), ":1\r\n");
+    poll("the partial resync", || {
+        info(m.port, "stats")["sync_partial_ok"] == "1"
+    });
+    // The master sends no SELECT again: the replica is still in DB 9.
+    mc.cmd(&["SET", "c", "1"]);
+    poll("c on the replica", || conn_db_get(d.port, 9, "c").is_some());
+    assert_eq!(conn_db_get(d.port, 0, "c"), None);
+}
+
+fn conn_db_get(port: u16, db: usize, key: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key)
+        .query(&mut conn(port, db))
+        .expect("get")
 }

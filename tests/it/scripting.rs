@@ -641,6 +641,23 @@ fn script_flags_under_oom_error_stats_and_acl_checks() {
         EVAL "#!lua flags=allow-oom\nredis.call('set','x',1) return 1" 1 x
         EVAL "#!lua flags=no-writes\nreturn redis.call('get','x')" 1 x
         EVAL_RO "return redis.call('get','x')" 1 x
+        EVAL_RO "#!lua\nreturn 1" 0
+        EVAL_RO "#!lua flags=allow-oom\nreturn 1" 0
+        EVAL_RO "#!lua flags=no-writes\nreturn 1" 0
+        FUNCTION LOAD "#!lua name=tlib\nredis.register_function('wf', function() return 1 end)"
+        FCALL_RO wf 0
+        FCALL wf 0
+        CONFIG SET min-replicas-to-write 1
+        EVAL_RO "#!lua\nreturn 1" 0
+        EVAL "#!lua flags=allow-oom\nreturn 1" 0
+        EVAL "#!lua flags=no-writes\nreturn 1" 0
+        FCALL_RO wf 0
+        CONFIG SET maxmemory 0
+        EVAL_RO "#!lua\nreturn 1" 0
+        EVAL_RO "#!lua flags=no-writes\nreturn 1" 0
+        CONFIG SET min-replicas-to-write 0
+        EVAL_RO "#!lua\nreturn 1" 0
+        CONFIG SET maxmemory 1
         EVAL "#!lua flags=no-writes\nredis.call('set','x',1)" 1 x
         CONFIG RESETSTAT
         EVAL "return redis.call('set','x','y')" 1 x
@@ -656,6 +673,14 @@ fn script_flags_under_oom_error_stats_and_acl_checks() {
         EVAL "return redis.error_reply('MY_ERR custom')" 0
         EVAL "return nil + 1" 0
         INFO errorstats
+        CONFIG RESETSTAT
+        MULTI
+        EVAL "return redis.call('select',99)" 0
+        EVAL "return redis.pcall('select',99)" 0
+        EVAL "return redis.error_reply('MINE x')" 0
+        EXEC
+        INFO errorstats
+        FCALL_RO wf 0
         ACL SETUSER bob on >123 +@scripting +set ~x*
         AUTH bob 123
         EVAL "return redis.acl_check_cmd('set','xx',1)" 1 xx
@@ -690,4 +715,25 @@ fn script_debug_no_and_errors() {
             .cmd(&["SCRIPT", "DEBUG", mode])
             .starts_with("-ERR SCRIPT DEBUG YES/SYNC is not supported"));
     }
+}
+
+/// CLUSTER without cluster mode, and its `noscript` subcommands refused
+/// from scripts and functions.
+#[test]
+fn cluster_commands_without_cluster_mode() {
+    diff(
+        r#"
+        CLUSTER INFO
+        CLUSTER HELP
+        CLUSTER KEYSLOT a
+        CLUSTER RESET HARD
+        CLUSTER
+        CLUSTER FOO
+        CLUSTER INFO x
+        EVAL "redis.call('cluster','reset','hard')" 0
+        EVAL "return redis.call('cluster','info')" 0
+        EVAL "return redis.pcall('cluster','reset')" 0
+        COMMAND INFO cluster|reset
+        "#,
+    );
 }

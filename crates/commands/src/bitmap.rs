@@ -9,7 +9,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::table::{Command, Keys::Range};
 use damselfly_core::CompactBytes;
 use damselfly_protocol::Args;
-use damselfly_storage::{Entry, Shard, Value};
+use damselfly_storage::{Entry, Shard, Value, ValueRef};
 use std::sync::atomic::Ordering;
 
 pub(crate) static COMMANDS: &[Command] = &[
@@ -181,7 +181,7 @@ fn string_for_write<'a>(
 ) -> CmdResult<(&'a mut [u8], bool)> {
     let created = match shard.get_quiet(db, key, now) {
         None => true,
-        Some(e) if e.value.is_string() => false,
+        Some(e) if e.value().is_string() => false,
         Some(_) => return Err(CmdError::WrongType),
     };
     if created {
@@ -190,11 +190,11 @@ fn string_for_write<'a>(
     let Some(e) = shard.get_quiet(db, key, now) else {
         return Err(CmdError::OutOfMemory);
     };
-    let before = match &e.value {
-        Value::Raw(v) => v.len(),
+    let before = match e.value() {
+        ValueRef::Raw(v) => v.len(),
         other => other.string_bytes().len(),
     };
-    let buf = e.value.raw_mut(min_len).ok_or(CmdError::OutOfMemory)?;
+    let buf = e.raw_mut(min_len).ok_or(CmdError::OutOfMemory)?;
     let grown = created || buf.len() != before;
     Ok((buf.as_mut_slice(), grown))
 }
@@ -456,10 +456,10 @@ fn getbit(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let bit = match shard.get(db, key, now) {
         None => false,
         Some(e) => {
-            if !e.value.is_string() {
+            if !e.value().is_string() {
                 return Err(CmdError::WrongType);
             }
-            let bytes = e.value.string_bytes();
+            let bytes = e.value().string_bytes();
             usize::try_from(offset >> 3)
                 .ok()
                 .and_then(|i| bytes.get(i))
@@ -482,10 +482,10 @@ fn bitcount(ctx: &mut Ctx, args: &Args) -> CmdResult {
         reply.int(0);
         return Ok(());
     };
-    if !e.value.is_string() {
+    if !e.value().is_string() {
         return Err(CmdError::WrongType);
     }
-    let bytes = e.value.string_bytes();
+    let bytes = e.value().string_bytes();
     let len = bytes.len() as u64;
     let n = match args.len() {
         2 => popcount(&bytes),
@@ -527,10 +527,10 @@ fn bitpos(ctx: &mut Ctx, args: &Args) -> CmdResult {
         reply.int(if bit { -1 } else { 0 });
         return Ok(());
     };
-    if !e.value.is_string() {
+    if !e.value().is_string() {
         return Err(CmdError::WrongType);
     }
-    let bytes = e.value.string_bytes();
+    let bytes = e.value().string_bytes();
     let len = bytes.len() as u64;
     let (start, end, unit_bit) = match args.len() {
         3 => (0, None, false),
@@ -604,10 +604,10 @@ fn bitop(ctx: &mut Ctx, args: &Args) -> CmdResult {
     for &k in &sources {
         let len = match ctx.shard(k).get(db, k, now) {
             None => 0,
-            Some(e) => match &e.value {
-                Value::Str(s) => s.len(),
-                Value::Raw(v) => v.len(),
-                v @ Value::Int(_) => v.string_bytes().len(),
+            Some(e) => match e.value() {
+                ValueRef::Str(s) => s.len(),
+                ValueRef::Raw(v) => v.len(),
+                v @ ValueRef::Int(_) => v.string_bytes().len(),
                 _ => return Err(CmdError::WrongType),
             },
         };
@@ -629,7 +629,7 @@ fn bitop(ctx: &mut Ctx, args: &Args) -> CmdResult {
     for (i, &k) in sources.iter().enumerate() {
         let shard = ctx.shard(k);
         let src = match shard.get_quiet(db, k, now) {
-            Some(e) => e.value.string_bytes(),
+            Some(e) => e.value().string_bytes(),
             None => std::borrow::Cow::Borrowed(&[][..]),
         };
         let src: &[u8] = &src;
@@ -802,7 +802,7 @@ fn bitfield_generic(ctx: &mut Ctx, args: &Args, readonly_cmd: bool) -> CmdResult
         let (shard, reply) = ctx.shard_and_reply(key);
         let bytes = match shard.get(db, key, now) {
             None => std::borrow::Cow::Borrowed(&[][..]),
-            Some(e) if e.value.is_string() => e.value.string_bytes(),
+            Some(e) if e.value().is_string() => e.value().string_bytes(),
             Some(_) => return Err(CmdError::WrongType),
         };
         reply.array(fields.len());

@@ -141,8 +141,11 @@ impl Clients {
                 return true;
             }
             // Still under the registry lock: the descriptor is this
-            // connection's (see `disconnect`).
+            // connection's (see `disconnect`). A client still sending
+            // would keep its read side busy: its outbox closes too, which
+            // drops it before its next request.
             c.disconnect();
+            c.outbox.close();
             c.gone.store(true, std::sync::atomic::Ordering::Relaxed);
             false
         });
@@ -226,6 +229,8 @@ pub struct Multi {
     pub queue: Vec<(&'static crate::table::Entry, damselfly_protocol::Request)>,
     /// A command was rejected while queueing: EXEC aborts.
     pub aborted: bool,
+    /// Bytes of the queued commands' arguments (`maxmemory-clients`).
+    pub bytes: usize,
 }
 
 impl Client {

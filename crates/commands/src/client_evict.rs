@@ -1,6 +1,7 @@
 //! Client eviction (`maxmemory-clients`): each connection reports the
-//! bytes it holds (its unprocessed query buffer and the output queued for
-//! it) whenever its query buffer changes; while the clients' total passes
+//! bytes it holds (its unprocessed query buffer, the commands queued in
+//! its MULTI, the output queued for it, and 64 bytes per watched key and
+//! per subscription) whenever its query buffer changes; while the clients' total passes
 //! the limit, the largest clients that did not ask for CLIENT NO-EVICT are
 //! closed at once (Redis's rule: the biggest go first, the one reporting
 //! included).
@@ -30,9 +31,14 @@ pub fn enabled(server: &Server) -> bool {
 /// Records that `client` now holds `bytes`, and evicts clients while the
 /// total is past the limit.
 pub fn account(server: &Server, client: &ClientInfo, bytes: u64) {
+    // An evicted client's bytes already left the total; what its task
+    // reads before it ends is not counted again.
+    if client.gone.load(Relaxed) {
+        return;
+    }
     let old = client.mem.swap(bytes, Relaxed);
     let limit = limit(server);
-    if limit == 0 || old == bytes || client.gone.load(Relaxed) {
+    if limit == 0 || old == bytes {
         return;
     }
     let total = &server.clients.mem_total;

@@ -301,6 +301,15 @@ pub const PARAMS: &[Param] = &[
     // Replication, master side (crates/replication).
     p("repl-backlog-size", Kind::Memory { min: 1 }, "1048576"),
     p("repl-diskless-sync", Kind::Bool, "yes"),
+    p("repl-diskless-sync-delay", NON_NEGATIVE_INT, "5"),
+    p(
+        "repl-backlog-ttl",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "3600",
+    ),
     pa(
         "repl-ping-replica-period",
         "repl-ping-slave-period",
@@ -636,29 +645,11 @@ pub const PARAMS: &[Param] = &[
         "yes",
         "snapshots always LZF-compress long strings",
     ),
-    s(
-        "repl-backlog-ttl",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-        "3600",
-        REPL,
-    ),
     s("repl-disable-tcp-nodelay", Kind::Bool, "no", REPL),
     s(
         "repl-diskless-load",
         Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
         "disabled",
-        REPL,
-    ),
-    s(
-        "repl-diskless-sync-delay",
-        Kind::Int {
-            min: 0,
-            max: i32::MAX as i64,
-        },
-        "5",
         REPL,
     ),
     s(

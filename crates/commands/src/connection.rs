@@ -343,9 +343,9 @@ fn echo(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// READONLY, READWRITE: cluster replica reads; without cluster mode
+/// READONLY, READWRITE and every CLUSTER subcommand: without cluster mode
 /// Redis answers that it has none.
-fn cluster_only(_ctx: &mut Ctx, _args: &Args) -> CmdResult {
+pub(crate) fn cluster_only(_ctx: &mut Ctx, _args: &Args) -> CmdResult {
     Err(CmdError::ClusterDisabled)
 }
 

@@ -5,7 +5,7 @@
 use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
 use damselfly_protocol::Args;
-use damselfly_storage::{Entry, Shard, Value};
+use damselfly_storage::{Entry, Shard, ValueRef};
 
 /// Handles `sub` when it is one of ours; `None` leaves it to the caller.
 pub(crate) fn run(ctx: &mut Ctx, sub: &[u8], args: &Args) -> Option<CmdResult> {
@@ -56,21 +56,21 @@ fn object(ctx: &mut Ctx, key: &[u8]) -> CmdResult {
 }
 
 fn describe(e: &Entry, limits: &damselfly_persistence::Limits, clock: u32) -> String {
-    let refcount = match e.value {
-        Value::Int(n) if (0..10000).contains(&n) => i32::MAX,
+    let refcount = match e.value() {
+        ValueRef::Int(n) if (0..10000).contains(&n) => i32::MAX,
         _ => 1,
     };
     let mut serialized = Vec::new();
-    damselfly_persistence::codec::write_object(&mut serialized, &e.value, limits);
+    damselfly_persistence::codec::write_object(&mut serialized, e.value(), limits);
     let mut line = format!(
         "Value at:{:p} refcount:{refcount} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
-        &e.value,
-        e.value.encoding(),
+        e.addr(),
+        e.value().encoding(),
         serialized.len(),
-        e.atime & ((1 << 24) - 1),
-        clock.saturating_sub(e.atime)
+        e.clock(),
+        e.idle_secs(clock)
     );
-    if let Value::List(l) = &e.value {
+    if let ValueRef::List(l) = e.value() {
         let nodes = damselfly_persistence::codec::list_nodes(l, limits.list_fill);
         let count = nodes.len().max(1);
         let bytes: usize = nodes.iter().map(Vec::len).sum();
@@ -118,7 +118,7 @@ fn populate(ctx: &mut Ctx, args: &Args) -> CmdResult {
         }
         with_shard(ctx, &key, |s| {
             if !s.contains(db, &key, now) {
-                s.put(db, Entry::new(&key, Value::from_vec(value), 0));
+                s.put_string(db, &key, &value, 0);
             }
         });
     }

@@ -1,107 +1,153 @@
-//! DEBUG DIGEST and DEBUG DIGEST-VALUE: Redis 7.0's dataset digest, which
-//! replication tests compare between a master and its replica. The same
-//! data gives the same digest as Redis's for every type but streams (whose
-//! entries and IDs are digested, in a way of our own).
-//!
-//! A digest is 20 bytes. "xor" folds in SHA-1 of some bytes; "mix" xors
-//! them in, then replaces the digest by its own SHA-1 (so order counts).
-//! A key's digest mixes its name, its type code and its value (lists and
-//! stream entries in order, set members, hash pairs and zset pairs xored,
-//! so their order does not count), plus "!!expire!!" when it has a TTL;
-//! the dataset's digest mixes each non-empty DB's index and xors in each
-//! of its keys' digests.
+//! DEBUG DIGEST and DEBUG DIGEST-VALUE: Redis 7.0's dataset digest (SHA-1
+//! based; order-independent across keys and set members, ordered within
+//! lists, hashes' pairs and streams), so a master and its replica can be
+//! compared, as Redis's replication tests do.
 
-use damselfly_storage::{Entry, Value};
+use crate::args::eq;
+use crate::ctx::Ctx;
+use crate::error::CmdResult;
+use damselfly_core::stream::StreamId;
+use damselfly_protocol::Args;
+use damselfly_storage::{Entry, ValueRef};
 
 type Digest = [u8; 20];
 
-fn sha1(data: &[u8]) -> Digest {
-    sha1_smol::Sha1::from(data).digest().bytes()
-}
-
+/// Xors SHA-1(`data`) into `d`.
 fn xor(d: &mut Digest, data: &[u8]) {
-    for (a, b) in d.iter_mut().zip(sha1(data)) {
+    let h = sha1_smol::Sha1::from(data).digest().bytes();
+    for (a, b) in d.iter_mut().zip(h) {
         *a ^= b;
     }
 }
 
+/// Xors `data` in, then replaces `d` with its own SHA-1 (order matters).
 fn mix(d: &mut Digest, data: &[u8]) {
     xor(d, data);
-    *d = sha1(d);
+    *d = sha1_smol::Sha1::from(&d[..]).digest().bytes();
 }
 
-pub(crate) fn hex(d: &Digest) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
+/// `%.17g`, as Redis prints a sorted set score into the digest.
+fn g17(score: f64) -> Vec<u8> {
+    let mut buf = [0u8; 64];
+    // SAFETY: `buf` is writable for its full length, which snprintf is
+    // told; the format takes exactly one double.
+    let n = unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%.17g".as_ptr(), score) };
+    buf[..(n.max(0) as usize).min(buf.len())].to_vec()
 }
 
-/// Redis's type codes (OBJ_STRING...), big-endian as it mixes them.
-fn type_code(v: &Value) -> u32 {
+/// Mixes one value into `d`: its type, its contents, and whether the key
+/// expires (Redis's xorObjectDigest).
+fn object_digest(d: &mut Digest, e: &Entry) {
+    let v = e.value();
+    let ty: u32 = match v {
+        ValueRef::Int(_) | ValueRef::Str(_) | ValueRef::Raw(_) => 0,
+        ValueRef::List(_) => 1,
+        ValueRef::Set(_) => 2,
+        ValueRef::ZSet(_) => 3,
+        ValueRef::Hash(_) => 4,
+        ValueRef::Stream(_) => 6,
+    };
+    mix(d, &ty.to_be_bytes());
     match v {
-        Value::Int(_) | Value::Str(_) | Value::Raw(_) => 0,
-        Value::List(_) => 1,
-        Value::Set(_) => 2,
-        Value::ZSet(_) => 3,
-        Value::Hash(_) => 4,
-        Value::Stream(_) => 6,
-    }
-}
-
-/// The digest of one key's value and TTL, folded into `d` (which holds
-/// the key's name already for DEBUG DIGEST, nothing for DIGEST-VALUE).
-pub(crate) fn value(d: &mut Digest, e: &Entry) {
-    mix(d, &type_code(&e.value).to_be_bytes());
-    match &e.value {
-        Value::Int(n) => mix(d, n.to_string().as_bytes()),
-        Value::Str(s) => mix(d, s.as_slice()),
-        Value::Raw(s) => mix(d, s),
-        Value::List(l) => l.iter().for_each(|x| mix(d, x)),
-        Value::Set(s) => {
+        ValueRef::Int(_) | ValueRef::Str(_) | ValueRef::Raw(_) => mix(d, &v.string_bytes()),
+        ValueRef::List(l) => {
+            for item in l.iter() {
+                mix(d, item);
+            }
+        }
+        ValueRef::Set(s) => {
             for m in s.iter() {
-                match m {
-                    damselfly_core::set::Member::Int(n) => xor(d, n.to_string().as_bytes()),
-                    damselfly_core::set::Member::Bytes(b) => xor(d, b),
+                xor(d, &m.to_vec());
+            }
+        }
+        ValueRef::ZSet(z) => z.range(0, z.len(), false, |m, score| {
+            let mut e = [0u8; 20];
+            mix(&mut e, m);
+            mix(&mut e, &g17(score));
+            xor(d, &e);
+        }),
+        ValueRef::Hash(h) => {
+            for (f, val) in h.iter() {
+                let mut e = [0u8; 20];
+                mix(&mut e, f);
+                mix(&mut e, val);
+                xor(d, &e);
+            }
+        }
+        ValueRef::Stream(s) => {
+            for entry in s.range(StreamId::MIN, StreamId::MAX, false, 0) {
+                let id = format!("{}.{}", entry.id.ms, entry.id.seq);
+                mix(d, id.as_bytes());
+                for f in &entry.fields {
+                    mix(d, f);
                 }
             }
         }
-        Value::ZSet(z) => z.range(0, z.len(), false, |m, score| {
-            let mut el = [0u8; 20];
-            mix(&mut el, m);
-            mix(&mut el, damselfly_protocol::format_double(score).as_bytes());
-            xor(d, &el);
-        }),
-        Value::Hash(h) => {
-            for (f, v) in h.iter() {
-                let mut el = [0u8; 20];
-                mix(&mut el, f);
-                mix(&mut el, v);
-                xor(d, &el);
-            }
-        }
-        Value::Stream(s) => {
-            let all = damselfly_core::stream::StreamId {
-                ms: u64::MAX,
-                seq: u64::MAX,
-            };
-            s.visit(Default::default(), all, false, 0, |id, fields| {
-                mix(d, format!("{}.{}", id.ms, id.seq).as_bytes());
-                fields.iter().for_each(|f| mix(d, f));
-            });
-        }
     }
-    if e.expire_at != 0 {
+    if e.expire_at() != 0 {
         xor(d, b"!!expire!!");
     }
 }
 
-/// DEBUG DIGEST's fold of one DB: its index, then every key.
-pub(crate) fn db_start(d: &mut Digest, db: usize) {
-    mix(d, &(db as u32).to_be_bytes());
+/// One key's contribution: its name, then its value.
+fn key_digest(e: &Entry) -> Digest {
+    let mut d = [0u8; 20];
+    mix(&mut d, e.key());
+    object_digest(&mut d, e);
+    d
 }
 
-/// One key of DEBUG DIGEST, folded (xor of its SHA-1) into `d`.
-pub(crate) fn key(d: &mut Digest, e: &Entry) {
-    let mut k = [0u8; 20];
-    mix(&mut k, e.key.as_slice());
-    value(&mut k, e);
-    xor(d, &k);
+fn hex(d: &Digest) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// DEBUG DIGEST / DIGEST-VALUE key...; None for other subcommands.
+pub(crate) fn run(ctx: &mut Ctx, sub: &[u8], args: &Args) -> Option<CmdResult> {
+    if eq(sub, "digest") && args.len() == 2 {
+        let dbnum = ctx.server.keyspace.dbnum();
+        let mut per_db = vec![([0u8; 20], false); dbnum];
+        ctx.each_shard(|s| {
+            for (db, d) in s.dbs.iter().enumerate() {
+                for e in d.table.iter() {
+                    // Each key's digest goes in hashed again (xorDigest).
+                    xor(&mut per_db[db].0, &key_digest(e));
+                    per_db[db].1 = true;
+                }
+            }
+        });
+        let mut total = [0u8; 20];
+        for (db, (keys, any)) in per_db.iter().enumerate() {
+            if !any {
+                continue;
+            }
+            mix(&mut total, &(db as u32).to_be_bytes());
+            for (a, b) in total.iter_mut().zip(keys) {
+                *a ^= b;
+            }
+        }
+        ctx.reply.simple(hex(&total).as_bytes());
+        return Some(Ok(()));
+    }
+    if eq(sub, "digest-value") {
+        let db = ctx.db();
+        let now = ctx.now;
+        let keys: Vec<Vec<u8>> = args.iter().skip(2).map(<[u8]>::to_vec).collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let i = ctx.server.keyspace.shard_of(k);
+            let mut d = [0u8; 20];
+            ctx.with_shard(i, |s| {
+                if let Some(e) = s.get_quiet(db, k, now) {
+                    object_digest(&mut d, e);
+                }
+            });
+            out.push(hex(&d));
+        }
+        ctx.reply.array(out.len());
+        for h in out {
+            ctx.reply.simple(h.as_bytes());
+        }
+        return Some(Ok(()));
+    }
+    None
 }

@@ -244,17 +244,20 @@ fn execute_inner(
         script: None,
         wait: None,
     };
-    damselfly_replication::master::enter();
+    let walks = ctx.locked.is_empty();
+    damselfly_replication::master::enter(&server.repl, walks);
     call(&mut ctx, e, args);
+    // Propagated while the locks are held: the stream's order is the
+    // commit order. The command first, then the pops of the clients it
+    // serves.
+    if let Some(off) = damselfly_replication::master::flush(&server.repl) {
+        ctx.client.info.woff.store(off, Relaxed);
+    }
     // Clients blocked on keys this command made ready are served before
     // anyone else can see the keys (after a whole EXEC, not after each of
     // its commands).
     crate::list::serve_ready(server, ctx.stats, &mut ctx.locked, now);
-    // Propagated while the locks are held: the stream's order is the
-    // commit order.
-    if let Some(off) = damselfly_replication::master::leave(&server.repl) {
-        ctx.client.info.woff.store(off, Relaxed);
-    }
+    damselfly_replication::master::leave(&server.repl);
     drop(ctx.locked);
     if let Some(job) = ctx.script.take() {
         return (Some(Wait::Script(job)), name);

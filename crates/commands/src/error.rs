@@ -199,6 +199,8 @@ pub enum CmdError {
     /// XREAD/XREADGROUP with BLOCK from a script.
     BlockInScript(&'static str),
     ScriptDebugPipeline,
+    /// EVAL_RO/FCALL_RO of a script whose flags allow writes.
+    ScriptRoWithWriteFlag,
     ScriptDebugMode,
     /// SCRIPT DEBUG YES|SYNC: there is no Lua debugger.
     ScriptDebugAbsent,
@@ -569,6 +571,7 @@ impl fmt::Display for CmdError {
             ScriptAborted => f.write_str("ERR script execution failed"),
             BlockInScript(c) => write!(f, "ERR {c} command is not allowed with BLOCK option from scripts"),
             ScriptDebugPipeline => f.write_str("ERR SCRIPT DEBUG must be called outside a pipeline"),
+            ScriptRoWithWriteFlag => f.write_str("ERR Can not execute a script with write flag using *_ro command."),
             ScriptDebugMode => f.write_str("ERR Use SCRIPT DEBUG YES/SYNC/NO"),
             ScriptDebugAbsent => f.write_str("ERR SCRIPT DEBUG YES/SYNC is not supported: Damselfly has no Lua debugger"),
             Script(s) => f.write_str(s),

@@ -12,7 +12,7 @@ use crate::table::{
 };
 use damselfly_core::glob::glob_match;
 use damselfly_protocol::Args;
-use damselfly_storage::{Entry, Shard, Value};
+use damselfly_storage::{Entry, Shard, ValueRef};
 
 pub(crate) static COMMANDS: &[Command] = &[
     cmd!(
@@ -338,7 +338,7 @@ fn type_(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
     let name = match ctx.shard(key).get_notouch(db, key, now) {
-        Some(e) => e.value.type_name(),
+        Some(e) => e.value().type_name(),
         None => "none",
     };
     ctx.reply.simple(name.as_bytes());
@@ -417,7 +417,7 @@ fn expire_generic(
         ctx.reply.int(0);
         return Ok(());
     };
-    let current = (e.expire_at != 0).then_some(e.expire_at as i64);
+    let current = (e.expire_at() != 0).then_some(e.expire_at() as i64);
     let refused = (cond.nx && current.is_some())
         || (cond.xx && current.is_none())
         || (cond.gt && current.is_none_or(|t| when <= t))
@@ -476,7 +476,7 @@ fn ttl_generic(ctx: &mut Ctx, args: &Args, ms: bool, absolute: bool) -> CmdResul
             ctx.reply.int(-2);
             return Ok(());
         }
-        Some(e) => e.expire_at,
+        Some(e) => e.expire_at(),
     };
     if at == 0 {
         ctx.reply.int(-1);
@@ -511,7 +511,7 @@ fn persist(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let shard = ctx.shard(key);
     let volatile = shard
         .get_quiet(db, key, now)
-        .is_some_and(|e| e.expire_at != 0);
+        .is_some_and(|e| e.expire_at() != 0);
     if volatile {
         shard.set_expire(db, key, 0);
         shard.written(db, key, "persist");
@@ -529,8 +529,8 @@ fn keys(ctx: &mut Ctx, args: &Args) -> CmdResult {
         s.dbs[db]
             .table
             .iter()
-            .filter(|e| !e.is_expired(now) && (all || glob_match(pat, &e.key, false)))
-            .map(|e| e.key.to_vec())
+            .filter(|e| !e.is_expired(now) && (all || glob_match(pat, e.key(), false)))
+            .map(|e| e.key().to_vec())
             .collect()
     });
     let n = found.iter().map(Vec::len).sum();
@@ -635,17 +635,18 @@ fn scan_shard(
     let mut expired: Vec<Vec<u8>> = Vec::new();
     loop {
         cursor = s.dbs[db].table.scan_bucket(cursor, |e| {
-            if pattern.is_some_and(|p| !glob_match(p, &e.key, false)) {
+            if pattern.is_some_and(|p| !glob_match(p, e.key(), false)) {
                 return;
             }
             if e.is_expired(now) {
-                expired.push(e.key.to_vec());
+                expired.push(e.key().to_vec());
                 return;
             }
-            if type_name.is_some_and(|t| !t.eq_ignore_ascii_case(e.value.type_name().as_bytes())) {
+            if type_name.is_some_and(|t| !t.eq_ignore_ascii_case(e.value().type_name().as_bytes()))
+            {
                 return;
             }
-            keys.push(e.key.to_vec());
+            keys.push(e.key().to_vec());
         });
         *budget = budget.saturating_sub(1);
         if cursor == 0 || keys.len() >= count || *budget == 0 {
@@ -685,7 +686,7 @@ fn randomkey(ctx: &mut Ctx, _args: &Args) -> CmdResult {
         }
         let found = ctx.with_shard(shard, |s| {
             let e = s.dbs[db].table.random(|n| rand::random_range(0..n))?;
-            let (key, expired) = (e.key.to_vec(), e.is_expired(now));
+            let (key, expired) = (e.key().to_vec(), e.is_expired(now));
             if expired && (tries > 0 || damselfly_storage::expiry_deletes(now)) {
                 s.get_quiet(db, &key, now);
                 return None;
@@ -726,10 +727,7 @@ fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) -> CmdResult {
     let Some(e) = shard.remove(db, src) else {
         return Err(CmdError::NoSuchKey);
     };
-    let moved = Entry {
-        key: damselfly_core::CompactBytes::new(dst),
-        ..e
-    };
+    let moved = e.renamed(dst);
     // Redis's order of events: new (dst), rename_from, rename_to.
     ctx.shard(dst).put(db, moved);
     ctx.shard(src).written(db, src, "rename_from");
@@ -783,7 +781,7 @@ fn copy(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let Some((value, at)) = ctx
         .shard(src)
         .get(db, src, now)
-        .map(|e| (e.value.clone(), e.expire_at))
+        .map(|e| (e.to_value(), e.expire_at()))
     else {
         ctx.reply.int(0);
         return Ok(());
@@ -888,7 +886,7 @@ fn object_encoding(ctx: &mut Ctx, args: &Args) -> CmdResult {
     match ctx.shard(key).get_notouch_nonotify(db, key, now) {
         None => ctx.reply.null(),
         Some(e) => {
-            let enc = e.value.encoding();
+            let enc = e.value().encoding();
             ctx.reply.bulk(enc.as_bytes());
         }
     }
@@ -900,7 +898,7 @@ fn object_freq(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let lfu = lfu_policy(ctx);
     object_lookup(ctx, args, |e| {
         if lfu {
-            Ok(i64::from(damselfly_storage::evict::lfu_decayed(e.freq)))
+            Ok(i64::from(damselfly_storage::evict::lfu_decayed(e.lfu())))
         } else {
             Err(CmdError::LfuNotSelected)
         }
@@ -915,7 +913,7 @@ fn object_idletime(ctx: &mut Ctx, args: &Args) -> CmdResult {
         if lfu {
             Err(CmdError::LfuSelected)
         } else {
-            Ok(i64::from(now.saturating_sub(e.atime)))
+            Ok(i64::from(e.idle_secs(now)))
         }
     })
 }
@@ -935,8 +933,8 @@ fn object_refcount(ctx: &mut Ctx, args: &Args) -> CmdResult {
             || !(policy.contains("lru") || policy.contains("lfu"))
     };
     object_lookup(ctx, args, |e| {
-        Ok(match e.value {
-            Value::Int(n) if shared_ok && (0..10000).contains(&n) => i64::from(i32::MAX),
+        Ok(match e.value() {
+            ValueRef::Int(n) if shared_ok && (0..10000).contains(&n) => i64::from(i32::MAX),
             _ => 1,
         })
     })

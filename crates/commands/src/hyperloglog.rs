@@ -8,7 +8,7 @@ use crate::error::{CmdError, CmdResult};
 use crate::table::{Command, Keys::Range};
 use damselfly_core::hll::{self, REGISTERS};
 use damselfly_protocol::Args;
-use damselfly_storage::{Entry, Value};
+use damselfly_storage::{Entry, Value, ValueRef};
 use std::sync::atomic::Ordering::Relaxed;
 
 pub(crate) static COMMANDS: &[Command] = &[
@@ -75,12 +75,12 @@ fn sparse_max(ctx: &Ctx) -> usize {
 /// Redis's isHLLObjectOrReply: another type is WRONGTYPE; a string that is
 /// an integer, too short, without the magic, of unknown encoding or a dense
 /// value of the wrong length is "not a valid HyperLogLog".
-fn check(v: &Value) -> CmdResult {
+fn check(v: ValueRef<'_>) -> CmdResult {
     match v {
-        Value::Str(_) | Value::Raw(_) => {
+        ValueRef::Str(_) | ValueRef::Raw(_) => {
             hll::check(&v.string_bytes()).map_err(|_| CmdError::HllNotHll)
         }
-        Value::Int(_) => Err(CmdError::HllNotHll),
+        ValueRef::Int(_) => Err(CmdError::HllNotHll),
         _ => Err(CmdError::WrongType),
     }
 }
@@ -91,8 +91,8 @@ fn hll_mut<'a>(ctx: &'a mut Ctx, key: &[u8]) -> CmdResult<Option<&'a mut Vec<u8>
     match ctx.shard(key).get_quiet(db, key, now) {
         None => Ok(None),
         Some(e) => {
-            check(&e.value)?;
-            e.value.raw_mut(0).map(Some).ok_or(CmdError::HllNotHll)
+            check(e.value())?;
+            e.raw_mut(0).map(Some).ok_or(CmdError::HllNotHll)
         }
     }
 }
@@ -135,8 +135,9 @@ fn pfcount(ctx: &mut Ctx, args: &Args) -> CmdResult {
             let Some(e) = ctx.shard(key).get(db, key, now) else {
                 continue;
             };
-            check(&e.value)?;
-            hll::merge_into(&mut max, &e.value.string_bytes()).map_err(|_| CmdError::HllCorrupt)?;
+            check(e.value())?;
+            hll::merge_into(&mut max, &e.value().string_bytes())
+                .map_err(|_| CmdError::HllCorrupt)?;
         }
         ctx.reply.int(hll::count_registers(&max) as i64);
         return Ok(());
@@ -147,13 +148,13 @@ fn pfcount(ctx: &mut Ctx, args: &Args) -> CmdResult {
         ctx.reply.int(0);
         return Ok(());
     };
-    check(&e.value)?;
-    if let Some(card) = hll::cached(&e.value.string_bytes()) {
+    check(e.value())?;
+    if let Some(card) = hll::cached(&e.value().string_bytes()) {
         ctx.reply.int(card as i64);
         return Ok(());
     }
-    let card = hll::count(&e.value.string_bytes()).map_err(|_| CmdError::HllCorrupt)?;
-    if let Some(s) = e.value.raw_mut(0) {
+    let card = hll::count(&e.value().string_bytes()).map_err(|_| CmdError::HllCorrupt)?;
+    if let Some(s) = e.raw_mut(0) {
         hll::set_cached(s, card);
     }
     // Caching changes the value: WATCH sees it, as in Redis (which sends no
@@ -174,8 +175,8 @@ fn pfmerge(ctx: &mut Ctx, args: &Args) -> CmdResult {
         let Some(e) = ctx.shard(key).get(db, key, now) else {
             continue;
         };
-        check(&e.value)?;
-        let s = e.value.string_bytes();
+        check(e.value())?;
+        let s = e.value().string_bytes();
         dense |= !hll::is_sparse(&s);
         hll::merge_into(&mut max, &s).map_err(|_| CmdError::HllCorrupt)?;
     }

@@ -33,6 +33,7 @@ pub mod table;
 pub mod tracking;
 
 mod bitmap;
+mod cluster;
 mod connection;
 mod debug;
 mod digest;

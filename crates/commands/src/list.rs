@@ -22,7 +22,7 @@ use crate::table::{
 use damselfly_core::list::{End, List};
 use damselfly_protocol::{Args, Reply};
 use damselfly_storage::typed;
-use damselfly_storage::{Entry, Keyspace, Locked, Shard, Value};
+use damselfly_storage::{Entry, Keyspace, Locked, Shard, Value, ValueRef};
 use parking_lot::Mutex;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -1166,9 +1166,9 @@ fn serve_key<'s>(
         let Some(shard) = locked.get(idx) else {
             return;
         };
-        let zset = match shard.get_quiet(db, key, now).map(|e| &e.value) {
-            Some(Value::List(l)) if !l.is_empty() => false,
-            Some(Value::ZSet(z)) if !z.is_empty() => true,
+        let zset = match shard.get_quiet(db, key, now).map(|e| e.value()) {
+            Some(ValueRef::List(l)) if !l.is_empty() => false,
+            Some(ValueRef::ZSet(z)) if !z.is_empty() => true,
             _ => return,
         };
         // The first live waiter that pops this type, in queue order.

@@ -21,11 +21,23 @@ fn time_limit_us(tenacity: u64) -> u64 {
     }
 }
 
+/// Used memory as `maxmemory` sees it: with client eviction on, what the
+/// clients hold is left to `maxmemory-clients` (as in Redis, so growing
+/// clients are evicted rather than keys).
+fn used(server: &Server) -> u64 {
+    let clients = if crate::client_evict::enabled(server) {
+        server.clients.mem_total.load(Relaxed)
+    } else {
+        0
+    };
+    used_memory().saturating_sub(clients)
+}
+
 /// Whether used memory is over `maxmemory` now (no eviction: for callers
 /// that hold shard locks, such as a running script).
 pub fn over_limit(server: &Server) -> bool {
     let max = server.config.maxmemory.load(Relaxed);
-    max != 0 && accounting_active() && used_memory() > max
+    max != 0 && accounting_active() && used(server) > max
 }
 
 /// Evicts until used memory fits `maxmemory`. True when memory is still
@@ -33,7 +45,7 @@ pub fn over_limit(server: &Server) -> bool {
 pub fn perform_evictions(server: &Server) -> bool {
     let cfg = &server.config;
     let max = cfg.maxmemory.load(Relaxed);
-    if max == 0 || !accounting_active() || used_memory() <= max {
+    if max == 0 || !accounting_active() || used(server) <= max {
         return false;
     }
     let policy = *cfg.maxmemory_policy.read();
@@ -48,7 +60,7 @@ pub fn perform_evictions(server: &Server) -> bool {
     let limit_ns = time_limit_us(tenacity).saturating_mul(1000);
     let start = damselfly_storage::mono_ns();
     let mut full = false;
-    while used_memory() > max {
+    while used(server) > max {
         if !server.keyspace.evict_one(policy, samples) {
             full = true;
             break;

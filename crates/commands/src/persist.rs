@@ -16,7 +16,7 @@ use crate::state::Server;
 use crate::table::{Command, Keys::None as NoKeys, Keys::Range};
 use damselfly_persistence::{dump, file, snapshot, Limits};
 use damselfly_protocol::Args;
-use damselfly_storage::{clock_secs, now_ms, Entry, Locked};
+use damselfly_storage::{now_ms, Entry, Locked};
 use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -150,7 +150,7 @@ fn dump_cmd(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (shard, reply) = ctx.shard_and_reply(key);
     match shard.get(db, key, now) {
         None => reply.null(),
-        Some(e) => reply.bulk(&dump::dump(&e.value, &limits)),
+        Some(e) => reply.bulk(&dump::dump(e.value(), &limits)),
     }
     Ok(())
 }
@@ -227,10 +227,10 @@ fn restore(ctx: &mut Ctx, args: &Args) -> CmdResult {
     }
     let mut entry = Entry::new(key, value, expire_at);
     if let Some(secs) = idle {
-        entry.atime = clock_secs().saturating_sub(u32::try_from(secs).unwrap_or(u32::MAX));
+        entry.restore_idle(secs as u64);
     }
     if let Some(f) = freq {
-        entry.freq = damselfly_storage::evict::lfu_word(f as u8);
+        entry.restore_freq(f as u8);
     }
     shard.put(db, entry);
     shard.written(db, key, "restore");
@@ -283,12 +283,12 @@ fn migrate(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let mut found: Vec<(&[u8], u64, Vec<u8>)> = Vec::new();
     for &k in &keys {
         if let Some(e) = ctx.shard(k).get_quiet(db, k, now) {
-            let ttl = if e.expire_at == 0 {
+            let ttl = if e.expire_at() == 0 {
                 0
             } else {
-                e.expire_at.saturating_sub(now).max(1)
+                e.expire_at().saturating_sub(now).max(1)
             };
-            found.push((k, ttl, dump::dump(&e.value, &limits)));
+            found.push((k, ttl, dump::dump(e.value(), &limits)));
         }
     }
     if found.is_empty() {
@@ -712,14 +712,13 @@ fn load_into(server: &Server, path: &std::path::Path) -> Result<file::LoadStats,
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let ks = &server.keyspace;
     let limits = limits(server);
-    let clock = clock_secs();
     file::load(&data, &limits, ks.dbnum(), now_ms(), |l| {
         let mut e = Entry::new(l.key, l.value, l.expire_at);
         if let Some(idle) = l.idle {
-            e.atime = clock.saturating_sub(u32::try_from(idle).unwrap_or(u32::MAX));
+            e.restore_idle(idle as u64);
         }
         if let Some(f) = l.freq {
-            e.freq = damselfly_storage::evict::lfu_word(f);
+            e.restore_freq(f);
         }
         match ks.lock_one(ks.shard_of(l.key)).put(l.db, e) {
             Some(_) => Err(damselfly_persistence::Error::Bad("duplicate key")),

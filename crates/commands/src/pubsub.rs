@@ -358,6 +358,19 @@ impl Outbox {
         self.inner.lock().closed
     }
 
+    /// Makes the connection drop the client at its next request, or at
+    /// once if it waits (its read side being shut may not stop a client
+    /// that keeps sending).
+    pub fn close(&self) {
+        let mut g = self.inner.lock();
+        g.closed = true;
+        g.buf = Vec::new();
+        self.pending.store(true, Relaxed);
+        if let Some(w) = g.waker.take() {
+            w.wake();
+        }
+    }
+
     /// Bytes queued or taken but not yet written.
     pub fn held(&self) -> usize {
         let g = self.inner.lock();

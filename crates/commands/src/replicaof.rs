@@ -22,7 +22,7 @@ use crate::{cmd, Wait};
 use damselfly_protocol::{Args, Reply, Request};
 use damselfly_replication::replica::{self, LinkState, MasterClient, Settings};
 use damselfly_storage::Entry as KeyEntry;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -104,6 +104,7 @@ pub fn follow(server: &Arc<Server>, host: &str, port: u16, continue_own: bool) {
     });
     let hooks = Arc::new(Hooks {
         server: Arc::downgrade(server),
+        db: Default::default(),
     });
     server
         .replica
@@ -270,6 +271,10 @@ fn writes(e: &Entry, args: &Args, client: &Client) -> bool {
 /// The server seen from the link thread.
 struct Hooks {
     server: Weak<Server>,
+    /// The DB the master's stream had selected when the last connection
+    /// ended: a partial resync continues in it (the master sends no SELECT
+    /// for it again, as Redis's replica keeps its cached master client).
+    db: Arc<AtomicUsize>,
 }
 
 impl Hooks {
@@ -299,11 +304,13 @@ impl replica::Host for Hooks {
     }
 
     fn load_rdb(&self, rdb: &[u8]) -> Result<(), String> {
+        // A full sync's stream starts over in DB 0.
+        self.db.store(0, Relaxed);
         let server = self.server().ok_or("server gone")?;
         load_rdb(&server, rdb)
     }
 
-    fn master_client(&self, peer: &str, local: &str, fd: i64, db: usize) -> Box<dyn MasterClient> {
+    fn master_client(&self, peer: &str, local: &str, fd: i64) -> Box<dyn MasterClient> {
         let Some(server) = self.server() else {
             return Box::new(Gone);
         };
@@ -313,13 +320,14 @@ impl replica::Host for Hooks {
         *info.user.lock() = "(superuser)".into();
         info.master.store(true, Relaxed);
         let mut client = Client::new(info, crate::acl::superuser(), true);
-        client.select(db);
+        client.select(self.db.load(Relaxed));
         Box::new(Master {
             stats: server.thread_stats(),
             server,
             client,
             reply: Reply::new(),
             failed: false,
+            db: self.db.clone(),
         })
     }
 }
@@ -332,10 +340,6 @@ impl MasterClient for Gone {
 
     fn in_multi(&self) -> bool {
         false
-    }
-
-    fn db(&self) -> usize {
-        0
     }
 
     fn id(&self) -> u64 {
@@ -351,6 +355,8 @@ struct Master {
     reply: Reply,
     /// The last command replied an error.
     failed: bool,
+    /// Where the DB selected at the end of this connection is kept.
+    db: Arc<AtomicUsize>,
 }
 
 impl MasterClient for Master {
@@ -383,10 +389,6 @@ impl MasterClient for Master {
         self.client.multi.is_some()
     }
 
-    fn db(&self) -> usize {
-        self.client.db
-    }
-
     fn id(&self) -> u64 {
         self.client.id()
     }
@@ -394,6 +396,7 @@ impl MasterClient for Master {
 
 impl Drop for Master {
     fn drop(&mut self) {
+        self.db.store(self.client.db, Relaxed);
         crate::release_client(&self.server, &mut self.client);
         self.server.clients.unregister(self.client.id());
     }
@@ -406,20 +409,11 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
     let ks = &server.keyspace;
     let limits = crate::persist::limits(server);
     let mut keys: Vec<(usize, KeyEntry)> = Vec::new();
-    // Clients get -LOADING while the RDB loads, as from a Redis replica.
-    let p = &server.persistence;
-    p.loading.store(true, Relaxed);
-    let parsed = damselfly_persistence::file::load(rdb, &limits, ks.dbnum(), 0, |l| {
+    let stats = damselfly_persistence::file::load(rdb, &limits, ks.dbnum(), 0, |l| {
         keys.push((l.db, KeyEntry::new(l.key, l.value, l.expire_at)));
         Ok(())
-    });
-    let stats = match parsed {
-        Ok(s) => s,
-        Err(e) => {
-            p.loading.store(false, Relaxed);
-            return Err(e.to_string());
-        }
-    };
+    })
+    .map_err(|e| e.to_string())?;
     let now = damselfly_storage::now_ms();
     {
         let mut all = ks.lock_all();
@@ -429,13 +423,12 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
             }
         }
         for (db, e) in keys {
-            let i = ks.shard_of(&e.key);
+            let i = ks.shard_of(e.key());
             if let Some(shard) = all.get(i) {
                 shard.put(db, e);
             }
         }
     }
-    p.loading.store(false, Relaxed);
     server.tracking.flushed(&server.pubsub);
     // The master's function libraries replace ours, as its keys did.
     let Some(server) = server.persistence.server.get().and_then(Weak::upgrade) else {
@@ -448,6 +441,7 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
         server,
         reply: Reply::new(),
         failed: false,
+        db: Default::default(),
     };
     master.apply(&[b"FUNCTION", b"FLUSH"]);
     for code in &stats.functions {

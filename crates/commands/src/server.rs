@@ -699,8 +699,8 @@ fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-/// DEBUG: LOG, SET-ACTIVE-EXPIRE, RELOAD, HELP, and (in `debug.rs`)
-/// OBJECT, POPULATE, SLEEP, ERROR.
+/// DEBUG: LOG, SET-ACTIVE-EXPIRE, RELOAD, HELP, (in `debug.rs`) OBJECT,
+/// POPULATE, SLEEP, ERROR, and (in `digest.rs`) DIGEST, DIGEST-VALUE.
 fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let sub = args.get(1).unwrap_or_default();
     if eq(sub, "help") && args.len() == 2 {
@@ -742,45 +742,10 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
         ctx.reply.ok();
         return Ok(());
     }
-    if eq(sub, "digest") && args.len() == 2 {
-        let mut d = [0u8; 20];
-        for db in 0..ctx.server.keyspace.dbnum() {
-            let mut keys = [0u8; 20];
-            let found: usize = ctx
-                .each_shard(|s| {
-                    s.dbs[db]
-                        .table
-                        .iter()
-                        .map(|e| crate::digest::key(&mut keys, e))
-                        .count()
-                })
-                .into_iter()
-                .sum();
-            if found > 0 {
-                crate::digest::db_start(&mut d, db);
-                d.iter_mut().zip(keys).for_each(|(a, b)| *a ^= b);
-            }
-        }
-        ctx.reply.simple(crate::digest::hex(&d).as_bytes());
-        return Ok(());
-    }
-    if eq(sub, "digest-value") {
-        let (db, now) = (ctx.db(), ctx.now);
-        ctx.reply.array(args.len() - 2);
-        for key in args.iter().skip(2) {
-            let i = ctx.server.keyspace.shard_of(key);
-            let d = ctx.with_shard(i, |s| {
-                let mut d = [0u8; 20];
-                if let Some(e) = s.get_notouch(db, key, now) {
-                    crate::digest::value(&mut d, e);
-                }
-                d
-            });
-            ctx.reply.simple(crate::digest::hex(&d).as_bytes());
-        }
-        return Ok(());
-    }
     if let Some(done) = crate::debug::run(ctx, sub, args) {
+        return done;
+    }
+    if let Some(done) = crate::digest::run(ctx, sub, args) {
         return done;
     }
     if eq(sub, "log") && args.len() == 3 {
@@ -873,7 +838,7 @@ fn memory_usage(ctx: &mut Ctx, args: &Args) -> CmdResult {
             // the value own on the heap.
             let node =
                 std::mem::size_of::<damselfly_storage::Entry>() + std::mem::size_of::<usize>();
-            reply.int((node + e.key.heap_size() + e.value.heap_size()) as i64);
+            reply.int((node + e.heap_size()) as i64);
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use crate::table::{
 };
 use damselfly_core::list::{End, List};
 use damselfly_protocol::Args;
-use damselfly_storage::{Entry, Value};
+use damselfly_storage::{Entry, Value, ValueRef};
 use std::cmp::Ordering;
 
 pub(crate) static COMMANDS: &[Command] = &[
@@ -143,14 +143,14 @@ fn lookup(ctx: &mut Ctx, pattern: &[u8], elem: &[u8]) -> Option<Vec<u8>> {
     let (db, now) = (ctx.db(), ctx.now);
     let e = ctx.shard(&key).get(db, &key, now)?;
     match field {
-        Some(f) => match &e.value {
-            Value::Hash(h) => h.get(f).map(<[u8]>::to_vec),
+        Some(f) => match e.value() {
+            ValueRef::Hash(h) => h.get(f).map(<[u8]>::to_vec),
             _ => None,
         },
         None => e
-            .value
+            .value()
             .is_string()
-            .then(|| e.value.string_bytes().into_owned()),
+            .then(|| e.value().string_bytes().into_owned()),
     }
 }
 
@@ -176,10 +176,10 @@ fn run(ctx: &mut Ctx, args: &Args, readonly: bool) -> CmdResult {
     // for DESC.
     let (kind, mut elems): (Kind, Vec<Vec<u8>>) = match ctx.shard(key).get(db, key, now) {
         None => (Kind::List, Vec::new()),
-        Some(e) => match &e.value {
-            Value::List(l) => (Kind::List, l.iter().map(<[u8]>::to_vec).collect()),
-            Value::Set(s) => (Kind::Set, s.iter().map(|m| m.to_vec()).collect()),
-            Value::ZSet(z) => {
+        Some(e) => match e.value() {
+            ValueRef::List(l) => (Kind::List, l.iter().map(<[u8]>::to_vec).collect()),
+            ValueRef::Set(s) => (Kind::Set, s.iter().map(|m| m.to_vec()).collect()),
+            ValueRef::ZSet(z) => {
                 let mut v = Vec::with_capacity(z.len());
                 z.range(0, z.len(), false, |m, _| v.push(m.to_vec()));
                 (Kind::ZSet, v)

@@ -15,7 +15,7 @@ use damselfly_core::glob::glob_match;
 use damselfly_core::zset::{Limits, ZSet};
 use damselfly_protocol::{format_double, Args, Reply};
 use damselfly_storage::typed;
-use damselfly_storage::{Entry, Shard, Value};
+use damselfly_storage::{Entry, Shard, Value, ValueRef};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -414,8 +414,8 @@ pub(crate) fn limits(ctx: &Ctx) -> Limits {
 /// Deletes `key` when its zset became empty, then reports the write.
 pub(crate) fn after_write(shard: &mut Shard, db: usize, key: &[u8], event: &'static str) {
     let empty = matches!(
-        shard.dbs[db].table.get(key).map(|e| &e.value),
-        Some(Value::ZSet(z)) if z.is_empty()
+        shard.dbs[db].table.get(key).map(|e| e.value()),
+        Some(ValueRef::ZSet(z)) if z.is_empty()
     );
     shard.written(db, key, event);
     if empty {
@@ -1392,10 +1392,10 @@ fn read_source(ctx: &mut Ctx, key: &[u8]) -> CmdResult<Elems> {
     let e = ctx.shard(key).get(db, key, now);
     match e {
         None => Ok(Vec::new()),
-        Some(e) => match &e.value {
-            Value::ZSet(z) => Ok(z.to_vec()),
+        Some(e) => match e.value() {
+            ValueRef::ZSet(z) => Ok(z.to_vec()),
             // Sets take part with score 1 for each member.
-            Value::Set(set) => Ok(set.iter().map(|m| (m.to_vec(), 1.0)).collect()),
+            ValueRef::Set(set) => Ok(set.iter().map(|m| (m.to_vec(), 1.0)).collect()),
             _ => Err(CmdError::WrongType),
         },
     }

@@ -18,10 +18,11 @@ use crate::table::{
     Keys::{self, None as NoKeys, Range},
 };
 use damselfly_core::stream::{
-    Group, Limits, Stream, StreamEntry, StreamId, Trim, INVALID_ENTRIES_READ,
+    Group, Limits, Nack, Stream, StreamEntry, StreamId, Trim, INVALID_ENTRIES_READ,
 };
 use damselfly_protocol::{Args, Reply};
-use damselfly_storage::{typed, Entry, Locked, Shard, Value};
+use damselfly_replication::master;
+use damselfly_storage::{typed, Entry, Locked, Shard, Value, ValueMut, ValueRef};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -975,6 +976,9 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
     for (k, id) in ids.iter().enumerate() {
         let key = arg(args, streams_at + k);
         let shard = ctx.shard(key);
+        // Redis looks every key up a second time to serve it: hits, misses
+        // and keymiss events count twice.
+        shard.get(db, key, now);
         let Some(s) = typed::write::<Stream>(shard, db, key, now)? else {
             continue;
         };
@@ -1010,6 +1014,13 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
                             served += 1;
                             let es = deliver_new(s, g, consumer, noack, count, now);
                             reply_key_entries(&mut out, key, |r| reply_entries(r, &es));
+                            let d = Delivered {
+                                db,
+                                key,
+                                g,
+                                consumer,
+                            };
+                            d.propagate(s, noack, created, &es);
                             shard.stats.dirty += 1;
                         }
                     }
@@ -1019,6 +1030,11 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
                 }
             }
         }
+    }
+    // A group read reaches replicas as its effects (Redis 7.0): the claims
+    // queued above, not the read itself (a history read, not at all).
+    if group.is_some() && master::propagating() {
+        master::nothing();
     }
     if served > 0 {
         if ctx.client.resp3 {
@@ -1089,6 +1105,88 @@ fn deliver_new(
     }
     s.groups.insert(g.to_vec(), grp);
     es
+}
+
+/// Entries a group handed to a consumer (XREADGROUP, XCLAIM, XAUTOCLAIM),
+/// for replicas.
+struct Delivered<'a> {
+    db: usize,
+    key: &'a [u8],
+    g: &'a [u8],
+    consumer: &'a [u8],
+}
+
+impl Delivered<'_> {
+    /// A read of new entries as Redis 7.0 propagates it: one XCLAIM per
+    /// pending entry, or with NOACK the group's new position.
+    fn propagate(&self, s: &Stream, noack: bool, created: bool, es: &[StreamEntry]) {
+        if !master::propagating() || es.is_empty() {
+            return;
+        }
+        let Some(grp) = s.groups.get(self.g) else {
+            return;
+        };
+        if noack {
+            if created {
+                self.also(&[
+                    b"XGROUP",
+                    b"CREATECONSUMER",
+                    self.key,
+                    self.g,
+                    self.consumer,
+                ]);
+            }
+            let (last, read) = (grp.last_id.to_string(), grp.entries_read.to_string());
+            let setid: [&[u8]; 7] = [
+                b"XGROUP",
+                b"SETID",
+                self.key,
+                self.g,
+                last.as_bytes(),
+                b"ENTRIESREAD",
+                read.as_bytes(),
+            ];
+            self.also(&setid);
+            return;
+        }
+        for e in es {
+            if let Some(nack) = grp.pel.get(&e.id) {
+                // The group's position was this entry when it was read.
+                self.xclaim(self.consumer, e.id, nack, e.id);
+            }
+        }
+    }
+
+    /// One entry pending for `consumer` (as `nack` says) as an `XCLAIM ...
+    /// FORCE JUSTID`, which recreates it on a replica exactly.
+    fn xclaim(&self, consumer: &[u8], id: StreamId, nack: &Nack, last: StreamId) {
+        let (id, time, count, last) = (
+            id.to_string(),
+            nack.delivery_time.to_string(),
+            nack.delivery_count.to_string(),
+            last.to_string(),
+        );
+        self.also(&[
+            b"XCLAIM",
+            self.key,
+            self.g,
+            consumer,
+            b"0",
+            id.as_bytes(),
+            b"TIME",
+            time.as_bytes(),
+            b"RETRYCOUNT",
+            count.as_bytes(),
+            b"FORCE",
+            b"JUSTID",
+            b"LASTID",
+            last.as_bytes(),
+        ]);
+    }
+
+    fn also(&self, args: &[&[u8]]) {
+        master::also(self.db, args.iter().map(|a| a.to_vec()).collect());
+    }
 }
 
 /// XREADGROUP with an explicit ID: the consumer's own pending entries
@@ -1192,8 +1290,8 @@ enum Ready {
 }
 
 fn ready(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait) -> Ready {
-    let s = match shard.get_quiet(db, key, now).map(|e| &e.value) {
-        Some(Value::Stream(s)) => s,
+    let s = match shard.get_quiet(db, key, now).map(|e| e.value()) {
+        Some(ValueRef::Stream(s)) => s,
         _ if sw.group.is_some() => return Ready::Error(CmdError::StreamKeyGone),
         _ => return Ready::No,
     };
@@ -1218,7 +1316,7 @@ fn ready(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait) ->
 }
 
 fn serve_one(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait, r: &mut Reply) {
-    let Some(Value::Stream(s)) = shard.get_quiet(db, key, now).map(|e| &mut e.value) else {
+    let Some(ValueMut::Stream(s)) = shard.get_quiet(db, key, now).map(|e| e.value_mut()) else {
         return;
     };
     if r.is_resp3() {
@@ -1242,6 +1340,13 @@ fn serve_one(shard: &mut Shard, db: usize, key: &[u8], now: u64, sw: &StreamWait
                 .is_some_and(|grp| grp.consumer(c, Some(now)).1);
             let es = deliver_new(s, g, c, *noack, sw.count, now);
             reply_key_entries(r, key, |r| reply_entries(r, &es));
+            let d = Delivered {
+                db,
+                key,
+                g,
+                consumer: c,
+            };
+            d.propagate(s, *noack, created, &es);
             shard.stats.dirty += 1;
             if created {
                 shard.notify(db, key, "xgroup-createconsumer");
@@ -1635,10 +1740,12 @@ fn xclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
         min_idle,
         justid,
         created: None,
+        taken: Vec::new(),
     };
     for id in ids {
         let entry = if justid { None } else { s.get(id) };
         if !s.contains(id) {
+            claim.gone(&grp, id);
             grp.ack(id);
             continue;
         }
@@ -1647,7 +1754,7 @@ fn xclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
             std::collections::btree_map::Entry::Vacant(_) if !force => continue,
             std::collections::btree_map::Entry::Vacant(v) => {
                 // FORCE: a pending entry owned by nobody yet.
-                v.insert(damselfly_core::stream::Nack {
+                v.insert(Nack {
                     delivery_time: now,
                     delivery_count: 1,
                     consumer: Vec::new(),
@@ -1665,6 +1772,7 @@ fn xclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
             (None, false) => out.null(),
         }
     }
+    claim.propagate(db, key, g, &grp);
     s.groups.insert(g.to_vec(), grp);
     shard.stats.dirty += 1;
     if claim.created == Some(true) {
@@ -1685,6 +1793,9 @@ struct Claim<'a> {
     justid: bool,
     /// Set on the first claim: whether the consumer was created by it.
     created: Option<bool>,
+    /// What was claimed (None) or found deleted (its pending record as it
+    /// was), in order, for replicas.
+    taken: Vec<(StreamId, Option<Nack>)>,
 }
 
 impl Claim<'_> {
@@ -1706,6 +1817,9 @@ impl Claim<'_> {
             self.created = Some(grp.consumer(self.consumer, Some(self.now)).1);
         }
         grp.reassign(id, self.consumer);
+        if master::propagating() {
+            self.taken.push((id, None));
+        }
         if let Some(nack) = grp.pel.get_mut(&id) {
             nack.delivery_time = delivery;
             if let Some(rc) = retry.filter(|r| *r >= 0) {
@@ -1715,6 +1829,44 @@ impl Claim<'_> {
             }
         }
         true
+    }
+
+    /// Queues the claims for replicas (XCLAIM and XAUTOCLAIM reach them as
+    /// one `XCLAIM ... FORCE JUSTID` per entry, entries gone as XACK) in
+    /// place of the command itself.
+    fn propagate(&self, db: usize, key: &[u8], g: &[u8], grp: &Group) {
+        if !master::propagating() {
+            return;
+        }
+        let d = Delivered {
+            db,
+            key,
+            g,
+            consumer: self.consumer,
+        };
+        for (id, gone) in &self.taken {
+            match gone {
+                // Redis sends a deleted entry's old record: the replica
+                // finds the entry gone too and drops it from the PEL.
+                Some(nack) => d.xclaim(&nack.consumer, *id, nack, grp.last_id),
+                None => {
+                    if let Some(nack) = grp.pel.get(id) {
+                        d.xclaim(self.consumer, *id, nack, grp.last_id);
+                    }
+                }
+            }
+        }
+        master::nothing();
+    }
+
+    /// Pending entry `id` is gone from the stream: noted (for replicas)
+    /// before the caller drops it from the PEL.
+    fn gone(&mut self, grp: &Group, id: StreamId) {
+        if master::propagating() {
+            if let Some(nack) = grp.pel.get(&id) {
+                self.taken.push((id, Some(nack.clone())));
+            }
+        }
     }
 }
 
@@ -1772,6 +1924,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
         min_idle,
         justid,
         created: None,
+        taken: Vec::new(),
     };
     while attempts > 0 {
         attempts -= 1;
@@ -1781,6 +1934,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
         let id = keys[at];
         at += 1;
         if !s.contains(id) {
+            claim.gone(&grp, id);
             grp.ack(id);
             deleted.push(id);
             count -= 1;
@@ -1801,6 +1955,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) -> CmdResult {
         count -= 1;
     }
     let cursor = keys.get(at).copied().unwrap_or(StreamId::MIN);
+    claim.propagate(db, key, g, &grp);
     s.groups.insert(g.to_vec(), grp);
     shard.stats.dirty += 1;
     if claim.created == Some(true) {

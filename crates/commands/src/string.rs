@@ -6,7 +6,7 @@ use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::table::{Command, Keys::Range};
 use damselfly_protocol::Args;
-use damselfly_storage::{Entry, Value};
+use damselfly_storage::{Entry, Value, ValueRef};
 
 pub(crate) static COMMANDS: &[Command] = &[
     cmd!(
@@ -268,7 +268,7 @@ pub(crate) fn read_string(ctx: &mut Ctx, key: &[u8]) -> CmdResult<Option<Value>>
     let (db, now) = (ctx.db(), ctx.now);
     match ctx.shard(key).get(db, key, now) {
         None => Ok(None),
-        Some(e) if e.value.is_string() => Ok(Some(e.value.clone())),
+        Some(e) if e.value().is_string() => Ok(Some(e.to_value())),
         Some(_) => Err(CmdError::WrongType),
     }
 }
@@ -289,17 +289,17 @@ fn opt_is(arg: &[u8], word: &str) -> bool {
 }
 
 /// A stored string's length without rendering integers.
-fn value_len(v: &Value) -> usize {
+fn value_len(v: ValueRef<'_>) -> usize {
     match v {
-        Value::Int(n) => {
+        ValueRef::Int(n) => {
             let digits = n
                 .unsigned_abs()
                 .checked_ilog10()
                 .map_or(1, |d| d as usize + 1);
-            digits + usize::from(*n < 0)
+            digits + usize::from(n < 0)
         }
-        Value::Str(s) => s.len(),
-        Value::Raw(v) => v.len(),
+        ValueRef::Str(s) => s.len(),
+        ValueRef::Raw(v) => v.len(),
         _ => 0,
     }
 }
@@ -334,16 +334,16 @@ fn get_generic(ctx: &mut Ctx, key: &[u8]) -> CmdResult<bool> {
             reply.null();
             Ok(false)
         }
-        Some(e) => match &e.value {
-            Value::Int(n) => {
-                reply.bulk_int(*n);
+        Some(e) => match e.value() {
+            ValueRef::Int(n) => {
+                reply.bulk_int(n);
                 Ok(true)
             }
-            Value::Str(s) => {
+            ValueRef::Str(s) => {
                 reply.bulk(s);
                 Ok(true)
             }
-            Value::Raw(v) => {
+            ValueRef::Raw(v) => {
                 reply.bulk(v);
                 Ok(true)
             }
@@ -507,7 +507,7 @@ fn set_generic(
     }
     let (db, now) = (ctx.db(), ctx.now);
     let (shard, reply) = ctx.shard_and_reply(key);
-    let old_expire = shard.get_quiet(db, key, now).map(|e| e.expire_at);
+    let old_expire = shard.get_quiet(db, key, now).map(|e| e.expire_at());
     let proceed = match cond {
         Cond::Always => true,
         Cond::Nx => old_expire.is_none(),
@@ -519,7 +519,7 @@ fn set_generic(
             Expiry::Clear => 0,
             Expiry::At(at) => at,
         };
-        shard.put(db, Entry::new(key, Value::from_bytes(value), at));
+        shard.put_string(db, key, value, at);
         shard.written(db, key, "set");
         if let Expiry::At(_) = expiry {
             shard.notify(db, key, "expire");
@@ -631,7 +631,7 @@ fn getex(ctx: &mut Ctx, args: &Args) -> CmdResult {
             crate::repl_master::instead(ctx.server, &[b"PEXPIREAT", key, at.as_bytes()]);
         }
         None if o.persist => {
-            let had = shard.get_quiet(db, key, now).map_or(0, |e| e.expire_at);
+            let had = shard.get_quiet(db, key, now).map_or(0, |e| e.expire_at());
             if had != 0 {
                 shard.set_expire(db, key, 0);
                 shard.written(db, key, "persist");
@@ -665,10 +665,10 @@ fn mget(ctx: &mut Ctx, args: &Args) -> CmdResult {
     ctx.reply.array(args.len().saturating_sub(1));
     for key in args.iter().skip(1) {
         let (shard, reply) = ctx.shard_and_reply(key);
-        match shard.get(db, key, now).map(|e| &e.value) {
-            Some(Value::Int(n)) => reply.bulk_int(*n),
-            Some(Value::Str(s)) => reply.bulk(s),
-            Some(Value::Raw(v)) => reply.bulk(v),
+        match shard.get(db, key, now).map(|e| e.value()) {
+            Some(ValueRef::Int(n)) => reply.bulk_int(n),
+            Some(ValueRef::Str(s)) => reply.bulk(s),
+            Some(ValueRef::Raw(v)) => reply.bulk(v),
             _ => reply.null(),
         }
     }
@@ -690,7 +690,7 @@ fn mset_all(ctx: &mut Ctx, args: &Args) {
     let mut i = 1;
     while let (Some(key), Some(value)) = (args.get(i), args.get(i + 1)) {
         let shard = ctx.shard(key);
-        shard.put(db, Entry::new(key, Value::from_bytes(value), 0));
+        shard.put_string(db, key, value, 0);
         shard.written(db, key, "set");
         i += 2;
     }
@@ -722,23 +722,20 @@ fn append(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let old_len = match ctx.shard(key).get_quiet(db, key, now) {
         None => None,
-        Some(e) if e.value.is_string() => Some(value_len(&e.value)),
+        Some(e) if e.value().is_string() => Some(value_len(e.value())),
         Some(_) => return Err(CmdError::WrongType),
     };
     let total = match old_len {
         None => {
             let shard = ctx.shard(key);
-            shard.put(db, Entry::new(key, Value::from_bytes(extra), 0));
+            shard.put_string(db, key, extra, 0);
             extra.len()
         }
         Some(len) => {
             check_string_length(ctx, len as u64, extra.len() as u64)?;
             let shard = ctx.shard(key);
             if let Some(e) = shard.get_quiet(db, key, now) {
-                let buf = e
-                    .value
-                    .raw_mut(len + extra.len())
-                    .ok_or(CmdError::OutOfMemory)?;
+                let buf = e.raw_mut(len + extra.len()).ok_or(CmdError::OutOfMemory)?;
                 buf[len..].copy_from_slice(extra);
             }
             len + extra.len()
@@ -756,7 +753,7 @@ fn strlen(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (shard, reply) = ctx.shard_and_reply(key);
     match shard.get(db, key, now) {
         None => reply.int(0),
-        Some(e) if e.value.is_string() => reply.int(value_len(&e.value) as i64),
+        Some(e) if e.value().is_string() => reply.int(value_len(e.value()) as i64),
         Some(_) => return Err(CmdError::WrongType),
     }
     Ok(())
@@ -802,10 +799,10 @@ fn getrange(ctx: &mut Ctx, args: &Args) -> CmdResult {
         reply.bulk(b"");
         return Ok(());
     };
-    if !e.value.is_string() {
+    if !e.value().is_string() {
         return Err(CmdError::WrongType);
     }
-    let bytes = e.value.string_bytes();
+    let bytes = e.value().string_bytes();
     match getrange_bounds(bytes.len(), start, end) {
         Some((s, t)) => reply.bulk(bytes.get(s..=t).unwrap_or_default()),
         None => reply.bulk(b""),
@@ -824,7 +821,7 @@ fn setrange(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let old = match ctx.shard(key).get_quiet(db, key, now) {
         None => None,
-        Some(e) if e.value.is_string() => Some(value_len(&e.value)),
+        Some(e) if e.value().is_string() => Some(value_len(e.value())),
         Some(_) => return Err(CmdError::WrongType),
     };
     if patch.is_empty() {
@@ -841,7 +838,7 @@ fn setrange(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let Some(e) = shard.get_quiet(db, key, now) else {
         return Err(CmdError::OutOfMemory);
     };
-    let buf = e.value.raw_mut(need).ok_or(CmdError::OutOfMemory)?;
+    let buf = e.raw_mut(need).ok_or(CmdError::OutOfMemory)?;
     buf[offset..need].copy_from_slice(patch);
     let total = buf.len();
     shard.written(db, key, "setrange");
@@ -855,14 +852,14 @@ fn incr_by(ctx: &mut Ctx, key: &[u8], by: i64) -> CmdResult {
     let (shard, reply) = ctx.shard_and_reply(key);
     let new = match shard.get_quiet(db, key, now) {
         Some(e) => {
-            let cur = match &e.value {
-                Value::Int(n) => *n,
-                Value::Str(s) => int(s)?,
-                Value::Raw(v) => int(v)?,
+            let cur = match e.value() {
+                ValueRef::Int(n) => n,
+                ValueRef::Str(s) => int(s)?,
+                ValueRef::Raw(v) => int(v)?,
                 _ => return Err(CmdError::WrongType),
             };
             let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
-            e.value = Value::Int(new);
+            e.set_value(Value::Int(new));
             new
         }
         None => {
@@ -909,7 +906,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (db, now, server) = (ctx.db(), ctx.now, ctx.server);
     let (shard, reply) = ctx.shard_and_reply(key);
     let cur: Vec<u8> = match shard.get_quiet(db, key, now) {
-        Some(e) if e.value.is_string() => e.value.string_bytes().into_owned(),
+        Some(e) if e.value().is_string() => e.value().string_bytes().into_owned(),
         Some(_) => return Err(CmdError::WrongType),
         None => b"0".to_vec(),
     };
@@ -921,7 +918,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &Args) -> CmdResult {
     // The result, not the increment: float formatting may differ elsewhere.
     crate::repl_master::instead(server, &[b"SET", key, &sum, b"KEEPTTL"]);
     match shard.get_quiet(db, key, now) {
-        Some(e) => e.value = Value::from_vec(sum),
+        Some(e) => e.set_value(Value::from_vec(sum)),
         None => {
             shard.put(db, Entry::new(key, Value::from_vec(sum), 0));
         }
@@ -938,8 +935,8 @@ fn lcs(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let ka = args.get(1).unwrap_or_default();
     let kb = args.get(2).unwrap_or_default();
     let (db, now) = (ctx.db(), ctx.now);
-    let va = ctx.shard(ka).get(db, ka, now).map(|e| e.value.clone());
-    let vb = ctx.shard(kb).get(db, kb, now).map(|e| e.value.clone());
+    let va = ctx.shard(ka).get(db, ka, now).map(|e| e.to_value());
+    let vb = ctx.shard(kb).get(db, kb, now).map(|e| e.to_value());
     if va.as_ref().is_some_and(|v| !v.is_string()) || vb.as_ref().is_some_and(|v| !v.is_string()) {
         return Err(CmdError::LcsNotString);
     }

@@ -206,6 +206,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::acl::COMMANDS)
         .chain(crate::persist::COMMANDS)
         .chain(crate::scripting::COMMANDS)
+        .chain(crate::cluster::COMMANDS)
         .chain(crate::replicaof::COMMANDS)
 }
 

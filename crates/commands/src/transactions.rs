@@ -95,6 +95,7 @@ pub(crate) fn visits_shards(e: &Entry) -> bool {
 /// Queues a command of an open transaction.
 pub(crate) fn queue(client: &mut Client, e: &'static Entry, args: &Args<'_>) {
     if let Some(m) = &mut client.multi {
+        m.bytes += args.iter().map(<[u8]>::len).sum::<usize>();
         m.queue.push((e, Request::from_owned(&args.to_vec())));
         client.info.multi.store(m.queue.len() as i64, Relaxed);
     }

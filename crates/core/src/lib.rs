@@ -18,4 +18,4 @@ pub mod zpack;
 pub mod zset;
 
 pub use bytes::CompactBytes;
-pub use table::{Keyed, Table};
+pub use table::{Keyed, Link, RawTable, Table};

@@ -2,6 +2,12 @@
 //! array, resized all at once (each table is one shard's slice of a DB, so a
 //! resize is small).
 //!
+//! The table is generic over its chain link (`Link`): an owning pointer to a
+//! node that carries its own successor. Collections use `Table<E>` (a boxed
+//! node holding `E` and a next pointer); the keyspace links its packed
+//! entries directly, and an entry carries a next slot only while it needs
+//! one (an entry at a chain's tail has none), so most keys pay no pointer.
+//!
 //! Invariants:
 //! - SCAN: `scan_bucket` walks buckets in reverse-binary order of the bucket
 //!   index, so an entry present for a whole scan is visited at least once
@@ -17,15 +23,69 @@ pub trait Keyed {
     fn key(&self) -> &[u8];
 }
 
-struct Node<E> {
+/// An owning link of a bucket's chain: a pointer to a node holding an item
+/// and, optionally, a slot for its successor.
+pub trait Link: Sized {
+    type Item;
+    fn from_item(item: Self::Item) -> Self;
+    fn into_item(self) -> Self::Item;
+    fn item(&self) -> &Self::Item;
+    fn item_mut(&mut self) -> &mut Self::Item;
+    fn key(&self) -> &[u8];
+    /// The successor, if any.
+    fn next(&self) -> Option<&Self>;
+    /// The successor slot, if this node has one.
+    fn next_mut(&mut self) -> Option<&mut Option<Self>>;
+    /// The successor slot, created (the node may move) when missing.
+    fn next_slot(&mut self) -> &mut Option<Self>;
+    /// Detaches and returns the successor.
+    fn take_next(&mut self) -> Option<Self> {
+        self.next_mut().and_then(Option::take)
+    }
+}
+
+/// The node of a collection's table: the entry and its successor.
+pub struct Node<E> {
     next: Option<Box<Node<E>>>,
     entry: E,
 }
 
-pub struct Table<E> {
-    buckets: Vec<Option<Box<Node<E>>>>,
+impl<E: Keyed> Link for Box<Node<E>> {
+    type Item = E;
+    fn from_item(entry: E) -> Self {
+        Box::new(Node { next: None, entry })
+    }
+    fn into_item(self) -> E {
+        self.entry
+    }
+    fn item(&self) -> &E {
+        &self.entry
+    }
+    fn item_mut(&mut self) -> &mut E {
+        &mut self.entry
+    }
+    fn key(&self) -> &[u8] {
+        self.entry.key()
+    }
+    fn next(&self) -> Option<&Self> {
+        self.next.as_ref()
+    }
+    fn next_mut(&mut self) -> Option<&mut Option<Self>> {
+        Some(&mut self.next)
+    }
+    fn next_slot(&mut self) -> &mut Option<Self> {
+        &mut self.next
+    }
+}
+
+/// A chained table of links `N`.
+pub struct RawTable<N: Link> {
+    buckets: Vec<Option<N>>,
     len: usize,
 }
+
+/// A collection's table: boxed nodes holding `E`.
+pub type Table<E> = RawTable<Box<Node<E>>>;
 
 /// One hasher for every table of the process, seeded at start-up.
 fn hasher() -> &'static foldhash::fast::RandomState {
@@ -39,15 +99,34 @@ pub fn hash_key(key: &[u8]) -> u64 {
 
 const MIN_BUCKETS: usize = 4;
 
-impl<E: Keyed> Default for Table<E> {
+impl<N: Link> Default for RawTable<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<E: Keyed> Table<E> {
+/// Pushes `n` at the head of the chain in `bucket`.
+fn push_front<N: Link>(bucket: &mut Option<N>, mut n: N) -> &mut N {
+    if let Some(head) = bucket.take() {
+        *n.next_slot() = Some(head);
+    }
+    bucket.insert(n)
+}
+
+/// The slot of `link`'s chain that holds `key`, if any.
+fn find<'a, N: Link>(mut link: &'a mut Option<N>, key: &[u8]) -> Option<&'a mut Option<N>> {
+    loop {
+        match link {
+            None => return None,
+            Some(n) if n.key() == key => return Some(link),
+            Some(n) => link = n.next_mut()?,
+        }
+    }
+}
+
+impl<N: Link> RawTable<N> {
     pub fn new() -> Self {
-        Table {
+        RawTable {
             buckets: Vec::new(),
             len: 0,
         }
@@ -65,70 +144,118 @@ impl<E: Keyed> Table<E> {
         self.buckets.len()
     }
 
+    /// Bytes of the bucket array (for memory accounting).
+    pub fn bucket_bytes(&self) -> usize {
+        self.buckets.capacity() * std::mem::size_of::<Option<N>>()
+    }
+
     fn index(&self, key: &[u8]) -> usize {
         (hash_key(key) as usize) & (self.buckets.len() - 1)
     }
 
-    pub fn get(&self, key: &[u8]) -> Option<&E> {
+    pub fn get(&self, key: &[u8]) -> Option<&N::Item> {
         if self.len == 0 {
             return None;
         }
-        let mut cur = self.buckets[self.index(key)].as_deref();
+        let mut cur = self.buckets[self.index(key)].as_ref();
         while let Some(n) = cur {
-            if n.entry.key() == key {
-                return Some(&n.entry);
+            if n.key() == key {
+                return Some(n.item());
             }
-            cur = n.next.as_deref();
+            cur = n.next();
         }
         None
     }
 
-    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut E> {
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut N::Item> {
         if self.len == 0 {
             return None;
         }
         let i = self.index(key);
-        let mut cur = self.buckets[i].as_deref_mut();
-        while let Some(n) = cur {
-            if n.entry.key() == key {
-                return Some(&mut n.entry);
+        find(&mut self.buckets[i], key)?.as_mut().map(N::item_mut)
+    }
+
+    /// The item at `key` if `keep` accepts it: `Err(true)` when present
+    /// but refused (an expired key), `Err(false)` when absent.
+    pub fn get_mut_if(
+        &mut self,
+        key: &[u8],
+        keep: impl FnOnce(&N::Item) -> bool,
+    ) -> Result<&mut N::Item, bool> {
+        if self.len == 0 {
+            return Err(false);
+        }
+        let i = self.index(key);
+        match find(&mut self.buckets[i], key).and_then(Option::as_mut) {
+            Some(n) if keep(n.item()) => Ok(n.item_mut()),
+            Some(_) => Err(true),
+            None => Err(false),
+        }
+    }
+
+    /// Inserts `item`, replacing (and returning) an item with the same key.
+    pub fn insert(&mut self, item: N::Item) -> Option<N::Item> {
+        let mut n = N::from_item(item);
+        if self.len > 0 {
+            let i = self.index(n.key());
+            if let Some(slot) = find(&mut self.buckets[i], n.key()) {
+                let mut old = slot.take()?;
+                if let Some(next) = old.take_next() {
+                    *n.next_slot() = Some(next);
+                }
+                *slot = Some(n);
+                return Some(old.into_item());
             }
-            cur = n.next.as_deref_mut();
         }
+        self.push(n);
         None
     }
 
-    /// Inserts `entry`, replacing (and returning) an entry with the same key.
-    pub fn insert(&mut self, entry: E) -> Option<E> {
-        if let Some(slot) = self.get_mut(entry.key()) {
-            return Some(std::mem::replace(slot, entry));
-        }
-        self.insert_new(entry);
-        None
+    /// Inserts an item whose key is known to be absent.
+    pub fn insert_new(&mut self, item: N::Item) -> &mut N::Item {
+        self.push(N::from_item(item)).item_mut()
     }
 
-    /// Inserts an entry whose key is known to be absent.
-    pub fn insert_new(&mut self, entry: E) -> &mut E {
+    /// Inserts the item `make` builds for `key`, known to be absent.
+    /// `make` learns whether the item will have a successor (so a link that
+    /// carries its next slot only when needed is built with it at once).
+    pub fn insert_new_with(
+        &mut self,
+        key: &[u8],
+        make: impl FnOnce(bool) -> N::Item,
+    ) -> &mut N::Item {
+        self.grow_for_one();
+        let i = self.index(key);
+        let n = N::from_item(make(self.buckets[i].is_some()));
+        debug_assert!(n.key() == key);
+        self.len += 1;
+        push_front(&mut self.buckets[i], n).item_mut()
+    }
+
+    fn grow_for_one(&mut self) {
         if self.len >= self.buckets.len() {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
-        let i = self.index(entry.key());
-        let next = self.buckets[i].take();
-        self.len += 1;
-        &mut self.buckets[i].insert(Box::new(Node { next, entry })).entry
     }
 
-    pub fn remove(&mut self, key: &[u8]) -> Option<E> {
+    fn push(&mut self, n: N) -> &mut N {
+        self.grow_for_one();
+        let i = self.index(n.key());
+        self.len += 1;
+        push_front(&mut self.buckets[i], n)
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<N::Item> {
         if self.len == 0 {
             return None;
         }
         let i = self.index(key);
-        let removed = remove_from_chain(&mut self.buckets[i], |e| e.key() == key);
+        let removed = remove_from_chain(&mut self.buckets[i], |n| n.key() == key);
         if removed.is_some() {
             self.len -= 1;
             self.maybe_shrink();
         }
-        removed
+        removed.map(N::into_item)
     }
 
     fn maybe_shrink(&mut self) {
@@ -138,47 +265,42 @@ impl<E: Keyed> Table<E> {
     }
 
     pub fn clear(&mut self) {
-        // Chains are dropped iteratively so a long chain cannot overflow the stack.
-        for b in &mut self.buckets {
-            let mut cur = b.take();
-            while let Some(mut n) = cur {
-                cur = n.next.take();
-            }
-        }
+        drop_chains(&mut self.buckets);
         self.buckets = Vec::new();
         self.len = 0;
     }
 
     fn resize(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.buckets, Vec::new());
+        let old = std::mem::take(&mut self.buckets);
         self.buckets.resize_with(size, || None);
         let mask = size - 1;
+        let mut chain = Vec::new();
         for mut head in old {
-            // Moving the chain tail-first keeps each bucket's relative order.
-            let mut chain = Vec::new();
+            // Moving the chain tail-first keeps each bucket's relative order
+            // (and on growth a tail without a next slot lands first, in an
+            // empty bucket, so it needs none).
             while let Some(mut n) = head {
-                head = n.next.take();
+                head = n.take_next();
                 chain.push(n);
             }
-            while let Some(mut n) = chain.pop() {
-                let i = (hash_key(n.entry.key()) as usize) & mask;
-                n.next = self.buckets[i].take();
-                self.buckets[i] = Some(n);
+            while let Some(n) = chain.pop() {
+                let i = (hash_key(n.key()) as usize) & mask;
+                push_front(&mut self.buckets[i], n);
             }
         }
     }
 
     /// Visits every entry of the bucket at `cursor` and returns the next
     /// cursor, 0 when the walk is complete.
-    pub fn scan_bucket(&self, cursor: u64, mut f: impl FnMut(&E)) -> u64 {
+    pub fn scan_bucket(&self, cursor: u64, mut f: impl FnMut(&N::Item)) -> u64 {
         if self.buckets.is_empty() {
             return 0;
         }
         let mask = (self.buckets.len() - 1) as u64;
-        let mut cur = self.buckets[(cursor & mask) as usize].as_deref();
+        let mut cur = self.buckets[(cursor & mask) as usize].as_ref();
         while let Some(n) = cur {
-            f(&n.entry);
-            cur = n.next.as_deref();
+            f(n.item());
+            cur = n.next();
         }
         next_cursor(cursor, mask)
     }
@@ -188,68 +310,71 @@ impl<E: Keyed> Table<E> {
     pub fn sweep_bucket(
         &mut self,
         cursor: u64,
-        mut remove: impl FnMut(&E) -> bool,
-        mut removed: impl FnMut(E),
+        mut remove: impl FnMut(&N::Item) -> bool,
+        mut removed: impl FnMut(N::Item),
     ) -> u64 {
         if self.buckets.is_empty() {
             return 0;
         }
         let mask = (self.buckets.len() - 1) as u64;
         let slot = &mut self.buckets[(cursor & mask) as usize];
-        while let Some(e) = remove_from_chain(slot, &mut remove) {
+        while let Some(e) = remove_from_chain(slot, |n| remove(n.item())) {
             self.len -= 1;
-            removed(e);
+            removed(e.into_item());
         }
         next_cursor(cursor, mask)
     }
 
     /// A uniformly chosen non-empty bucket's random entry (as Redis's
     /// dictGetFairRandomKey approximates), or None when empty.
-    pub fn random(&self, mut rand: impl FnMut(usize) -> usize) -> Option<&E> {
+    pub fn random(&self, mut rand: impl FnMut(usize) -> usize) -> Option<&N::Item> {
         if self.len == 0 {
             return None;
         }
         loop {
-            let b = self.buckets[rand(self.buckets.len())].as_deref();
+            let b = self.buckets[rand(self.buckets.len())].as_ref();
             let Some(first) = b else { continue };
             let mut n = 0;
             let mut cur = Some(first);
             while let Some(x) = cur {
                 n += 1;
-                cur = x.next.as_deref();
+                cur = x.next();
             }
             let mut pick = rand(n);
             let mut cur = first;
             while pick > 0 {
                 pick -= 1;
-                cur = cur.next.as_deref()?;
+                cur = cur.next()?;
             }
-            return Some(&cur.entry);
+            return Some(cur.item());
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &E> {
+    pub fn iter(&self) -> impl Iterator<Item = &N::Item> {
         self.buckets.iter().flat_map(|b| {
-            let mut cur = b.as_deref();
+            let mut cur = b.as_ref();
             std::iter::from_fn(move || {
                 let n = cur?;
-                cur = n.next.as_deref();
-                Some(&n.entry)
+                cur = n.next();
+                Some(n.item())
             })
         })
     }
 
     /// Removes and returns every entry (used by FLUSHDB to drop values elsewhere).
-    pub fn take_all(&mut self) -> Table<E> {
+    pub fn take_all(&mut self) -> RawTable<N> {
         std::mem::take(self)
     }
 }
 
 /// A copy with the same entries (rebuilt by insertion, so bucket order may
 /// differ from the original's).
-impl<E: Keyed + Clone> Clone for Table<E> {
+impl<N: Link> Clone for RawTable<N>
+where
+    N::Item: Clone,
+{
     fn clone(&self) -> Self {
-        let mut t = Table::new();
+        let mut t = RawTable::new();
         for e in self.iter() {
             t.insert_new(e.clone());
         }
@@ -257,35 +382,36 @@ impl<E: Keyed + Clone> Clone for Table<E> {
     }
 }
 
-impl<E> Drop for Table<E> {
+impl<N: Link> Drop for RawTable<N> {
     fn drop(&mut self) {
-        for b in &mut self.buckets {
-            let mut cur = b.take();
-            while let Some(mut n) = cur {
-                cur = n.next.take();
-            }
+        drop_chains(&mut self.buckets);
+    }
+}
+
+/// Drops chains link by link, so a long chain cannot overflow the stack.
+fn drop_chains<N: Link>(buckets: &mut [Option<N>]) {
+    for b in buckets {
+        let mut cur = b.take();
+        while let Some(mut n) = cur {
+            cur = n.take_next();
         }
     }
 }
 
-fn remove_from_chain<E>(
-    slot: &mut Option<Box<Node<E>>>,
-    mut pred: impl FnMut(&E) -> bool,
-) -> Option<E> {
+fn remove_from_chain<N: Link>(slot: &mut Option<N>, mut pred: impl FnMut(&N) -> bool) -> Option<N> {
     let mut link = slot;
     loop {
         match link {
             None => return None,
-            Some(n) if pred(&n.entry) => {
+            Some(n) if pred(n) => {
                 let mut node = link.take()?;
-                *link = node.next.take();
-                return Some(node.entry);
+                *link = node.take_next();
+                return Some(node);
             }
-            Some(n) => link = &mut n.next,
+            Some(n) => link = n.next_mut()?,
         }
     }
 }
-
 /// Reverse-binary increment: increments the bits under `mask` from the most
 /// significant one down, so that cursors from a smaller table are prefixes of
 /// the larger table's order.

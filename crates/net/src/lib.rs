@@ -93,6 +93,12 @@ pub trait Session {
     /// Bytes of the query buffer not yet processed, the request about to
     /// be handled included (CLIENT LIST `qbuf`).
     fn query_pending(&mut self, _bytes: usize) {}
+    /// A partly read request will take `bytes` of query buffer in all (a
+    /// big argument announced by its length): the buffer is sized for it.
+    fn query_expected(&mut self, _bytes: usize) {}
+    /// Replies of `bytes` are being written (0: all written); a client
+    /// that does not read keeps them in memory meanwhile.
+    fn output_pending(&mut self, _bytes: usize) {}
     /// Whether a connection that starts like HTTP is served as HTTP.
     fn http_enabled(&self) -> bool {
         false
@@ -400,9 +406,11 @@ async fn flush<T: Session, IO: AsyncWrite + Unpin>(
     if out.is_empty() {
         return true;
     }
+    session.output_pending(out.len());
     if !send(stream, out.as_bytes(), session).await {
         return false;
     }
+    session.output_pending(0);
     session.pushed_written();
     session.count_io(0, out.len());
     out.clear();
@@ -541,6 +549,9 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
         }
         inbuf.drain(..pos);
         session.query_pending(inbuf.len());
+        if need > inbuf.len() {
+            session.query_expected(need);
+        }
         if inbuf.capacity() > 4 * READ_CHUNK && inbuf.len() < READ_CHUNK && need == 0 {
             inbuf.shrink_to(READ_CHUNK);
         }

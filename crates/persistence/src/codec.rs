@@ -12,7 +12,7 @@ use damselfly_core::hash::{self, Hash};
 use damselfly_core::list::{End, List};
 use damselfly_core::set::{Member, Set};
 use damselfly_core::zset::{self, ZSet};
-use damselfly_storage::{value_canonical_int, Value};
+use damselfly_storage::{value_canonical_int, Value, ValueRef};
 use std::borrow::Cow;
 
 /// The RDB version Redis 7.0 writes, and so do we.
@@ -140,34 +140,34 @@ fn write_int_string(out: &mut Vec<u8>, n: i64) {
 }
 
 /// The RDB type byte `v` is written with.
-pub fn value_type(v: &Value) -> u8 {
+pub fn value_type(v: ValueRef<'_>) -> u8 {
     match v {
-        Value::Int(_) | Value::Str(_) | Value::Raw(_) => ty::STRING,
-        Value::List(_) => ty::LIST_QUICKLIST_2,
-        Value::Hash(h) if h.is_packed() => ty::HASH_LISTPACK,
-        Value::Hash(_) => ty::HASH,
-        Value::Set(s) if s.is_intset() => ty::SET_INTSET,
-        Value::Set(_) => ty::SET,
-        Value::ZSet(z) if z.encoding() == "listpack" => ty::ZSET_LISTPACK,
-        Value::ZSet(_) => ty::ZSET_2,
-        Value::Stream(_) => ty::STREAM_LISTPACKS_2,
+        ValueRef::Int(_) | ValueRef::Str(_) | ValueRef::Raw(_) => ty::STRING,
+        ValueRef::List(_) => ty::LIST_QUICKLIST_2,
+        ValueRef::Hash(h) if h.is_packed() => ty::HASH_LISTPACK,
+        ValueRef::Hash(_) => ty::HASH,
+        ValueRef::Set(s) if s.is_intset() => ty::SET_INTSET,
+        ValueRef::Set(_) => ty::SET,
+        ValueRef::ZSet(z) if z.encoding() == "listpack" => ty::ZSET_LISTPACK,
+        ValueRef::ZSet(_) => ty::ZSET_2,
+        ValueRef::Stream(_) => ty::STREAM_LISTPACKS_2,
     }
 }
 
 /// Appends the type byte and the object.
-pub fn write_value(out: &mut Vec<u8>, v: &Value, limits: &Limits) {
+pub fn write_value(out: &mut Vec<u8>, v: ValueRef<'_>, limits: &Limits) {
     out.push(value_type(v));
     write_object(out, v, limits);
 }
 
 /// Appends the object alone (a file puts the key between type and object).
-pub fn write_object(out: &mut Vec<u8>, v: &Value, limits: &Limits) {
+pub fn write_object(out: &mut Vec<u8>, v: ValueRef<'_>, limits: &Limits) {
     match v {
-        Value::Int(n) => write_int_string(out, *n),
-        Value::Str(s) => write_string(out, s),
-        Value::Raw(s) => write_string(out, s),
-        Value::List(l) => write_list(out, l, limits.list_fill),
-        Value::Hash(h) if h.is_packed() => {
+        ValueRef::Int(n) => write_int_string(out, n),
+        ValueRef::Str(s) => write_string(out, s),
+        ValueRef::Raw(s) => write_string(out, s),
+        ValueRef::List(l) => write_list(out, l, limits.list_fill),
+        ValueRef::Hash(h) if h.is_packed() => {
             let mut w = ListpackWriter::default();
             for (f, v) in h.iter() {
                 w.push(f);
@@ -175,14 +175,14 @@ pub fn write_object(out: &mut Vec<u8>, v: &Value, limits: &Limits) {
             }
             write_string(out, &w.finish());
         }
-        Value::Hash(h) => {
+        ValueRef::Hash(h) => {
             write_len(out, h.len() as u64);
             for (f, v) in h.iter() {
                 write_string(out, f);
                 write_string(out, v);
             }
         }
-        Value::Set(s) if s.is_intset() => {
+        ValueRef::Set(s) if s.is_intset() => {
             let ints: Vec<i64> = s
                 .iter()
                 .filter_map(|m| match m {
@@ -192,7 +192,7 @@ pub fn write_object(out: &mut Vec<u8>, v: &Value, limits: &Limits) {
                 .collect();
             write_string(out, &packed::write_intset(&ints));
         }
-        Value::Set(s) => {
+        ValueRef::Set(s) => {
             write_len(out, s.len() as u64);
             for m in s.iter() {
                 match m {
@@ -201,7 +201,7 @@ pub fn write_object(out: &mut Vec<u8>, v: &Value, limits: &Limits) {
                 }
             }
         }
-        Value::ZSet(z) if z.encoding() == "listpack" => {
+        ValueRef::ZSet(z) if z.encoding() == "listpack" => {
             let mut w = ListpackWriter::default();
             z.range(0, z.len(), false, |m, s| {
                 w.push(m);
@@ -209,7 +209,7 @@ pub fn write_object(out: &mut Vec<u8>, v: &Value, limits: &Limits) {
             });
             write_string(out, &w.finish());
         }
-        Value::ZSet(z) => {
+        ValueRef::ZSet(z) => {
             write_len(out, z.len() as u64);
             // Highest first, as Redis writes them.
             z.range(0, z.len(), true, |m, s| {
@@ -217,7 +217,7 @@ pub fn write_object(out: &mut Vec<u8>, v: &Value, limits: &Limits) {
                 out.extend_from_slice(&s.to_le_bytes());
             });
         }
-        Value::Stream(s) => crate::stream::write(out, s),
+        ValueRef::Stream(s) => crate::stream::write(out, s),
     }
 }
 
@@ -651,7 +651,7 @@ mod tests {
 
     fn round_trip(v: &Value) -> Value {
         let mut out = Vec::new();
-        write_value(&mut out, v, &Limits::default());
+        write_value(&mut out, v.view(), &Limits::default());
         let mut r = Reader::new(&out[1..]);
         let back = read_value(out[0], &mut r, &Limits::default()).unwrap();
         assert_eq!(r.remaining(), 0);

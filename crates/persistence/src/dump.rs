@@ -3,10 +3,10 @@
 
 use crate::codec::{self, Limits, Reader, RDB_VERSION};
 use crate::{Error, Result, CRC64};
-use damselfly_storage::Value;
+use damselfly_storage::{Value, ValueRef};
 
 /// DUMP's payload for `v`.
-pub fn dump(v: &Value, limits: &Limits) -> Vec<u8> {
+pub fn dump(v: ValueRef<'_>, limits: &Limits) -> Vec<u8> {
     let mut out = Vec::new();
     codec::write_value(&mut out, v, limits);
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
@@ -57,7 +57,7 @@ mod tests {
     fn a_string_dumps_as_redis_does() {
         // DUMP of SET k hello in Redis 7.0.
         let want = b"\x00\x05hello\x0a\x00\xd7\x9a\x8b\x88\x1b\xd7\x5f\x3b";
-        let got = dump(&Value::from_bytes(b"hello"), &Limits::default());
+        let got = dump(Value::from_bytes(b"hello").view(), &Limits::default());
         assert_eq!(&got[..9], &want[..9]);
         assert!(verify(&got).is_ok());
         assert_eq!(
@@ -68,7 +68,7 @@ mod tests {
 
     #[test]
     fn corrupt_payloads_are_refused() {
-        let mut p = dump(&Value::from_bytes(b"hello"), &Limits::default());
+        let mut p = dump(Value::from_bytes(b"hello").view(), &Limits::default());
         let last = p.len() - 1;
         p[last] ^= 1;
         assert!(verify(&p).is_err());

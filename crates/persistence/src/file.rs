@@ -90,13 +90,13 @@ impl<W: Write> FileWriter<W> {
 
     /// One key, its expiry and its value.
     pub fn entry(&mut self, e: &Entry) -> std::io::Result<()> {
-        if e.expire_at != 0 {
+        if e.expire_at() != 0 {
             self.buf.push(op::EXPIRETIME_MS);
-            self.buf.extend_from_slice(&e.expire_at.to_le_bytes());
+            self.buf.extend_from_slice(&e.expire_at().to_le_bytes());
         }
-        self.buf.push(codec::value_type(&e.value));
-        codec::write_string(&mut self.buf, &e.key);
-        codec::write_object(&mut self.buf, &e.value, &self.limits);
+        self.buf.push(codec::value_type(e.value()));
+        codec::write_string(&mut self.buf, e.key());
+        codec::write_object(&mut self.buf, e.value(), &self.limits);
         self.flush_if_full()
     }
 

@@ -348,7 +348,7 @@ mod tests {
         let mut out = Vec::new();
         write_value(
             &mut out,
-            &Value::Stream(Box::new(s.clone())),
+            Value::Stream(Box::new(s.clone())).view(),
             &Limits::default(),
         );
         out

@@ -95,6 +95,8 @@ pub(crate) struct Stream {
     replicas: Vec<Replica>,
     announced: std::collections::HashMap<u64, Announced>,
     scratch: Vec<u8>,
+    /// Unix ms since when no replica has been connected (backlog TTL).
+    alone_since: u64,
     pub(crate) sync_full: u64,
     pub(crate) sync_partial_ok: u64,
     pub(crate) sync_partial_err: u64,
@@ -178,9 +180,31 @@ impl Replication {
             None => {
                 g.stream.backlog = Some(Backlog::new(size));
                 g.stream.seldb = None;
+                g.stream.alone_since = now_ms();
                 self.active.store(true, Relaxed);
             }
         }
+    }
+
+    /// Drops the backlog once no replica has been connected for
+    /// `ttl_secs` (repl-backlog-ttl; 0 keeps it forever), starting a new
+    /// history as Redis does, since no one can continue the old one.
+    /// Returns whether it dropped it.
+    pub fn expire_backlog(&self, ttl_secs: u64) -> bool {
+        let mut g = self.inner.lock();
+        let now = now_ms();
+        if !g.stream.replicas.is_empty() || g.stream.backlog.is_none() {
+            g.stream.alone_since = now;
+            return false;
+        }
+        if ttl_secs == 0 || now.saturating_sub(g.stream.alone_since) < ttl_secs * 1000 {
+            return false;
+        }
+        g.stream.backlog = None;
+        self.active.store(false, Relaxed);
+        g.state.replid = ReplId::random();
+        g.state.clear_replid2();
+        true
     }
 
     /// REPLCONF listening-port / ip-address / capa, before PSYNC.
@@ -327,6 +351,7 @@ impl Replication {
         let mut g = self.inner.lock();
         g.stream.replicas.retain(|r| r.id != client);
         g.stream.announced.remove(&client);
+        g.stream.alone_since = now_ms();
     }
 
     pub fn is_replica(&self, client: u64) -> bool {
@@ -430,6 +455,11 @@ fn now_ms() -> u64 {
 thread_local! {
     /// Nesting of top-level commands on this thread (0: outside any).
     static DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Whether the top-level command running here propagates (read by code
+    /// that has no server at hand: blocked clients served by it).
+    static PROPAGATING: Cell<bool> = const { Cell::new(false) };
+    /// The top-level command holds no shard for its run (see `enter`).
+    static WALKS: Cell<bool> = const { Cell::new(false) };
     static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
 }
 
@@ -443,9 +473,19 @@ struct Pending {
     server_changes: u64,
 }
 
-/// A top-level command starts on this thread.
-pub fn enter() {
+/// A top-level command starts on this thread. `walks`: it holds no shard
+/// for its run but visits shards one at a time (KEYS, SCAN, RANDOMKEY):
+/// the keys that expire under it go out at once, while the visited shard
+/// is locked, since by `leave` another command may have recreated them.
+pub fn enter(repl: &Replication, walks: bool) {
     DEPTH.with(|d| d.set(d.get() + 1));
+    PROPAGATING.with(|p| p.set(repl.active()));
+    WALKS.with(|w| w.set(walks));
+}
+
+/// Whether the running command's changes go to replicas.
+pub fn propagating() -> bool {
+    PROPAGATING.with(Cell::get)
 }
 
 /// A top-level command ends: what it propagated is appended, as one unit.
@@ -461,6 +501,21 @@ pub fn leave(repl: &Replication) -> Option<i64> {
     if depth > 0 {
         return None;
     }
+    append_pending(repl)
+}
+
+/// Appends what the top-level command running here queued so far, as one
+/// unit, before it serves blocked clients (whose pops Redis sends after
+/// the command). Returns the offset after it, if it appended.
+pub fn flush(repl: &Replication) -> Option<i64> {
+    if DEPTH.with(Cell::get) != 1 {
+        return None;
+    }
+    append_pending(repl)
+}
+
+/// Appends this thread's queue as one unit.
+fn append_pending(repl: &Replication) -> Option<i64> {
     let ops = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         p.instead.clear();
@@ -484,11 +539,19 @@ pub fn command(db: usize, args: impl FnOnce() -> Vec<Vec<u8>>) {
             let args = args();
             p.ops.push(Op { db, args });
         } else {
+            // An empty rewrite is "nothing": the command's effects were
+            // queued with `also` (XREADGROUP's claims...).
             let instead = std::mem::take(&mut p.instead);
-            p.ops
-                .extend(instead.into_iter().map(|args| Op { db, args }));
+            let real = instead.into_iter().filter(|a| !a.is_empty());
+            p.ops.extend(real.map(|args| Op { db, args }));
         }
     });
+}
+
+/// The running command is not propagated itself: its effects are queued
+/// with `also`.
+pub fn nothing() {
+    instead(Vec::new());
 }
 
 /// Forgets a rewrite the running command asked for but did not need (it
@@ -513,6 +576,11 @@ pub fn deleted(repl: &Replication, db: usize, key: &[u8]) {
     };
     if DEPTH.with(Cell::get) == 0 {
         repl.append(&[op]);
+        return;
+    }
+    if WALKS.with(Cell::get) {
+        repl.append(&[op]);
+        PENDING.with(|p| p.borrow_mut().server_changes += 1);
         return;
     }
     PENDING.with(|p| {
@@ -566,14 +634,19 @@ mod tests {
         let r = Replication::default();
         let sink = Arc::new(Sink::default());
         let (_, off) = r.begin_full_sync(7, "127.0.0.1".into(), sink.clone(), 1 << 20);
+        enter(&r, false);
+        assert!(propagating());
+        leave(&r);
         assert_eq!(off, 0);
         r.append(&[Op {
             db: 0,
             args: args(&["set", "a", "1"]),
         }]);
         assert!(r.finish_full_sync(7, b"$3\r\nRDB", false));
-        enter();
+        enter(&r, false);
         command(2, || args(&["incr", "n"]));
+        nothing();
+        command(2, || args(&["xreadgroup"]));
         instead(args(&["SREM", "s", "x"]));
         command(2, || args(&["spop", "s"]));
         leave(&r);
@@ -635,6 +708,34 @@ mod tests {
         assert_eq!(&again.0.lock()[..], b"*2\r\n$3\r\ndel\r\n$1\r\na\r\n");
         assert!(!r.try_partial_sync(3, "ip".into(), again.clone(), b"nope", 1, &mut reply));
         assert_eq!(r.sync_counters(), (1, 1, 1));
+    }
+
+    #[test]
+    fn the_backlog_goes_with_a_new_history_after_its_ttl() {
+        let r = Replication::default();
+        let old = r.state().replid;
+        let sink = Arc::new(Sink::default());
+        r.begin_full_sync(1, "ip".into(), sink, 100);
+        assert!(!r.expire_backlog(1));
+        r.remove_replica(1);
+        assert!(!r.expire_backlog(0));
+        assert!(!r.expire_backlog(3600));
+        r.inner.lock().stream.alone_since = 0;
+        assert!(r.expire_backlog(3600));
+        assert!(!r.active());
+        assert_ne!(r.state().replid, old);
+    }
+
+    #[test]
+    fn expiries_met_by_a_walk_are_appended_at_once() {
+        let r = Replication::default();
+        r.ensure_backlog(100);
+        enter(&r, true);
+        deleted(&r, 0, b"k");
+        let after_del = r.state().master_repl_offset;
+        assert!(after_del > 0);
+        leave(&r);
+        assert_eq!(r.state().master_repl_offset, after_del);
     }
 
     #[test]

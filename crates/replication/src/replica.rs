@@ -30,7 +30,7 @@ use crate::Replication;
 use parking_lot::Mutex;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,9 +52,8 @@ pub trait Host: Send + Sync + 'static {
     /// Replaces the whole dataset with the RDB's (a full sync). An error
     /// leaves the dataset as it was.
     fn load_rdb(&self, rdb: &[u8]) -> Result<(), String>;
-    /// The client the master's commands run as, for one link, with `db`
-    /// selected.
-    fn master_client(&self, peer: &str, local: &str, fd: i64, db: usize) -> Box<dyn MasterClient>;
+    /// The client the master's commands run as, for one link.
+    fn master_client(&self, peer: &str, local: &str, fd: i64) -> Box<dyn MasterClient>;
 }
 
 /// Runs the master's commands (replies are dropped).
@@ -62,8 +61,6 @@ pub trait MasterClient {
     fn apply(&mut self, args: &[&[u8]]);
     /// Inside a transaction: MULTI ran and EXEC has not.
     fn in_multi(&self) -> bool;
-    /// The DB the master's last SELECT chose.
-    fn db(&self) -> usize;
     /// The client's id (CLIENT KILL TYPE master, CLIENT LIST).
     fn id(&self) -> u64;
 }
@@ -132,10 +129,6 @@ pub struct Status {
 /// One link to one master: its stop flag, its status and its socket.
 struct Link {
     stop: AtomicBool,
-    /// The master client's DB, kept across a partial resync: the master
-    /// does not repeat its SELECT (Redis's replica keeps its master
-    /// client, "cached", for the same reason). 0 after a full sync.
-    db: AtomicUsize,
     /// Held by the link thread from its stop check through a command (or a
     /// full sync's load) and the offset that counts it; a stopper takes it
     /// after setting `stop`, so once it has, nothing more is applied and
@@ -201,7 +194,6 @@ impl Follower {
         repl.state().role = Role::Replica;
         let link = Arc::new(Link {
             stop: AtomicBool::new(false),
-            db: AtomicUsize::new(0),
             gate: Mutex::new(()),
             status: Mutex::new(Status {
                 host: host_name.to_string(),
@@ -575,7 +567,6 @@ fn full_sync(
         if link.stopped() {
             return Err(End::Stopped);
         }
-        link.db.store(0, Relaxed);
         can_continue.store(false, Relaxed);
         host.load_rdb(&rdb)
             .map_err(|e| End::Failed(format!("the master's RDB could not be loaded: {e}")))?;
@@ -646,7 +637,7 @@ fn stream(mut c: Conn<'_>, link: &Link, repl: &Replication, host: &dyn Host) -> 
             .unwrap_or_default();
         (peer, local, raw_fd(&c.sock))
     };
-    let mut client = host.master_client(&peer, &local, fd, link.db.load(Relaxed));
+    let mut client = host.master_client(&peer, &local, fd);
     let mut offset = repl.state().master_repl_offset;
     // Bytes of a transaction still open (MULTI and what it queued): they
     // count only once its EXEC ran, so a link dropped inside a
@@ -698,7 +689,6 @@ fn stream(mut c: Conn<'_>, link: &Link, repl: &Replication, host: &dyn Host) -> 
             }
             if !getack && !args.is_empty() {
                 client.apply(&args);
-                link.db.store(client.db(), Relaxed);
             }
             c.pos = start + used;
             pending += used as i64;

@@ -9,8 +9,8 @@
 //! - Eviction locks one shard at a time and is only run while the caller
 //!   holds no shard lock (before a command takes its own).
 
+use crate::entry::Entry;
 use crate::keyspace::Keyspace;
-use crate::value::Entry;
 use damselfly_core::CompactBytes;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
@@ -82,9 +82,9 @@ impl Policy {
     /// How much `e` deserves eviction: higher goes first.
     fn score(self, e: &Entry, now_secs: u32) -> u64 {
         match self {
-            Policy::AllKeysLfu | Policy::VolatileLfu => 255 - u64::from(lfu_decayed(e.freq)),
-            Policy::VolatileTtl => u64::MAX - e.expire_at,
-            _ => u64::from(now_secs.wrapping_sub(e.atime)),
+            Policy::AllKeysLfu | Policy::VolatileLfu => 255 - u64::from(lfu_decayed(e.lfu())),
+            Policy::VolatileTtl => u64::MAX - e.expire_at(),
+            _ => u64::from(e.idle_secs(now_secs)),
         }
     }
 }
@@ -221,7 +221,7 @@ impl Keyspace {
                 let Some((si, db, e)) = self.draw(volatile) else {
                     return false;
                 };
-                if self.lock_one(si).remove_evicted(db, &e.key) {
+                if self.lock_one(si).remove_evicted(db, e.key()) {
                     return true;
                 }
                 continue;
@@ -242,7 +242,7 @@ impl Keyspace {
                 for (shard, db, e) in drawn {
                     if pool
                         .iter()
-                        .any(|c| c.shard == shard && c.db == db && c.key == e.key)
+                        .any(|c| c.shard == shard && c.db == db && c.key[..] == *e.key())
                     {
                         continue;
                     }
@@ -250,7 +250,7 @@ impl Keyspace {
                         score: policy.score(&e, now_secs),
                         shard,
                         db,
-                        key: e.key,
+                        key: CompactBytes::new(e.key()),
                     });
                 }
                 // Best last, so the pick is a pop.
@@ -266,7 +266,7 @@ impl Keyspace {
                 let eligible = s.dbs[c.db]
                     .table
                     .get(&c.key)
-                    .is_some_and(|e| !volatile || e.expire_at != 0);
+                    .is_some_and(|e| !volatile || e.expire_at() != 0);
                 if eligible && s.remove_evicted(c.db, &c.key) {
                     return true;
                 }
@@ -288,7 +288,7 @@ impl crate::shard::Db {
                 return;
             }
             if let Some(e) = self.table.random(|m| rand::random_range(0..m)) {
-                if !volatile || e.expire_at != 0 {
+                if !volatile || e.expire_at() != 0 {
                     out.push(e.scoring_copy());
                 }
             }
@@ -298,7 +298,7 @@ impl crate::shard::Db {
             out.extend(
                 self.table
                     .iter()
-                    .filter(|e| !volatile || e.expire_at != 0)
+                    .filter(|e| !volatile || e.expire_at() != 0)
                     .take(n)
                     .map(Entry::scoring_copy),
             );

@@ -315,3 +315,64 @@ impl<'a> Locked<'a> {
         self.guards.iter_mut().map(|(_, g)| &mut **g)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn shards(list: &[usize]) -> SmallVec<[usize; 4]> {
+        SmallVec::from_slice(list)
+    }
+
+    /// Runs `f` on another thread and returns once that thread holds
+    /// shard 5.
+    fn other_holding_5(
+        ks: &Arc<Keyspace>,
+        f: impl FnOnce(&Keyspace) + Send + 'static,
+    ) -> std::thread::JoinHandle<()> {
+        let theirs = ks.clone();
+        let t = std::thread::spawn(move || f(&theirs));
+        while ks.try_lock_one(5).is_some() {
+            std::thread::yield_now();
+        }
+        t
+    }
+
+    #[test]
+    fn script_below_a_busy_shard_gives_up_when_it_may_restart() {
+        let ks = Arc::new(Keyspace::new(16, 1));
+        let mut script = ks.lock(&mut shards(&[7]));
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let other = other_holding_5(&ks, move |ks| {
+            let held = ks.lock(&mut shards(&[5]));
+            let _ = rx.recv();
+            drop(held);
+        });
+        assert!(!ks.script_add(&mut script, 5, true));
+        assert!(!script.holds(5) && script.holds(7));
+        // Above every held shard it simply waits.
+        assert!(ks.script_add(&mut script, 9, true));
+        drop(tx);
+        other.join().expect("holder");
+    }
+
+    /// The deadlock escalation must break: another locker holds 5 and
+    /// waits for 7, which the script holds while it needs 5.
+    #[test]
+    fn escalation_makes_a_waiting_locker_let_go() {
+        let ks = Arc::new(Keyspace::new(16, 1));
+        let mut script = ks.lock(&mut shards(&[7]));
+        let other = other_holding_5(&ks, |ks| {
+            let both = ks.lock(&mut shards(&[5, 7]));
+            assert!(both.holds(5) && both.holds(7));
+        });
+        assert!(ks.script_add(&mut script, 5, false));
+        assert!(script.holds(5) && script.holds(7));
+        assert_eq!(ks.escalations(), 1);
+        drop(script);
+        other
+            .join()
+            .expect("the other locker finishes after the script");
+    }
+}

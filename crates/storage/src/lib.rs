@@ -6,13 +6,16 @@
 //!   `{hash tag}` share a shard.
 //! - Shard locks are only ever taken in ascending shard index (`Keyspace::lock`
 //!   sorts), so multi-key commands cannot deadlock; no lock is held across an
-//!   `.await` (nothing here is async).
+//!   `.await` (nothing here is async). The one exception, a script that
+//!   escalates (`Keyspace::script_add`), makes every other locker that
+//!   waits with shards in hand let go of them.
 //! - A key whose expiry time has passed is never returned: every lookup checks
 //!   it (lazy expiry) and the active cycle removes the ones nobody reads.
 //! - Every change to a key is reported through `Shard::written`.
 //! - `used_memory` counts every live allocation of the process (when the
 //!   binary installs `memory::Counting`); eviction compares it to maxmemory.
 
+mod entry;
 pub mod evict;
 mod keyspace;
 pub mod memory;
@@ -21,9 +24,12 @@ pub mod typed;
 mod value;
 mod waiters;
 
+pub use entry::Entry;
 pub use keyspace::{Keyspace, Locked};
 pub use shard::{Db, Events, Shard, ShardSnapshot, ShardStats, Watch};
-pub use value::{canonical_int as value_canonical_int, clock_secs, Entry, Value, LFU_INIT_VAL};
+pub use value::{
+    canonical_int as value_canonical_int, clock_secs, Value, ValueMut, ValueRef, LFU_INIT_VAL,
+};
 pub use waiters::{WaiterRef, Waiters};
 
 fn clock_ns(clock: libc::clockid_t) -> u64 {

@@ -1,6 +1,8 @@
-use crate::value::Entry;
-use damselfly_core::{CompactBytes, Table};
+use crate::entry::{Entry, Source};
+use crate::value::Value;
+use damselfly_core::{CompactBytes, RawTable};
 use std::collections::HashMap;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -31,7 +33,7 @@ pub trait Events: Send + Sync {
 /// One shard's slice of one logical DB.
 #[derive(Default)]
 pub struct Db {
-    pub table: Table<Entry>,
+    pub table: RawTable<Entry>,
     /// Keys with an expiry time (INFO keyspace `expires=`).
     pub volatile: usize,
     /// Where the active expiry cycle continues.
@@ -218,20 +220,46 @@ impl Shard {
         }
     }
 
-    /// Removes `key` if it has expired; true when it had (while CLIENT
-    /// PAUSE holds writes, or on a replica, it stays but reads as gone; to
-    /// the master's own commands it is still there).
-    fn expire_if_needed(&mut self, db: usize, key: &[u8], now: u64) -> bool {
-        match self.dbs[db].table.get(key) {
-            Some(e) if e.is_expired(now) => {
-                if !crate::expiry_deletes(now) {
-                    return !crate::from_master();
+    /// The live entry at `key`: an expired one is removed first (while
+    /// CLIENT PAUSE holds writes, or on a replica, it stays but reads as
+    /// gone; to the master's own commands it is still there). `count`
+    /// counts a hit or a miss, `notify` reports a miss as `keymiss`.
+    fn live(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now: u64,
+        count: bool,
+        notify: bool,
+    ) -> Option<&mut Entry> {
+        let keep =
+            |e: &Entry| !e.is_expired(now) || (!crate::expiry_deletes(now) && crate::from_master());
+        let expired = match self.dbs[db].table.get_mut_if(key, keep) {
+            Ok(e) => {
+                let e = NonNull::from(e);
+                if count {
+                    self.stats.keyspace_hits += 1;
                 }
-                self.stats.expired_keys += 1;
-                self.remove_by_server(db, key, "expired")
+                // SAFETY: `e` was borrowed mutably from this shard's table
+                // just above and nothing has touched the table since; the
+                // returned reference borrows all of `self`, so nothing can
+                // while it lives. (A raw pointer only because the borrow
+                // checker cannot see that the other arms end the borrow.)
+                return Some(unsafe { &mut *e.as_ptr() });
             }
-            _ => false,
+            Err(present) => present,
+        };
+        if expired && crate::expiry_deletes(now) {
+            self.stats.expired_keys += 1;
+            self.remove_by_server(db, key, "expired");
         }
+        if count {
+            self.stats.keyspace_misses += 1;
+        }
+        if notify {
+            self.emit(db, key, "keymiss");
+        }
+        None
     }
 
     /// Removes `key` for maxmemory (counted in `evicted_keys`).
@@ -256,61 +284,21 @@ impl Shard {
     /// Looks a key up for reading: expired keys are removed first; hits and
     /// misses are counted and the access time refreshed.
     pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let gone = self.expire_if_needed(db, key, now);
-        match self.dbs[db].table.get_mut(key).filter(|_| !gone) {
-            Some(e) => {
-                self.stats.keyspace_hits += 1;
-                e.atime = crate::value::clock_secs();
-                if crate::evict::lfu_on() {
-                    e.freq = crate::evict::lfu_touch(e.freq);
-                }
-                Some(e)
-            }
-            None => {
-                self.stats.keyspace_misses += 1;
-                // The field, not `emit`: `self.dbs` is still borrowed here.
-                if let Some(ev) = &self.events {
-                    ev.event(db, key, "keymiss");
-                }
-                None
-            }
-        }
+        let e = self.live(db, key, now, true, true)?;
+        e.touch();
+        Some(e)
     }
 
     /// Looks a key up for reading without refreshing its access time (as
     /// Redis's LOOKUP_NOTOUCH): hits and misses are still counted.
     pub fn get_notouch(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.lookup_notouch(db, key, now, true)
+        self.live(db, key, now, true, true)
     }
 
     /// `get_notouch` whose miss fires no keymiss event (OBJECT, as Redis's
     /// LOOKUP_NONOTIFY).
     pub fn get_notouch_nonotify(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.lookup_notouch(db, key, now, false)
-    }
-
-    fn lookup_notouch(
-        &mut self,
-        db: usize,
-        key: &[u8],
-        now: u64,
-        notify: bool,
-    ) -> Option<&mut Entry> {
-        let gone = self.expire_if_needed(db, key, now);
-        match self.dbs[db].table.get_mut(key).filter(|_| !gone) {
-            Some(e) => {
-                self.stats.keyspace_hits += 1;
-                Some(e)
-            }
-            None => {
-                self.stats.keyspace_misses += 1;
-                // The field, not `emit`: `self.dbs` is still borrowed here.
-                if let Some(ev) = self.events.as_ref().filter(|_| notify) {
-                    ev.event(db, key, "keymiss");
-                }
-                None
-            }
-        }
+        self.live(db, key, now, true, false)
     }
 
     /// Exchanges the contents of two logical DBs (SWAPDB); the caller holds
@@ -324,8 +312,7 @@ impl Shard {
     /// Looks a key up for writing or inspection without touching hit/miss
     /// counters or the access time (as Redis's lookupKeyWrite and NOTOUCH).
     pub fn get_quiet(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {
-        let gone = self.expire_if_needed(db, key, now);
-        self.dbs[db].table.get_mut(key).filter(|_| !gone)
+        self.live(db, key, now, false, false)
     }
 
     pub fn contains(&mut self, db: usize, key: &[u8], now: u64) -> bool {
@@ -337,23 +324,23 @@ impl Shard {
     /// access counter, as in Redis.
     pub fn put(&mut self, db: usize, mut entry: Entry) -> Option<Entry> {
         if crate::evict::lfu_on() {
-            if let Some(old) = self.dbs[db].table.get(&entry.key) {
-                entry.freq = old.freq;
+            if let Some(old) = self.dbs[db].table.get(entry.key()) {
+                entry.set_clock(old.clock());
             }
         }
         let key = self
             .events
             .as_ref()
             .filter(|ev| ev.wants_new())
-            .map(|_| entry.key.clone());
+            .map(|_| CompactBytes::new(entry.key()));
         let d = &mut self.dbs[db];
-        let volatile = entry.expire_at != 0;
+        let volatile = entry.expire_at() != 0;
         let old = d.table.insert(entry);
         if volatile {
             d.volatile += 1;
         }
         if let Some(o) = &old {
-            if o.expire_at != 0 {
+            if o.expire_at() != 0 {
                 d.volatile -= 1;
             }
         } else if let Some(k) = key {
@@ -362,10 +349,59 @@ impl Shard {
         old
     }
 
+    /// Stores the string `bytes` at `key` (SET, MSET), as `put` of
+    /// `Entry::from_bytes` would, but a value that keeps its size is
+    /// overwritten in place and a new key is allocated once, at its final
+    /// size (with its next slot when its bucket is taken).
+    pub fn put_string(&mut self, db: usize, key: &[u8], bytes: &[u8], expire_at: u64) {
+        let d = &mut self.dbs[db];
+        if let Some(e) = d.table.get_mut(key) {
+            let had = e.expire_at() != 0;
+            if !e.overwrite_string(bytes) {
+                self.put(db, Entry::from_bytes(key, bytes, expire_at));
+                return;
+            }
+            e.set_expire_at(expire_at);
+            if !crate::evict::lfu_on() {
+                e.set_clock(crate::entry::fresh_clock());
+            }
+            match (had, expire_at != 0) {
+                (false, true) => d.volatile += 1,
+                (true, false) => d.volatile -= 1,
+                _ => {}
+            }
+            return;
+        }
+        self.put_new(db, key, Source::Bytes(bytes), expire_at);
+    }
+
+    /// Creates `key` holding `value` (a new collection); as `put` if the
+    /// key is there after all.
+    pub fn put_value(&mut self, db: usize, key: &[u8], value: Value) {
+        if self.dbs[db].table.get(key).is_some() {
+            self.put(db, Entry::new(key, value, 0));
+            return;
+        }
+        self.put_new(db, key, Source::Value(value), 0);
+    }
+
+    /// Inserts a key known to be absent, built at its final size.
+    fn put_new(&mut self, db: usize, key: &[u8], src: Source<'_>, expire_at: u64) {
+        let d = &mut self.dbs[db];
+        d.table
+            .insert_new_with(key, |next| Entry::from_source(key, src, expire_at, next));
+        if expire_at != 0 {
+            d.volatile += 1;
+        }
+        if self.events.as_ref().is_some_and(|ev| ev.wants_new()) {
+            self.emit(db, key, "new");
+        }
+    }
+
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
         let d = &mut self.dbs[db];
         let e = d.table.remove(key)?;
-        if e.expire_at != 0 {
+        if e.expire_at() != 0 {
             d.volatile -= 1;
         }
         Some(e)
@@ -377,12 +413,12 @@ impl Shard {
         let Some(e) = d.table.get_mut(key) else {
             return false;
         };
-        match (e.expire_at != 0, at != 0) {
+        match (e.expire_at() != 0, at != 0) {
             (false, true) => d.volatile += 1,
             (true, false) => d.volatile -= 1,
             _ => {}
         }
-        e.expire_at = at;
+        e.set_expire_at(at);
         true
     }
 
@@ -415,7 +451,7 @@ impl Shard {
         let n = expired.len();
         self.stats.expired_keys += n as u64;
         for e in expired {
-            self.written(db, &e.key, "expired");
+            self.written(db, e.key(), "expired");
         }
         (examined, n)
     }
@@ -424,7 +460,7 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Value;
+    use crate::value::ValueRef;
 
     #[derive(Default)]
     struct Record(parking_lot::Mutex<Vec<String>>);
@@ -490,5 +526,45 @@ mod tests {
         assert_eq!((s.stats.keyspace_hits, s.stats.keyspace_misses), (1, 1));
         let e = s.remove(1, b"a");
         assert!(e.is_some());
+    }
+
+    #[test]
+    fn put_string_overwrites_in_place_and_keeps_counts() {
+        let rec = Arc::new(Record::default());
+        let mut s = Shard::new(1);
+        s.events = Some(rec.clone());
+        s.put_string(0, b"k", b"12345678", 0);
+        assert!(matches!(
+            s.get(0, b"k", 1).map(|e| e.value()),
+            Some(ValueRef::Int(12345678))
+        ));
+        // Same payload size, other kind: an integer becomes a string in place.
+        s.put_string(0, b"k", b"abcdefg", 50);
+        assert_eq!(s.dbs[0].volatile, 1);
+        let e = s.get_quiet(0, b"k", 1).unwrap();
+        assert_eq!(
+            (&e.string_bytes()[..], e.expire_at()),
+            (&b"abcdefg"[..], 50)
+        );
+        // Another size: a new allocation, the TTL cleared.
+        s.put_string(0, b"k", &[b'x'; 40], 0);
+        assert_eq!(s.dbs[0].volatile, 0);
+        assert_eq!(s.get_quiet(0, b"k", 1).unwrap().string_bytes().len(), 40);
+        s.put_value(0, b"h", Value::Hash(Box::default()));
+        assert_eq!(s.get_quiet(0, b"h", 1).unwrap().type_name(), "hash");
+        for i in 0..100u32 {
+            s.put_string(
+                0,
+                format!("n{i}").as_bytes(),
+                &i.to_be_bytes(),
+                u64::from(i % 2),
+            );
+        }
+        assert_eq!(s.dbs[0].len(), 102);
+        assert_eq!(s.dbs[0].volatile, 50);
+        assert_eq!(
+            rec.0.lock().iter().filter(|e| e.ends_with(":new")).count(),
+            102
+        );
     }
 }

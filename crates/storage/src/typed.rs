@@ -3,7 +3,7 @@
 //! deletes a collection that became empty.
 
 use crate::shard::Shard;
-use crate::value::{Entry, Value};
+use crate::value::{Value, ValueMut, ValueRef};
 use damselfly_core::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 
 /// The key holds a value of another type.
@@ -12,8 +12,8 @@ pub struct WrongType;
 
 /// A collection type stored boxed in a `Value`.
 pub trait Collection: Default {
-    fn of(v: &Value) -> Option<&Self>;
-    fn of_mut(v: &mut Value) -> Option<&mut Self>;
+    fn of(v: ValueRef<'_>) -> Option<&Self>;
+    fn of_mut(v: ValueMut<'_>) -> Option<&mut Self>;
     fn boxed(self) -> Value;
     fn is_empty_collection(&self) -> bool;
 }
@@ -21,15 +21,15 @@ pub trait Collection: Default {
 macro_rules! collection {
     ($ty:ident, $variant:ident) => {
         impl Collection for $ty {
-            fn of(v: &Value) -> Option<&Self> {
+            fn of(v: ValueRef<'_>) -> Option<&Self> {
                 match v {
-                    Value::$variant(c) => Some(c),
+                    ValueRef::$variant(c) => Some(c),
                     _ => None,
                 }
             }
-            fn of_mut(v: &mut Value) -> Option<&mut Self> {
+            fn of_mut(v: ValueMut<'_>) -> Option<&mut Self> {
                 match v {
-                    Value::$variant(c) => Some(c),
+                    ValueMut::$variant(c) => Some(c),
                     _ => None,
                 }
             }
@@ -51,15 +51,15 @@ collection!(ZSet, ZSet);
 /// A stream may exist with no entries (XADD MAXLEN 0, XGROUP CREATE
 /// MKSTREAM, XDEL of the last entry): it is never deleted for being empty.
 impl Collection for Stream {
-    fn of(v: &Value) -> Option<&Self> {
+    fn of(v: ValueRef<'_>) -> Option<&Self> {
         match v {
-            Value::Stream(c) => Some(c),
+            ValueRef::Stream(c) => Some(c),
             _ => None,
         }
     }
-    fn of_mut(v: &mut Value) -> Option<&mut Self> {
+    fn of_mut(v: ValueMut<'_>) -> Option<&mut Self> {
         match v {
-            Value::Stream(c) => Some(c),
+            ValueMut::Stream(c) => Some(c),
             _ => None,
         }
     }
@@ -80,7 +80,7 @@ pub fn read<'a, T: Collection>(
 ) -> Result<Option<&'a T>, WrongType> {
     match shard.get(db, key, now) {
         None => Ok(None),
-        Some(e) => T::of(&e.value).map(Some).ok_or(WrongType),
+        Some(e) => T::of(e.value()).map(Some).ok_or(WrongType),
     }
 }
 
@@ -93,7 +93,7 @@ pub fn write<'a, T: Collection>(
 ) -> Result<Option<&'a mut T>, WrongType> {
     match shard.get_quiet(db, key, now) {
         None => Ok(None),
-        Some(e) => T::of_mut(&mut e.value).map(Some).ok_or(WrongType),
+        Some(e) => T::of_mut(e.value_mut()).map(Some).ok_or(WrongType),
     }
 }
 
@@ -105,7 +105,7 @@ pub fn write_or_create<'a, T: Collection>(
     now: u64,
 ) -> Result<&'a mut T, WrongType> {
     if write::<T>(shard, db, key, now)?.is_none() {
-        shard.put(db, Entry::new(key, T::default().boxed(), 0));
+        shard.put_value(db, key, T::default().boxed());
     }
     write::<T>(shard, db, key, now)?.ok_or(WrongType)
 }

@@ -1,6 +1,4 @@
-use damselfly_core::{
-    hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet, CompactBytes, Keyed,
-};
+use damselfly_core::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet, CompactBytes};
 use std::borrow::Cow;
 
 /// A stored value. Strings that are canonical 64-bit integers are kept as
@@ -48,44 +46,37 @@ impl Value {
         }
     }
 
-    /// The TYPE name.
-    pub fn type_name(&self) -> &'static str {
+    /// A borrowed view, the form an `Entry` hands out.
+    pub fn view(&self) -> ValueRef<'_> {
         match self {
-            Value::Int(_) | Value::Str(_) | Value::Raw(_) => "string",
-            Value::List(_) => "list",
-            Value::Hash(_) => "hash",
-            Value::Set(_) => "set",
-            Value::ZSet(_) => "zset",
-            Value::Stream(_) => "stream",
+            Value::Int(n) => ValueRef::Int(*n),
+            Value::Str(s) => ValueRef::Str(s),
+            Value::Raw(v) => ValueRef::Raw(v),
+            Value::List(l) => ValueRef::List(l),
+            Value::Hash(h) => ValueRef::Hash(h),
+            Value::Set(s) => ValueRef::Set(s),
+            Value::ZSet(z) => ValueRef::ZSet(z),
+            Value::Stream(s) => ValueRef::Stream(s),
         }
     }
 
+    /// The TYPE name.
+    pub fn type_name(&self) -> &'static str {
+        self.view().type_name()
+    }
+
     pub fn is_string(&self) -> bool {
-        matches!(self, Value::Int(_) | Value::Str(_) | Value::Raw(_))
+        self.view().is_string()
     }
 
     /// OBJECT ENCODING's name.
     pub fn encoding(&self) -> &'static str {
-        match self {
-            Value::Int(_) => "int",
-            Value::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
-            Value::Str(_) | Value::Raw(_) => "raw",
-            Value::List(l) => l.encoding(),
-            Value::Hash(h) => h.encoding(),
-            Value::Set(s) => s.encoding(),
-            Value::ZSet(z) => z.encoding(),
-            Value::Stream(_) => "stream",
-        }
+        self.view().encoding()
     }
 
     /// The string's bytes (integers rendered in decimal).
     pub fn string_bytes(&self) -> Cow<'_, [u8]> {
-        match self {
-            Value::Int(n) => Cow::Owned(itoa::Buffer::new().format(*n).as_bytes().to_vec()),
-            Value::Str(s) => Cow::Borrowed(s.as_slice()),
-            Value::Raw(v) => Cow::Borrowed(v.as_slice()),
-            _ => Cow::Borrowed(&[]),
-        }
+        self.view().string_bytes()
     }
 
     /// The string as an editable buffer with room for at least `min_len`
@@ -102,84 +93,134 @@ impl Value {
             *self = Value::Raw(Box::new(bytes));
         }
         let Value::Raw(v) = self else { return None };
-        if v.len() < min_len {
-            if v.capacity() < min_len {
-                const MIB: usize = 1024 * 1024;
-                let target = if min_len < MIB {
-                    min_len * 2
-                } else {
-                    min_len + MIB
-                };
-                if v.try_reserve_exact(target - v.len()).is_err()
-                    && v.try_reserve_exact(min_len - v.len()).is_err()
-                {
-                    return None;
-                }
-            }
-            v.resize(min_len, 0);
-        }
-        Some(v)
+        grow_raw(v, min_len).then_some(v)
     }
 
     /// Bytes of heap memory the value owns (for memory accounting).
     pub fn heap_size(&self) -> usize {
         match self {
-            Value::Int(_) => 0,
             Value::Str(s) => s.heap_size(),
-            Value::Raw(v) => std::mem::size_of::<Vec<u8>>() + v.capacity(),
-            Value::List(l) => std::mem::size_of::<List>() + l.heap_size(),
-            Value::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
-            Value::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
-            Value::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
-            Value::Stream(s) => std::mem::size_of::<Stream>() + s.heap_size(),
+            _ => self.view().heap_size(),
         }
     }
 }
 
-/// One key of the keyspace. `expire_at` is in Unix milliseconds, 0 for none.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub key: CompactBytes,
-    pub value: Value,
-    pub expire_at: u64,
-    /// Seconds-resolution clock of the last access (OBJECT IDLETIME, LRU).
-    pub atime: u32,
-    /// LFU state: (minute of the last access << 8) | logarithmic counter.
-    pub freq: u32,
-}
-
-impl Keyed for Entry {
-    fn key(&self) -> &[u8] {
-        &self.key
+/// Grows `v` to at least `min_len` bytes (zero-filled): doubling below
+/// 1 MiB, +1 MiB above. False if memory is exhausted.
+pub(crate) fn grow_raw(v: &mut Vec<u8>, min_len: usize) -> bool {
+    if v.len() < min_len {
+        if v.capacity() < min_len {
+            const MIB: usize = 1024 * 1024;
+            let target = if min_len < MIB {
+                min_len * 2
+            } else {
+                min_len + MIB
+            };
+            if v.try_reserve_exact(target - v.len()).is_err()
+                && v.try_reserve_exact(min_len - v.len()).is_err()
+            {
+                return false;
+            }
+        }
+        v.resize(min_len, 0);
     }
+    true
 }
 
-impl Entry {
-    pub fn new(key: &[u8], value: Value, expire_at: u64) -> Entry {
-        Entry {
-            key: CompactBytes::new(key),
-            value,
-            expire_at,
-            atime: clock_secs(),
-            freq: crate::evict::lfu_init(),
+/// A borrowed value: what an `Entry` (or `Value::view`) hands out.
+#[derive(Debug, Clone, Copy)]
+pub enum ValueRef<'a> {
+    Int(i64),
+    Str(&'a [u8]),
+    Raw(&'a Vec<u8>),
+    List(&'a List),
+    Hash(&'a Hash),
+    Set(&'a Set),
+    ZSet(&'a ZSet),
+    Stream(&'a Stream),
+}
+
+impl<'a> ValueRef<'a> {
+    /// The TYPE name.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            ValueRef::Int(_) | ValueRef::Str(_) | ValueRef::Raw(_) => "string",
+            ValueRef::List(_) => "list",
+            ValueRef::Hash(_) => "hash",
+            ValueRef::Set(_) => "set",
+            ValueRef::ZSet(_) => "zset",
+            ValueRef::Stream(_) => "stream",
         }
     }
 
-    /// A copy with what eviction scores (key, times, counters) and no value.
-    pub(crate) fn scoring_copy(&self) -> Entry {
-        Entry {
-            key: self.key.clone(),
-            value: Value::Int(0),
-            expire_at: self.expire_at,
-            atime: self.atime,
-            freq: self.freq,
+    pub fn is_string(self) -> bool {
+        matches!(self, ValueRef::Int(_) | ValueRef::Str(_) | ValueRef::Raw(_))
+    }
+
+    /// OBJECT ENCODING's name.
+    pub fn encoding(self) -> &'static str {
+        match self {
+            ValueRef::Int(_) => "int",
+            ValueRef::Str(s) if s.len() <= EMBSTR_MAX => "embstr",
+            ValueRef::Str(_) | ValueRef::Raw(_) => "raw",
+            ValueRef::List(l) => l.encoding(),
+            ValueRef::Hash(h) => h.encoding(),
+            ValueRef::Set(s) => s.encoding(),
+            ValueRef::ZSet(z) => z.encoding(),
+            ValueRef::Stream(_) => "stream",
         }
     }
 
-    /// Redis's rule: a key expires once the clock is strictly past its time.
-    pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at != 0 && now_ms > self.expire_at
+    /// The string's bytes (integers rendered in decimal).
+    pub fn string_bytes(self) -> Cow<'a, [u8]> {
+        match self {
+            ValueRef::Int(n) => Cow::Owned(itoa::Buffer::new().format(n).as_bytes().to_vec()),
+            ValueRef::Str(s) => Cow::Borrowed(s),
+            ValueRef::Raw(v) => Cow::Borrowed(v.as_slice()),
+            _ => Cow::Borrowed(&[]),
+        }
     }
+
+    /// Bytes of heap memory the value owns beyond an entry (for memory
+    /// accounting): strings live inside the entry.
+    pub fn heap_size(self) -> usize {
+        match self {
+            ValueRef::Int(_) => 0,
+            ValueRef::Str(_) => 0,
+            ValueRef::Raw(v) => std::mem::size_of::<Vec<u8>>() + v.capacity(),
+            ValueRef::List(l) => std::mem::size_of::<List>() + l.heap_size(),
+            ValueRef::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
+            ValueRef::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
+            ValueRef::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
+            ValueRef::Stream(s) => std::mem::size_of::<Stream>() + s.heap_size(),
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::Int(n) => Value::Int(n),
+            ValueRef::Str(s) => Value::Str(CompactBytes::new(s)),
+            ValueRef::Raw(v) => Value::Raw(Box::new(v.clone())),
+            ValueRef::List(l) => Value::List(Box::new(l.clone())),
+            ValueRef::Hash(h) => Value::Hash(Box::new(h.clone())),
+            ValueRef::Set(s) => Value::Set(Box::new(s.clone())),
+            ValueRef::ZSet(z) => Value::ZSet(Box::new(z.clone())),
+            ValueRef::Stream(s) => Value::Stream(Box::new(s.clone())),
+        }
+    }
+}
+
+/// An exclusively borrowed value: the boxed kinds, editable in place
+/// (inline strings and integers are replaced with `Entry::set_value`).
+pub enum ValueMut<'a> {
+    String,
+    Raw(&'a mut Vec<u8>),
+    List(&'a mut List),
+    Hash(&'a mut Hash),
+    Set(&'a mut Set),
+    ZSet(&'a mut ZSet),
+    Stream(&'a mut Stream),
 }
 
 /// Redis's LFU_INIT_VAL: the counter a new key starts with.
@@ -229,14 +270,5 @@ mod tests {
     #[test]
     fn value_is_24_bytes() {
         assert_eq!(std::mem::size_of::<Value>(), 24);
-    }
-
-    #[test]
-    fn entry_stays_small() {
-        assert!(
-            std::mem::size_of::<Entry>() <= 64,
-            "{}",
-            std::mem::size_of::<Entry>()
-        );
     }
 }

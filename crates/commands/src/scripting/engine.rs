@@ -489,7 +489,7 @@ impl Vm {
                 (&self.lua, s.func.clone(), s.flags, name, "@user_script")
             }
             Target::Function(name) => {
-                let (func, flags) = self.functions.find(name, job.read_only)?;
+                let (func, flags) = self.functions.find(name)?;
                 let lua = self.functions.lua();
                 (
                     lua,
@@ -509,20 +509,21 @@ impl Vm {
             set_args(lua, &job.keys, &job.argv).map_err(lua_err)?;
             func
         };
-        let no_writes = flags.no_writes || job.read_only;
-        // A script that may write refuses to start without enough good
-        // replicas (min-replicas-to-write), then under maxmemory, in
-        // Redis 7.0's order.
-        if flags.declared && !no_writes && crate::repl_master::too_few_replicas(rc.server) {
-            return Err(CmdError::NoReplicas);
-        }
-        if flags.declared
-            && !no_writes
-            && !flags.allow_oom
-            && crate::maxmemory::over_limit(rc.server)
-        {
+        // A script that declared flags and may write (whatever the _RO
+        // command says) is refused under maxmemory, then without enough
+        // good replicas, then by the _RO commands: Redis 7.0's order
+        // (its processCommand sees such a script as a write command).
+        let may_write = flags.declared && !flags.no_writes;
+        if may_write && !flags.allow_oom && crate::maxmemory::over_limit(rc.server) {
             return Err(CmdError::OutOfMemory);
         }
+        if may_write && crate::repl_master::too_few_replicas(rc.server) {
+            return Err(CmdError::NoReplicas);
+        }
+        if may_write && job.read_only {
+            return Err(CmdError::ScriptRoWithWriteFlag);
+        }
+        let no_writes = flags.no_writes || job.read_only;
         execute(lua, rc, func, (no_writes, flags.allow_oom), &name, out)
     }
 }

@@ -122,8 +122,9 @@ impl Engine {
         )
     }
 
-    /// The function `name` and its flags, checked against FCALL_RO.
-    pub fn find(&self, name: &[u8], read_only: bool) -> Result<(Function, ScriptFlags), CmdError> {
+    /// The function `name` and its flags (FCALL_RO's check comes with the
+    /// run, after the OOM check, as in Redis).
+    pub fn find(&self, name: &[u8]) -> Result<(Function, ScriptFlags), CmdError> {
         let f = self
             .libraries
             .values()
@@ -131,11 +132,6 @@ impl Engine {
             .find(|f| f.name.as_bytes().eq_ignore_ascii_case(name))
             .ok_or_else(|| other("ERR Function not found".into()))?;
         let no_writes = f.flags.contains(&"no-writes");
-        if read_only && !no_writes {
-            return Err(other(
-                "ERR Can not execute a script with write flag using *_ro command.".into(),
-            ));
-        }
         let allow_oom = f.flags.contains(&"allow-oom");
         Ok((
             f.func.clone(),
@@ -403,7 +399,7 @@ fn fcall_generic(ctx: &mut Ctx, args: &Args, read_only: bool) -> CmdResult {
         let sc = &ctx.server.scripting;
         let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
         let vm = lock.vm()?;
-        vm.functions.find(&name, read_only)?;
+        vm.functions.find(&name)?;
     }
     start(ctx, args, Target::Function(name), read_only)
 }

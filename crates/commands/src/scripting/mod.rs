@@ -377,6 +377,17 @@ pub(crate) fn start(ctx: &mut Ctx, args: &Args, target: Target, read_only: bool)
         let locked = std::mem::replace(&mut ctx.locked, ctx.server.keyspace.lock_none());
         let (locked, bytes) = run(ctx.server, &lock, ctx.client.id(), locked, ctx.now, job);
         ctx.locked = locked;
+        let running = &ctx.server.scripting.running;
+        if bytes.starts_with(b"-") && running.error_counted.load(Relaxed) {
+            // A `redis.call` counted this error already: only the failed
+            // call is left to count.
+            let name = args.get(0).unwrap_or_default();
+            if let Some(e) = crate::table::lookup(name) {
+                ctx.stats.commands[e.id].failed.add(1);
+            }
+            ctx.reply.raw(&bytes);
+            return Ok(());
+        }
         return reply_bytes(ctx.reply, bytes);
     }
     ctx.script = Some(job);
@@ -425,13 +436,15 @@ impl Job {
         crate::pubsub::set_current(caller);
         let keys = self.keys.clone();
         let name = self.command.first().cloned().unwrap_or_default();
-        damselfly_replication::master::enter();
+        damselfly_replication::master::enter(&server.repl, false);
         let (mut locked, bytes) = run(server, &lock, caller, locked, now, self);
         let counted = server.scripting.running.error_counted.load(Relaxed);
         crate::tracking::after_script(server, caller, &keys);
+        // The script's effects go out as one MULTI/EXEC, under its locks,
+        // before the pops of the clients it serves.
+        let woff = damselfly_replication::master::flush(&server.repl);
         crate::list::serve_ready(server, &server.thread_stats(), &mut locked, now);
-        // The script's effects go out as one MULTI/EXEC, under its locks.
-        let woff = damselfly_replication::master::leave(&server.repl);
+        damselfly_replication::master::leave(&server.repl);
         drop(locked);
         drop(lock);
         // The script's writes are its caller's (WAIT).
