@@ -152,3 +152,25 @@ fn resp_clients_are_not_taken_for_http() {
     assert_eq!(c.read(), b"$-1\r\n");
     assert_eq!(c.cmd(&["GET", "/k"]), "$1\r\nv\r\n");
 }
+
+/// A request whose first bytes arrive alone (`GE`, then the rest) is still
+/// HTTP: the sniffer waits until the bytes can tell.
+#[test]
+fn a_request_split_inside_its_method_is_still_http() {
+    let d = damselfly(&[]);
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    s.write_all(b"GE").expect("write");
+    // Pacing, not a timing assertion: lets the server read "GE" alone.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    s.write_all(b"T /healthz HTTP/1.1\r\n\r\n").expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    // And an inline command split the same way is still RESP.
+    let mut c = Conn::open(d.port);
+    c.send_raw(b"GE");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    c.send_raw(b"T nokey\r\n");
+    assert_eq!(c.read(), b"$-1\r\n");
+}

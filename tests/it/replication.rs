@@ -640,12 +640,14 @@ fn redis_replica_syncs_under_a_write_load_and_resyncs_partially() {
         .arg(1)
         .query(&mut c)
         .expect("set");
+    // A bounded WAIT: a replica that never acknowledges fails the test
+    // instead of hanging it (it acknowledges every second).
     let n: i64 = redis::cmd("WAIT")
         .arg(1)
-        .arg(0)
+        .arg(120_000)
         .query(&mut c)
         .expect("wait");
-    assert_eq!(n, 1);
+    assert_eq!(n, 1, "the replica did not acknowledge within 120 s");
     let role: redis::Value = redis::cmd("ROLE").query(&mut c).expect("role");
     let text = format!("{role:?}");
     assert!(

@@ -633,6 +633,7 @@ fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let mut ids: Option<Vec<u64>> = None;
     let mut kind: Option<bool> = None;
     let mut replicas: Option<bool> = None;
+    let mut master: Option<bool> = None;
     let mut i = 2;
     while i < args.len() {
         let opt = args.get(i).unwrap_or_default();
@@ -648,10 +649,11 @@ fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 )));
             }
             // Subscribed clients are of type pubsub, replicas of type
-            // replica; there are no masters.
+            // replica, the client our master's stream runs as of type master.
             kind = Some(eq(t, "pubsub")).filter(|_| eq(t, "normal") || eq(t, "pubsub"));
             replicas = Some(eq(t, "replica") || eq(t, "slave"));
-            if kind.is_none() && replicas == Some(false) {
+            master = Some(eq(t, "master"));
+            if kind.is_none() && replicas == Some(false) && master == Some(false) {
                 ids = Some(Vec::new());
             }
             i += 2;
@@ -678,6 +680,9 @@ fn client_list(ctx: &mut Ctx, args: &Args) -> CmdResult {
             continue;
         }
         if replicas.is_some_and(|r| r != c.replica.load(Relaxed)) {
+            continue;
+        }
+        if master.is_some_and(|m| m != c.master.load(Relaxed)) {
             continue;
         }
         out.push_str(&describe(ctx, &c));

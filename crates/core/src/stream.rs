@@ -906,6 +906,11 @@ impl Stream {
                 self.length -= 1;
                 deleted += 1;
             }
+            // Its last entries may have been XDELed already: a node with
+            // nothing live goes, as XDEL removes one.
+            if node.live == 0 {
+                first.remove();
+            }
             break;
         }
         if deleted > 0 {

@@ -43,11 +43,20 @@ impl HttpResponse {
     }
 }
 
-/// Whether the bytes read so far start an HTTP request.
-pub fn looks_like_http(buf: &[u8]) -> bool {
-    [&b"GET /"[..], b"HEAD /", b"POST /"]
+/// Whether the bytes read so far start an HTTP request: None while they
+/// are too few to tell (a client may send `GE` and `T /metrics` apart).
+pub fn sniff(buf: &[u8]) -> Option<bool> {
+    let marks = [&b"GET /"[..], b"HEAD /", b"POST /"];
+    if marks.iter().any(|m| buf.starts_with(m)) {
+        Some(true)
+    } else if marks
         .iter()
-        .any(|m| buf.starts_with(m))
+        .any(|m| buf.len() < m.len() && m.starts_with(buf))
+    {
+        None
+    } else {
+        Some(false)
+    }
 }
 
 fn reason(status: u16) -> &'static str {
@@ -132,9 +141,12 @@ mod tests {
 
     #[test]
     fn sniffs_and_parses_request_heads() {
-        assert!(looks_like_http(b"GET /metrics HTTP/1.1\r\n"));
-        assert!(!looks_like_http(b"GET key\r\n"));
-        assert!(!looks_like_http(b"*1\r\n$4\r\nPING\r\n"));
+        assert_eq!(sniff(b"GET /metrics HTTP/1.1\r\n"), Some(true));
+        assert_eq!(sniff(b"GET key\r\n"), Some(false));
+        assert_eq!(sniff(b"*1\r\n$4\r\nPING\r\n"), Some(false));
+        assert_eq!(sniff(b"GE"), None);
+        assert_eq!(sniff(b"HEAD "), None);
+        assert_eq!(sniff(b"GET k"), Some(false));
         assert!(parse(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").is_none());
         let Some(Ok(r)) = parse(b"GET /metrics?x=1 HTTP/1.1\r\nAuthorization: Basic YQ==\r\n\r\n")
         else {

@@ -470,10 +470,17 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
             Some(Ok(n)) => n,
         };
         session.count_io(n, 0);
-        if std::mem::take(&mut first) && session.http_enabled() && http::looks_like_http(&inbuf) {
-            http::serve(&mut stream, inbuf, |req| session.http(req)).await;
-            return;
+        if first && session.http_enabled() {
+            match http::sniff(&inbuf) {
+                None => continue,
+                Some(true) => {
+                    http::serve(&mut stream, inbuf, |req| session.http(req)).await;
+                    return;
+                }
+                Some(false) => {}
+            }
         }
+        first = false;
         let limits = session.limits();
         let mut pos = 0;
         let mut open = true;
