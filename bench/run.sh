@@ -7,7 +7,7 @@
 #   1. cargo build --release                       (skip with SKIP_BUILD=1)
 #   2. start redis-server (port REDIS_PORT, default 6391, --save '' --appendonly no)
 #      and target/release/damselfly (port DF_PORT, default 6392,
-#      --proactor_threads DF_THREADS, default 1), each pinned with
+#      --save '' --proactor_threads DF_THREADS, default 1), each pinned with
 #      `taskset -c SERVER_CPU` (default 1) and run in a fresh temporary dir;
 #   3. $SHARED/bench/compare.sh DF_PORT REDIS_PORT damselfly redis
 #      (throughput, A = damselfly, B = redis; skip with SKIP_COMPARE=1);
@@ -110,8 +110,10 @@ start_servers() { # tag (names the logs)
         --save '' --appendonly no --dir "$d" >"$RESULTS_DIR/redis_$tag.log" 2>&1 &
     REDIS_PID=$!
     d=$(mktemp -d /tmp/damselfly-bench-df.XXXXXX); WORKDIRS+=("$d")
+    # Snapshots off as for redis-server: with Redis's default save rules a
+    # run of minutes would include BGSAVEs on one side only.
     taskset -c "$SERVER_CPU" "$DF_BIN" --port "$DF_PORT" --bind $HOST --dir "$d" \
-        --proactor_threads "$DF_THREADS" >"$RESULTS_DIR/damselfly_$tag.log" 2>&1 &
+        --save '' --proactor_threads "$DF_THREADS" >"$RESULTS_DIR/damselfly_$tag.log" 2>&1 &
     DF_PID=$!
     wait_ping "$REDIS_PORT" "$REDIS_PID" redis-server
     wait_ping "$DF_PORT" "$DF_PID" damselfly

@@ -5,11 +5,11 @@
 
 use crate::scripting::wait_for;
 use crate::support::{damselfly, Conn};
-use damselfly_core::slot::key_slot;
+use damselfly_core::slot::key_shard;
 
-/// The server's shard of a key (256 shards, `slot & 255`).
-fn shard(key: &str) -> u16 {
-    key_slot(key.as_bytes()) & 255
+/// The server's shard of `key` (256 shards).
+fn shard(key: &str) -> usize {
+    key_shard(key.as_bytes(), 256)
 }
 
 #[test]

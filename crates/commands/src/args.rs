@@ -129,6 +129,9 @@ fn c_strtod(s: &[u8]) -> (f64, usize, bool) {
 /// over the whole argument, no leading space, no overflow or underflow to
 /// zero, no NaN.
 pub fn parse_score(s: &[u8]) -> Option<f64> {
+    if let Some(v) = small_int_score(s) {
+        return Some(v);
+    }
     if s.is_empty() || s[0].is_ascii_whitespace() || s[0] == 0x0b || s[0] == 0x0c {
         return None;
     }
@@ -143,6 +146,28 @@ pub fn parse_score(s: &[u8]) -> Option<f64> {
         return None;
     }
     Some(v)
+}
+
+/// A score written as a plain integer of at most 15 digits (optionally
+/// negative), which strtod would read exactly: converted without it.
+fn small_int_score(s: &[u8]) -> Option<f64> {
+    let (neg, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(c - b'0');
+    }
+    // Below 2^53 the conversion is exact; "-0" stays -0.0 as in strtod.
+    let v = n as f64;
+    Some(if neg { -v } else { v })
 }
 
 /// The strtod check SORT applies to a weight: the C string (up to a NUL)
@@ -166,4 +191,38 @@ pub fn parse_range_float(s: &[u8]) -> Option<f64> {
     };
     let (v, used, _) = c_strtod(s);
     (used == s.len() && !v.is_nan()).then_some(v)
+}
+
+#[cfg(test)]
+mod score_tests {
+    use super::*;
+
+    #[test]
+    fn integer_scores_read_as_strtod_reads_them() {
+        for s in [
+            "0",
+            "-0",
+            "7",
+            "007",
+            "-12",
+            "123456789012345",
+            "-999999999999999",
+            "1234567890123456",
+            "99999999999999999999",
+            "1.5",
+            "+3",
+            "1e3",
+            " 1",
+            "-",
+        ] {
+            let (want, used, _) = c_strtod(s.as_bytes());
+            let got = parse_score(s.as_bytes());
+            if used == s.len() && !s.starts_with(' ') && !s.is_empty() {
+                let got = got.unwrap();
+                assert_eq!(got.to_bits(), want.to_bits(), "{s}");
+            } else {
+                assert!(got.is_none(), "{s}");
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@ use crate::client::{Client, ReplyMode};
 use crate::ctx::Ctx;
 use crate::error::CmdError;
 use crate::state::{Server, ThreadStats};
-use crate::table::{flag, lookup, Entry};
+use crate::table::{flag, lookup, Entry, Keys};
 use damselfly_protocol::{Args, Reply};
 use smallvec::SmallVec;
 use std::sync::atomic::Ordering::Relaxed;
@@ -211,6 +211,10 @@ fn execute_inner(
     } else if e.has(flag::SKIP_MONITOR) && crate::scripting::is_script(e) {
         // A script takes the Lua VM, then its shards, when it runs.
         Some(ks.lock_none())
+    } else if let (Keys::Range(1, 1, _), Some(key)) = (e.cmd.keys, args.get(1)) {
+        // One key (GET, SET, LPUSH, HSET...): no position list to build,
+        // nothing to sort.
+        ks.lock_single_or_abort(ks.shard_of(key), abort)
     } else {
         let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
         for i in e.key_positions(args.len(), |i| args.get(i)) {

@@ -403,9 +403,8 @@ fn move_value(
 fn push_generic(ctx: &mut Ctx, args: &Args, end: End, existing_only: bool) -> CmdResult {
     let key = arg(args, 1);
     let (db, now) = (ctx.db(), ctx.now);
-    let shard = ctx.shard(key);
-    let exists = typed::write::<List>(shard, db, key, now)?.is_some();
-    if existing_only && !exists {
+    // LPUSHX/RPUSHX look first; push_values' own lookup type-checks.
+    if existing_only && typed::write::<List>(ctx.shard(key), db, key, now)?.is_none() {
         ctx.reply.int(0);
         return Ok(());
     }
@@ -1133,6 +1132,10 @@ pub(crate) fn serve_ready<'s>(
     locked: &mut Locked<'s>,
     now: u64,
 ) {
+    // The usual case: nobody is blocked on a key this command touched.
+    if !locked.iter_mut().any(|s| s.waiters.has_ready()) {
+        return;
+    }
     loop {
         let mut work = Vec::new();
         for (idx, s) in locked.iter_indexed_mut() {

@@ -417,6 +417,11 @@ pub(crate) fn after_write(shard: &mut Shard, db: usize, key: &[u8], event: &'sta
         shard.dbs[db].table.get(key).map(|e| e.value()),
         Some(ValueRef::ZSet(z)) if z.is_empty()
     );
+    after_write_known(shard, db, key, event, empty);
+}
+
+/// `after_write` when the caller knows whether the zset is now empty.
+fn after_write_known(shard: &mut Shard, db: usize, key: &[u8], event: &'static str, empty: bool) {
     shard.written(db, key, event);
     if empty {
         shard.remove(db, key);
@@ -680,7 +685,8 @@ fn zadd_generic(ctx: &mut Ctx, args: &Args, incr_cmd: bool) -> CmdResult {
     if incr && elements > 2 {
         return Err(CmdError::ZaddIncrPair);
     }
-    let mut pairs = Vec::with_capacity(elements / 2);
+    // One pair is the usual case: no allocation for it.
+    let mut pairs: smallvec::SmallVec<[(f64, &[u8]); 2]> = smallvec::SmallVec::new();
     for j in (i..args.len()).step_by(2) {
         let score = parse_score(arg(args, j)).ok_or(CmdError::NotFloat)?;
         pairs.push((score, arg(args, j + 1)));
@@ -689,55 +695,73 @@ fn zadd_generic(ctx: &mut Ctx, args: &Args, incr_cmd: bool) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     let limits = limits(ctx);
     let shard = ctx.shard(key);
-    let exists = typed::write::<ZSet>(shard, db, key, now)?.is_some();
+    // One keyspace probe: XX never creates the key, the others create it
+    // (an empty zset, removed below if nothing went in).
+    let (z, exists) = if xx {
+        let z = typed::write::<ZSet>(shard, db, key, now)?;
+        let exists = z.is_some();
+        (z, exists)
+    } else {
+        let hint = pairs.first().map_or(0, |p| p.1.len());
+        let (z, created) =
+            typed::write_or_make(shard, db, key, now, || ZSet::with_hint(1, hint, limits))?;
+        (Some(z), !created)
+    };
     let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
     let mut last = 0.0;
     let mut nan = false;
-    if exists || !xx {
-        if !exists {
-            let z = ZSet::with_hint(1, pairs[0].1.len(), limits);
-            shard.put(db, Entry::new(key, Value::ZSet(Box::new(z)), 0));
-        }
-        if let Some(z) = typed::write::<ZSet>(shard, db, key, now)? {
-            for &(score, member) in &pairs {
-                match z.score(member) {
-                    Some(cur) => {
-                        if nx {
-                            continue;
-                        }
-                        let new = if incr { cur + score } else { score };
-                        if new.is_nan() {
-                            nan = true;
-                            break;
-                        }
-                        if (lt && new >= cur) || (gt && new <= cur) {
-                            continue;
-                        }
-                        processed += 1;
-                        last = new;
-                        if new != cur {
-                            z.insert(member, new, limits);
-                            updated += 1;
-                        }
+    let plain = !(nx || xx || incr || lt || gt);
+    if let Some(z) = z {
+        for &(score, member) in &pairs {
+            if plain {
+                // No condition: `insert` looks the member up once and
+                // says whether it was new (a parsed score is never NaN).
+                match z.insert(member, score, limits) {
+                    Some(cur) => updated += i64::from(cur != score),
+                    None => added += 1,
+                }
+                processed += 1;
+                last = score;
+                continue;
+            }
+            match z.score(member) {
+                Some(cur) => {
+                    if nx {
+                        continue;
                     }
-                    None => {
-                        if xx {
-                            continue;
-                        }
-                        z.insert(member, score, limits);
-                        added += 1;
-                        processed += 1;
-                        last = score;
+                    let new = if incr { cur + score } else { score };
+                    if new.is_nan() {
+                        nan = true;
+                        break;
                     }
+                    if (lt && new >= cur) || (gt && new <= cur) {
+                        continue;
+                    }
+                    processed += 1;
+                    last = new;
+                    if new != cur {
+                        z.insert(member, new, limits);
+                        updated += 1;
+                    }
+                }
+                None => {
+                    if xx {
+                        continue;
+                    }
+                    z.insert(member, score, limits);
+                    added += 1;
+                    processed += 1;
+                    last = score;
                 }
             }
         }
+        let empty = z.is_empty();
         if added + updated > 0 {
-            after_write(shard, db, key, if incr { "zincr" } else { "zadd" });
+            after_write_known(shard, db, key, if incr { "zincr" } else { "zadd" }, empty);
         } else if !exists {
             // Nothing went in (cannot happen for a new key, but never
             // leave an empty zset behind).
-            after_write(shard, db, key, "zadd");
+            after_write_known(shard, db, key, "zadd", empty);
         }
     }
     if nan {

@@ -181,6 +181,66 @@ pub struct Table {
     pub by_name: HashMap<Vec<u8>, &'static Entry, foldhash::fast::FixedState>,
     /// Every entry, subcommands included, indexed by `Entry::id`.
     pub all: Vec<&'static Entry>,
+    /// The top-level commands of at most 16 bytes again, open-addressed
+    /// by `fold_index` (linear probing, a quarter full): the dispatcher
+    /// compares the request's bytes as two words, with no lowercase copy.
+    by_fold: Box<[Option<FoldSlot>]>,
+}
+
+/// Slots of `Table::by_fold` (a power of two, at least 4x the commands).
+const FOLD_SLOTS: usize = 1024;
+const ALL_20: u64 = 0x2020_2020_2020_2020;
+
+/// A command name as two little-endian words (zero-padded), with the
+/// `0x20` bits that make its letters lowercase: a request's name matches
+/// when `(word | mask) == lower` for both words and the lengths agree.
+#[derive(Clone, Copy)]
+struct FoldSlot {
+    lower: [u64; 2],
+    mask: [u64; 2],
+    len: usize,
+    entry: &'static Entry,
+}
+
+/// `name` (at most 16 bytes) as two zero-padded words.
+fn words(name: &[u8]) -> [u64; 2] {
+    match name.split_at_checked(8) {
+        Some((a, b)) => [le_word(a), le_word(b)],
+        None => [le_word(name), 0],
+    }
+}
+
+/// Up to 8 bytes as a little-endian word, zero-padded, with at most two
+/// loads (overlapping ones write the same bytes to the same places).
+fn le_word(s: &[u8]) -> u64 {
+    let n = s.len();
+    let at = |i: usize| u64::from(s[i]) << (8 * i);
+    let u32_at = |i: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[i..i + 4]);
+        u64::from(u32::from_le_bytes(w)) << (8 * i)
+    };
+    match n {
+        0 => 0,
+        1..=3 => at(0) | at(n / 2) | at(n - 1),
+        4..=7 => u32_at(0) | u32_at(n - 4),
+        _ => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&s[..8]);
+            u64::from_le_bytes(w)
+        }
+    }
+}
+
+/// Where a name's probe starts: every byte with `0x20` set, so both cases
+/// of a letter land alike (other bytes merged this way are told apart by
+/// the comparison).
+fn fold_index(w: [u64; 2], len: usize) -> usize {
+    let h = ((w[0] | ALL_20).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ (w[1] | ALL_20).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+        ^ len as u64)
+        .wrapping_mul(0x0100_0000_01b3);
+    (h >> 54) as usize & (FOLD_SLOTS - 1)
 }
 
 fn groups() -> impl Iterator<Item = &'static Command> {
@@ -215,11 +275,35 @@ pub fn table() -> &'static Table {
     TABLE.get_or_init(|| {
         let mut all = Vec::new();
         let mut by_name = HashMap::with_hasher(foldhash::fast::FixedState::default());
+        let mut by_fold: Box<[Option<FoldSlot>]> = vec![None; FOLD_SLOTS].into_boxed_slice();
         for cmd in groups() {
             let e = build(cmd, None, &mut all);
-            by_name.insert(cmd.name.as_bytes().to_vec(), e);
+            let name = cmd.name.as_bytes();
+            by_name.insert(name.to_vec(), e);
+            if name.len() > 16 {
+                continue;
+            }
+            let lower = words(name);
+            let letters: Vec<u8> = name
+                .iter()
+                .map(|c| if c.is_ascii_lowercase() { 0x20 } else { 0 })
+                .collect();
+            let mut i = fold_index(lower, name.len());
+            while by_fold[i].is_some() {
+                i = (i + 1) & (FOLD_SLOTS - 1);
+            }
+            by_fold[i] = Some(FoldSlot {
+                lower,
+                mask: words(&letters),
+                len: name.len(),
+                entry: e,
+            });
         }
-        Table { by_name, all }
+        Table {
+            by_name,
+            all,
+            by_fold,
+        }
     })
 }
 
@@ -256,6 +340,23 @@ fn build(
 
 /// Looks a command name up, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Entry> {
+    if name.len() > 16 {
+        return lookup_long(name);
+    }
+    let slots = &table().by_fold;
+    let w = words(name);
+    let mut i = fold_index(w, name.len());
+    while let Some(s) = &slots[i] {
+        if s.len == name.len() && w[0] | s.mask[0] == s.lower[0] && w[1] | s.mask[1] == s.lower[1] {
+            return Some(s.entry);
+        }
+        i = (i + 1) & (FOLD_SLOTS - 1);
+    }
+    None
+}
+
+/// `lookup` for names longer than 16 bytes (rare: a lowercase copy).
+fn lookup_long(name: &[u8]) -> Option<&'static Entry> {
     if name.len() > 32 {
         return None;
     }
@@ -364,5 +465,50 @@ impl Entry {
             .step_by(step as usize)
             .map(|i| i as usize)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    #[test]
+    fn words_pack_bytes_little_endian_zero_padded() {
+        let data: Vec<u8> = (1..=16).collect();
+        for n in 0..=16 {
+            let mut buf = [0u8; 16];
+            buf[..n].copy_from_slice(&data[..n]);
+            let want = [
+                u64::from_le_bytes(buf[..8].try_into().unwrap()),
+                u64::from_le_bytes(buf[8..].try_into().unwrap()),
+            ];
+            assert_eq!(words(&data[..n]), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn lookup_finds_every_command_in_any_case_and_nothing_else() {
+        for name in table().by_name.keys() {
+            let e = lookup(name).unwrap();
+            assert_eq!(e.cmd.name.as_bytes(), &name[..]);
+            assert!(std::ptr::eq(lookup(&name.to_ascii_uppercase()).unwrap(), e));
+            let mut mixed = name.clone();
+            mixed[0] = mixed[0].to_ascii_uppercase();
+            assert!(std::ptr::eq(lookup(&mixed).unwrap(), e));
+        }
+        // `| 0x20` folds these onto letters; the comparison must not.
+        for bad in [
+            &b"GE\x14"[..],
+            b"S@T",
+            b"s`t",
+            b"",
+            b"gett",
+            b"ge",
+            b"set\0",
+            b"GEORADIUSBYMEMBER_RO_",
+            b"restore\x0dasking",
+        ] {
+            assert!(lookup(bad).is_none(), "{bad:?}");
+        }
     }
 }

@@ -142,8 +142,14 @@ impl Tracking {
     }
 
     /// The write door's event for `key`, changed by client `by` (0: none).
+    /// Whether any client tracks or any key is tracked (else a write has
+    /// nobody to invalidate).
+    pub fn active(&self) -> bool {
+        self.clients_on.load(Relaxed) != 0 || self.keys.load(Relaxed) != 0
+    }
+
     pub fn invalidate(&self, ps: &PubSub, key: &[u8], by: u64, expired: bool) {
-        if self.clients_on.load(Relaxed) == 0 && self.keys.load(Relaxed) == 0 {
+        if !self.active() {
             return;
         }
         let limit_of = Self::limit_of(ps);
@@ -615,7 +621,7 @@ impl damselfly_storage::Events for Sink {
         if (event == "expired" || event == "evicted") && self.repl.active() {
             damselfly_replication::master::deleted(&self.repl, db, key);
         }
-        if event != "new" && event != "keymiss" {
+        if self.tracking.active() && event != "new" && event != "keymiss" {
             let by = crate::pubsub::current();
             self.tracking
                 .invalidate(&self.pubsub, key, by, event == "expired");

@@ -25,6 +25,15 @@ impl CompactBytes {
         }
     }
 
+    /// Becomes `CompactBytes::new(s)`, reusing the heap block when it has
+    /// the same length.
+    pub fn assign(&mut self, s: &[u8]) {
+        match self {
+            CompactBytes::Heap(b) if b.len() == s.len() => b.copy_from_slice(s),
+            _ => *self = Self::new(s),
+        }
+    }
+
     pub fn from_vec(v: Vec<u8>) -> Self {
         if v.len() <= INLINE {
             Self::new(&v)

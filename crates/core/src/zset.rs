@@ -40,6 +40,16 @@ pub fn cmp_elem(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
     }
 }
 
+/// `cmp_elem` for tree nodes: the members are only read on a score tie
+/// (most steps of a descent compare scores alone).
+#[inline]
+fn cmp_nodes(s1: f64, m1: &CompactBytes, s2: f64, m2: &[u8]) -> Ordering {
+    match s1.partial_cmp(&s2) {
+        Some(Ordering::Equal) | None => m1.as_slice().cmp(m2),
+        Some(o) => o,
+    }
+}
+
 struct Slot {
     member: CompactBytes,
     score: f64,
@@ -205,37 +215,48 @@ impl Tree {
                 (self.nodes.len() - 1) as u32
             }
         };
-        let root = self.root;
-        self.root = self.insert_node(root, idx);
+        self.insert_node(idx);
     }
 
-    fn insert_node(&mut self, t: u32, idx: u32) -> u32 {
-        if t == NIL {
-            return idx;
+    /// Points the link that led to a subtree (`parent`'s left or right,
+    /// or the root when `parent` is NIL) at `t`.
+    fn relink(&mut self, parent: u32, left: bool, t: u32) {
+        match (parent, left) {
+            (NIL, _) => self.root = t,
+            (p, true) => self.nodes[p as usize].l = t,
+            (p, false) => self.nodes[p as usize].r = t,
         }
-        if self.nodes[idx as usize].pri > self.nodes[t as usize].pri {
-            let (a, b) = self.split_before(t, idx);
-            let n = &mut self.nodes[idx as usize];
-            n.l = a;
-            n.r = b;
-            self.fix(idx);
-            return idx;
-        }
-        let goes_left = {
-            let (n, x) = (&self.nodes[t as usize], &self.nodes[idx as usize]);
-            cmp_elem(x.score, &x.member, n.score, &n.member) == Ordering::Less
+    }
+
+    /// Links node `idx` in: down by key while the nodes on the way have a
+    /// higher priority (each gains a descendant), then it takes the place
+    /// of the subtree found there, split around it. A loop, not recursion:
+    /// the descent is the whole cost of ZADD on a large set.
+    fn insert_node(&mut self, idx: u32) {
+        let (pri, score) = {
+            let x = &self.nodes[idx as usize];
+            (x.pri, x.score)
         };
-        if goes_left {
-            let l = self.nodes[t as usize].l;
-            let l = self.insert_node(l, idx);
-            self.nodes[t as usize].l = l;
-        } else {
-            let r = self.nodes[t as usize].r;
-            let r = self.insert_node(r, idx);
-            self.nodes[t as usize].r = r;
+        let (mut parent, mut left) = (NIL, false);
+        let mut t = self.root;
+        while t != NIL {
+            let n = &self.nodes[t as usize];
+            if pri > n.pri {
+                break;
+            }
+            let x = &self.nodes[idx as usize];
+            left = cmp_nodes(score, &x.member, n.score, n.member.as_slice()) == Ordering::Less;
+            let next = if left { n.l } else { n.r };
+            self.nodes[t as usize].size += 1;
+            parent = t;
+            t = next;
         }
-        self.nodes[t as usize].size += 1;
-        t
+        let (a, b) = self.split_before(t, idx);
+        let n = &mut self.nodes[idx as usize];
+        n.l = a;
+        n.r = b;
+        self.fix(idx);
+        self.relink(parent, left, idx);
     }
 
     /// Splits `t` into the elements ordered before node `idx` and the rest.
@@ -245,7 +266,7 @@ impl Tree {
         }
         let before = {
             let (n, x) = (&self.nodes[t as usize], &self.nodes[idx as usize]);
-            cmp_elem(n.score, &n.member, x.score, &x.member) == Ordering::Less
+            cmp_nodes(n.score, &n.member, x.score, x.member.as_slice()) == Ordering::Less
         };
         if before {
             let r = self.nodes[t as usize].r;
@@ -263,48 +284,41 @@ impl Tree {
     }
 
     /// Removes the element (score, member) in one descent, merging its
-    /// children in its place; true if it was there.
+    /// children in its place; true if it was there. Sizes on the way down
+    /// are decremented as it goes (callers remove elements they know are
+    /// there); a miss walks the same path again to restore them.
     fn remove_elem(&mut self, score: f64, member: &[u8]) -> bool {
-        let root = self.root;
-        let (root, found) = self.remove_node(root, score, member);
-        self.root = root;
-        found
-    }
-
-    fn remove_node(&mut self, t: u32, score: f64, member: &[u8]) -> (u32, bool) {
-        if t == NIL {
-            return (NIL, false);
-        }
-        let ord = {
+        let (mut parent, mut left) = (NIL, false);
+        let mut t = self.root;
+        while t != NIL {
             let n = &self.nodes[t as usize];
-            cmp_elem(n.score, &n.member, score, member)
-        };
-        match ord {
-            Ordering::Equal => {
-                let (l, r) = (self.nodes[t as usize].l, self.nodes[t as usize].r);
-                self.nodes[t as usize].member = CompactBytes::default();
-                self.free.push(t);
-                (self.merge(l, r), true)
-            }
-            Ordering::Less => {
-                let r = self.nodes[t as usize].r;
-                let (r, found) = self.remove_node(r, score, member);
-                self.nodes[t as usize].r = r;
-                if found {
-                    self.nodes[t as usize].size -= 1;
+            let (l, r) = (n.l, n.r);
+            match cmp_nodes(n.score, &n.member, score, member) {
+                Ordering::Equal => {
+                    self.nodes[t as usize].member = CompactBytes::default();
+                    self.free.push(t);
+                    let m = self.merge(l, r);
+                    self.relink(parent, left, m);
+                    return true;
                 }
-                (t, found)
-            }
-            Ordering::Greater => {
-                let l = self.nodes[t as usize].l;
-                let (l, found) = self.remove_node(l, score, member);
-                self.nodes[t as usize].l = l;
-                if found {
+                o => {
+                    left = o == Ordering::Greater;
                     self.nodes[t as usize].size -= 1;
+                    parent = t;
+                    t = if left { l } else { r };
                 }
-                (t, found)
             }
         }
+        let mut t = self.root;
+        while t != NIL {
+            let n = &mut self.nodes[t as usize];
+            n.size += 1;
+            t = match cmp_nodes(n.score, &n.member, score, member) {
+                Ordering::Greater => n.l,
+                _ => n.r,
+            };
+        }
+        false
     }
 
     /// Detaches the elements of ranks `lo..hi` and hands each to `f`.
@@ -530,7 +544,20 @@ impl ZSet {
 
     /// Adds `member` or changes its score. Returns the previous score.
     pub fn insert(&mut self, member: &[u8], score: f64, limits: Limits) -> Option<f64> {
-        if let Some(old) = self.score(member) {
+        if let Repr::Big(b) = &mut self.repr {
+            // A new score for a present member: its table slot is updated
+            // in place and only the tree moves it (one table probe, no
+            // slot freed and allocated again).
+            if let Some(slot) = b.dict.get_mut(member) {
+                let old = slot.score;
+                if old != score {
+                    slot.score = score;
+                    b.tree.remove_elem(old, member);
+                    b.tree.insert(score, slot.member.clone());
+                }
+                return Some(old);
+            }
+        } else if let Some(old) = self.score(member) {
             if old != score {
                 self.remove(member);
                 self.insert_new(member, score, None);
@@ -550,7 +577,8 @@ impl ZSet {
         match &mut self.repr {
             Repr::Pack(p) => p.insert(member, score),
             Repr::Big(b) => {
-                b.dict.insert(Slot {
+                // Callers have checked that `member` is absent.
+                b.dict.insert_new(Slot {
                     member: CompactBytes::new(member),
                     score,
                 });
@@ -803,6 +831,32 @@ mod tests {
             prop_assert_eq!(c.encoding(), "listpack");
             prop_assert_eq!(&c, &z);
         }
+    }
+
+    #[test]
+    fn tree_removal_of_a_missing_element_keeps_the_sizes() {
+        let mut t = Tree::new();
+        for i in 0..200u32 {
+            t.insert(
+                f64::from(i % 50),
+                CompactBytes::new(format!("m{i}").as_bytes()),
+            );
+        }
+        assert!(!t.remove_elem(7.0, b"absent"));
+        assert!(!t.remove_elem(1000.0, b"m1"));
+        assert_eq!(t.size(t.root), 200);
+        assert!(t.remove_elem(7.0, b"m107"));
+        assert_eq!(t.size(t.root), 199);
+        let ranks: Vec<(f64, Vec<u8>)> = (0..199)
+            .map(|k| {
+                let n = t.select(k).unwrap();
+                (n.score, n.member.to_vec())
+            })
+            .collect();
+        let mut want = ranks.clone();
+        want.sort_by(|a, b| cmp_elem(a.0, &a.1, b.0, &b.1));
+        assert_eq!(ranks, want);
+        assert!(!ranks.iter().any(|(_, m)| m == b"m107"));
     }
 
     #[test]

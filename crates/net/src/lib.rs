@@ -391,7 +391,9 @@ async fn send<T: Session, IO: AsyncWrite + Unpin>(
     bytes: &[u8],
     session: &T,
 ) -> bool {
+    // `biased`: a fixed polling order needs no random number per write.
     tokio::select! {
+        biased;
         r = stream.write_all(bytes) => r.is_ok(),
         () = std::future::poll_fn(|cx| session.poll_dropped(cx)) => false,
     }
@@ -451,7 +453,10 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
             inbuf.reserve(want);
         }
         let idle = session.idle_timeout();
+        // `biased`: no random number per read; pushed output is drained
+        // at the top of the loop and before each request either way.
         let read = tokio::select! {
+            biased;
             r = stream.read_buf(&mut inbuf) => Some(r),
             () = std::future::poll_fn(|cx| session.poll_pushed(cx)) => None,
             () = idle_expired(idle) => {

@@ -209,6 +209,34 @@ fn parse_i64(s: &[u8]) -> Option<i64> {
     }
 }
 
+/// The common header: a short run of digits (no sign, no leading zero)
+/// ended by "\r\n", read in one pass without a memchr call or a second
+/// scan. None sends the caller to the general path (`header_line` +
+/// `parse_i64`), which handles everything else, errors included.
+#[inline]
+fn fast_header(input: &[u8], pos: usize) -> Option<(i64, usize)> {
+    let rest = input.get(pos..)?;
+    let first = *rest.first()?;
+    if !first.is_ascii_digit() || (first == b'0' && rest.get(1) != Some(&b'\r')) {
+        return None;
+    }
+    let mut v = i64::from(first - b'0');
+    // At most 17 more digits: 18 always fit in an i64.
+    let mut i = 1;
+    while i < rest.len().min(18) {
+        let c = rest[i];
+        if c.is_ascii_digit() {
+            v = v * 10 + i64::from(c - b'0');
+        } else if c == b'\r' && i + 1 < rest.len() {
+            return Some((v, pos + i + 2));
+        } else {
+            return None;
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Finds the header line starting at `pos` (after its type byte). Returns the
 /// line's content and the position after its "\r\n", or None when the line is
 /// not complete yet.
@@ -227,16 +255,24 @@ fn parse_multibulk(
     limits: &Limits,
     req: &mut Request,
 ) -> Result<Parsed, ProtocolError> {
-    let Some((line, mut pos)) = header_line(input, 1) else {
-        if input.len() > INLINE_MAX {
-            return Err(ProtocolError::TooBigMbulkCount);
+    let (count, mut pos) = match fast_header(input, 1) {
+        Some(h) => h,
+        None => {
+            let Some((line, pos)) = header_line(input, 1) else {
+                if input.len() > INLINE_MAX {
+                    return Err(ProtocolError::TooBigMbulkCount);
+                }
+                return Ok(Parsed::Incomplete { hint: 0 });
+            };
+            match parse_i64(line) {
+                Some(n) => (n, pos),
+                None => return Err(ProtocolError::InvalidMultibulkLength),
+            }
         }
-        return Ok(Parsed::Incomplete { hint: 0 });
     };
-    let count = match parse_i64(line) {
-        Some(n) if n <= i64::from(i32::MAX) => n,
-        _ => return Err(ProtocolError::InvalidMultibulkLength),
-    };
+    if count > i64::from(i32::MAX) {
+        return Err(ProtocolError::InvalidMultibulkLength);
+    }
     if count > 10 && limits.auth_required {
         return Err(ProtocolError::UnauthenticatedMultibulk);
     }
@@ -247,17 +283,30 @@ fn parse_multibulk(
         if pos >= input.len() {
             return Ok(Parsed::Incomplete { hint: 0 });
         }
-        let Some((line, after)) = header_line(input, pos + 1) else {
-            if input.len() - pos > INLINE_MAX {
-                return Err(ProtocolError::TooBigBulkCount);
-            }
-            return Ok(Parsed::Incomplete { hint: 0 });
+        let fast = match input[pos] {
+            b'$' => fast_header(input, pos + 1),
+            _ => None,
         };
-        if input[pos] != b'$' {
-            return Err(ProtocolError::ExpectedDollar(input[pos]));
-        }
-        let len = match parse_i64(line) {
-            Some(n) if n >= 0 && (n as u64) <= limits.max_bulk_len => n as usize,
+        let (len, after) = match fast {
+            Some(h) => h,
+            None => {
+                let Some((line, after)) = header_line(input, pos + 1) else {
+                    if input.len() - pos > INLINE_MAX {
+                        return Err(ProtocolError::TooBigBulkCount);
+                    }
+                    return Ok(Parsed::Incomplete { hint: 0 });
+                };
+                if input[pos] != b'$' {
+                    return Err(ProtocolError::ExpectedDollar(input[pos]));
+                }
+                match parse_i64(line) {
+                    Some(n) => (n, after),
+                    None => return Err(ProtocolError::InvalidBulkLength),
+                }
+            }
+        };
+        let len = match len {
+            n if n >= 0 && (n as u64) <= limits.max_bulk_len => n as usize,
             _ => return Err(ProtocolError::InvalidBulkLength),
         };
         if len > 16384 && limits.auth_required {

@@ -99,10 +99,26 @@ impl Reply {
     }
 
     fn header(&mut self, tag: u8, n: i64) {
-        self.buf.push(tag);
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
-        self.buf.extend_from_slice(b"\r\n");
+        // Most headers are short (0/1 counts, small lengths): one copy of
+        // a fixed-size line instead of a formatter and three appends.
+        match n {
+            0..=9 => self
+                .buf
+                .extend_from_slice(&[tag, b'0' + n as u8, b'\r', b'\n']),
+            10..=99 => self.buf.extend_from_slice(&[
+                tag,
+                b'0' + (n / 10) as u8,
+                b'0' + (n % 10) as u8,
+                b'\r',
+                b'\n',
+            ]),
+            _ => {
+                self.buf.push(tag);
+                self.buf
+                    .extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                self.buf.extend_from_slice(b"\r\n");
+            }
+        }
     }
 
     pub fn raw(&mut self, bytes: &[u8]) {
@@ -139,6 +155,7 @@ impl Reply {
     }
 
     pub fn bulk(&mut self, s: &[u8]) {
+        self.buf.reserve(s.len() + 16);
         self.header(b'$', s.len() as i64);
         self.buf.extend_from_slice(s);
         self.buf.extend_from_slice(b"\r\n");

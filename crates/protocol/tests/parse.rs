@@ -125,3 +125,28 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn digit_headers_read_in_one_pass_keep_redis_rules() {
+    let e = |b: &[u8]| parse_all(b).unwrap_err().to_string();
+    let mb = "Protocol error: invalid multibulk length";
+    let bulk = "Protocol error: invalid bulk length";
+    // Leading zeros, signs and over-long numbers still go to the errors.
+    assert_eq!(e(b"*01\r\n"), mb);
+    assert_eq!(e(b"*+1\r\n"), mb);
+    assert_eq!(e(b"*18446744073709551616\r\n"), mb);
+    assert_eq!(e(b"*1\r\n$03\r\nabc\r\n"), bulk);
+    assert_eq!(e(b"*1\r\n$999999999999999999\r\n"), bulk);
+    assert_eq!(e(b"*1\r\n$9999999999999999999\r\n"), bulk);
+    assert_eq!(e(b"*1\r\n$99999999999999999999\r\n"), bulk);
+    // "0" is a length, and "\r" without its "\n" is not a header yet.
+    let (args, p) = parse_all(b"*1\r\n$0\r\n\r\n").unwrap();
+    assert_eq!(args, vec![Vec::<u8>::new()]);
+    assert_eq!(p, Parsed::Complete { consumed: 10 });
+    assert_eq!(
+        parse_all(b"*1\r\n$3\r").unwrap().1,
+        Parsed::Incomplete { hint: 0 }
+    );
+    let (args, _) = parse_all(b"*2\r\n$12\r\nabcdefghijkl\r\n$1\r\nx\r\n").unwrap();
+    assert_eq!(args, vec![b"abcdefghijkl".to_vec(), b"x".to_vec()]);
+}

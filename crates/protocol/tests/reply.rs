@@ -35,3 +35,32 @@ fn errors_stay_on_one_line() {
     r.error("ERR bad\r\nthing");
     assert_eq!(r.as_bytes(), b"-ERR bad  thing\r\n");
 }
+
+#[test]
+fn headers_of_every_width_render_as_decimal() {
+    for n in [
+        0i64,
+        5,
+        9,
+        10,
+        42,
+        99,
+        100,
+        12345,
+        -1,
+        -100,
+        i64::MAX,
+        i64::MIN,
+    ] {
+        let mut r = Reply::new();
+        r.int(n);
+        assert_eq!(r.as_bytes(), format!(":{n}\r\n").as_bytes());
+    }
+    for len in [0usize, 1, 9, 10, 32, 99, 100, 1000] {
+        let mut r = Reply::new();
+        let v = vec![b'x'; len];
+        r.bulk(&v);
+        let want = [format!("${len}\r\n").into_bytes(), v, b"\r\n".to_vec()].concat();
+        assert_eq!(r.as_bytes(), &want[..]);
+    }
+}

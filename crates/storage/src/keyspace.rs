@@ -1,5 +1,5 @@
 use crate::shard::Shard;
-use damselfly_core::slot::key_slot;
+use damselfly_core::slot::key_shard;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -73,7 +73,7 @@ impl Keyspace {
     }
 
     pub fn shard_of(&self, key: &[u8]) -> usize {
-        usize::from(key_slot(key)) & (self.shards.len() - 1)
+        key_shard(key, self.shards.len())
     }
 
     /// Locks one shard. Every lock path goes through here (or
@@ -120,6 +120,11 @@ impl Keyspace {
         shards.dedup();
         let all: &[usize] = shards;
         self.acquire(all.iter().copied(), &abort)
+    }
+
+    /// `lock_or_abort` for a single shard.
+    pub fn lock_single_or_abort(&self, i: usize, abort: impl Fn() -> bool) -> Option<Locked<'_>> {
+        self.acquire(std::iter::once(i), &abort)
     }
 
     /// `lock_all`, giving up as `lock_or_abort` does.

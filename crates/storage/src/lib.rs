@@ -2,8 +2,8 @@
 //! expiry, and the single write door every mutation passes through.
 //!
 //! Invariants:
-//! - A key lives in shard `key_slot(key) & (shards - 1)`: keys sharing a
-//!   `{hash tag}` share a shard.
+//! - A key lives in shard `key_shard(key, shards)` (a hash of its hash tag):
+//!   keys sharing a `{hash tag}` share a shard.
 //! - Shard locks are only ever taken in ascending shard index (`Keyspace::lock`
 //!   sorts), so multi-key commands cannot deadlock; no lock is held across an
 //!   `.await` (nothing here is async). The one exception, a script that

@@ -110,6 +110,23 @@ pub fn write_or_create<'a, T: Collection>(
     write::<T>(shard, db, key, now)?.ok_or(WrongType)
 }
 
+/// The collection at `key`, created with `make` when absent; true when
+/// it was created.
+pub fn write_or_make<'a, T: Collection>(
+    shard: &'a mut Shard,
+    db: usize,
+    key: &[u8],
+    now: u64,
+    make: impl FnOnce() -> T,
+) -> Result<(&'a mut T, bool), WrongType> {
+    let created = write::<T>(shard, db, key, now)?.is_none();
+    if created {
+        shard.put_value(db, key, make().boxed());
+    }
+    let c = write::<T>(shard, db, key, now)?.ok_or(WrongType)?;
+    Ok((c, created))
+}
+
 /// Deletes `key` when its collection became empty (a stored collection is
 /// never empty).
 pub fn drop_if_empty<T: Collection>(shard: &mut Shard, db: usize, key: &[u8], now: u64) {

@@ -24,11 +24,26 @@ const EMBSTR_MAX: usize = 44;
 /// The integer `s` spells in canonical form (no sign on zero, no leading
 /// zeros or '+', fits in i64), as Redis requires for the `int` encoding.
 pub fn canonical_int(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
+    let (neg, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 19 || (digits[0] == b'0' && (neg || digits.len() > 1)) {
         return None;
     }
-    let v: i64 = std::str::from_utf8(s).ok()?.parse().ok()?;
-    (itoa::Buffer::new().format(v).as_bytes() == s).then_some(v)
+    // 19 digits always fit in a u64.
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(c - b'0');
+    }
+    if neg {
+        (v <= 1 << 63).then(|| (v as i64).wrapping_neg())
+    } else {
+        i64::try_from(v).ok()
+    }
 }
 
 impl Value {
@@ -36,6 +51,17 @@ impl Value {
         match canonical_int(s) {
             Some(n) => Value::Int(n),
             None => Value::Str(CompactBytes::new(s)),
+        }
+    }
+
+    /// Becomes `Value::from_bytes(s)`, writing over the old string's heap
+    /// block when it has the same length (SET over a same-sized value
+    /// allocates and frees nothing).
+    pub fn assign_bytes(&mut self, s: &[u8]) {
+        match (canonical_int(s), &mut *self) {
+            (Some(n), _) => *self = Value::Int(n),
+            (None, Value::Str(b)) => b.assign(s),
+            (None, _) => *self = Value::Str(CompactBytes::new(s)),
         }
     }
 
@@ -245,6 +271,31 @@ mod tests {
         assert_eq!(canonical_int(b"+1"), None);
         assert_eq!(canonical_int(b" 1"), None);
         assert_eq!(canonical_int(b"9223372036854775808"), None);
+        assert_eq!(canonical_int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(canonical_int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(canonical_int(b"-9223372036854775809"), None);
+        assert_eq!(canonical_int(b"99999999999999999999"), None);
+        for bad in [&b""[..], b"-", b"1a", b"1.0", b"--1", b"-01", b"1 "] {
+            assert_eq!(canonical_int(bad), None, "{bad:?}");
+        }
+        for n in [1i64, -1, 10, 1234567890, i64::MAX - 1, i64::MIN + 1] {
+            assert_eq!(canonical_int(n.to_string().as_bytes()), Some(n));
+        }
+    }
+
+    #[test]
+    fn assign_bytes_reuses_a_same_length_string() {
+        let mut v = Value::from_bytes(&[b'x'; 32]);
+        let before = v.string_bytes().as_ptr();
+        v.assign_bytes(&[b'y'; 32]);
+        assert_eq!(v, Value::from_bytes(&[b'y'; 32]));
+        assert_eq!(v.string_bytes().as_ptr(), before);
+        v.assign_bytes(b"42");
+        assert_eq!(v, Value::Int(42));
+        v.assign_bytes(&[b'z'; 40]);
+        assert_eq!(v, Value::from_bytes(&[b'z'; 40]));
+        v.assign_bytes(b"short");
+        assert_eq!(v, Value::from_bytes(b"short"));
     }
 
     #[test]
