@@ -37,6 +37,7 @@ mkdir -p "$RESULTS_DIR"
 
 SERVER_PID=""
 BENCH_PID=""
+STARTUP_S=""
 cleanup() {
     [ -n "$BENCH_PID" ] && kill "$BENCH_PID" 2>/dev/null || true
     [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null || true
@@ -88,17 +89,18 @@ with open(path, "wb") as f:
 EOF
 }
 
-wait_pong() { # port pid -> prints seconds waited
+wait_pong() { # start_ns port pid -> sets STARTUP_S
     local start=$1 port=$2 pid=$3
     while true; do
         [ "$(timeout 2 redis-cli -h $HOST -p "$port" PING 2>/dev/null)" = PONG ] && break
         kill -0 "$pid" 2>/dev/null || { echo "server on $port exited" >&2; return 1; }
         sleep 0.02
     done
-    echo "scale=2; ($(now_ns) - $start) / 1000000000" | bc
+    STARTUP_S=$(echo "scale=2; ($(now_ns) - $start) / 1000000000" | bc)
 }
 
-start_server() { # name port dir -> sets SERVER_PID, prints start-up seconds
+# Not called in $(...): SERVER_PID must be set in this shell.
+start_server() { # name port dir -> sets SERVER_PID and STARTUP_S
     local name=$1 port=$2 dir=$3 start
     start=$(now_ns)
     if [ "$name" = redis ]; then
@@ -132,7 +134,7 @@ generate "$LOAD"
 measure() { # name port
     local name=$1 port=$2 dir start save_s size base peak cur loaded_s keys
     dir=$(mktemp -d "$RESULTS_DIR/$name.XXXX")
-    start_server "$name" "$port" "$dir" >/dev/null
+    start_server "$name" "$port" "$dir"
     taskset -c "$CLIENT_CPU" redis-cli -h $HOST -p "$port" --pipe <"$LOAD" >"$dir/pipe.log"
     keys=$(redis-cli -h $HOST -p "$port" DBSIZE)
 
@@ -160,7 +162,8 @@ measure() { # name port
     BENCH_PID=""
     stop_server
 
-    loaded_s=$(start_server "$name" "$port" "$dir")
+    start_server "$name" "$port" "$dir"
+    loaded_s=$STARTUP_S
     local logline
     logline=$(grep -o 'DB loaded from disk: [0-9.]* seconds' "$dir/server.log" | tail -1 || true)
     stop_server
