@@ -119,10 +119,14 @@ fn allkeys_lru_evicts_the_least_recently_used() {
     let new_left = (0..new)
         .filter(|i| exists(&mut c, &format!("new{i}")))
         .count();
-    assert_eq!(
-        (old - old_left) + (new - new_left),
-        evicted as usize,
-        "every eviction removed one of our keys"
+    // Counting keys can itself push memory over the limit and evict one
+    // more (a reply buffer grows): every missing key was evicted, by the
+    // count before the walk or the one after it.
+    let evicted_after = info_u64(&mut c, "evicted_keys");
+    let missing = (old - old_left) + (new - new_left);
+    assert!(
+        (evicted as usize..=evicted_after as usize).contains(&missing),
+        "every eviction removed one of our keys: {missing} missing, {evicted}..{evicted_after} evicted"
     );
     assert!(
         new - new_left <= new / 50,

@@ -54,7 +54,7 @@ fn set_repeated_and_mixed_case_options_follow_redis_rules() {
     diff(
         r#"
         SET k v EX 10 EX 20
-        SET k v px 10 PX 20
+        SET k v px 10000 PX 20000
         SET k v ex 10 px 20
         SET k v exat 10 pxat 20
         SET k v nx nx
