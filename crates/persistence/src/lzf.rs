@@ -31,15 +31,61 @@ fn close_run(out: &mut Vec<u8>, lit: usize) {
     }
 }
 
+/// liblzf's hash table of positions, kept per thread: an entry stamped
+/// with an earlier call's generation reads as empty (position 0, which is
+/// never a match), so a call does not zero 64K slots first. A large SAVE
+/// compresses about one value per key.
+struct Positions {
+    slots: Vec<u64>,
+    generation: u64,
+}
+
+impl Positions {
+    fn begin(&mut self) {
+        self.generation += 1;
+        if self.generation > u64::from(u32::MAX) {
+            self.slots.fill(0);
+            self.generation = 1;
+        }
+    }
+
+    fn get(&self, slot: usize) -> usize {
+        let e = self.slots[slot];
+        if e >> 32 == self.generation {
+            (e & 0xffff_ffff) as usize
+        } else {
+            0
+        }
+    }
+
+    fn set(&mut self, slot: usize, ip: usize) {
+        self.slots[slot] = self.generation << 32 | ip as u64;
+    }
+}
+
+thread_local! {
+    static POSITIONS: std::cell::RefCell<Positions> = std::cell::RefCell::new(Positions {
+        slots: vec![0; HSIZE],
+        generation: 0,
+    });
+}
+
 /// Compresses `input` into at most `limit` bytes; None when it does not
 /// fit (checked where liblzf checks, so the same inputs are refused).
 pub fn compress(input: &[u8], limit: usize) -> Option<Vec<u8>> {
-    let n = input.len();
-    if n < 3 {
+    if input.len() < 3 || input.len() > u32::MAX as usize {
         return None;
     }
+    POSITIONS.with(|p| {
+        let mut table = p.borrow_mut();
+        table.begin();
+        compress_with(input, limit, &mut table)
+    })
+}
+
+fn compress_with(input: &[u8], limit: usize, table: &mut Positions) -> Option<Vec<u8>> {
+    let n = input.len();
     let mut out = Vec::with_capacity(limit);
-    let mut table = vec![0u32; HSIZE];
     let mut lit = 0usize;
     out.push(0); // the open run's header
     let mut ip = 0usize;
@@ -47,8 +93,8 @@ pub fn compress(input: &[u8], limit: usize) -> Option<Vec<u8>> {
     while ip + 2 < n {
         h = (h << 8) | u32::from(input[ip + 2]);
         let s = slot(h);
-        let r = table[s] as usize;
-        table[s] = ip as u32;
+        let r = table.get(s);
+        table.set(s, ip);
         let off = ip.wrapping_sub(r).wrapping_sub(1);
         if off < MAX_OFF && r > 0 && input[r..r + 3] == input[ip..ip + 3] {
             if out.len() + 4 - usize::from(lit == 0) >= limit {
@@ -96,7 +142,7 @@ pub fn compress(input: &[u8], limit: usize) -> Option<Vec<u8>> {
             h = (u32::from(input[ip]) << 8) | u32::from(input[ip + 1]);
             for _ in 0..2 {
                 h = (h << 8) | u32::from(input[ip + 2]);
-                table[slot(h)] = ip as u32;
+                table.set(slot(h), ip);
                 ip += 1;
             }
         } else {
@@ -148,6 +194,19 @@ mod tests {
             }
         }
         assert!(compress(b"abcdefghijklmnopqrstuvwxyz", 22).is_none());
+    }
+
+    /// The reused position table never leaks one call's positions into
+    /// the next: the same input compresses the same after any other.
+    #[test]
+    fn earlier_calls_do_not_change_the_output() {
+        let a: Vec<u8> = (0..4000u32).map(|i| (i * 31 % 97) as u8).collect();
+        let b: Vec<u8> = (0..4000u32).map(|i| (i * 7 % 11) as u8).collect();
+        let first = compress(&a, a.len());
+        for _ in 0..3 {
+            assert!(compress(&b, b.len()).is_some());
+            assert_eq!(compress(&a, a.len()), first);
+        }
     }
 
     #[test]
