@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn info_field(c: &mut Conn, section: &str, field: &str) -> Option<String> {
+pub(crate) fn info_field(c: &mut Conn, section: &str, field: &str) -> Option<String> {
     let info = c.cmd(&["INFO", section]);
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
@@ -21,7 +21,7 @@ fn info_field(c: &mut Conn, section: &str, field: &str) -> Option<String> {
 }
 
 /// Polls `f` until it is true; panics with `what` at the deadline.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         if f() {
@@ -690,4 +690,66 @@ fn damselfly_replica_of_damselfly_converges_and_resyncs_partially() {
     stop_load(&stop, load);
     assert_same_data(m.port, d.port);
     assert_eq!(stats(m.port), (1, 1), "(sync_full, sync_partial_ok)");
+}
+
+#[test]
+fn a_partial_resync_keeps_the_db_the_master_selected() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let d = damselfly(&[]);
+    let mut dc = Conn::open(d.port);
+    dc.cmd(&["REPLICAOF", "127.0.0.1", &port.to_string()]);
+    let id = "c".repeat(40);
+    let mut first = format!("+FULLRESYNC {id} 0\r\n$18\r\n").into_bytes();
+    first.extend_from_slice(b"REDIS0010\xff\0\0\0\0\0\0\0\0");
+    first.extend_from_slice(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n");
+    first.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n");
+    first.extend_from_slice(b"*1\r\n+garbage\r\n");
+    fake_master_session(&l, &first);
+    // The master continues without repeating its SELECT.
+    let master = std::thread::spawn(move || {
+        fake_master_session(
+            &l,
+            b"+CONTINUE\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n",
+        )
+    });
+    dc.cmd(&["SELECT", "3"]);
+    wait_for("the write after the partial resync", || {
+        dc.cmd(&["GET", "b"]) == "$1\r\n2\r\n"
+    });
+    assert_eq!(dc.cmd(&["GET", "a"]), "$1\r\n1\r\n");
+    dc.cmd(&["SELECT", "0"]);
+    assert_eq!(dc.cmd(&["DBSIZE"]), ":0\r\n");
+    dc.cmd(&["REPLICAOF", "NO", "ONE"]);
+    let psync = master.join().expect("fake master");
+    assert_eq!(psync, format!("PSYNC {id} 51"));
+}
+
+#[test]
+fn clients_get_loading_while_a_full_syncs_rdb_loads() {
+    let m = damselfly(&[]);
+    let mut mc = Conn::open(m.port);
+    for k in ["k1", "k2", "k3", "k4"] {
+        mc.cmd(&["SET", k, "v"]);
+    }
+    // A second per key loaded keeps the load going while we look.
+    let d = damselfly(&["--key-load-delay", "1000000"]);
+    let mut dc = Conn::open(d.port);
+    dc.cmd(&["REPLICAOF", "127.0.0.1", &m.port.to_string()]);
+    let loading = "-LOADING Redis is loading the dataset in memory\r\n";
+    wait_for("-LOADING", || dc.cmd(&["GET", "k1"]) == loading);
+    // Commands flagged `loading` still run.
+    assert_eq!(
+        info_field(&mut dc, "persistence", "loading").as_deref(),
+        Some("1")
+    );
+    assert!(dc.cmd(&["ROLE"]).starts_with("*5\r\n$5\r\nslave\r\n"));
+    wait_for("the loaded keys", || {
+        dc.cmd(&["GET", "k4"]) == "$1\r\nv\r\n"
+    });
+    assert_eq!(dc.cmd(&["DBSIZE"]), ":4\r\n");
+    assert_eq!(
+        info_field(&mut dc, "persistence", "loading").as_deref(),
+        Some("0")
+    );
 }

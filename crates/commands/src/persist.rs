@@ -500,6 +500,30 @@ fn start_bgsave(server: &Server, all: &mut Locked<'_>) -> Result<(), Started> {
     Ok(())
 }
 
+/// A disk-based full sync's save, which Redis 7.0 also makes into the
+/// configured file (a background save in INFO). The caller holds the
+/// snapshot slot and every shard; `sync_save_done` reports the end.
+pub(crate) fn begin_sync_save(
+    server: &Server,
+    all: &mut Locked<'_>,
+) -> std::io::Result<snapshot::Snapshot> {
+    let p = &server.persistence;
+    let snap = begin(server, all)?;
+    p.bgsave_running.store(true, Relaxed);
+    p.bgsave_started_ms.store(now_ms(), Relaxed);
+    server
+        .host
+        .log("Starting BGSAVE for SYNC with target: disk");
+    Ok(snap)
+}
+
+pub(crate) fn sync_save_done(server: &Server, result: &std::io::Result<snapshot::Saved>) -> bool {
+    let ok = report(server, result, true);
+    finished(server, true, if ok { Ok(()) } else { Err(()) });
+    server.persistence.bgsave_running.store(false, Relaxed);
+    ok
+}
+
 /// The AUX fields Redis 7.0 writes at the top of an RDB.
 pub(crate) fn aux_fields() -> [(&'static str, String); 5] {
     [
@@ -687,10 +711,8 @@ pub fn startup_file(dir: &std::path::Path, dbfilename: &str) -> Option<PathBuf> 
 /// and what is wrong with it.
 pub fn load_file(server: &Server, path: &std::path::Path) -> Result<file::LoadStats, String> {
     let p = &server.persistence;
-    p.loading.store(true, Relaxed);
-    p.loading_started.store(now_ms() / 1000, Relaxed);
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
-    p.loading_bytes.store(size, Relaxed);
+    let loading = Loading::begin(server, size);
     let result = load_into(server, path).and_then(|stats| {
         crate::scripting::functions::load_from_snapshot(server, &stats.functions).map_err(|e| {
             format!(
@@ -700,7 +722,7 @@ pub fn load_file(server: &Server, path: &std::path::Path) -> Result<file::LoadSt
         })?;
         Ok(stats)
     });
-    p.loading.store(false, Relaxed);
+    drop(loading);
     if let Ok(s) = &result {
         p.loaded_keys.store(s.keys_loaded, Relaxed);
         p.loaded_expired.store(s.keys_expired, Relaxed);
@@ -708,11 +730,56 @@ pub fn load_file(server: &Server, path: &std::path::Path) -> Result<file::LoadSt
     result
 }
 
+/// The dataset is loading (start-up file, a replica's full sync): clients
+/// get `-LOADING` and INFO's loading fields until this is dropped.
+pub(crate) struct Loading<'a>(&'a Persistence);
+
+impl<'a> Loading<'a> {
+    pub(crate) fn begin(server: &'a Server, bytes: u64) -> Loading<'a> {
+        let p = &server.persistence;
+        p.loading_started.store(now_ms() / 1000, Relaxed);
+        p.loading_bytes.store(bytes, Relaxed);
+        p.loading.store(true, Relaxed);
+        Loading(p)
+    }
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        self.0.loading.store(false, Relaxed);
+    }
+}
+
+/// `key-load-delay` (a testing knob, as in Redis): called once per key
+/// loaded, it sleeps that many microseconds, or with a negative value one
+/// microsecond every that many keys.
+pub(crate) fn key_load_delay(server: &Server) -> impl FnMut() {
+    let delay: i64 = server
+        .config
+        .get("key-load-delay")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut keys = 0i64;
+    move || {
+        keys += 1;
+        let us = match delay {
+            0 => 0,
+            d if d > 0 => d as u64,
+            d => u64::from(keys % d == 0),
+        };
+        if us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(us));
+        }
+    }
+}
+
 fn load_into(server: &Server, path: &std::path::Path) -> Result<file::LoadStats, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let ks = &server.keyspace;
     let limits = limits(server);
+    let mut delay = key_load_delay(server);
     file::load(&data, &limits, ks.dbnum(), now_ms(), |l| {
+        delay();
         let mut e = Entry::new(l.key, l.value, l.expire_at);
         if let Some(idle) = l.idle {
             e.restore_idle(idle as u64);

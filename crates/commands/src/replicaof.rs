@@ -409,7 +409,11 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
     let ks = &server.keyspace;
     let limits = crate::persist::limits(server);
     let mut keys: Vec<(usize, KeyEntry)> = Vec::new();
+    // Clients get -LOADING until the keys are in, as from a Redis replica.
+    let loading = crate::persist::Loading::begin(server, rdb.len() as u64);
+    let mut delay = crate::persist::key_load_delay(server);
     let stats = damselfly_persistence::file::load(rdb, &limits, ks.dbnum(), 0, |l| {
+        delay();
         keys.push((l.db, KeyEntry::new(l.key, l.value, l.expire_at)));
         Ok(())
     })
@@ -429,6 +433,8 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
             }
         }
     }
+    // FUNCTION LOAD below runs as a command, which -LOADING would refuse.
+    drop(loading);
     server.tracking.flushed(&server.pubsub);
     // The master's function libraries replace ours, as its keys did.
     let Some(server) = server.persistence.server.get().and_then(Weak::upgrade) else {
