@@ -753,3 +753,44 @@ fn clients_get_loading_while_a_full_syncs_rdb_loads() {
         Some("0")
     );
 }
+
+#[test]
+fn clients_blocked_on_a_master_that_turns_replica_are_unblocked_as_redis_does() {
+    let master = redis_master();
+    let port = master.port.to_string();
+    let mut replies = Vec::new();
+    for p in [redis(), damselfly(&[])] {
+        let mut blocked = Conn::open(p.port);
+        blocked.send(&["BLPOP", "foo", "0"]);
+        let mut c = Conn::open(p.port);
+        wait_for("the client to block", || {
+            info_field(&mut c, "clients", "blocked_clients").as_deref() == Some("1")
+        });
+        assert_eq!(c.cmd(&["REPLICAOF", "127.0.0.1", &port]), "+OK\r\n");
+        replies.push(String::from_utf8_lossy(&blocked.read()).into_owned());
+        c.cmd(&["REPLICAOF", "NO", "ONE"]);
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert!(
+        replies[0].starts_with("-UNBLOCKED force unblock"),
+        "{}",
+        replies[0]
+    );
+}
+
+/// A replica keeps keys past their TTL until the master's DEL; DEBUG
+/// OBJECT sees them there (Redis's suite checks a replica this way), and
+/// on a master until they are deleted.
+#[test]
+fn debug_object_finds_a_key_past_its_ttl_as_redis_does() {
+    let r = crate::support::redis_with(&["--enable-debug-command", "yes"]);
+    for p in [r, damselfly(&[])] {
+        let mut c = Conn::open(p.port);
+        c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        c.cmd(&["SET", "k", "v", "PX", "1"]);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(c.cmd(&["DEBUG", "OBJECT", "k"]).starts_with("+Value at:"));
+        assert_eq!(c.cmd(&["EXISTS", "k"]), ":0\r\n");
+        assert_eq!(c.cmd(&["DEBUG", "OBJECT", "k"]), "-ERR no such key\r\n");
+    }
+}

@@ -860,7 +860,12 @@ pub(crate) fn served_pop(db: usize, op: &BlockOp, key: &[u8]) {
             };
             return also(db, &[pop, key, count.to_string().as_bytes()]);
         }
-        BlockOp::Move { dst, from, to } => vec![b"LMOVE", key, dst, end(from), end(to)],
+        BlockOp::Move {
+            dst,
+            rpoplpush: true,
+            ..
+        } => vec![b"RPOPLPUSH", key, dst],
+        BlockOp::Move { dst, from, to, .. } => vec![b"LMOVE", key, dst, end(from), end(to)],
         BlockOp::ZPop { max } => vec![if *max { b"ZPOPMAX" } else { b"ZPOPMIN" }, key],
         BlockOp::ZMPop { max, count } => {
             let pop: &[u8] = if *max { b"ZPOPMAX" } else { b"ZPOPMIN" };

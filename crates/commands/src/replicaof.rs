@@ -102,6 +102,7 @@ pub fn follow(server: &Arc<Server>, host: &str, port: u16, continue_own: bool) {
             c.disconnect();
         }
     });
+    crate::list::unblock_all_for_role_change(server);
     let hooks = Arc::new(Hooks {
         server: Arc::downgrade(server),
         db: Default::default(),
@@ -378,6 +379,21 @@ impl MasterClient for Master {
         }
         damselfly_storage::set_from_master(false);
         self.failed = self.reply.as_bytes().first() == Some(&b'-');
+        if self.failed {
+            // Redis's replica logs an error reply to its master this way
+            // (the data may have diverged).
+            let err = String::from_utf8_lossy(self.reply.as_bytes());
+            let known = crate::table::lookup(args.get(0).unwrap_or_default()).is_some();
+            let name = if known {
+                String::from_utf8_lossy(args.get(0).unwrap_or_default()).to_lowercase()
+            } else {
+                "<unknown>".into()
+            };
+            self.server.host.log(&format!(
+                "== CRITICAL == This replica is sending an error to its master: '{}' after processing the command '{name}'",
+                err.trim_start_matches('-').trim_end()
+            ));
+        }
         self.reply.clear();
         // Messages queued for the master client (it never subscribes, but
         // a tracking redirect could name it) are dropped.
