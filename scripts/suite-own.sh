@@ -22,6 +22,10 @@ trap 'rm -rf "$dir"' EXIT
 cp -a "$SHARED/redis-suite/redis-7.0.15/." "$dir/"
 mkdir -p "$dir/src"
 cp "target/$PROFILE/damselfly" "$dir/src/redis-server"
+# Tests that drive a load (psync2-reg) run src/redis-benchmark: Debian's.
+for t in redis-benchmark redis-cli; do
+    [ -e "$dir/src/$t" ] || ! command -v $t >/dev/null || cp "$(command -v $t)" "$dir/src/$t"
+done
 skip=()
 [ -n "${SKIP:-}" ] && skip=(--skiptest "/$SKIP")
 total_ok=0; total_bad=0

@@ -794,3 +794,33 @@ fn debug_object_finds_a_key_past_its_ttl_as_redis_does() {
         assert_eq!(c.cmd(&["DEBUG", "OBJECT", "k"]), "-ERR no such key\r\n");
     }
 }
+
+/// Redis's replica expires the keys its own clients gave a TTL (a writable
+/// replica's; the master knows nothing of them), never the master's.
+#[test]
+fn a_writable_replica_expires_only_the_keys_its_clients_gave_a_ttl() {
+    let m = crate::support::redis_with(&["--enable-debug-command", "yes"]);
+    let mut mc = Conn::open(m.port);
+    mc.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    mc.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    mc.cmd(&["SET", "m1", "1", "PX", "100"]);
+    mc.cmd(&["SET", "m2", "1", "PX", "100"]);
+    let d = damselfly(&[]);
+    let mut dc = Conn::open(d.port);
+    dc.cmd(&["REPLICAOF", "127.0.0.1", &m.port.to_string()]);
+    wait_caught_up(m.port, d.port);
+    dc.cmd(&["CONFIG", "SET", "replica-read-only", "no"]);
+    assert_eq!(dc.cmd(&["SET", "local", "1", "PX", "100"]), "+OK\r\n");
+    assert_eq!(dc.cmd(&["DBSIZE"]), ":3\r\n");
+    wait_for("the local key to expire", || {
+        dc.cmd(&["DBSIZE"]) == ":2\r\n"
+    });
+    // The master's keys, past their TTL, read as gone but stay; a write
+    // from a client makes a new key without the TTL.
+    assert_eq!(dc.cmd(&["EXISTS", "m1", "m2"]), ":0\r\n");
+    assert_eq!(dc.cmd(&["INCR", "m1"]), ":1\r\n");
+    assert_eq!(dc.cmd(&["TTL", "m1"]), ":-1\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(dc.cmd(&["DBSIZE"]), ":2\r\n");
+    dc.cmd(&["REPLICAOF", "NO", "ONE"]);
+}

@@ -517,6 +517,16 @@ pub(crate) fn begin_sync_save(
     Ok(snap)
 }
 
+/// A diskless full sync's snapshot shows as a background save in INFO
+/// (`rdb_bgsave_in_progress`), as Redis's RDB child for sockets does.
+pub(crate) fn diskless_save_running(server: &Server, running: bool) {
+    let p = &server.persistence;
+    if running {
+        p.bgsave_started_ms.store(now_ms(), Relaxed);
+    }
+    p.bgsave_running.store(running, Relaxed);
+}
+
 pub(crate) fn sync_save_done(server: &Server, result: &std::io::Result<snapshot::Saved>) -> bool {
     let ok = report(server, result, true);
     finished(server, true, if ok { Ok(()) } else { Err(()) });

@@ -297,11 +297,13 @@ fn register(
     at
 }
 
-/// After the RDB: each replica still there gets the stream buffered since
-/// the snapshot (for the `$EOF:` form after its first ACK).
-fn finish(server: &Server, members: &[Member], eof: bool, bytes: u64) {
+/// After the RDB: each replica still there gets `tail` (the `$EOF:` form's
+/// end mark, sent as its phase changes, so that its first ACK cannot come
+/// before), then the stream buffered since the snapshot (for the `$EOF:`
+/// form after that ACK).
+fn finish(server: &Server, members: &[Member], eof: bool, tail: &[u8], bytes: u64) {
     for m in members {
-        if server.repl.finish_full_sync(m.info.id, &[], eof) {
+        if server.repl.finish_full_sync(m.info.id, tail, eof) {
             server.host.log(&format!(
                 "Synchronization with replica {} succeeded ({bytes} bytes)",
                 m.info.addr
@@ -458,6 +460,7 @@ fn diskless_sync(server: &Arc<Server>) {
         bytes: 0,
     };
     let ks = &server.keyspace;
+    crate::persist::diskless_save_running(server, true);
     let begun = {
         let mut all = ks.lock_all();
         register(server, &members, format!("$EOF:{mark}\r\n").as_bytes());
@@ -472,12 +475,12 @@ fn diskless_sync(server: &Arc<Server>) {
         )
     };
     let result = begun.and_then(|s| s.finish(ks, || readers.ready(server)));
+    crate::persist::diskless_save_running(server, false);
     crate::persist::release(server);
     match result {
         Ok(mut out) => {
-            let _ = std::io::Write::write_all(&mut out, mark.as_bytes());
             let _ = std::io::Write::flush(&mut out);
-            finish(server, &members, true, out.bytes);
+            finish(server, &members, true, mark.as_bytes(), out.bytes);
         }
         Err(e) => fail(server, &members, &format!("Diskless full sync failed: {e}")),
     }
@@ -570,7 +573,7 @@ fn disk_sync(server: &Arc<Server>, first: Member) {
         readers.send(&chunk[..n]);
         sent += n as u64;
     }
-    finish(server, &members, false, len);
+    finish(server, &members, false, &[], len);
 }
 
 fn disconnect(server: &Server, id: u64) {

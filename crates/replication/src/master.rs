@@ -283,10 +283,11 @@ impl Replication {
         true
     }
 
-    /// Sends a replica its snapshot (already framed: `$len\r\n` or, with
-    /// `eof`, the `$EOF:` form) and what the stream buffered since (after
-    /// its first ACK for the `$EOF:` form), then streams to it live. False
-    /// when the replica went away meanwhile.
+    /// Sends a replica what is left of its snapshot (`payload`: the framed
+    /// RDB, or only the `$EOF:` form's end mark when the rest was streamed
+    /// already) and what the stream buffered since (after its first ACK for
+    /// the `$EOF:` form), then streams to it live. False when the replica
+    /// went away meanwhile.
     pub fn finish_full_sync(&self, client: u64, payload: &[u8], eof: bool) -> bool {
         let mut g = self.inner.lock();
         let Some(i) = g.stream.replicas.iter().position(|r| r.id == client) else {
