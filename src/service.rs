@@ -118,6 +118,14 @@ impl Session for Conn {
         self.client.info.outbox.written();
     }
 
+    fn batch_begin(&mut self) {
+        damselfly_commands::dispatch::batch_begin();
+    }
+
+    fn batch_end(&mut self) {
+        damselfly_commands::dispatch::batch_end();
+    }
+
     fn closing(&mut self) {
         damselfly_commands::release_client(&self.server, &mut self.client);
         self.server.repl.remove_replica(self.client.id());
@@ -305,6 +313,7 @@ impl Service for App {
     /// Periodic work: the tracking table's size limit, pending BCAST
     /// invalidations, active expiry.
     fn tick(&self, worker: usize, workers: usize) {
+        damselfly_storage::calibrate_clock();
         let s = &self.server;
         s.tracking.enforce_limit(&s.pubsub);
         s.tracking.flush_bcast(&s.pubsub);

@@ -9,6 +9,8 @@
 //! Invariants:
 //! - One read, then every complete request in the buffer is executed and the
 //!   replies are written with one write (pipelining costs one syscall each way).
+//!   That write waits for the end of the worker's round (every connection
+//!   with input has run), as Redis writes before it sleeps.
 //! - A protocol error is answered with Redis's text and the connection closed.
 //! - A client's buffer is bounded by `client-query-buffer-limit`; past it the
 //!   connection is closed, and other clients never notice.
@@ -86,6 +88,11 @@ pub trait Session {
     }
     /// Everything taken so far reached the socket.
     fn pushed_written(&mut self) {}
+    /// Requests are about to run without a wait between them: after a
+    /// read, and again after any wait within the batch.
+    fn batch_begin(&mut self) {}
+    /// The batch's requests have run, or it is about to wait.
+    fn batch_end(&mut self) {}
     /// The connection is about to close (QUIT, a protocol error): drop the
     /// client's registrations now, before its last reply can be read, so
     /// that no one sees it alive after that (must be safe to repeat).
@@ -419,6 +426,14 @@ async fn flush<T: Session, IO: AsyncWrite + Unpin>(
     true
 }
 
+/// Completes once the worker has run the other tasks that were ready and
+/// polled its sockets again: tokio's `yield_now` hands its wake-up to the
+/// scheduler, which delivers it only after it ran out of ready tasks and
+/// polled the driver.
+async fn end_of_round() {
+    tokio::task::yield_now().await;
+}
+
 /// Completes after `idle`, or never.
 async fn idle_expired(idle: Option<Duration>) {
     match idle {
@@ -481,6 +496,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         first = false;
+        session.batch_begin();
         let limits = session.limits();
         let mut pos = 0;
         let mut open = true;
@@ -508,13 +524,16 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                         }
                         Flow::Retry(wait) => {
                             pos -= consumed;
+                            session.batch_end();
                             if !flush(&mut stream, &mut out, &mut session).await {
                                 return;
                             }
                             wait.await;
+                            session.batch_begin();
                             continue;
                         }
                         Flow::Wait(mut reply) => {
+                            session.batch_end();
                             if !flush(&mut stream, &mut out, &mut session).await {
                                 return;
                             }
@@ -542,10 +561,15 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                                     () = std::future::poll_fn(|cx| session.poll_dropped(cx)) => return,
                                 }
                             }
+                            session.batch_begin();
                         }
                     }
-                    if out.len() >= FLUSH_AT && !flush(&mut stream, &mut out, &mut session).await {
-                        return;
+                    if out.len() >= FLUSH_AT {
+                        session.batch_end();
+                        if !flush(&mut stream, &mut out, &mut session).await {
+                            return;
+                        }
+                        session.batch_begin();
                     }
                 }
                 Ok(Parsed::Incomplete { hint }) => {
@@ -559,6 +583,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
+        session.batch_end();
         inbuf.drain(..pos);
         session.query_pending(inbuf.len());
         if need > inbuf.len() {
@@ -567,12 +592,24 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
         if inbuf.capacity() > 4 * READ_CHUNK && inbuf.len() < READ_CHUNK && need == 0 {
             inbuf.shrink_to(READ_CHUNK);
         }
-        // Messages that arrived during the batch follow its replies.
-        if open && !session.take_pushed(&mut out) {
-            return;
-        }
         if !open {
             session.closing();
+        } else {
+            if !out.is_empty() {
+                // The replies wait until this worker has run every
+                // connection with input ready (Redis writes in
+                // `beforeSleep`): the first write of the round wakes a
+                // sleeping client, which is usually still running when the
+                // later ones reach it, so a round costs one wake-up per
+                // client process rather than one per write (each a
+                // cross-CPU interrupt).
+                session.output_pending(out.len());
+                end_of_round().await;
+            }
+            // Messages that arrived during the batch follow its replies.
+            if !session.take_pushed(&mut out) {
+                return;
+            }
         }
         if !flush(&mut stream, &mut out, &mut session).await {
             return;
