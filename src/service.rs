@@ -126,6 +126,14 @@ impl Session for Conn {
         damselfly_commands::dispatch::batch_end();
     }
 
+    fn prefetch(&mut self, args: &Args<'_>) -> u64 {
+        damselfly_commands::dispatch::prefetch(&self.server, self.client.db, args)
+    }
+
+    fn prefetch_more(&mut self, cookie: u64) {
+        self.server.keyspace.prefetch_entry(cookie);
+    }
+
     fn closing(&mut self) {
         damselfly_commands::release_client(&self.server, &mut self.client);
         self.server.repl.remove_replica(self.client.id());

@@ -35,6 +35,21 @@ fn last_reading() -> u64 {
     LAST_READING.with(std::cell::Cell::get)
 }
 
+/// Warms the cache for a request that runs soon, with the rest of its
+/// pipeline: for a command on one key, the first step of
+/// `Keyspace::prefetch_bucket`; its cookie goes to `prefetch_entry`.
+pub fn prefetch(server: &Server, db: usize, args: &Args<'_>) -> u64 {
+    let (Some(name), Some(key)) = (args.get(0), args.get(1)) else {
+        return 0;
+    };
+    match lookup(name) {
+        Some(e) if matches!(e.cmd.keys, Keys::Range(1, 1, _)) => {
+            server.keyspace.prefetch_bucket(db, key)
+        }
+        _ => 0,
+    }
+}
+
 pub(crate) fn count_error(stats: &ThreadStats, err: &CmdError) {
     *stats.errors.lock().entry(err.code()).or_insert(0) += 1;
 }

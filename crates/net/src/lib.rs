@@ -93,6 +93,14 @@ pub trait Session {
     fn batch_begin(&mut self) {}
     /// The batch's requests have run, or it is about to wait.
     fn batch_end(&mut self) {}
+    /// A pipelined request will run soon: start loading what it touches.
+    /// Returns what `prefetch_more` takes once the others are started
+    /// too (0: nothing).
+    fn prefetch(&mut self, _args: &Args<'_>) -> u64 {
+        0
+    }
+    /// The second step of warming a request (what `prefetch` returned).
+    fn prefetch_more(&mut self, _cookie: u64) {}
     /// The connection is about to close (QUIT, a protocol error): drop the
     /// client's registrations now, before its last reply can be read, so
     /// that no one sees it alive after that (must be safe to repeat).
@@ -390,6 +398,35 @@ fn raw_fd(_s: &std::net::TcpStream) -> i64 {
     -1
 }
 
+/// Pipelined requests warmed together: enough for their memory loads to
+/// overlap, few enough that the first is still cached when it runs.
+const WARM_MAX: usize = 16;
+
+/// Warms the cache for the next requests of `input` (at most `WARM_MAX`),
+/// each step for all of them before the next step, so that their memory
+/// loads overlap instead of each stalling its command in turn. Returns the
+/// bytes of the requests covered. Only a look: the requests are parsed
+/// again when they run (a request can change the limits of the next).
+fn warm<T: Session>(input: &[u8], limits: &Limits, session: &mut T, req: &mut Request) -> usize {
+    let mut cookies = [0u64; WARM_MAX];
+    let mut n = 0;
+    let mut pos = 0;
+    while n < WARM_MAX && pos < input.len() {
+        let Ok(Parsed::Complete { consumed }) = parse_request(&input[pos..], limits, req) else {
+            break;
+        };
+        if !req.is_empty() {
+            cookies[n] = session.prefetch(&req.args(&input[pos..]));
+        }
+        pos += consumed;
+        n += 1;
+    }
+    for &c in cookies[..n].iter().filter(|&&c| c != 0) {
+        session.prefetch_more(c);
+    }
+    pos.max(1)
+}
+
 /// Writes `bytes`, giving up (false) when the socket fails or the session
 /// says the client must go: a subscriber that never reads is dropped even
 /// though its socket buffer is full.
@@ -449,6 +486,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut req = Request::new();
+    let mut ahead = Request::new();
     let mut out = Reply::new();
     let mut need = 0usize;
     let mut first = true;
@@ -499,12 +537,18 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
         session.batch_begin();
         let limits = session.limits();
         let mut pos = 0;
+        let mut warmed = 0;
         let mut open = true;
         need = 0;
         while pos < inbuf.len() {
             let input = &inbuf[pos..];
             match parse_request(input, &limits, &mut req) {
                 Ok(Parsed::Complete { consumed }) => {
+                    // More requests follow in the buffer (a pipeline):
+                    // warm this one and the next few together.
+                    if pos >= warmed && consumed < input.len() {
+                        warmed = pos + warm(input, &limits, &mut session, &mut ahead);
+                    }
                     // Messages queued before this request precede its reply.
                     if !session.take_pushed(&mut out) {
                         return;
