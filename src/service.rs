@@ -118,6 +118,22 @@ impl Session for Conn {
         self.client.info.outbox.written();
     }
 
+    fn batch_begin(&mut self) {
+        damselfly_commands::dispatch::batch_begin();
+    }
+
+    fn batch_end(&mut self) {
+        damselfly_commands::dispatch::batch_end();
+    }
+
+    fn prefetch(&mut self, args: &Args<'_>) -> u64 {
+        damselfly_commands::dispatch::prefetch(&self.server, self.client.db, args)
+    }
+
+    fn prefetch_more(&mut self, cookie: u64) {
+        self.server.keyspace.prefetch_entry(cookie);
+    }
+
     fn closing(&mut self) {
         damselfly_commands::release_client(&self.server, &mut self.client);
         self.server.repl.remove_replica(self.client.id());
@@ -312,6 +328,7 @@ impl Service for App {
     /// Periodic work: the tracking table's size limit, pending BCAST
     /// invalidations, active expiry.
     fn tick(&self, worker: usize, workers: usize) -> bool {
+        damselfly_storage::calibrate_clock();
         let s = &self.server;
         let continuing = EXPIRE_CYCLE.with(|c| c.get()).is_some();
         if !continuing {
