@@ -406,7 +406,8 @@ impl App {
                     }
                 }
             }
-            return;
+            EXPIRE_CYCLE.with(|c| c.set(None));
+            return false;
         }
         if !ks.active_expire() || !damselfly_storage::expiry_deletes(damselfly_storage::now_ms()) {
             EXPIRE_CYCLE.with(|c| c.set(None));
