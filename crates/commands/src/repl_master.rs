@@ -131,8 +131,30 @@ fn psync(ctx: &mut Ctx, args: &Args) -> CmdResult {
         return Ok(());
     }
     let replid = args.get(1).unwrap_or_default();
-    let offset = parse_i64(args.get(2).unwrap_or_default()).ok_or(CmdError::NotInteger)?;
     let server = ctx.server;
+    // An old master handing its role over (FAILOVER) asks us to promote
+    // ourselves: only when we follow its very history.
+    if args.get(3).is_some_and(|a| eq(a, "failover")) {
+        if !server.replica.following() {
+            return Err(CmdError::Other(
+                "ERR PSYNC FAILOVER can't be sent to a master.".into(),
+            ));
+        }
+        if replid != server.repl.state().replid.as_bytes() {
+            return Err(CmdError::Other(
+                "ERR PSYNC FAILOVER replid must match my replid.".into(),
+            ));
+        }
+        crate::replicaof::stop(server);
+        server.host.log(&format!(
+            "Failover request received for replid {}; MASTER MODE enabled (failover request from 'id={} addr={}')",
+            lossy(replid),
+            ctx.client.id(),
+            ctx.client.info.addr
+        ));
+    }
+    sync_allowed(server)?;
+    let offset = parse_i64(args.get(2).unwrap_or_default()).ok_or(CmdError::NotInteger)?;
     let info = ctx.client.info.clone();
     let ip = replica_ip(server, &info);
     let mut head = Vec::new();
@@ -156,7 +178,22 @@ fn sync(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     if ctx.client.info.replica.load(Relaxed) {
         return Ok(());
     }
+    sync_allowed(ctx.server)?;
     full_sync(ctx, false)
+}
+
+/// No replica may sync from us while we fail over, nor while we are a
+/// replica whose own link is not up (we would have nothing to pass on).
+fn sync_allowed(server: &Server) -> CmdResult {
+    if crate::failover::active() {
+        return Err(CmdError::Other(
+            "NOMASTERLINK Can't SYNC while failing over".into(),
+        ));
+    }
+    if server.replica.following() && !server.replica.link_up() {
+        return Err(CmdError::NoMasterLink);
+    }
+    Ok(())
 }
 
 /// Starts a full sync on its own thread; the replica gets everything,
@@ -204,7 +241,9 @@ fn run_full_sync(server: &Arc<Server>, info: &Arc<ClientInfo>, psync: bool, eof:
     let ks = &server.keyspace;
     let ip = replica_ip(server, info);
     let link = link(server, info);
-    let begun = {
+    // A replica of a replica: the snapshot and the offset it starts from
+    // are taken while our own link applies nothing.
+    let begun = server.replica.quiesced(|| {
         let mut all = ks.lock_all();
         let (replid, offset) =
             server
@@ -213,14 +252,21 @@ fn run_full_sync(server: &Arc<Server>, info: &Arc<ClientInfo>, psync: bool, eof:
         if psync {
             link.send_bulk(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
         }
+        // The DB our stream is in, which the replica's master client
+        // starts in (a replica passes on its master's stream, which
+        // selects no DB again for it).
+        let mut aux = crate::persist::aux_fields().to_vec();
+        aux.push(("repl-stream-db", crate::replicaof::stream_db().to_string()));
+        aux.push(("repl-id", replid.to_string()));
+        aux.push(("repl-offset", offset.to_string()));
         damselfly_persistence::snapshot::begin_memory(
             ks,
             &mut all,
             crate::persist::limits(server),
-            &crate::persist::aux_fields(),
+            &aux,
             &crate::scripting::functions::library_codes(server),
         )
-    };
+    });
     let rdb = begun.and_then(|s| s.finish(ks));
     crate::persist::release(server);
     let rdb = match rdb {
@@ -312,7 +358,12 @@ fn start_cron(server: &Server) {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(10u64)
                         .max(1);
-                    if ticks % period == 0 && !server.repl.replicas().is_empty() {
+                    // No PING while a failover waits for a replica to
+                    // reach our offset.
+                    if ticks % period == 0
+                        && !server.repl.replicas().is_empty()
+                        && !crate::failover::active()
+                    {
                         let mut ping = Vec::new();
                         master::encode(&mut ping, &[b"ping"]);
                         server.repl.feed_raw(&ping);
@@ -425,6 +476,9 @@ impl WaitAcks {
 
 /// WAIT numreplicas timeout
 fn wait(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    if ctx.server.replica.following() {
+        return Err(CmdError::Other("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.".into()));
+    }
     let want = parse_i64(args.get(1).unwrap_or_default()).ok_or(CmdError::NotInteger)?;
     let timeout = parse_i64(args.get(2).unwrap_or_default()).ok_or(CmdError::InvalidTimeout)?;
     if timeout < 0 {
@@ -598,7 +652,7 @@ pub fn info_replication(server: &Server, line: &mut dyn FnMut(&str, &dyn std::fm
             ),
         );
     }
-    line("master_failover_state", &"no-failover");
+    line("master_failover_state", &crate::failover::state_name());
     line("master_replid", &state.replid);
     line("master_replid2", &state.replid2);
     line("master_repl_offset", &state.master_repl_offset);
