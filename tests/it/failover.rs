@@ -69,6 +69,28 @@ fn failover_errors_match_redis() {
     );
 }
 
+/// What Sentinel sends to promote a replica and to reconfigure the others,
+/// inside MULTI (CONFIG REWRITE fails without a config file, as Redis's).
+#[test]
+fn sentinel_reconfiguration_transactions_match_redis() {
+    diff(
+        "MULTI
+         SLAVEOF 127.0.0.1 1
+         CONFIG REWRITE
+         CLIENT KILL TYPE normal
+         EXEC
+         ROLE
+         MULTI
+         SLAVEOF NO ONE
+         CONFIG REWRITE
+         CLIENT KILL TYPE normal
+         CLIENT KILL TYPE pubsub
+         EXEC
+         ROLE
+         SLAVEOF NO ONE",
+    );
+}
+
 /// The replies that need replicas: each server with one replica of its
 /// own kind, compared reply for reply.
 #[test]
@@ -323,6 +345,8 @@ fn sentinels_promote_a_damselfly_replica_and_the_old_master_rejoins() {
         Conn::open(other.port).cmd(&["GET", "after"]),
         "$8\r\nfailover\r\n"
     );
+    // The other replica continued from the promoted one's replid2.
+    assert_eq!(stats(new.port).0, 0, "no full sync after the promotion");
     // The old master comes back on its port and is turned into a replica.
     m.child =
         crate::support::spawn_damselfly(m.port, &m.dir.0, &NO_DELAY, std::process::Stdio::null());
