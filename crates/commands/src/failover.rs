@@ -108,7 +108,8 @@ fn failover(ctx: &mut Ctx, args: &Args) -> CmdResult {
         let left = args.len() - i - 1;
         if eq(a, "to") && to.is_none() && left >= 2 {
             let host = String::from_utf8_lossy(args.get(i + 1).unwrap_or_default()).into_owned();
-            let port = parse_i64(args.get(i + 2).unwrap_or_default()).ok_or(CmdError::NotInteger)?;
+            let port =
+                parse_i64(args.get(i + 2).unwrap_or_default()).ok_or(CmdError::NotInteger)?;
             to = Some((host, port.clamp(0, 65535) as u16));
             i += 3;
         } else if eq(a, "timeout") && timeout.is_none() && left >= 1 {
@@ -174,9 +175,10 @@ fn failover(ctx: &mut Ctx, args: &Args) -> CmdResult {
         st.deadline = timeout.map_or(0, |t| ctx.now.saturating_add(t as u64));
         st.force = force;
         st.generation += 1;
-        server
-            .host
-            .log(&format!("FAILOVER requested to {}.", target_name(&st.target)));
+        server.host.log(&format!(
+            "FAILOVER requested to {}.",
+            target_name(&st.target)
+        ));
         st.generation
     };
     server.pause.pause_failover(true);
@@ -279,10 +281,9 @@ fn end(server: &Server, why: Option<&str>) {
             crate::replicaof::stop(server);
         }
     } else {
-        server.host.log(&format!(
-            "Failover to {} succeeded.",
-            target_name(&target)
-        ));
+        server
+            .host
+            .log(&format!("Failover to {} succeeded.", target_name(&target)));
     }
     server.pause.pause_failover(false);
 }

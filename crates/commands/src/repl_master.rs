@@ -663,6 +663,81 @@ pub fn info_replication(server: &Server, line: &mut dyn FnMut(&str, &dyn std::fm
     line("repl_backlog_histlen", &histlen);
 }
 
+/// The replication fields an RDB saved to disk carries (Redis's
+/// `repl-stream-db`, `repl-id`, `repl-offset`), so that after a restart
+/// replicas continue from us, or we from our master, with a partial
+/// resync: a replica's always, a master's while it has a backlog.
+/// Called under every shard lock, where the offset names the data.
+pub(crate) fn rdb_aux(server: &Server) -> Vec<(&'static str, String)> {
+    let following = server.replica.following();
+    if !following && !server.repl.backlog_info().0 {
+        return Vec::new();
+    }
+    let st = server.repl.state().clone();
+    vec![
+        ("repl-stream-db", crate::replicaof::stream_db().to_string()),
+        ("repl-id", st.replid.to_string()),
+        ("repl-offset", st.master_repl_offset.to_string()),
+    ]
+}
+
+/// Keys the last RDB load found expired, by DB and name.
+static EXPIRED_AT_LOAD: parking_lot::Mutex<Vec<(usize, Vec<u8>)>> =
+    parking_lot::Mutex::new(Vec::new());
+
+pub(crate) fn set_expired_at_load(keys: Vec<(usize, Vec<u8>)>) {
+    *EXPIRED_AT_LOAD.lock() = keys;
+}
+
+/// At start-up, after loading an RDB with the fields of `rdb_aux`: a
+/// replica takes them as the point its master's history reached (returns
+/// true: its first PSYNC offers them); a master keeps the old history as
+/// replid2 under a new replid, with an empty backlog from that offset, so
+/// its old replicas continue partially (Redis 7.0 does both). The keys
+/// the load found expired go into that backlog as DELs, as the replicas
+/// still hold them.
+pub fn restore_from_rdb(server: &Server, aux: &[(Vec<u8>, Vec<u8>)], replica: bool) -> bool {
+    let expired = std::mem::take(&mut *EXPIRED_AT_LOAD.lock());
+    let get = |k: &str| {
+        aux.iter()
+            .find(|(n, _)| n == k.as_bytes())
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    };
+    let id = get("repl-id").and_then(|v| damselfly_replication::ReplId::parse(v.as_bytes()));
+    let offset = get("repl-offset").and_then(|v| v.parse::<i64>().ok());
+    let (Some(id), Some(offset)) = (id, offset.filter(|&o| o >= 0)) else {
+        return false;
+    };
+    let db = get("repl-stream-db")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    {
+        let mut st = server.repl.state();
+        st.replid = id;
+        st.master_repl_offset = offset;
+        if !replica {
+            st.shift_replid();
+        }
+    }
+    if replica {
+        crate::replicaof::set_stream_db(db);
+        return true;
+    }
+    server.repl.ensure_backlog(backlog_size(server));
+    let del: &[u8] = if server.config.get("lazyfree-lazy-expire").as_deref() == Some("yes") {
+        b"UNLINK"
+    } else {
+        b"DEL"
+    };
+    for (db, key) in expired {
+        server.repl.append(&[master::Op {
+            db,
+            args: vec![del.to_vec(), key],
+        }]);
+    }
+    true
+}
+
 /// INFO stats: sync_full, sync_partial_ok, sync_partial_err.
 pub fn sync_counters(server: &Server) -> (u64, u64, u64) {
     server.repl.sync_counters()

@@ -66,6 +66,12 @@ pub(crate) fn stream_db() -> usize {
     }
 }
 
+/// The DB a replica's master client starts in after a restart (the
+/// `repl-stream-db` of the RDB it loaded).
+pub(crate) fn set_stream_db(db: usize) {
+    STREAM_DB.store(db, Relaxed);
+}
+
 /// Closes every replica's connection: our replication ID changed, and
 /// they learn the new one by reconnecting (a partial resync).
 pub(crate) fn drop_replicas(server: &Server) {
@@ -86,6 +92,7 @@ fn replicaof(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let a1 = args.get(1).unwrap_or_default();
     let a2 = args.get(2).unwrap_or_default();
     if a1.eq_ignore_ascii_case(b"no") && a2.eq_ignore_ascii_case(b"one") {
+        let _ = ctx.server.config.set_initial("replicaof", "");
         if stop(ctx.server) {
             ctx.server.host.log(&format!(
                 "MASTER MODE enabled (user request from 'id={}')",
@@ -110,6 +117,11 @@ fn replicaof(ctx: &mut Ctx, args: &Args) -> CmdResult {
     // A master turned replica offers its own history to the new master,
     // which may share it (Redis's cached master "using myself").
     let was_master = !ctx.server.replica.following();
+    // What CONFIG REWRITE writes (`replicaof host port`).
+    let _ = ctx
+        .server
+        .config
+        .set_initial("replicaof", &format!("{host} {port}"));
     follow(&server, &host, port, was_master);
     ctx.server.host.log(&format!(
         "REPLICAOF {host}:{port} enabled (user request from 'id={}')",
@@ -127,9 +139,11 @@ pub fn follow(server: &Arc<Server>, host: &str, port: u16, continue_own: bool) {
     // Our own replicas go, as in Redis: they reconnect to follow the new
     // master's stream through us (a partial resync when it continues ours).
     drop_replicas(server);
+    // The master client starts in the DB the stream was in (after a
+    // restart, the RDB's; 0 on a master turned replica).
     let hooks = Arc::new(Hooks {
         server: Arc::downgrade(server),
-        db: Default::default(),
+        db: Arc::new(AtomicUsize::new(STREAM_DB.load(Relaxed))),
     });
     server
         .replica
@@ -146,6 +160,7 @@ pub(crate) fn stop(server: &Server) -> bool {
     if was {
         drop_replicas(server);
     }
+    STREAM_DB.store(0, Relaxed);
     was
 }
 

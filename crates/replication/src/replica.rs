@@ -524,7 +524,15 @@ fn session(
             let (Some(id), Some(off)) = (id, off) else {
                 return Err(failed("PSYNC", &r));
             };
-            full_sync(&mut c, link, repl, host, can_continue, (id, off), settings.backlog_size)?;
+            full_sync(
+                &mut c,
+                link,
+                repl,
+                host,
+                can_continue,
+                (id, off),
+                settings.backlog_size,
+            )?;
         }
         b"+CONTINUE" => {
             if let Some(new) = words.next().and_then(ReplId::parse) {
