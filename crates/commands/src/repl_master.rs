@@ -667,15 +667,22 @@ pub fn info_replication(server: &Server, line: &mut dyn FnMut(&str, &dyn std::fm
 /// `repl-stream-db`, `repl-id`, `repl-offset`), so that after a restart
 /// replicas continue from us, or we from our master, with a partial
 /// resync: a replica's always, a master's while it has a backlog.
-/// Called under every shard lock, where the offset names the data.
+/// Called under every shard lock, where the offset names the data (on a
+/// replica, once its link is between commands: see `try_quiesced`).
 pub(crate) fn rdb_aux(server: &Server) -> Vec<(&'static str, String)> {
     let following = server.replica.following();
     if !following && !server.repl.backlog_info().0 {
         return Vec::new();
     }
-    let st = server.repl.state().clone();
+    let wait = std::time::Duration::from_millis(50);
+    let Some(st) = server.replica.try_quiesced(wait, || {
+        (server.repl.state().clone(), crate::replicaof::stream_db())
+    }) else {
+        return Vec::new();
+    };
+    let (st, db) = st;
     vec![
-        ("repl-stream-db", crate::replicaof::stream_db().to_string()),
+        ("repl-stream-db", db.to_string()),
         ("repl-id", st.replid.to_string()),
         ("repl-offset", st.master_repl_offset.to_string()),
     ]

@@ -265,6 +265,18 @@ impl Follower {
         f()
     }
 
+    /// `quiesced` for a caller that holds shard locks, which the link may
+    /// be waiting for with its gate held: None when the gate cannot be
+    /// had within `wait`.
+    pub fn try_quiesced<R>(&self, wait: Duration, f: impl FnOnce() -> R) -> Option<R> {
+        let link = self.link.lock().clone();
+        let _gate = match &link {
+            Some(l) => Some(l.gate.try_lock_for(wait)?),
+            None => None,
+        };
+        Some(f())
+    }
+
     /// The link's status while following a master.
     pub fn status(&self) -> Option<Status> {
         Some(self.link.lock().as_ref()?.status.lock().clone())
