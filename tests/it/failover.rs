@@ -26,6 +26,13 @@ fn follow(replica: &Proc, master: &Proc) {
     let port = master.port.to_string();
     assert_eq!(c.cmd(&["REPLICAOF", "127.0.0.1", &port]), "+OK\r\n");
     wait_caught_up(master.port, replica.port);
+    // A Redis master counts a diskless-synced replica online only once its
+    // first ACK arrived (FAILOVER TO refuses it before).
+    let mut m = Conn::open(master.port);
+    let online = format!("port={},state=online", replica.port);
+    wait_for("the master to see its replica online", || {
+        m.cmd(&["INFO", "replication"]).contains(&online)
+    });
 }
 
 fn state(p: &Proc) -> String {
@@ -513,4 +520,32 @@ fn restarts_from_an_rdb_resync_partially() {
         "(sync_full, sync_partial_ok) after the replica's restart"
     );
     assert_same_data(m.port, r.port);
+}
+
+/// A chain across both servers under a write load in two DBs: Redis
+/// master, Damselfly replica, Redis replica of the Damselfly replica (which
+/// starts its stream in the DB the RDB names), and a Damselfly replica of
+/// that Redis replica.
+#[test]
+fn a_chain_through_damselfly_and_redis_replicas_converges() {
+    let (top, mid, low, bottom) = (redis(), dfly(), redis(), dfly());
+    let mut tc = Conn::open(top.port);
+    tc.cmd(&["CONFIG", "SET", "repl-backlog-size", "64mb"]);
+    follow(&mid, &top);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = start_load(top.port, &stop);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut lc = Conn::open(low.port);
+    let mport = mid.port.to_string();
+    assert_eq!(lc.cmd(&["REPLICAOF", "127.0.0.1", &mport]), "+OK\r\n");
+    let lport = low.port.to_string();
+    let mut bc = Conn::open(bottom.port);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(bc.cmd(&["REPLICAOF", "127.0.0.1", &lport]), "+OK\r\n");
+    std::thread::sleep(Duration::from_millis(500));
+    stop_load(&stop, load);
+    assert_same_data(top.port, mid.port);
+    assert_same_data(top.port, low.port);
+    assert_same_data(top.port, bottom.port);
+    assert_eq!(stats(mid.port).0, 1, "the Redis replica's one full sync");
 }

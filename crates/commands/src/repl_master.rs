@@ -348,7 +348,8 @@ fn start_cron(server: &Server) {
                             .log("Replication backlog freed after its TTL without replicas");
                         continue;
                     }
-                    if server.repl.active() {
+                    // A replica's backlog (its master's stream) too.
+                    if server.repl.backlog_info().0 {
                         server.repl.ensure_backlog(backlog_size(&server));
                     }
                     drop_timed_out(&server);
