@@ -77,7 +77,13 @@ fn failover_errors_match_redis() {
          FAILOVER
          EXEC
          PSYNC abc 1 FAILOVER
-         COMMAND INFO failover",
+         COMMAND INFO failover
+         # a replica whose link is down serves no replica of its own
+         SLAVEOF 127.0.0.1 1
+         PSYNC ? -1
+         SYNC
+         PSYNC abc 1 FAILOVER
+         SLAVEOF NO ONE",
     );
 }
 
