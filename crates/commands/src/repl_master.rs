@@ -258,19 +258,6 @@ fn spawn(f: impl FnOnce() + Send + 'static) -> CmdResult {
     }
 }
 
-/// Waits for the snapshot slot (one snapshot at a time: a running BGSAVE
-/// owns the shards' marks); false when `gone` says nobody wants it any
-/// more.
-fn claim_slot(server: &Server, mut gone: impl FnMut() -> bool) -> bool {
-    while !crate::persist::claim(server) {
-        if gone() {
-            return false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    true
-}
-
 /// Registers `members` at the current offset (the caller holds every
 /// shard) and queues +FULLRESYNC (and `head`) to each.
 fn register(
@@ -432,9 +419,21 @@ fn diskless_sync(server: &Arc<Server>) {
     while started.elapsed() < delay && !(max > 0 && waiting() >= max) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    if !claim_slot(server, || waiting() == 0) {
-        groups.lock().forming = None;
-        return;
+    // Until the slot is ours more replicas may join; if every one left,
+    // the group goes (under its lock, so that none joins it meanwhile).
+    while !crate::persist::claim(server) {
+        {
+            let mut g = groups.lock();
+            let alive_left = g
+                .forming
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|m| alive(&m.info)));
+            if !alive_left {
+                g.forming = None;
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let members: Vec<Member> = groups
         .lock()
@@ -499,8 +498,12 @@ fn save_delay(server: &Server) -> u64 {
 /// replicas may join while it is written), then `$<len>` and the file,
 /// read in chunks as the replicas take them.
 fn disk_sync(server: &Arc<Server>, first: Member) {
-    if !claim_slot(server, || !alive(&first.info)) {
-        return;
+    // One snapshot at a time: a running BGSAVE owns the shards' marks.
+    while !crate::persist::claim(server) {
+        if !alive(&first.info) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let groups = &server.full_syncs.0;
     let ks = &server.keyspace;
