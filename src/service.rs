@@ -363,6 +363,18 @@ impl App {
     /// the tick.
     fn expire_tick(&self, worker: usize, workers: usize) {
         let ks = &self.server.keyspace;
+        if damselfly_storage::is_replica() && ks.active_expire() {
+            // Only the keys this replica's own clients gave a TTL.
+            let now = damselfly_storage::now_ms();
+            for shard_idx in (worker..ks.shard_count()).step_by(workers.max(1)) {
+                if let Some(mut shard) = ks.try_lock_one(shard_idx) {
+                    if !shard.local_volatile.is_empty() {
+                        shard.expire_local(now);
+                    }
+                }
+            }
+            return;
+        }
         if !ks.active_expire() || !damselfly_storage::expiry_deletes(damselfly_storage::now_ms()) {
             return;
         }

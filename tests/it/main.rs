@@ -8,6 +8,7 @@ mod clientctl;
 mod clients;
 mod config;
 mod failover;
+mod full_sync;
 mod geo;
 mod hashes;
 mod hll;

@@ -389,14 +389,13 @@ pub const PARAMS: &[Param] = &[
     p("logtostderr", Kind::Immutable, "false"),
     // Redis's other parameters, stored so that tools and config files that
     // set them keep working; `idle` says why each is not acted on.
-    s(
+    p(
         "key-load-delay",
         Kind::Int {
             min: i32::MIN as i64,
             max: i32::MAX as i64,
         },
         "0",
-        "a testing knob of Redis's loader",
     ),
     s(
         "active-defrag-cycle-max",
@@ -652,14 +651,13 @@ pub const PARAMS: &[Param] = &[
         "disabled",
         REPL,
     ),
-    s(
+    p(
         "repl-diskless-sync-max-replicas",
         Kind::Int {
             min: 0,
             max: i32::MAX as i64,
         },
         "0",
-        REPL,
     ),
     sa(
         "replica-announce-ip",

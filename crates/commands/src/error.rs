@@ -98,6 +98,8 @@ pub enum CmdError {
     TimeoutNegative,
     /// The reply of a client released by CLIENT UNBLOCK ... ERROR.
     Unblocked,
+    /// Blocked clients of a master that becomes a replica.
+    UnblockedRoleChange,
     /// MULTI inside MULTI.
     MultiNested,
     WatchInMulti,
@@ -427,6 +429,9 @@ impl fmt::Display for CmdError {
             TimeoutNotFloat => f.write_str("ERR timeout is not a float or out of range"),
             TimeoutNegative => f.write_str("ERR timeout is negative"),
             Unblocked => f.write_str("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+            UnblockedRoleChange => f.write_str(
+                "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+            ),
             BitOffset => f.write_str("ERR bit offset is not an integer or out of range"),
             BitValue => f.write_str("ERR bit is not an integer or out of range"),
             BitArgument => f.write_str("ERR The bit argument must be 1 or 0."),

@@ -6,10 +6,10 @@
 //! A replica is an ordinary connection that sent SYNC or PSYNC: its stream
 //! goes through the connection's outbox (as pub/sub messages do), under the
 //! `client-output-buffer-limit replica` class. A full sync runs on its own
-//! thread: it takes the snapshot slot, locks every shard, registers the
-//! replica at the current offset and begins a forkless snapshot into
-//! memory under those locks, then sends `+FULLRESYNC`, the RDB and the
-//! stream buffered since.
+//! thread: it takes the snapshot slot, locks every shard, registers its
+//! replicas at the current offset and begins a forkless snapshot under
+//! those locks, then streams the RDB (diskless: straight from the
+//! snapshot; disk: from the saved file) and the stream buffered since.
 
 use crate::args::{eq, lossy, parse_i64};
 use crate::client::ClientInfo;
@@ -196,7 +196,46 @@ fn sync_allowed(server: &Server) -> CmdResult {
     Ok(())
 }
 
-/// Starts a full sync on its own thread; the replica gets everything,
+/// Replicas that share one full sync's snapshot, as Redis shares one RDB:
+/// a diskless transfer takes every replica that asks before it starts
+/// (`repl-diskless-sync-delay`, cut short by
+/// `repl-diskless-sync-max-replicas`); a disk snapshot takes those that
+/// ask while its file is still being written.
+#[derive(Default)]
+pub struct FullSyncs(parking_lot::Mutex<Groups>);
+
+#[derive(Default)]
+struct Groups {
+    /// A diskless transfer gathering replicas; its thread waits out the
+    /// delay, then takes them all.
+    forming: Option<Vec<Member>>,
+    /// The disk snapshot being written, and its +FULLRESYNC point.
+    disk: Option<DiskGroup>,
+}
+
+struct DiskGroup {
+    members: Vec<Member>,
+    replid: damselfly_replication::ReplId,
+    offset: i64,
+}
+
+/// A replica waiting for a full sync; `psync`: it gets +FULLRESYNC first.
+struct Member {
+    info: Arc<ClientInfo>,
+    psync: bool,
+}
+
+/// RDB bytes are passed on in chunks of this size.
+const CHUNK: usize = 64 << 10;
+/// The snapshot goes on only while each replica has less than this queued:
+/// what bounds a full sync's memory on the master.
+const QUEUED_MAX: usize = 4 << 20;
+
+fn alive(info: &ClientInfo) -> bool {
+    !info.gone.load(Relaxed) && !info.outbox.is_closed()
+}
+
+/// Starts (or joins) a full sync; the replica gets everything,
 /// +FULLRESYNC included, through its outbox, in order.
 fn full_sync(ctx: &mut Ctx, psync: bool) -> CmdResult {
     let server = ctx.server;
@@ -205,107 +244,382 @@ fn full_sync(ctx: &mut Ctx, psync: bool) -> CmdResult {
     info.replica.store(true, Relaxed);
     let eof = server.repl.announced(info.id).capa_eof
         && server.config.get("repl-diskless-sync").as_deref() == Some("yes");
-    server.host.log(&format!(
-        "Replica {} asks for synchronization; full resync",
-        info.addr
-    ));
-    let spawned = std::thread::Builder::new()
-        .name("repl-sync".into())
-        .spawn(move || run_full_sync(&owner, &info, psync, eof));
-    if spawned.is_err() {
-        return Err(CmdError::Other("ERR".into()));
-    }
+    server
+        .host
+        .log(&format!("Replica {} asks for synchronization", info.addr));
+    server
+        .host
+        .log(&format!("Full resync requested by replica {}", info.addr));
+    let member = Member { info, psync };
     start_cron(server);
-    Ok(())
+    let mut groups = server.full_syncs.0.lock();
+    if eof {
+        if let Some(forming) = groups.forming.as_mut() {
+            forming.push(member);
+            return Ok(());
+        }
+        groups.forming = Some(vec![member]);
+        drop(groups);
+        return spawn(move || diskless_sync(&owner));
+    }
+    if let Some(d) = groups.disk.as_mut() {
+        let with: Vec<u64> = d.members.iter().map(|m| m.info.id).collect();
+        let info = &member.info;
+        let link = link(server, info);
+        if server
+            .repl
+            .join_full_sync(info.id, replica_ip(server, info), link.clone(), &with)
+        {
+            if psync {
+                link.send_bulk(format!("+FULLRESYNC {} {}\r\n", d.replid, d.offset).as_bytes());
+            }
+            server.host.log(&format!(
+                "Waiting for end of BGSAVE for SYNC of replica {}",
+                info.addr
+            ));
+            d.members.push(member);
+            return Ok(());
+        }
+    }
+    drop(groups);
+    spawn(move || disk_sync(&owner, member))
 }
 
-fn run_full_sync(server: &Arc<Server>, info: &Arc<ClientInfo>, psync: bool, eof: bool) {
-    // repl-diskless-sync-delay: Redis waits for more replicas to share one
-    // diskless transfer; each replica gets its own snapshot here, so the
-    // wait only postpones it (as a test that sets it expects).
-    let delay: u64 = server
-        .config
-        .get("repl-diskless-sync-delay")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if eof && delay > 0 {
-        std::thread::sleep(std::time::Duration::from_secs(delay));
+fn spawn(f: impl FnOnce() + Send + 'static) -> CmdResult {
+    match std::thread::Builder::new()
+        .name("repl-sync".into())
+        .spawn(f)
+    {
+        Ok(_) => Ok(()),
+        Err(_) => Err(CmdError::Other("ERR".into())),
     }
-    // One snapshot at a time: a running BGSAVE owns the shards' marks.
+}
+
+/// Registers `members` at the current offset (the caller holds every
+/// shard) and queues +FULLRESYNC (and `head`) to each.
+fn register(
+    server: &Server,
+    members: &[Member],
+    head: &[u8],
+) -> (damselfly_replication::ReplId, i64) {
+    let mut at = (damselfly_replication::ReplId::random(), 0);
+    for m in members {
+        let link = link(server, &m.info);
+        at = server.repl.begin_full_sync(
+            m.info.id,
+            replica_ip(server, &m.info),
+            link.clone(),
+            backlog_size(server),
+        );
+        let mut out = Vec::new();
+        if m.psync {
+            out.extend_from_slice(format!("+FULLRESYNC {} {}\r\n", at.0, at.1).as_bytes());
+        }
+        out.extend_from_slice(head);
+        link.send_bulk(&out);
+    }
+    at
+}
+
+/// After the RDB: each replica still there gets `tail` (the `$EOF:` form's
+/// end mark, sent as its phase changes, so that its first ACK cannot come
+/// before), then the stream buffered since the snapshot (for the `$EOF:`
+/// form after that ACK).
+fn finish(server: &Server, members: &[Member], eof: bool, tail: &[u8], bytes: u64) {
+    for m in members {
+        if server.repl.finish_full_sync(m.info.id, tail, eof) {
+            server.host.log(&format!(
+                "Synchronization with replica {} succeeded ({bytes} bytes)",
+                m.info.addr
+            ));
+        }
+    }
+}
+
+fn fail(server: &Server, members: &[Member], why: &str) {
+    server.host.log(why);
+    for m in members {
+        server.repl.abort_full_sync(m.info.id);
+        disconnect(server, m.info.id);
+    }
+}
+
+/// The replicas a transfer still feeds. `ready` waits (holding no lock)
+/// until every one has less than QUEUED_MAX queued; a replica that drains
+/// nothing for `repl-timeout` seconds is dropped. False once none is left.
+struct Readers {
+    infos: parking_lot::Mutex<Vec<Arc<ClientInfo>>>,
+    timeout: std::time::Duration,
+}
+
+impl Readers {
+    fn new(server: &Server, members: &[Member]) -> Arc<Readers> {
+        let secs = server
+            .config
+            .get("repl-timeout")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60u64);
+        Arc::new(Readers {
+            infos: parking_lot::Mutex::new(members.iter().map(|m| m.info.clone()).collect()),
+            timeout: std::time::Duration::from_secs(secs.max(1)),
+        })
+    }
+
+    fn send(&self, bytes: &[u8]) {
+        self.infos
+            .lock()
+            .retain(|i| i.outbox.push_raw(bytes, crate::pubsub::Limit::default()));
+    }
+
+    fn ready(&self, server: &Server) -> bool {
+        let since = std::time::Instant::now();
+        loop {
+            {
+                let mut infos = self.infos.lock();
+                infos.retain(|i| alive(i));
+                if infos.is_empty() {
+                    return false;
+                }
+                if infos.iter().all(|i| i.outbox.held() < QUEUED_MAX) {
+                    return true;
+                }
+                if since.elapsed() > self.timeout {
+                    infos.retain(|i| {
+                        let stuck = i.outbox.held() >= QUEUED_MAX;
+                        if stuck {
+                            server.host.log(&format!(
+                                "Disconnecting timedout replica (full sync): {}",
+                                i.addr
+                            ));
+                            disconnect(server, i.id);
+                        }
+                        !stuck
+                    });
+                    continue;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// The snapshot's writer for a diskless transfer: bytes collect into
+/// chunks that go to every reader's outbox. Writers paying a shard's debt
+/// may write through it too; they never wait.
+struct Fanout {
+    readers: Arc<Readers>,
+    buf: Vec<u8>,
+    bytes: u64,
+}
+
+impl std::io::Write for Fanout {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        self.bytes += b.len() as u64;
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.readers.send(&self.buf);
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// A diskless full sync: waits out `repl-diskless-sync-delay` for more
+/// replicas, then streams one snapshot to all of them as `$EOF:<mark>`,
+/// the RDB, `<mark>`.
+fn diskless_sync(server: &Arc<Server>) {
+    let get = |k: &str| -> u64 {
+        server
+            .config
+            .get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let delay = std::time::Duration::from_secs(get("repl-diskless-sync-delay"));
+    let max = get("repl-diskless-sync-max-replicas") as usize;
+    let groups = &server.full_syncs.0;
+    let started = std::time::Instant::now();
+    let waiting = || {
+        groups
+            .lock()
+            .forming
+            .as_ref()
+            .map_or(0, |f| f.iter().filter(|m| alive(&m.info)).count())
+    };
+    while started.elapsed() < delay && !(max > 0 && waiting() >= max) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Until the slot is ours more replicas may join; if every one left,
+    // the group goes (under its lock, so that none joins it meanwhile).
     while !crate::persist::claim(server) {
-        if info.gone.load(Relaxed) || info.outbox.is_closed() {
-            return;
+        {
+            let mut g = groups.lock();
+            let alive_left = g
+                .forming
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|m| alive(&m.info)));
+            if !alive_left {
+                g.forming = None;
+                return;
+            }
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    let members: Vec<Member> = groups
+        .lock()
+        .forming
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| alive(&m.info))
+        .collect();
+    if members.is_empty() {
+        crate::persist::release(server);
+        return;
+    }
+    server.host.log(&format!(
+        "Starting BGSAVE for SYNC with target: replicas sockets ({} replicas)",
+        members.len()
+    ));
+    let mark = damselfly_replication::ReplId::random();
+    let readers = Readers::new(server, &members);
+    let out = Fanout {
+        readers: readers.clone(),
+        buf: Vec::with_capacity(CHUNK * 2),
+        bytes: 0,
+    };
     let ks = &server.keyspace;
-    let ip = replica_ip(server, info);
-    let link = link(server, info);
+    crate::persist::diskless_save_running(server, true);
     // A replica of a replica: the snapshot and the offset it starts from
     // are taken while our own link applies nothing.
     let begun = server.replica.quiesced(|| {
         let mut all = ks.lock_all();
-        let (replid, offset) =
-            server
-                .repl
-                .begin_full_sync(info.id, ip, link.clone(), backlog_size(server));
-        if psync {
-            link.send_bulk(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
-        }
-        // The DB our stream is in, which the replica's master client
-        // starts in (a replica passes on its master's stream, which
-        // selects no DB again for it).
+        register(server, &members, format!("$EOF:{mark}\r\n").as_bytes());
         let mut aux = crate::persist::aux_fields().to_vec();
-        aux.push(("repl-stream-db", crate::replicaof::stream_db().to_string()));
-        aux.push(("repl-id", replid.to_string()));
-        aux.push(("repl-offset", offset.to_string()));
-        damselfly_persistence::snapshot::begin_memory(
+        aux.extend(repl_fields(server));
+        damselfly_persistence::snapshot::begin_stream(
             ks,
             &mut all,
+            out,
             crate::persist::limits(server),
             &aux,
             &crate::scripting::functions::library_codes(server),
+            save_delay(server),
         )
     });
-    let rdb = begun.and_then(|s| s.finish(ks));
+    let result = begun.and_then(|s| s.finish(ks, || readers.ready(server)));
+    crate::persist::diskless_save_running(server, false);
     crate::persist::release(server);
-    let rdb = match rdb {
-        Ok(rdb) => rdb,
-        Err(e) => {
-            server
-                .host
-                .log(&format!("Can't produce the RDB for a replica: {e}"));
-            server.repl.abort_full_sync(info.id);
-            disconnect(server, info.id);
-            return;
+    match result {
+        Ok(mut out) => {
+            let _ = std::io::Write::flush(&mut out);
+            finish(server, &members, true, mark.as_bytes(), out.bytes);
         }
-    };
-    let payload = frame(&rdb, eof);
-    if server.repl.finish_full_sync(info.id, &payload, eof) {
-        server.host.log(&format!(
-            "Synchronization with replica {} succeeded ({} bytes)",
-            info.addr,
-            rdb.len()
-        ));
+        Err(e) => fail(server, &members, &format!("Diskless full sync failed: {e}")),
     }
 }
 
-/// The RDB as the replica reads it: `$<len>\r\n<rdb>`, or with
-/// `capa eof` and diskless sync `$EOF:<mark>\r\n<rdb><mark>`.
-fn frame(rdb: &[u8], eof: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rdb.len() + 100);
-    if eof {
-        let mark = damselfly_replication::ReplId::random();
-        out.extend_from_slice(b"$EOF:");
-        out.extend_from_slice(mark.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(rdb);
-        out.extend_from_slice(mark.as_bytes());
-    } else {
-        out.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
-        out.extend_from_slice(rdb);
+/// Redis's rdb-key-save-delay holds back the replicas' snapshot too.
+fn save_delay(server: &Server) -> u64 {
+    server
+        .config
+        .get("rdb-key-save-delay")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A disk-based full sync: a save into the configured file (which more
+/// replicas may join while it is written), then `$<len>` and the file,
+/// read in chunks as the replicas take them.
+fn disk_sync(server: &Arc<Server>, first: Member) {
+    // One snapshot at a time: a running BGSAVE owns the shards' marks.
+    while !crate::persist::claim(server) {
+        if !alive(&first.info) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    out
+    let groups = &server.full_syncs.0;
+    let ks = &server.keyspace;
+    // A replica of a replica: the snapshot and the offset it starts from
+    // are taken while our own link applies nothing.
+    let begun = server.replica.quiesced(|| {
+        let mut all = ks.lock_all();
+        let (replid, offset) = register(server, std::slice::from_ref(&first), b"");
+        let snap = crate::persist::begin_sync_save(server, &mut all);
+        match snap {
+            Ok(snap) => {
+                groups.lock().disk = Some(DiskGroup {
+                    members: vec![first],
+                    replid,
+                    offset,
+                });
+                Ok(snap)
+            }
+            Err(e) => Err((e, first)),
+        }
+    });
+    let snap = match begun {
+        Ok(s) => s,
+        Err((e, first)) => {
+            crate::persist::sync_save_done(server, &Err(std::io::Error::other(e.to_string())));
+            crate::persist::release(server);
+            fail(
+                server,
+                &[first],
+                &format!("Can't save for a replica's sync: {e}"),
+            );
+            return;
+        }
+    };
+    let path = snap.target().to_path_buf();
+    let saved = snap.finish(ks);
+    crate::persist::sync_save_done(server, &saved);
+    let members = groups
+        .lock()
+        .disk
+        .take()
+        .map(|d| d.members)
+        .unwrap_or_default();
+    // Opened before the slot is given back: a later save renames a new
+    // file over this one, and the open file stays this snapshot.
+    let file = saved.and_then(|_| std::fs::File::open(&path));
+    crate::persist::release(server);
+    let mut file = match file {
+        Ok(f) => f,
+        Err(e) => {
+            return fail(
+                server,
+                &members,
+                &format!("Can't send the RDB to replicas: {e}"),
+            )
+        }
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let readers = Readers::new(server, &members);
+    readers.send(format!("${len}\r\n").as_bytes());
+    let mut chunk = vec![0; CHUNK];
+    let mut sent = 0u64;
+    while sent < len {
+        if !readers.ready(server) {
+            return fail(server, &members, "Full sync: every replica went away");
+        }
+        let n = match std::io::Read::read(&mut file, &mut chunk) {
+            Ok(0) => return fail(server, &members, "Full sync: the RDB file was cut short"),
+            Ok(n) => n.min((len - sent) as usize),
+            Err(e) => return fail(server, &members, &format!("Full sync: {e}")),
+        };
+        readers.send(&chunk[..n]);
+        sent += n as u64;
+    }
+    finish(server, &members, false, &[], len);
 }
 
 fn disconnect(server: &Server, id: u64) {
@@ -604,7 +918,12 @@ pub(crate) fn served_pop(db: usize, op: &BlockOp, key: &[u8]) {
             };
             return also(db, &[pop, key, count.to_string().as_bytes()]);
         }
-        BlockOp::Move { dst, from, to } => vec![b"LMOVE", key, dst, end(from), end(to)],
+        BlockOp::Move {
+            dst,
+            rpoplpush: true,
+            ..
+        } => vec![b"RPOPLPUSH", key, dst],
+        BlockOp::Move { dst, from, to, .. } => vec![b"LMOVE", key, dst, end(from), end(to)],
         BlockOp::ZPop { max } => vec![if *max { b"ZPOPMAX" } else { b"ZPOPMIN" }, key],
         BlockOp::ZMPop { max, count } => {
             let pop: &[u8] = if *max { b"ZPOPMAX" } else { b"ZPOPMIN" };
@@ -676,14 +995,20 @@ pub(crate) fn rdb_aux(server: &Server) -> Vec<(&'static str, String)> {
         return Vec::new();
     }
     let wait = std::time::Duration::from_millis(50);
-    let Some(st) = server.replica.try_quiesced(wait, || {
-        (server.repl.state().clone(), crate::replicaof::stream_db())
-    }) else {
-        return Vec::new();
-    };
-    let (st, db) = st;
+    server
+        .replica
+        .try_quiesced(wait, || repl_fields(server))
+        .unwrap_or_default()
+}
+
+/// The replication point an RDB names, for a caller that holds every shard
+/// and, on a replica, the link's gate: the DB our stream is in (which a
+/// replica's master client starts in: a passed-on stream selects no DB
+/// again for it), the replid and the offset.
+pub(crate) fn repl_fields(server: &Server) -> Vec<(&'static str, String)> {
+    let st = server.repl.state().clone();
     vec![
-        ("repl-stream-db", db.to_string()),
+        ("repl-stream-db", crate::replicaof::stream_db().to_string()),
         ("repl-id", st.replid.to_string()),
         ("repl-offset", st.master_repl_offset.to_string()),
     ]

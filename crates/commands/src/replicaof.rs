@@ -139,6 +139,7 @@ pub fn follow(server: &Arc<Server>, host: &str, port: u16, continue_own: bool) {
     // Our own replicas go, as in Redis: they reconnect to follow the new
     // master's stream through us (a partial resync when it continues ours).
     drop_replicas(server);
+    crate::list::unblock_all_for_role_change(server);
     // The master client starts in the DB the stream was in (after a
     // restart, the RDB's; 0 on a master turned replica).
     let hooks = Arc::new(Hooks {
@@ -440,6 +441,21 @@ impl MasterClient for Master {
         damselfly_storage::set_from_master(false);
         STREAM_DB.store(self.client.db, Relaxed);
         self.failed = self.reply.as_bytes().first() == Some(&b'-');
+        if self.failed {
+            // Redis's replica logs an error reply to its master this way
+            // (the data may have diverged).
+            let err = String::from_utf8_lossy(self.reply.as_bytes());
+            let known = crate::table::lookup(args.get(0).unwrap_or_default()).is_some();
+            let name = if known {
+                String::from_utf8_lossy(args.get(0).unwrap_or_default()).to_lowercase()
+            } else {
+                "<unknown>".into()
+            };
+            self.server.host.log(&format!(
+                "== CRITICAL == This replica is sending an error to its master: '{}' after processing the command '{name}'",
+                err.trim_start_matches('-').trim_end()
+            ));
+        }
         self.reply.clear();
         // Messages queued for the master client (it never subscribes, but
         // a tracking redirect could name it) are dropped.
@@ -471,7 +487,11 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<usize, String> {
     let ks = &server.keyspace;
     let limits = crate::persist::limits(server);
     let mut keys: Vec<(usize, KeyEntry)> = Vec::new();
+    // Clients get -LOADING until the keys are in, as from a Redis replica.
+    let loading = crate::persist::Loading::begin(server, rdb.len() as u64);
+    let mut delay = crate::persist::key_load_delay(server);
     let stats = damselfly_persistence::file::load(rdb, &limits, ks.dbnum(), 0, |l| {
+        delay();
         keys.push((l.db, KeyEntry::new(l.key, l.value, l.expire_at)));
         Ok(())
     })
@@ -498,6 +518,8 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<usize, String> {
             }
         }
     }
+    // FUNCTION LOAD below runs as a command, which -LOADING would refuse.
+    drop(loading);
     server.tracking.flushed(&server.pubsub);
     // The master's function libraries replace ours, as its keys did.
     let Some(server) = server.persistence.server.get().and_then(Weak::upgrade) else {

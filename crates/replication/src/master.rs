@@ -294,10 +294,45 @@ impl Replication {
         (g.state.replid, offset)
     }
 
-    /// Sends a replica its snapshot (already framed: `$len\r\n` or, with
-    /// `eof`, the `$EOF:` form) and what the stream buffered since (after
-    /// its first ACK for the `$EOF:` form), then streams to it live. False
-    /// when the replica went away meanwhile.
+    /// Registers a replica for a full sync that shares the snapshot of one
+    /// already begun for `with` (the first of those still waiting for it):
+    /// it gets a copy of what the stream buffered since that snapshot's
+    /// point. False when none of them is still waiting.
+    pub fn join_full_sync(
+        &self,
+        client: u64,
+        ip: String,
+        link: Arc<dyn Link>,
+        with: &[u64],
+    ) -> bool {
+        let mut g = self.inner.lock();
+        let buffered = g.stream.replicas.iter().find_map(|r| match &r.phase {
+            Phase::Sync(b) if with.contains(&r.id) => Some(b.clone()),
+            _ => None,
+        });
+        let Some(buffered) = buffered else {
+            return false;
+        };
+        g.stream.replicas.retain(|r| r.id != client);
+        let port = g.stream.announced.get(&client).map_or(0, |a| a.port);
+        g.stream.replicas.push(Replica {
+            id: client,
+            link,
+            phase: Phase::Sync(buffered),
+            ip,
+            port,
+            ack_offset: 0,
+            ack_ms: now_ms(),
+        });
+        g.stream.sync_full += 1;
+        true
+    }
+
+    /// Sends a replica what is left of its snapshot (`payload`: the framed
+    /// RDB, or only the `$EOF:` form's end mark when the rest was streamed
+    /// already) and what the stream buffered since (after its first ACK for
+    /// the `$EOF:` form), then streams to it live. False when the replica
+    /// went away meanwhile.
     pub fn finish_full_sync(&self, client: u64, payload: &[u8], eof: bool) -> bool {
         let mut g = self.inner.lock();
         let Some(i) = g.stream.replicas.iter().position(|r| r.id == client) else {

@@ -328,7 +328,7 @@ fn run(link: &Link, repl: &Replication, host: &dyn Host, can_continue: &AtomicBo
             Ok(()) | Err(End::Stopped) => {}
             Err(End::Failed(why)) => {
                 if !link.stopped() {
-                    host.log(&format!("Replication link to {name}:{port}: {why}"));
+                    host.log(&why);
                 }
             }
         }
@@ -383,7 +383,10 @@ impl Conn<'_> {
         }
         let mut chunk = [0u8; 64 * 1024];
         match self.sock.read(&mut chunk) {
-            Ok(0) => Err(End::Failed("connection closed by the master".into())),
+            Ok(0) => Err(End::Failed(match self.state() {
+                LinkState::Connected => "Connection with master lost.".into(),
+                _ => "I/O error trying to sync with MASTER: connection lost".into(),
+            })),
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);
                 self.last_io = Instant::now();
@@ -392,13 +395,22 @@ impl Conn<'_> {
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 if self.last_io.elapsed() > self.timeout {
-                    return Err(End::Failed("timeout: the master sent nothing".into()));
+                    // Redis's replica words it by the step it timed out in.
+                    return Err(End::Failed(match self.state() {
+                        LinkState::Sync => "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.".into(),
+                        LinkState::Connected => "MASTER timeout: no data nor PING received...".into(),
+                        _ => "Timeout connecting to the MASTER...".into(),
+                    }));
                 }
                 Ok(0)
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => Ok(0),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn state(&self) -> LinkState {
+        self.link.status.lock().state
     }
 
     fn send(&mut self, args: &[&[u8]]) -> Res<()> {
@@ -468,8 +480,14 @@ fn session(
 ) -> Res<()> {
     let settings = host.settings();
     let timeout = settings.timeout.max(Duration::from_secs(1));
+    host.log(&format!("Connecting to MASTER {name}:{port}"));
+    host.log("MASTER <-> REPLICA sync started");
     set_state(link, LinkState::Connecting);
-    let sock = connect(name, port, timeout)?;
+    let sock = connect(name, port, timeout).map_err(|e| match e {
+        End::Failed(e) => End::Failed(format!("Error condition on socket for SYNC: {e}")),
+        e => e,
+    })?;
+    host.log("Non blocking connect for SYNC fired the event.");
     sock.set_read_timeout(Some(TICK))?;
     sock.set_write_timeout(Some(timeout))?;
     let _ = sock.set_nodelay(true);
@@ -490,8 +508,12 @@ fn session(
     let pong = c.call(&[b"PING"])?;
     if pong.first() == Some(&b'-') && !pong.starts_with(b"-NOAUTH") && !pong.starts_with(b"-NOPERM")
     {
-        return Err(failed("PING", &pong));
+        return Err(End::Failed(format!(
+            "Error reply to PING from master: '{}'",
+            String::from_utf8_lossy(&pong[..pong.len().min(200)])
+        )));
     }
+    host.log("Master replied to PING, replication can continue...");
     if !settings.masterauth.is_empty() {
         let mut args: Vec<&[u8]> = vec![b"AUTH"];
         if !settings.masteruser.is_empty() {
@@ -500,7 +522,10 @@ fn session(
         args.push(settings.masterauth.as_bytes());
         let r = c.call(&args)?;
         if r.first() == Some(&b'-') {
-            return Err(failed("AUTH", &r));
+            return Err(End::Failed(format!(
+                "Unable to AUTH to MASTER: {}",
+                String::from_utf8_lossy(&r[..r.len().min(200)])
+            )));
         }
     }
     // Errors to REPLCONF are not fatal (older masters), as in Redis.
@@ -514,12 +539,16 @@ fn session(
     let next = (offset + 1).to_string();
     let failover = host.failing_over();
     let r = if can_continue.load(Relaxed) {
+        host.log(&format!(
+            "Trying a partial resynchronization (request {id}:{next})."
+        ));
         let mut psync: Vec<&[u8]> = vec![b"PSYNC", id.as_bytes(), next.as_bytes()];
         if failover {
             psync.push(b"FAILOVER");
         }
         c.call(&psync)?
     } else {
+        host.log("Partial resynchronization not possible (no cached master)");
         c.call(&[b"PSYNC", b"?", b"-1"])?
     };
     if failover {
@@ -563,10 +592,14 @@ fn session(
             let mut s = link.status.lock();
             s.partial_syncs += 1;
             drop(s);
-            host.log(&format!(
-                "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization from offset {}.",
-                offset + 1
-            ));
+            host.log("Successful partial resynchronization with master.");
+            host.log("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
+        }
+        _ if r.starts_with(b"-NOMASTERLINK") || r.starts_with(b"-LOADING") => {
+            return Err(End::Failed(format!(
+                "Master is currently unable to PSYNC but should be in the future: {}",
+                String::from_utf8_lossy(&r[..r.len().min(200)])
+            )));
         }
         _ => return Err(failed("PSYNC", &r)),
     }
@@ -575,7 +608,7 @@ fn session(
 
 fn failed(what: &str, reply: &[u8]) -> End {
     End::Failed(format!(
-        "unexpected reply to {what}: {}",
+        "Unexpected reply to {what} from master: {}",
         String::from_utf8_lossy(&reply[..reply.len().min(200)])
     ))
 }
@@ -590,9 +623,7 @@ fn full_sync(
     (id, offset): (ReplId, i64),
     backlog_size: usize,
 ) -> Res<()> {
-    host.log(&format!(
-        "Full resync from master: {id}:{offset}; MASTER <-> REPLICA sync: receiving the RDB"
-    ));
+    host.log(&format!("Full resync from master: {id}:{offset}"));
     {
         let mut s = link.status.lock();
         s.state = LinkState::Sync;
@@ -605,6 +636,7 @@ fn full_sync(
         if mark.len() != 40 {
             return Err(failed("the RDB transfer", &head));
         }
+        host.log("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to memory");
         read_until_mark(c, link, mark)?
     } else {
         let len = head
@@ -614,6 +646,9 @@ fn full_sync(
             .filter(|&n| n <= MAX_RDB)
             .ok_or_else(|| failed("the RDB transfer", &head))?;
         link.status.lock().sync_total = len as i64;
+        host.log(&format!(
+            "MASTER <-> REPLICA sync: receiving {len} bytes from master to memory"
+        ));
         read_exact_len(c, link, len)?
     };
     // The data is about to change history: until loaded, no PSYNC may
@@ -625,18 +660,20 @@ fn full_sync(
         }
         can_continue.store(false, Relaxed);
         host.drop_replicas();
-        host.load_rdb(&rdb)
-            .map_err(|e| End::Failed(format!("the master's RDB could not be loaded: {e}")))?;
+        host.log("MASTER <-> REPLICA sync: Flushing old data");
+        host.log("MASTER <-> REPLICA sync: Loading DB in memory");
+        host.load_rdb(&rdb).map_err(|e| {
+            End::Failed(format!(
+                "Failed trying to load the MASTER synchronization DB from socket: {e}"
+            ))
+        })?;
         repl.restart_history(id, offset, backlog_size);
     }
     can_continue.store(true, Relaxed);
     let mut s = link.status.lock();
     s.full_syncs += 1;
     drop(s);
-    host.log(&format!(
-        "MASTER <-> REPLICA sync: Finished with success ({} bytes of RDB)",
-        rdb.len()
-    ));
+    host.log("MASTER <-> REPLICA sync: Finished with success");
     Ok(())
 }
 
