@@ -118,6 +118,22 @@ impl Session for Conn {
         self.client.info.outbox.written();
     }
 
+    fn batch_begin(&mut self) {
+        damselfly_commands::dispatch::batch_begin();
+    }
+
+    fn batch_end(&mut self) {
+        damselfly_commands::dispatch::batch_end();
+    }
+
+    fn prefetch(&mut self, args: &Args<'_>) -> u64 {
+        damselfly_commands::dispatch::prefetch(&self.server, self.client.db, args)
+    }
+
+    fn prefetch_more(&mut self, cookie: u64) {
+        self.server.keyspace.prefetch_entry(cookie);
+    }
+
     fn closing(&mut self) {
         damselfly_commands::release_client(&self.server, &mut self.client);
         self.server.repl.remove_replica(self.client.id());
@@ -312,6 +328,7 @@ impl Service for App {
     /// Periodic work: the tracking table's size limit, pending BCAST
     /// invalidations, active expiry.
     fn tick(&self, worker: usize, workers: usize) -> bool {
+        damselfly_storage::calibrate_clock();
         let s = &self.server;
         let continuing = EXPIRE_CYCLE.with(|c| c.get()).is_some();
         if !continuing {
@@ -379,6 +396,19 @@ impl App {
     /// whether the cycle wants another slice.
     fn expire_slice(&self, worker: usize, workers: usize) -> bool {
         let ks = &self.server.keyspace;
+        if damselfly_storage::is_replica() && ks.active_expire() {
+            // Only the keys this replica's own clients gave a TTL.
+            let now = damselfly_storage::now_ms();
+            for shard_idx in (worker..ks.shard_count()).step_by(workers.max(1)) {
+                if let Some(mut shard) = ks.try_lock_one(shard_idx) {
+                    if !shard.local_volatile.is_empty() {
+                        shard.expire_local(now);
+                    }
+                }
+            }
+            EXPIRE_CYCLE.with(|c| c.set(None));
+            return false;
+        }
         if !ks.active_expire() || !damselfly_storage::expiry_deletes(damselfly_storage::now_ms()) {
             EXPIRE_CYCLE.with(|c| c.set(None));
             return false;

@@ -4,6 +4,9 @@ use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
+/// The bits of a key's table hash a prefetch cookie keeps.
+const PREFETCH_HASH: u64 = (1 << 39) - 1;
+
 /// All shards. Shard count is a power of two, at most 16384 (one per slot).
 pub struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
@@ -74,6 +77,38 @@ impl Keyspace {
 
     pub fn shard_of(&self, key: &[u8]) -> usize {
         key_shard(key, self.shards.len())
+    }
+
+    /// First step of warming the cache for a command about to run on `key`
+    /// in `db` (pipelined requests are warmed together, so their memory
+    /// loads overlap): starts loading the key's bucket slot. Returns what
+    /// `prefetch_entry` takes next (0: nothing). A busy shard is skipped:
+    /// this never waits and changes nothing.
+    pub fn prefetch_bucket(&self, db: usize, key: &[u8]) -> u64 {
+        let shard = self.shard_of(key);
+        if shard >= 1 << 16 || db >= 1 << 8 {
+            return 0;
+        }
+        let hash = damselfly_core::table::hash_key(key);
+        let Some(s) = self.shards.get(shard).and_then(Mutex::try_lock) else {
+            return 0;
+        };
+        s.prefetch(db, hash, false);
+        // 39 bits of the hash are enough for any table's bucket index.
+        1 << 63 | (hash & PREFETCH_HASH) << 24 | (db as u64) << 16 | shard as u64
+    }
+
+    /// Second step: starts loading the first entry in the bucket that
+    /// `prefetch_bucket` warmed (its cookie).
+    pub fn prefetch_entry(&self, cookie: u64) {
+        if cookie == 0 {
+            return;
+        }
+        let shard = (cookie & 0xFFFF) as usize;
+        let db = ((cookie >> 16) & 0xFF) as usize;
+        if let Some(s) = self.shards.get(shard).and_then(Mutex::try_lock) {
+            s.prefetch(db, (cookie >> 24) & PREFETCH_HASH, true);
+        }
     }
 
     /// Locks one shard. Every lock path goes through here (or
