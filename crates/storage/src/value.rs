@@ -253,9 +253,10 @@ pub enum ValueMut<'a> {
 /// Redis's LFU_INIT_VAL: the counter a new key starts with.
 pub const LFU_INIT_VAL: u8 = 5;
 
-/// A coarse seconds clock for access times.
+/// A coarse seconds clock for access times (refreshed every tick, not
+/// read per access).
 pub fn clock_secs() -> u32 {
-    (crate::now_ms() / 1000) as u32
+    crate::lru_secs()
 }
 
 #[cfg(test)]
