@@ -176,6 +176,23 @@ impl<'a> Pack<'a> {
     }
 }
 
+/// A table's set; true when the field is new.
+fn table_set(t: &mut Table<Pair>, field: &[u8], value: &[u8]) -> bool {
+    match t.get_mut(field) {
+        Some(p) => {
+            p.value.assign(value);
+            false
+        }
+        None => {
+            t.insert_new(Pair {
+                field: CompactBytes::new(field),
+                value: CompactBytes::new(value),
+            });
+            true
+        }
+    }
+}
+
 /// Iterates a listpack's pairs.
 pub struct PackIter<'a> {
     buf: &'a [u8],
@@ -198,11 +215,6 @@ impl<'a> Iterator for PackIter<'a> {
 enum Repr<'a> {
     Pack(Pack<'a>),
     Table(&'a Table<Pair>),
-}
-
-enum ReprMut<'a> {
-    Pack,
-    Table(&'a mut Table<Pair>),
 }
 
 /// A hash value (see the module comment for its one-word form).
@@ -353,13 +365,9 @@ impl Hash {
         Repr::Pack(Pack { buf, len: count })
     }
 
-    fn repr_mut(&mut self) -> ReprMut<'_> {
-        match self.table_ptr() {
-            // SAFETY: the table is owned by this Hash, borrowed mutably
-            // with it.
-            Some(t) => ReprMut::Table(unsafe { &mut *t }),
-            None => ReprMut::Pack,
-        }
+    fn table_mut(&mut self) -> Option<&mut Table<Pair>> {
+        // SAFETY: the table is owned by this Hash, borrowed mutably with it.
+        self.table_ptr().map(|t| unsafe { &mut *t })
     }
 
     fn free_pack(&mut self) {
@@ -512,35 +520,26 @@ impl Hash {
     /// listpack would outgrow its u32 length), and after when the field
     /// count passes it.
     pub fn set(&mut self, field: &[u8], value: &[u8], limits: Limits) -> bool {
+        if let Some(t) = self.table_mut() {
+            return table_set(t, field, value);
+        }
         let need = len_size(field.len()) + field.len() + len_size(value.len()) + value.len();
-        if let Repr::Pack(p) = self.repr() {
-            if field.len() > limits.max_value
-                || value.len() > limits.max_value
-                || p.buf.len().saturating_add(need) > u32::MAX as usize
-            {
+        let bytes = match self.repr() {
+            Repr::Pack(p) => p.buf.len(),
+            Repr::Table(_) => 0,
+        };
+        if field.len() <= limits.max_value
+            && value.len() <= limits.max_value
+            && bytes.saturating_add(need) <= u32::MAX as usize
+        {
+            let new = self.pack_set(field, value, need);
+            if self.len() > limits.max_entries {
                 self.convert_to_table();
             }
+            return new;
         }
-        let new = match self.repr_mut() {
-            ReprMut::Pack => self.pack_set(field, value, need),
-            ReprMut::Table(t) => match t.get_mut(field) {
-                Some(p) => {
-                    p.value.assign(value);
-                    false
-                }
-                None => {
-                    t.insert_new(Pair {
-                        field: CompactBytes::new(field),
-                        value: CompactBytes::new(value),
-                    });
-                    true
-                }
-            },
-        };
-        if self.is_packed() && self.len() > limits.max_entries {
-            self.convert_to_table();
-        }
-        new
+        self.convert_to_table();
+        self.table_mut().is_some_and(|t| table_set(t, field, value))
     }
 
     /// A listpack's set: an update keeps the field's place, a new field
@@ -570,21 +569,19 @@ impl Hash {
 
     /// Removes `field`; true when it was there.
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match self.repr_mut() {
-            ReprMut::Table(t) => t.remove(field).is_some(),
-            ReprMut::Pack => {
-                let Repr::Pack(p) = self.repr() else {
-                    return false;
-                };
-                match p.find(field) {
-                    Some(s) => {
-                        let count = p.len - 1;
-                        self.pack_splice(s.start..s.value.1, 0, count, |_| {});
-                        true
-                    }
-                    None => false,
-                }
+        if let Some(t) = self.table_mut() {
+            return t.remove(field).is_some();
+        }
+        let Repr::Pack(p) = self.repr() else {
+            return false;
+        };
+        match p.find(field) {
+            Some(s) => {
+                let count = p.len - 1;
+                self.pack_splice(s.start..s.value.1, 0, count, |_| {});
+                true
             }
+            None => false,
         }
     }
 
