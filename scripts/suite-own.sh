@@ -22,6 +22,10 @@ trap 'rm -rf "$dir"' EXIT
 cp -a "$SHARED/redis-suite/redis-7.0.15/." "$dir/"
 mkdir -p "$dir/src"
 cp "target/$PROFILE/damselfly" "$dir/src/redis-server"
+# Some files run Redis's own client tools from src/ (psync2-reg: redis-benchmark).
+for tool in redis-cli redis-benchmark; do
+    if command -v "$tool" >/dev/null; then cp "$(command -v "$tool")" "$dir/src/$tool"; fi
+done
 skip=()
 [ -n "${SKIP:-}" ] && skip=(--skiptest "/$SKIP")
 total_ok=0; total_bad=0

@@ -306,6 +306,11 @@ fn main() {
         opts.bind
     ));
     damselfly_storage::memory::mark_startup();
+    let master = cfg.get("replicaof").unwrap_or_default();
+    let master = damselfly_commands::replicaof::parse_replicaof(&master);
+    // The replication point a loaded RDB names: a replica offers it to its
+    // master (partial resync after a restart).
+    let mut continue_own = false;
     if let Some(path) = snapshot {
         log(&format!("Loading RDB {}", path.display()));
         let start = std::time::Instant::now();
@@ -319,6 +324,11 @@ fn main() {
                     "DB loaded from disk: {:.3} seconds",
                     start.elapsed().as_secs_f64()
                 ));
+                continue_own = damselfly_commands::repl_master::restore_from_rdb(
+                    &server,
+                    &stats.aux,
+                    master.is_some(),
+                );
             }
             Err(e) => {
                 // Never serve an empty dataset over a snapshot we could not read.
@@ -327,10 +337,9 @@ fn main() {
             }
         }
     }
-    let master = cfg.get("replicaof").unwrap_or_default();
-    if let Some((host, port)) = damselfly_commands::replicaof::parse_replicaof(&master) {
+    if let Some((host, port)) = master {
         log(&format!("Connecting to MASTER {host}:{port}"));
-        damselfly_commands::replicaof::follow(&server, &host, port, false);
+        damselfly_commands::replicaof::follow(&server, &host, port, continue_own);
     }
     log("Ready to accept connections tcp");
     let rt = match tokio::runtime::Builder::new_current_thread()

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn info_field(c: &mut Conn, section: &str, field: &str) -> Option<String> {
+pub(crate) fn info_field(c: &mut Conn, section: &str, field: &str) -> Option<String> {
     let info = c.cmd(&["INFO", section]);
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
@@ -21,7 +21,7 @@ fn info_field(c: &mut Conn, section: &str, field: &str) -> Option<String> {
 }
 
 /// Polls `f` until it is true; panics with `what` at the deadline.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         if f() {
@@ -50,7 +50,7 @@ fn offset(c: &mut Conn) -> i64 {
 
 /// Waits until the replica is linked and has applied all of the master's
 /// stream.
-fn wait_caught_up(master: u16, replica: u16) {
+pub(crate) fn wait_caught_up(master: u16, replica: u16) {
     let mut m = Conn::open(master);
     let mut r = Conn::open(replica);
     wait_for("the replica to catch up with the master's offset", || {
@@ -124,7 +124,7 @@ fn random_write(c: &mut Conn, rng: &mut impl Rng) {
 }
 
 /// Writers in db 0 and db 3 until `stop` is set.
-fn start_load(port: u16, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<u64>> {
+pub(crate) fn start_load(port: u16, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<u64>> {
     (0..3)
         .map(|t| {
             let stop = stop.clone();
@@ -219,7 +219,7 @@ fn differences(
 
 /// Compares db 0 and 3 of master and replica, retrying a few times: keys
 /// expiring meanwhile make the master send DELs.
-fn assert_same_data(master: u16, replica: u16) {
+pub(crate) fn assert_same_data(master: u16, replica: u16) {
     let mut last = Vec::new();
     for _ in 0..5 {
         wait_caught_up(master, replica);
@@ -239,7 +239,7 @@ fn assert_same_data(master: u16, replica: u16) {
     );
 }
 
-fn stats(port: u16) -> (i64, i64) {
+pub(crate) fn stats(port: u16) -> (i64, i64) {
     let mut c = Conn::open(port);
     let get = |c: &mut Conn, f: &str| {
         info_field(c, "stats", f)
@@ -249,7 +249,7 @@ fn stats(port: u16) -> (i64, i64) {
     (get(&mut c, "sync_full"), get(&mut c, "sync_partial_ok"))
 }
 
-fn stop_load(stop: &AtomicBool, load: Vec<std::thread::JoinHandle<u64>>) -> u64 {
+pub(crate) fn stop_load(stop: &AtomicBool, load: Vec<std::thread::JoinHandle<u64>>) -> u64 {
     stop.store(true, Relaxed);
     load.into_iter().map(|h| h.join().expect("writer")).sum()
 }
@@ -681,13 +681,162 @@ fn damselfly_replica_of_damselfly_converges_and_resyncs_partially() {
             .any(|l| l.contains(" flags=M") && l.contains(" user=(superuser) ")),
         "{list}"
     );
-    // Replicas of a replica are not served yet: refused, not corrupted.
-    let mut other = Conn::open(d.port);
-    assert!(other.cmd(&["PSYNC", "?", "-1"]).starts_with("-ERR"));
+    // A replica of the replica (chained): a full sync from d's data, then
+    // m's stream as d receives it, across d's own partial resync.
+    let e = damselfly(&[]);
+    let mut ec = Conn::open(e.port);
+    assert_eq!(
+        ec.cmd(&["REPLICAOF", "127.0.0.1", &d.port.to_string()]),
+        "+OK\r\n"
+    );
+    wait_for("the chained sync", || {
+        info_field(&mut ec, "replication", "master_link_status").as_deref() == Some("up")
+    });
     assert_eq!(dc.cmd(&["CLIENT", "KILL", "TYPE", "master"]), ":1\r\n");
     wait_for("a partial resync", || stats(m.port).1 >= 1);
     std::thread::sleep(Duration::from_millis(300));
     stop_load(&stop, load);
     assert_same_data(m.port, d.port);
     assert_eq!(stats(m.port), (1, 1), "(sync_full, sync_partial_ok)");
+    // The same stream, so the same offsets and replid as m.
+    wait_caught_up(m.port, e.port);
+    assert_same_data(m.port, e.port);
+    assert_eq!(
+        info_field(&mut ec, "replication", "master_replid"),
+        info_field(&mut mc, "replication", "master_replid")
+    );
+    assert_eq!(stats(d.port), (1, 0), "(sync_full, sync_partial_ok) on d");
+}
+
+#[test]
+fn a_partial_resync_keeps_the_db_the_master_selected() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let d = damselfly(&[]);
+    let mut dc = Conn::open(d.port);
+    dc.cmd(&["REPLICAOF", "127.0.0.1", &port.to_string()]);
+    let id = "c".repeat(40);
+    let mut first = format!("+FULLRESYNC {id} 0\r\n$18\r\n").into_bytes();
+    first.extend_from_slice(b"REDIS0010\xff\0\0\0\0\0\0\0\0");
+    first.extend_from_slice(b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n");
+    first.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n");
+    first.extend_from_slice(b"*1\r\n+garbage\r\n");
+    fake_master_session(&l, &first);
+    // The master continues without repeating its SELECT.
+    let master = std::thread::spawn(move || {
+        fake_master_session(
+            &l,
+            b"+CONTINUE\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n",
+        )
+    });
+    dc.cmd(&["SELECT", "3"]);
+    wait_for("the write after the partial resync", || {
+        dc.cmd(&["GET", "b"]) == "$1\r\n2\r\n"
+    });
+    assert_eq!(dc.cmd(&["GET", "a"]), "$1\r\n1\r\n");
+    dc.cmd(&["SELECT", "0"]);
+    assert_eq!(dc.cmd(&["DBSIZE"]), ":0\r\n");
+    dc.cmd(&["REPLICAOF", "NO", "ONE"]);
+    let psync = master.join().expect("fake master");
+    assert_eq!(psync, format!("PSYNC {id} 51"));
+}
+
+#[test]
+fn clients_get_loading_while_a_full_syncs_rdb_loads() {
+    let m = damselfly(&[]);
+    let mut mc = Conn::open(m.port);
+    for k in ["k1", "k2", "k3", "k4"] {
+        mc.cmd(&["SET", k, "v"]);
+    }
+    // A second per key loaded keeps the load going while we look.
+    let d = damselfly(&["--key-load-delay", "1000000"]);
+    let mut dc = Conn::open(d.port);
+    dc.cmd(&["REPLICAOF", "127.0.0.1", &m.port.to_string()]);
+    let loading = "-LOADING Redis is loading the dataset in memory\r\n";
+    wait_for("-LOADING", || dc.cmd(&["GET", "k1"]) == loading);
+    // Commands flagged `loading` still run.
+    assert_eq!(
+        info_field(&mut dc, "persistence", "loading").as_deref(),
+        Some("1")
+    );
+    assert!(dc.cmd(&["ROLE"]).starts_with("*5\r\n$5\r\nslave\r\n"));
+    wait_for("the loaded keys", || {
+        dc.cmd(&["GET", "k4"]) == "$1\r\nv\r\n"
+    });
+    assert_eq!(dc.cmd(&["DBSIZE"]), ":4\r\n");
+    assert_eq!(
+        info_field(&mut dc, "persistence", "loading").as_deref(),
+        Some("0")
+    );
+}
+
+#[test]
+fn clients_blocked_on_a_master_that_turns_replica_are_unblocked_as_redis_does() {
+    let master = redis_master();
+    let port = master.port.to_string();
+    let mut replies = Vec::new();
+    for p in [redis(), damselfly(&[])] {
+        let mut blocked = Conn::open(p.port);
+        blocked.send(&["BLPOP", "foo", "0"]);
+        let mut c = Conn::open(p.port);
+        wait_for("the client to block", || {
+            info_field(&mut c, "clients", "blocked_clients").as_deref() == Some("1")
+        });
+        assert_eq!(c.cmd(&["REPLICAOF", "127.0.0.1", &port]), "+OK\r\n");
+        replies.push(String::from_utf8_lossy(&blocked.read()).into_owned());
+        c.cmd(&["REPLICAOF", "NO", "ONE"]);
+    }
+    assert_eq!(replies[0], replies[1]);
+    assert!(
+        replies[0].starts_with("-UNBLOCKED force unblock"),
+        "{}",
+        replies[0]
+    );
+}
+
+/// A replica keeps keys past their TTL until the master's DEL; DEBUG
+/// OBJECT sees them there (Redis's suite checks a replica this way), and
+/// on a master until they are deleted.
+#[test]
+fn debug_object_finds_a_key_past_its_ttl_as_redis_does() {
+    let r = crate::support::redis_with(&["--enable-debug-command", "yes"]);
+    for p in [r, damselfly(&[])] {
+        let mut c = Conn::open(p.port);
+        c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        c.cmd(&["SET", "k", "v", "PX", "1"]);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(c.cmd(&["DEBUG", "OBJECT", "k"]).starts_with("+Value at:"));
+        assert_eq!(c.cmd(&["EXISTS", "k"]), ":0\r\n");
+        assert_eq!(c.cmd(&["DEBUG", "OBJECT", "k"]), "-ERR no such key\r\n");
+    }
+}
+
+/// Redis's replica expires the keys its own clients gave a TTL (a writable
+/// replica's; the master knows nothing of them), never the master's.
+#[test]
+fn a_writable_replica_expires_only_the_keys_its_clients_gave_a_ttl() {
+    let m = crate::support::redis_with(&["--enable-debug-command", "yes"]);
+    let mut mc = Conn::open(m.port);
+    mc.cmd(&["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    mc.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    mc.cmd(&["SET", "m1", "1", "PX", "100"]);
+    mc.cmd(&["SET", "m2", "1", "PX", "100"]);
+    let d = damselfly(&[]);
+    let mut dc = Conn::open(d.port);
+    dc.cmd(&["REPLICAOF", "127.0.0.1", &m.port.to_string()]);
+    wait_caught_up(m.port, d.port);
+    dc.cmd(&["CONFIG", "SET", "replica-read-only", "no"]);
+    assert_eq!(dc.cmd(&["SET", "local", "1", "PX", "100"]), "+OK\r\n");
+    assert_eq!(dc.cmd(&["DBSIZE"]), ":3\r\n");
+    wait_for("the local key to expire", || {
+        dc.cmd(&["DBSIZE"]) == ":2\r\n"
+    });
+    // The master's keys, past their TTL, read as gone but stay; a write
+    // from a client makes a new key without the TTL.
+    assert_eq!(dc.cmd(&["EXISTS", "m1", "m2"]), ":0\r\n");
+    assert_eq!(dc.cmd(&["INCR", "m1"]), ":1\r\n");
+    assert_eq!(dc.cmd(&["TTL", "m1"]), ":-1\r\n");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(dc.cmd(&["DBSIZE"]), ":2\r\n");
+    dc.cmd(&["REPLICAOF", "NO", "ONE"]);
 }

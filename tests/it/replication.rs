@@ -144,6 +144,8 @@ fn the_stream_rewrites_commands_as_redis_does() {
         SET d 1 NX GET EX 100
         SET i 1 KEEPTTL GET
         SET j 1 PXAT 99999999999999
+        GETSET j 2
+        GETSET j2 3
         INCRBYFLOAT f 1.5
         HINCRBYFLOAT h f 1.5
         SADD s 1
@@ -914,4 +916,45 @@ fn conn_db_get(port: u16, db: usize, key: &str) -> Option<String> {
         .arg(key)
         .query(&mut conn(port, db))
         .expect("get")
+}
+
+#[test]
+fn a_served_brpoplpush_reaches_replicas_as_rpoplpush() {
+    let m = damselfly(&[]);
+    let mut s = Stream::open(m.port);
+    let mut c = Conn::open(m.port);
+    for (cmd, shape) in [
+        ("BRPOPLPUSH", "RPOPLPUSH a b"),
+        ("BLMOVE", "lmove a b right left"),
+    ] {
+        let mut blocked = Conn::open(m.port);
+        if cmd == "BLMOVE" {
+            blocked.send(&["BLMOVE", "a", "b", "RIGHT", "LEFT", "0"]);
+        } else {
+            blocked.send(&["BRPOPLPUSH", "a", "b", "0"]);
+        }
+        poll("the client to block", || {
+            info(m.port, "clients")["blocked_clients"] == "1"
+        });
+        c.cmd(&["LPUSH", "a", "foo"]);
+        assert_eq!(blocked.read(), b"$3\r\nfoo\r\n");
+        c.cmd(&["SET", "__end__", "1"]);
+        let got = s.until_end().join("\n").to_lowercase();
+        assert!(got.ends_with(&shape.to_lowercase()), "{cmd}: {got}");
+    }
+}
+
+#[test]
+fn debug_replicate_sends_a_command_down_the_stream_only() {
+    let m = damselfly(&[]);
+    let mut s = Stream::open(m.port);
+    let mut c = Conn::open(m.port);
+    assert_eq!(
+        c.cmd(&["DEBUG", "REPLICATE", "fake-command-1", "a"]),
+        "+OK\r\n"
+    );
+    c.cmd(&["SET", "__end__", "1"]);
+    let got = s.until_end();
+    assert!(got.iter().any(|l| l == "fake-command-1 a"), "{got:?}");
+    assert_eq!(c.cmd(&["EXISTS", "a"]), ":0\r\n");
 }

@@ -245,6 +245,8 @@ fn execute_inner(
     // run past its threshold.
     let id = client.id();
     let abort = || !from_master && server.scripting.busy(server, id).is_some();
+    // A read leaves a snapshot's debt to the snapshot's thread.
+    let read = e.has(flag::READONLY);
     let locked = if e.has(flag::ALL_SHARDS) {
         ks.lock_all_or_abort(abort)
     } else if e.has(flag::SKIP_MONITOR) && crate::scripting::is_script(e) {
@@ -253,7 +255,11 @@ fn execute_inner(
     } else if let (Keys::Range(1, 1, _), Some(key)) = (e.cmd.keys, args.get(1)) {
         // One key (GET, SET, LPUSH, HSET...): no position list to build,
         // nothing to sort.
-        ks.lock_single_or_abort(ks.shard_of(key), abort)
+        if read {
+            ks.read_single_or_abort(ks.shard_of(key), abort)
+        } else {
+            ks.lock_single_or_abort(ks.shard_of(key), abort)
+        }
     } else {
         let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
         for i in e.key_positions(args.len(), |i| args.get(i)) {
@@ -263,6 +269,7 @@ fn execute_inner(
         }
         match shards.len() {
             0 => Some(ks.lock_none()),
+            _ if read => ks.read_or_abort(&mut shards, abort),
             _ => ks.lock_or_abort(&mut shards, abort),
         }
     };

@@ -98,6 +98,8 @@ pub enum CmdError {
     TimeoutNegative,
     /// The reply of a client released by CLIENT UNBLOCK ... ERROR.
     Unblocked,
+    /// Blocked clients of a master that becomes a replica.
+    UnblockedRoleChange,
     /// MULTI inside MULTI.
     MultiNested,
     WatchInMulti,
@@ -311,8 +313,8 @@ pub enum CmdError {
     ReadOnlyReplica,
     /// A replica whose link is down, with replica-serve-stale-data off.
     MasterDown,
-    /// SYNC/PSYNC sent to a replica (chained replication is not built).
-    ChainedReplication,
+    /// SYNC/PSYNC sent to a replica whose own link is not up.
+    NoMasterLink,
 }
 
 pub type CmdResult<T = ()> = Result<T, CmdError>;
@@ -427,6 +429,9 @@ impl fmt::Display for CmdError {
             TimeoutNotFloat => f.write_str("ERR timeout is not a float or out of range"),
             TimeoutNegative => f.write_str("ERR timeout is negative"),
             Unblocked => f.write_str("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+            UnblockedRoleChange => f.write_str(
+                "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+            ),
             BitOffset => f.write_str("ERR bit offset is not an integer or out of range"),
             BitValue => f.write_str("ERR bit is not an integer or out of range"),
             BitArgument => f.write_str("ERR The bit argument must be 1 or 0."),
@@ -657,9 +662,9 @@ impl fmt::Display for CmdError {
             MasterDown => f.write_str(
                 "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
             ),
-            ChainedReplication => f.write_str(
-                "ERR this server is a replica: serving replicas of a replica is not supported yet",
-            ),
+            NoMasterLink => {
+                f.write_str("NOMASTERLINK Can't SYNC while not connected with my master")
+            }
         }
     }
 }

@@ -793,8 +793,14 @@ pub(crate) fn parse_timeout(s: &[u8]) -> CmdResult<Option<Duration>> {
 pub enum BlockOp {
     /// BLPOP/BRPOP: replies `[key, value]`.
     Pop(End),
-    /// BLMOVE/BRPOPLPUSH: replies the moved value.
-    Move { dst: Vec<u8>, from: End, to: End },
+    /// BLMOVE/BRPOPLPUSH: replies the moved value. `rpoplpush`: served,
+    /// it propagates as RPOPLPUSH rather than LMOVE (Redis 7.0).
+    Move {
+        dst: Vec<u8>,
+        from: End,
+        to: End,
+        rpoplpush: bool,
+    },
     /// BLMPOP: replies `[key, [values]]`.
     MPop(End, usize),
     /// BZPOPMIN/BZPOPMAX: replies `[key, member, score]`.
@@ -882,17 +888,25 @@ impl Waiter {
 
     /// CLIENT UNBLOCK: true if it was blocked and is now released.
     pub fn unblock(&self, error: bool) -> bool {
+        if error {
+            return self.fail(&CmdError::Unblocked);
+        }
         if !self.claim() {
             return false;
         }
-        let bytes = if error {
-            let mut r = Reply::new();
-            r.error(&CmdError::Unblocked.to_string());
-            r.as_bytes().to_vec()
-        } else {
-            self.timeout_reply()
-        };
-        self.deliver(bytes);
+        self.deliver(self.timeout_reply());
+        true
+    }
+
+    /// Releases the client with `err` as its reply; false if it was not
+    /// blocked any more.
+    pub fn fail(&self, err: &CmdError) -> bool {
+        if !self.claim() {
+            return false;
+        }
+        let mut r = Reply::new();
+        r.error(&err.to_string());
+        self.deliver(r.as_bytes().to_vec());
         true
     }
 }
@@ -1070,6 +1084,7 @@ fn bmove_generic(
     from: End,
     to: End,
     timeout: Option<Duration>,
+    rpoplpush: bool,
 ) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
     if typed::write::<List>(ctx.shard(src), db, src, now)?.is_some() {
@@ -1079,6 +1094,7 @@ fn bmove_generic(
         dst: dst.to_vec(),
         from,
         to,
+        rpoplpush,
     };
     block(ctx, vec![src.to_vec()], op, timeout);
     Ok(())
@@ -1095,7 +1111,7 @@ fn blmove(ctx: &mut Ctx, args: &Args) -> CmdResult {
         arg(args, 4),
     ];
     crate::repl_master::instead(ctx.server, &moved);
-    bmove_generic(ctx, arg(args, 1), arg(args, 2), from, to, timeout)
+    bmove_generic(ctx, arg(args, 1), arg(args, 2), from, to, timeout, false)
 }
 
 fn brpoplpush(ctx: &mut Ctx, args: &Args) -> CmdResult {
@@ -1108,6 +1124,7 @@ fn brpoplpush(ctx: &mut Ctx, args: &Args) -> CmdResult {
         End::Tail,
         End::Head,
         timeout,
+        true,
     )
 }
 
@@ -1236,7 +1253,7 @@ fn run_for(
             let vs = pop_values(held(ks, locked, key), db, key, now, *end, *count);
             reply_mpop(reply, key, &vs);
         }
-        BlockOp::Move { dst, from, to } => {
+        BlockOp::Move { dst, from, to, .. } => {
             match move_value(ks, locked, db, now, key, dst, *from, *to, fill)? {
                 Some(v) => reply.bulk(&v),
                 None => reply.null(),
@@ -1256,6 +1273,17 @@ fn run_for(
         BlockOp::Stream(_) => {}
     }
     Ok(())
+}
+
+/// A master turning replica releases every client blocked on keys with
+/// -UNBLOCKED, as Redis 7.0 does: the master's writes must not serve them.
+/// (Redis also closes their connections after that reply; they stay open
+/// here.)
+pub(crate) fn unblock_all_for_role_change(server: &Server) {
+    let waiters: Vec<_> = server.blocked.lock().values().cloned().collect();
+    for w in waiters {
+        w.fail(&CmdError::UnblockedRoleChange);
+    }
 }
 
 /// CLIENT UNBLOCK: releases client `id` if blocked.

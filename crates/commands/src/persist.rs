@@ -500,6 +500,40 @@ fn start_bgsave(server: &Server, all: &mut Locked<'_>) -> Result<(), Started> {
     Ok(())
 }
 
+/// A disk-based full sync's save, which Redis 7.0 also makes into the
+/// configured file (a background save in INFO). The caller holds the
+/// snapshot slot and every shard; `sync_save_done` reports the end.
+pub(crate) fn begin_sync_save(
+    server: &Server,
+    all: &mut Locked<'_>,
+) -> std::io::Result<snapshot::Snapshot> {
+    let p = &server.persistence;
+    let snap = begin_with(server, all, crate::repl_master::repl_fields(server))?;
+    p.bgsave_running.store(true, Relaxed);
+    p.bgsave_started_ms.store(now_ms(), Relaxed);
+    server
+        .host
+        .log("Starting BGSAVE for SYNC with target: disk");
+    Ok(snap)
+}
+
+/// A diskless full sync's snapshot shows as a background save in INFO
+/// (`rdb_bgsave_in_progress`), as Redis's RDB child for sockets does.
+pub(crate) fn diskless_save_running(server: &Server, running: bool) {
+    let p = &server.persistence;
+    if running {
+        p.bgsave_started_ms.store(now_ms(), Relaxed);
+    }
+    p.bgsave_running.store(running, Relaxed);
+}
+
+pub(crate) fn sync_save_done(server: &Server, result: &std::io::Result<snapshot::Saved>) -> bool {
+    let ok = report(server, result, true);
+    finished(server, true, if ok { Ok(()) } else { Err(()) });
+    server.persistence.bgsave_running.store(false, Relaxed);
+    ok
+}
+
 /// The AUX fields Redis 7.0 writes at the top of an RDB.
 pub(crate) fn aux_fields() -> [(&'static str, String); 5] {
     [
@@ -518,8 +552,19 @@ pub(crate) fn owner(server: &Server) -> Option<Arc<Server>> {
 
 /// Begins a snapshot into the configured file; `all` holds every shard.
 fn begin(server: &Server, all: &mut Locked<'_>) -> std::io::Result<snapshot::Snapshot> {
+    begin_with(server, all, crate::repl_master::rdb_aux(server))
+}
+
+/// `begin` with the replication fields the caller read (a replica's sync
+/// save holds the link's gate already).
+fn begin_with(
+    server: &Server,
+    all: &mut Locked<'_>,
+    repl: Vec<(&'static str, String)>,
+) -> std::io::Result<snapshot::Snapshot> {
     let target = target_path(server);
-    let aux = aux_fields();
+    let mut aux = aux_fields().to_vec();
+    aux.extend(repl);
     let delay = server
         .config
         .get("rdb-key-save-delay")
@@ -687,10 +732,8 @@ pub fn startup_file(dir: &std::path::Path, dbfilename: &str) -> Option<PathBuf> 
 /// and what is wrong with it.
 pub fn load_file(server: &Server, path: &std::path::Path) -> Result<file::LoadStats, String> {
     let p = &server.persistence;
-    p.loading.store(true, Relaxed);
-    p.loading_started.store(now_ms() / 1000, Relaxed);
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
-    p.loading_bytes.store(size, Relaxed);
+    let loading = Loading::begin(server, size);
     let result = load_into(server, path).and_then(|stats| {
         crate::scripting::functions::load_from_snapshot(server, &stats.functions).map_err(|e| {
             format!(
@@ -700,7 +743,7 @@ pub fn load_file(server: &Server, path: &std::path::Path) -> Result<file::LoadSt
         })?;
         Ok(stats)
     });
-    p.loading.store(false, Relaxed);
+    drop(loading);
     if let Ok(s) = &result {
         p.loaded_keys.store(s.keys_loaded, Relaxed);
         p.loaded_expired.store(s.keys_expired, Relaxed);
@@ -708,11 +751,65 @@ pub fn load_file(server: &Server, path: &std::path::Path) -> Result<file::LoadSt
     result
 }
 
+/// The dataset is loading (start-up file, a replica's full sync): clients
+/// get `-LOADING` and INFO's loading fields until this is dropped.
+pub(crate) struct Loading<'a>(&'a Persistence);
+
+impl<'a> Loading<'a> {
+    pub(crate) fn begin(server: &'a Server, bytes: u64) -> Loading<'a> {
+        let p = &server.persistence;
+        p.loading_started.store(now_ms() / 1000, Relaxed);
+        p.loading_bytes.store(bytes, Relaxed);
+        p.loading.store(true, Relaxed);
+        Loading(p)
+    }
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        self.0.loading.store(false, Relaxed);
+    }
+}
+
+/// `key-load-delay` (a testing knob, as in Redis): called once per key
+/// loaded, it sleeps that many microseconds, or with a negative value one
+/// microsecond every that many keys.
+pub(crate) fn key_load_delay(server: &Server) -> impl FnMut() {
+    let delay: i64 = server
+        .config
+        .get("key-load-delay")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut keys = 0i64;
+    move || {
+        keys += 1;
+        let us = match delay {
+            0 => 0,
+            d if d > 0 => d as u64,
+            d => u64::from(keys % d == 0),
+        };
+        if us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(us));
+        }
+    }
+}
+
 fn load_into(server: &Server, path: &std::path::Path) -> Result<file::LoadStats, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let ks = &server.keyspace;
     let limits = limits(server);
-    file::load(&data, &limits, ks.dbnum(), now_ms(), |l| {
+    // Keys already expired are counted and dropped, and kept by name: a
+    // master that restarts continuing its replication history sends
+    // their DELs (`repl_master::restore_from_rdb`).
+    let now = now_ms();
+    let mut expired = Vec::new();
+    let mut delay = key_load_delay(server);
+    let mut stats = file::load(&data, &limits, ks.dbnum(), 0, |l| {
+        delay();
+        if l.expire_at != 0 && now > l.expire_at {
+            expired.push((l.db, l.key.to_vec()));
+            return Ok(());
+        }
         let mut e = Entry::new(l.key, l.value, l.expire_at);
         if let Some(idle) = l.idle {
             e.restore_idle(idle as u64);
@@ -725,7 +822,11 @@ fn load_into(server: &Server, path: &std::path::Path) -> Result<file::LoadStats,
             None => Ok(()),
         }
     })
-    .map_err(|e| format!("{} is not a valid RDB file: {e}", path.display()))
+    .map_err(|e| format!("{} is not a valid RDB file: {e}", path.display()))?;
+    stats.keys_loaded -= expired.len() as u64;
+    stats.keys_expired += expired.len() as u64;
+    crate::repl_master::set_expired_at_load(expired);
+    Ok(stats)
 }
 
 /// Registers the process's `Arc<Server>` (BGSAVE's thread needs one) and
@@ -877,7 +978,9 @@ pub fn debug_reload(server: &Server, locked: &Locked<'_>) -> CmdResult {
                 }
             }
         }
-        load_file(server, &path).map(|_| ()).map_err(|e| {
+        let loaded = load_file(server, &path);
+        crate::repl_master::set_expired_at_load(Vec::new());
+        loaded.map(|_| ()).map_err(|e| {
             server.host.log(&e);
             CmdError::Other("ERR Error trying to load the RDB dump, check server logs.".into())
         })

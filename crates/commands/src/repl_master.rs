@@ -6,10 +6,10 @@
 //! A replica is an ordinary connection that sent SYNC or PSYNC: its stream
 //! goes through the connection's outbox (as pub/sub messages do), under the
 //! `client-output-buffer-limit replica` class. A full sync runs on its own
-//! thread: it takes the snapshot slot, locks every shard, registers the
-//! replica at the current offset and begins a forkless snapshot into
-//! memory under those locks, then sends `+FULLRESYNC`, the RDB and the
-//! stream buffered since.
+//! thread: it takes the snapshot slot, locks every shard, registers its
+//! replicas at the current offset and begins a forkless snapshot under
+//! those locks, then streams the RDB (diskless: straight from the
+//! snapshot; disk: from the saved file) and the stream buffered since.
 
 use crate::args::{eq, lossy, parse_i64};
 use crate::client::ClientInfo;
@@ -131,8 +131,30 @@ fn psync(ctx: &mut Ctx, args: &Args) -> CmdResult {
         return Ok(());
     }
     let replid = args.get(1).unwrap_or_default();
-    let offset = parse_i64(args.get(2).unwrap_or_default()).ok_or(CmdError::NotInteger)?;
     let server = ctx.server;
+    // An old master handing its role over (FAILOVER) asks us to promote
+    // ourselves: only when we follow its very history.
+    if args.get(3).is_some_and(|a| eq(a, "failover")) {
+        if !server.replica.following() {
+            return Err(CmdError::Other(
+                "ERR PSYNC FAILOVER can't be sent to a master.".into(),
+            ));
+        }
+        if replid != server.repl.state().replid.as_bytes() {
+            return Err(CmdError::Other(
+                "ERR PSYNC FAILOVER replid must match my replid.".into(),
+            ));
+        }
+        crate::replicaof::stop(server);
+        server.host.log(&format!(
+            "Failover request received for replid {}; MASTER MODE enabled (failover request from 'id={} addr={}')",
+            lossy(replid),
+            ctx.client.id(),
+            ctx.client.info.addr
+        ));
+    }
+    sync_allowed(server)?;
+    let offset = parse_i64(args.get(2).unwrap_or_default()).ok_or(CmdError::NotInteger)?;
     let info = ctx.client.info.clone();
     let ip = replica_ip(server, &info);
     let mut head = Vec::new();
@@ -156,10 +178,64 @@ fn sync(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     if ctx.client.info.replica.load(Relaxed) {
         return Ok(());
     }
+    sync_allowed(ctx.server)?;
     full_sync(ctx, false)
 }
 
-/// Starts a full sync on its own thread; the replica gets everything,
+/// No replica may sync from us while we fail over, nor while we are a
+/// replica whose own link is not up (we would have nothing to pass on).
+fn sync_allowed(server: &Server) -> CmdResult {
+    if crate::failover::active() {
+        return Err(CmdError::Other(
+            "NOMASTERLINK Can't SYNC while failing over".into(),
+        ));
+    }
+    if server.replica.following() && !server.replica.link_up() {
+        return Err(CmdError::NoMasterLink);
+    }
+    Ok(())
+}
+
+/// Replicas that share one full sync's snapshot, as Redis shares one RDB:
+/// a diskless transfer takes every replica that asks before it starts
+/// (`repl-diskless-sync-delay`, cut short by
+/// `repl-diskless-sync-max-replicas`); a disk snapshot takes those that
+/// ask while its file is still being written.
+#[derive(Default)]
+pub struct FullSyncs(parking_lot::Mutex<Groups>);
+
+#[derive(Default)]
+struct Groups {
+    /// A diskless transfer gathering replicas; its thread waits out the
+    /// delay, then takes them all.
+    forming: Option<Vec<Member>>,
+    /// The disk snapshot being written, and its +FULLRESYNC point.
+    disk: Option<DiskGroup>,
+}
+
+struct DiskGroup {
+    members: Vec<Member>,
+    replid: damselfly_replication::ReplId,
+    offset: i64,
+}
+
+/// A replica waiting for a full sync; `psync`: it gets +FULLRESYNC first.
+struct Member {
+    info: Arc<ClientInfo>,
+    psync: bool,
+}
+
+/// RDB bytes are passed on in chunks of this size.
+const CHUNK: usize = 64 << 10;
+/// The snapshot goes on only while each replica has less than this queued:
+/// what bounds a full sync's memory on the master.
+const QUEUED_MAX: usize = 4 << 20;
+
+fn alive(info: &ClientInfo) -> bool {
+    !info.gone.load(Relaxed) && !info.outbox.is_closed()
+}
+
+/// Starts (or joins) a full sync; the replica gets everything,
 /// +FULLRESYNC included, through its outbox, in order.
 fn full_sync(ctx: &mut Ctx, psync: bool) -> CmdResult {
     let server = ctx.server;
@@ -168,98 +244,382 @@ fn full_sync(ctx: &mut Ctx, psync: bool) -> CmdResult {
     info.replica.store(true, Relaxed);
     let eof = server.repl.announced(info.id).capa_eof
         && server.config.get("repl-diskless-sync").as_deref() == Some("yes");
-    server.host.log(&format!(
-        "Replica {} asks for synchronization; full resync",
-        info.addr
-    ));
-    let spawned = std::thread::Builder::new()
-        .name("repl-sync".into())
-        .spawn(move || run_full_sync(&owner, &info, psync, eof));
-    if spawned.is_err() {
-        return Err(CmdError::Other("ERR".into()));
-    }
+    server
+        .host
+        .log(&format!("Replica {} asks for synchronization", info.addr));
+    server
+        .host
+        .log(&format!("Full resync requested by replica {}", info.addr));
+    let member = Member { info, psync };
     start_cron(server);
-    Ok(())
+    let mut groups = server.full_syncs.0.lock();
+    if eof {
+        if let Some(forming) = groups.forming.as_mut() {
+            forming.push(member);
+            return Ok(());
+        }
+        groups.forming = Some(vec![member]);
+        drop(groups);
+        return spawn(move || diskless_sync(&owner));
+    }
+    if let Some(d) = groups.disk.as_mut() {
+        let with: Vec<u64> = d.members.iter().map(|m| m.info.id).collect();
+        let info = &member.info;
+        let link = link(server, info);
+        if server
+            .repl
+            .join_full_sync(info.id, replica_ip(server, info), link.clone(), &with)
+        {
+            if psync {
+                link.send_bulk(format!("+FULLRESYNC {} {}\r\n", d.replid, d.offset).as_bytes());
+            }
+            server.host.log(&format!(
+                "Waiting for end of BGSAVE for SYNC of replica {}",
+                info.addr
+            ));
+            d.members.push(member);
+            return Ok(());
+        }
+    }
+    drop(groups);
+    spawn(move || disk_sync(&owner, member))
 }
 
-fn run_full_sync(server: &Arc<Server>, info: &Arc<ClientInfo>, psync: bool, eof: bool) {
-    // repl-diskless-sync-delay: Redis waits for more replicas to share one
-    // diskless transfer; each replica gets its own snapshot here, so the
-    // wait only postpones it (as a test that sets it expects).
-    let delay: u64 = server
-        .config
-        .get("repl-diskless-sync-delay")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if eof && delay > 0 {
-        std::thread::sleep(std::time::Duration::from_secs(delay));
+fn spawn(f: impl FnOnce() + Send + 'static) -> CmdResult {
+    match std::thread::Builder::new()
+        .name("repl-sync".into())
+        .spawn(f)
+    {
+        Ok(_) => Ok(()),
+        Err(_) => Err(CmdError::Other("ERR".into())),
     }
+}
+
+/// Registers `members` at the current offset (the caller holds every
+/// shard) and queues +FULLRESYNC (and `head`) to each.
+fn register(
+    server: &Server,
+    members: &[Member],
+    head: &[u8],
+) -> (damselfly_replication::ReplId, i64) {
+    let mut at = (damselfly_replication::ReplId::random(), 0);
+    for m in members {
+        let link = link(server, &m.info);
+        at = server.repl.begin_full_sync(
+            m.info.id,
+            replica_ip(server, &m.info),
+            link.clone(),
+            backlog_size(server),
+        );
+        let mut out = Vec::new();
+        if m.psync {
+            out.extend_from_slice(format!("+FULLRESYNC {} {}\r\n", at.0, at.1).as_bytes());
+        }
+        out.extend_from_slice(head);
+        link.send_bulk(&out);
+    }
+    at
+}
+
+/// After the RDB: each replica still there gets `tail` (the `$EOF:` form's
+/// end mark, sent as its phase changes, so that its first ACK cannot come
+/// before), then the stream buffered since the snapshot (for the `$EOF:`
+/// form after that ACK).
+fn finish(server: &Server, members: &[Member], eof: bool, tail: &[u8], bytes: u64) {
+    for m in members {
+        if server.repl.finish_full_sync(m.info.id, tail, eof) {
+            server.host.log(&format!(
+                "Synchronization with replica {} succeeded ({bytes} bytes)",
+                m.info.addr
+            ));
+        }
+    }
+}
+
+fn fail(server: &Server, members: &[Member], why: &str) {
+    server.host.log(why);
+    for m in members {
+        server.repl.abort_full_sync(m.info.id);
+        disconnect(server, m.info.id);
+    }
+}
+
+/// The replicas a transfer still feeds. `ready` waits (holding no lock)
+/// until every one has less than QUEUED_MAX queued; a replica that drains
+/// nothing for `repl-timeout` seconds is dropped. False once none is left.
+struct Readers {
+    infos: parking_lot::Mutex<Vec<Arc<ClientInfo>>>,
+    timeout: std::time::Duration,
+}
+
+impl Readers {
+    fn new(server: &Server, members: &[Member]) -> Arc<Readers> {
+        let secs = server
+            .config
+            .get("repl-timeout")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60u64);
+        Arc::new(Readers {
+            infos: parking_lot::Mutex::new(members.iter().map(|m| m.info.clone()).collect()),
+            timeout: std::time::Duration::from_secs(secs.max(1)),
+        })
+    }
+
+    fn send(&self, bytes: &[u8]) {
+        self.infos
+            .lock()
+            .retain(|i| i.outbox.push_raw(bytes, crate::pubsub::Limit::default()));
+    }
+
+    fn ready(&self, server: &Server) -> bool {
+        let since = std::time::Instant::now();
+        loop {
+            {
+                let mut infos = self.infos.lock();
+                infos.retain(|i| alive(i));
+                if infos.is_empty() {
+                    return false;
+                }
+                if infos.iter().all(|i| i.outbox.held() < QUEUED_MAX) {
+                    return true;
+                }
+                if since.elapsed() > self.timeout {
+                    infos.retain(|i| {
+                        let stuck = i.outbox.held() >= QUEUED_MAX;
+                        if stuck {
+                            server.host.log(&format!(
+                                "Disconnecting timedout replica (full sync): {}",
+                                i.addr
+                            ));
+                            disconnect(server, i.id);
+                        }
+                        !stuck
+                    });
+                    continue;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// The snapshot's writer for a diskless transfer: bytes collect into
+/// chunks that go to every reader's outbox. Writers paying a shard's debt
+/// may write through it too; they never wait.
+struct Fanout {
+    readers: Arc<Readers>,
+    buf: Vec<u8>,
+    bytes: u64,
+}
+
+impl std::io::Write for Fanout {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        self.bytes += b.len() as u64;
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.readers.send(&self.buf);
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// A diskless full sync: waits out `repl-diskless-sync-delay` for more
+/// replicas, then streams one snapshot to all of them as `$EOF:<mark>`,
+/// the RDB, `<mark>`.
+fn diskless_sync(server: &Arc<Server>) {
+    let get = |k: &str| -> u64 {
+        server
+            .config
+            .get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let delay = std::time::Duration::from_secs(get("repl-diskless-sync-delay"));
+    let max = get("repl-diskless-sync-max-replicas") as usize;
+    let groups = &server.full_syncs.0;
+    let started = std::time::Instant::now();
+    let waiting = || {
+        groups
+            .lock()
+            .forming
+            .as_ref()
+            .map_or(0, |f| f.iter().filter(|m| alive(&m.info)).count())
+    };
+    while started.elapsed() < delay && !(max > 0 && waiting() >= max) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Until the slot is ours more replicas may join; if every one left,
+    // the group goes (under its lock, so that none joins it meanwhile).
+    while !crate::persist::claim(server) {
+        {
+            let mut g = groups.lock();
+            let alive_left = g
+                .forming
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|m| alive(&m.info)));
+            if !alive_left {
+                g.forming = None;
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let members: Vec<Member> = groups
+        .lock()
+        .forming
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| alive(&m.info))
+        .collect();
+    if members.is_empty() {
+        crate::persist::release(server);
+        return;
+    }
+    server.host.log(&format!(
+        "Starting BGSAVE for SYNC with target: replicas sockets ({} replicas)",
+        members.len()
+    ));
+    let mark = damselfly_replication::ReplId::random();
+    let readers = Readers::new(server, &members);
+    let out = Fanout {
+        readers: readers.clone(),
+        buf: Vec::with_capacity(CHUNK * 2),
+        bytes: 0,
+    };
+    let ks = &server.keyspace;
+    crate::persist::diskless_save_running(server, true);
+    // A replica of a replica: the snapshot and the offset it starts from
+    // are taken while our own link applies nothing.
+    let begun = server.replica.quiesced(|| {
+        let mut all = ks.lock_all();
+        register(server, &members, format!("$EOF:{mark}\r\n").as_bytes());
+        let mut aux = crate::persist::aux_fields().to_vec();
+        aux.extend(repl_fields(server));
+        damselfly_persistence::snapshot::begin_stream(
+            ks,
+            &mut all,
+            out,
+            crate::persist::limits(server),
+            &aux,
+            &crate::scripting::functions::library_codes(server),
+            save_delay(server),
+        )
+    });
+    let result = begun.and_then(|s| s.finish(ks, || readers.ready(server)));
+    crate::persist::diskless_save_running(server, false);
+    crate::persist::release(server);
+    match result {
+        Ok(mut out) => {
+            let _ = std::io::Write::flush(&mut out);
+            finish(server, &members, true, mark.as_bytes(), out.bytes);
+        }
+        Err(e) => fail(server, &members, &format!("Diskless full sync failed: {e}")),
+    }
+}
+
+/// Redis's rdb-key-save-delay holds back the replicas' snapshot too.
+fn save_delay(server: &Server) -> u64 {
+    server
+        .config
+        .get("rdb-key-save-delay")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A disk-based full sync: a save into the configured file (which more
+/// replicas may join while it is written), then `$<len>` and the file,
+/// read in chunks as the replicas take them.
+fn disk_sync(server: &Arc<Server>, first: Member) {
     // One snapshot at a time: a running BGSAVE owns the shards' marks.
     while !crate::persist::claim(server) {
-        if info.gone.load(Relaxed) || info.outbox.is_closed() {
+        if !alive(&first.info) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    let groups = &server.full_syncs.0;
     let ks = &server.keyspace;
-    let ip = replica_ip(server, info);
-    let link = link(server, info);
-    let begun = {
+    // A replica of a replica: the snapshot and the offset it starts from
+    // are taken while our own link applies nothing.
+    let begun = server.replica.quiesced(|| {
         let mut all = ks.lock_all();
-        let (replid, offset) =
-            server
-                .repl
-                .begin_full_sync(info.id, ip, link.clone(), backlog_size(server));
-        if psync {
-            link.send_bulk(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
+        let (replid, offset) = register(server, std::slice::from_ref(&first), b"");
+        let snap = crate::persist::begin_sync_save(server, &mut all);
+        match snap {
+            Ok(snap) => {
+                groups.lock().disk = Some(DiskGroup {
+                    members: vec![first],
+                    replid,
+                    offset,
+                });
+                Ok(snap)
+            }
+            Err(e) => Err((e, first)),
         }
-        damselfly_persistence::snapshot::begin_memory(
-            ks,
-            &mut all,
-            crate::persist::limits(server),
-            &crate::persist::aux_fields(),
-            &crate::scripting::functions::library_codes(server),
-        )
-    };
-    let rdb = begun.and_then(|s| s.finish(ks));
-    crate::persist::release(server);
-    let rdb = match rdb {
-        Ok(rdb) => rdb,
-        Err(e) => {
-            server
-                .host
-                .log(&format!("Can't produce the RDB for a replica: {e}"));
-            server.repl.abort_full_sync(info.id);
-            disconnect(server, info.id);
+    });
+    let snap = match begun {
+        Ok(s) => s,
+        Err((e, first)) => {
+            crate::persist::sync_save_done(server, &Err(std::io::Error::other(e.to_string())));
+            crate::persist::release(server);
+            fail(
+                server,
+                &[first],
+                &format!("Can't save for a replica's sync: {e}"),
+            );
             return;
         }
     };
-    let payload = frame(&rdb, eof);
-    if server.repl.finish_full_sync(info.id, &payload, eof) {
-        server.host.log(&format!(
-            "Synchronization with replica {} succeeded ({} bytes)",
-            info.addr,
-            rdb.len()
-        ));
+    let path = snap.target().to_path_buf();
+    let saved = snap.finish(ks);
+    crate::persist::sync_save_done(server, &saved);
+    let members = groups
+        .lock()
+        .disk
+        .take()
+        .map(|d| d.members)
+        .unwrap_or_default();
+    // Opened before the slot is given back: a later save renames a new
+    // file over this one, and the open file stays this snapshot.
+    let file = saved.and_then(|_| std::fs::File::open(&path));
+    crate::persist::release(server);
+    let mut file = match file {
+        Ok(f) => f,
+        Err(e) => {
+            return fail(
+                server,
+                &members,
+                &format!("Can't send the RDB to replicas: {e}"),
+            )
+        }
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let readers = Readers::new(server, &members);
+    readers.send(format!("${len}\r\n").as_bytes());
+    let mut chunk = vec![0; CHUNK];
+    let mut sent = 0u64;
+    while sent < len {
+        if !readers.ready(server) {
+            return fail(server, &members, "Full sync: every replica went away");
+        }
+        let n = match std::io::Read::read(&mut file, &mut chunk) {
+            Ok(0) => return fail(server, &members, "Full sync: the RDB file was cut short"),
+            Ok(n) => n.min((len - sent) as usize),
+            Err(e) => return fail(server, &members, &format!("Full sync: {e}")),
+        };
+        readers.send(&chunk[..n]);
+        sent += n as u64;
     }
-}
-
-/// The RDB as the replica reads it: `$<len>\r\n<rdb>`, or with
-/// `capa eof` and diskless sync `$EOF:<mark>\r\n<rdb><mark>`.
-fn frame(rdb: &[u8], eof: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rdb.len() + 100);
-    if eof {
-        let mark = damselfly_replication::ReplId::random();
-        out.extend_from_slice(b"$EOF:");
-        out.extend_from_slice(mark.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(rdb);
-        out.extend_from_slice(mark.as_bytes());
-    } else {
-        out.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
-        out.extend_from_slice(rdb);
-    }
-    out
+    finish(server, &members, false, &[], len);
 }
 
 fn disconnect(server: &Server, id: u64) {
@@ -302,7 +662,8 @@ fn start_cron(server: &Server) {
                             .log("Replication backlog freed after its TTL without replicas");
                         continue;
                     }
-                    if server.repl.active() {
+                    // A replica's backlog (its master's stream) too.
+                    if server.repl.backlog_info().0 {
                         server.repl.ensure_backlog(backlog_size(&server));
                     }
                     drop_timed_out(&server);
@@ -312,7 +673,12 @@ fn start_cron(server: &Server) {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(10u64)
                         .max(1);
-                    if ticks % period == 0 && !server.repl.replicas().is_empty() {
+                    // No PING while a failover waits for a replica to
+                    // reach our offset.
+                    if ticks % period == 0
+                        && !server.repl.replicas().is_empty()
+                        && !crate::failover::active()
+                    {
                         let mut ping = Vec::new();
                         master::encode(&mut ping, &[b"ping"]);
                         server.repl.feed_raw(&ping);
@@ -425,6 +791,9 @@ impl WaitAcks {
 
 /// WAIT numreplicas timeout
 fn wait(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    if ctx.server.replica.following() {
+        return Err(CmdError::Other("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.".into()));
+    }
     let want = parse_i64(args.get(1).unwrap_or_default()).ok_or(CmdError::NotInteger)?;
     let timeout = parse_i64(args.get(2).unwrap_or_default()).ok_or(CmdError::InvalidTimeout)?;
     if timeout < 0 {
@@ -549,7 +918,12 @@ pub(crate) fn served_pop(db: usize, op: &BlockOp, key: &[u8]) {
             };
             return also(db, &[pop, key, count.to_string().as_bytes()]);
         }
-        BlockOp::Move { dst, from, to } => vec![b"LMOVE", key, dst, end(from), end(to)],
+        BlockOp::Move {
+            dst,
+            rpoplpush: true,
+            ..
+        } => vec![b"RPOPLPUSH", key, dst],
+        BlockOp::Move { dst, from, to, .. } => vec![b"LMOVE", key, dst, end(from), end(to)],
         BlockOp::ZPop { max } => vec![if *max { b"ZPOPMAX" } else { b"ZPOPMIN" }, key],
         BlockOp::ZMPop { max, count } => {
             let pop: &[u8] = if *max { b"ZPOPMAX" } else { b"ZPOPMIN" };
@@ -598,7 +972,7 @@ pub fn info_replication(server: &Server, line: &mut dyn FnMut(&str, &dyn std::fm
             ),
         );
     }
-    line("master_failover_state", &"no-failover");
+    line("master_failover_state", &crate::failover::state_name());
     line("master_replid", &state.replid);
     line("master_replid2", &state.replid2);
     line("master_repl_offset", &state.master_repl_offset);
@@ -607,6 +981,94 @@ pub fn info_replication(server: &Server, line: &mut dyn FnMut(&str, &dyn std::fm
     line("repl_backlog_size", &backlog_size(server));
     line("repl_backlog_first_byte_offset", &first);
     line("repl_backlog_histlen", &histlen);
+}
+
+/// The replication fields an RDB saved to disk carries (Redis's
+/// `repl-stream-db`, `repl-id`, `repl-offset`), so that after a restart
+/// replicas continue from us, or we from our master, with a partial
+/// resync: a replica's always, a master's while it has a backlog.
+/// Called under every shard lock, where the offset names the data (on a
+/// replica, once its link is between commands: see `try_quiesced`).
+pub(crate) fn rdb_aux(server: &Server) -> Vec<(&'static str, String)> {
+    let following = server.replica.following();
+    if !following && !server.repl.backlog_info().0 {
+        return Vec::new();
+    }
+    let wait = std::time::Duration::from_millis(50);
+    server
+        .replica
+        .try_quiesced(wait, || repl_fields(server))
+        .unwrap_or_default()
+}
+
+/// The replication point an RDB names, for a caller that holds every shard
+/// and, on a replica, the link's gate: the DB our stream is in (which a
+/// replica's master client starts in: a passed-on stream selects no DB
+/// again for it), the replid and the offset.
+pub(crate) fn repl_fields(server: &Server) -> Vec<(&'static str, String)> {
+    let st = server.repl.state().clone();
+    vec![
+        ("repl-stream-db", crate::replicaof::stream_db().to_string()),
+        ("repl-id", st.replid.to_string()),
+        ("repl-offset", st.master_repl_offset.to_string()),
+    ]
+}
+
+/// Keys the last RDB load found expired, by DB and name.
+static EXPIRED_AT_LOAD: parking_lot::Mutex<Vec<(usize, Vec<u8>)>> =
+    parking_lot::Mutex::new(Vec::new());
+
+pub(crate) fn set_expired_at_load(keys: Vec<(usize, Vec<u8>)>) {
+    *EXPIRED_AT_LOAD.lock() = keys;
+}
+
+/// At start-up, after loading an RDB with the fields of `rdb_aux`: a
+/// replica takes them as the point its master's history reached (returns
+/// true: its first PSYNC offers them); a master keeps the old history as
+/// replid2 under a new replid, with an empty backlog from that offset, so
+/// its old replicas continue partially (Redis 7.0 does both). The keys
+/// the load found expired go into that backlog as DELs, as the replicas
+/// still hold them.
+pub fn restore_from_rdb(server: &Server, aux: &[(Vec<u8>, Vec<u8>)], replica: bool) -> bool {
+    let expired = std::mem::take(&mut *EXPIRED_AT_LOAD.lock());
+    let get = |k: &str| {
+        aux.iter()
+            .find(|(n, _)| n == k.as_bytes())
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    };
+    let id = get("repl-id").and_then(|v| damselfly_replication::ReplId::parse(v.as_bytes()));
+    let offset = get("repl-offset").and_then(|v| v.parse::<i64>().ok());
+    let (Some(id), Some(offset)) = (id, offset.filter(|&o| o >= 0)) else {
+        return false;
+    };
+    let db = get("repl-stream-db")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    {
+        let mut st = server.repl.state();
+        st.replid = id;
+        st.master_repl_offset = offset;
+        if !replica {
+            st.shift_replid();
+        }
+    }
+    if replica {
+        crate::replicaof::set_stream_db(db);
+        return true;
+    }
+    server.repl.ensure_backlog(backlog_size(server));
+    let del: &[u8] = if server.config.get("lazyfree-lazy-expire").as_deref() == Some("yes") {
+        b"UNLINK"
+    } else {
+        b"DEL"
+    };
+    for (db, key) in expired {
+        server.repl.append(&[master::Op {
+            db,
+            args: vec![del.to_vec(), key],
+        }]);
+    }
+    true
 }
 
 /// INFO stats: sync_full, sync_partial_ok, sync_partial_err.

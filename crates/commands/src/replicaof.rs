@@ -52,11 +52,47 @@ pub(crate) static COMMANDS: &[Command] = &[
 /// Whether this server follows a master: the dispatcher's fast check.
 static REPLICA: AtomicBool = AtomicBool::new(false);
 
+/// The DB the master's stream has selected (the master client's), which
+/// a full sync served to a replica of ours names as `repl-stream-db`.
+static STREAM_DB: AtomicUsize = AtomicUsize::new(0);
+
+/// The DB our replicas' stream is in (see `STREAM_DB`); 0 on a master,
+/// whose stream selects its DB again after a full sync.
+pub(crate) fn stream_db() -> usize {
+    if REPLICA.load(Relaxed) {
+        STREAM_DB.load(Relaxed)
+    } else {
+        0
+    }
+}
+
+/// The DB a replica's master client starts in after a restart (the
+/// `repl-stream-db` of the RDB it loaded).
+pub(crate) fn set_stream_db(db: usize) {
+    STREAM_DB.store(db, Relaxed);
+}
+
+/// Closes every replica's connection: our replication ID changed, and
+/// they learn the new one by reconnecting (a partial resync).
+pub(crate) fn drop_replicas(server: &Server) {
+    server.clients.for_each_locked(|c| {
+        if c.replica.load(Relaxed) {
+            c.disconnect();
+        }
+    });
+}
+
 /// REPLICAOF host port | REPLICAOF NO ONE (and SLAVEOF).
 fn replicaof(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    if crate::failover::active() {
+        return Err(CmdError::Other(
+            "ERR REPLICAOF not allowed while failing over.".into(),
+        ));
+    }
     let a1 = args.get(1).unwrap_or_default();
     let a2 = args.get(2).unwrap_or_default();
     if a1.eq_ignore_ascii_case(b"no") && a2.eq_ignore_ascii_case(b"one") {
+        let _ = ctx.server.config.set_initial("replicaof", "");
         if stop(ctx.server) {
             ctx.server.host.log(&format!(
                 "MASTER MODE enabled (user request from 'id={}')",
@@ -81,6 +117,11 @@ fn replicaof(ctx: &mut Ctx, args: &Args) -> CmdResult {
     // A master turned replica offers its own history to the new master,
     // which may share it (Redis's cached master "using myself").
     let was_master = !ctx.server.replica.following();
+    // What CONFIG REWRITE writes (`replicaof host port`).
+    let _ = ctx
+        .server
+        .config
+        .set_initial("replicaof", &format!("{host} {port}"));
     follow(&server, &host, port, was_master);
     ctx.server.host.log(&format!(
         "REPLICAOF {host}:{port} enabled (user request from 'id={}')",
@@ -95,27 +136,32 @@ fn replicaof(ctx: &mut Ctx, args: &Args) -> CmdResult {
 pub fn follow(server: &Arc<Server>, host: &str, port: u16, continue_own: bool) {
     REPLICA.store(true, Relaxed);
     damselfly_storage::set_replica(true);
-    // Our own replicas go, as in Redis (they would have to resync; see
-    // `refusal`).
-    server.clients.for_each_locked(|c| {
-        if c.replica.load(Relaxed) {
-            c.disconnect();
-        }
-    });
+    // Our own replicas go, as in Redis: they reconnect to follow the new
+    // master's stream through us (a partial resync when it continues ours).
+    drop_replicas(server);
+    crate::list::unblock_all_for_role_change(server);
+    // The master client starts in the DB the stream was in (after a
+    // restart, the RDB's; 0 on a master turned replica).
     let hooks = Arc::new(Hooks {
         server: Arc::downgrade(server),
-        db: Default::default(),
+        db: Arc::new(AtomicUsize::new(STREAM_DB.load(Relaxed))),
     });
     server
         .replica
         .follow(&server.repl, host, port, hooks, continue_own);
 }
 
-/// Stops following (REPLICAOF NO ONE); false when not following.
-fn stop(server: &Server) -> bool {
+/// Stops following (REPLICAOF NO ONE, a FAILOVER's end); false when not
+/// following. Our replicas reconnect to learn the new replid (they
+/// continue from replid2).
+pub(crate) fn stop(server: &Server) -> bool {
     let was = server.replica.stop(&server.repl);
     REPLICA.store(false, Relaxed);
     damselfly_storage::set_replica(false);
+    if was {
+        drop_replicas(server);
+    }
+    STREAM_DB.store(0, Relaxed);
     was
 }
 
@@ -218,11 +264,6 @@ pub(crate) fn refusal(
     if !REPLICA.load(Relaxed) || damselfly_storage::from_master() {
         return None;
     }
-    // Serving replicas of our own would need the master's stream proxied
-    // to them (and our backlog reset on each full sync): not yet.
-    if matches!(e.cmd.name, "sync" | "psync") {
-        return Some(CmdError::ChainedReplication);
-    }
     let on = |k: &str| server.config.get(k).as_deref() != Some("no");
     if !e.has(flag::STALE) && !on("replica-serve-stale-data") && !server.replica.link_up() {
         return Some(CmdError::MasterDown);
@@ -300,14 +341,34 @@ impl replica::Host for Hooks {
             masteruser: get("masteruser"),
             masterauth: get("masterauth"),
             timeout: Duration::from_secs(get("repl-timeout").parse().unwrap_or(60)),
+            backlog_size: get("repl-backlog-size").parse().unwrap_or(1 << 20),
+        }
+    }
+
+    fn drop_replicas(&self) {
+        if let Some(s) = self.server() {
+            drop_replicas(&s);
+        }
+    }
+
+    fn failing_over(&self) -> bool {
+        crate::failover::in_progress()
+    }
+
+    fn failover_answered(&self, reply: &[u8]) {
+        if let Some(s) = self.server() {
+            crate::failover::answered(&s, reply);
         }
     }
 
     fn load_rdb(&self, rdb: &[u8]) -> Result<(), String> {
-        // A full sync's stream starts over in DB 0.
-        self.db.store(0, Relaxed);
         let server = self.server().ok_or("server gone")?;
-        load_rdb(&server, rdb)
+        // A full sync's stream continues in the DB the RDB names (a
+        // replica serving us names its master client's), else DB 0.
+        let db = load_rdb(&server, rdb)?;
+        self.db.store(db, Relaxed);
+        STREAM_DB.store(db, Relaxed);
+        Ok(())
     }
 
     fn master_client(&self, peer: &str, local: &str, fd: i64) -> Box<dyn MasterClient> {
@@ -321,6 +382,7 @@ impl replica::Host for Hooks {
         info.master.store(true, Relaxed);
         let mut client = Client::new(info, crate::acl::superuser(), true);
         client.select(self.db.load(Relaxed));
+        STREAM_DB.store(client.db, Relaxed);
         Box::new(Master {
             stats: server.thread_stats(),
             server,
@@ -377,7 +439,23 @@ impl MasterClient for Master {
             job.run(&self.server, self.client.id());
         }
         damselfly_storage::set_from_master(false);
+        STREAM_DB.store(self.client.db, Relaxed);
         self.failed = self.reply.as_bytes().first() == Some(&b'-');
+        if self.failed {
+            // Redis's replica logs an error reply to its master this way
+            // (the data may have diverged).
+            let err = String::from_utf8_lossy(self.reply.as_bytes());
+            let known = crate::table::lookup(args.get(0).unwrap_or_default()).is_some();
+            let name = if known {
+                String::from_utf8_lossy(args.get(0).unwrap_or_default()).to_lowercase()
+            } else {
+                "<unknown>".into()
+            };
+            self.server.host.log(&format!(
+                "== CRITICAL == This replica is sending an error to its master: '{}' after processing the command '{name}'",
+                err.trim_start_matches('-').trim_end()
+            ));
+        }
         self.reply.clear();
         // Messages queued for the master client (it never subscribes, but
         // a tracking redirect could name it) are dropped.
@@ -404,16 +482,27 @@ impl Drop for Master {
 
 /// A full sync: parses the whole RDB (keys whose TTL passed are kept: the
 /// master will send their DEL), then empties every DB and stores the keys
-/// under all shard locks.
-fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
+/// under all shard locks. Returns the DB the stream continues in.
+fn load_rdb(server: &Server, rdb: &[u8]) -> Result<usize, String> {
     let ks = &server.keyspace;
     let limits = crate::persist::limits(server);
     let mut keys: Vec<(usize, KeyEntry)> = Vec::new();
+    // Clients get -LOADING until the keys are in, as from a Redis replica.
+    let loading = crate::persist::Loading::begin(server, rdb.len() as u64);
+    let mut delay = crate::persist::key_load_delay(server);
     let stats = damselfly_persistence::file::load(rdb, &limits, ks.dbnum(), 0, |l| {
+        delay();
         keys.push((l.db, KeyEntry::new(l.key, l.value, l.expire_at)));
         Ok(())
     })
     .map_err(|e| e.to_string())?;
+    let stream_db = stats
+        .aux
+        .iter()
+        .find(|(k, _)| k == b"repl-stream-db")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<usize>().ok())
+        .filter(|&db| db < ks.dbnum())
+        .unwrap_or(0);
     let now = damselfly_storage::now_ms();
     {
         let mut all = ks.lock_all();
@@ -429,10 +518,12 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
             }
         }
     }
+    // FUNCTION LOAD below runs as a command, which -LOADING would refuse.
+    drop(loading);
     server.tracking.flushed(&server.pubsub);
     // The master's function libraries replace ours, as its keys did.
     let Some(server) = server.persistence.server.get().and_then(Weak::upgrade) else {
-        return Ok(());
+        return Ok(stream_db);
     };
     let info = Arc::new(crate::ClientInfo::new(0, String::new(), String::new(), -1));
     let mut master = Master {
@@ -450,5 +541,5 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
             return Err("a function library of the master's RDB does not load".into());
         }
     }
-    Ok(())
+    Ok(stream_db)
 }

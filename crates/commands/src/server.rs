@@ -700,7 +700,7 @@ fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
 }
 
 /// DEBUG: LOG, SET-ACTIVE-EXPIRE, RELOAD, HELP, (in `debug.rs`) OBJECT,
-/// POPULATE, SLEEP, ERROR, and (in `digest.rs`) DIGEST, DIGEST-VALUE.
+/// POPULATE, SLEEP, ERROR, REPLICATE, and (in `digest.rs`) DIGEST, DIGEST-VALUE.
 fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let sub = args.get(1).unwrap_or_default();
     if eq(sub, "help") && args.len() == 2 {
@@ -727,6 +727,8 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 "    Output a hex signature representing the current DB content.",
                 "DIGEST-VALUE <key> [<key> ...]",
                 "    Output a hex signature of the values of all the specified keys.",
+                "REPLICATE <command> [<arg> ...]",
+                "    Send the command to the replicas, not running it here.",
             ],
         );
         return Ok(());

@@ -133,6 +133,8 @@ pub struct Server {
     pub repl: Arc<damselfly_replication::Replication>,
     /// The link to our master while this server is a replica.
     pub replica: damselfly_replication::replica::Follower,
+    /// Full syncs that more replicas may still share.
+    pub full_syncs: crate::repl_master::FullSyncs,
 }
 
 thread_local! {
@@ -191,6 +193,7 @@ impl Server {
             scripting: Default::default(),
             repl,
             replica: Default::default(),
+            full_syncs: Default::default(),
         }
     }
 

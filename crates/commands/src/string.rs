@@ -588,6 +588,10 @@ fn set_pxat_instead(ctx: &Ctx, key: &[u8], value: &[u8], at: u64) {
 fn getset(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let key = args.get(1).unwrap_or_default();
     let value = args.get(2).unwrap_or_default();
+    if ctx.server.repl.active() {
+        // Replicas get a SET (Redis 7.0).
+        crate::repl_master::instead(ctx.server, &[&b"SET"[..], key, value]);
+    }
     set_generic(
         ctx,
         key,

@@ -618,7 +618,12 @@ impl damselfly_storage::Events for Sink {
 
     fn event(&self, db: usize, key: &[u8], event: &'static str) {
         self.pubsub.notify_event(db, key, event);
-        if (event == "expired" || event == "evicted") && self.repl.active() {
+        // A replica's stream is its master's: its own expiries (keys its
+        // clients gave a TTL) are not propagated, as in Redis.
+        if (event == "expired" || event == "evicted")
+            && self.repl.active()
+            && !damselfly_storage::is_replica()
+        {
             damselfly_replication::master::deleted(&self.repl, db, key);
         }
         if self.tracking.active() && event != "new" && event != "keymiss" {

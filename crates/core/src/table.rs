@@ -42,6 +42,13 @@ pub trait Link: Sized {
     fn take_next(&mut self) -> Option<Self> {
         self.next_mut().and_then(Option::take)
     }
+    /// Gives up an empty successor slot where the link can (the node may
+    /// move): a node that becomes a chain's tail in `resize` stops paying
+    /// for a pointer it no longer needs.
+    fn shed_next_slot(&mut self) {}
+    /// The load (entries per bucket, in quarters) past which the table
+    /// doubles.
+    const MAX_LOAD_QUARTERS: usize = 4;
 }
 
 /// The node of a collection's table: the entry and its successor.
@@ -120,10 +127,12 @@ impl<N: Link> Default for RawTable<N> {
     }
 }
 
-/// Pushes `n` at the head of the chain in `bucket`.
+/// Pushes `n` at the head of the chain in `bucket`; alone there, it
+/// sheds an empty next slot.
 fn push_front<N: Link>(bucket: &mut Option<N>, mut n: N) -> &mut N {
-    if let Some(head) = bucket.take() {
-        *n.next_slot() = Some(head);
+    match bucket.take() {
+        Some(head) => *n.next_slot() = Some(head),
+        None => n.shed_next_slot(),
     }
     bucket.insert(n)
 }
@@ -263,8 +272,10 @@ impl<N: Link> RawTable<N> {
         push_front(&mut self.buckets[i], n).item_mut()
     }
 
+    /// Doubles the bucket array past the link's maximum load.
     fn grow_for_one(&mut self) {
-        if self.len >= self.buckets.len() {
+        let n = self.buckets.len();
+        if self.len * 4 >= n * N::MAX_LOAD_QUARTERS {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
     }
@@ -309,7 +320,8 @@ impl<N: Link> RawTable<N> {
         for mut head in old {
             // Moving the chain tail-first keeps each bucket's relative order
             // (and on growth a tail without a next slot lands first, in an
-            // empty bucket, so it needs none).
+            // empty bucket, so it needs none; whatever lands first sheds
+            // its slot, so after a resize no tail carries one).
             while let Some(mut n) = head {
                 head = n.take_next();
                 chain.push(n);

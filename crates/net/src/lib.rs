@@ -148,8 +148,10 @@ pub trait Service: Send + Sync + 'static {
     fn open_unix(&self, _fd: i64, _worker: usize) -> Option<Self::Session> {
         None
     }
-    /// Periodic work of a worker (active expiry of its shards).
-    fn tick(&self, worker: usize, workers: usize);
+    /// Periodic work of a worker (active expiry of its shards), one short
+    /// slice per call: true asks for another slice once the worker has
+    /// served the connections that are ready meanwhile.
+    fn tick(&self, worker: usize, workers: usize) -> bool;
     fn tick_interval(&self) -> Duration;
 }
 
@@ -332,7 +334,10 @@ fn worker_main<S: Service>(
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            ticker.tick(worker, workers);
+            // Deferred, so the I/O driver is polled between slices.
+            while ticker.tick(worker, workers) {
+                tokio::task::yield_now().await;
+            }
         }
     });
     local.block_on(&rt, async move {

@@ -111,9 +111,11 @@ fn mark<W: Write + Send + 'static>(
     (owed, dirty_at_start, sizes.iter().map(|s| s.0).sum())
 }
 
-/// Locks each shard in turn, which pays whatever it still owes.
-fn walk<W: Write>(owed: &Owed<W>, ks: &Keyspace) {
+/// Locks each shard in turn, which pays whatever it still owes; `before`
+/// runs before each, holding no lock.
+fn walk<W: Write>(owed: &Owed<W>, ks: &Keyspace, mut before: impl FnMut()) {
     for i in 0..ks.shard_count() {
+        before();
         let before = owed.keys_done.load(Relaxed);
         drop(ks.lock_one(i));
         let written = owed.keys_done.load(Relaxed) - before;
@@ -150,30 +152,47 @@ fn check_all_held(ks: &Keyspace, all: &Locked<'_>) -> io::Result<()> {
     }
 }
 
-/// A snapshot into memory, for a replica's full sync: same contents and
-/// same rules as a file snapshot, the RDB bytes returned at the end.
-pub struct MemorySnapshot {
-    owed: Arc<Owed<Vec<u8>>>,
+/// A snapshot into any writer, for a replica's full sync: same contents
+/// and same rules as a file snapshot. The writer gets the RDB as shards are
+/// paid (by the walk in `finish` or by writers that lock a shard first), so
+/// a writer that passes the bytes on (to replicas' sockets) holds no more
+/// than it chooses to.
+pub struct StreamSnapshot<W: Write + Send + 'static> {
+    owed: Arc<Owed<W>>,
 }
 
-/// Starts a snapshot of `ks` into memory; `all` must hold every shard.
-pub fn begin_memory(
+/// Starts a snapshot of `ks` into `out`; `all` must hold every shard.
+pub fn begin_stream<W: Write + Send + 'static>(
     ks: &Keyspace,
     all: &mut Locked<'_>,
+    out: W,
     limits: Limits,
     aux: &[(&str, String)],
     functions: &[Vec<u8>],
-) -> io::Result<MemorySnapshot> {
+    key_delay_us: u64,
+) -> io::Result<StreamSnapshot<W>> {
     check_all_held(ks, all)?;
-    let writer = start(Vec::new(), limits, aux, functions)?;
-    let (owed, _, _) = mark(ks, all, writer, 0);
-    Ok(MemorySnapshot { owed })
+    let writer = start(out, limits, aux, functions)?;
+    let (owed, _, _) = mark(ks, all, writer, key_delay_us);
+    Ok(StreamSnapshot { owed })
 }
 
-impl MemorySnapshot {
-    /// Walks every shard still owed and returns the whole RDB.
-    pub fn finish(self, ks: &Keyspace) -> io::Result<Vec<u8>> {
-        walk(&self.owed, ks);
+impl<W: Write + Send + 'static> StreamSnapshot<W> {
+    /// Walks every shard still owed and completes the RDB (EOF and
+    /// checksum); returns the writer. `ready` runs before each shard with
+    /// no lock held (a place to wait for readers to catch up); once it
+    /// returns false the snapshot is abandoned: the remaining shards' debts
+    /// are cleared without writing and an error is returned.
+    pub fn finish(self, ks: &Keyspace, mut ready: impl FnMut() -> bool) -> io::Result<W> {
+        let mut going = true;
+        walk(&self.owed, ks, || {
+            if going && !ready() {
+                going = false;
+                let mut sink = self.owed.sink.lock();
+                sink.writer = None;
+                sink.error = Some(io::Error::other("every reader went away"));
+            }
+        });
         let mut sink = self.owed.sink.lock();
         if let Some(e) = sink.error.take() {
             return Err(e);
@@ -245,6 +264,11 @@ pub fn begin(
 }
 
 impl Snapshot {
+    /// The file this snapshot completes.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
     /// Keys written so far (INFO current_save_keys_processed).
     pub fn progress(&self) -> Arc<dyn Fn() -> u64 + Send + Sync> {
         let owed = self.owed.clone();
@@ -255,7 +279,7 @@ impl Snapshot {
     /// checksum, fsync, rename over the target, fsync of the directory.
     /// On success the dirty counters drop by what they were at `begin`.
     pub fn finish(self, ks: &Keyspace) -> io::Result<Saved> {
-        walk(&self.owed, ks);
+        walk(&self.owed, ks, || {});
         let result = self.complete();
         if result.is_ok() {
             for (i, d) in self.dirty_at_start.iter().enumerate() {

@@ -97,6 +97,10 @@ pub(crate) struct Stream {
     scratch: Vec<u8>,
     /// Unix ms since when no replica has been connected (backlog TTL).
     alone_since: u64,
+    /// This server follows a master: the stream is the master's, passed
+    /// on as received (`forward`); `Replication::active` stays false so
+    /// nothing of our own is added to it.
+    follower: bool,
     pub(crate) sync_full: u64,
     pub(crate) sync_partial_ok: u64,
     pub(crate) sync_partial_err: u64,
@@ -181,9 +185,49 @@ impl Replication {
                 g.stream.backlog = Some(Backlog::new(size));
                 g.stream.seldb = None;
                 g.stream.alone_since = now_ms();
-                self.active.store(true, Relaxed);
+                self.active.store(!g.stream.follower, Relaxed);
             }
         }
+    }
+
+    /// This server starts (true) or stops following a master. A follower
+    /// adds nothing of its own to the stream; a promoted one selects its
+    /// DB again before its first command (its replicas are in the old
+    /// master's).
+    pub fn set_follower(&self, on: bool) {
+        let mut g = self.inner.lock();
+        g.stream.follower = on;
+        g.stream.seldb = None;
+        self.active
+            .store(!on && g.stream.backlog.is_some(), Relaxed);
+    }
+
+    /// A follower passes on what it applied of its master's stream
+    /// (`bytes`, whole commands or transactions) to its backlog and its
+    /// own replicas, unchanged, so they share the master's offsets; the
+    /// offset becomes `offset`, the master's after them.
+    pub fn forward(&self, bytes: &[u8], offset: i64) {
+        let mut g = self.inner.lock();
+        if g.stream.backlog.is_some() && !bytes.is_empty() {
+            feed(&mut g, bytes);
+        }
+        g.state.master_repl_offset = offset;
+    }
+
+    /// A follower's full sync from its master starts a new history at
+    /// `offset`: the backlog restarts empty (created if there was none,
+    /// so replicas of ours can continue from us later) and our replicas
+    /// are dropped from the registry (the caller closes them).
+    pub fn restart_history(&self, id: ReplId, offset: i64, backlog_size: usize) {
+        let mut g = self.inner.lock();
+        g.state.replid = id;
+        g.state.master_repl_offset = offset;
+        g.state.clear_replid2();
+        g.stream.backlog = Some(Backlog::new(backlog_size));
+        g.stream.replicas.clear();
+        g.stream.seldb = None;
+        g.stream.alone_since = now_ms();
+        self.active.store(!g.stream.follower, Relaxed);
     }
 
     /// Drops the backlog once no replica has been connected for
@@ -193,7 +237,8 @@ impl Replication {
     pub fn expire_backlog(&self, ttl_secs: u64) -> bool {
         let mut g = self.inner.lock();
         let now = now_ms();
-        if !g.stream.replicas.is_empty() || g.stream.backlog.is_none() {
+        // A replica keeps its backlog (its master's history) for good.
+        if !g.stream.replicas.is_empty() || g.stream.backlog.is_none() || g.stream.follower {
             g.stream.alone_since = now;
             return false;
         }
@@ -249,10 +294,45 @@ impl Replication {
         (g.state.replid, offset)
     }
 
-    /// Sends a replica its snapshot (already framed: `$len\r\n` or, with
-    /// `eof`, the `$EOF:` form) and what the stream buffered since (after
-    /// its first ACK for the `$EOF:` form), then streams to it live. False
-    /// when the replica went away meanwhile.
+    /// Registers a replica for a full sync that shares the snapshot of one
+    /// already begun for `with` (the first of those still waiting for it):
+    /// it gets a copy of what the stream buffered since that snapshot's
+    /// point. False when none of them is still waiting.
+    pub fn join_full_sync(
+        &self,
+        client: u64,
+        ip: String,
+        link: Arc<dyn Link>,
+        with: &[u64],
+    ) -> bool {
+        let mut g = self.inner.lock();
+        let buffered = g.stream.replicas.iter().find_map(|r| match &r.phase {
+            Phase::Sync(b) if with.contains(&r.id) => Some(b.clone()),
+            _ => None,
+        });
+        let Some(buffered) = buffered else {
+            return false;
+        };
+        g.stream.replicas.retain(|r| r.id != client);
+        let port = g.stream.announced.get(&client).map_or(0, |a| a.port);
+        g.stream.replicas.push(Replica {
+            id: client,
+            link,
+            phase: Phase::Sync(buffered),
+            ip,
+            port,
+            ack_offset: 0,
+            ack_ms: now_ms(),
+        });
+        g.stream.sync_full += 1;
+        true
+    }
+
+    /// Sends a replica what is left of its snapshot (`payload`: the framed
+    /// RDB, or only the `$EOF:` form's end mark when the rest was streamed
+    /// already) and what the stream buffered since (after its first ACK for
+    /// the `$EOF:` form), then streams to it live. False when the replica
+    /// went away meanwhile.
     pub fn finish_full_sync(&self, client: u64, payload: &[u8], eof: bool) -> bool {
         let mut g = self.inner.lock();
         let Some(i) = g.stream.replicas.iter().position(|r| r.id == client) else {

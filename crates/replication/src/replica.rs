@@ -54,6 +54,16 @@ pub trait Host: Send + Sync + 'static {
     fn load_rdb(&self, rdb: &[u8]) -> Result<(), String>;
     /// The client the master's commands run as, for one link.
     fn master_client(&self, peer: &str, local: &str, fd: i64) -> Box<dyn MasterClient>;
+    /// Closes the connections of our own replicas (chained replicas): our
+    /// history changed under them (a full sync, a new master replid).
+    fn drop_replicas(&self) {}
+    /// A coordinated failover (FAILOVER) hands this server's role to the
+    /// master it now follows: the next PSYNC carries `FAILOVER`.
+    fn failing_over(&self) -> bool {
+        false
+    }
+    /// The master answered that PSYNC FAILOVER: accepted (`+...`) or not.
+    fn failover_answered(&self, _reply: &[u8]) {}
 }
 
 /// Runs the master's commands (replies are dropped).
@@ -74,6 +84,9 @@ pub struct Settings {
     pub masterauth: String,
     /// `repl-timeout`: a silent master is dropped after this long.
     pub timeout: Duration,
+    /// `repl-backlog-size`: the backlog a replica keeps of its master's
+    /// stream, for its own replicas and for after a promotion.
+    pub backlog_size: usize,
 }
 
 /// Where the link is, in ROLE's words (Redis's replication states).
@@ -192,6 +205,7 @@ impl Follower {
             self.can_continue.store(continue_own, Relaxed);
         }
         repl.state().role = Role::Replica;
+        repl.set_follower(true);
         let link = Arc::new(Link {
             stop: AtomicBool::new(false),
             gate: Mutex::new(()),
@@ -235,10 +249,32 @@ impl Follower {
             return false;
         };
         stop_link(&old);
+        repl.set_follower(false);
         let mut st = repl.state();
         st.role = Role::Master;
         st.shift_replid();
         true
+    }
+
+    /// Runs `f` while the link applies nothing (its gate held): a full
+    /// sync served to a replica of ours starts at an offset that names
+    /// exactly the data it snapshots.
+    pub fn quiesced<R>(&self, f: impl FnOnce() -> R) -> R {
+        let link = self.link.lock().clone();
+        let _gate = link.as_ref().map(|l| l.gate.lock());
+        f()
+    }
+
+    /// `quiesced` for a caller that holds shard locks, which the link may
+    /// be waiting for with its gate held: None when the gate cannot be
+    /// had within `wait`.
+    pub fn try_quiesced<R>(&self, wait: Duration, f: impl FnOnce() -> R) -> Option<R> {
+        let link = self.link.lock().clone();
+        let _gate = match &link {
+            Some(l) => Some(l.gate.try_lock_for(wait)?),
+            None => None,
+        };
+        Some(f())
     }
 
     /// The link's status while following a master.
@@ -292,7 +328,7 @@ fn run(link: &Link, repl: &Replication, host: &dyn Host, can_continue: &AtomicBo
             Ok(()) | Err(End::Stopped) => {}
             Err(End::Failed(why)) => {
                 if !link.stopped() {
-                    host.log(&format!("Replication link to {name}:{port}: {why}"));
+                    host.log(&why);
                 }
             }
         }
@@ -347,7 +383,10 @@ impl Conn<'_> {
         }
         let mut chunk = [0u8; 64 * 1024];
         match self.sock.read(&mut chunk) {
-            Ok(0) => Err(End::Failed("connection closed by the master".into())),
+            Ok(0) => Err(End::Failed(match self.state() {
+                LinkState::Connected => "Connection with master lost.".into(),
+                _ => "I/O error trying to sync with MASTER: connection lost".into(),
+            })),
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);
                 self.last_io = Instant::now();
@@ -356,13 +395,22 @@ impl Conn<'_> {
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 if self.last_io.elapsed() > self.timeout {
-                    return Err(End::Failed("timeout: the master sent nothing".into()));
+                    // Redis's replica words it by the step it timed out in.
+                    return Err(End::Failed(match self.state() {
+                        LinkState::Sync => "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.".into(),
+                        LinkState::Connected => "MASTER timeout: no data nor PING received...".into(),
+                        _ => "Timeout connecting to the MASTER...".into(),
+                    }));
                 }
                 Ok(0)
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => Ok(0),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn state(&self) -> LinkState {
+        self.link.status.lock().state
     }
 
     fn send(&mut self, args: &[&[u8]]) -> Res<()> {
@@ -432,8 +480,14 @@ fn session(
 ) -> Res<()> {
     let settings = host.settings();
     let timeout = settings.timeout.max(Duration::from_secs(1));
+    host.log(&format!("Connecting to MASTER {name}:{port}"));
+    host.log("MASTER <-> REPLICA sync started");
     set_state(link, LinkState::Connecting);
-    let sock = connect(name, port, timeout)?;
+    let sock = connect(name, port, timeout).map_err(|e| match e {
+        End::Failed(e) => End::Failed(format!("Error condition on socket for SYNC: {e}")),
+        e => e,
+    })?;
+    host.log("Non blocking connect for SYNC fired the event.");
     sock.set_read_timeout(Some(TICK))?;
     sock.set_write_timeout(Some(timeout))?;
     let _ = sock.set_nodelay(true);
@@ -454,8 +508,12 @@ fn session(
     let pong = c.call(&[b"PING"])?;
     if pong.first() == Some(&b'-') && !pong.starts_with(b"-NOAUTH") && !pong.starts_with(b"-NOPERM")
     {
-        return Err(failed("PING", &pong));
+        return Err(End::Failed(format!(
+            "Error reply to PING from master: '{}'",
+            String::from_utf8_lossy(&pong[..pong.len().min(200)])
+        )));
     }
+    host.log("Master replied to PING, replication can continue...");
     if !settings.masterauth.is_empty() {
         let mut args: Vec<&[u8]> = vec![b"AUTH"];
         if !settings.masteruser.is_empty() {
@@ -464,7 +522,10 @@ fn session(
         args.push(settings.masterauth.as_bytes());
         let r = c.call(&args)?;
         if r.first() == Some(&b'-') {
-            return Err(failed("AUTH", &r));
+            return Err(End::Failed(format!(
+                "Unable to AUTH to MASTER: {}",
+                String::from_utf8_lossy(&r[..r.len().min(200)])
+            )));
         }
     }
     // Errors to REPLCONF are not fatal (older masters), as in Redis.
@@ -476,11 +537,23 @@ fn session(
         (st.replid, st.master_repl_offset)
     };
     let next = (offset + 1).to_string();
+    let failover = host.failing_over();
     let r = if can_continue.load(Relaxed) {
-        c.call(&[b"PSYNC", id.as_bytes(), next.as_bytes()])?
+        host.log(&format!(
+            "Trying a partial resynchronization (request {id}:{next})."
+        ));
+        let mut psync: Vec<&[u8]> = vec![b"PSYNC", id.as_bytes(), next.as_bytes()];
+        if failover {
+            psync.push(b"FAILOVER");
+        }
+        c.call(&psync)?
     } else {
+        host.log("Partial resynchronization not possible (no cached master)");
         c.call(&[b"PSYNC", b"?", b"-1"])?
     };
+    if failover {
+        host.failover_answered(&r);
+    }
     let mut words = r.split(|&b| b == b' ');
     match words.next().unwrap_or_default() {
         b"+FULLRESYNC" => {
@@ -492,25 +565,41 @@ fn session(
             let (Some(id), Some(off)) = (id, off) else {
                 return Err(failed("PSYNC", &r));
             };
-            full_sync(&mut c, link, repl, host, can_continue, id, off)?;
+            full_sync(
+                &mut c,
+                link,
+                repl,
+                host,
+                can_continue,
+                (id, off),
+                settings.backlog_size,
+            )?;
         }
         b"+CONTINUE" => {
             if let Some(new) = words.next().and_then(ReplId::parse) {
                 let mut st = repl.state();
                 if new != st.replid {
                     // The master's history moved on (a failover): ours
-                    // continues as replid2, for our own replicas.
+                    // continues as replid2, and our replicas reconnect to
+                    // learn the new ID.
                     st.shift_replid();
                     st.replid = new;
+                    drop(st);
+                    host.drop_replicas();
                 }
             }
+            repl.ensure_backlog(settings.backlog_size);
             let mut s = link.status.lock();
             s.partial_syncs += 1;
             drop(s);
-            host.log(&format!(
-                "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization from offset {}.",
-                offset + 1
-            ));
+            host.log("Successful partial resynchronization with master.");
+            host.log("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
+        }
+        _ if r.starts_with(b"-NOMASTERLINK") || r.starts_with(b"-LOADING") => {
+            return Err(End::Failed(format!(
+                "Master is currently unable to PSYNC but should be in the future: {}",
+                String::from_utf8_lossy(&r[..r.len().min(200)])
+            )));
         }
         _ => return Err(failed("PSYNC", &r)),
     }
@@ -519,7 +608,7 @@ fn session(
 
 fn failed(what: &str, reply: &[u8]) -> End {
     End::Failed(format!(
-        "unexpected reply to {what}: {}",
+        "Unexpected reply to {what} from master: {}",
         String::from_utf8_lossy(&reply[..reply.len().min(200)])
     ))
 }
@@ -531,12 +620,10 @@ fn full_sync(
     repl: &Replication,
     host: &dyn Host,
     can_continue: &AtomicBool,
-    id: ReplId,
-    offset: i64,
+    (id, offset): (ReplId, i64),
+    backlog_size: usize,
 ) -> Res<()> {
-    host.log(&format!(
-        "Full resync from master: {id}:{offset}; MASTER <-> REPLICA sync: receiving the RDB"
-    ));
+    host.log(&format!("Full resync from master: {id}:{offset}"));
     {
         let mut s = link.status.lock();
         s.state = LinkState::Sync;
@@ -549,6 +636,7 @@ fn full_sync(
         if mark.len() != 40 {
             return Err(failed("the RDB transfer", &head));
         }
+        host.log("MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF to memory");
         read_until_mark(c, link, mark)?
     } else {
         let len = head
@@ -558,6 +646,9 @@ fn full_sync(
             .filter(|&n| n <= MAX_RDB)
             .ok_or_else(|| failed("the RDB transfer", &head))?;
         link.status.lock().sync_total = len as i64;
+        host.log(&format!(
+            "MASTER <-> REPLICA sync: receiving {len} bytes from master to memory"
+        ));
         read_exact_len(c, link, len)?
     };
     // The data is about to change history: until loaded, no PSYNC may
@@ -568,21 +659,21 @@ fn full_sync(
             return Err(End::Stopped);
         }
         can_continue.store(false, Relaxed);
-        host.load_rdb(&rdb)
-            .map_err(|e| End::Failed(format!("the master's RDB could not be loaded: {e}")))?;
-        let mut st = repl.state();
-        st.replid = id;
-        st.master_repl_offset = offset;
-        st.clear_replid2();
+        host.drop_replicas();
+        host.log("MASTER <-> REPLICA sync: Flushing old data");
+        host.log("MASTER <-> REPLICA sync: Loading DB in memory");
+        host.load_rdb(&rdb).map_err(|e| {
+            End::Failed(format!(
+                "Failed trying to load the MASTER synchronization DB from socket: {e}"
+            ))
+        })?;
+        repl.restart_history(id, offset, backlog_size);
     }
     can_continue.store(true, Relaxed);
     let mut s = link.status.lock();
     s.full_syncs += 1;
     drop(s);
-    host.log(&format!(
-        "MASTER <-> REPLICA sync: Finished with success ({} bytes of RDB)",
-        rdb.len()
-    ));
+    host.log("MASTER <-> REPLICA sync: Finished with success");
     Ok(())
 }
 
@@ -643,6 +734,8 @@ fn stream(mut c: Conn<'_>, link: &Link, repl: &Replication, host: &dyn Host) -> 
     // count only once its EXEC ran, so a link dropped inside a
     // transaction resumes at its MULTI (the client's queue is lost).
     let mut pending = 0i64;
+    // Their bytes, passed on to our backlog and replicas as one unit.
+    let mut applied: Vec<u8> = Vec::new();
     {
         let mut s = link.status.lock();
         s.state = LinkState::Connected;
@@ -690,12 +783,14 @@ fn stream(mut c: Conn<'_>, link: &Link, repl: &Replication, host: &dyn Host) -> 
             if !getack && !args.is_empty() {
                 client.apply(&args);
             }
+            applied.extend_from_slice(data);
             c.pos = start + used;
             pending += used as i64;
             if !client.in_multi() {
                 offset += pending;
                 pending = 0;
-                repl.state().master_repl_offset = offset;
+                repl.forward(&applied, offset);
+                applied.clear();
             }
             let mut s = link.status.lock();
             s.applied_offset = offset;

@@ -67,6 +67,11 @@ pub fn set_replica(on: bool) {
     REPLICA.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Whether this server is a replica (set by REPLICAOF).
+pub fn is_replica() -> bool {
+    REPLICA.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Marks this thread as running the master's stream (or not any more).
 pub fn set_from_master(on: bool) {
     FROM_MASTER.with(|f| f.set(on));

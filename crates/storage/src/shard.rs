@@ -82,6 +82,10 @@ pub struct Shard {
     pub watched: HashMap<(usize, CompactBytes), Vec<Watch>>,
     /// Where the write door's events go (none in unit tests).
     pub events: Option<Arc<dyn Events>>,
+    /// On a replica, keys its own clients (a writable replica's) gave a
+    /// TTL: nothing from the master will expire them, so `expire_local`
+    /// does, as Redis's replica does for such keys.
+    pub local_volatile: std::collections::HashSet<(usize, CompactBytes)>,
 }
 
 impl Shard {
@@ -93,6 +97,7 @@ impl Shard {
             waiters: Default::default(),
             watched: HashMap::new(),
             events: None,
+            local_volatile: Default::default(),
         }
     }
 
@@ -101,12 +106,50 @@ impl Shard {
     /// replication hang off this same call.
     /// It also marks the key ready for clients blocked on it.
     pub fn written(&mut self, db: usize, key: &[u8], event: &'static str) {
+        if crate::is_replica() && !crate::from_master() {
+            self.note_local_ttl(db, key);
+        }
         self.stats.dirty += 1;
         self.emit(db, key, event);
         self.waiters.mark(db, key);
         if !self.watched.is_empty() {
             self.touch_watched(db, key);
         }
+    }
+
+    fn note_local_ttl(&mut self, db: usize, key: &[u8]) {
+        let ttl = self
+            .dbs
+            .get(db)
+            .and_then(|d| d.table.get(key))
+            .is_some_and(|e| e.expire_at() != 0);
+        if ttl {
+            self.local_volatile.insert((db, CompactBytes::new(key)));
+        }
+    }
+
+    /// On a replica: removes the keys of `local_volatile` whose TTL passed
+    /// (and forgets those gone or persisted meanwhile). Returns how many
+    /// expired.
+    pub fn expire_local(&mut self, now: u64) -> usize {
+        let mut due = Vec::new();
+        self.local_volatile.retain(|(db, key)| {
+            let at = self
+                .dbs
+                .get(*db)
+                .and_then(|d| d.table.get(key.as_ref()))
+                .map_or(0, |e| e.expire_at());
+            if at != 0 && at <= now {
+                due.push((*db, key.clone()));
+            }
+            at != 0 && at > now
+        });
+        for (db, key) in &due {
+            if self.remove_by_server(*db, key.as_ref(), "expired") {
+                self.stats.expired_keys += 1;
+            }
+        }
+        due.len()
     }
 
     /// A notification only, for a change already reported to `written`

@@ -215,7 +215,8 @@ impl<'a> ValueRef<'a> {
             ValueRef::Str(_) => 0,
             ValueRef::Raw(v) => std::mem::size_of::<Vec<u8>>() + v.capacity(),
             ValueRef::List(l) => std::mem::size_of::<List>() + l.heap_size(),
-            ValueRef::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
+            // A hash's word lives in its entry (`Entry`), not in a box.
+            ValueRef::Hash(h) => h.heap_size(),
             ValueRef::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
             ValueRef::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
             ValueRef::Stream(s) => std::mem::size_of::<Stream>() + s.heap_size(),

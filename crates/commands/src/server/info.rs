@@ -255,7 +255,8 @@ pub(super) fn shard_sums_unlocked(server: &Server) -> ShardSums {
     let ks = &server.keyspace;
     let mut s = ShardSums::new(ks.dbnum());
     for i in 0..ks.shard_count() {
-        s.add(&ks.lock_one(i));
+        // A look: a snapshot's debt stays with its own thread.
+        s.add(&ks.peek(i));
     }
     s
 }
@@ -405,7 +406,15 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("mem_not_counted_for_evict", &0);
                 line("mem_replication_backlog", &0);
                 line("mem_total_replication_buffers", &0);
-                line("mem_clients_slaves", &0);
+                // What replicas' connections hold queued: a full sync's
+                // RDB in transit and the stream behind it.
+                let mut replicas_queued = 0;
+                srv.clients.for_each_locked(|c| {
+                    if c.replica.load(Relaxed) {
+                        replicas_queued += c.outbox.held();
+                    }
+                });
+                line("mem_clients_slaves", &replicas_queued);
                 line("mem_clients_normal", &0);
                 line("mem_cluster_links", &0);
                 line("mem_aof_buffer", &0);
