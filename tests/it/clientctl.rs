@@ -7,7 +7,7 @@ use crate::support::{damselfly, diff, Conn};
 use std::time::{Duration, Instant};
 
 /// Polls INFO until `field` reads `want` (to a deadline).
-fn wait_info(c: &mut Conn, field: &str, want: u64) {
+pub(crate) fn wait_info(c: &mut Conn, field: &str, want: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while info_u64(c, field) != want {
         assert!(Instant::now() < deadline, "{field} never reached {want}");

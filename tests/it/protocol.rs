@@ -23,6 +23,49 @@ fn pipeline_of_many_commands_answers_in_order() {
     }
 }
 
+/// The connection parses a pipeline ahead of running it (to warm the
+/// cache for its keys): a request that blocks or waits for CLIENT PAUSE
+/// midway still sees the ones after it run afterwards, in order.
+#[test]
+fn a_pipeline_that_blocks_or_pauses_midway_answers_in_order() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    let mut admin = Conn::open(d.port);
+    let mut batch = Vec::new();
+    for args in [
+        &["SET", "a", "1"][..],
+        &["GET", "a"],
+        &["BLPOP", "q", "0"],
+        &["INCR", "a"],
+        &["GET", "a"],
+    ] {
+        batch.extend(Conn::encode(args));
+    }
+    c.send_raw(&batch);
+    assert_eq!(c.read(), b"+OK\r\n");
+    assert_eq!(c.read(), b"$1\r\n1\r\n");
+    crate::clientctl::wait_info(&mut admin, "blocked_clients", 1);
+    assert_eq!(admin.cmd(&["SET", "a", "5"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&["RPUSH", "q", "x"]), ":1\r\n");
+    assert_eq!(c.read(), b"*2\r\n$1\r\nq\r\n$1\r\nx\r\n");
+    assert_eq!(c.read(), b":6\r\n");
+    assert_eq!(c.read(), b"$1\r\n6\r\n");
+
+    assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), "+OK\r\n");
+    let mut batch = Vec::new();
+    for args in [&["GET", "a"][..], &["SET", "b", "2"], &["GET", "b"], &["PING"]] {
+        batch.extend(Conn::encode(args));
+    }
+    c.send_raw(&batch);
+    // The reply before the paused SET comes out while the SET waits.
+    assert_eq!(c.read(), b"$1\r\n6\r\n");
+    assert_eq!(admin.cmd(&["GET", "b"]), "$-1\r\n");
+    assert_eq!(admin.cmd(&["CLIENT", "UNPAUSE"]), "+OK\r\n");
+    assert_eq!(c.read(), b"+OK\r\n");
+    assert_eq!(c.read(), b"$1\r\n2\r\n");
+    assert_eq!(c.read(), b"+PONG\r\n");
+}
+
 #[test]
 fn inline_commands_work_like_telnet() {
     let d = damselfly(&[]);

@@ -327,6 +327,7 @@ fn worker_main<S: Service>(
         }
     };
     let local = tokio::task::LocalSet::new();
+    local.spawn_local(release_rounds());
     let ticker = service.clone();
     local.spawn_local(async move {
         let mut interval = tokio::time::interval(ticker.tick_interval());
@@ -407,29 +408,63 @@ fn raw_fd(_s: &std::net::TcpStream) -> i64 {
 /// overlap, few enough that the first is still cached when it runs.
 const WARM_MAX: usize = 16;
 
-/// Warms the cache for the next requests of `input` (at most `WARM_MAX`),
-/// each step for all of them before the next step, so that their memory
-/// loads overlap instead of each stalling its command in turn. Returns the
-/// bytes of the requests covered. Only a look: the requests are parsed
-/// again when they run (a request can change the limits of the next).
-fn warm<T: Session>(input: &[u8], limits: &Limits, session: &mut T, req: &mut Request) -> usize {
-    let mut cookies = [0u64; WARM_MAX];
+/// Requests `warm` parsed ahead (with the batch's limits, as the loop
+/// parses them), run in order before the buffer is parsed further.
+#[derive(Default)]
+struct Ahead {
+    reqs: Vec<Request>,
+    consumed: [usize; WARM_MAX],
+    next: usize,
+    len: usize,
+}
+
+impl Ahead {
+    /// Moves the next request parsed ahead into `req`: its length.
+    fn take(&mut self, req: &mut Request) -> Option<usize> {
+        if self.next == self.len {
+            return None;
+        }
+        std::mem::swap(req, &mut self.reqs[self.next]);
+        self.next += 1;
+        Some(self.consumed[self.next - 1])
+    }
+
+    fn clear(&mut self) {
+        self.next = 0;
+        self.len = 0;
+    }
+}
+
+/// The request about to run (its `prefetch` cookie `first`) has more
+/// behind it in `input`: parses up to `WARM_MAX` of them into `ahead` and
+/// warms the cache for all, each step for every request before the next
+/// step, so that their memory loads overlap instead of each stalling its
+/// command in turn.
+fn warm<T: Session>(first: u64, input: &[u8], limits: &Limits, session: &mut T, ahead: &mut Ahead) {
+    let mut cookies = [0u64; WARM_MAX + 1];
+    cookies[0] = first;
     let mut n = 0;
     let mut pos = 0;
     while n < WARM_MAX && pos < input.len() {
+        if ahead.reqs.len() == n {
+            ahead.reqs.push(Request::new());
+        }
+        let req = &mut ahead.reqs[n];
         let Ok(Parsed::Complete { consumed }) = parse_request(&input[pos..], limits, req) else {
             break;
         };
         if !req.is_empty() {
-            cookies[n] = session.prefetch(&req.args(&input[pos..]));
+            cookies[n + 1] = session.prefetch(&req.args(&input[pos..]));
         }
+        ahead.consumed[n] = consumed;
         pos += consumed;
         n += 1;
     }
-    for &c in cookies[..n].iter().filter(|&&c| c != 0) {
+    ahead.next = 0;
+    ahead.len = n;
+    for &c in cookies[..=n].iter().filter(|&&c| c != 0) {
         session.prefetch_more(c);
     }
-    pos.max(1)
 }
 
 /// Writes `bytes`, giving up (false) when the socket fails or the session
@@ -468,12 +503,65 @@ async fn flush<T: Session, IO: AsyncWrite + Unpin>(
     true
 }
 
+/// The connections of this worker whose replies wait for the end of its
+/// round, and the waker of the task that releases them (`release_rounds`).
+#[derive(Default)]
+struct Round {
+    waiting: Vec<std::task::Waker>,
+    releaser: Option<std::task::Waker>,
+}
+
+thread_local! {
+    static ROUND: std::cell::RefCell<Round> = std::cell::RefCell::new(Round::default());
+}
+
 /// Completes once the worker has run the other tasks that were ready and
-/// polled its sockets again: tokio's `yield_now` hands its wake-up to the
-/// scheduler, which delivers it only after it ran out of ready tasks and
-/// polled the driver.
-async fn end_of_round() {
-    tokio::task::yield_now().await;
+/// polled its sockets again (see `release_rounds`).
+fn end_of_round() -> impl Future<Output = ()> {
+    let mut queued = false;
+    std::future::poll_fn(move |cx| {
+        if queued {
+            return Poll::Ready(());
+        }
+        queued = true;
+        ROUND.with(|r| {
+            let mut r = r.borrow_mut();
+            r.waiting.push(cx.waker().clone());
+            if let Some(releaser) = r.releaser.take() {
+                releaser.wake();
+            }
+        });
+        Poll::Pending
+    })
+}
+
+/// One task per worker releases the connections waiting in `end_of_round`
+/// once per round: tokio's `yield_now` hands its wake-up to the scheduler,
+/// which delivers it only after it ran out of ready tasks and polled the
+/// sockets. One deferred wake-up per round rather than one per connection
+/// (a deferred wake reaches a local task the slow way, through the local
+/// set's shared queue; the ones made here go straight to its own queue).
+async fn release_rounds() {
+    let mut batch = Vec::new();
+    loop {
+        std::future::poll_fn(|cx| {
+            ROUND.with(|r| {
+                let mut r = r.borrow_mut();
+                if r.waiting.is_empty() {
+                    r.releaser = Some(cx.waker().clone());
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            })
+        })
+        .await;
+        tokio::task::yield_now().await;
+        ROUND.with(|r| std::mem::swap(&mut batch, &mut r.borrow_mut().waiting));
+        for w in batch.drain(..) {
+            w.wake();
+        }
+    }
 }
 
 /// Completes after `idle`, or never.
@@ -491,7 +579,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut req = Request::new();
-    let mut ahead = Request::new();
+    let mut ahead = Ahead::default();
     let mut out = Reply::new();
     let mut need = 0usize;
     let mut first = true;
@@ -542,18 +630,32 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
         session.batch_begin();
         let limits = session.limits();
         let mut pos = 0;
-        let mut warmed = 0;
         let mut open = true;
         need = 0;
+        ahead.clear();
         while pos < inbuf.len() {
             let input = &inbuf[pos..];
-            match parse_request(input, &limits, &mut req) {
-                Ok(Parsed::Complete { consumed }) => {
-                    // More requests follow in the buffer (a pipeline):
-                    // warm this one and the next few together.
-                    if pos >= warmed && consumed < input.len() {
-                        warmed = pos + warm(input, &limits, &mut session, &mut ahead);
+            let parsed = match ahead.take(&mut req) {
+                Some(consumed) => Ok(Parsed::Complete { consumed }),
+                None => {
+                    let parsed = parse_request(input, &limits, &mut req);
+                    // More requests follow (a pipeline): parse the next
+                    // few now and warm the cache for all of them.
+                    if let Ok(Parsed::Complete { consumed }) = parsed {
+                        if consumed < input.len() {
+                            let first = if req.is_empty() {
+                                0
+                            } else {
+                                session.prefetch(&req.args(input))
+                            };
+                            warm(first, &input[consumed..], &limits, &mut session, &mut ahead);
+                        }
                     }
+                    parsed
+                }
+            };
+            match parsed {
+                Ok(Parsed::Complete { consumed }) => {
                     // Messages queued before this request precede its reply.
                     if !session.take_pushed(&mut out) {
                         return;
@@ -573,6 +675,8 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                         }
                         Flow::Retry(wait) => {
                             pos -= consumed;
+                            // The request runs again: parse from it anew.
+                            ahead.clear();
                             session.batch_end();
                             if !flush(&mut stream, &mut out, &mut session).await {
                                 return;

@@ -599,8 +599,9 @@ fn append_pending(repl: &Replication) -> Option<i64> {
     let ops = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         p.instead.clear();
-        std::mem::take(&mut p.ops)
-    });
+        // Nothing queued (no replica, or a read): the empty queue stays.
+        (!p.ops.is_empty()).then(|| std::mem::take(&mut p.ops))
+    })?;
     repl.append(&ops)
 }
 

@@ -114,9 +114,21 @@ static LRU_SECS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::ne
 /// and the LRU clock. Worker threads call it on every tick (`hz`), so a
 /// step of the system clock reaches them within a tick.
 pub fn calibrate_clock() {
-    let mono = mono_ns();
-    let real = clock_ns(libc::CLOCK_REALTIME);
-    REAL_OFFSET.with(|o| o.set(real.wrapping_sub(mono).max(1)));
+    // The two clocks are read back to back; a thread preempted between
+    // them would skew every command's Unix time until the next tick (keys
+    // would expire early or late), so a pair that took long is read again.
+    const TIGHT_NS: u64 = 50_000;
+    let mut real = 0;
+    for _ in 0..4 {
+        let before = mono_ns();
+        real = clock_ns(libc::CLOCK_REALTIME);
+        let after = mono_ns();
+        if after.wrapping_sub(before) <= TIGHT_NS {
+            let mono = before + (after - before) / 2;
+            REAL_OFFSET.with(|o| o.set(real.wrapping_sub(mono).max(1)));
+            break;
+        }
+    }
     LRU_SECS.store(
         (real / 1_000_000_000) as u32,
         std::sync::atomic::Ordering::Relaxed,
