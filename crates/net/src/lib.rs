@@ -433,6 +433,14 @@ impl Ahead {
         self.next = 0;
         self.len = 0;
     }
+
+    /// `Request::shrink` for every slot, once none holds a request still
+    /// to run.
+    fn shrink(&mut self) {
+        if self.next == self.len {
+            self.reqs.iter_mut().for_each(Request::shrink);
+        }
+    }
 }
 
 /// The request about to run (its `prefetch` cookie `first`) has more
