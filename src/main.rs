@@ -306,11 +306,13 @@ fn main() {
         opts.bind
     ));
     damselfly_storage::memory::mark_startup();
+    let mut history = None;
     if let Some(path) = snapshot {
         log(&format!("Loading RDB {}", path.display()));
         let start = std::time::Instant::now();
         match damselfly_commands::persist::load_file(&server, &path) {
             Ok(stats) => {
+                history = Some(stats.aux.clone());
                 log(&format!(
                     "Done loading RDB, keys loaded: {}, keys expired: {}.",
                     stats.keys_loaded, stats.keys_expired
@@ -329,8 +331,17 @@ fn main() {
     }
     let master = cfg.get("replicaof").unwrap_or_default();
     if let Some((host, port)) = damselfly_commands::replicaof::parse_replicaof(&master) {
-        log(&format!("Connecting to MASTER {host}:{port}"));
-        damselfly_commands::replicaof::follow(&server, &host, port, false);
+        // A replica restarting on its own RDB asks to continue from it.
+        let db = history
+            .as_deref()
+            .and_then(|aux| damselfly_commands::replicaof::restore_history(&server, aux));
+        damselfly_commands::replicaof::follow_in(
+            &server,
+            &host,
+            port,
+            db.is_some(),
+            db.unwrap_or(0),
+        );
     }
     log("Ready to accept connections tcp");
     let rt = match tokio::runtime::Builder::new_current_thread()

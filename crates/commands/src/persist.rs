@@ -553,7 +553,15 @@ pub(crate) fn owner(server: &Server) -> Option<Arc<Server>> {
 /// Begins a snapshot into the configured file; `all` holds every shard.
 fn begin(server: &Server, all: &mut Locked<'_>) -> std::io::Result<snapshot::Snapshot> {
     let target = target_path(server);
-    let aux = aux_fields();
+    let mut aux = aux_fields().to_vec();
+    // Where a replica's data stands in its master's history, so that after
+    // a restart it asks to continue (Redis 7.0's repl-* aux fields).
+    if let Some((db, id, offset)) = crate::replicaof::history(server) {
+        let at = aux.len() - 1;
+        aux.insert(at, ("repl-offset", offset.to_string()));
+        aux.insert(at, ("repl-id", id));
+        aux.insert(at, ("repl-stream-db", db.to_string()));
+    }
     let delay = server
         .config
         .get("rdb-key-save-delay")

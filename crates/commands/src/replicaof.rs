@@ -52,6 +52,46 @@ pub(crate) static COMMANDS: &[Command] = &[
 /// Whether this server follows a master: the dispatcher's fast check.
 static REPLICA: AtomicBool = AtomicBool::new(false);
 
+/// The DB the master client has selected (the master's stream's current
+/// DB), for a save to record.
+static STREAM_DB: AtomicUsize = AtomicUsize::new(0);
+
+/// A replica's place in its master's history for an RDB's aux fields:
+/// (stream DB, replid, offset). None on a master, or on a replica whose
+/// data is no known point of a history yet.
+pub(crate) fn history(server: &Server) -> Option<(usize, String, i64)> {
+    if !REPLICA.load(Relaxed) || !server.replica.can_continue() {
+        return None;
+    }
+    let st = server.repl.state();
+    Some((
+        STREAM_DB.load(Relaxed),
+        st.replid.to_string(),
+        st.master_repl_offset,
+    ))
+}
+
+/// Start-up with `replicaof`: the RDB's repl-* aux fields (see `history`)
+/// make our data a known point of the master's history, so the first
+/// PSYNC asks to continue from it. Returns the stream DB to start in.
+pub fn restore_history(server: &Server, aux: &[(Vec<u8>, Vec<u8>)]) -> Option<usize> {
+    let field = |name: &str| {
+        aux.iter()
+            .find(|(k, _)| k == name.as_bytes())
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    };
+    let id = damselfly_replication::ReplId::parse(field("repl-id")?.as_bytes())?;
+    let offset: i64 = field("repl-offset")?.parse().ok()?;
+    let db: usize = field("repl-stream-db")
+        .and_then(|v| v.parse().ok())
+        .filter(|&d| d < server.keyspace.dbnum())
+        .unwrap_or(0);
+    let mut st = server.repl.state();
+    st.replid = id;
+    st.master_repl_offset = offset;
+    Some(db)
+}
+
 /// REPLICAOF host port | REPLICAOF NO ONE (and SLAVEOF).
 fn replicaof(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let a1 = args.get(1).unwrap_or_default();
@@ -91,8 +131,13 @@ fn replicaof(ctx: &mut Ctx, args: &Args) -> CmdResult {
 }
 
 /// Starts following `host:port` (REPLICAOF, and `--replicaof` at start-up
-/// with `continue_own` false).
+/// with `continue_own` false unless the RDB told where our data stands:
+/// then `continue_own` is true and `db` the stream's DB).
 pub fn follow(server: &Arc<Server>, host: &str, port: u16, continue_own: bool) {
+    follow_in(server, host, port, continue_own, 0);
+}
+
+pub fn follow_in(server: &Arc<Server>, host: &str, port: u16, continue_own: bool, db: usize) {
     REPLICA.store(true, Relaxed);
     damselfly_storage::set_replica(true);
     // Our own replicas go, as in Redis (they would have to resync; see
@@ -103,9 +148,10 @@ pub fn follow(server: &Arc<Server>, host: &str, port: u16, continue_own: bool) {
         }
     });
     crate::list::unblock_all_for_role_change(server);
+    STREAM_DB.store(db, Relaxed);
     let hooks = Arc::new(Hooks {
         server: Arc::downgrade(server),
-        db: Default::default(),
+        db: Arc::new(AtomicUsize::new(db)),
     });
     server
         .replica
@@ -378,6 +424,7 @@ impl MasterClient for Master {
             job.run(&self.server, self.client.id());
         }
         damselfly_storage::set_from_master(false);
+        STREAM_DB.store(self.client.db, Relaxed);
         self.failed = self.reply.as_bytes().first() == Some(&b'-');
         if self.failed {
             // Redis's replica logs an error reply to its master this way

@@ -247,6 +247,12 @@ impl Follower {
     }
 
     /// Whether this server follows a master.
+    /// Whether our data is a known point of a history (a PSYNC would
+    /// offer to continue it).
+    pub fn can_continue(&self) -> bool {
+        self.can_continue.load(Relaxed)
+    }
+
     pub fn following(&self) -> bool {
         self.link.lock().is_some()
     }
