@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
+# Three sentinels watch a Damselfly master fail (tests/it/failover.rs).
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
 command -v tclsh >/dev/null || need+=(tcl)
 # promtool checks the /metrics scrape (tests/it/http.rs).
 command -v promtool >/dev/null || need+=(prometheus)

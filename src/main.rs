@@ -306,13 +306,16 @@ fn main() {
         opts.bind
     ));
     damselfly_storage::memory::mark_startup();
-    let mut history = None;
+    let master = cfg.get("replicaof").unwrap_or_default();
+    let master = damselfly_commands::replicaof::parse_replicaof(&master);
+    // The replication point a loaded RDB names: a replica offers it to its
+    // master (partial resync after a restart).
+    let mut continue_own = false;
     if let Some(path) = snapshot {
         log(&format!("Loading RDB {}", path.display()));
         let start = std::time::Instant::now();
         match damselfly_commands::persist::load_file(&server, &path) {
             Ok(stats) => {
-                history = Some(stats.aux.clone());
                 log(&format!(
                     "Done loading RDB, keys loaded: {}, keys expired: {}.",
                     stats.keys_loaded, stats.keys_expired
@@ -321,6 +324,11 @@ fn main() {
                     "DB loaded from disk: {:.3} seconds",
                     start.elapsed().as_secs_f64()
                 ));
+                continue_own = damselfly_commands::repl_master::restore_from_rdb(
+                    &server,
+                    &stats.aux,
+                    master.is_some(),
+                );
             }
             Err(e) => {
                 // Never serve an empty dataset over a snapshot we could not read.
@@ -329,19 +337,9 @@ fn main() {
             }
         }
     }
-    let master = cfg.get("replicaof").unwrap_or_default();
-    if let Some((host, port)) = damselfly_commands::replicaof::parse_replicaof(&master) {
-        // A replica restarting on its own RDB asks to continue from it.
-        let db = history
-            .as_deref()
-            .and_then(|aux| damselfly_commands::replicaof::restore_history(&server, aux));
-        damselfly_commands::replicaof::follow_in(
-            &server,
-            &host,
-            port,
-            db.is_some(),
-            db.unwrap_or(0),
-        );
+    if let Some((host, port)) = master {
+        log(&format!("Connecting to MASTER {host}:{port}"));
+        damselfly_commands::replicaof::follow(&server, &host, port, continue_own);
     }
     log("Ready to accept connections tcp");
     let rt = match tokio::runtime::Builder::new_current_thread()

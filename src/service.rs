@@ -118,6 +118,22 @@ impl Session for Conn {
         self.client.info.outbox.written();
     }
 
+    fn batch_begin(&mut self) {
+        damselfly_commands::dispatch::batch_begin();
+    }
+
+    fn batch_end(&mut self) {
+        damselfly_commands::dispatch::batch_end();
+    }
+
+    fn prefetch(&mut self, args: &Args<'_>) -> u64 {
+        damselfly_commands::dispatch::prefetch(&self.server, self.client.db, args)
+    }
+
+    fn prefetch_more(&mut self, cookie: u64) {
+        self.server.keyspace.prefetch_entry(cookie);
+    }
+
     fn closing(&mut self) {
         damselfly_commands::release_client(&self.server, &mut self.client);
         self.server.repl.remove_replica(self.client.id());
@@ -216,17 +232,24 @@ impl Conn {
     }
 }
 
-/// Reports an active expiry pass to the latency monitor when it ends.
-struct ExpireCycle<'a> {
-    server: &'a Server,
-    start: Instant,
+/// The longest a worker runs active expiry before serving its ready
+/// connections again: bounds the wait a mass expiry adds to a request.
+const EXPIRE_SLICE: Duration = Duration::from_micros(200);
+
+/// Where a worker's active-expiry cycle stands between its slices.
+#[derive(Clone, Copy)]
+struct ExpireCycle {
+    /// Expiry time spent so far in this cycle (the budget counts time
+    /// spent expiring, not the wall time the cycle spans).
+    spent: Duration,
+    /// The shard and DB to continue with.
+    shard: usize,
+    db: usize,
 }
 
-impl Drop for ExpireCycle<'_> {
-    fn drop(&mut self) {
-        let ms = self.start.elapsed().as_millis() as u64;
-        damselfly_commands::observe::latency_event(self.server, "expire-cycle", ms);
-    }
+thread_local! {
+    /// This worker's cycle in progress, if any.
+    static EXPIRE_CYCLE: std::cell::Cell<Option<ExpireCycle>> = const { std::cell::Cell::new(None) };
 }
 
 /// Whether an `Authorization: Basic` header carries user `default` and
@@ -304,13 +327,18 @@ impl Service for App {
 
     /// Periodic work: the tracking table's size limit, pending BCAST
     /// invalidations, active expiry.
-    fn tick(&self, worker: usize, workers: usize) {
+    fn tick(&self, worker: usize, workers: usize) -> bool {
+        damselfly_storage::calibrate_clock();
         let s = &self.server;
-        s.tracking.enforce_limit(&s.pubsub);
+        let continuing = EXPIRE_CYCLE.with(|c| c.get()).is_some();
+        if !continuing {
+            s.tracking.enforce_limit(&s.pubsub);
+            s.tracking.flush_bcast(&s.pubsub);
+        }
+        let more = self.expire_slice(worker, workers);
+        // Keys expired by this slice reach BCAST trackers now.
         s.tracking.flush_bcast(&s.pubsub);
-        self.expire_tick(worker, workers);
-        // Keys expired by this pass reach BCAST trackers now.
-        s.tracking.flush_bcast(&s.pubsub);
+        more
     }
 
     fn tick_interval(&self) -> Duration {
@@ -357,11 +385,16 @@ impl App {
         }
     }
 
-    /// Active expiry, Redis's "fast enough" cycle per shard: sweep buckets of
-    /// each DB holding volatile keys; keep going while more than a tenth of
-    /// what was examined had expired, within a time budget of a quarter of
-    /// the tick.
-    fn expire_tick(&self, worker: usize, workers: usize) {
+    /// One slice of active expiry, Redis's "fast enough" cycle per shard:
+    /// sweep buckets of each DB holding volatile keys and keep going while
+    /// more than a tenth of what was examined had expired. A cycle (one per
+    /// tick) may spend a quarter of the tick (times `active-expire-effort`),
+    /// as Redis's slow cycle does, but in slices of at most
+    /// `EXPIRE_SLICE`, each holding one shard at a time, with the worker
+    /// serving its clients in between; Redis spends its quarter in one go,
+    /// which a mass expiry turns into a 25 ms stall every 100 ms. Returns
+    /// whether the cycle wants another slice.
+    fn expire_slice(&self, worker: usize, workers: usize) -> bool {
         let ks = &self.server.keyspace;
         if damselfly_storage::is_replica() && ks.active_expire() {
             // Only the keys this replica's own clients gave a TTL.
@@ -373,10 +406,12 @@ impl App {
                     }
                 }
             }
-            return;
+            EXPIRE_CYCLE.with(|c| c.set(None));
+            return false;
         }
         if !ks.active_expire() || !damselfly_storage::expiry_deletes(damselfly_storage::now_ms()) {
-            return;
+            EXPIRE_CYCLE.with(|c| c.set(None));
+            return false;
         }
         let hz = self.server.config.hz.load(Relaxed).clamp(1, 500);
         let effort = self
@@ -386,36 +421,62 @@ impl App {
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(1);
         let budget = Duration::from_micros(250_000 / hz * effort as u64);
-        let start = Instant::now();
-        let _cycle = ExpireCycle {
-            server: &self.server,
-            start,
-        };
-        for shard_idx in (worker..ks.shard_count()).step_by(workers.max(1)) {
+        let slice_start = Instant::now();
+        let mut cycle = EXPIRE_CYCLE.with(|c| c.get()).unwrap_or(ExpireCycle {
+            spent: Duration::ZERO,
+            shard: worker,
+            db: 0,
+        });
+        let slice = EXPIRE_SLICE.min(budget.saturating_sub(cycle.spent));
+        let mut out_of_time = false;
+        while cycle.shard < ks.shard_count() && !out_of_time {
             // A busy shard is skipped until the next tick: a long script
             // holds every shard, and this worker must keep serving. Expiry
             // removes only keys whose time has passed, so a snapshot owed
             // this shard need not be written first (`try_lock_one` is a
             // non-blocking `peek`).
-            let Some(mut shard) = ks.try_lock_one(shard_idx) else {
+            let Some(mut shard) = ks.try_lock_one(cycle.shard) else {
+                cycle.db = 0;
+                cycle.shard += workers.max(1);
                 continue;
             };
-            for db in 0..shard.dbs.len() {
-                // Most DBs of most shards hold no volatile keys: skip them
-                // before reading any clock (this loop runs hz × shards × dbs
-                // times a second even when idle).
-                if shard.dbs[db].volatile == 0 {
-                    continue;
-                }
-                loop {
+            while cycle.db < shard.dbs.len() {
+                // Most DBs of most shards hold no volatile keys: skip
+                // them before reading any clock (this runs hz × shards
+                // × dbs times a second even when idle).
+                if shard.dbs[cycle.db].volatile > 0 {
                     let now = damselfly_storage::now_ms();
-                    let (examined, expired) = shard.expire_step(db, 16 * effort, now);
-                    if examined == 0 || expired * 10 < examined || start.elapsed() > budget {
-                        break;
+                    let (examined, expired) = shard.expire_step(cycle.db, 16 * effort, now);
+                    if slice_start.elapsed() > slice {
+                        out_of_time = true;
+                        // This DB may hold more: continue here.
+                        if examined > 0 && expired * 10 >= examined {
+                            break;
+                        }
+                    } else if examined > 0 && expired * 10 >= examined {
+                        continue;
                     }
                 }
+                cycle.db += 1;
+                if out_of_time {
+                    break;
+                }
+            }
+            if cycle.db >= ks.dbnum() {
+                cycle.db = 0;
+                cycle.shard += workers.max(1);
             }
         }
+        let took = slice_start.elapsed();
+        cycle.spent += took;
+        damselfly_commands::observe::latency_event(
+            &self.server,
+            "expire-cycle",
+            took.as_millis() as u64,
+        );
+        let more = cycle.shard < ks.shard_count() && cycle.spent < budget;
+        EXPIRE_CYCLE.with(|c| c.set(more.then_some(cycle)));
+        more
     }
 }
 

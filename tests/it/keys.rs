@@ -495,6 +495,49 @@ fn active_expiry_removes_unread_keys() {
 }
 
 #[test]
+fn mass_expiry_in_slices_removes_every_key_of_every_db() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    // Far more keys than one slice removes, all due at the same instant,
+    // in two DBs; clients keep being served while the cycle runs.
+    let at = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 2000)
+        .to_string();
+    let mut batch = Vec::new();
+    for (db, n) in [("0", 30_000), ("3", 5_000)] {
+        batch.extend(Conn::encode(&["SELECT", db]));
+        for i in 0..n {
+            batch.extend(Conn::encode(&["SET", &format!("e{i}"), "v", "PXAT", &at]));
+        }
+    }
+    batch.extend(Conn::encode(&["SELECT", "0"]));
+    c.send_raw(&batch);
+    for _ in 0..35_003 {
+        c.read();
+    }
+    c.cmd(&["SET", "keep", "x"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+        let stats = c.cmd(&["INFO", "stats"]);
+        if stats.contains("expired_keys:35000\r\n") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "keys not expired: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]), ":1\r\n");
+    assert_eq!(c.cmd(&["SELECT", "3"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["DBSIZE"]), ":0\r\n");
+}
+
+#[test]
 fn debug_set_active_expire_pauses_background_expiry() {
     use crate::support::{damselfly, Conn};
     let d = damselfly(&[]);

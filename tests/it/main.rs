@@ -7,6 +7,7 @@ mod bitmaps;
 mod clientctl;
 mod clients;
 mod config;
+mod failover;
 mod full_sync;
 mod geo;
 mod hashes;

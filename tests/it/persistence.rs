@@ -205,6 +205,15 @@ fn info_field(port: u16, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} in INFO"))
 }
 
+fn config_set(c: &mut redis::Connection, name: &str, value: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query(c)
+        .unwrap();
+}
+
 fn wait_bgsave_done(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while info_field(port, "rdb_bgsave_in_progress") != "0" {
@@ -467,6 +476,60 @@ fn bgsave_writes_the_keyspace_as_it_was_when_it_began() {
     // Writes were not lost either.
     let v: String = redis::cmd("GET").arg("k0").query(&mut c).unwrap();
     assert_eq!(v, "new");
+}
+
+#[test]
+fn reads_during_bgsave_leave_the_writing_to_the_snapshot_thread() {
+    let d = damselfly(&[]);
+    let mut c = conn(d.port, 0);
+    let n = 2000;
+    let mut p = redis::pipe();
+    for i in 0..n {
+        p.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    // The snapshot's own thread sleeps 0.2 s per key it writes, so it
+    // is still on its first shard while we read.
+    config_set(&mut c, "rdb-key-save-delay", "200000");
+    let _: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    let mut p = redis::pipe();
+    for i in 0..n {
+        p.cmd("GET").arg(format!("k{i}"));
+    }
+    let got: Vec<String> = p.query(&mut c).unwrap();
+    assert_eq!(got.len(), n);
+    assert_eq!(info_field(d.port, "rdb_bgsave_in_progress"), "1");
+    // Reads (and INFO) wrote nothing: at most the thread's first shard is
+    // done (256 shards, ~8 keys each).
+    let done: usize = info_field(d.port, "current_save_keys_processed")
+        .parse()
+        .unwrap();
+    assert!(done < n / 10, "{done} keys written by reads");
+    // A write still pays its shard's debt first.
+    let mut p = redis::pipe();
+    for i in 0..n {
+        p.cmd("INCR").arg(format!("k{i}")).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    let done: usize = info_field(d.port, "current_save_keys_processed")
+        .parse()
+        .unwrap();
+    assert_eq!(done, n);
+    config_set(&mut c, "rdb-key-save-delay", "0");
+    wait_bgsave_done(d.port);
+    assert_eq!(info_field(d.port, "rdb_last_bgsave_status"), "ok");
+    // The file holds the values from before the INCRs.
+    let dir = tempdir::Dir::new("reads-pit");
+    std::fs::copy(d.dir.0.join("dump.rdb"), dir.0.join("dump.rdb")).unwrap();
+    let r = redis_in(dir);
+    let mut rc = conn(r.port, 0);
+    for i in (0..n).step_by(37) {
+        let v: String = redis::cmd("GET")
+            .arg(format!("k{i}"))
+            .query(&mut rc)
+            .unwrap();
+        assert_eq!(v, i.to_string());
+    }
 }
 
 #[test]

@@ -50,7 +50,7 @@ fn offset(c: &mut Conn) -> i64 {
 
 /// Waits until the replica is linked and has applied all of the master's
 /// stream.
-fn wait_caught_up(master: u16, replica: u16) {
+pub(crate) fn wait_caught_up(master: u16, replica: u16) {
     let mut m = Conn::open(master);
     let mut r = Conn::open(replica);
     wait_for("the replica to catch up with the master's offset", || {
@@ -124,7 +124,7 @@ fn random_write(c: &mut Conn, rng: &mut impl Rng) {
 }
 
 /// Writers in db 0 and db 3 until `stop` is set.
-fn start_load(port: u16, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<u64>> {
+pub(crate) fn start_load(port: u16, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<u64>> {
     (0..3)
         .map(|t| {
             let stop = stop.clone();
@@ -219,7 +219,7 @@ fn differences(
 
 /// Compares db 0 and 3 of master and replica, retrying a few times: keys
 /// expiring meanwhile make the master send DELs.
-fn assert_same_data(master: u16, replica: u16) {
+pub(crate) fn assert_same_data(master: u16, replica: u16) {
     let mut last = Vec::new();
     for _ in 0..5 {
         wait_caught_up(master, replica);
@@ -239,7 +239,7 @@ fn assert_same_data(master: u16, replica: u16) {
     );
 }
 
-fn stats(port: u16) -> (i64, i64) {
+pub(crate) fn stats(port: u16) -> (i64, i64) {
     let mut c = Conn::open(port);
     let get = |c: &mut Conn, f: &str| {
         info_field(c, "stats", f)
@@ -249,7 +249,7 @@ fn stats(port: u16) -> (i64, i64) {
     (get(&mut c, "sync_full"), get(&mut c, "sync_partial_ok"))
 }
 
-fn stop_load(stop: &AtomicBool, load: Vec<std::thread::JoinHandle<u64>>) -> u64 {
+pub(crate) fn stop_load(stop: &AtomicBool, load: Vec<std::thread::JoinHandle<u64>>) -> u64 {
     stop.store(true, Relaxed);
     load.into_iter().map(|h| h.join().expect("writer")).sum()
 }
@@ -681,15 +681,31 @@ fn damselfly_replica_of_damselfly_converges_and_resyncs_partially() {
             .any(|l| l.contains(" flags=M") && l.contains(" user=(superuser) ")),
         "{list}"
     );
-    // Replicas of a replica are not served yet: refused, not corrupted.
-    let mut other = Conn::open(d.port);
-    assert!(other.cmd(&["PSYNC", "?", "-1"]).starts_with("-ERR"));
+    // A replica of the replica (chained): a full sync from d's data, then
+    // m's stream as d receives it, across d's own partial resync.
+    let e = damselfly(&[]);
+    let mut ec = Conn::open(e.port);
+    assert_eq!(
+        ec.cmd(&["REPLICAOF", "127.0.0.1", &d.port.to_string()]),
+        "+OK\r\n"
+    );
+    wait_for("the chained sync", || {
+        info_field(&mut ec, "replication", "master_link_status").as_deref() == Some("up")
+    });
     assert_eq!(dc.cmd(&["CLIENT", "KILL", "TYPE", "master"]), ":1\r\n");
     wait_for("a partial resync", || stats(m.port).1 >= 1);
     std::thread::sleep(Duration::from_millis(300));
     stop_load(&stop, load);
     assert_same_data(m.port, d.port);
     assert_eq!(stats(m.port), (1, 1), "(sync_full, sync_partial_ok)");
+    // The same stream, so the same offsets and replid as m.
+    wait_caught_up(m.port, e.port);
+    assert_same_data(m.port, e.port);
+    assert_eq!(
+        info_field(&mut ec, "replication", "master_replid"),
+        info_field(&mut mc, "replication", "master_replid")
+    );
+    assert_eq!(stats(d.port), (1, 0), "(sync_full, sync_partial_ok) on d");
 }
 
 #[test]

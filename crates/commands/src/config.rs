@@ -1460,7 +1460,13 @@ impl Config {
     /// (ACL LIST lines) replace the file's `user` lines when given.
     pub fn rewrite_text(&self, old: &str, users: Option<Vec<String>>) -> String {
         let values = self.values.read();
-        let line_of = |i: usize| format!("{} {}", PARAMS[i].name, quote(&values[i]));
+        // `replicaof host port` is two words, as Redis writes it; none
+        // for a master (its line goes).
+        let line_of = |i: usize| match PARAMS[i].name {
+            "replicaof" if values[i].is_empty() => None,
+            "replicaof" => Some(format!("replicaof {}", values[i])),
+            name => Some(format!("{name} {}", quote(&values[i]))),
+        };
         let mut written = vec![false; PARAMS.len()];
         let mut out = Vec::new();
         for line in old.lines() {
@@ -1475,7 +1481,7 @@ impl Config {
             match Self::index(name) {
                 Some(i) if !written[i] => {
                     written[i] = true;
-                    out.push(line_of(i));
+                    out.extend(line_of(i));
                 }
                 Some(_) => {}
                 None => out.push(line.to_string()),
@@ -1492,7 +1498,7 @@ impl Config {
             // Dragonfly's own names (with underscores) go only where the
             // file already has them: Redis would refuse them.
             if !written[i] && values[i] != p.default && !p.name.contains('_') {
-                out.push(line_of(i));
+                out.extend(line_of(i));
             }
         }
         out.extend(users.into_iter().flatten());

@@ -11,6 +11,45 @@ use damselfly_protocol::{Args, Reply};
 use smallvec::SmallVec;
 use std::sync::atomic::Ordering::Relaxed;
 
+thread_local! {
+    /// While a connection's batch runs on this worker: the last clock
+    /// reading (`mono_ns`), taken when the batch began or when its last
+    /// command ended. It stands for "now" when the next command starts,
+    /// so a command costs one clock reading (its end). 0 outside a batch.
+    static LAST_READING: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// A batch of requests read together starts on this thread (and after
+/// every wait within it). Only the connection loop calls this and
+/// `batch_end`: nothing else on the worker runs commands.
+pub fn batch_begin() {
+    LAST_READING.with(|r| r.set(damselfly_storage::mono_ns()));
+}
+
+/// The batch is over (or about to wait): the next command reads the clock.
+pub fn batch_end() {
+    LAST_READING.with(|r| r.set(0));
+}
+
+fn last_reading() -> u64 {
+    LAST_READING.with(std::cell::Cell::get)
+}
+
+/// Warms the cache for a request that runs soon, with the rest of its
+/// pipeline: for a command on one key, the first step of
+/// `Keyspace::prefetch_bucket`; its cookie goes to `prefetch_entry`.
+pub fn prefetch(server: &Server, db: usize, args: &Args<'_>) -> u64 {
+    let (Some(name), Some(key)) = (args.get(0), args.get(1)) else {
+        return 0;
+    };
+    match lookup(name) {
+        Some(e) if matches!(e.cmd.keys, Keys::Range(1, 1, _)) => {
+            server.keyspace.prefetch_bucket(db, key)
+        }
+        _ => 0,
+    }
+}
+
 pub(crate) fn count_error(stats: &ThreadStats, err: &CmdError) {
     *stats.errors.lock().entry(err.code()).or_insert(0) += 1;
 }
@@ -206,6 +245,8 @@ fn execute_inner(
     // run past its threshold.
     let id = client.id();
     let abort = || !from_master && server.scripting.busy(server, id).is_some();
+    // A read leaves a snapshot's debt to the snapshot's thread.
+    let read = e.has(flag::READONLY);
     let locked = if e.has(flag::ALL_SHARDS) {
         ks.lock_all_or_abort(abort)
     } else if e.has(flag::SKIP_MONITOR) && crate::scripting::is_script(e) {
@@ -214,7 +255,11 @@ fn execute_inner(
     } else if let (Keys::Range(1, 1, _), Some(key)) = (e.cmd.keys, args.get(1)) {
         // One key (GET, SET, LPUSH, HSET...): no position list to build,
         // nothing to sort.
-        ks.lock_single_or_abort(ks.shard_of(key), abort)
+        if read {
+            ks.read_single_or_abort(ks.shard_of(key), abort)
+        } else {
+            ks.lock_single_or_abort(ks.shard_of(key), abort)
+        }
     } else {
         let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
         for i in e.key_positions(args.len(), |i| args.get(i)) {
@@ -224,6 +269,7 @@ fn execute_inner(
         }
         match shards.len() {
             0 => Some(ks.lock_none()),
+            _ if read => ks.read_or_abort(&mut shards, abort),
             _ => ks.lock_or_abort(&mut shards, abort),
         }
     };
@@ -236,7 +282,10 @@ fn execute_inner(
         reject(stats, client, reply, &err, Some(e));
         return (None, name);
     };
-    let now = damselfly_storage::now_ms();
+    let now = match last_reading() {
+        0 => damselfly_storage::now_ms(),
+        t => damselfly_storage::ms_at(t),
+    };
     let mut ctx = Ctx {
         server,
         stats,
@@ -311,7 +360,13 @@ pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
         .monitors
         .feed_script(&ctx.server.pubsub, e, ctx.client, args);
     let propagating = crate::repl_master::before(ctx, e);
-    let start = damselfly_storage::mono_ns();
+    // A script's commands read the clock themselves: the script's own
+    // work between them is no part of their time.
+    let chained = match last_reading() {
+        t if t != 0 && !ctx.client.in_script => Some(t),
+        _ => None,
+    };
+    let start = chained.unwrap_or_else(damselfly_storage::mono_ns);
     let at = ctx.reply.len();
     let result = (e.cmd.handler)(ctx, args);
     if let Some(p) = propagating {
@@ -327,7 +382,11 @@ pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
     if e.has(flag::READONLY) {
         crate::tracking::after_read(ctx, e, args);
     }
-    let ns = damselfly_storage::mono_ns().saturating_sub(start);
+    let end = damselfly_storage::mono_ns();
+    if chained.is_some() {
+        LAST_READING.with(|r| r.set(end));
+    }
+    let ns = end.saturating_sub(start);
     let usec = ns / 1000;
     crate::observe::after_call(ctx, e, args, ns);
     ctx.server

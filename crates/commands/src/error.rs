@@ -313,8 +313,8 @@ pub enum CmdError {
     ReadOnlyReplica,
     /// A replica whose link is down, with replica-serve-stale-data off.
     MasterDown,
-    /// SYNC/PSYNC sent to a replica (chained replication is not built).
-    ChainedReplication,
+    /// SYNC/PSYNC sent to a replica whose own link is not up.
+    NoMasterLink,
 }
 
 pub type CmdResult<T = ()> = Result<T, CmdError>;
@@ -662,9 +662,9 @@ impl fmt::Display for CmdError {
             MasterDown => f.write_str(
                 "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
             ),
-            ChainedReplication => f.write_str(
-                "ERR this server is a replica: serving replicas of a replica is not supported yet",
-            ),
+            NoMasterLink => {
+                f.write_str("NOMASTERLINK Can't SYNC while not connected with my master")
+            }
         }
     }
 }

@@ -37,6 +37,7 @@ mod cluster;
 mod connection;
 mod debug;
 mod digest;
+mod failover;
 mod generic;
 mod geo;
 mod hash;

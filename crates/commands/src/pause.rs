@@ -31,6 +31,9 @@ pub struct Pause {
     on: AtomicBool,
     /// Clients waiting on the pause (INFO blocked_clients counts them).
     pub waiting: AtomicUsize,
+    /// FAILOVER's own pause of writes, apart from CLIENT PAUSE's (CLIENT
+    /// UNPAUSE does not end it), until the failover ends.
+    failover: AtomicBool,
 }
 
 /// Whether a command counts as a write for CLIENT PAUSE WRITE.
@@ -86,16 +89,37 @@ impl Pause {
             s.all = false;
             std::mem::take(&mut s.wakers)
         };
-        damselfly_storage::set_expiry_paused_until(0);
-        self.on.store(false, Relaxed);
+        let failover = self.failover.load(Relaxed);
+        damselfly_storage::set_expiry_paused_until(if failover { u64::MAX } else { 0 });
+        self.on.store(failover, Relaxed);
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// FAILOVER pauses writes (true) until it ends (false).
+    pub fn pause_failover(&self, on: bool) {
+        let wakers = {
+            let mut s = self.state.lock();
+            self.failover.store(on, Relaxed);
+            let running = s.end_ms > damselfly_storage::now_ms();
+            damselfly_storage::set_expiry_paused_until(if on { u64::MAX } else { s.end_ms });
+            self.on.store(on || running, Relaxed);
+            if on {
+                return;
+            }
+            std::mem::take(&mut s.wakers)
+        };
         wakers.into_iter().for_each(Waker::wake);
     }
 
     /// Whether a pause holds a command (`writes`: it may write) now; when
-    /// it does, until when (Unix ms).
+    /// it does, until when (Unix ms; FAILOVER's has no end of its own, so
+    /// its waiters look again every second).
     fn holds(&self, writes: bool) -> Option<u64> {
         let s = self.state.lock();
         let now = damselfly_storage::now_ms();
+        if writes && self.failover.load(Relaxed) {
+            return Some(s.end_ms.max(now + 1000));
+        }
         (s.end_ms > now && (s.all || writes)).then_some(s.end_ms)
     }
 
@@ -148,7 +172,7 @@ impl PauseWait {
                         return Poll::Ready(());
                     }
                     let mut s = pause.state.lock();
-                    if s.end_ms == 0 {
+                    if s.end_ms == 0 && !(self.writes && pause.failover.load(Relaxed)) {
                         return Poll::Ready(());
                     }
                     s.wakers.push(cx.waker().clone());

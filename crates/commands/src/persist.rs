@@ -508,7 +508,7 @@ pub(crate) fn begin_sync_save(
     all: &mut Locked<'_>,
 ) -> std::io::Result<snapshot::Snapshot> {
     let p = &server.persistence;
-    let snap = begin(server, all)?;
+    let snap = begin_with(server, all, crate::repl_master::repl_fields(server))?;
     p.bgsave_running.store(true, Relaxed);
     p.bgsave_started_ms.store(now_ms(), Relaxed);
     server
@@ -552,16 +552,19 @@ pub(crate) fn owner(server: &Server) -> Option<Arc<Server>> {
 
 /// Begins a snapshot into the configured file; `all` holds every shard.
 fn begin(server: &Server, all: &mut Locked<'_>) -> std::io::Result<snapshot::Snapshot> {
+    begin_with(server, all, crate::repl_master::rdb_aux(server))
+}
+
+/// `begin` with the replication fields the caller read (a replica's sync
+/// save holds the link's gate already).
+fn begin_with(
+    server: &Server,
+    all: &mut Locked<'_>,
+    repl: Vec<(&'static str, String)>,
+) -> std::io::Result<snapshot::Snapshot> {
     let target = target_path(server);
     let mut aux = aux_fields().to_vec();
-    // Where a replica's data stands in its master's history, so that after
-    // a restart it asks to continue (Redis 7.0's repl-* aux fields).
-    if let Some((db, id, offset)) = crate::replicaof::history(server) {
-        let at = aux.len() - 1;
-        aux.insert(at, ("repl-offset", offset.to_string()));
-        aux.insert(at, ("repl-id", id));
-        aux.insert(at, ("repl-stream-db", db.to_string()));
-    }
+    aux.extend(repl);
     let delay = server
         .config
         .get("rdb-key-save-delay")
@@ -795,9 +798,18 @@ fn load_into(server: &Server, path: &std::path::Path) -> Result<file::LoadStats,
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let ks = &server.keyspace;
     let limits = limits(server);
+    // Keys already expired are counted and dropped, and kept by name: a
+    // master that restarts continuing its replication history sends
+    // their DELs (`repl_master::restore_from_rdb`).
+    let now = now_ms();
+    let mut expired = Vec::new();
     let mut delay = key_load_delay(server);
-    file::load(&data, &limits, ks.dbnum(), now_ms(), |l| {
+    let mut stats = file::load(&data, &limits, ks.dbnum(), 0, |l| {
         delay();
+        if l.expire_at != 0 && now > l.expire_at {
+            expired.push((l.db, l.key.to_vec()));
+            return Ok(());
+        }
         let mut e = Entry::new(l.key, l.value, l.expire_at);
         if let Some(idle) = l.idle {
             e.restore_idle(idle as u64);
@@ -810,7 +822,11 @@ fn load_into(server: &Server, path: &std::path::Path) -> Result<file::LoadStats,
             None => Ok(()),
         }
     })
-    .map_err(|e| format!("{} is not a valid RDB file: {e}", path.display()))
+    .map_err(|e| format!("{} is not a valid RDB file: {e}", path.display()))?;
+    stats.keys_loaded -= expired.len() as u64;
+    stats.keys_expired += expired.len() as u64;
+    crate::repl_master::set_expired_at_load(expired);
+    Ok(stats)
 }
 
 /// Registers the process's `Arc<Server>` (BGSAVE's thread needs one) and
@@ -962,7 +978,9 @@ pub fn debug_reload(server: &Server, locked: &Locked<'_>) -> CmdResult {
                 }
             }
         }
-        load_file(server, &path).map(|_| ()).map_err(|e| {
+        let loaded = load_file(server, &path);
+        crate::repl_master::set_expired_at_load(Vec::new());
+        loaded.map(|_| ()).map_err(|e| {
             server.host.log(&e);
             CmdError::Other("ERR Error trying to load the RDB dump, check server logs.".into())
         })

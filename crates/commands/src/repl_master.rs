@@ -131,8 +131,30 @@ fn psync(ctx: &mut Ctx, args: &Args) -> CmdResult {
         return Ok(());
     }
     let replid = args.get(1).unwrap_or_default();
-    let offset = parse_i64(args.get(2).unwrap_or_default()).ok_or(CmdError::NotInteger)?;
     let server = ctx.server;
+    // An old master handing its role over (FAILOVER) asks us to promote
+    // ourselves: only when we follow its very history.
+    if args.get(3).is_some_and(|a| eq(a, "failover")) {
+        if !server.replica.following() {
+            return Err(CmdError::Other(
+                "ERR PSYNC FAILOVER can't be sent to a master.".into(),
+            ));
+        }
+        if replid != server.repl.state().replid.as_bytes() {
+            return Err(CmdError::Other(
+                "ERR PSYNC FAILOVER replid must match my replid.".into(),
+            ));
+        }
+        crate::replicaof::stop(server);
+        server.host.log(&format!(
+            "Failover request received for replid {}; MASTER MODE enabled (failover request from 'id={} addr={}')",
+            lossy(replid),
+            ctx.client.id(),
+            ctx.client.info.addr
+        ));
+    }
+    sync_allowed(server)?;
+    let offset = parse_i64(args.get(2).unwrap_or_default()).ok_or(CmdError::NotInteger)?;
     let info = ctx.client.info.clone();
     let ip = replica_ip(server, &info);
     let mut head = Vec::new();
@@ -156,7 +178,22 @@ fn sync(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     if ctx.client.info.replica.load(Relaxed) {
         return Ok(());
     }
+    sync_allowed(ctx.server)?;
     full_sync(ctx, false)
+}
+
+/// No replica may sync from us while we fail over, nor while we are a
+/// replica whose own link is not up (we would have nothing to pass on).
+fn sync_allowed(server: &Server) -> CmdResult {
+    if crate::failover::active() {
+        return Err(CmdError::Other(
+            "NOMASTERLINK Can't SYNC while failing over".into(),
+        ));
+    }
+    if server.replica.following() && !server.replica.link_up() {
+        return Err(CmdError::NoMasterLink);
+    }
+    Ok(())
 }
 
 /// Replicas that share one full sync's snapshot, as Redis shares one RDB:
@@ -460,19 +497,23 @@ fn diskless_sync(server: &Arc<Server>) {
     };
     let ks = &server.keyspace;
     crate::persist::diskless_save_running(server, true);
-    let begun = {
+    // A replica of a replica: the snapshot and the offset it starts from
+    // are taken while our own link applies nothing.
+    let begun = server.replica.quiesced(|| {
         let mut all = ks.lock_all();
         register(server, &members, format!("$EOF:{mark}\r\n").as_bytes());
+        let mut aux = crate::persist::aux_fields().to_vec();
+        aux.extend(repl_fields(server));
         damselfly_persistence::snapshot::begin_stream(
             ks,
             &mut all,
             out,
             crate::persist::limits(server),
-            &crate::persist::aux_fields(),
+            &aux,
             &crate::scripting::functions::library_codes(server),
             save_delay(server),
         )
-    };
+    });
     let result = begun.and_then(|s| s.finish(ks, || readers.ready(server)));
     crate::persist::diskless_save_running(server, false);
     crate::persist::release(server);
@@ -507,7 +548,9 @@ fn disk_sync(server: &Arc<Server>, first: Member) {
     }
     let groups = &server.full_syncs.0;
     let ks = &server.keyspace;
-    let begun = {
+    // A replica of a replica: the snapshot and the offset it starts from
+    // are taken while our own link applies nothing.
+    let begun = server.replica.quiesced(|| {
         let mut all = ks.lock_all();
         let (replid, offset) = register(server, std::slice::from_ref(&first), b"");
         let snap = crate::persist::begin_sync_save(server, &mut all);
@@ -522,7 +565,7 @@ fn disk_sync(server: &Arc<Server>, first: Member) {
             }
             Err(e) => Err((e, first)),
         }
-    };
+    });
     let snap = match begun {
         Ok(s) => s,
         Err((e, first)) => {
@@ -619,7 +662,8 @@ fn start_cron(server: &Server) {
                             .log("Replication backlog freed after its TTL without replicas");
                         continue;
                     }
-                    if server.repl.active() {
+                    // A replica's backlog (its master's stream) too.
+                    if server.repl.backlog_info().0 {
                         server.repl.ensure_backlog(backlog_size(&server));
                     }
                     drop_timed_out(&server);
@@ -629,7 +673,12 @@ fn start_cron(server: &Server) {
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(10u64)
                         .max(1);
-                    if ticks % period == 0 && !server.repl.replicas().is_empty() {
+                    // No PING while a failover waits for a replica to
+                    // reach our offset.
+                    if ticks % period == 0
+                        && !server.repl.replicas().is_empty()
+                        && !crate::failover::active()
+                    {
                         let mut ping = Vec::new();
                         master::encode(&mut ping, &[b"ping"]);
                         server.repl.feed_raw(&ping);
@@ -742,6 +791,9 @@ impl WaitAcks {
 
 /// WAIT numreplicas timeout
 fn wait(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    if ctx.server.replica.following() {
+        return Err(CmdError::Other("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.".into()));
+    }
     let want = parse_i64(args.get(1).unwrap_or_default()).ok_or(CmdError::NotInteger)?;
     let timeout = parse_i64(args.get(2).unwrap_or_default()).ok_or(CmdError::InvalidTimeout)?;
     if timeout < 0 {
@@ -920,7 +972,7 @@ pub fn info_replication(server: &Server, line: &mut dyn FnMut(&str, &dyn std::fm
             ),
         );
     }
-    line("master_failover_state", &"no-failover");
+    line("master_failover_state", &crate::failover::state_name());
     line("master_replid", &state.replid);
     line("master_replid2", &state.replid2);
     line("master_repl_offset", &state.master_repl_offset);
@@ -929,6 +981,94 @@ pub fn info_replication(server: &Server, line: &mut dyn FnMut(&str, &dyn std::fm
     line("repl_backlog_size", &backlog_size(server));
     line("repl_backlog_first_byte_offset", &first);
     line("repl_backlog_histlen", &histlen);
+}
+
+/// The replication fields an RDB saved to disk carries (Redis's
+/// `repl-stream-db`, `repl-id`, `repl-offset`), so that after a restart
+/// replicas continue from us, or we from our master, with a partial
+/// resync: a replica's always, a master's while it has a backlog.
+/// Called under every shard lock, where the offset names the data (on a
+/// replica, once its link is between commands: see `try_quiesced`).
+pub(crate) fn rdb_aux(server: &Server) -> Vec<(&'static str, String)> {
+    let following = server.replica.following();
+    if !following && !server.repl.backlog_info().0 {
+        return Vec::new();
+    }
+    let wait = std::time::Duration::from_millis(50);
+    server
+        .replica
+        .try_quiesced(wait, || repl_fields(server))
+        .unwrap_or_default()
+}
+
+/// The replication point an RDB names, for a caller that holds every shard
+/// and, on a replica, the link's gate: the DB our stream is in (which a
+/// replica's master client starts in: a passed-on stream selects no DB
+/// again for it), the replid and the offset.
+pub(crate) fn repl_fields(server: &Server) -> Vec<(&'static str, String)> {
+    let st = server.repl.state().clone();
+    vec![
+        ("repl-stream-db", crate::replicaof::stream_db().to_string()),
+        ("repl-id", st.replid.to_string()),
+        ("repl-offset", st.master_repl_offset.to_string()),
+    ]
+}
+
+/// Keys the last RDB load found expired, by DB and name.
+static EXPIRED_AT_LOAD: parking_lot::Mutex<Vec<(usize, Vec<u8>)>> =
+    parking_lot::Mutex::new(Vec::new());
+
+pub(crate) fn set_expired_at_load(keys: Vec<(usize, Vec<u8>)>) {
+    *EXPIRED_AT_LOAD.lock() = keys;
+}
+
+/// At start-up, after loading an RDB with the fields of `rdb_aux`: a
+/// replica takes them as the point its master's history reached (returns
+/// true: its first PSYNC offers them); a master keeps the old history as
+/// replid2 under a new replid, with an empty backlog from that offset, so
+/// its old replicas continue partially (Redis 7.0 does both). The keys
+/// the load found expired go into that backlog as DELs, as the replicas
+/// still hold them.
+pub fn restore_from_rdb(server: &Server, aux: &[(Vec<u8>, Vec<u8>)], replica: bool) -> bool {
+    let expired = std::mem::take(&mut *EXPIRED_AT_LOAD.lock());
+    let get = |k: &str| {
+        aux.iter()
+            .find(|(n, _)| n == k.as_bytes())
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    };
+    let id = get("repl-id").and_then(|v| damselfly_replication::ReplId::parse(v.as_bytes()));
+    let offset = get("repl-offset").and_then(|v| v.parse::<i64>().ok());
+    let (Some(id), Some(offset)) = (id, offset.filter(|&o| o >= 0)) else {
+        return false;
+    };
+    let db = get("repl-stream-db")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    {
+        let mut st = server.repl.state();
+        st.replid = id;
+        st.master_repl_offset = offset;
+        if !replica {
+            st.shift_replid();
+        }
+    }
+    if replica {
+        crate::replicaof::set_stream_db(db);
+        return true;
+    }
+    server.repl.ensure_backlog(backlog_size(server));
+    let del: &[u8] = if server.config.get("lazyfree-lazy-expire").as_deref() == Some("yes") {
+        b"UNLINK"
+    } else {
+        b"DEL"
+    };
+    for (db, key) in expired {
+        server.repl.append(&[master::Op {
+            db,
+            args: vec![del.to_vec(), key],
+        }]);
+    }
+    true
 }
 
 /// INFO stats: sync_full, sync_partial_ok, sync_partial_err.

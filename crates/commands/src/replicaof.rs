@@ -52,51 +52,47 @@ pub(crate) static COMMANDS: &[Command] = &[
 /// Whether this server follows a master: the dispatcher's fast check.
 static REPLICA: AtomicBool = AtomicBool::new(false);
 
-/// The DB the master client has selected (the master's stream's current
-/// DB), for a save to record.
+/// The DB the master's stream has selected (the master client's), which
+/// a full sync served to a replica of ours names as `repl-stream-db`.
 static STREAM_DB: AtomicUsize = AtomicUsize::new(0);
 
-/// A replica's place in its master's history for an RDB's aux fields:
-/// (stream DB, replid, offset). None on a master, or on a replica whose
-/// data is no known point of a history yet.
-pub(crate) fn history(server: &Server) -> Option<(usize, String, i64)> {
-    if !REPLICA.load(Relaxed) || !server.replica.can_continue() {
-        return None;
+/// The DB our replicas' stream is in (see `STREAM_DB`); 0 on a master,
+/// whose stream selects its DB again after a full sync.
+pub(crate) fn stream_db() -> usize {
+    if REPLICA.load(Relaxed) {
+        STREAM_DB.load(Relaxed)
+    } else {
+        0
     }
-    let st = server.repl.state();
-    Some((
-        STREAM_DB.load(Relaxed),
-        st.replid.to_string(),
-        st.master_repl_offset,
-    ))
 }
 
-/// Start-up with `replicaof`: the RDB's repl-* aux fields (see `history`)
-/// make our data a known point of the master's history, so the first
-/// PSYNC asks to continue from it. Returns the stream DB to start in.
-pub fn restore_history(server: &Server, aux: &[(Vec<u8>, Vec<u8>)]) -> Option<usize> {
-    let field = |name: &str| {
-        aux.iter()
-            .find(|(k, _)| k == name.as_bytes())
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
-    };
-    let id = damselfly_replication::ReplId::parse(field("repl-id")?.as_bytes())?;
-    let offset: i64 = field("repl-offset")?.parse().ok()?;
-    let db: usize = field("repl-stream-db")
-        .and_then(|v| v.parse().ok())
-        .filter(|&d| d < server.keyspace.dbnum())
-        .unwrap_or(0);
-    let mut st = server.repl.state();
-    st.replid = id;
-    st.master_repl_offset = offset;
-    Some(db)
+/// The DB a replica's master client starts in after a restart (the
+/// `repl-stream-db` of the RDB it loaded).
+pub(crate) fn set_stream_db(db: usize) {
+    STREAM_DB.store(db, Relaxed);
+}
+
+/// Closes every replica's connection: our replication ID changed, and
+/// they learn the new one by reconnecting (a partial resync).
+pub(crate) fn drop_replicas(server: &Server) {
+    server.clients.for_each_locked(|c| {
+        if c.replica.load(Relaxed) {
+            c.disconnect();
+        }
+    });
 }
 
 /// REPLICAOF host port | REPLICAOF NO ONE (and SLAVEOF).
 fn replicaof(ctx: &mut Ctx, args: &Args) -> CmdResult {
+    if crate::failover::active() {
+        return Err(CmdError::Other(
+            "ERR REPLICAOF not allowed while failing over.".into(),
+        ));
+    }
     let a1 = args.get(1).unwrap_or_default();
     let a2 = args.get(2).unwrap_or_default();
     if a1.eq_ignore_ascii_case(b"no") && a2.eq_ignore_ascii_case(b"one") {
+        let _ = ctx.server.config.set_initial("replicaof", "");
         if stop(ctx.server) {
             ctx.server.host.log(&format!(
                 "MASTER MODE enabled (user request from 'id={}')",
@@ -121,6 +117,11 @@ fn replicaof(ctx: &mut Ctx, args: &Args) -> CmdResult {
     // A master turned replica offers its own history to the new master,
     // which may share it (Redis's cached master "using myself").
     let was_master = !ctx.server.replica.following();
+    // What CONFIG REWRITE writes (`replicaof host port`).
+    let _ = ctx
+        .server
+        .config
+        .set_initial("replicaof", &format!("{host} {port}"));
     follow(&server, &host, port, was_master);
     ctx.server.host.log(&format!(
         "REPLICAOF {host}:{port} enabled (user request from 'id={}')",
@@ -131,38 +132,36 @@ fn replicaof(ctx: &mut Ctx, args: &Args) -> CmdResult {
 }
 
 /// Starts following `host:port` (REPLICAOF, and `--replicaof` at start-up
-/// with `continue_own` false unless the RDB told where our data stands:
-/// then `continue_own` is true and `db` the stream's DB).
+/// with `continue_own` false).
 pub fn follow(server: &Arc<Server>, host: &str, port: u16, continue_own: bool) {
-    follow_in(server, host, port, continue_own, 0);
-}
-
-pub fn follow_in(server: &Arc<Server>, host: &str, port: u16, continue_own: bool, db: usize) {
     REPLICA.store(true, Relaxed);
     damselfly_storage::set_replica(true);
-    // Our own replicas go, as in Redis (they would have to resync; see
-    // `refusal`).
-    server.clients.for_each_locked(|c| {
-        if c.replica.load(Relaxed) {
-            c.disconnect();
-        }
-    });
+    // Our own replicas go, as in Redis: they reconnect to follow the new
+    // master's stream through us (a partial resync when it continues ours).
+    drop_replicas(server);
     crate::list::unblock_all_for_role_change(server);
-    STREAM_DB.store(db, Relaxed);
+    // The master client starts in the DB the stream was in (after a
+    // restart, the RDB's; 0 on a master turned replica).
     let hooks = Arc::new(Hooks {
         server: Arc::downgrade(server),
-        db: Arc::new(AtomicUsize::new(db)),
+        db: Arc::new(AtomicUsize::new(STREAM_DB.load(Relaxed))),
     });
     server
         .replica
         .follow(&server.repl, host, port, hooks, continue_own);
 }
 
-/// Stops following (REPLICAOF NO ONE); false when not following.
-fn stop(server: &Server) -> bool {
+/// Stops following (REPLICAOF NO ONE, a FAILOVER's end); false when not
+/// following. Our replicas reconnect to learn the new replid (they
+/// continue from replid2).
+pub(crate) fn stop(server: &Server) -> bool {
     let was = server.replica.stop(&server.repl);
     REPLICA.store(false, Relaxed);
     damselfly_storage::set_replica(false);
+    if was {
+        drop_replicas(server);
+    }
+    STREAM_DB.store(0, Relaxed);
     was
 }
 
@@ -265,11 +264,6 @@ pub(crate) fn refusal(
     if !REPLICA.load(Relaxed) || damselfly_storage::from_master() {
         return None;
     }
-    // Serving replicas of our own would need the master's stream proxied
-    // to them (and our backlog reset on each full sync): not yet.
-    if matches!(e.cmd.name, "sync" | "psync") {
-        return Some(CmdError::ChainedReplication);
-    }
     let on = |k: &str| server.config.get(k).as_deref() != Some("no");
     if !e.has(flag::STALE) && !on("replica-serve-stale-data") && !server.replica.link_up() {
         return Some(CmdError::MasterDown);
@@ -347,14 +341,34 @@ impl replica::Host for Hooks {
             masteruser: get("masteruser"),
             masterauth: get("masterauth"),
             timeout: Duration::from_secs(get("repl-timeout").parse().unwrap_or(60)),
+            backlog_size: get("repl-backlog-size").parse().unwrap_or(1 << 20),
+        }
+    }
+
+    fn drop_replicas(&self) {
+        if let Some(s) = self.server() {
+            drop_replicas(&s);
+        }
+    }
+
+    fn failing_over(&self) -> bool {
+        crate::failover::in_progress()
+    }
+
+    fn failover_answered(&self, reply: &[u8]) {
+        if let Some(s) = self.server() {
+            crate::failover::answered(&s, reply);
         }
     }
 
     fn load_rdb(&self, rdb: &[u8]) -> Result<(), String> {
-        // A full sync's stream starts over in DB 0.
-        self.db.store(0, Relaxed);
         let server = self.server().ok_or("server gone")?;
-        load_rdb(&server, rdb)
+        // A full sync's stream continues in the DB the RDB names (a
+        // replica serving us names its master client's), else DB 0.
+        let db = load_rdb(&server, rdb)?;
+        self.db.store(db, Relaxed);
+        STREAM_DB.store(db, Relaxed);
+        Ok(())
     }
 
     fn master_client(&self, peer: &str, local: &str, fd: i64) -> Box<dyn MasterClient> {
@@ -368,6 +382,7 @@ impl replica::Host for Hooks {
         info.master.store(true, Relaxed);
         let mut client = Client::new(info, crate::acl::superuser(), true);
         client.select(self.db.load(Relaxed));
+        STREAM_DB.store(client.db, Relaxed);
         Box::new(Master {
             stats: server.thread_stats(),
             server,
@@ -467,8 +482,8 @@ impl Drop for Master {
 
 /// A full sync: parses the whole RDB (keys whose TTL passed are kept: the
 /// master will send their DEL), then empties every DB and stores the keys
-/// under all shard locks.
-fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
+/// under all shard locks. Returns the DB the stream continues in.
+fn load_rdb(server: &Server, rdb: &[u8]) -> Result<usize, String> {
     let ks = &server.keyspace;
     let limits = crate::persist::limits(server);
     let mut keys: Vec<(usize, KeyEntry)> = Vec::new();
@@ -481,6 +496,13 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
         Ok(())
     })
     .map_err(|e| e.to_string())?;
+    let stream_db = stats
+        .aux
+        .iter()
+        .find(|(k, _)| k == b"repl-stream-db")
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<usize>().ok())
+        .filter(|&db| db < ks.dbnum())
+        .unwrap_or(0);
     let now = damselfly_storage::now_ms();
     {
         let mut all = ks.lock_all();
@@ -501,7 +523,7 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
     server.tracking.flushed(&server.pubsub);
     // The master's function libraries replace ours, as its keys did.
     let Some(server) = server.persistence.server.get().and_then(Weak::upgrade) else {
-        return Ok(());
+        return Ok(stream_db);
     };
     let info = Arc::new(crate::ClientInfo::new(0, String::new(), String::new(), -1));
     let mut master = Master {
@@ -519,5 +541,5 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<(), String> {
             return Err("a function library of the master's RDB does not load".into());
         }
     }
-    Ok(())
+    Ok(stream_db)
 }

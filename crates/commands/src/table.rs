@@ -268,6 +268,7 @@ fn groups() -> impl Iterator<Item = &'static Command> {
         .chain(crate::scripting::COMMANDS)
         .chain(crate::cluster::COMMANDS)
         .chain(crate::replicaof::COMMANDS)
+        .chain(crate::failover::COMMANDS)
 }
 
 pub fn table() -> &'static Table {

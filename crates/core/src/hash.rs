@@ -7,15 +7,26 @@
 //! - `hashtable`: our chained `Table`, whose reverse-binary cursor gives
 //!   HSCAN its guarantee across resizes.
 //!
+//! A `Hash` is one word with alignment 1 (a packed pointer), so the
+//! keyspace keeps it inside a key's own allocation instead of boxing it:
+//! null for an empty listpack, a pointer to the listpack's block (its byte
+//! length and pair count as two u32, then the pairs, allocated at exactly
+//! that size), or a tagged (low bit set) pointer to a boxed table.
+//!
 //! Invariants:
 //! - A listpack hash has at most `max_entries` fields and no field or value
 //!   longer than `max_value` bytes (the limits given at each insert); the
 //!   first insert that would break either converts it to a table first.
 //! - A table never converts back (as in Redis 7.0).
+//! - A listpack's block is exactly `PACK_HDR + len` bytes (no spare
+//!   capacity, as a listpack reallocates per insert), and `len` fits a u32:
+//!   an insert that would pass it converts to a table first.
 
 use crate::table::{Keyed, Table};
 use crate::CompactBytes;
+use std::alloc::Layout;
 use std::fmt;
+use std::ptr::NonNull;
 
 /// One field of a table-encoded hash.
 #[derive(Clone)]
@@ -58,10 +69,22 @@ pub fn fair_random<E: Keyed>(t: &Table<E>, mut rand: impl FnMut(usize) -> usize)
     t.get(k)
 }
 
-/// The packed encoding: `len` pairs in one buffer.
-#[derive(Clone, Default, PartialEq)]
-struct Pack {
-    buf: Vec<u8>,
+/// The listpack block's header: byte length and pair count, two u32.
+const PACK_HDR: usize = 8;
+/// The low bit of a `Hash`'s pointer marks a boxed table.
+const TABLE_TAG: usize = 1;
+
+fn pack_layout(len: usize) -> Layout {
+    match Layout::from_size_align(PACK_HDR + len, 8) {
+        Ok(l) => l,
+        Err(_) => std::alloc::handle_alloc_error(Layout::new::<u64>()),
+    }
+}
+
+/// A listpack's pairs, borrowed: the bytes and the pair count.
+#[derive(Clone, Copy)]
+struct Pack<'a> {
+    buf: &'a [u8],
     len: usize,
 }
 
@@ -80,6 +103,21 @@ pub(crate) fn put_len(buf: &mut Vec<u8>, mut n: usize) {
         }
         buf.push(b | 0x80);
     }
+}
+
+/// Writes `b` as an entry (length, bytes) at the start of `out`; returns
+/// the bytes written.
+fn write_entry(out: &mut [u8], b: &[u8]) -> usize {
+    let mut n = b.len();
+    let mut i = 0;
+    while n >= 0x80 {
+        out[i] = (n as u8 & 0x7f) | 0x80;
+        n >>= 7;
+        i += 1;
+    }
+    out[i] = n as u8;
+    out[i + 1..i + 1 + b.len()].copy_from_slice(b);
+    i + 1 + b.len()
 }
 
 /// Reads one entry at `pos`: (start of the bytes, end of the bytes).
@@ -107,16 +145,16 @@ struct Slot {
     value: (usize, usize),
 }
 
-impl Pack {
-    fn iter(&self) -> PackIter<'_> {
+impl<'a> Pack<'a> {
+    fn iter(self) -> PackIter<'a> {
         PackIter {
-            buf: &self.buf,
+            buf: self.buf,
             pos: 0,
         }
     }
 
-    fn find(&self, field: &[u8]) -> Option<Slot> {
-        let buf = &self.buf;
+    fn find(self, field: &[u8]) -> Option<Slot> {
+        let buf = self.buf;
         let mut pos = 0;
         while pos < buf.len() {
             let (fs, fe) = read_entry(buf, pos);
@@ -133,49 +171,8 @@ impl Pack {
         None
     }
 
-    fn get(&self, field: &[u8]) -> Option<&[u8]> {
+    fn get(self, field: &[u8]) -> Option<&'a [u8]> {
         self.find(field).map(|s| &self.buf[s.value.0..s.value.1])
-    }
-
-    /// Sets a field; true when it is new.
-    fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
-        match self.find(field) {
-            Some(s) => {
-                let mut enc = Vec::with_capacity(value.len() + 5);
-                put_len(&mut enc, value.len());
-                enc.extend_from_slice(value);
-                self.buf.splice(s.value_at..s.value.1, enc);
-                false
-            }
-            None => {
-                // Exact growth, as a listpack reallocates per insert: small
-                // hashes are many, and doubling left up to half of each
-                // buffer unused (88 B/field against Redis's 65 in memory.sh).
-                let need =
-                    len_size(field.len()) + field.len() + len_size(value.len()) + value.len();
-                self.buf.reserve_exact(need);
-                put_len(&mut self.buf, field.len());
-                self.buf.extend_from_slice(field);
-                put_len(&mut self.buf, value.len());
-                self.buf.extend_from_slice(value);
-                self.len += 1;
-                true
-            }
-        }
-    }
-
-    fn remove(&mut self, field: &[u8]) -> bool {
-        match self.find(field) {
-            Some(s) => {
-                self.buf.drain(s.start..s.value.1);
-                self.len -= 1;
-                if self.buf.capacity() > 2 * self.buf.len() + 64 {
-                    self.buf.shrink_to_fit();
-                }
-                true
-            }
-            None => false,
-        }
     }
 }
 
@@ -198,17 +195,27 @@ impl<'a> Iterator for PackIter<'a> {
     }
 }
 
-#[derive(Clone)]
-enum Repr {
-    Pack(Pack),
-    Table(Table<Pair>),
+enum Repr<'a> {
+    Pack(Pack<'a>),
+    Table(&'a Table<Pair>),
 }
 
-/// A hash value.
-#[derive(Clone)]
-pub struct Hash {
-    repr: Repr,
+enum ReprMut<'a> {
+    Pack,
+    Table(&'a mut Table<Pair>),
 }
+
+/// A hash value (see the module comment for its one-word form).
+#[repr(C, packed)]
+pub struct Hash {
+    ptr: *mut u8,
+}
+
+// SAFETY: a Hash uniquely owns its block or table (like a Box of either),
+// and both are Send + Sync.
+unsafe impl Send for Hash {}
+// SAFETY: as above; shared access only reads.
+unsafe impl Sync for Hash {}
 
 /// The encoding limits in force (hash-max-listpack-entries/-value).
 #[derive(Debug, Clone, Copy)]
@@ -220,7 +227,31 @@ pub struct Limits {
 impl Default for Hash {
     fn default() -> Self {
         Hash {
-            repr: Repr::Pack(Pack::default()),
+            ptr: std::ptr::null_mut(),
+        }
+    }
+}
+
+impl Drop for Hash {
+    fn drop(&mut self) {
+        match self.table_ptr() {
+            // SAFETY: a tagged pointer came from Box::into_raw of the
+            // table, owned by this Hash alone; it is dropped once, here.
+            Some(t) => drop(unsafe { Box::from_raw(t) }),
+            None => self.free_pack(),
+        }
+    }
+}
+
+impl Clone for Hash {
+    fn clone(&self) -> Self {
+        match self.repr() {
+            Repr::Table(t) => Hash::from_table(t.clone()),
+            Repr::Pack(p) => {
+                let mut h = Hash::default();
+                h.pack_splice(0..0, p.buf.len(), p.len, |out| out.copy_from_slice(p.buf));
+                h
+            }
         }
     }
 }
@@ -265,8 +296,148 @@ impl Hash {
         Hash::default()
     }
 
+    /// The hash's word, handed over (an entry stores it in its own bytes).
+    pub fn into_raw(self) -> *mut u8 {
+        let me = std::mem::ManuallyDrop::new(self);
+        me.ptr
+    }
+
+    /// A hash from `into_raw`'s word.
+    ///
+    /// # Safety
+    /// `ptr` must come from `into_raw` and be used once.
+    pub unsafe fn from_raw(ptr: *mut u8) -> Hash {
+        Hash { ptr }
+    }
+
+    fn from_table(t: Table<Pair>) -> Hash {
+        let ptr = Box::into_raw(Box::new(t)).cast::<u8>();
+        Hash {
+            ptr: ptr.map_addr(|a| a | TABLE_TAG),
+        }
+    }
+
+    fn table_ptr(&self) -> Option<*mut Table<Pair>> {
+        let ptr = self.ptr;
+        (ptr.addr() & TABLE_TAG != 0).then(|| ptr.map_addr(|a| a & !TABLE_TAG).cast())
+    }
+
+    /// The listpack block, if this is a listpack with pairs.
+    fn pack_block(&self) -> Option<NonNull<u8>> {
+        let ptr = self.ptr;
+        if ptr.addr() & TABLE_TAG != 0 {
+            return None;
+        }
+        NonNull::new(ptr)
+    }
+
+    /// (byte length, pair count) from a listpack block's header.
+    fn pack_header(block: NonNull<u8>) -> (usize, usize) {
+        // SAFETY: a block starts with its two u32 header words, 8-aligned.
+        let h = unsafe { block.cast::<[u32; 2]>().read() };
+        (h[0] as usize, h[1] as usize)
+    }
+
+    fn repr(&self) -> Repr<'_> {
+        if let Some(t) = self.table_ptr() {
+            // SAFETY: the table is owned by this Hash and borrowed with it.
+            return Repr::Table(unsafe { &*t });
+        }
+        let Some(block) = self.pack_block() else {
+            return Repr::Pack(Pack { buf: &[], len: 0 });
+        };
+        let (len, count) = Hash::pack_header(block);
+        // SAFETY: the block holds `len` initialised bytes after its
+        // header, owned by this Hash and borrowed with it.
+        let buf = unsafe { std::slice::from_raw_parts(block.as_ptr().add(PACK_HDR), len) };
+        Repr::Pack(Pack { buf, len: count })
+    }
+
+    fn repr_mut(&mut self) -> ReprMut<'_> {
+        match self.table_ptr() {
+            // SAFETY: the table is owned by this Hash, borrowed mutably
+            // with it.
+            Some(t) => ReprMut::Table(unsafe { &mut *t }),
+            None => ReprMut::Pack,
+        }
+    }
+
+    fn free_pack(&mut self) {
+        if let Some(block) = self.pack_block() {
+            let (len, _) = Hash::pack_header(block);
+            // SAFETY: the block was allocated with `pack_layout(len)`.
+            unsafe { std::alloc::dealloc(block.as_ptr(), pack_layout(len)) };
+            self.ptr = std::ptr::null_mut();
+        }
+    }
+
+    /// Replaces `range` of a listpack's bytes with `with_len` bytes that
+    /// `write` fills, and sets its pair count, reallocating the block to
+    /// its exact new size (freeing it when empty). Must be a listpack, and
+    /// the new length fit a u32.
+    fn pack_splice(
+        &mut self,
+        range: std::ops::Range<usize>,
+        with_len: usize,
+        count: usize,
+        write: impl FnOnce(&mut [u8]),
+    ) {
+        debug_assert!(self.table_ptr().is_none());
+        let (len, block) = match self.pack_block() {
+            Some(b) => (Hash::pack_header(b).0, Some(b)),
+            None => (0, None),
+        };
+        debug_assert!(range.start <= range.end && range.end <= len);
+        let new_len = len - range.len() + with_len;
+        let Ok(hdr_len) = u32::try_from(new_len) else {
+            std::alloc::handle_alloc_error(pack_layout(new_len))
+        };
+        if new_len == 0 {
+            self.free_pack();
+            return;
+        }
+        let tail = len - range.end;
+        // SAFETY: the block (when present) was allocated with
+        // `pack_layout(len)`; realloc keeps the first min(old, new) bytes.
+        // Growing: the block is enlarged first, then the tail moves up
+        // within it; shrinking: the tail moves down first, then the block
+        // is cut. Every copy stays inside the larger of the two sizes, and
+        // `write` gets exactly the `with_len` bytes of the gap.
+        unsafe {
+            let mut p = match block {
+                Some(b) => b.as_ptr(),
+                None => std::ptr::null_mut(),
+            };
+            let resize = |p: *mut u8| -> *mut u8 {
+                let q = if p.is_null() {
+                    std::alloc::alloc(pack_layout(new_len))
+                } else {
+                    std::alloc::realloc(p, pack_layout(len), PACK_HDR + new_len)
+                };
+                if q.is_null() {
+                    std::alloc::handle_alloc_error(pack_layout(new_len))
+                }
+                q
+            };
+            if new_len > len {
+                p = resize(p);
+            }
+            let data = p.add(PACK_HDR);
+            std::ptr::copy(data.add(range.end), data.add(range.start + with_len), tail);
+            write(std::slice::from_raw_parts_mut(
+                data.add(range.start),
+                with_len,
+            ));
+            if new_len < len {
+                p = resize(p);
+            }
+            p.cast::<[u32; 2]>().write([hdr_len, count as u32]);
+            self.ptr = p;
+        }
+    }
+
     pub fn len(&self) -> usize {
-        match &self.repr {
+        match self.repr() {
             Repr::Pack(p) => p.len,
             Repr::Table(t) => t.len(),
         }
@@ -278,23 +449,31 @@ impl Hash {
 
     /// OBJECT ENCODING's name for the current representation.
     pub fn encoding(&self) -> &'static str {
-        match &self.repr {
+        match self.repr() {
             Repr::Pack(_) => "listpack",
             Repr::Table(_) => "hashtable",
         }
     }
 
     pub fn is_packed(&self) -> bool {
-        matches!(self.repr, Repr::Pack(_))
+        self.table_ptr().is_none()
     }
 
-    /// Heap bytes owned (for memory accounting).
+    /// Heap bytes owned (for memory accounting): the listpack's block, or
+    /// the boxed table with its buckets and nodes.
     pub fn heap_size(&self) -> usize {
-        match &self.repr {
-            Repr::Pack(p) => p.buf.capacity(),
+        match self.repr() {
+            Repr::Pack(p) => {
+                if self.pack_block().is_some() {
+                    PACK_HDR + p.buf.len()
+                } else {
+                    0
+                }
+            }
             Repr::Table(t) => {
                 let node = std::mem::size_of::<Pair>() + 2 * std::mem::size_of::<usize>();
-                t.bucket_count() * std::mem::size_of::<usize>()
+                std::mem::size_of::<Table<Pair>>()
+                    + t.bucket_count() * std::mem::size_of::<usize>()
                     + t.iter()
                         .map(|p| node + p.field.heap_size() + p.value.heap_size())
                         .sum::<usize>()
@@ -303,7 +482,7 @@ impl Hash {
     }
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        match &self.repr {
+        match self.repr() {
             Repr::Pack(p) => p.get(field),
             Repr::Table(t) => t.get(field).map(|p| p.value.as_slice()),
         }
@@ -315,7 +494,7 @@ impl Hash {
 
     /// Converts to the table encoding (no-op when already there).
     pub fn convert_to_table(&mut self) {
-        if let Repr::Pack(p) = &self.repr {
+        if let Repr::Pack(p) = self.repr() {
             let mut t = Table::new();
             for (f, v) in p.iter() {
                 t.insert_new(Pair {
@@ -323,20 +502,28 @@ impl Hash {
                     value: CompactBytes::new(v),
                 });
             }
-            self.repr = Repr::Table(t);
+            self.free_pack();
+            self.ptr = Hash::from_table(t).into_raw();
         }
     }
 
-    /// Sets `field` to `value`; true when the field is new. Converts to the
-    /// table encoding first when either is longer than the limit, and after
-    /// when the field count passes it.
+    /// Sets `field` to `value`; true when it is new. Converts to the
+    /// table encoding first when either is longer than the limit (or the
+    /// listpack would outgrow its u32 length), and after when the field
+    /// count passes it.
     pub fn set(&mut self, field: &[u8], value: &[u8], limits: Limits) -> bool {
-        if self.is_packed() && (field.len() > limits.max_value || value.len() > limits.max_value) {
-            self.convert_to_table();
+        let need = len_size(field.len()) + field.len() + len_size(value.len()) + value.len();
+        if let Repr::Pack(p) = self.repr() {
+            if field.len() > limits.max_value
+                || value.len() > limits.max_value
+                || p.buf.len().saturating_add(need) > u32::MAX as usize
+            {
+                self.convert_to_table();
+            }
         }
-        let new = match &mut self.repr {
-            Repr::Pack(p) => p.set(field, value),
-            Repr::Table(t) => match t.get_mut(field) {
+        let new = match self.repr_mut() {
+            ReprMut::Pack => self.pack_set(field, value, need),
+            ReprMut::Table(t) => match t.get_mut(field) {
                 Some(p) => {
                     p.value.assign(value);
                     false
@@ -356,18 +543,55 @@ impl Hash {
         new
     }
 
+    /// A listpack's set: an update keeps the field's place, a new field
+    /// goes at the end (`need`: its encoded size).
+    fn pack_set(&mut self, field: &[u8], value: &[u8], need: usize) -> bool {
+        let Repr::Pack(p) = self.repr() else {
+            return false;
+        };
+        let (count, end, found) = (p.len, p.buf.len(), p.find(field));
+        match found {
+            Some(s) => {
+                let n = len_size(value.len()) + value.len();
+                self.pack_splice(s.value_at..s.value.1, n, count, |out| {
+                    write_entry(out, value);
+                });
+                false
+            }
+            None => {
+                self.pack_splice(end..end, need, count + 1, |out| {
+                    let n = write_entry(out, field);
+                    write_entry(&mut out[n..], value);
+                });
+                true
+            }
+        }
+    }
+
     /// Removes `field`; true when it was there.
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match &mut self.repr {
-            Repr::Pack(p) => p.remove(field),
-            Repr::Table(t) => t.remove(field).is_some(),
+        match self.repr_mut() {
+            ReprMut::Table(t) => t.remove(field).is_some(),
+            ReprMut::Pack => {
+                let Repr::Pack(p) = self.repr() else {
+                    return false;
+                };
+                match p.find(field) {
+                    Some(s) => {
+                        let count = p.len - 1;
+                        self.pack_splice(s.start..s.value.1, 0, count, |_| {});
+                        true
+                    }
+                    None => false,
+                }
+            }
         }
     }
 
     /// Every (field, value) pair: insertion order for a listpack, table
     /// order otherwise.
     pub fn iter(&self) -> Iter<'_> {
-        match &self.repr {
+        match self.repr() {
             Repr::Pack(p) => Iter::Pack(p.iter()),
             Repr::Table(t) => Iter::Table(Box::new(t.iter())),
         }
@@ -375,7 +599,7 @@ impl Hash {
 
     /// A random pair; `rand(n)` must return a number below `n`.
     pub fn random(&self, mut rand: impl FnMut(usize) -> usize) -> Option<(&[u8], &[u8])> {
-        match &self.repr {
+        match self.repr() {
             Repr::Pack(p) => {
                 if p.len == 0 {
                     return None;
@@ -393,7 +617,7 @@ impl Hash {
     /// value count as two, as Redis counts them) are gathered or `count * 10`
     /// buckets were visited. Returns the next cursor.
     pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &[u8])) -> u64 {
-        match &self.repr {
+        match self.repr() {
             Repr::Pack(p) => {
                 for (k, v) in p.iter() {
                     f(k, v);
@@ -516,6 +740,36 @@ mod tests {
             }
             prop_assert_eq!(seen.len(), n);
         }
+    }
+
+    /// A hash is one unaligned word; a listpack is one block of exactly
+    /// its header and pairs, and none while empty.
+    #[test]
+    fn a_listpack_is_one_exact_block() {
+        assert_eq!(std::mem::size_of::<Hash>(), 8);
+        assert_eq!(std::mem::align_of::<Hash>(), 1);
+        let lim = Limits {
+            max_entries: 128,
+            max_value: 64,
+        };
+        let mut h = Hash::new();
+        assert_eq!(h.heap_size(), 0);
+        for f in 0..10u8 {
+            h.set(&[b'f', b'0' + f], &[b'v'; 32], lim);
+        }
+        assert_eq!(h.heap_size(), PACK_HDR + 10 * (1 + 2 + 1 + 32));
+        h.set(b"f3", b"short", lim);
+        assert_eq!(h.get(b"f3"), Some(&b"short"[..]));
+        assert_eq!(h.heap_size(), PACK_HDR + 9 * 36 + 3 + 1 + 5);
+        for f in 0..10u8 {
+            assert!(h.remove(&[b'f', b'0' + f]));
+        }
+        assert_eq!((h.len(), h.heap_size()), (0, 0));
+        let raw = h.into_raw();
+        assert!(raw.is_null());
+        // SAFETY: the word came from into_raw just above, used once.
+        let h = unsafe { Hash::from_raw(raw) };
+        assert!(h.is_packed());
     }
 
     #[test]

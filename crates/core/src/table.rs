@@ -42,6 +42,13 @@ pub trait Link: Sized {
     fn take_next(&mut self) -> Option<Self> {
         self.next_mut().and_then(Option::take)
     }
+    /// Gives up an empty successor slot where the link can (the node may
+    /// move): a node that becomes a chain's tail in `resize` stops paying
+    /// for a pointer it no longer needs.
+    fn shed_next_slot(&mut self) {}
+    /// The load (entries per bucket, in quarters) past which the table
+    /// doubles.
+    const MAX_LOAD_QUARTERS: usize = 4;
 }
 
 /// The node of a collection's table: the entry and its successor.
@@ -97,6 +104,21 @@ pub fn hash_key(key: &[u8]) -> u64 {
     hasher().hash_one(key)
 }
 
+/// Asks the CPU to start loading the cache line at `p`: a hint that
+/// changes nothing and never faults, whatever `p` is (a stale or dangling
+/// address costs at most a useless load).
+#[inline]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 reads no memory architecturally and cannot fault;
+    // SSE, which it needs, is part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 const MIN_BUCKETS: usize = 4;
 
 impl<N: Link> Default for RawTable<N> {
@@ -105,10 +127,12 @@ impl<N: Link> Default for RawTable<N> {
     }
 }
 
-/// Pushes `n` at the head of the chain in `bucket`.
+/// Pushes `n` at the head of the chain in `bucket`; alone there, it
+/// sheds an empty next slot.
 fn push_front<N: Link>(bucket: &mut Option<N>, mut n: N) -> &mut N {
-    if let Some(head) = bucket.take() {
-        *n.next_slot() = Some(head);
+    match bucket.take() {
+        Some(head) => *n.next_slot() = Some(head),
+        None => n.shed_next_slot(),
     }
     bucket.insert(n)
 }
@@ -151,6 +175,22 @@ impl<N: Link> RawTable<N> {
 
     fn index(&self, key: &[u8]) -> usize {
         (hash_key(key) as usize) & (self.buckets.len() - 1)
+    }
+
+    /// Starts loading the bucket slot of the key whose `hash_key` is `hash`
+    /// (see `prefetch`).
+    pub fn prefetch_bucket(&self, hash: u64) {
+        if !self.buckets.is_empty() {
+            let i = (hash as usize) & (self.buckets.len() - 1);
+            prefetch(self.buckets.as_ptr().wrapping_add(i).cast());
+        }
+    }
+
+    /// The first node of the chain the key whose `hash_key` is `hash`
+    /// would be in (to prefetch it).
+    pub fn head(&self, hash: u64) -> Option<&N> {
+        let mask = self.buckets.len().checked_sub(1)?;
+        self.buckets.get((hash as usize) & mask)?.as_ref()
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&N::Item> {
@@ -232,8 +272,10 @@ impl<N: Link> RawTable<N> {
         push_front(&mut self.buckets[i], n).item_mut()
     }
 
+    /// Doubles the bucket array past the link's maximum load.
     fn grow_for_one(&mut self) {
-        if self.len >= self.buckets.len() {
+        let n = self.buckets.len();
+        if self.len * 4 >= n * N::MAX_LOAD_QUARTERS {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
     }
@@ -278,7 +320,8 @@ impl<N: Link> RawTable<N> {
         for mut head in old {
             // Moving the chain tail-first keeps each bucket's relative order
             // (and on growth a tail without a next slot lands first, in an
-            // empty bucket, so it needs none).
+            // empty bucket, so it needs none; whatever lands first sheds
+            // its slot, so after a resize no tail carries one).
             while let Some(mut n) = head {
                 head = n.take_next();
                 chain.push(n);
@@ -451,6 +494,30 @@ mod tests {
 
     fn key(k: u16) -> Vec<u8> {
         format!("k{k}").into_bytes()
+    }
+
+    #[test]
+    fn head_is_the_chain_a_key_is_in_and_prefetch_is_harmless() {
+        let mut t = Table::new();
+        t.prefetch_bucket(hash_key(b"k1"));
+        assert!(t.head(hash_key(b"k1")).is_none());
+        for k in 0..100 {
+            t.insert(E(key(k), u32::from(k)));
+        }
+        for k in 0..100 {
+            let h = hash_key(&key(k));
+            t.prefetch_bucket(h);
+            let mut cur = t.head(h);
+            let mut found = false;
+            while let Some(n) = cur {
+                found |= n.key() == key(k).as_slice();
+                cur = n.next();
+            }
+            assert!(found);
+        }
+        // Any address at all, even one that is not mapped.
+        prefetch(std::ptr::null());
+        prefetch(usize::MAX as *const u8);
     }
 
     proptest! {

@@ -9,6 +9,8 @@
 //! Invariants:
 //! - One read, then every complete request in the buffer is executed and the
 //!   replies are written with one write (pipelining costs one syscall each way).
+//!   That write waits for the end of the worker's round (every connection
+//!   with input has run), as Redis writes before it sleeps.
 //! - A protocol error is answered with Redis's text and the connection closed.
 //! - A client's buffer is bounded by `client-query-buffer-limit`; past it the
 //!   connection is closed, and other clients never notice.
@@ -86,6 +88,19 @@ pub trait Session {
     }
     /// Everything taken so far reached the socket.
     fn pushed_written(&mut self) {}
+    /// Requests are about to run without a wait between them: after a
+    /// read, and again after any wait within the batch.
+    fn batch_begin(&mut self) {}
+    /// The batch's requests have run, or it is about to wait.
+    fn batch_end(&mut self) {}
+    /// A pipelined request will run soon: start loading what it touches.
+    /// Returns what `prefetch_more` takes once the others are started
+    /// too (0: nothing).
+    fn prefetch(&mut self, _args: &Args<'_>) -> u64 {
+        0
+    }
+    /// The second step of warming a request (what `prefetch` returned).
+    fn prefetch_more(&mut self, _cookie: u64) {}
     /// The connection is about to close (QUIT, a protocol error): drop the
     /// client's registrations now, before its last reply can be read, so
     /// that no one sees it alive after that (must be safe to repeat).
@@ -133,8 +148,10 @@ pub trait Service: Send + Sync + 'static {
     fn open_unix(&self, _fd: i64, _worker: usize) -> Option<Self::Session> {
         None
     }
-    /// Periodic work of a worker (active expiry of its shards).
-    fn tick(&self, worker: usize, workers: usize);
+    /// Periodic work of a worker (active expiry of its shards), one short
+    /// slice per call: true asks for another slice once the worker has
+    /// served the connections that are ready meanwhile.
+    fn tick(&self, worker: usize, workers: usize) -> bool;
     fn tick_interval(&self) -> Duration;
 }
 
@@ -316,7 +333,10 @@ fn worker_main<S: Service>(
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
-            ticker.tick(worker, workers);
+            // Deferred, so the I/O driver is polled between slices.
+            while ticker.tick(worker, workers) {
+                tokio::task::yield_now().await;
+            }
         }
     });
     local.block_on(&rt, async move {
@@ -383,6 +403,35 @@ fn raw_fd(_s: &std::net::TcpStream) -> i64 {
     -1
 }
 
+/// Pipelined requests warmed together: enough for their memory loads to
+/// overlap, few enough that the first is still cached when it runs.
+const WARM_MAX: usize = 16;
+
+/// Warms the cache for the next requests of `input` (at most `WARM_MAX`),
+/// each step for all of them before the next step, so that their memory
+/// loads overlap instead of each stalling its command in turn. Returns the
+/// bytes of the requests covered. Only a look: the requests are parsed
+/// again when they run (a request can change the limits of the next).
+fn warm<T: Session>(input: &[u8], limits: &Limits, session: &mut T, req: &mut Request) -> usize {
+    let mut cookies = [0u64; WARM_MAX];
+    let mut n = 0;
+    let mut pos = 0;
+    while n < WARM_MAX && pos < input.len() {
+        let Ok(Parsed::Complete { consumed }) = parse_request(&input[pos..], limits, req) else {
+            break;
+        };
+        if !req.is_empty() {
+            cookies[n] = session.prefetch(&req.args(&input[pos..]));
+        }
+        pos += consumed;
+        n += 1;
+    }
+    for &c in cookies[..n].iter().filter(|&&c| c != 0) {
+        session.prefetch_more(c);
+    }
+    pos.max(1)
+}
+
 /// Writes `bytes`, giving up (false) when the socket fails or the session
 /// says the client must go: a subscriber that never reads is dropped even
 /// though its socket buffer is full.
@@ -419,6 +468,14 @@ async fn flush<T: Session, IO: AsyncWrite + Unpin>(
     true
 }
 
+/// Completes once the worker has run the other tasks that were ready and
+/// polled its sockets again: tokio's `yield_now` hands its wake-up to the
+/// scheduler, which delivers it only after it ran out of ready tasks and
+/// polled the driver.
+async fn end_of_round() {
+    tokio::task::yield_now().await;
+}
+
 /// Completes after `idle`, or never.
 async fn idle_expired(idle: Option<Duration>) {
     match idle {
@@ -434,6 +491,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut req = Request::new();
+    let mut ahead = Request::new();
     let mut out = Reply::new();
     let mut need = 0usize;
     let mut first = true;
@@ -481,14 +539,21 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         first = false;
+        session.batch_begin();
         let limits = session.limits();
         let mut pos = 0;
+        let mut warmed = 0;
         let mut open = true;
         need = 0;
         while pos < inbuf.len() {
             let input = &inbuf[pos..];
             match parse_request(input, &limits, &mut req) {
                 Ok(Parsed::Complete { consumed }) => {
+                    // More requests follow in the buffer (a pipeline):
+                    // warm this one and the next few together.
+                    if pos >= warmed && consumed < input.len() {
+                        warmed = pos + warm(input, &limits, &mut session, &mut ahead);
+                    }
                     // Messages queued before this request precede its reply.
                     if !session.take_pushed(&mut out) {
                         return;
@@ -508,13 +573,16 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                         }
                         Flow::Retry(wait) => {
                             pos -= consumed;
+                            session.batch_end();
                             if !flush(&mut stream, &mut out, &mut session).await {
                                 return;
                             }
                             wait.await;
+                            session.batch_begin();
                             continue;
                         }
                         Flow::Wait(mut reply) => {
+                            session.batch_end();
                             if !flush(&mut stream, &mut out, &mut session).await {
                                 return;
                             }
@@ -542,10 +610,15 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                                     () = std::future::poll_fn(|cx| session.poll_dropped(cx)) => return,
                                 }
                             }
+                            session.batch_begin();
                         }
                     }
-                    if out.len() >= FLUSH_AT && !flush(&mut stream, &mut out, &mut session).await {
-                        return;
+                    if out.len() >= FLUSH_AT {
+                        session.batch_end();
+                        if !flush(&mut stream, &mut out, &mut session).await {
+                            return;
+                        }
+                        session.batch_begin();
                     }
                 }
                 Ok(Parsed::Incomplete { hint }) => {
@@ -559,6 +632,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         }
+        session.batch_end();
         inbuf.drain(..pos);
         session.query_pending(inbuf.len());
         if need > inbuf.len() {
@@ -567,12 +641,24 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
         if inbuf.capacity() > 4 * READ_CHUNK && inbuf.len() < READ_CHUNK && need == 0 {
             inbuf.shrink_to(READ_CHUNK);
         }
-        // Messages that arrived during the batch follow its replies.
-        if open && !session.take_pushed(&mut out) {
-            return;
-        }
         if !open {
             session.closing();
+        } else {
+            if !out.is_empty() {
+                // The replies wait until this worker has run every
+                // connection with input ready (Redis writes in
+                // `beforeSleep`): the first write of the round wakes a
+                // sleeping client, which is usually still running when the
+                // later ones reach it, so a round costs one wake-up per
+                // client process rather than one per write (each a
+                // cross-CPU interrupt).
+                session.output_pending(out.len());
+                end_of_round().await;
+            }
+            // Messages that arrived during the batch follow its replies.
+            if !session.take_pushed(&mut out) {
+                return;
+            }
         }
         if !flush(&mut stream, &mut out, &mut session).await {
             return;

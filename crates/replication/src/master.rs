@@ -97,6 +97,10 @@ pub(crate) struct Stream {
     scratch: Vec<u8>,
     /// Unix ms since when no replica has been connected (backlog TTL).
     alone_since: u64,
+    /// This server follows a master: the stream is the master's, passed
+    /// on as received (`forward`); `Replication::active` stays false so
+    /// nothing of our own is added to it.
+    follower: bool,
     pub(crate) sync_full: u64,
     pub(crate) sync_partial_ok: u64,
     pub(crate) sync_partial_err: u64,
@@ -181,9 +185,49 @@ impl Replication {
                 g.stream.backlog = Some(Backlog::new(size));
                 g.stream.seldb = None;
                 g.stream.alone_since = now_ms();
-                self.active.store(true, Relaxed);
+                self.active.store(!g.stream.follower, Relaxed);
             }
         }
+    }
+
+    /// This server starts (true) or stops following a master. A follower
+    /// adds nothing of its own to the stream; a promoted one selects its
+    /// DB again before its first command (its replicas are in the old
+    /// master's).
+    pub fn set_follower(&self, on: bool) {
+        let mut g = self.inner.lock();
+        g.stream.follower = on;
+        g.stream.seldb = None;
+        self.active
+            .store(!on && g.stream.backlog.is_some(), Relaxed);
+    }
+
+    /// A follower passes on what it applied of its master's stream
+    /// (`bytes`, whole commands or transactions) to its backlog and its
+    /// own replicas, unchanged, so they share the master's offsets; the
+    /// offset becomes `offset`, the master's after them.
+    pub fn forward(&self, bytes: &[u8], offset: i64) {
+        let mut g = self.inner.lock();
+        if g.stream.backlog.is_some() && !bytes.is_empty() {
+            feed(&mut g, bytes);
+        }
+        g.state.master_repl_offset = offset;
+    }
+
+    /// A follower's full sync from its master starts a new history at
+    /// `offset`: the backlog restarts empty (created if there was none,
+    /// so replicas of ours can continue from us later) and our replicas
+    /// are dropped from the registry (the caller closes them).
+    pub fn restart_history(&self, id: ReplId, offset: i64, backlog_size: usize) {
+        let mut g = self.inner.lock();
+        g.state.replid = id;
+        g.state.master_repl_offset = offset;
+        g.state.clear_replid2();
+        g.stream.backlog = Some(Backlog::new(backlog_size));
+        g.stream.replicas.clear();
+        g.stream.seldb = None;
+        g.stream.alone_since = now_ms();
+        self.active.store(!g.stream.follower, Relaxed);
     }
 
     /// Drops the backlog once no replica has been connected for
@@ -193,7 +237,8 @@ impl Replication {
     pub fn expire_backlog(&self, ttl_secs: u64) -> bool {
         let mut g = self.inner.lock();
         let now = now_ms();
-        if !g.stream.replicas.is_empty() || g.stream.backlog.is_none() {
+        // A replica keeps its backlog (its master's history) for good.
+        if !g.stream.replicas.is_empty() || g.stream.backlog.is_none() || g.stream.follower {
             g.stream.alone_since = now;
             return false;
         }

@@ -54,6 +54,16 @@ pub trait Host: Send + Sync + 'static {
     fn load_rdb(&self, rdb: &[u8]) -> Result<(), String>;
     /// The client the master's commands run as, for one link.
     fn master_client(&self, peer: &str, local: &str, fd: i64) -> Box<dyn MasterClient>;
+    /// Closes the connections of our own replicas (chained replicas): our
+    /// history changed under them (a full sync, a new master replid).
+    fn drop_replicas(&self) {}
+    /// A coordinated failover (FAILOVER) hands this server's role to the
+    /// master it now follows: the next PSYNC carries `FAILOVER`.
+    fn failing_over(&self) -> bool {
+        false
+    }
+    /// The master answered that PSYNC FAILOVER: accepted (`+...`) or not.
+    fn failover_answered(&self, _reply: &[u8]) {}
 }
 
 /// Runs the master's commands (replies are dropped).
@@ -74,6 +84,9 @@ pub struct Settings {
     pub masterauth: String,
     /// `repl-timeout`: a silent master is dropped after this long.
     pub timeout: Duration,
+    /// `repl-backlog-size`: the backlog a replica keeps of its master's
+    /// stream, for its own replicas and for after a promotion.
+    pub backlog_size: usize,
 }
 
 /// Where the link is, in ROLE's words (Redis's replication states).
@@ -192,6 +205,7 @@ impl Follower {
             self.can_continue.store(continue_own, Relaxed);
         }
         repl.state().role = Role::Replica;
+        repl.set_follower(true);
         let link = Arc::new(Link {
             stop: AtomicBool::new(false),
             gate: Mutex::new(()),
@@ -235,10 +249,32 @@ impl Follower {
             return false;
         };
         stop_link(&old);
+        repl.set_follower(false);
         let mut st = repl.state();
         st.role = Role::Master;
         st.shift_replid();
         true
+    }
+
+    /// Runs `f` while the link applies nothing (its gate held): a full
+    /// sync served to a replica of ours starts at an offset that names
+    /// exactly the data it snapshots.
+    pub fn quiesced<R>(&self, f: impl FnOnce() -> R) -> R {
+        let link = self.link.lock().clone();
+        let _gate = link.as_ref().map(|l| l.gate.lock());
+        f()
+    }
+
+    /// `quiesced` for a caller that holds shard locks, which the link may
+    /// be waiting for with its gate held: None when the gate cannot be
+    /// had within `wait`.
+    pub fn try_quiesced<R>(&self, wait: Duration, f: impl FnOnce() -> R) -> Option<R> {
+        let link = self.link.lock().clone();
+        let _gate = match &link {
+            Some(l) => Some(l.gate.try_lock_for(wait)?),
+            None => None,
+        };
+        Some(f())
     }
 
     /// The link's status while following a master.
@@ -247,12 +283,6 @@ impl Follower {
     }
 
     /// Whether this server follows a master.
-    /// Whether our data is a known point of a history (a PSYNC would
-    /// offer to continue it).
-    pub fn can_continue(&self) -> bool {
-        self.can_continue.load(Relaxed)
-    }
-
     pub fn following(&self) -> bool {
         self.link.lock().is_some()
     }
@@ -507,15 +537,23 @@ fn session(
         (st.replid, st.master_repl_offset)
     };
     let next = (offset + 1).to_string();
+    let failover = host.failing_over();
     let r = if can_continue.load(Relaxed) {
         host.log(&format!(
             "Trying a partial resynchronization (request {id}:{next})."
         ));
-        c.call(&[b"PSYNC", id.as_bytes(), next.as_bytes()])?
+        let mut psync: Vec<&[u8]> = vec![b"PSYNC", id.as_bytes(), next.as_bytes()];
+        if failover {
+            psync.push(b"FAILOVER");
+        }
+        c.call(&psync)?
     } else {
         host.log("Partial resynchronization not possible (no cached master)");
         c.call(&[b"PSYNC", b"?", b"-1"])?
     };
+    if failover {
+        host.failover_answered(&r);
+    }
     let mut words = r.split(|&b| b == b' ');
     match words.next().unwrap_or_default() {
         b"+FULLRESYNC" => {
@@ -527,18 +565,30 @@ fn session(
             let (Some(id), Some(off)) = (id, off) else {
                 return Err(failed("PSYNC", &r));
             };
-            full_sync(&mut c, link, repl, host, can_continue, id, off)?;
+            full_sync(
+                &mut c,
+                link,
+                repl,
+                host,
+                can_continue,
+                (id, off),
+                settings.backlog_size,
+            )?;
         }
         b"+CONTINUE" => {
             if let Some(new) = words.next().and_then(ReplId::parse) {
                 let mut st = repl.state();
                 if new != st.replid {
                     // The master's history moved on (a failover): ours
-                    // continues as replid2, for our own replicas.
+                    // continues as replid2, and our replicas reconnect to
+                    // learn the new ID.
                     st.shift_replid();
                     st.replid = new;
+                    drop(st);
+                    host.drop_replicas();
                 }
             }
+            repl.ensure_backlog(settings.backlog_size);
             let mut s = link.status.lock();
             s.partial_syncs += 1;
             drop(s);
@@ -570,8 +620,8 @@ fn full_sync(
     repl: &Replication,
     host: &dyn Host,
     can_continue: &AtomicBool,
-    id: ReplId,
-    offset: i64,
+    (id, offset): (ReplId, i64),
+    backlog_size: usize,
 ) -> Res<()> {
     host.log(&format!("Full resync from master: {id}:{offset}"));
     {
@@ -609,6 +659,7 @@ fn full_sync(
             return Err(End::Stopped);
         }
         can_continue.store(false, Relaxed);
+        host.drop_replicas();
         host.log("MASTER <-> REPLICA sync: Flushing old data");
         host.log("MASTER <-> REPLICA sync: Loading DB in memory");
         host.load_rdb(&rdb).map_err(|e| {
@@ -616,10 +667,7 @@ fn full_sync(
                 "Failed trying to load the MASTER synchronization DB from socket: {e}"
             ))
         })?;
-        let mut st = repl.state();
-        st.replid = id;
-        st.master_repl_offset = offset;
-        st.clear_replid2();
+        repl.restart_history(id, offset, backlog_size);
     }
     can_continue.store(true, Relaxed);
     let mut s = link.status.lock();
@@ -686,6 +734,8 @@ fn stream(mut c: Conn<'_>, link: &Link, repl: &Replication, host: &dyn Host) -> 
     // count only once its EXEC ran, so a link dropped inside a
     // transaction resumes at its MULTI (the client's queue is lost).
     let mut pending = 0i64;
+    // Their bytes, passed on to our backlog and replicas as one unit.
+    let mut applied: Vec<u8> = Vec::new();
     {
         let mut s = link.status.lock();
         s.state = LinkState::Connected;
@@ -733,12 +783,14 @@ fn stream(mut c: Conn<'_>, link: &Link, repl: &Replication, host: &dyn Host) -> 
             if !getack && !args.is_empty() {
                 client.apply(&args);
             }
+            applied.extend_from_slice(data);
             c.pos = start + used;
             pending += used as i64;
             if !client.in_multi() {
                 offset += pending;
                 pending = 0;
-                repl.state().master_repl_offset = offset;
+                repl.forward(&applied, offset);
+                applied.clear();
             }
             let mut s = link.status.lock();
             s.applied_offset = offset;

@@ -111,7 +111,7 @@ pub(crate) fn lfu_on() -> bool {
 }
 
 fn minutes() -> u32 {
-    ((crate::now_ms() / 60_000) & 0xFFFF) as u32
+    (crate::lru_secs() / 60) & 0xFFFF
 }
 
 /// A fresh key's LFU word: (access minute << 8) | counter.

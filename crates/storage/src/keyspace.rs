@@ -4,6 +4,9 @@ use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
+/// The bits of a key's table hash a prefetch cookie keeps.
+const PREFETCH_HASH: u64 = (1 << 39) - 1;
+
 /// All shards. Shard count is a power of two, at most 16384 (one per slot).
 pub struct Keyspace {
     shards: Box<[Mutex<Shard>]>,
@@ -76,6 +79,38 @@ impl Keyspace {
         key_shard(key, self.shards.len())
     }
 
+    /// First step of warming the cache for a command about to run on `key`
+    /// in `db` (pipelined requests are warmed together, so their memory
+    /// loads overlap): starts loading the key's bucket slot. Returns what
+    /// `prefetch_entry` takes next (0: nothing). A busy shard is skipped:
+    /// this never waits and changes nothing.
+    pub fn prefetch_bucket(&self, db: usize, key: &[u8]) -> u64 {
+        let shard = self.shard_of(key);
+        if shard >= 1 << 16 || db >= 1 << 8 {
+            return 0;
+        }
+        let hash = damselfly_core::table::hash_key(key);
+        let Some(s) = self.shards.get(shard).and_then(Mutex::try_lock) else {
+            return 0;
+        };
+        s.prefetch(db, hash, false);
+        // 39 bits of the hash are enough for any table's bucket index.
+        1 << 63 | (hash & PREFETCH_HASH) << 24 | (db as u64) << 16 | shard as u64
+    }
+
+    /// Second step: starts loading the first entry in the bucket that
+    /// `prefetch_bucket` warmed (its cookie).
+    pub fn prefetch_entry(&self, cookie: u64) {
+        if cookie == 0 {
+            return;
+        }
+        let shard = (cookie & 0xFFFF) as usize;
+        let db = ((cookie >> 16) & 0xFF) as usize;
+        if let Some(s) = self.shards.get(shard).and_then(Mutex::try_lock) {
+            s.prefetch(db, (cookie >> 24) & PREFETCH_HASH, true);
+        }
+    }
+
     /// Locks one shard. Every lock path goes through here (or
     /// `settle`): a snapshot still owed this shard is paid first.
     pub fn lock_one(&self, shard: usize) -> MutexGuard<'_, Shard> {
@@ -101,10 +136,7 @@ impl Keyspace {
 
     /// Locks the given shards in ascending order (duplicates allowed).
     pub fn lock(&self, shards: &mut SmallVec<[usize; 4]>) -> Locked<'_> {
-        shards.sort_unstable();
-        shards.dedup();
-        let all: &[usize] = shards;
-        self.acquire(all.iter().copied(), &|| false)
+        self.acquire_sorted(shards, &|| false, true)
             .unwrap_or_else(|| self.lock_none())
     }
 
@@ -116,35 +148,65 @@ impl Keyspace {
         shards: &mut SmallVec<[usize; 4]>,
         abort: impl Fn() -> bool,
     ) -> Option<Locked<'_>> {
+        self.acquire_sorted(shards, &abort, true)
+    }
+
+    /// `lock_or_abort` for a command that only reads (table flag
+    /// `readonly`): like `peek`, it leaves a snapshot's debt to the
+    /// snapshot's own thread, so reads never write a shard to the file in
+    /// a client's latency. A read may still lazily delete an expired key,
+    /// which a snapshot may miss anyway (see `peek`).
+    pub fn read_or_abort(
+        &self,
+        shards: &mut SmallVec<[usize; 4]>,
+        abort: impl Fn() -> bool,
+    ) -> Option<Locked<'_>> {
+        self.acquire_sorted(shards, &abort, false)
+    }
+
+    /// `acquire` for a list of shards in any order, with duplicates.
+    fn acquire_sorted(
+        &self,
+        shards: &mut SmallVec<[usize; 4]>,
+        abort: &dyn Fn() -> bool,
+        pay: bool,
+    ) -> Option<Locked<'_>> {
         shards.sort_unstable();
         shards.dedup();
         let all: &[usize] = shards;
-        self.acquire(all.iter().copied(), &abort)
+        self.acquire(all.iter().copied(), abort, pay)
     }
 
     /// `lock_or_abort` for a single shard.
     pub fn lock_single_or_abort(&self, i: usize, abort: impl Fn() -> bool) -> Option<Locked<'_>> {
-        self.acquire(std::iter::once(i), &abort)
+        self.acquire(std::iter::once(i), &abort, true)
+    }
+
+    /// `read_or_abort` for a single shard.
+    pub fn read_single_or_abort(&self, i: usize, abort: impl Fn() -> bool) -> Option<Locked<'_>> {
+        self.acquire(std::iter::once(i), &abort, false)
     }
 
     /// `lock_all`, giving up as `lock_or_abort` does.
     pub fn lock_all_or_abort(&self, abort: impl Fn() -> bool) -> Option<Locked<'_>> {
-        self.acquire(0..self.shards.len(), &abort)
+        self.acquire(0..self.shards.len(), &abort, true)
     }
 
     /// Locks `shards` (ascending, distinct) one after the other. While a
     /// script escalates, a wait with shards in hand lets go of them all,
     /// waits for the escalation to end and starts over: that is what
-    /// makes `escalate` deadlock-free.
+    /// makes `escalate` deadlock-free. `pay`: settle what a snapshot is
+    /// owed (false only for reads).
     fn acquire(
         &self,
         shards: impl Iterator<Item = usize> + Clone,
         abort: &dyn Fn() -> bool,
+        pay: bool,
     ) -> Option<Locked<'_>> {
         'again: loop {
             let mut guards = SmallVec::new();
             for i in shards.clone() {
-                match self.wait_lock(i, !guards.is_empty(), abort) {
+                match self.wait_lock(i, !guards.is_empty(), abort, pay) {
                     Wait::Got(g) => guards.push((i, g)),
                     Wait::Abort => return None,
                     Wait::BackOff => {
@@ -160,10 +222,10 @@ impl Keyspace {
 
     /// Waits for shard `i`, asking `abort` every 2 ms; a waiter holding
     /// other shards backs off while a script escalates.
-    fn wait_lock(&self, i: usize, holding: bool, abort: &dyn Fn() -> bool) -> Wait<'_> {
+    fn wait_lock(&self, i: usize, holding: bool, abort: &dyn Fn() -> bool, pay: bool) -> Wait<'_> {
         loop {
             if let Some(g) = self.shards[i].try_lock_for(std::time::Duration::from_millis(2)) {
-                return Wait::Got(settle(i, g));
+                return Wait::Got(if pay { settle(i, g) } else { g });
             }
             if holding && self.escalating.load(Relaxed) {
                 return Wait::BackOff;
@@ -187,7 +249,7 @@ impl Keyspace {
     }
 
     pub fn lock_all(&self) -> Locked<'_> {
-        self.acquire(0..self.shards.len(), &|| false)
+        self.acquire(0..self.shards.len(), &|| false, true)
             .unwrap_or_else(|| self.lock_none())
     }
 
@@ -202,7 +264,7 @@ impl Keyspace {
         }
         let above = locked.guards.last().is_none_or(|(i, _)| *i < idx);
         if above {
-            match self.wait_lock(idx, !locked.guards.is_empty(), &|| false) {
+            match self.wait_lock(idx, !locked.guards.is_empty(), &|| false, true) {
                 Wait::Got(g) => {
                     locked.guards.push((idx, g));
                     return true;

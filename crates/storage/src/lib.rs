@@ -99,6 +99,49 @@ pub fn mono_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
+thread_local! {
+    /// CLOCK_REALTIME minus CLOCK_MONOTONIC (ns) at this thread's last
+    /// `calibrate_clock`; 0: never calibrated.
+    static REAL_OFFSET: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The seconds clock of access times (Redis's LRU clock), refreshed by
+/// `calibrate_clock`; 0 until the first calibration.
+static LRU_SECS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Reads both clocks: the offset between them (for `ms_at` on this thread)
+/// and the LRU clock. Worker threads call it on every tick (`hz`), so a
+/// step of the system clock reaches them within a tick.
+pub fn calibrate_clock() {
+    let mono = mono_ns();
+    let real = clock_ns(libc::CLOCK_REALTIME);
+    REAL_OFFSET.with(|o| o.set(real.wrapping_sub(mono).max(1)));
+    LRU_SECS.store(
+        (real / 1_000_000_000) as u32,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// Unix milliseconds at `mono` (a `mono_ns` reading just taken), from this
+/// thread's calibrated offset: a command's one clock reading serves both
+/// its expiry checks and its duration. A thread never calibrated reads
+/// the clock.
+pub fn ms_at(mono: u64) -> u64 {
+    match REAL_OFFSET.with(std::cell::Cell::get) {
+        0 => now_ms(),
+        off => mono.wrapping_add(off) / 1_000_000,
+    }
+}
+
+/// The LRU clock: Unix seconds as of the last calibration (a tick ago at
+/// most, as Redis's cached `lruclock`), or read now before the first.
+pub(crate) fn lru_secs() -> u32 {
+    match LRU_SECS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => (now_ms() / 1000) as u32,
+        s => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -111,5 +154,13 @@ mod tests {
         let a = super::mono_ns();
         let b = super::mono_ns();
         assert!(b >= a);
+    }
+
+    #[test]
+    fn calibrated_clocks_agree_with_the_clock() {
+        super::calibrate_clock();
+        let derived = super::ms_at(super::mono_ns());
+        assert!(derived.abs_diff(super::now_ms()) < 5_000);
+        assert!(u64::from(super::lru_secs()).abs_diff(super::now_ms() / 1000) < 5);
     }
 }

@@ -324,6 +324,20 @@ impl Shard {
         true
     }
 
+    /// Warms the cache for a lookup of the key whose `hash_key` is `hash`
+    /// in `db`: its bucket slot, or with `entry` the first entry of that
+    /// bucket's chain (read from the slot, which should be cached by then).
+    pub fn prefetch(&self, db: usize, hash: u64, entry: bool) {
+        let Some(d) = self.dbs.get(db) else {
+            return;
+        };
+        if !entry {
+            d.table.prefetch_bucket(hash);
+        } else if let Some(e) = d.table.head(hash) {
+            damselfly_core::table::prefetch(e.addr());
+        }
+    }
+
     /// Looks a key up for reading: expired keys are removed first; hits and
     /// misses are counted and the access time refreshed.
     pub fn get(&mut self, db: usize, key: &[u8], now: u64) -> Option<&mut Entry> {

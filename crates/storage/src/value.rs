@@ -215,7 +215,8 @@ impl<'a> ValueRef<'a> {
             ValueRef::Str(_) => 0,
             ValueRef::Raw(v) => std::mem::size_of::<Vec<u8>>() + v.capacity(),
             ValueRef::List(l) => std::mem::size_of::<List>() + l.heap_size(),
-            ValueRef::Hash(h) => std::mem::size_of::<Hash>() + h.heap_size(),
+            // A hash's word lives in its entry (`Entry`), not in a box.
+            ValueRef::Hash(h) => h.heap_size(),
             ValueRef::Set(s) => std::mem::size_of::<Set>() + s.heap_size(),
             ValueRef::ZSet(z) => std::mem::size_of::<ZSet>() + z.heap_size(),
             ValueRef::Stream(s) => std::mem::size_of::<Stream>() + s.heap_size(),
@@ -252,9 +253,10 @@ pub enum ValueMut<'a> {
 /// Redis's LFU_INIT_VAL: the counter a new key starts with.
 pub const LFU_INIT_VAL: u8 = 5;
 
-/// A coarse seconds clock for access times.
+/// A coarse seconds clock for access times (refreshed every tick, not
+/// read per access).
 pub fn clock_secs() -> u32 {
-    (crate::now_ms() / 1000) as u32
+    crate::lru_secs()
 }
 
 #[cfg(test)]
