@@ -94,7 +94,8 @@ start_server() { # name tag
 }
 
 # EXPIRING keys sharing one absolute expiry time: EXPIRE_AFTER_MS after the
-# load is expected to end (LOAD_MS, estimated from the preload just before),
+# load is expected to end (LOAD_MS: twice what the preload just before took,
+# scaled to EXPIRING keys),
 # so the measurement that follows at once spans the expiry.
 load_expiring() { # load_ms
     local at r
@@ -160,7 +161,7 @@ for server in $SERVERS; do
             for round in $(seq 1 "$ROUNDS"); do
                 t0=$(date +%s%3N)
                 preload "$CLIENT_CPUS"
-                load_expiring $(( ($(date +%s%3N) - t0) * EXPIRING * 13 / 10000000 ))
+                load_expiring $(( ($(date +%s%3N) - t0) * EXPIRING * 2 / 1000000 ))
                 watch_expired "$RESULTS_DIR/${server}_expired_r$round" & HELPER_PIDS+=($!)
                 start_ms=$(date +%s%3N)
                 run_latency "$server" expiry "$round" 1

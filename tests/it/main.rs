@@ -14,6 +14,7 @@ mod hashes;
 mod hll;
 mod http;
 mod keys;
+mod lazyfree;
 mod lists;
 mod maxmemory;
 mod multi;

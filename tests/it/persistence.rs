@@ -505,7 +505,7 @@ fn reads_during_bgsave_leave_the_writing_to_the_snapshot_thread() {
         .parse()
         .unwrap();
     assert!(done < n / 10, "{done} keys written by reads");
-    // A write still pays its shard's debt first.
+    // A write still pays its key's debt first.
     let mut p = redis::pipe();
     for i in 0..n {
         p.cmd("INCR").arg(format!("k{i}")).ignore();
@@ -530,6 +530,83 @@ fn reads_during_bgsave_leave_the_writing_to_the_snapshot_thread() {
             .unwrap();
         assert_eq!(v, i.to_string());
     }
+}
+
+#[test]
+fn writes_during_bgsave_that_reach_other_keys_and_dbs_keep_the_point_in_time() {
+    let d = damselfly(&[]);
+    let mut c = conn(d.port, 0);
+    let mut c1 = conn(d.port, 1);
+    let mut p = redis::pipe();
+    for i in 0..20 {
+        p.cmd("SET").arg(format!("fill{i}")).arg(i).ignore();
+    }
+    p.cmd("RPUSH").arg("{t}dst").arg("old").ignore();
+    p.cmd("SET").arg("moved").arg("db0").ignore();
+    p.cmd("SET").arg("{t}gone").arg("x").ignore();
+    let _: () = p.query(&mut c).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("other")
+        .arg("db1")
+        .query(&mut c1)
+        .unwrap();
+    // A BLMOVE waits on {t}src for {t}dst, a key of the same shard that
+    // the LPUSH serving it does not name.
+    let mut blocked = crate::support::Conn::open(d.port);
+    blocked.send(&["BLMOVE", "{t}src", "{t}dst", "LEFT", "LEFT", "0"]);
+    let mut raw = crate::support::Conn::open(d.port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !raw
+        .cmd(&["INFO", "clients"])
+        .contains("blocked_clients:1\r\n")
+    {
+        assert!(Instant::now() < deadline, "BLMOVE never blocked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // 0.1 s per key the snapshot's thread writes itself: it is still
+    // busy while the writes below pay their keys.
+    config_set(&mut c, "rdb-key-save-delay", "100000");
+    let _: String = redis::cmd("BGSAVE").query(&mut c).unwrap();
+    let mut p = redis::pipe();
+    p.cmd("LPUSH").arg("{t}src").arg("new").ignore();
+    // MOVE writes the key into DB 1, where it was absent at the start.
+    p.cmd("MOVE").arg("moved").arg(1).ignore();
+    p.cmd("DEL").arg("{t}gone").ignore();
+    p.cmd("SET").arg("{t}born").arg("later").ignore();
+    let _: () = p.query(&mut c).unwrap();
+    assert_eq!(blocked.read(), b"$3\r\nnew\r\n");
+    let _: () = redis::cmd("SET")
+        .arg("other")
+        .arg("changed")
+        .query(&mut c1)
+        .unwrap();
+    config_set(&mut c, "rdb-key-save-delay", "0");
+    wait_bgsave_done(d.port);
+    assert_eq!(info_field(d.port, "rdb_last_bgsave_status"), "ok");
+    let dir = tempdir::Dir::new("keys-pit");
+    std::fs::copy(d.dir.0.join("dump.rdb"), dir.0.join("dump.rdb")).unwrap();
+    let r = redis_in(dir);
+    let mut rc = conn(r.port, 0);
+    let mut rc1 = conn(r.port, 1);
+    let size: i64 = redis::cmd("DBSIZE").query(&mut rc).unwrap();
+    assert_eq!(size, 23);
+    let l: Vec<String> = redis::cmd("LRANGE")
+        .arg("{t}dst")
+        .arg(0)
+        .arg(-1)
+        .query(&mut rc)
+        .unwrap();
+    assert_eq!(l, ["old"]);
+    let v: Option<String> = redis::cmd("GET").arg("moved").query(&mut rc).unwrap();
+    assert_eq!(v.as_deref(), Some("db0"));
+    let v: Option<String> = redis::cmd("GET").arg("{t}gone").query(&mut rc).unwrap();
+    assert_eq!(v.as_deref(), Some("x"));
+    let v: Option<String> = redis::cmd("GET").arg("{t}born").query(&mut rc).unwrap();
+    assert_eq!(v, None);
+    let size: i64 = redis::cmd("DBSIZE").query(&mut rc1).unwrap();
+    assert_eq!(size, 1);
+    let v: Option<String> = redis::cmd("GET").arg("other").query(&mut rc1).unwrap();
+    assert_eq!(v.as_deref(), Some("db1"));
 }
 
 #[test]

@@ -545,6 +545,14 @@ fn replica_replies_match_a_redis_replica() {
         c.cmd(&["CONFIG", "SET", "replica-serve-stale-data", "no"]);
         c.cmd(&["REPLICAOF", "127.0.0.1", "1"]);
     }
+    // Redis finds the refused connection at once, inside REPLICAOF; our
+    // link thread finds it a moment later.
+    for _ in 0..1000 {
+        if dc.cmd(&["ROLE"]).contains("\r\nconnect\r\n") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     for args in [
         &["GET", "k"][..],
         &["PING"],

@@ -590,8 +590,8 @@ pub const PARAMS: &[Param] = &[
     s("lazyfree-lazy-eviction", Kind::Bool, "no", LAZYFREE),
     s("lazyfree-lazy-expire", Kind::Bool, "no", LAZYFREE),
     s("lazyfree-lazy-server-del", Kind::Bool, "no", LAZYFREE),
-    s("lazyfree-lazy-user-del", Kind::Bool, "no", LAZYFREE),
-    s("lazyfree-lazy-user-flush", Kind::Bool, "no", LAZYFREE),
+    p("lazyfree-lazy-user-del", Kind::Bool, "no"),
+    p("lazyfree-lazy-user-flush", Kind::Bool, "no"),
     s("logfile", Kind::Immutable, "", LOGGING),
     s(
         "loglevel",
@@ -760,7 +760,8 @@ const AOF: &str = "there is no append-only file";
 const CLUSTER: &str = "cluster mode is not supported";
 const REPL: &str = "Damselfly's replication does not use it";
 const TLS: &str = "rustls runs with its own protocol versions and cipher suites";
-const LAZYFREE: &str = "values are always freed by the command that removes them";
+const LAZYFREE: &str =
+    "expired, evicted and overwritten values are freed by the command that removes them";
 const DEFRAG: &str = "there is no active defragmentation";
 const LOGGING: &str = "the log always goes to stdout (or stderr) at one level";
 const PROCESS: &str = "Redis's process management (daemon, pid file, process title, CPU lists, I/O threads, OOM score) is not done";

@@ -247,6 +247,10 @@ fn execute_inner(
     let abort = || !from_master && server.scripting.busy(server, id).is_some();
     // A read leaves a snapshot's debt to the snapshot's thread.
     let read = e.has(flag::READONLY);
+    // With the latency monitor on, a long wait for the shard locks (a
+    // snapshot's debt paid, another holder) is reported as `shard-lock`.
+    let lock_watch =
+        (server.config.observe.latency_threshold.load(Relaxed) > 0).then(std::time::Instant::now);
     let locked = if e.has(flag::ALL_SHARDS) {
         ks.lock_all_or_abort(abort)
     } else if e.has(flag::SKIP_MONITOR) && crate::scripting::is_script(e) {
@@ -257,8 +261,11 @@ fn execute_inner(
         // nothing to sort.
         if read {
             ks.read_single_or_abort(ks.shard_of(key), abort)
-        } else {
+        } else if e.has(flag::MOVABLE_KEYS) {
             ks.lock_single_or_abort(ks.shard_of(key), abort)
+        } else {
+            // Its one key is all it changes (MOVE's other DB included).
+            ks.lock_key_or_abort(ks.shard_of(key), key, abort)
         }
     } else {
         let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
@@ -273,6 +280,9 @@ fn execute_inner(
             _ => ks.lock_or_abort(&mut shards, abort),
         }
     };
+    if let Some(t) = lock_watch {
+        crate::observe::latency_event(server, "shard-lock", t.elapsed().as_millis() as u64);
+    }
     let Some(locked) = locked else {
         let err = server
             .scripting

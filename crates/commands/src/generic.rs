@@ -305,15 +305,27 @@ fn arg<'a>(args: &Args<'a>, i: usize) -> &'a [u8] {
     args.get(i).unwrap_or_default()
 }
 
-/// DEL key [key ...] and UNLINK key [key ...]
+/// DEL key [key ...] and UNLINK key [key ...]. UNLINK (and DEL with
+/// `lazyfree-lazy-user-del yes`) frees big values in the background.
 fn del(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let (db, now) = (ctx.db(), ctx.now);
+    let unlink = arg(args, 0).eq_ignore_ascii_case(b"unlink");
+    let server = ctx.server;
     let mut n = 0;
     for key in args.iter().skip(1) {
         let shard = ctx.shard(key);
-        if shard.contains(db, key, now) && shard.remove(db, key).is_some() {
+        if !shard.contains(db, key, now) {
+            continue;
+        }
+        if let Some(e) = shard.remove(db, key) {
             shard.written(db, key, "del");
             n += 1;
+            let lazy = damselfly_storage::lazyfree::worth(&e)
+                && (unlink
+                    || server.config.get("lazyfree-lazy-user-del").as_deref() == Some("yes"));
+            if lazy {
+                damselfly_storage::lazyfree::free(e);
+            }
         }
     }
     ctx.reply.int(n);

@@ -1212,6 +1212,8 @@ fn serve_key<'s>(
                 // The locks were let go and retaken: look again.
                 continue;
             }
+            // A snapshot may be owed the destination's shard by key.
+            ks.touch(locked, ks.shard_of(dst), dst);
         }
         if !w.claim() {
             continue;

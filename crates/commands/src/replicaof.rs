@@ -508,7 +508,7 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<usize, String> {
         let mut all = ks.lock_all();
         for shard in all.iter_mut() {
             for db in 0..shard.dbs.len() {
-                crate::server::clear_db(shard, db, now);
+                crate::server::clear_db(shard, db, now, false);
             }
         }
         for (db, e) in keys {

@@ -439,25 +439,24 @@ pub(crate) fn help_only(_ctx: &mut Ctx, args: &Args) -> CmdResult {
     ))
 }
 
-fn flush_mode(args: &Args) -> CmdResult {
+/// Whether a FLUSHALL/FLUSHDB frees in the background: ASYNC, or no mode
+/// with `lazyfree-lazy-user-flush yes`.
+fn flush_mode(server: &crate::Server, args: &Args) -> Result<bool, CmdError> {
     match args.len() {
-        1 => Ok(()),
-        2 if eq(args.get(1).unwrap_or_default(), "async")
-            || eq(args.get(1).unwrap_or_default(), "sync") =>
-        {
-            Ok(())
-        }
+        1 => Ok(server.config.get("lazyfree-lazy-user-flush").as_deref() == Some("yes")),
+        2 if eq(args.get(1).unwrap_or_default(), "async") => Ok(true),
+        2 if eq(args.get(1).unwrap_or_default(), "sync") => Ok(false),
         _ => Err(CmdError::Syntax),
     }
 }
 
 /// FLUSHALL [ASYNC | SYNC]
 fn flushall(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    flush_mode(args)?;
+    let lazy = flush_mode(ctx.server, args)?;
     let now = ctx.now;
     for shard in ctx.locked.iter_mut() {
         for db in 0..shard.dbs.len() {
-            clear_db(shard, db, now);
+            clear_db(shard, db, now, lazy);
         }
     }
     crate::persist::save_after_flushall(ctx.server, &mut ctx.locked);
@@ -466,13 +465,17 @@ fn flushall(ctx: &mut Ctx, args: &Args) -> CmdResult {
     Ok(())
 }
 
-pub(crate) fn clear_db(shard: &mut damselfly_storage::Shard, db: usize, now: u64) {
+pub(crate) fn clear_db(shard: &mut damselfly_storage::Shard, db: usize, now: u64, lazy: bool) {
     shard.touch_watched_db(db, None, now);
     // Blocked XREADGROUPs learn that their key is gone.
     shard.waiters.mark_db(db);
     let d = &mut shard.dbs[db];
     let n = d.table.len() as u64;
-    d.table.clear();
+    if lazy {
+        damselfly_storage::lazyfree::free_table(std::mem::take(&mut d.table));
+    } else {
+        d.table.clear();
+    }
     d.volatile = 0;
     d.expire_cursor = 0;
     shard.stats.dirty += n;
@@ -480,10 +483,10 @@ pub(crate) fn clear_db(shard: &mut damselfly_storage::Shard, db: usize, now: u64
 
 /// FLUSHDB [ASYNC | SYNC]
 fn flushdb(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    flush_mode(args)?;
+    let lazy = flush_mode(ctx.server, args)?;
     let (db, now) = (ctx.db(), ctx.now);
     for shard in ctx.locked.iter_mut() {
-        clear_db(shard, db, now);
+        clear_db(shard, db, now, lazy);
     }
     ctx.server.tracking.flushed(&ctx.server.pubsub);
     ctx.reply.ok();

@@ -226,6 +226,7 @@ impl Server {
             sh.stats.keyspace_misses = 0;
         }
         self.repl.reset_sync_counters();
+        damselfly_storage::lazyfree::reset_stats();
     }
 
     pub fn uptime_secs(&self) -> u64 {

@@ -664,6 +664,8 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
         out.shrink(FLUSH_AT);
+        req.shrink();
+        ahead.shrink();
         if !open {
             let _ = stream.shutdown().await;
             return;

@@ -2,18 +2,20 @@
 //!
 //! `begin` holds every shard lock for an instant: it notes the sizes and
 //! dirty counters, writes the file header and marks every shard "owed"
-//! (`Shard::snapshot`). From then on the first locker of a shard, whoever
-//! it is (a command about to write, the active-expiry tick, or the
-//! snapshot's own walk in `finish`), writes that shard's keys to the file
-//! before it does anything else, and clears the mark. So each shard is
-//! written exactly once, exactly as it was at `begin`, while writes go on
-//! everywhere else. Extra memory: one value's encoding and the file
-//! buffer, whoever writes.
+//! (`Shard::snapshot`). From then on whoever is about to change an owed
+//! shard writes what it will change first: a single-key write its key
+//! (`save_key`), any other locker the whole shard (`save_shard`), and the
+//! snapshot's own walk (`walk`) writes the rest in slices, one shard-lock
+//! hold each. Each key is marked when written and skipped afterwards, so
+//! it reaches the file exactly once, as it was at `begin`, while writes go
+//! on everywhere else. Extra memory: one value's encoding, the file
+//! buffer and the names of the keys written out of order.
 
 use crate::codec::Limits;
 use crate::file::FileWriter;
 use damselfly_storage::{Keyspace, Locked, Shard, ShardSnapshot};
 use parking_lot::Mutex;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -23,10 +25,17 @@ use std::sync::Arc;
 struct Sink<W: Write> {
     writer: Option<FileWriter<W>>,
     error: Option<io::Error>,
+    /// The DB the file's last SELECTDB named (keys written one by one
+    /// select theirs only when it changes).
+    selected: Option<usize>,
 }
 
 struct Owed<W: Write> {
     sink: Mutex<Sink<W>>,
+    /// Per shard, the keys already written by `save_key` (or absent when
+    /// first touched): `save_shard` skips them. Only touched under the
+    /// shard's own lock; emptied when the shard is paid in full.
+    by_key: Box<[Mutex<HashSet<Box<[u8]>>>]>,
     keys_done: AtomicU64,
     /// Microseconds the snapshot's own thread sleeps per key it wrote
     /// (Redis's rdb-key-save-delay, a testing knob that keeps a snapshot
@@ -34,9 +43,52 @@ struct Owed<W: Write> {
     key_delay_us: u64,
 }
 
+/// Writes `key` from every DB of `shard` that holds it; returns how many
+/// entries were written.
+fn write_everywhere<W: Write>(
+    sink: &mut Sink<W>,
+    shard: &Shard,
+    key: &[u8],
+) -> (u64, io::Result<()>) {
+    let Some(w) = sink.writer.as_mut() else {
+        return (0, Ok(()));
+    };
+    let mut keys = 0;
+    for (db, d) in shard.dbs.iter().enumerate() {
+        let Some(e) = d.table.get(key) else {
+            continue;
+        };
+        if sink.selected != Some(db) {
+            sink.selected = Some(db);
+            if let Err(err) = w.select_db(db, None) {
+                return (keys, Err(err));
+            }
+        }
+        if let Err(err) = w.entry(e) {
+            return (keys, Err(err));
+        }
+        keys += 1;
+    }
+    (keys, Ok(()))
+}
+
+impl<W: Write + Send> Owed<W> {
+    /// Records a write's outcome: the count, or the error that loses the
+    /// file (later shards then skip writing).
+    fn account(&self, sink: &mut Sink<W>, keys: u64, result: io::Result<()>) {
+        self.keys_done.fetch_add(keys, Relaxed);
+        if let Err(e) = result {
+            sink.writer = None;
+            sink.error = Some(e);
+        }
+    }
+}
+
 impl<W: Write + Send> ShardSnapshot for Owed<W> {
-    fn save_shard(&self, _index: usize, shard: &Shard) {
+    fn save_shard(&self, index: usize, shard: &Shard) {
+        let skip = std::mem::take(&mut *self.by_key[index].lock());
         let mut sink = self.sink.lock();
+        let sink = &mut *sink;
         let Some(w) = sink.writer.as_mut() else {
             return;
         };
@@ -47,9 +99,13 @@ impl<W: Write + Send> ShardSnapshot for Owed<W> {
                 continue;
             }
             result = w.select_db(db, None);
+            sink.selected = Some(db);
             for e in d.table.iter() {
                 if result.is_err() {
                     break;
+                }
+                if skip.contains(e.key()) {
+                    continue;
                 }
                 result = w.entry(e);
                 keys += 1;
@@ -58,12 +114,16 @@ impl<W: Write + Send> ShardSnapshot for Owed<W> {
                 break;
             }
         }
-        self.keys_done.fetch_add(keys, Relaxed);
-        if let Err(e) = result {
-            // The file is lost; later shards skip writing.
-            sink.writer = None;
-            sink.error = Some(e);
+        self.account(sink, keys, result);
+    }
+
+    fn save_key(&self, index: usize, shard: &Shard, key: &[u8]) {
+        if !self.by_key[index].lock().insert(key.into()) {
+            return;
         }
+        let mut sink = self.sink.lock();
+        let (keys, result) = write_everywhere(&mut sink, shard, key);
+        self.account(&mut sink, keys, result);
     }
 }
 
@@ -80,7 +140,9 @@ fn mark<W: Write + Send + 'static>(
         sink: Mutex::new(Sink {
             writer: None,
             error: None,
+            selected: None,
         }),
+        by_key: (0..ks.shard_count()).map(|_| Mutex::default()).collect(),
         keys_done: AtomicU64::new(0),
         key_delay_us,
     });
@@ -111,18 +173,96 @@ fn mark<W: Write + Send + 'static>(
     (owed, dirty_at_start, sizes.iter().map(|s| s.0).sum())
 }
 
-/// Locks each shard in turn, which pays whatever it still owes; `before`
-/// runs before each, holding no lock.
-fn walk<W: Write>(owed: &Owed<W>, ks: &Keyspace, mut before: impl FnMut()) {
+/// Keys the snapshot's own thread writes per hold of a shard lock: a
+/// worker that wants the shard waits for one slice at most, not for the
+/// whole shard (about 4,000 keys at 1M keys, ~4 ms).
+const SLICE_KEYS: usize = 128;
+
+/// Where the walk of one shard stands between its slices.
+struct Walk {
+    db: usize,
+    cursor: u64,
+}
+
+impl<W: Write + Send> Owed<W> {
+    /// Writes the next slice of shard `index` (held): entries not yet
+    /// written, in table-cursor order, each marked done as `save_key`
+    /// marks keys. The cursor visits every key present for the whole walk
+    /// at least once, whatever resizes happen between slices (the SCAN
+    /// guarantee); a key seen twice is skipped the second time. Returns
+    /// true when the shard is complete.
+    fn save_slice(&self, index: usize, shard: &Shard, at: &mut Walk) -> bool {
+        let mut done = self.by_key[index].lock();
+        let mut sink = self.sink.lock();
+        let mut result = Ok(());
+        let mut keys = 0;
+        let mut found: Vec<Box<[u8]>> = Vec::new();
+        while at.db < shard.dbs.len() && keys < SLICE_KEYS as u64 && result.is_ok() {
+            let table = &shard.dbs[at.db].table;
+            if table.is_empty() {
+                at.db += 1;
+                continue;
+            }
+            at.cursor = table.scan_bucket(at.cursor, |e| {
+                if !done.contains(e.key()) {
+                    found.push(e.key().into());
+                }
+            });
+            // A key is written from every DB at once, as `save_key`
+            // writes it, so one mark covers all its DBs.
+            for key in found.drain(..) {
+                let (n, r) = write_everywhere(&mut sink, shard, &key);
+                keys += n;
+                result = r;
+                done.insert(key);
+                if result.is_err() {
+                    break;
+                }
+            }
+            if at.cursor == 0 {
+                at.db += 1;
+            }
+        }
+        let complete = at.db >= shard.dbs.len() || result.is_err() || sink.writer.is_none();
+        self.account(&mut sink, keys, result);
+        if complete {
+            done.clear();
+            done.shrink_to_fit();
+        }
+        complete
+    }
+}
+
+/// Writes what each shard still owes, one slice per hold of its lock;
+/// `before` runs before each shard, holding no lock.
+fn walk<W: Write + Send>(owed: &Owed<W>, ks: &Keyspace, mut before: impl FnMut()) {
     for i in 0..ks.shard_count() {
         before();
-        let before = owed.keys_done.load(Relaxed);
-        drop(ks.lock_one(i));
-        let written = owed.keys_done.load(Relaxed) - before;
-        if owed.key_delay_us > 0 && written > 0 {
-            std::thread::sleep(std::time::Duration::from_micros(
-                owed.key_delay_us.saturating_mul(written),
-            ));
+        let mut at = Walk { db: 0, cursor: 0 };
+        loop {
+            let done_before = owed.keys_done.load(Relaxed);
+            let complete = {
+                // `peek`: this thread pays the debt itself, slice by slice.
+                let mut g = ks.peek(i);
+                if g.snapshot.is_none() {
+                    // Paid in full by a command meanwhile.
+                    true
+                } else if owed.save_slice(i, &g, &mut at) {
+                    g.snapshot = None;
+                    true
+                } else {
+                    false
+                }
+            };
+            let written = owed.keys_done.load(Relaxed) - done_before;
+            if owed.key_delay_us > 0 && written > 0 {
+                std::thread::sleep(std::time::Duration::from_micros(
+                    owed.key_delay_us.saturating_mul(written),
+                ));
+            }
+            if complete {
+                break;
+            }
         }
     }
 }

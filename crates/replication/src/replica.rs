@@ -212,7 +212,8 @@ impl Follower {
             status: Mutex::new(Status {
                 host: host_name.to_string(),
                 port,
-                state: LinkState::Connect,
+                // Redis starts connecting inside REPLICAOF itself.
+                state: LinkState::Connecting,
                 last_io: None,
                 down_since: Some(Instant::now()),
                 sync_total: 0,
@@ -232,9 +233,13 @@ impl Follower {
         let can_continue = self.can_continue.clone();
         let spawned = std::thread::Builder::new()
             .name("replica-link".into())
-            .spawn(move || run(&link, &repl, &*host, &can_continue));
+            .spawn({
+                let link = link.clone();
+                move || run(&link, &repl, &*host, &can_continue)
+            });
         if let Err(e) = spawned {
             // Without a thread the link stays in "connect"; INFO shows it.
+            link.status.lock().state = LinkState::Connect;
             eprintln!("cannot start the replica link thread: {e}");
         }
     }

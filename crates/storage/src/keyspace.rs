@@ -182,6 +182,36 @@ impl Keyspace {
         self.acquire(std::iter::once(i), &abort, true)
     }
 
+    /// `lock_single_or_abort` for a command that changes no key of the
+    /// shard but `key` (in any DB): a snapshot owed the shard is paid
+    /// only that key, so a write during BGSAVE costs one key's encoding,
+    /// not the whole shard's.
+    pub fn lock_key_or_abort(
+        &self,
+        i: usize,
+        key: &[u8],
+        abort: impl Fn() -> bool,
+    ) -> Option<Locked<'_>> {
+        let locked = self.acquire(std::iter::once(i), &abort, false)?;
+        if let Some((_, g)) = locked.guards.first() {
+            if let Some(s) = g.snapshot.as_ref() {
+                s.save_key(i, g, key);
+            }
+        }
+        Some(locked)
+    }
+
+    /// Pays a snapshot owed held shard `i` for `key` (see
+    /// `lock_key_or_abort`), before a command changes a key it did not
+    /// lock by name (a served BLMOVE's destination).
+    pub fn touch(&self, locked: &Locked<'_>, i: usize, key: &[u8]) {
+        if let Some((_, g)) = locked.guards.iter().find(|(j, _)| *j == i) {
+            if let Some(s) = g.snapshot.as_ref() {
+                s.save_key(i, g, key);
+            }
+        }
+    }
+
     /// `read_or_abort` for a single shard.
     pub fn read_single_or_abort(&self, i: usize, abort: impl Fn() -> bool) -> Option<Locked<'_>> {
         self.acquire(std::iter::once(i), &abort, false)

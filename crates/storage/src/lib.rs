@@ -18,6 +18,7 @@
 mod entry;
 pub mod evict;
 mod keyspace;
+pub mod lazyfree;
 pub mod memory;
 mod shard;
 pub mod typed;

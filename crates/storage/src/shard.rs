@@ -68,6 +68,12 @@ pub struct ShardStats {
 /// was when the snapshot began.
 pub trait ShardSnapshot: Send + Sync {
     fn save_shard(&self, index: usize, shard: &Shard);
+    /// Writes `key` as it is now, in every DB of the shard that holds it,
+    /// unless done already, and marks it done so `save_shard` skips it (a
+    /// key absent now is marked too: what a command creates after this
+    /// was not there when the snapshot began). The shard stays owed. For
+    /// a command that changes no other key of the shard.
+    fn save_key(&self, index: usize, shard: &Shard, key: &[u8]);
 }
 
 /// A shard: its slice of every logical DB, behind one lock.

@@ -420,8 +420,11 @@ pub(super) fn info(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 line("mem_aof_buffer", &0);
                 line("mem_allocator", &"mimalloc");
                 line("active_defrag_running", &0);
-                line("lazyfree_pending_objects", &0);
-                line("lazyfreed_objects", &0);
+                line(
+                    "lazyfree_pending_objects",
+                    &damselfly_storage::lazyfree::pending(),
+                );
+                line("lazyfreed_objects", &damselfly_storage::lazyfree::freed());
             }
             "persistence" => {
                 let p = crate::persist::info_fields(srv);
