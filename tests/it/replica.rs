@@ -848,3 +848,39 @@ fn a_writable_replica_expires_only_the_keys_its_clients_gave_a_ttl() {
     assert_eq!(dc.cmd(&["DBSIZE"]), ":2\r\n");
     dc.cmd(&["REPLICAOF", "NO", "ONE"]);
 }
+
+/// A replica saves where its data stands in the master's history (the RDB's
+/// repl-id, repl-offset and repl-stream-db aux fields, as Redis 7.0's); restarted on
+/// that RDB it continues with a partial resync, in the DB the stream had.
+#[test]
+fn a_replica_restarted_on_its_own_rdb_resyncs_partially() {
+    let m = damselfly(&[]);
+    let mut mc = Conn::open(m.port);
+    mc.cmd(&["SELECT", "9"]);
+    mc.cmd(&["SET", "a", "1"]);
+    let dir = crate::support::tempdir::Dir::new("dfly-replica");
+    let port = crate::support::free_port();
+    let master = format!("127.0.0.1:{}", m.port);
+    let start = || {
+        let child =
+            crate::support::spawn_damselfly(port, &dir.0, &["--replicaof", &master], Stdio::null());
+        wait_for("the replica to start", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        child
+    };
+    let mut child = start();
+    wait_caught_up(m.port, port);
+    let mut rc = Conn::open(port);
+    rc.send(&["SHUTDOWN", "SAVE"]);
+    let _ = child.wait();
+    mc.cmd(&["SET", "b", "2"]);
+    let mut child = start();
+    wait_caught_up(m.port, port);
+    assert_eq!(stats(m.port), (1, 1), "(sync_full, sync_partial_ok)");
+    let mut rc = Conn::open(port);
+    rc.cmd(&["SELECT", "9"]);
+    assert_eq!(rc.cmd(&["MGET", "a", "b"]), "*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+    let _ = child.kill();
+    let _ = child.wait();
+}
