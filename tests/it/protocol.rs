@@ -51,9 +51,17 @@ fn a_pipeline_that_blocks_or_pauses_midway_answers_in_order() {
     assert_eq!(c.read(), b":6\r\n");
     assert_eq!(c.read(), b"$1\r\n6\r\n");
 
-    assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), "+OK\r\n");
+    assert_eq!(
+        admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]),
+        "+OK\r\n"
+    );
     let mut batch = Vec::new();
-    for args in [&["GET", "a"][..], &["SET", "b", "2"], &["GET", "b"], &["PING"]] {
+    for args in [
+        &["GET", "a"][..],
+        &["SET", "b", "2"],
+        &["GET", "b"],
+        &["PING"],
+    ] {
         batch.extend(Conn::encode(args));
     }
     c.send_raw(&batch);
