@@ -151,6 +151,9 @@ mod tests {
         );
         assert_eq!(b.since(end - size as i64, end), None);
         b.resize(10);
-        assert_eq!(b.since(end - 9, end).as_deref(), Some(&all[all.len() - 10..]));
+        assert_eq!(
+            b.since(end - 9, end).as_deref(),
+            Some(&all[all.len() - 10..])
+        );
     }
 }
