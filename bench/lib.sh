@@ -1,6 +1,20 @@
 # bench/lib.sh — pieces shared by bench/latency.sh and bench/scaling.sh
 # (sourced). Expects HOST, PORT and SERVER_PID to be set by the caller.
 
+# Checks the tools, builds target/release/damselfly unless SKIP_BUILD=1,
+# and creates RESULTS_DIR (ROOT, REDIS_SERVER, DF_BIN set by the caller).
+prepare() {
+    local t
+    for t in "$REDIS_SERVER" redis-cli redis-benchmark taskset awk; do
+        command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 2; }
+    done
+    if [ "$SKIP_BUILD" != 1 ]; then
+        (cd "$ROOT" && cargo build --release --bin damselfly)
+    fi
+    [ -x "$DF_BIN" ] || { echo "no binary at $DF_BIN" >&2; exit 2; }
+    mkdir -p "$RESULTS_DIR"
+}
+
 # Waits for PONG from $PORT while $SERVER_PID lives; NAME names it in errors.
 wait_pong() { # name
     local i

@@ -47,16 +47,9 @@ RESULTS_DIR=${RESULTS_DIR:-$(mktemp -d /tmp/damselfly-scaling.XXXXXX)}
 DF_BIN=$ROOT/target/release/damselfly
 HOST=127.0.0.1
 
-for t in "$REDIS_SERVER" redis-cli redis-benchmark taskset awk; do
-    command -v "$t" >/dev/null || { echo "missing tool: $t" >&2; exit 2; }
-done
-if [ "$SKIP_BUILD" != 1 ]; then
-    (cd "$ROOT" && cargo build --release --bin damselfly)
-fi
-[ -x "$DF_BIN" ] || { echo "no binary at $DF_BIN" >&2; exit 2; }
-mkdir -p "$RESULTS_DIR"
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
+prepare
 
 SERVER_PID=""
 WORKDIRS=()
