@@ -107,6 +107,21 @@ fn setup_acl(server: &Server, opts: &config::Options) -> Result<(), String> {
     Ok(())
 }
 
+/// `disable-thp yes`, as Redis does: with transparent huge pages a growing
+/// value faults in and zeroes 2 MB at a time (a latency spike, and on this
+/// VM 9% of LPUSH's CPU in `clear_page_erms`). Threads started later
+/// inherit the setting. A kernel without the prctl leaves THP as it is.
+fn disable_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if rc != 0 {
+        log_as(
+            '#',
+            "WARNING could not disable transparent huge pages (prctl PR_SET_THP_DISABLE failed)",
+        );
+    }
+}
+
 fn main() {
     GLOBAL.activate();
     // vars() would panic on a variable that is not UTF-8; such variables
@@ -220,6 +235,9 @@ fn main() {
             eprintln!("ERROR: {e}");
             std::process::exit(1);
         }
+    }
+    if cfg.get("disable-thp").as_deref() == Some("yes") {
+        disable_transparent_huge_pages();
     }
     if let Err(e) = setup_acl(&server, &opts) {
         eprintln!("ERROR: {e}");

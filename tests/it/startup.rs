@@ -495,3 +495,42 @@ fn a_redis_conf_with_tls_port_serves_tls_beside_or_instead_of_plain() {
     let _s = start(&[&only.display().to_string()], &[], secure);
     assert_eq!(tls_ping(secure), "PONG");
 }
+
+/// `THP_enabled` of a process, from /proc (Linux 5.0 and later).
+fn thp_enabled(pid: u32) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().to_string())
+}
+
+#[test]
+fn disable_thp_turns_transparent_huge_pages_off_as_redis_does() {
+    let Some(ours) = thp_enabled(std::process::id()) else {
+        return; // a kernel that does not report it
+    };
+    let port = free_port();
+    let s = start(
+        &["--port", &port.to_string(), "--bind", "127.0.0.1"],
+        &[],
+        port,
+    );
+    assert_eq!(thp_enabled(s.child.id()).as_deref(), Some("0"));
+    assert_eq!(config_get(s.port, None, "disable-thp"), "yes");
+    let port = free_port();
+    let kept = start(
+        &[
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--disable-thp",
+            "no",
+        ],
+        &[],
+        port,
+    );
+    assert_eq!(thp_enabled(kept.child.id()), Some(ours));
+    assert_eq!(config_get(kept.port, None, "disable-thp"), "no");
+}

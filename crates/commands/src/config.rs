@@ -563,7 +563,7 @@ pub const PARAMS: &[Param] = &[
     s("crash-log-enabled", Kind::Bool, "yes", LOGGING),
     s("crash-memcheck-enabled", Kind::Bool, "yes", LOGGING),
     s("daemonize", Kind::Immutable, "no", PROCESS),
-    s("disable-thp", Kind::Immutable, "yes", PROCESS),
+    p("disable-thp", Kind::Immutable, "yes"),
     s(
         "dynamic-hz",
         Kind::Bool,
