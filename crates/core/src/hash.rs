@@ -93,7 +93,8 @@ pub(crate) fn len_size(n: usize) -> usize {
     (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
 }
 
-pub(crate) fn put_len(buf: &mut Vec<u8>, mut n: usize) {
+#[cfg(test)]
+fn put_len(buf: &mut Vec<u8>, mut n: usize) {
     loop {
         let b = (n & 0x7f) as u8;
         n >>= 7;
@@ -107,7 +108,7 @@ pub(crate) fn put_len(buf: &mut Vec<u8>, mut n: usize) {
 
 /// Writes `b` as an entry (length, bytes) at the start of `out`; returns
 /// the bytes written.
-fn write_entry(out: &mut [u8], b: &[u8]) -> usize {
+pub(crate) fn write_entry(out: &mut [u8], b: &[u8]) -> usize {
     let mut n = b.len();
     let mut i = 0;
     while n >= 0x80 {

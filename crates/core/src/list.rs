@@ -15,7 +15,7 @@
 //! building and tests.
 
 // The length prefix is the hash listpack's LEB128.
-use crate::hash::{len_size as varint_len, put_len, read_entry};
+use crate::hash::{len_size as varint_len, read_entry, write_entry as write_body};
 use std::collections::VecDeque;
 
 /// Which end of a list.
@@ -38,15 +38,20 @@ fn entry_size(n: usize) -> usize {
 }
 
 fn put_entry(out: &mut Vec<u8>, v: &[u8]) {
-    put_len(out, v.len());
-    out.extend_from_slice(v);
+    let at = out.len();
+    out.resize(at + entry_size(v.len()), 0);
+    write_entry(&mut out[at..], v);
+}
+
+/// Writes the entry of `v` into `out`, which is exactly `entry_size` long.
+fn write_entry(out: &mut [u8], v: &[u8]) {
+    let body = write_body(out, v);
     // The size of length and bytes, most significant group first, every
     // group but the first flagged, so it reads from the right.
-    let body = varint_len(v.len()) + v.len();
     let groups = varint_len(body);
     for g in (0..groups).rev() {
         let b = ((body >> (7 * g)) & 0x7f) as u8;
-        out.push(if g + 1 == groups { b } else { b | 0x80 });
+        out[body + groups - 1 - g] = if g + 1 == groups { b } else { b | 0x80 };
     }
 }
 
@@ -75,80 +80,176 @@ fn entry_before(buf: &[u8], mut end: usize) -> usize {
     end.saturating_sub(body)
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One packed node. The entries are `mem[head..]`; `mem[..head]` is free
+/// room in front, so a head push writes into it instead of moving the
+/// node's bytes (LPUSH moved up to 8 KiB a push before), as a deque keeps
+/// room at both ends.
+#[derive(Debug, Clone, Default)]
 struct Node {
-    buf: Vec<u8>,
+    mem: Vec<u8>,
+    head: usize,
     count: u32,
+}
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Node) -> bool {
+        self.count == other.count && self.data() == other.data()
+    }
 }
 
 impl Node {
     fn single(v: &[u8]) -> Node {
-        let mut buf = Vec::with_capacity(entry_size(v.len()));
-        put_entry(&mut buf, v);
-        Node { buf, count: 1 }
+        let mut mem = Vec::with_capacity(entry_size(v.len()));
+        put_entry(&mut mem, v);
+        Node {
+            mem,
+            head: 0,
+            count: 1,
+        }
     }
 
-    /// Byte offset of entry `i` (`buf.len()` for `i == count`).
+    /// The entries' bytes.
+    fn data(&self) -> &[u8] {
+        &self.mem[self.head..]
+    }
+
+    /// Bytes the entries take.
+    fn len(&self) -> usize {
+        self.mem.len() - self.head
+    }
+
+    /// Byte offset of entry `i` in `data()` (`len()` for `i == count`).
     fn offset(&self, i: usize) -> usize {
         let count = self.count as usize;
+        let data = self.data();
         if i * 2 <= count {
             let mut pos = 0;
             for _ in 0..i {
-                pos = read_fwd(&self.buf, pos).2;
+                pos = read_fwd(data, pos).2;
             }
             pos
         } else {
-            let mut pos = self.buf.len();
+            let mut pos = data.len();
             for _ in i..count {
-                pos = entry_before(&self.buf, pos);
+                pos = entry_before(data, pos);
             }
             pos
         }
     }
 
     fn get(&self, i: usize) -> &[u8] {
-        let (s, e, _) = read_fwd(&self.buf, self.offset(i));
-        &self.buf[s..e]
+        let data = self.data();
+        let (s, e, _) = read_fwd(data, self.offset(i));
+        &data[s..e]
     }
 
-    /// Makes room for `extra` more bytes, growing to powers of two but
-    /// never past `cap` (the node's byte limit), so a full node wastes
-    /// little.
-    fn reserve(&mut self, extra: usize, cap: usize) {
-        let need = self.buf.len() + extra;
-        if need > self.buf.capacity() {
-            let want = need.next_power_of_two().min(cap).max(need);
-            self.buf.reserve_exact(want - self.buf.len());
+    /// Makes room for `extra` more bytes at the front (or the back). The
+    /// buffer doubles, but never past `cap` (the node's byte limit) unless
+    /// one entry needs it, while the node would be over half full;
+    /// otherwise the entries move within it. The new free room goes to the
+    /// end that grows, all of it when the other end has none (a list
+    /// pushed at one end), else half.
+    fn make_room(&mut self, extra: usize, cap: usize, front: bool) {
+        let tail_free = self.mem.capacity() - self.mem.len();
+        if (front && self.head >= extra) || (!front && tail_free >= extra) {
+            return;
         }
+        let len = self.len();
+        let need = len + extra;
+        let have = self.mem.capacity();
+        let size = if need * 2 <= have {
+            have
+        } else {
+            need.next_power_of_two().min(cap).max(need).max(have)
+        };
+        let spare = size - need;
+        let other_free = if front { tail_free } else { self.head };
+        let grown = if other_free == 0 { spare } else { spare / 2 };
+        let head = if front { extra + grown } else { spare - grown };
+        if size > have {
+            let mut mem = Vec::with_capacity(size);
+            // The room in front is never read; zeroed to stay safe.
+            mem.resize(head, 0);
+            mem.extend_from_slice(self.data());
+            self.mem = mem;
+        } else {
+            let from = self.head;
+            self.mem.resize(self.mem.len().max(head + len), 0);
+            self.mem.copy_within(from..from + len, head);
+            self.mem.truncate(head + len);
+        }
+        self.head = head;
     }
 
+    fn push_front(&mut self, v: &[u8], cap: usize) {
+        let k = entry_size(v.len());
+        self.make_room(k, cap, true);
+        self.head -= k;
+        write_entry(&mut self.mem[self.head..self.head + k], v);
+        self.count += 1;
+    }
+
+    fn push_back(&mut self, v: &[u8], cap: usize) {
+        self.make_room(entry_size(v.len()), cap, false);
+        put_entry(&mut self.mem, v);
+        self.count += 1;
+    }
+
+    /// Inserts `v` at byte offset `at` of `data()`.
     fn insert_at(&mut self, at: usize, v: &[u8], cap: usize) {
-        self.reserve(entry_size(v.len()), cap);
-        let old = self.buf.len();
-        put_entry(&mut self.buf, v);
-        let k = self.buf.len() - old;
+        if at == 0 {
+            return self.push_front(v, cap);
+        }
+        self.push_back(v, cap);
+        let at = self.head + at;
+        let k = entry_size(v.len());
+        let old = self.mem.len() - k;
         if at < old {
             // Move the new entry from the end into place: one memmove of
             // the bytes after `at` (a generic rotate showed as 15% of
             // LPUSH, on top of that memmove).
             let mut tmp = [0u8; 64];
             if k <= tmp.len() {
-                tmp[..k].copy_from_slice(&self.buf[old..]);
-                self.buf.copy_within(at..old, at + k);
-                self.buf[at..at + k].copy_from_slice(&tmp[..k]);
+                tmp[..k].copy_from_slice(&self.mem[old..]);
+                self.mem.copy_within(at..old, at + k);
+                self.mem[at..at + k].copy_from_slice(&tmp[..k]);
             } else {
-                self.buf[at..].rotate_right(k);
+                self.mem[at..].rotate_right(k);
             }
         }
-        self.count += 1;
     }
 
-    /// The (start, end) byte spans of every entry.
+    /// Removes the bytes [from, to) of `data()`.
+    fn cut(&mut self, from: usize, to: usize) {
+        if from == 0 {
+            self.head += to;
+        } else {
+            self.mem.drain(self.head + from..self.head + to);
+        }
+    }
+
+    /// Gives back the free room at both ends, unless it is under an eighth
+    /// of the buffer (a full node's last few bytes: copying 8 KiB to
+    /// save them cost more than the allocator's size classes give back).
+    fn shrink(&mut self) {
+        if self.mem.capacity() - self.len() < self.mem.capacity() / 8 {
+            return;
+        }
+        if self.head > 0 {
+            self.mem = self.data().to_vec();
+            self.head = 0;
+        } else {
+            self.mem.shrink_to_fit();
+        }
+    }
+
+    /// The (start, end) byte spans of every entry in `data()`.
     fn spans(&self) -> Vec<(usize, usize)> {
+        let data = self.data();
         let mut out = Vec::with_capacity(self.count as usize);
         let mut pos = 0;
-        while pos < self.buf.len() {
-            let next = read_fwd(&self.buf, pos).2;
+        while pos < data.len() {
+            let next = read_fwd(data, pos).2;
             out.push((pos, next));
             pos = next;
         }
@@ -205,7 +306,7 @@ impl List {
     /// Heap bytes owned (for memory accounting).
     pub fn heap_size(&self) -> usize {
         self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.nodes.iter().map(|n| n.buf.capacity()).sum::<usize>()
+            + self.nodes.iter().map(|n| n.mem.capacity()).sum::<usize>()
     }
 
     /// The most bytes a node may hold.
@@ -224,7 +325,7 @@ impl List {
     }
 
     fn room_for(&self, n: &Node, v: &[u8]) -> bool {
-        self.within(n.buf.len() + entry_size(v.len()), n.count as usize + 1)
+        self.within(n.len() + entry_size(v.len()), n.count as usize + 1)
     }
 
     pub fn push(&mut self, end: End, v: &[u8]) {
@@ -233,16 +334,12 @@ impl List {
             End::Head => self.nodes.front(),
             End::Tail => self.nodes.back(),
         };
-        if let Some(n) = node.filter(|n| self.room_for(n, v)) {
-            let at = if end == End::Head { 0 } else { n.buf.len() };
+        if node.is_some_and(|n| self.room_for(n, v)) {
             let cap = self.byte_limit();
-            let n = match end {
-                End::Head => self.nodes.front_mut(),
-                End::Tail => self.nodes.back_mut(),
+            match end {
+                End::Head => self.nodes.front_mut().map(|n| n.push_front(v, cap)),
+                End::Tail => self.nodes.back_mut().map(|n| n.push_back(v, cap)),
             };
-            if let Some(n) = n {
-                n.insert_at(at, v, cap);
-            }
             return;
         }
         // The node at this end is full and stays so: give back its slack.
@@ -251,7 +348,7 @@ impl List {
             End::Tail => self.nodes.back_mut(),
         };
         if let Some(n) = full {
-            n.buf.shrink_to_fit();
+            n.shrink();
         }
         // Most lists fit one node: do not let the deque start at four.
         if self.nodes.capacity() == 0 {
@@ -268,13 +365,14 @@ impl List {
             End::Head => self.nodes.front_mut(),
             End::Tail => self.nodes.back_mut(),
         }?;
+        let data = n.data();
         let start = match end {
             End::Head => 0,
-            End::Tail => entry_before(&n.buf, n.buf.len()),
+            End::Tail => entry_before(data, data.len()),
         };
-        let (s, e, next) = read_fwd(&n.buf, start);
-        let v = n.buf[s..e].to_vec();
-        n.buf.drain(start..next);
+        let (s, e, next) = read_fwd(data, start);
+        let v = data[s..e].to_vec();
+        n.cut(start, next);
         n.count -= 1;
         if n.count == 0 {
             match end {
@@ -328,7 +426,7 @@ impl List {
         let Some(n) = self.nodes.get(k) else {
             return;
         };
-        if n.count < 2 || self.within(n.buf.len(), n.count as usize) {
+        if n.count < 2 || self.within(n.len(), n.count as usize) {
             return;
         }
         let half = n.count as usize / 2;
@@ -337,11 +435,12 @@ impl List {
             return;
         };
         let tail = Node {
-            buf: n.buf.split_off(at),
+            mem: n.mem.split_off(n.head + at),
+            head: 0,
             count: n.count - half as u32,
         };
         n.count = half as u32;
-        n.buf.shrink_to_fit();
+        n.shrink();
         self.nodes.insert(k + 1, tail);
         self.split_if_over(k + 1);
         self.split_if_over(k);
@@ -357,10 +456,10 @@ impl List {
             return false;
         };
         let at = n.offset(j);
-        let next = read_fwd(&n.buf, at).2;
+        let next = read_fwd(n.data(), at).2;
         let mut e = Vec::with_capacity(entry_size(v.len()));
         put_entry(&mut e, v);
-        n.buf.splice(at..next, e);
+        n.mem.splice(n.head + at..n.head + next, e);
         self.split_if_over(k);
         true
     }
@@ -407,7 +506,7 @@ impl List {
             front: (0, 0),
             back: (
                 self.nodes.len().saturating_sub(1),
-                self.nodes.back().map_or(0, |n| n.buf.len()),
+                self.nodes.back().map_or(0, Node::len),
             ),
             left: self.len,
         }
@@ -425,7 +524,7 @@ impl List {
                 self.nodes.pop_front();
             } else {
                 let at = f.offset(n);
-                f.buf.drain(..at);
+                f.cut(0, at);
                 f.count -= n as u32;
                 return;
             }
@@ -445,7 +544,7 @@ impl List {
             } else {
                 let keep = b.count as usize - n;
                 let at = b.offset(keep);
-                b.buf.truncate(at);
+                b.mem.truncate(b.head + at);
                 b.count = keep as u32;
                 return;
             }
@@ -470,11 +569,11 @@ impl List {
     /// the pivot is absent.
     pub fn insert(&mut self, after: bool, pivot: &[u8], v: &[u8]) -> bool {
         for k in 0..self.nodes.len() {
-            let n = &self.nodes[k];
+            let data = self.nodes[k].data();
             let mut pos = 0;
-            while pos < n.buf.len() {
-                let (s, e, next) = read_fwd(&n.buf, pos);
-                if &n.buf[s..e] == pivot {
+            while pos < data.len() {
+                let (s, e, next) = read_fwd(data, pos);
+                if &data[s..e] == pivot {
                     let at = if after { next } else { pos };
                     let cap = self.byte_limit();
                     self.nodes[k].insert_at(at, v, cap);
@@ -511,8 +610,8 @@ impl List {
                 .spans()
                 .into_iter()
                 .filter(|&(s, _)| {
-                    let (a, b, _) = read_fwd(&n.buf, s);
-                    &n.buf[a..b] == v
+                    let (a, b, _) = read_fwd(n.data(), s);
+                    &n.data()[a..b] == v
                 })
                 .collect();
             if count < 0 {
@@ -521,7 +620,7 @@ impl List {
             hits.truncate(limit - removed);
             hits.sort_unstable();
             for &(s, e) in hits.iter().rev() {
-                n.buf.drain(s..e);
+                n.cut(s, e);
             }
             n.count -= hits.len() as u32;
             removed += hits.len();
@@ -543,10 +642,10 @@ impl List {
             }
             if let Some(last) = out.back_mut() {
                 if self.within(
-                    last.buf.len() + n.buf.len(),
+                    last.len() + n.len(),
                     (last.count + n.count) as usize,
                 ) {
-                    last.buf.extend_from_slice(&n.buf);
+                    last.mem.extend_from_slice(n.data());
                     last.count += n.count;
                     continue;
                 }
@@ -554,7 +653,7 @@ impl List {
             out.push_back(n);
         }
         for n in out.iter_mut() {
-            n.buf.shrink_to_fit();
+            n.shrink();
         }
         self.nodes = out;
     }
@@ -620,11 +719,12 @@ impl<'a> Iterator for Iter<'a> {
         }
         loop {
             let n = self.nodes.get(self.front.0)?;
-            if self.front.1 < n.buf.len() {
-                let (s, e, next) = read_fwd(&n.buf, self.front.1);
+            let data = n.data();
+            if self.front.1 < data.len() {
+                let (s, e, next) = read_fwd(data, self.front.1);
                 self.front.1 = next;
                 self.left -= 1;
-                return Some(&n.buf[s..e]);
+                return Some(&data[s..e]);
             }
             self.front = (self.front.0 + 1, 0);
         }
@@ -643,14 +743,15 @@ impl DoubleEndedIterator for Iter<'_> {
         loop {
             if self.back.1 > 0 {
                 let n = self.nodes.get(self.back.0)?;
-                let start = entry_before(&n.buf, self.back.1);
-                let (s, e, _) = read_fwd(&n.buf, start);
+                let data = n.data();
+                let start = entry_before(data, self.back.1);
+                let (s, e, _) = read_fwd(data, start);
                 self.back.1 = start;
                 self.left -= 1;
-                return Some(&n.buf[s..e]);
+                return Some(&data[s..e]);
             }
             self.back.0 = self.back.0.checked_sub(1)?;
-            self.back.1 = self.nodes.get(self.back.0)?.buf.len();
+            self.back.1 = self.nodes.get(self.back.0)?.len();
         }
     }
 }
@@ -665,6 +766,8 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Push(bool, Vec<u8>),
+        /// Many pushes of one value: nodes grow, fill and use their room.
+        PushMany(bool, usize, Vec<u8>),
         Pop(bool),
         Set(i64, Vec<u8>),
         Trim(i64, i64),
@@ -684,6 +787,7 @@ mod tests {
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (any::<bool>(), val()).prop_map(|(h, v)| Op::Push(h, v)),
+            (any::<bool>(), 1usize..300, val()).prop_map(|(h, n, v)| Op::PushMany(h, n, v)),
             any::<bool>().prop_map(Op::Pop),
             (-12i64..12, val()).prop_map(|(i, v)| Op::Set(i, v)),
             (-12i64..12, -12i64..12).prop_map(|(a, b)| Op::Trim(a, b)),
@@ -721,6 +825,14 @@ mod tests {
                     Op::Push(head, v) => {
                         l.push(if head { End::Head } else { End::Tail }, &v);
                         if head { m.insert(0, v) } else { m.push(v) }
+                    }
+                    Op::PushMany(head, n, v) => {
+                        for i in 0..n {
+                            let mut v = v.clone();
+                            v.push(i as u8);
+                            l.push(if head { End::Head } else { End::Tail }, &v);
+                            if head { m.insert(0, v) } else { m.push(v) }
+                        }
                     }
                     Op::Pop(head) => {
                         let got = l.pop(if head { End::Head } else { End::Tail });
@@ -771,7 +883,8 @@ mod tests {
                 for n in &l.nodes {
                     prop_assert!(n.count > 0);
                     prop_assert_eq!(n.spans().len(), n.count as usize);
-                    prop_assert!(n.count == 1 || l.within(n.buf.len(), n.count as usize));
+                    prop_assert!(n.count == 1 || l.within(n.len(), n.count as usize));
+                    prop_assert!(n.head <= n.mem.len());
                 }
                 if let (Some(a), Some(b)) = (m.first(), m.last()) {
                     let want: Vec<usize> = (0..m.len()).filter(|&i| m[i] == *a).collect();
@@ -809,6 +922,35 @@ mod tests {
         }
         assert_eq!(l.node_count(), 2);
         assert!(l.heap_size() < 3000 * 6, "{}", l.heap_size());
+    }
+
+    #[test]
+    fn head_pushes_write_into_the_room_in_front() {
+        let mut l = List::new();
+        let v = [b'x'; 32];
+        for _ in 0..100 {
+            l.push(End::Head, &v);
+        }
+        let n = &l.nodes[0];
+        let (ptr, room) = (n.mem.as_ptr(), n.head);
+        assert!(room >= 34, "{room}");
+        l.push(End::Head, &v);
+        // Written in place: same buffer, the room shrank by one entry.
+        assert_eq!(l.nodes[0].mem.as_ptr(), ptr);
+        assert_eq!(l.nodes[0].head, room - 34);
+        // Pushes at both ends share the room and keep the order.
+        for i in 0..1000u32 {
+            let end = if i % 3 == 0 { End::Tail } else { End::Head };
+            l.push(end, &i.to_le_bytes());
+        }
+        assert_eq!(l.len(), 1101);
+        assert_eq!(l.get(0), Some(&998u32.to_le_bytes()[..]));
+        assert_eq!(l.get(-1), Some(&999u32.to_le_bytes()[..]));
+        // The full node between the two ends' new ones keeps little room.
+        assert_eq!(l.node_count(), 3);
+        for n in l.nodes.range(1..2) {
+            assert!(n.mem.capacity() - n.len() < n.mem.capacity() / 8);
+        }
     }
 
     #[test]
