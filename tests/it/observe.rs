@@ -217,3 +217,53 @@ fn a_blocked_command_is_slowlogged_when_served_or_timed_out() {
     assert_eq!(seen[0], seen[1]);
     assert_eq!(seen[1].0.as_deref(), Some("BLPOP l 0"));
 }
+
+/// A worker's clock comes from the TSC once it has measured it (a second
+/// after start, where the kernel trusts the TSC): command durations and
+/// the Unix time that expiry reads must still agree with the real clock.
+#[test]
+fn durations_and_expiry_keep_to_the_clock_after_calibration() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    std::thread::sleep(std::time::Duration::from_millis(1300));
+    let number = |s: &str, field: &str| -> u64 {
+        s.split(field)
+            .nth(1)
+            .and_then(|r| r.split(|ch: char| !ch.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "100000"]);
+    c.cmd(&["CONFIG", "RESETSTAT"]);
+    c.cmd(&["SLOWLOG", "RESET"]);
+    assert_eq!(c.cmd(&["DEBUG", "SLEEP", "0.2"]), "+OK\r\n");
+    // id, time, duration: the third integer of the one entry.
+    let entry = c.cmd(&["SLOWLOG", "GET"]);
+    let usec: u64 = entry
+        .split("\r\n")
+        .filter_map(|l| l.strip_prefix(':'))
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!((200_000..20_000_000).contains(&usec), "{entry}");
+    let stats = c.cmd(&["INFO", "commandstats"]);
+    assert!(
+        (200_000..20_000_000).contains(&number(&stats, "cmdstat_debug:calls=1,usec=")),
+        "{stats}"
+    );
+    // Expiry: relative and absolute times land where the clock says.
+    c.cmd(&["SET", "k", "v", "PX", "300"]);
+    let pttl = number(&c.cmd(&["PTTL", "k"]), ":");
+    assert!((1..=300).contains(&pttl), "{pttl}");
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_millis() as u64)
+        .unwrap_or(0);
+    c.cmd(&["SET", "a", "v"]);
+    c.cmd(&["PEXPIREAT", "a", &(unix_ms + 60_000).to_string()]);
+    let pttl = number(&c.cmd(&["PTTL", "a"]), ":");
+    assert!((30_000..=60_000).contains(&pttl), "{pttl}");
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(c.cmd(&["EXISTS", "k"]), ":0\r\n");
+    assert_eq!(c.cmd(&["EXISTS", "a"]), ":1\r\n");
+}
