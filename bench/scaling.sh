@@ -14,7 +14,8 @@
 # threads, from /proc/PID/stat) and its efficiency against the first count's.
 # Servers are pinned to SERVER_CPUS and the client to CLIENT_CPUS with
 # redis-benchmark --threads CLIENT_THREADS; the defaults (both "all CPUs", 2
-# client threads) suit this 2-core box, where client and server share the cores; on a big box give them disjoint CPU sets, e.g.
+# client threads) suit this 2-core box, where client and server share the
+# cores; on a big box give them disjoint CPU sets, e.g.
 # THREADS="1 2 4 8 16" SERVER_CPUS=0-15 CLIENT_CPUS=16-31 CLIENT_THREADS=8.
 #
 # Env: THREADS="1 2" DF_PORT=6396 REDIS_PORT=6395 SERVER_CPUS=all CLIENT_CPUS=all
