@@ -56,34 +56,13 @@ HOST=127.0.0.1
 . "$ROOT/bench/lib.sh"
 prepare
 
-SERVER_PID=""
-HELPER_PIDS=()
-WORKDIRS=()
-cleanup() {
-    local p
-    for p in "${HELPER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null || true
-    for p in "${WORKDIRS[@]}"; do rm -rf "$p"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 cli() { timeout 60 redis-cli -h $HOST -p "$PORT" "$@"; }
 
 start_server() { # name tag
-    local d
-    d=$(mktemp -d /tmp/damselfly-latency-dir.XXXXXX); WORKDIRS+=("$d")
-    if [ "$1" = redis ]; then
-        PORT=$REDIS_PORT
-        taskset -c "$SERVER_CPU" "$REDIS_SERVER" --port "$PORT" --bind $HOST \
-            --save '' --appendonly no --dir "$d" >"$RESULTS_DIR/$1_$2.log" 2>&1 &
-    else
-        PORT=$DF_PORT
-        taskset -c "$SERVER_CPU" "$DF_BIN" --port "$PORT" --bind $HOST --dir "$d" \
-            --save '' --proactor_threads "$DF_THREADS" >"$RESULTS_DIR/$1_$2.log" 2>&1 &
-    fi
-    SERVER_PID=$!
-    wait_pong "$1"
+    if [ "$1" = redis ]; then PORT=$REDIS_PORT; else PORT=$DF_PORT; fi
+    local t=$DF_THREADS
+    [ "$1" = redis ] && t=1
+    start_pinned "$1" "$t" "$SERVER_CPU" "$RESULTS_DIR/$1_$2.log"
     cli CONFIG SET latency-monitor-threshold 1 >/dev/null
 }
 
@@ -197,12 +176,7 @@ for server in $SERVERS; do
 done
 
 printf "\n%-8s %4s %-10s %9s %7s %7s %7s %7s\n" scenario test server ops/s p50 p99 p99.9 max
-awk -F, '
-function median(list,    a, n, i, j, t) {
-    n = split(list, a, " "); if (n == 0) return "NA"
-    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j+1] = a[j]; a[j+1] = t }
-    return (n % 2) ? a[(n+1)/2] + 0 : (a[n/2] + a[n/2+1]) / 2
-}
+awk -F, "$AWK_MEDIAN"'
 NR == 1 { next }
 { k = $2 SUBSEP $5 SUBSEP $1; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
   for (f = 6; f <= 12; f++) v[k, f] = v[k, f] " " $f }

@@ -42,30 +42,14 @@ HOST=127.0.0.1
 . "$ROOT/bench/lib.sh"
 prepare
 
-SERVER_PID=""
-WORKDIRS=()
 PROBES=0
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null || true
-    [ "$PROBES" = 1 ] && perf probe -q -d 'probe_damselfly:*' 2>/dev/null || true
-    local d
-    for d in "${WORKDIRS[@]}"; do rm -rf "$d"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+remove_probes() { [ "$PROBES" = 1 ] && perf probe -q -d 'probe_damselfly:*' 2>/dev/null || true; }
+EXIT_HOOK=remove_probes
 
 start_server() { # server
-    local d
-    d=$(mktemp -d /tmp/damselfly-p1-dir.XXXXXX); WORKDIRS+=("$d")
-    if [ "$1" = redis ]; then
-        taskset -c "$SERVER_CPU" "$REDIS_SERVER" --port "$PORT" --bind $HOST \
-            --save '' --appendonly no --dir "$d" >"$RESULTS_DIR/$1.log" 2>&1 &
-    else
-        taskset -c "$SERVER_CPU" "$DF_BIN" --port "$PORT" --bind $HOST --dir "$d" \
-            --save '' --proactor_threads "$DF_THREADS" >"$RESULTS_DIR/$1.log" 2>&1 &
-    fi
-    SERVER_PID=$!
-    wait_pong "$1"
+    local t=$DF_THREADS
+    [ "$1" = redis ] && t=1
+    start_pinned "$1" "$t" "$SERVER_CPU" "$RESULTS_DIR/$1.log"
 }
 
 load() { # test requests

@@ -53,32 +53,9 @@ HOST=127.0.0.1
 . "$ROOT/bench/lib.sh"
 prepare
 
-SERVER_PID=""
-WORKDIRS=()
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null || true
-    local d
-    for d in "${WORKDIRS[@]}"; do rm -rf "$d"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 start_server() { # server threads
-    local d
-    d=$(mktemp -d /tmp/damselfly-scaling-dir.XXXXXX); WORKDIRS+=("$d")
-    if [ "$1" = redis ]; then
-        PORT=$REDIS_PORT
-        local io=()
-        [ "$2" -gt 1 ] && io=(--io-threads "$2" --io-threads-do-reads yes)
-        taskset -c "$SERVER_CPUS" "$REDIS_SERVER" --port "$PORT" --bind $HOST \
-            --save '' --appendonly no --dir "$d" "${io[@]}" >"$RESULTS_DIR/$1_t$2.log" 2>&1 &
-    else
-        PORT=$DF_PORT
-        taskset -c "$SERVER_CPUS" "$DF_BIN" --port "$PORT" --bind $HOST --dir "$d" \
-            --save '' --proactor_threads "$2" >"$RESULTS_DIR/$1_t$2.log" 2>&1 &
-    fi
-    SERVER_PID=$!
-    wait_pong "$1"
+    if [ "$1" = redis ]; then PORT=$REDIS_PORT; else PORT=$DF_PORT; fi
+    start_pinned "$1" "$2" "$SERVER_CPUS" "$RESULTS_DIR/$1_t$2.log"
 }
 
 bench() { # label args... -> appends "label,rps" rows from the CSV output
@@ -122,12 +99,7 @@ for server in $servers; do
     done
 done
 
-awk -F, '
-function median(list,    a, n, i, j, t) {
-    n = split(list, a, " "); if (n == 0) return 0
-    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j+1] = a[j]; a[j+1] = t }
-    return (n % 2) ? a[(n+1)/2] + 0 : (a[n/2] + a[n/2+1]) / 2
-}
+awk -F, "$AWK_MEDIAN"'
 NR == 1 { next }
 { k = $1 SUBSEP $2; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
   v[k, $4] = v[k, $4] " " $5 }
@@ -147,12 +119,7 @@ END {
 # Server CPU per request: flat as threads are added means the threads add
 # no work per request (no contention, no cross-thread hand-offs), which is
 # what lets throughput grow with cores where the box has cores to spare.
-awk -F, '
-function median(list,    a, n, i, j, t) {
-    n = split(list, a, " "); if (n == 0) return 0
-    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j+1] = a[j]; a[j+1] = t }
-    return (n % 2) ? a[(n+1)/2] + 0 : (a[n/2] + a[n/2+1]) / 2
-}
+awk -F, "$AWK_MEDIAN"'
 NR == 1 { next }
 { k = $1 SUBSEP $2; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
   v[k, $4] = v[k, $4] " " $5 }
