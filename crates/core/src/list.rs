@@ -641,10 +641,7 @@ impl List {
                 continue;
             }
             if let Some(last) = out.back_mut() {
-                if self.within(
-                    last.len() + n.len(),
-                    (last.count + n.count) as usize,
-                ) {
+                if self.within(last.len() + n.len(), (last.count + n.count) as usize) {
                     last.mem.extend_from_slice(n.data());
                     last.count += n.count;
                     continue;

@@ -93,12 +93,10 @@ pub(crate) fn usable() -> bool {
     *USABLE.get_or_init(|| {
         cfg!(target_arch = "x86_64")
             && std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| {
-                c.lines()
-                    .find(|l| l.starts_with("flags"))
-                    .is_some_and(|l| {
-                        let flags: Vec<&str> = l.split_whitespace().collect();
-                        flags.contains(&"constant_tsc") && flags.contains(&"nonstop_tsc")
-                    })
+                c.lines().find(|l| l.starts_with("flags")).is_some_and(|l| {
+                    let flags: Vec<&str> = l.split_whitespace().collect();
+                    flags.contains(&"constant_tsc") && flags.contains(&"nonstop_tsc")
+                })
             })
             && std::fs::read_to_string(
                 "/sys/devices/system/clocksource/clocksource0/current_clocksource",
