@@ -464,6 +464,15 @@ impl ZSet {
         }
     }
 
+    /// Warms the cache for a lookup of `member` in the member table: at
+    /// `depth` 0 its bucket slot, at 1 its chain's first node
+    /// (`Table::prefetch_key`); nothing to do for a listpack.
+    pub fn prefetch(&self, member: &[u8], depth: u8) {
+        if let Repr::Big(b) = &self.repr {
+            b.dict.prefetch_key(member, depth > 0);
+        }
+    }
+
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Pack(p) => p.len(),
