@@ -100,7 +100,10 @@ fn pipelined_member_commands_answer_as_redis_does() {
         push(&mut batch, &["SADD", "s", &m]);
         push(&mut batch, &["SISMEMBER", "s", &m]);
         push(&mut batch, &["ZADD", "z", &score, &m]);
-        push(&mut batch, &["ZADD", "z", "XX", "CH", &score, &m, "1", "other"]);
+        push(
+            &mut batch,
+            &["ZADD", "z", "XX", "CH", &score, &m, "1", "other"],
+        );
         push(&mut batch, &["ZINCRBY", "z", "2", &m]);
         push(&mut batch, &["ZSCORE", "z", &m]);
         if i % 5 == 0 {

@@ -46,8 +46,9 @@ const FIELD_VALUE: u64 = 3;
 
 fn member_arg(name: &str) -> u64 {
     match name {
-        "hset" | "hsetnx" | "hget" | "hmset" | "hmget" | "hincrby" | "hincrbyfloat"
-        | "hstrlen" => FIELD_VALUE,
+        "hset" | "hsetnx" | "hget" | "hmset" | "hmget" | "hincrby" | "hincrbyfloat" | "hstrlen" => {
+            FIELD_VALUE
+        }
         "hexists" | "hdel" | "sadd" | "srem" | "sismember" | "smismember" | "zscore"
         | "zmscore" | "zrem" | "zrank" | "zrevrank" => MEMBER_THIRD,
         // The member follows the options and the score (of the last pair).
@@ -94,7 +95,9 @@ pub fn prefetch_more(server: &Server, step: usize, cookie: u64, args: &Args<'_>)
         return 0;
     };
     let depth = step - 2;
-    server.keyspace.prefetch_member(cookie, key, member, depth as u8);
+    server
+        .keyspace
+        .prefetch_member(cookie, key, member, depth as u8);
     let last = if at == FIELD_VALUE { 2 } else { 1 };
     if depth < last {
         cookie

@@ -685,7 +685,13 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                     if let Ok(Parsed::Complete { consumed }) = parsed {
                         if consumed < input.len() {
                             let first = req.args(input);
-                            warm(&first, &input[consumed..], &limits, &mut session, &mut ahead);
+                            warm(
+                                &first,
+                                &input[consumed..],
+                                &limits,
+                                &mut session,
+                                &mut ahead,
+                            );
                         }
                     }
                     parsed
