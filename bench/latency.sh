@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # bench/latency.sh — tail latency side by side: redis-server 7.0 and Damselfly
-# (issue #11, target 4), at CLIENTS=50 without pipelining, in three scenarios:
-#   plain   the shared latency.sh (FLUSHALL, 1M keys preloaded, SET then GET
-#           tests, ROUNDS rounds);
+# (issue #11, target 4), at CLIENTS=50 without pipelining, in four scenarios:
+#   plain   the shared latency.sh (1M keys preloaded, SET then GET tests),
+#           ROUNDS rounds alternating between the two servers, which run
+#           side by side;
+#   open    the same side-by-side set-up and alternating rounds, but the load
+#           is bench/loadgen (built here): an open loop of CLIENTS connections
+#           sending OPEN_RATE requests/s in all, SET then GET for OPEN_SECONDS
+#           each, a request's latency counted from when it was due; unlike
+#           redis-benchmark it does not saturate its core, so its tail is the
+#           server's rather than the client's own queueing;
 #   bgsave  1M keys preloaded, then BGSAVE started and restarted as soon as
 #           each one ends (rdb_bgsave_in_progress polled) for the whole run;
 #   expiry  1M keys preloaded plus EXPIRING keys `exp:N` set with one common
@@ -20,7 +27,8 @@
 # Usage: bench/latency.sh
 # Env: DF_PORT=6394 REDIS_PORT=6393 SERVER_CPU=1 CLIENT_CPUS=0 DF_THREADS=1
 #      CLIENTS=50 N=200000 ROUNDS=3 EXPIRING=1000000 EXPIRE_AFTER_MS=1500
-#      SCENARIOS="plain bgsave expiry" SERVERS="redis damselfly" SKIP_BUILD=0
+#      OPEN_RATE=30000 OPEN_SECONDS=10
+#      SCENARIOS="plain open bgsave expiry" SERVERS="redis damselfly" SKIP_BUILD=0
 #      SHARED=../shared REDIS_SERVER=redis-server RESULTS_DIR (default mktemp)
 set -euo pipefail
 
@@ -42,7 +50,10 @@ N=${N:-200000}
 ROUNDS=${ROUNDS:-3}
 EXPIRING=${EXPIRING:-1000000}
 EXPIRE_AFTER_MS=${EXPIRE_AFTER_MS:-1500}
-SCENARIOS=${SCENARIOS:-plain bgsave expiry}
+SCENARIOS=${SCENARIOS:-plain open bgsave expiry}
+OPEN_RATE=${OPEN_RATE:-30000}
+OPEN_SECONDS=${OPEN_SECONDS:-10}
+LOADGEN=$ROOT/target/loadgen/release/damselfly-loadgen
 SERVERS=${SERVERS:-redis damselfly}
 SKIP_BUILD=${SKIP_BUILD:-0}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
@@ -54,35 +65,17 @@ HOST=127.0.0.1
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 prepare
-
-SERVER_PID=""
-HELPER_PIDS=()
-WORKDIRS=()
-cleanup() {
-    local p
-    for p in "${HELPER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null || true
-    for p in "${WORKDIRS[@]}"; do rm -rf "$p"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+if [[ " $SCENARIOS " == *" open "* ]] && { [ "$SKIP_BUILD" != 1 ] || [ ! -x "$LOADGEN" ]; }; then
+    cargo build --release --manifest-path "$ROOT/bench/loadgen/Cargo.toml" --target-dir "$ROOT/target/loadgen"
+fi
 
 cli() { timeout 60 redis-cli -h $HOST -p "$PORT" "$@"; }
 
 start_server() { # name tag
-    local d
-    d=$(mktemp -d /tmp/damselfly-latency-dir.XXXXXX); WORKDIRS+=("$d")
-    if [ "$1" = redis ]; then
-        PORT=$REDIS_PORT
-        taskset -c "$SERVER_CPU" "$REDIS_SERVER" --port "$PORT" --bind $HOST \
-            --save '' --appendonly no --dir "$d" >"$RESULTS_DIR/$1_$2.log" 2>&1 &
-    else
-        PORT=$DF_PORT
-        taskset -c "$SERVER_CPU" "$DF_BIN" --port "$PORT" --bind $HOST --dir "$d" \
-            --save '' --proactor_threads "$DF_THREADS" >"$RESULTS_DIR/$1_$2.log" 2>&1 &
-    fi
-    SERVER_PID=$!
-    wait_pong "$1"
+    if [ "$1" = redis ]; then PORT=$REDIS_PORT; else PORT=$DF_PORT; fi
+    local t=$DF_THREADS
+    [ "$1" = redis ] && t=1
+    start_pinned "$1" "$t" "$SERVER_CPU" "$RESULTS_DIR/$1_$2.log"
     cli CONFIG SET latency-monitor-threshold 1 >/dev/null
 }
 
@@ -135,14 +128,54 @@ run_latency() { # server scenario round latency_rounds
 echo "server,scenario,clients,round,test,rps,avg,p50,p95,p99,p999,max" >"$RESULTS_DIR/all.csv"
 echo "# results: $RESULTS_DIR; git=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?');" \
     "CLIENTS=$CLIENTS N=$N ROUNDS=$ROUNDS EXPIRING=$EXPIRING DF_THREADS=$DF_THREADS"
+# plain: both servers run side by side (the idle one costs nothing) and
+# their rounds alternate, so a noisy minute on the box hits both alike.
+# One round of the open loop: SET then GET, as rows of all.csv.
+run_open() { # server round
+    local t line
+    for t in set get; do
+        line=$(timeout $((OPEN_SECONDS * 3 + 30)) taskset -c "$CLIENT_CPUS" "$LOADGEN" --port "$PORT" \
+            --clients "$CLIENTS" --rate "$OPEN_RATE" --seconds "$OPEN_SECONDS" --test "$t" 2>&1) ||
+            { echo "# WARNING: loadgen on $1: $line" >&2; continue; }
+        echo "$line" >>"$RESULTS_DIR/open.txt"
+        echo "$line" | awk -v s="$1" -v r="$2" -v c="$CLIENTS" '{
+            for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+            printf "%s,open,%s,%s,%s,%s,NA,%s,NA,%s,%s,%s\n", s, c, r, $1, v["achieved"], v["p50"], v["p99"], v["p99.9"], v["max"]
+        }' >>"$RESULTS_DIR/all.csv"
+    done
+}
+
+# plain and open: both servers run side by side (the idle one costs nothing)
+# and their rounds alternate, so a noisy minute on the box hits both alike.
+for scenario in plain open; do
+    [[ " $SCENARIOS " == *" $scenario "* ]] || continue
+    declare -A SIDE_PID SIDE_PORT
+    for server in $SERVERS; do
+        start_server "$server" "$scenario"
+        preload "$CLIENT_CPUS"
+        SIDE_PID[$server]=$SERVER_PID; SIDE_PORT[$server]=$PORT
+        HELPER_PIDS+=("$SERVER_PID"); SERVER_PID=""
+    done
+    for round in $(seq 1 "$ROUNDS"); do
+        for server in $SERVERS; do
+            PORT=${SIDE_PORT[$server]}
+            if [ "$scenario" = plain ]; then
+                run_latency "$server" plain "$round" 1
+            else
+                run_open "$server" "$round"
+            fi
+        done
+    done
+    for server in $SERVERS; do
+        SERVER_PID=${SIDE_PID[$server]}
+        stop_server
+    done
+done
 for server in $SERVERS; do
     for scenario in $SCENARIOS; do
+        [ "$scenario" = plain ] || [ "$scenario" = open ] && continue
         start_server "$server" "$scenario"
         case $scenario in
-        plain)
-            preload "$CLIENT_CPUS"
-            run_latency "$server" plain 1 "$ROUNDS"
-            ;;
         bgsave)
             preload "$CLIENT_CPUS"
             bgsave_loop "$RESULTS_DIR/${server}_bgsaves" & HELPER_PIDS+=($!)
@@ -178,12 +211,7 @@ for server in $SERVERS; do
 done
 
 printf "\n%-8s %4s %-10s %9s %7s %7s %7s %7s\n" scenario test server ops/s p50 p99 p99.9 max
-awk -F, '
-function median(list,    a, n, i, j, t) {
-    n = split(list, a, " "); if (n == 0) return "NA"
-    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j+1] = a[j]; a[j+1] = t }
-    return (n % 2) ? a[(n+1)/2] + 0 : (a[n/2] + a[n/2+1]) / 2
-}
+awk -F, "$AWK_MEDIAN"'
 NR == 1 { next }
 { k = $2 SUBSEP $5 SUBSEP $1; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
   for (f = 6; f <= 12; f++) v[k, f] = v[k, f] " " $f }
@@ -192,7 +220,7 @@ END {
         split(order[i], kk, SUBSEP)
         # Sort key: scenario in the order run, then SET before GET, then server.
         printf "%d %s %-8s %4s %-10s %9.0f %7.3f %7.3f %7.3f %7.3f\n",
-            index("plain bgsave expiry", kk[1]), kk[2] == "SET" ? 0 : 1, kk[1], kk[2], kk[3],
+            index("plain open bgsave expiry", kk[1]), kk[2] == "SET" ? 0 : 1, kk[1], kk[2], kk[3],
             median(v[order[i], 6]), median(v[order[i], 8]), median(v[order[i], 10]),
             median(v[order[i], 11]), median(v[order[i], 12])
     }

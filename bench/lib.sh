@@ -1,5 +1,30 @@
-# bench/lib.sh — pieces shared by bench/latency.sh and bench/scaling.sh
-# (sourced). Expects HOST, PORT and SERVER_PID to be set by the caller.
+# bench/lib.sh — pieces shared by bench/latency.sh, bench/scaling.sh and
+# bench/p1.sh (sourced). Expects HOST (and for the functions below, PORT) to
+# be set by the caller. Sourcing it sets the exit clean-up: the server started
+# last (SERVER_PID), background helpers (HELPER_PIDS) and temporary dirs
+# (WORKDIRS) go when the script ends; EXIT_HOOK names one more command to run.
+
+SERVER_PID=""
+HELPER_PIDS=()
+WORKDIRS=()
+EXIT_HOOK=:
+bench_cleanup() {
+    local p
+    for p in "${HELPER_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null || true
+    $EXIT_HOOK
+    for p in "${WORKDIRS[@]}"; do rm -rf "$p"; done
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# An awk function for the summaries: the median of a space-separated list.
+AWK_MEDIAN='
+function median(list,    a, n, i, j, t) {
+    n = split(list, a, " "); if (n == 0) return "NA"
+    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j+1] = a[j]; a[j+1] = t }
+    return (n % 2) ? a[(n+1)/2] + 0 : (a[n/2] + a[n/2+1]) / 2
+}'
 
 # Checks the tools, builds target/release/damselfly unless SKIP_BUILD=1,
 # and creates RESULTS_DIR (ROOT, REDIS_SERVER, DF_BIN set by the caller).
@@ -13,6 +38,24 @@ prepare() {
     fi
     [ -x "$DF_BIN" ] || { echo "no binary at $DF_BIN" >&2; exit 2; }
     mkdir -p "$RESULTS_DIR"
+}
+
+# Starts SERVER (redis: REDIS_SERVER, with --io-threads when THREADS > 1;
+# damselfly: DF_BIN with --proactor_threads THREADS) pinned to CPUS, on PORT,
+# in a fresh dir, logging to LOG, with no snapshots; waits for its PONG.
+start_pinned() { # server threads cpus log
+    local d io=()
+    d=$(mktemp -d /tmp/damselfly-bench-dir.XXXXXX); WORKDIRS+=("$d")
+    if [ "$1" = redis ]; then
+        [ "$2" -gt 1 ] && io=(--io-threads "$2" --io-threads-do-reads yes)
+        taskset -c "$3" "$REDIS_SERVER" --port "$PORT" --bind "$HOST" \
+            --save '' --appendonly no --dir "$d" "${io[@]}" >"$4" 2>&1 &
+    else
+        taskset -c "$3" "$DF_BIN" --port "$PORT" --bind "$HOST" --dir "$d" \
+            --save '' --proactor_threads "$2" >"$4" 2>&1 &
+    fi
+    SERVER_PID=$!
+    wait_pong "$1"
 }
 
 # Waits for PONG from $PORT while $SERVER_PID lives; NAME names it in errors.

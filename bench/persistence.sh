@@ -57,36 +57,7 @@ pss_tree() {
 }
 
 generate() { # file
-    python3 - "$1" "$KEYS_SCALE" <<'EOF'
-import sys
-path, scale = sys.argv[1], float(sys.argv[2])
-def cmd(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-val = b"v" * 32
-with open(path, "wb") as f:
-    for i in range(int(500000 * scale)):
-        f.write(cmd("SET", "str:%07d" % i, val))
-    for i in range(int(200000 * scale)):
-        f.write(cmd("SET", "ttl:%07d" % i, val, "EX", 100000))
-    for i in range(int(100000 * scale)):
-        args = ["HSET", "hash:%06d" % i]
-        for j in range(10):
-            args += ["field:%d" % j, "value-%010d" % (i * 10 + j)]
-        f.write(cmd(*args))
-    for i in range(int(100000 * scale)):
-        f.write(cmd("RPUSH", "list:%06d" % i, *["item-%08d" % (i + j) for j in range(10)]))
-    for i in range(int(50000 * scale)):
-        f.write(cmd("SADD", "set:%06d" % i, *["member-%06d" % (i + j) for j in range(10)]))
-    for i in range(int(50000 * scale)):
-        args = ["ZADD", "zset:%06d" % i]
-        for j in range(10):
-            args += [i + j * 0.5, "member-%06d" % j]
-        f.write(cmd(*args))
-EOF
+    python3 "$ROOT/bench/dataset.py" "$1" "$KEYS_SCALE" str=500000 ttl=200000 hash=100000 list=100000 set=50000 zset=50000
 }
 
 wait_pong() { # start_ns port pid -> sets STARTUP_S

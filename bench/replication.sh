@@ -54,29 +54,7 @@ trap cleanup EXIT INT TERM
 now_ns() { date +%s%N; }
 
 generate() { # file
-    python3 - "$1" "$KEYS_SCALE" <<'EOF'
-import sys
-path, scale = sys.argv[1], float(sys.argv[2])
-def cmd(*args):
-    out = [b"*%d\r\n" % len(args)]
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-    return b"".join(out)
-with open(path, "wb") as f:
-    for i in range(int(1000000 * scale)):
-        f.write(cmd("SET", "key:%07d" % i, b"%032d" % i))
-    for i in range(int(50000 * scale)):
-        args = ["HSET", "hash:%06d" % i]
-        for j in range(10):
-            args += ["field:%d" % j, "value-%010d" % (i * 10 + j)]
-        f.write(cmd(*args))
-    for i in range(int(50000 * scale)):
-        args = ["ZADD", "zset:%06d" % i]
-        for j in range(10):
-            args += [i + j * 0.5, "member-%06d" % j]
-        f.write(cmd(*args))
-EOF
+    python3 "$ROOT/bench/dataset.py" "$1" "$KEYS_SCALE" key=1000000 hash=50000 zset=50000
 }
 
 # Not called in $(...): the pid goes into PIDS and LAST_PID in this shell.

@@ -10,10 +10,12 @@
 # With REDIS=1 the same runs go against redis-server --io-threads T
 # (--io-threads-do-reads yes) for reference.
 # Prints ops/s (median of rounds) per thread count and the ratio to the first
-# thread count's. Servers are pinned to SERVER_CPUS and the client to
-# CLIENT_CPUS with redis-benchmark --threads CLIENT_THREADS; the defaults (both
-# "all CPUs", 2 client threads) suit this 2-core box, where client and server
-# share the cores; on a big box give them disjoint CPU sets, e.g.
+# thread count's, then the server's CPU ns per request (user+system of all its
+# threads, from /proc/PID/stat) and its efficiency against the first count's.
+# Servers are pinned to SERVER_CPUS and the client to CLIENT_CPUS with
+# redis-benchmark --threads CLIENT_THREADS; the defaults (both "all CPUs", 2
+# client threads) suit this 2-core box, where client and server share the
+# cores; on a big box give them disjoint CPU sets, e.g.
 # THREADS="1 2 4 8 16" SERVER_CPUS=0-15 CLIENT_CPUS=16-31 CLIENT_THREADS=8.
 #
 # Env: THREADS="1 2" DF_PORT=6396 REDIS_PORT=6395 SERVER_CPUS=all CLIENT_CPUS=all
@@ -51,32 +53,9 @@ HOST=127.0.0.1
 . "$ROOT/bench/lib.sh"
 prepare
 
-SERVER_PID=""
-WORKDIRS=()
-cleanup() {
-    [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null || true
-    local d
-    for d in "${WORKDIRS[@]}"; do rm -rf "$d"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 start_server() { # server threads
-    local d
-    d=$(mktemp -d /tmp/damselfly-scaling-dir.XXXXXX); WORKDIRS+=("$d")
-    if [ "$1" = redis ]; then
-        PORT=$REDIS_PORT
-        local io=()
-        [ "$2" -gt 1 ] && io=(--io-threads "$2" --io-threads-do-reads yes)
-        taskset -c "$SERVER_CPUS" "$REDIS_SERVER" --port "$PORT" --bind $HOST \
-            --save '' --appendonly no --dir "$d" "${io[@]}" >"$RESULTS_DIR/$1_t$2.log" 2>&1 &
-    else
-        PORT=$DF_PORT
-        taskset -c "$SERVER_CPUS" "$DF_BIN" --port "$PORT" --bind $HOST --dir "$d" \
-            --save '' --proactor_threads "$2" >"$RESULTS_DIR/$1_t$2.log" 2>&1 &
-    fi
-    SERVER_PID=$!
-    wait_pong "$1"
+    if [ "$1" = redis ]; then PORT=$REDIS_PORT; else PORT=$DF_PORT; fi
+    start_pinned "$1" "$2" "$SERVER_CPUS" "$RESULTS_DIR/$1_t$2.log"
 }
 
 bench() { # label args... -> appends "label,rps" rows from the CSV output
@@ -86,7 +65,22 @@ bench() { # label args... -> appends "label,rps" rows from the CSV output
         awk -F'"' -v l="$label" 'NR > 1 && $2 != "" { print l "," tolower($2) "," $4 }'
 }
 
+# User+system CPU ticks of the server so far (all its threads).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+TICK_NS=$(( 1000000000 / $(getconf CLK_TCK) ))
+
+# Runs bench with the server's CPU time measured around it: appends
+# "server,threads,round,load,ns" (server CPU ns per request, REQS requests) to cpu.csv.
+bench_cpu() { # server threads round load reqs bench-args...
+    local t0 t1
+    t0=$(cpu_ticks)
+    bench "$1,$2,$3" "${@:6}" | sed "s/,incr,/,$4,/" >>"$RESULTS_DIR/raw.csv"
+    t1=$(cpu_ticks)
+    echo "$1,$2,$3,$4,$(( (t1 - t0) * TICK_NS / $5 ))" >>"$RESULTS_DIR/cpu.csv"
+}
+
 echo "server,threads,round,test,rps" >"$RESULTS_DIR/raw.csv"
+echo "server,threads,round,load,cpu_ns_per_op" >"$RESULTS_DIR/cpu.csv"
 echo "# results: $RESULTS_DIR; git=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?');" \
     "THREADS=\"$THREADS\" SERVER_CPUS=$SERVER_CPUS CLIENT_CPUS=$CLIENT_CPUS CLIENT_THREADS=$CLIENT_THREADS" \
     "CLIENTS=$CLIENTS PIPELINE=$PIPELINE N=$N ROUNDS=$ROUNDS"
@@ -97,20 +91,15 @@ for server in $servers; do
         start_server "$server" "$t"
         preload "$CLIENT_CPUS"
         for round in $(seq 1 "$ROUNDS"); do
-            bench "$server,$t,$round" -t set,get -r 1000000 -d 32 >>"$RESULTS_DIR/raw.csv"
+            bench_cpu "$server" "$t" "$round" setget $((2 * N)) -t set,get -r 1000000 -d 32
             # No -r: every client INCRs the one key "counter:__rand_int__".
-            bench "$server,$t,$round" -t incr | sed 's/,incr,/,incr_hot,/' >>"$RESULTS_DIR/raw.csv"
+            bench_cpu "$server" "$t" "$round" incr_hot "$N" -t incr
         done
         stop_server
     done
 done
 
-awk -F, '
-function median(list,    a, n, i, j, t) {
-    n = split(list, a, " "); if (n == 0) return 0
-    for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j+1] = a[j]; a[j+1] = t }
-    return (n % 2) ? a[(n+1)/2] + 0 : (a[n/2] + a[n/2+1]) / 2
-}
+awk -F, "$AWK_MEDIAN"'
 NR == 1 { next }
 { k = $1 SUBSEP $2; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
   v[k, $4] = v[k, $4] " " $5 }
@@ -126,3 +115,22 @@ END {
     }
     print "(ops/s, median of rounds; ratios to the first thread count)"
 }' "$RESULTS_DIR/raw.csv"
+
+# Server CPU per request: flat as threads are added means the threads add
+# no work per request (no contention, no cross-thread hand-offs), which is
+# what lets throughput grow with cores where the box has cores to spare.
+awk -F, "$AWK_MEDIAN"'
+NR == 1 { next }
+{ k = $1 SUBSEP $2; if (!(k in seen)) { seen[k] = 1; order[++n] = k }
+  v[k, $4] = v[k, $4] " " $5 }
+END {
+    printf "\n%-10s %7s %14s %14s %10s %10s\n", "server", "threads", "set+get ns/op", "incr_hot ns/op", "eff set+get", "eff hot"
+    for (i = 1; i <= n; i++) {
+        split(order[i], kk, SUBSEP)
+        s = median(v[order[i], "setget"]); h = median(v[order[i], "incr_hot"])
+        if (!(kk[1] in base_s)) { base_s[kk[1]] = s; base_h[kk[1]] = h }
+        printf "%-10s %7s %14.0f %14.0f %10.2f %10.2f\n", kk[1], kk[2], s, h,
+            s ? base_s[kk[1]] / s : 0, h ? base_h[kk[1]] / h : 0
+    }
+    print "(server CPU ns per request, all threads, median of rounds; eff = first thread count ns/op / this ns/op)"
+}' "$RESULTS_DIR/cpu.csv"
