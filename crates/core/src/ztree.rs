@@ -281,18 +281,26 @@ impl Tree {
             return None;
         }
         let r = self.new_leaf();
-        let half = CAP / 2;
+        // Halves, except for an element past either end: then the full
+        // leaf stays whole and the new one starts alone, so ascending (or
+        // descending) inserts, such as timestamps, leave full leaves
+        // behind instead of half-empty ones.
+        let cut = match pos {
+            0 => 0,
+            CAP => CAP,
+            _ => CAP / 2,
+        };
         let (lo, hi) = split_pair(&mut self.leaves, (t & !LEAF) as usize, (r & !LEAF) as usize);
-        for i in 0..half {
-            hi.scores[i] = lo.scores[half + i];
-            hi.members[i] = std::mem::take(&mut lo.members[half + i]);
+        for i in 0..CAP - cut {
+            hi.scores[i] = lo.scores[cut + i];
+            hi.members[i] = std::mem::take(&mut lo.members[cut + i]);
         }
-        lo.len = half;
-        hi.len = half;
-        if pos <= half {
+        lo.len = cut;
+        hi.len = CAP - cut;
+        if pos < cut || (pos == cut && cut < CAP) {
             put(lo, pos, score, member);
         } else {
-            put(hi, pos - half, score, member);
+            put(hi, pos - cut, score, member);
         }
         Some(Split {
             score: hi.scores[0],
@@ -307,8 +315,13 @@ impl Tree {
             return false;
         }
         self.len -= 1;
-        // An emptied root goes; an inner root left with one child hands
-        // the root to it.
+        self.settle_root();
+        true
+    }
+
+    /// After removals: an emptied root goes; an inner root left with one
+    /// child hands the root to it.
+    fn settle_root(&mut self) {
         loop {
             let t = self.root;
             if t & LEAF != 0 {
@@ -316,15 +329,41 @@ impl Tree {
                     self.free(t);
                     self.root = NIL;
                 }
-                return true;
+                return;
             }
             match self.inners[t as usize].len {
                 0 => self.root = NIL,
                 1 => self.root = self.inners[t as usize].children[0],
-                _ => return true,
+                _ => return,
             }
             self.free(t);
         }
+    }
+
+    /// Counts `removed` elements gone from child `c` of inner node `t`,
+    /// unlinking the child when that empties it, with the separator on
+    /// one side of it (every remaining bound stays valid).
+    fn removed_from(&mut self, t: u32, c: usize, removed: usize) {
+        let n = &mut self.inners[t as usize];
+        n.counts[c] -= removed as u32;
+        if n.counts[c] != 0 {
+            return;
+        }
+        let child = n.children[c];
+        let sep = c.saturating_sub(1);
+        for i in c..n.len - 1 {
+            n.children[i] = n.children[i + 1];
+            n.counts[i] = n.counts[i + 1];
+        }
+        if n.len > 1 {
+            for i in sep..n.len - 2 {
+                n.scores[i] = n.scores[i + 1];
+                n.members.swap(i, i + 1);
+            }
+            n.members[n.len - 2] = CompactBytes::default();
+        }
+        n.len -= 1;
+        self.free(child);
     }
 
     fn remove_at(&mut self, t: u32, score: f64, member: &[u8]) -> bool {
@@ -357,26 +396,7 @@ impl Tree {
         if !self.remove_at(child, score, member) {
             return false;
         }
-        let n = &mut self.inners[t as usize];
-        n.counts[c] -= 1;
-        if n.counts[c] == 0 {
-            // The emptied child goes, with the separator on one side of
-            // it (every remaining bound stays valid).
-            let sep = c.saturating_sub(1);
-            for i in c..n.len - 1 {
-                n.children[i] = n.children[i + 1];
-                n.counts[i] = n.counts[i + 1];
-            }
-            if n.len > 1 {
-                for i in sep..n.len - 2 {
-                    n.scores[i] = n.scores[i + 1];
-                    n.members.swap(i, i + 1);
-                }
-                n.members[n.len - 2] = CompactBytes::default();
-            }
-            n.len -= 1;
-            self.free(child);
-        }
+        self.removed_from(t, c, 1);
         true
     }
 
@@ -422,21 +442,63 @@ impl Tree {
         (k < l.len).then(|| (l.scores[k], &l.members[k]))
     }
 
-    /// Detaches the elements of ranks `lo..hi` and hands each to `f`.
+    /// Detaches the elements of ranks `lo..hi` and hands each to `f`, in
+    /// order: a leaf's worth per descent.
     pub(crate) fn remove_range(
         &mut self,
         lo: usize,
         hi: usize,
         mut f: impl FnMut(CompactBytes, f64),
     ) {
-        let mut gone = Vec::with_capacity(hi.saturating_sub(lo).min(self.len));
-        self.visit(lo, hi, false, &mut |m, s| {
-            gone.push((CompactBytes::new(m), s))
-        });
-        for (m, s) in gone {
-            self.remove_elem(s, &m);
-            f(m, s);
+        let mut left = hi.min(self.len).saturating_sub(lo);
+        while left > 0 {
+            let n = self.remove_ranks(self.root, lo, left, &mut f);
+            if n == 0 {
+                break;
+            }
+            self.len -= n;
+            left -= n;
+            self.settle_root();
         }
+    }
+
+    /// Removes up to `max` elements from rank `k` of the subtree `t`,
+    /// within the one leaf that holds rank `k`; returns how many.
+    fn remove_ranks(
+        &mut self,
+        t: u32,
+        k: usize,
+        max: usize,
+        f: &mut impl FnMut(CompactBytes, f64),
+    ) -> usize {
+        if t & LEAF != 0 {
+            let l = self.leaf_mut(t);
+            let end = k.saturating_add(max).min(l.len);
+            let n = end.saturating_sub(k);
+            for i in k..end {
+                f(std::mem::take(&mut l.members[i]), l.scores[i]);
+            }
+            for i in end..l.len {
+                l.scores[i - n] = l.scores[i];
+                l.members.swap(i - n, i);
+            }
+            l.len -= n;
+            return n;
+        }
+        let (c, child, k) = {
+            let x = &self.inners[t as usize];
+            let (mut c, mut k) = (0, k);
+            while c + 1 < x.len && k >= x.counts[c] as usize {
+                k -= x.counts[c] as usize;
+                c += 1;
+            }
+            (c, x.children[c], k)
+        };
+        let n = self.remove_ranks(child, k, max, f);
+        if n > 0 {
+            self.removed_from(t, c, n);
+        }
+        n
     }
 
     /// Visits ranks `lo..hi` in order (or reverse order).
@@ -621,6 +683,22 @@ mod tests {
     }
 
     #[test]
+    fn ascending_and_descending_inserts_fill_their_leaves() {
+        for desc in [false, true] {
+            let mut t = Tree::new();
+            let mut want = Vec::new();
+            for i in 0..3200u32 {
+                let s = f64::from(if desc { 3200 - i } else { i });
+                t.insert(s, CompactBytes::new(b"m"));
+                want.push((s, b"m".to_vec()));
+            }
+            want.sort_by(|a, b| cmp_elem(a.0, &a.1, b.0, &b.1));
+            check(&t, &want);
+            assert!(t.leaves.len() <= 101, "{} leaves", t.leaves.len());
+        }
+    }
+
+    #[test]
     fn drains_to_empty_and_grows_again() {
         let mut t = Tree::new();
         let elem = |i: u32| (f64::from(i % 300), format!("{i}").into_bytes());
@@ -639,7 +717,18 @@ mod tests {
             let (s, m) = elem(i);
             assert!(t.remove_elem(s, &m));
         }
-        check(&t, &sorted(&mut (0..5000).filter(|i| i % 2 == 1)));
+        let odd = sorted(&mut (0..5000).filter(|i| i % 2 == 1));
+        check(&t, &odd);
+        // A range across many leaves goes, in order, a leaf at a time.
+        let mut gone = Vec::new();
+        let mut copy = t.clone();
+        copy.remove_range(100, 2100, |m, s| gone.push((s, m.to_vec())));
+        assert_eq!(&gone[..], &odd[100..2100]);
+        let rest: Vec<_> = odd[..100].iter().chain(&odd[2100..]).cloned().collect();
+        check(&copy, &rest);
+        copy.remove_range(0, usize::MAX, |_, _| {});
+        check(&copy, &[]);
+        assert_eq!(copy.root, NIL);
         for i in (0..5000u32).filter(|i| i % 2 == 1).rev() {
             let (s, m) = elem(i);
             assert!(t.remove_elem(s, &m));
