@@ -45,6 +45,9 @@ const MEMBER_LAST: u64 = 2;
 const FIELD_VALUE: u64 = 3;
 
 fn member_arg(name: &str) -> u64 {
+    if !matches!(name.as_bytes().first(), Some(b'h' | b's' | b'z')) {
+        return MEMBER_NONE;
+    }
     match name {
         "hset" | "hsetnx" | "hget" | "hmset" | "hmget" | "hincrby" | "hincrbyfloat" | "hstrlen" => {
             FIELD_VALUE
@@ -60,7 +63,7 @@ fn member_arg(name: &str) -> u64 {
 /// Warms the cache for a request that runs soon, with the rest of its
 /// pipeline: for a command on one key, the first step of
 /// `Keyspace::prefetch_bucket`; its cookie (with `member_arg` in its
-/// caller's bits) goes to `prefetch_more`.
+/// caller's bits) goes to `prefetch_entry`.
 pub fn prefetch(server: &Server, db: usize, args: &Args<'_>) -> u64 {
     let (Some(name), Some(key)) = (args.get(0), args.get(1)) else {
         return 0;
@@ -77,15 +80,23 @@ pub fn prefetch(server: &Server, db: usize, args: &Args<'_>) -> u64 {
     }
 }
 
-/// The later steps of `prefetch`: the key's entry, then for a command on
-/// a member the member's bucket slot and node in the collection's table,
-/// and the field's value where the command uses it.
-pub fn prefetch_more(server: &Server, step: usize, cookie: u64, args: &Args<'_>) -> u64 {
-    let at = (cookie >> Keyspace::PREFETCH_TAG_SHIFT) & 3;
-    if step == 1 {
-        server.keyspace.prefetch_entry(cookie);
-        return if at == MEMBER_NONE { 0 } else { cookie };
+/// The second step of `prefetch`: the key's entry. Returns the cookie
+/// again when a member of the key's collection is worth warming too.
+#[inline]
+pub fn prefetch_entry(server: &Server, cookie: u64) -> u64 {
+    server.keyspace.prefetch_entry(cookie);
+    if (cookie >> Keyspace::PREFETCH_TAG_SHIFT) & 3 == MEMBER_NONE {
+        0
+    } else {
+        cookie
     }
+}
+
+/// The steps after `prefetch_entry`, for a command on a member: the
+/// member's bucket slot and node in the collection's table, and the
+/// field's value where the command uses it.
+pub fn prefetch_member(server: &Server, step: usize, cookie: u64, args: &Args<'_>) -> u64 {
+    let at = (cookie >> Keyspace::PREFETCH_TAG_SHIFT) & 3;
     let member = match at {
         MEMBER_THIRD | FIELD_VALUE => args.get(2),
         MEMBER_LAST if args.len() > 3 => args.get(args.len() - 1),
@@ -94,7 +105,7 @@ pub fn prefetch_more(server: &Server, step: usize, cookie: u64, args: &Args<'_>)
     let (Some(key), Some(member)) = (args.get(1), member) else {
         return 0;
     };
-    let depth = step - 2;
+    let depth = step - 1;
     server
         .keyspace
         .prefetch_member(cookie, key, member, depth as u8);

@@ -99,11 +99,17 @@ pub trait Session {
     fn prefetch(&mut self, _args: &Args<'_>) -> u64 {
         0
     }
-    /// Step `step` (from 1) of warming a request, given what the step
-    /// before returned: starts the loads that the previous step's (now
-    /// cached) data leads to, and returns what the next step takes (0:
-    /// nothing more). At most `WARM_STEPS` steps.
-    fn prefetch_more(&mut self, _step: usize, _cookie: u64, _args: &Args<'_>) -> u64 {
+    /// The second step of warming a request (what `prefetch` returned).
+    /// Returns what `prefetch_member` takes next (0: nothing more).
+    fn prefetch_more(&mut self, _cookie: u64) -> u64 {
+        0
+    }
+    /// Step `step` (from 1) of warming a request's member in a
+    /// collection, given what the step before returned: starts the loads
+    /// that the previous step's (now cached) data leads to, and returns
+    /// what the next step takes (0: nothing more). At most
+    /// `WARM_MEMBER_STEPS` steps.
+    fn prefetch_member(&mut self, _step: usize, _cookie: u64, _args: &Args<'_>) -> u64 {
         0
     }
     /// The connection is about to close (QUIT, a protocol error): drop the
@@ -412,9 +418,9 @@ fn raw_fd(_s: &std::net::TcpStream) -> i64 {
 /// Pipelined requests warmed together: enough for their memory loads to
 /// overlap, few enough that the first is still cached when it runs.
 const WARM_MAX: usize = 16;
-/// The most `prefetch_more` steps a warmed request takes (the keyspace's
-/// entry, then a member's bucket slot, node and value in its collection).
-const WARM_STEPS: usize = 4;
+/// The most `prefetch_member` steps a warmed request takes after its
+/// entry (a member's bucket slot, node and value in its collection).
+const WARM_MEMBER_STEPS: usize = 3;
 
 /// Requests `warm` parsed ahead (with the batch's limits, as the loop
 /// parses them), run in order before the buffer is parsed further.
@@ -487,23 +493,28 @@ fn warm<T: Session>(
     }
     ahead.next = 0;
     ahead.len = n;
-    for step in 1..=WARM_STEPS {
-        let mut more = false;
+    let mut more = false;
+    for c in cookies[..=n].iter_mut().filter(|c| **c != 0) {
+        *c = session.prefetch_more(*c);
+        more |= *c != 0;
+    }
+    for step in 1..=WARM_MEMBER_STEPS {
+        if !more {
+            break;
+        }
+        more = false;
         for (i, c) in cookies[..=n].iter_mut().enumerate() {
             if *c == 0 {
                 continue;
             }
             *c = match i {
-                0 => session.prefetch_more(step, *c, first),
+                0 => session.prefetch_member(step, *c, first),
                 _ => {
                     let args = ahead.reqs[i - 1].args(&input[starts[i - 1]..]);
-                    session.prefetch_more(step, *c, &args)
+                    session.prefetch_member(step, *c, &args)
                 }
             };
             more |= *c != 0;
-        }
-        if !more {
-            break;
         }
     }
 }
