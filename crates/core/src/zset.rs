@@ -230,8 +230,7 @@ impl ZSet {
                 let old = slot.score;
                 if old != score {
                     slot.score = score;
-                    b.tree.remove_elem(old, member);
-                    b.tree.insert(score, slot.member.clone());
+                    b.tree.rescore(old, member, score);
                 }
                 return Some(old);
             }

@@ -19,6 +19,7 @@
 //!   empty (a removal that empties a node unlinks it) and the root, when
 //!   inner, has at least two children.
 
+use crate::zset::cmp_elem;
 use crate::CompactBytes;
 use std::cmp::Ordering;
 
@@ -94,6 +95,15 @@ fn rank_in(
         }
     }
     n
+}
+
+/// What `detach` did with an element.
+enum Detached {
+    Missing,
+    /// Rescored where it was.
+    InPlace,
+    /// Taken out: its member.
+    Out(CompactBytes),
 }
 
 /// A split-off right sibling for the parent: its first key and its id.
@@ -311,12 +321,36 @@ impl Tree {
 
     /// Removes the element (score, member); true if it was there.
     pub(crate) fn remove_elem(&mut self, score: f64, member: &[u8]) -> bool {
-        if self.root == NIL || !self.remove_at(self.root, score, member) {
+        if self.root == NIL {
             return false;
         }
-        self.len -= 1;
-        self.settle_root();
-        true
+        match self.detach(self.root, score, member, None) {
+            Detached::Out(_) => {
+                self.len -= 1;
+                self.settle_root();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Moves the element (old, member) to score `new`: in place when it
+    /// stays inside its leaf, else out and in again with one descent
+    /// each; false if it is not there.
+    pub(crate) fn rescore(&mut self, old: f64, member: &[u8], new: f64) -> bool {
+        if self.root == NIL {
+            return false;
+        }
+        match self.detach(self.root, old, member, Some(new)) {
+            Detached::Missing => false,
+            Detached::InPlace => true,
+            Detached::Out(m) => {
+                self.len -= 1;
+                self.settle_root();
+                self.insert(new, m);
+                true
+            }
+        }
     }
 
     /// After removals: an emptied root goes; an inner root left with one
@@ -366,7 +400,11 @@ impl Tree {
         self.free(child);
     }
 
-    fn remove_at(&mut self, t: u32, score: f64, member: &[u8]) -> bool {
+    /// Finds the element (score, member) under `t` and takes it out,
+    /// or with `rescore` gives it that score in place when it stays
+    /// strictly between its neighbours in its leaf (then no count or
+    /// bound changes).
+    fn detach(&mut self, t: u32, score: f64, member: &[u8], rescore: Option<f64>) -> Detached {
         if t & LEAF != 0 {
             let l = self.leaf_mut(t);
             let pos = rank_in(
@@ -377,15 +415,27 @@ impl Tree {
                 false,
             );
             if pos == l.len || l.scores[pos] != score || l.members[pos].as_slice() != member {
-                return false;
+                return Detached::Missing;
             }
+            if let Some(new) = rescore {
+                let inside = pos > 0
+                    && pos + 1 < l.len
+                    && cmp_elem(l.scores[pos - 1], &l.members[pos - 1], new, member)
+                        == Ordering::Less
+                    && cmp_elem(new, member, l.scores[pos + 1], &l.members[pos + 1])
+                        == Ordering::Less;
+                if inside {
+                    l.scores[pos] = new;
+                    return Detached::InPlace;
+                }
+            }
+            let m = std::mem::take(&mut l.members[pos]);
             for i in pos..l.len - 1 {
                 l.scores[i] = l.scores[i + 1];
                 l.members.swap(i, i + 1);
             }
             l.len -= 1;
-            l.members[l.len] = CompactBytes::default();
-            return true;
+            return Detached::Out(m);
         }
         let (c, child) = {
             let n = &self.inners[t as usize];
@@ -393,11 +443,11 @@ impl Tree {
             let c = rank_in(&n.scores[..seps], &n.members[..seps], score, member, true);
             (c, n.children[c])
         };
-        if !self.remove_at(child, score, member) {
-            return false;
+        let d = self.detach(child, score, member, rescore);
+        if let Detached::Out(_) = d {
+            self.removed_from(t, c, 1);
         }
-        self.removed_from(t, c, 1);
-        true
+        d
     }
 
     /// How many leading elements satisfy `pred` (true on a prefix of the
@@ -576,7 +626,6 @@ fn split_pair<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zset::cmp_elem;
     use proptest::prelude::*;
 
     /// Checks every invariant of the module comment against `want`.
@@ -643,9 +692,13 @@ mod tests {
                 let member = format!("m{}", m % 700).into_bytes();
                 let score = f64::from(s % 4) - if s > 5 { 0.0 } else { 1.5 };
                 match (add, model.get(&member).copied()) {
-                    (true, Some(old)) => {
+                    (true, Some(old)) if i % 3 == 0 => {
                         prop_assert!(t.remove_elem(old, &member));
                         t.insert(score, CompactBytes::new(&member));
+                        model.insert(member, score);
+                    }
+                    (true, Some(old)) => {
+                        prop_assert!(t.rescore(old, &member, score));
                         model.insert(member, score);
                     }
                     (true, None) => {
@@ -696,6 +749,33 @@ mod tests {
             check(&t, &want);
             assert!(t.leaves.len() <= 101, "{} leaves", t.leaves.len());
         }
+    }
+
+    #[test]
+    fn rescoring_moves_elements_in_place_or_across_leaves() {
+        let mut t = Tree::new();
+        let mut model: std::collections::BTreeMap<Vec<u8>, f64> = Default::default();
+        for i in 0..3000u32 {
+            let m = format!("m{i}").into_bytes();
+            t.insert(f64::from(i), CompactBytes::new(&m));
+            model.insert(m, f64::from(i));
+        }
+        for (n, i) in (0..3000u32).map(|i| i * 17 % 3000).enumerate() {
+            let m = format!("m{i}").into_bytes();
+            let old = model[&m];
+            // Small steps stay inside the leaf; every fifth jumps far.
+            let new = if n % 5 == 0 {
+                old * 7.0 % 3001.0
+            } else {
+                old + 0.25
+            };
+            assert!(t.rescore(old, &m, new));
+            model.insert(m, new);
+        }
+        assert!(!t.rescore(-1.0, b"m1", 5.0));
+        let mut want: Vec<(f64, Vec<u8>)> = model.iter().map(|(m, s)| (*s, m.clone())).collect();
+        want.sort_by(|a, b| cmp_elem(a.0, &a.1, b.0, &b.1));
+        check(&t, &want);
     }
 
     #[test]
