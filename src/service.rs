@@ -130,8 +130,12 @@ impl Session for Conn {
         damselfly_commands::dispatch::prefetch(&self.server, self.client.db, args)
     }
 
-    fn prefetch_more(&mut self, cookie: u64) {
-        self.server.keyspace.prefetch_entry(cookie);
+    fn prefetch_more(&mut self, cookie: u64) -> u64 {
+        damselfly_commands::dispatch::prefetch_entry(&self.server, cookie)
+    }
+
+    fn prefetch_member(&mut self, step: usize, cookie: u64, args: &Args<'_>) -> u64 {
+        damselfly_commands::dispatch::prefetch_member(&self.server, step, cookie, args)
     }
 
     fn closing(&mut self) {

@@ -1,7 +1,7 @@
 //! Wire protocol behaviour: pipelining, inline commands, protocol errors,
 //! and clients that misbehave.
 
-use crate::support::{damselfly, diff, Conn};
+use crate::support::{damselfly, diff, redis, Conn};
 use std::io::{Read, Write};
 
 #[test]
@@ -72,6 +72,68 @@ fn a_pipeline_that_blocks_or_pauses_midway_answers_in_order() {
     assert_eq!(c.read(), b"+OK\r\n");
     assert_eq!(c.read(), b"$1\r\n2\r\n");
     assert_eq!(c.read(), b"+PONG\r\n");
+}
+
+/// Pipelined commands on members of big collections are warmed into the
+/// member tables before they run (their bucket slots, nodes and values):
+/// the replies stay Redis's, with members added and removed, tables
+/// growing, keys of other types and malformed requests in the same batch.
+#[test]
+fn pipelined_member_commands_answer_as_redis_does() {
+    let r = redis();
+    let d = damselfly(&[]);
+    let mut conns = [Conn::open(r.port), Conn::open(d.port)];
+    let mut batch = Vec::new();
+    let mut n = 0;
+    let mut push = |batch: &mut Vec<u8>, args: &[&str]| {
+        batch.extend(Conn::encode(args));
+        n += 1;
+    };
+    push(&mut batch, &["SET", "str", "x"]);
+    for i in 0..600 {
+        let m = format!("element:{:012}", (i * 7919) % 500);
+        let v = format!("{:032}", i);
+        let score = (i % 97).to_string();
+        push(&mut batch, &["HSET", "h", &m, &v]);
+        push(&mut batch, &["HGET", "h", &m]);
+        push(&mut batch, &["HINCRBY", "h", &m, "1"]);
+        push(&mut batch, &["SADD", "s", &m]);
+        push(&mut batch, &["SISMEMBER", "s", &m]);
+        push(&mut batch, &["ZADD", "z", &score, &m]);
+        push(
+            &mut batch,
+            &["ZADD", "z", "XX", "CH", &score, &m, "1", "other"],
+        );
+        push(&mut batch, &["ZINCRBY", "z", "2", &m]);
+        push(&mut batch, &["ZSCORE", "z", &m]);
+        if i % 5 == 0 {
+            push(&mut batch, &["HDEL", "h", &m]);
+            push(&mut batch, &["SREM", "s", &m]);
+            push(&mut batch, &["ZREM", "z", &m]);
+        }
+        if i % 50 == 0 {
+            push(&mut batch, &["ZADD", "z", "1"]);
+            push(&mut batch, &["ZADD", "z"]);
+            push(&mut batch, &["HSET", "h", &m]);
+            push(&mut batch, &["SADD", "str", &m]);
+            push(&mut batch, &["HGET", "str", &m]);
+            push(&mut batch, &["ZSCORE", "nokey", &m]);
+        }
+    }
+    push(&mut batch, &["HLEN", "h"]);
+    push(&mut batch, &["SCARD", "s"]);
+    push(&mut batch, &["ZCARD", "z"]);
+    push(&mut batch, &["ZRANGE", "z", "0", "-1", "WITHSCORES"]);
+    let mut replies = [Vec::new(), Vec::new()];
+    for (c, out) in conns.iter_mut().zip(replies.iter_mut()) {
+        c.send_raw(&batch);
+        for _ in 0..n {
+            out.push(String::from_utf8_lossy(&c.read()).into_owned());
+        }
+    }
+    for (i, (a, b)) in replies[0].iter().zip(replies[1].iter()).enumerate() {
+        assert_eq!(a, b, "reply {i} differs (redis, damselfly)");
+    }
 }
 
 #[test]

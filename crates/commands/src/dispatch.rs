@@ -8,6 +8,7 @@ use crate::error::CmdError;
 use crate::state::{Server, ThreadStats};
 use crate::table::{flag, lookup, Entry, Keys};
 use damselfly_protocol::{Args, Reply};
+use damselfly_storage::Keyspace;
 use smallvec::SmallVec;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -35,18 +36,84 @@ fn last_reading() -> u64 {
     LAST_READING.with(std::cell::Cell::get)
 }
 
+/// Which argument of a command on one collection names the member it
+/// looks up (the one worth warming): none, the third, the last, or the
+/// third when the command also reads or writes the field's value.
+const MEMBER_NONE: u64 = 0;
+const MEMBER_THIRD: u64 = 1;
+const MEMBER_LAST: u64 = 2;
+const FIELD_VALUE: u64 = 3;
+
+fn member_arg(name: &str) -> u64 {
+    if !matches!(name.as_bytes().first(), Some(b'h' | b's' | b'z')) {
+        return MEMBER_NONE;
+    }
+    match name {
+        "hset" | "hsetnx" | "hget" | "hmset" | "hmget" | "hincrby" | "hincrbyfloat" | "hstrlen" => {
+            FIELD_VALUE
+        }
+        "hexists" | "hdel" | "sadd" | "srem" | "sismember" | "smismember" | "zscore"
+        | "zmscore" | "zrem" | "zrank" | "zrevrank" => MEMBER_THIRD,
+        // The member follows the options and the score (of the last pair).
+        "zadd" | "zincrby" => MEMBER_LAST,
+        _ => MEMBER_NONE,
+    }
+}
+
 /// Warms the cache for a request that runs soon, with the rest of its
 /// pipeline: for a command on one key, the first step of
-/// `Keyspace::prefetch_bucket`; its cookie goes to `prefetch_entry`.
+/// `Keyspace::prefetch_bucket`; its cookie (with `member_arg` in its
+/// caller's bits) goes to `prefetch_entry`.
 pub fn prefetch(server: &Server, db: usize, args: &Args<'_>) -> u64 {
     let (Some(name), Some(key)) = (args.get(0), args.get(1)) else {
         return 0;
     };
     match lookup(name) {
         Some(e) if matches!(e.cmd.keys, Keys::Range(1, 1, _)) => {
-            server.keyspace.prefetch_bucket(db, key)
+            let cookie = server.keyspace.prefetch_bucket(db, key);
+            if cookie == 0 {
+                return 0;
+            }
+            cookie | member_arg(e.cmd.name) << Keyspace::PREFETCH_TAG_SHIFT
         }
         _ => 0,
+    }
+}
+
+/// The second step of `prefetch`: the key's entry. Returns the cookie
+/// again when a member of the key's collection is worth warming too.
+#[inline]
+pub fn prefetch_entry(server: &Server, cookie: u64) -> u64 {
+    server.keyspace.prefetch_entry(cookie);
+    if (cookie >> Keyspace::PREFETCH_TAG_SHIFT) & 3 == MEMBER_NONE {
+        0
+    } else {
+        cookie
+    }
+}
+
+/// The steps after `prefetch_entry`, for a command on a member: the
+/// member's bucket slot and node in the collection's table, and the
+/// field's value where the command uses it.
+pub fn prefetch_member(server: &Server, step: usize, cookie: u64, args: &Args<'_>) -> u64 {
+    let at = (cookie >> Keyspace::PREFETCH_TAG_SHIFT) & 3;
+    let member = match at {
+        MEMBER_THIRD | FIELD_VALUE => args.get(2),
+        MEMBER_LAST if args.len() > 3 => args.get(args.len() - 1),
+        _ => None,
+    };
+    let (Some(key), Some(member)) = (args.get(1), member) else {
+        return 0;
+    };
+    let depth = step - 1;
+    server
+        .keyspace
+        .prefetch_member(cookie, key, member, depth as u8);
+    let last = if at == FIELD_VALUE { 2 } else { 1 };
+    if depth < last {
+        cookie
+    } else {
+        0
     }
 }
 

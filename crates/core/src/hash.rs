@@ -445,6 +445,25 @@ impl Hash {
         }
     }
 
+    /// Warms the cache for a lookup of `field`: at `depth` 0 its bucket
+    /// slot, at 1 its chain's first node (`Table::prefetch_key`), at 2 the
+    /// value that node holds out of line when it is the field's (each
+    /// step reads what the one before loaded); nothing to do for a
+    /// listpack.
+    pub fn prefetch(&self, field: &[u8], depth: u8) {
+        let Repr::Table(t) = self.repr() else {
+            return;
+        };
+        if depth < 2 {
+            t.prefetch_key(field, depth > 0);
+        } else if let Some(n) = t.head(crate::table::hash_key(field)) {
+            let p = crate::table::Link::item(n);
+            if let (true, CompactBytes::Heap(v)) = (p.field.as_slice() == field, &p.value) {
+                crate::table::prefetch(v.as_ptr());
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self.repr() {
             Repr::Pack(p) => p.len,

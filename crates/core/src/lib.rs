@@ -16,6 +16,7 @@ pub mod stream;
 pub mod table;
 pub mod zpack;
 pub mod zset;
+mod ztree;
 
 pub use bytes::CompactBytes;
 pub use table::{Keyed, Link, RawTable, Table};

@@ -259,6 +259,15 @@ impl Set {
         Set::default()
     }
 
+    /// Warms the cache for a lookup of `member`: at `depth` 0 its bucket
+    /// slot, at 1 its chain's first node (`Table::prefetch_key`); nothing
+    /// to do for an intset.
+    pub fn prefetch(&self, member: &[u8], depth: u8) {
+        if let Repr::Table(t) = &self.repr {
+            t.prefetch_key(member, depth > 0);
+        }
+    }
+
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Ints(i) => i.len(),

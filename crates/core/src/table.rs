@@ -193,6 +193,19 @@ impl<N: Link> RawTable<N> {
         self.buckets.get((hash as usize) & mask)?.as_ref()
     }
 
+    /// `get` for a key whose `hash_key` is known to end in `hash`'s low
+    /// bits (enough of them for any bucket index).
+    pub fn get_hashed(&self, hash: u64, key: &[u8]) -> Option<&N::Item> {
+        let mut cur = self.head(hash);
+        while let Some(n) = cur {
+            if n.key() == key {
+                return Some(n.item());
+            }
+            cur = n.next();
+        }
+        None
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<&N::Item> {
         if self.len == 0 {
             return None;
@@ -407,6 +420,20 @@ impl<N: Link> RawTable<N> {
     /// Removes and returns every entry (used by FLUSHDB to drop values elsewhere).
     pub fn take_all(&mut self) -> RawTable<N> {
         std::mem::take(self)
+    }
+}
+
+impl<E: Keyed> Table<E> {
+    /// Warms the cache for a lookup of `key`: its bucket slot, or with
+    /// `node` the first node of that bucket's chain (read from the slot,
+    /// which should be cached by then). Changes nothing.
+    pub fn prefetch_key(&self, key: &[u8], node: bool) {
+        let hash = hash_key(key);
+        if !node {
+            self.prefetch_bucket(hash);
+        } else if let Some(n) = self.head(hash) {
+            prefetch((&raw const **n).cast());
+        }
     }
 }
 

@@ -5,9 +5,9 @@
 //!   buffer (`zpack.rs`, members front-coded), used while the set is small (at most
 //!   `max_entries` elements, members at most `max_value` bytes). Every
 //!   operation is a linear walk over a few dozen pairs.
-//! - `skiplist`: an order-statistics treap (each node knows its subtree
-//!   size, so rank and select are O(log n)) plus a member → score hash table
-//!   (our keyspace table, which also gives ZSCAN its reverse-binary cursor).
+//! - `skiplist`: a B+tree with subtree counts (`ztree.rs`: rank and select
+//!   are O(log n)) plus a member → score hash table (our keyspace table,
+//!   which also gives ZSCAN its reverse-binary cursor).
 //!
 //! Invariants:
 //! - Elements are ordered by score, then by member bytes; scores are never
@@ -20,6 +20,7 @@
 
 use crate::table::{Keyed, Table};
 use crate::zpack::ZPack;
+use crate::ztree::Tree;
 use crate::CompactBytes;
 use std::cmp::Ordering;
 
@@ -40,16 +41,6 @@ pub fn cmp_elem(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
     }
 }
 
-/// `cmp_elem` for tree nodes: the members are only read on a score tie
-/// (most steps of a descent compare scores alone).
-#[inline]
-fn cmp_nodes(s1: f64, m1: &CompactBytes, s2: f64, m2: &[u8]) -> Ordering {
-    match s1.partial_cmp(&s2) {
-        Some(Ordering::Equal) | None => m1.as_slice().cmp(m2),
-        Some(o) => o,
-    }
-}
-
 struct Slot {
     member: CompactBytes,
     score: f64,
@@ -58,328 +49,6 @@ struct Slot {
 impl Keyed for Slot {
     fn key(&self) -> &[u8] {
         &self.member
-    }
-}
-
-const NIL: u32 = u32::MAX;
-
-#[derive(Clone)]
-struct Node {
-    score: f64,
-    member: CompactBytes,
-    l: u32,
-    r: u32,
-    size: u32,
-    pri: u32,
-}
-
-/// An implicit-key treap ordered by (score, member), with subtree sizes.
-#[derive(Clone)]
-struct Tree {
-    nodes: Vec<Node>,
-    free: Vec<u32>,
-    root: u32,
-    rng: u64,
-}
-
-impl Tree {
-    fn new() -> Tree {
-        Tree {
-            nodes: Vec::new(),
-            free: Vec::new(),
-            root: NIL,
-            rng: 0x9E37_79B9_7F4A_7C15,
-        }
-    }
-
-    fn next_pri(&mut self) -> u32 {
-        // xorshift64*
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
-    }
-
-    fn size(&self, t: u32) -> usize {
-        if t == NIL {
-            0
-        } else {
-            self.nodes[t as usize].size as usize
-        }
-    }
-
-    fn fix(&mut self, t: u32) {
-        let n = &self.nodes[t as usize];
-        let s = 1 + self.size(n.l) + self.size(n.r);
-        self.nodes[t as usize].size = s as u32;
-    }
-
-    /// Splits `t` into its first `k` elements and the rest.
-    fn split_at(&mut self, t: u32, k: usize) -> (u32, u32) {
-        if t == NIL {
-            return (NIL, NIL);
-        }
-        let (l, r) = (self.nodes[t as usize].l, self.nodes[t as usize].r);
-        let ls = self.size(l);
-        if k <= ls {
-            let (a, b) = self.split_at(l, k);
-            self.nodes[t as usize].l = b;
-            self.fix(t);
-            (a, t)
-        } else {
-            let (a, b) = self.split_at(r, k - ls - 1);
-            self.nodes[t as usize].r = a;
-            self.fix(t);
-            (t, b)
-        }
-    }
-
-    fn merge(&mut self, a: u32, b: u32) -> u32 {
-        if a == NIL {
-            return b;
-        }
-        if b == NIL {
-            return a;
-        }
-        if self.nodes[a as usize].pri > self.nodes[b as usize].pri {
-            let r = self.nodes[a as usize].r;
-            let m = self.merge(r, b);
-            self.nodes[a as usize].r = m;
-            self.fix(a);
-            a
-        } else {
-            let l = self.nodes[b as usize].l;
-            let m = self.merge(a, l);
-            self.nodes[b as usize].l = m;
-            self.fix(b);
-            b
-        }
-    }
-
-    /// How many leading elements satisfy `pred` (true on a prefix).
-    fn prefix_len(&self, mut pred: impl FnMut(f64, &[u8]) -> bool) -> usize {
-        let mut t = self.root;
-        let mut acc = 0;
-        while t != NIL {
-            let n = &self.nodes[t as usize];
-            if pred(n.score, &n.member) {
-                acc += self.size(n.l) + 1;
-                t = n.r;
-            } else {
-                t = n.l;
-            }
-        }
-        acc
-    }
-
-    fn select(&self, mut k: usize) -> Option<&Node> {
-        let mut t = self.root;
-        while t != NIL {
-            let n = &self.nodes[t as usize];
-            let ls = self.size(n.l);
-            match k.cmp(&ls) {
-                Ordering::Less => t = n.l,
-                Ordering::Equal => return Some(n),
-                Ordering::Greater => {
-                    k -= ls + 1;
-                    t = n.r;
-                }
-            }
-        }
-        None
-    }
-
-    /// Inserts in one descent: the new node goes down by key until its
-    /// priority beats the subtree's root, and only that subtree is split
-    /// (expected O(1) size), instead of splitting and re-merging the whole
-    /// tree (callgrind showed split/merge as 40% of ZADD).
-    fn insert(&mut self, score: f64, member: CompactBytes) {
-        let pri = self.next_pri();
-        let node = Node {
-            score,
-            member,
-            l: NIL,
-            r: NIL,
-            size: 1,
-            pri,
-        };
-        let idx = match self.free.pop() {
-            Some(i) => {
-                self.nodes[i as usize] = node;
-                i
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
-        };
-        self.insert_node(idx);
-    }
-
-    /// Points the link that led to a subtree (`parent`'s left or right,
-    /// or the root when `parent` is NIL) at `t`.
-    fn relink(&mut self, parent: u32, left: bool, t: u32) {
-        match (parent, left) {
-            (NIL, _) => self.root = t,
-            (p, true) => self.nodes[p as usize].l = t,
-            (p, false) => self.nodes[p as usize].r = t,
-        }
-    }
-
-    /// Links node `idx` in: down by key while the nodes on the way have a
-    /// higher priority (each gains a descendant), then it takes the place
-    /// of the subtree found there, split around it. A loop, not recursion:
-    /// the descent is the whole cost of ZADD on a large set.
-    fn insert_node(&mut self, idx: u32) {
-        let (pri, score) = {
-            let x = &self.nodes[idx as usize];
-            (x.pri, x.score)
-        };
-        let (mut parent, mut left) = (NIL, false);
-        let mut t = self.root;
-        while t != NIL {
-            let n = &self.nodes[t as usize];
-            if pri > n.pri {
-                break;
-            }
-            let x = &self.nodes[idx as usize];
-            left = cmp_nodes(score, &x.member, n.score, n.member.as_slice()) == Ordering::Less;
-            let next = if left { n.l } else { n.r };
-            self.nodes[t as usize].size += 1;
-            parent = t;
-            t = next;
-        }
-        let (a, b) = self.split_before(t, idx);
-        let n = &mut self.nodes[idx as usize];
-        n.l = a;
-        n.r = b;
-        self.fix(idx);
-        self.relink(parent, left, idx);
-    }
-
-    /// Splits `t` into the elements ordered before node `idx` and the rest.
-    fn split_before(&mut self, t: u32, idx: u32) -> (u32, u32) {
-        if t == NIL {
-            return (NIL, NIL);
-        }
-        let before = {
-            let (n, x) = (&self.nodes[t as usize], &self.nodes[idx as usize]);
-            cmp_nodes(n.score, &n.member, x.score, x.member.as_slice()) == Ordering::Less
-        };
-        if before {
-            let r = self.nodes[t as usize].r;
-            let (a, b) = self.split_before(r, idx);
-            self.nodes[t as usize].r = a;
-            self.fix(t);
-            (t, b)
-        } else {
-            let l = self.nodes[t as usize].l;
-            let (a, b) = self.split_before(l, idx);
-            self.nodes[t as usize].l = b;
-            self.fix(t);
-            (a, t)
-        }
-    }
-
-    /// Removes the element (score, member) in one descent, merging its
-    /// children in its place; true if it was there. Sizes on the way down
-    /// are decremented as it goes (callers remove elements they know are
-    /// there); a miss walks the same path again to restore them.
-    fn remove_elem(&mut self, score: f64, member: &[u8]) -> bool {
-        let (mut parent, mut left) = (NIL, false);
-        let mut t = self.root;
-        while t != NIL {
-            let n = &self.nodes[t as usize];
-            let (l, r) = (n.l, n.r);
-            match cmp_nodes(n.score, &n.member, score, member) {
-                Ordering::Equal => {
-                    self.nodes[t as usize].member = CompactBytes::default();
-                    self.free.push(t);
-                    let m = self.merge(l, r);
-                    self.relink(parent, left, m);
-                    return true;
-                }
-                o => {
-                    left = o == Ordering::Greater;
-                    self.nodes[t as usize].size -= 1;
-                    parent = t;
-                    t = if left { l } else { r };
-                }
-            }
-        }
-        let mut t = self.root;
-        while t != NIL {
-            let n = &mut self.nodes[t as usize];
-            n.size += 1;
-            t = match cmp_nodes(n.score, &n.member, score, member) {
-                Ordering::Greater => n.l,
-                _ => n.r,
-            };
-        }
-        false
-    }
-
-    /// Detaches the elements of ranks `lo..hi` and hands each to `f`.
-    fn remove_range(&mut self, lo: usize, hi: usize, mut f: impl FnMut(CompactBytes, f64)) {
-        if lo >= hi {
-            return;
-        }
-        let root = self.root;
-        let (a, b) = self.split_at(root, lo);
-        let (mid, c) = self.split_at(b, hi - lo);
-        self.root = self.merge(a, c);
-        let mut stack = vec![mid];
-        while let Some(t) = stack.pop() {
-            if t == NIL {
-                continue;
-            }
-            let n = &mut self.nodes[t as usize];
-            stack.push(n.l);
-            stack.push(n.r);
-            let member = std::mem::take(&mut n.member);
-            f(member, n.score);
-            self.free.push(t);
-        }
-    }
-
-    /// Visits ranks `lo..hi` in order (or reverse order).
-    fn visit(&self, lo: usize, hi: usize, rev: bool, f: &mut dyn FnMut(&[u8], f64)) {
-        self.visit_node(self.root, 0, lo, hi, rev, f);
-    }
-
-    fn visit_node(
-        &self,
-        t: u32,
-        base: usize,
-        lo: usize,
-        hi: usize,
-        rev: bool,
-        f: &mut dyn FnMut(&[u8], f64),
-    ) {
-        if t == NIL || lo >= hi {
-            return;
-        }
-        let n = &self.nodes[t as usize];
-        let size = n.size as usize;
-        if base >= hi || base + size <= lo {
-            return;
-        }
-        let here = base + self.size(n.l);
-        if rev {
-            self.visit_node(n.r, here + 1, lo, hi, rev, f);
-            if here >= lo && here < hi {
-                f(&n.member, n.score);
-            }
-            self.visit_node(n.l, base, lo, hi, rev, f);
-        } else {
-            self.visit_node(n.l, base, lo, hi, rev, f);
-            if here >= lo && here < hi {
-                f(&n.member, n.score);
-            }
-            self.visit_node(n.r, here + 1, lo, hi, rev, f);
-        }
     }
 }
 
@@ -464,6 +133,15 @@ impl ZSet {
         }
     }
 
+    /// Warms the cache for a lookup of `member` in the member table: at
+    /// `depth` 0 its bucket slot, at 1 its chain's first node
+    /// (`Table::prefetch_key`); nothing to do for a listpack.
+    pub fn prefetch(&self, member: &[u8], depth: u8) {
+        if let Repr::Big(b) = &self.repr {
+            b.dict.prefetch_key(member, depth > 0);
+        }
+    }
+
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Pack(p) => p.len(),
@@ -491,7 +169,7 @@ impl ZSet {
                 std::mem::size_of::<Big>()
                     + b.dict.bucket_count() * 8
                     + b.dict.len() * (std::mem::size_of::<Slot>() + 8)
-                    + b.tree.nodes.capacity() * std::mem::size_of::<Node>()
+                    + b.tree.heap_bytes()
                     + 2 * b.dict.iter().map(|s| s.member.heap_size()).sum::<usize>()
             }
         }
@@ -552,8 +230,7 @@ impl ZSet {
                 let old = slot.score;
                 if old != score {
                     slot.score = score;
-                    b.tree.remove_elem(old, member);
-                    b.tree.insert(score, slot.member.clone());
+                    b.tree.rescore(old, member, score);
                 }
                 return Some(old);
             }
@@ -619,10 +296,7 @@ impl ZSet {
     pub fn get(&self, k: usize) -> Option<(Elem<'_>, f64)> {
         match &self.repr {
             Repr::Pack(p) => p.get(k).map(|(m, s)| (Elem::Owned(m), s)),
-            Repr::Big(b) => b
-                .tree
-                .select(k)
-                .map(|n| (Elem::Bytes(&n.member[..]), n.score)),
+            Repr::Big(b) => b.tree.select(k).map(|(s, m)| (Elem::Bytes(&m[..]), s)),
         }
     }
 
@@ -831,32 +505,6 @@ mod tests {
             prop_assert_eq!(c.encoding(), "listpack");
             prop_assert_eq!(&c, &z);
         }
-    }
-
-    #[test]
-    fn tree_removal_of_a_missing_element_keeps_the_sizes() {
-        let mut t = Tree::new();
-        for i in 0..200u32 {
-            t.insert(
-                f64::from(i % 50),
-                CompactBytes::new(format!("m{i}").as_bytes()),
-            );
-        }
-        assert!(!t.remove_elem(7.0, b"absent"));
-        assert!(!t.remove_elem(1000.0, b"m1"));
-        assert_eq!(t.size(t.root), 200);
-        assert!(t.remove_elem(7.0, b"m107"));
-        assert_eq!(t.size(t.root), 199);
-        let ranks: Vec<(f64, Vec<u8>)> = (0..199)
-            .map(|k| {
-                let n = t.select(k).unwrap();
-                (n.score, n.member.to_vec())
-            })
-            .collect();
-        let mut want = ranks.clone();
-        want.sort_by(|a, b| cmp_elem(a.0, &a.1, b.0, &b.1));
-        assert_eq!(ranks, want);
-        assert!(!ranks.iter().any(|(_, m)| m == b"m107"));
     }
 
     #[test]

@@ -100,7 +100,18 @@ pub trait Session {
         0
     }
     /// The second step of warming a request (what `prefetch` returned).
-    fn prefetch_more(&mut self, _cookie: u64) {}
+    /// Returns what `prefetch_member` takes next (0: nothing more).
+    fn prefetch_more(&mut self, _cookie: u64) -> u64 {
+        0
+    }
+    /// Step `step` (from 1) of warming a request's member in a
+    /// collection, given what the step before returned: starts the loads
+    /// that the previous step's (now cached) data leads to, and returns
+    /// what the next step takes (0: nothing more). At most
+    /// `WARM_MEMBER_STEPS` steps.
+    fn prefetch_member(&mut self, _step: usize, _cookie: u64, _args: &Args<'_>) -> u64 {
+        0
+    }
     /// The connection is about to close (QUIT, a protocol error): drop the
     /// client's registrations now, before its last reply can be read, so
     /// that no one sees it alive after that (must be safe to repeat).
@@ -407,6 +418,9 @@ fn raw_fd(_s: &std::net::TcpStream) -> i64 {
 /// Pipelined requests warmed together: enough for their memory loads to
 /// overlap, few enough that the first is still cached when it runs.
 const WARM_MAX: usize = 16;
+/// The most `prefetch_member` steps a warmed request takes after its
+/// entry (a member's bucket slot, node and value in its collection).
+const WARM_MEMBER_STEPS: usize = 3;
 
 /// Requests `warm` parsed ahead (with the batch's limits, as the loop
 /// parses them), run in order before the buffer is parsed further.
@@ -443,14 +457,22 @@ impl Ahead {
     }
 }
 
-/// The request about to run (its `prefetch` cookie `first`) has more
-/// behind it in `input`: parses up to `WARM_MAX` of them into `ahead` and
-/// warms the cache for all, each step for every request before the next
-/// step, so that their memory loads overlap instead of each stalling its
-/// command in turn.
-fn warm<T: Session>(first: u64, input: &[u8], limits: &Limits, session: &mut T, ahead: &mut Ahead) {
+/// The request about to run (`first`) has more behind it in `input`:
+/// parses up to `WARM_MAX` of them into `ahead` and warms the cache for
+/// all, each step for every request before the next step, so that their
+/// memory loads overlap instead of each stalling its command in turn.
+fn warm<T: Session>(
+    first: &Args<'_>,
+    input: &[u8],
+    limits: &Limits,
+    session: &mut T,
+    ahead: &mut Ahead,
+) {
     let mut cookies = [0u64; WARM_MAX + 1];
-    cookies[0] = first;
+    let mut starts = [0usize; WARM_MAX];
+    if !first.is_empty() {
+        cookies[0] = session.prefetch(first);
+    }
     let mut n = 0;
     let mut pos = 0;
     while n < WARM_MAX && pos < input.len() {
@@ -464,14 +486,36 @@ fn warm<T: Session>(first: u64, input: &[u8], limits: &Limits, session: &mut T, 
         if !req.is_empty() {
             cookies[n + 1] = session.prefetch(&req.args(&input[pos..]));
         }
+        starts[n] = pos;
         ahead.consumed[n] = consumed;
         pos += consumed;
         n += 1;
     }
     ahead.next = 0;
     ahead.len = n;
-    for &c in cookies[..=n].iter().filter(|&&c| c != 0) {
-        session.prefetch_more(c);
+    let mut more = false;
+    for c in cookies[..=n].iter_mut().filter(|c| **c != 0) {
+        *c = session.prefetch_more(*c);
+        more |= *c != 0;
+    }
+    for step in 1..=WARM_MEMBER_STEPS {
+        if !more {
+            break;
+        }
+        more = false;
+        for (i, c) in cookies[..=n].iter_mut().enumerate() {
+            if *c == 0 {
+                continue;
+            }
+            *c = match i {
+                0 => session.prefetch_member(step, *c, first),
+                _ => {
+                    let args = ahead.reqs[i - 1].args(&input[starts[i - 1]..]);
+                    session.prefetch_member(step, *c, &args)
+                }
+            };
+            more |= *c != 0;
+        }
     }
 }
 
@@ -651,12 +695,14 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                     // few now and warm the cache for all of them.
                     if let Ok(Parsed::Complete { consumed }) = parsed {
                         if consumed < input.len() {
-                            let first = if req.is_empty() {
-                                0
-                            } else {
-                                session.prefetch(&req.args(input))
-                            };
-                            warm(first, &input[consumed..], &limits, &mut session, &mut ahead);
+                            let first = req.args(input);
+                            warm(
+                                &first,
+                                &input[consumed..],
+                                &limits,
+                                &mut session,
+                                &mut ahead,
+                            );
                         }
                     }
                     parsed

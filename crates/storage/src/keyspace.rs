@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// The bits of a key's table hash a prefetch cookie keeps.
 const PREFETCH_HASH: u64 = (1 << 39) - 1;
+/// A prefetch cookie's shard index (at most 16384 shards).
+const PREFETCH_SHARD: u64 = (1 << 14) - 1;
 
 /// All shards. Shard count is a power of two, at most 16384 (one per slot).
 pub struct Keyspace {
@@ -22,6 +24,13 @@ pub struct Keyspace {
     /// Escalations so far (the VM holder learns from a change that its
     /// script needs every shard).
     escalations: AtomicU64,
+}
+
+/// A prefetch cookie's shard, db and key hash.
+fn prefetch_fields(cookie: u64) -> (usize, usize, u64) {
+    let shard = (cookie & PREFETCH_SHARD) as usize;
+    let db = ((cookie >> 16) & 0xFF) as usize;
+    (shard, db, (cookie >> 24) & PREFETCH_HASH)
 }
 
 /// How a wait for one shard ended.
@@ -50,6 +59,10 @@ impl Keyspace {
             escalations: AtomicU64::new(0),
         }
     }
+
+    /// Where the two bits of a prefetch cookie that are left to its
+    /// caller start (the caller's note of what to warm after the entry).
+    pub const PREFETCH_TAG_SHIFT: u32 = 14;
 
     pub fn shard_count(&self) -> usize {
         self.shards.len()
@@ -86,7 +99,7 @@ impl Keyspace {
     /// this never waits and changes nothing.
     pub fn prefetch_bucket(&self, db: usize, key: &[u8]) -> u64 {
         let shard = self.shard_of(key);
-        if shard >= 1 << 16 || db >= 1 << 8 {
+        if shard as u64 > PREFETCH_SHARD || db >= 1 << 8 {
             return 0;
         }
         let hash = damselfly_core::table::hash_key(key);
@@ -104,10 +117,24 @@ impl Keyspace {
         if cookie == 0 {
             return;
         }
-        let shard = (cookie & 0xFFFF) as usize;
-        let db = ((cookie >> 16) & 0xFF) as usize;
+        let (shard, db, hash) = prefetch_fields(cookie);
         if let Some(s) = self.shards.get(shard).and_then(Mutex::try_lock) {
-            s.prefetch(db, (cookie >> 24) & PREFETCH_HASH, true);
+            s.prefetch(db, hash, true);
+        }
+    }
+
+    /// Later steps, for a command on a member of the collection at `key`
+    /// (whose entry `prefetch_entry` warmed): at `depth` 0 the member's
+    /// bucket slot in the collection's member table, then (each once the
+    /// step before is cached) its chain's first node, and for a hash the
+    /// field's value. Never waits, changes nothing.
+    pub fn prefetch_member(&self, cookie: u64, key: &[u8], member: &[u8], depth: u8) {
+        if cookie == 0 {
+            return;
+        }
+        let (shard, db, hash) = prefetch_fields(cookie);
+        if let Some(s) = self.shards.get(shard).and_then(Mutex::try_lock) {
+            s.prefetch_member(db, hash, key, member, depth);
         }
     }
 

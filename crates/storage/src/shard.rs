@@ -1,5 +1,5 @@
 use crate::entry::{Entry, Source};
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 use damselfly_core::{CompactBytes, RawTable};
 use std::collections::HashMap;
 use std::ptr::NonNull;
@@ -341,6 +341,21 @@ impl Shard {
             d.table.prefetch_bucket(hash);
         } else if let Some(e) = d.table.head(hash) {
             damselfly_core::table::prefetch(e.addr());
+        }
+    }
+
+    /// Warms the cache for a lookup of `member` in the collection at `key`
+    /// (whose `hash_key` ends in `hash`), `depth` steps from the
+    /// collection (0: the member's bucket slot; see `Hash::prefetch`).
+    pub fn prefetch_member(&self, db: usize, hash: u64, key: &[u8], member: &[u8], depth: u8) {
+        let Some(e) = self.dbs.get(db).and_then(|d| d.table.get_hashed(hash, key)) else {
+            return;
+        };
+        match e.value() {
+            ValueRef::Hash(h) => h.prefetch(member, depth),
+            ValueRef::Set(s) => s.prefetch(member, depth),
+            ValueRef::ZSet(z) => z.prefetch(member, depth),
+            _ => {}
         }
     }
 
