@@ -1,6 +1,7 @@
 //! The keyspace hash table: separate chaining over a power-of-two bucket
-//! array, resized all at once (each table is one shard's slice of a DB, so a
-//! resize is small).
+//! array, resized incrementally: a resize allocates the new array and each
+//! later mutating call moves a few buckets of the old one into it, so no
+//! single command pays for moving a whole big table.
 //!
 //! The table is generic over its chain link (`Link`): an owning pointer to a
 //! node that carries its own successor. Collections use `Table<E>` (a boxed
@@ -13,8 +14,16 @@
 //!   index, so an entry present for a whole scan is visited at least once
 //!   even when the table doubles or halves between calls (a halving may
 //!   revisit entries, never skip them).
-//! - No entry moves between buckets except in `resize`, which keeps the
-//!   per-bucket order, so a walk by cursor is stable while the size is.
+//!   While a move is in flight the walk uses the smaller array's mask and
+//!   visits, for each cursor, the small array's bucket and every bucket of
+//!   the large array that maps onto it, so it walks a table of the small
+//!   size.
+//! - An entry is in the old array exactly when its old bucket has not been
+//!   moved yet (`Move::next` is past it); inserts follow the same rule, so a
+//!   lookup searches one chain.
+//! - No entry moves between buckets except when its old bucket is moved,
+//!   which keeps the per-bucket order, so a walk by cursor is stable while
+//!   the size is.
 
 use std::hash::BuildHasher;
 
@@ -25,7 +34,14 @@ pub trait Keyed {
 
 /// An owning link of a bucket's chain: a pointer to a node holding an item
 /// and, optionally, a slot for its successor.
-pub trait Link: Sized {
+///
+/// # Safety
+/// An all-zero `Option<Self>` must be `None`, as it is for a `Box`, a
+/// `NonNull` and a `#[repr(transparent)]` struct around one (Rust
+/// guarantees the null niche for these): bucket arrays are allocated
+/// zeroed, so a big table's new array costs no initialising pass (and
+/// fresh pages from the OS are not even written).
+pub unsafe trait Link: Sized {
     type Item;
     fn from_item(item: Self::Item) -> Self;
     fn into_item(self) -> Self::Item;
@@ -57,7 +73,8 @@ pub struct Node<E> {
     entry: E,
 }
 
-impl<E: Keyed> Link for Box<Node<E>> {
+// SAFETY: `Option<Box<_>>` is null when `None`.
+unsafe impl<E: Keyed> Link for Box<Node<E>> {
     type Item = E;
     fn from_item(entry: E) -> Self {
         Box::new(Node { next: None, entry })
@@ -89,7 +106,32 @@ impl<E: Keyed> Link for Box<Node<E>> {
 pub struct RawTable<N: Link> {
     buckets: Vec<Option<N>>,
     len: usize,
+    /// The array being moved into `buckets`, while a resize is in flight.
+    moving: Option<Box<Move<N>>>,
 }
+
+/// A resize in flight: the old bucket array and how far it has been moved.
+struct Move<N> {
+    old: Vec<Option<N>>,
+    /// Old buckets below this index are empty (moved); the rest still hold
+    /// their entries and take inserts of keys that map to them.
+    next: usize,
+    /// Scratch for reversing a chain (kept to avoid an allocation per step).
+    chain: Vec<N>,
+}
+
+impl<N> Move<N> {
+    /// The old bucket of the key whose hash is `hash`, if not moved yet.
+    #[inline]
+    fn unmoved(&self, hash: u64) -> Option<usize> {
+        let i = (hash as usize) & (self.old.len() - 1);
+        (i >= self.next).then_some(i)
+    }
+}
+
+/// Empty old buckets a step may pass over besides the one non-empty bucket
+/// it moves (reading an empty slot is one sequential 8-byte load).
+const STEP_EMPTY: usize = 64;
 
 /// A collection's table: boxed nodes holding `E`.
 pub type Table<E> = RawTable<Box<Node<E>>>;
@@ -153,6 +195,7 @@ impl<N: Link> RawTable<N> {
         RawTable {
             buckets: Vec::new(),
             len: 0,
+            moving: None,
         }
     }
 
@@ -164,33 +207,61 @@ impl<N: Link> RawTable<N> {
         self.len == 0
     }
 
+    /// Bucket slots of both arrays (for memory accounting).
     pub fn bucket_count(&self) -> usize {
-        self.buckets.len()
+        self.buckets.len() + self.moving.as_ref().map_or(0, |m| m.old.len())
     }
 
-    /// Bytes of the bucket array (for memory accounting).
+    /// Bytes of the bucket arrays (for memory accounting).
     pub fn bucket_bytes(&self) -> usize {
-        self.buckets.capacity() * std::mem::size_of::<Option<N>>()
+        let old = self.moving.as_ref().map_or(0, |m| m.old.capacity());
+        (self.buckets.capacity() + old) * std::mem::size_of::<Option<N>>()
     }
 
-    fn index(&self, key: &[u8]) -> usize {
-        (hash_key(key) as usize) & (self.buckets.len() - 1)
+    /// Whether a resize is still moving entries.
+    pub fn is_moving(&self) -> bool {
+        self.moving.is_some()
+    }
+
+    /// The chain the key whose hash is `hash` is (or would be) in. The
+    /// table must have buckets.
+    #[inline]
+    fn chain(&self, hash: u64) -> &Option<N> {
+        if let Some(m) = &self.moving {
+            if let Some(i) = m.unmoved(hash) {
+                return &m.old[i];
+            }
+        }
+        &self.buckets[(hash as usize) & (self.buckets.len() - 1)]
+    }
+
+    /// `chain`, mutably.
+    #[inline]
+    fn chain_mut(&mut self, hash: u64) -> &mut Option<N> {
+        if let Some(m) = &mut self.moving {
+            if let Some(i) = m.unmoved(hash) {
+                return &mut m.old[i];
+            }
+        }
+        let mask = self.buckets.len() - 1;
+        &mut self.buckets[(hash as usize) & mask]
     }
 
     /// Starts loading the bucket slot of the key whose `hash_key` is `hash`
     /// (see `prefetch`).
     pub fn prefetch_bucket(&self, hash: u64) {
         if !self.buckets.is_empty() {
-            let i = (hash as usize) & (self.buckets.len() - 1);
-            prefetch(self.buckets.as_ptr().wrapping_add(i).cast());
+            prefetch((&raw const *self.chain(hash)).cast());
         }
     }
 
     /// The first node of the chain the key whose `hash_key` is `hash`
     /// would be in (to prefetch it).
     pub fn head(&self, hash: u64) -> Option<&N> {
-        let mask = self.buckets.len().checked_sub(1)?;
-        self.buckets.get((hash as usize) & mask)?.as_ref()
+        if self.buckets.is_empty() {
+            return None;
+        }
+        self.chain(hash).as_ref()
     }
 
     /// `get` for a key whose `hash_key` is known to end in `hash`'s low
@@ -210,22 +281,17 @@ impl<N: Link> RawTable<N> {
         if self.len == 0 {
             return None;
         }
-        let mut cur = self.buckets[self.index(key)].as_ref();
-        while let Some(n) = cur {
-            if n.key() == key {
-                return Some(n.item());
-            }
-            cur = n.next();
-        }
-        None
+        self.get_hashed(hash_key(key), key)
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut N::Item> {
         if self.len == 0 {
             return None;
         }
-        let i = self.index(key);
-        find(&mut self.buckets[i], key)?.as_mut().map(N::item_mut)
+        self.step();
+        find(self.chain_mut(hash_key(key)), key)?
+            .as_mut()
+            .map(N::item_mut)
     }
 
     /// The item at `key` if `keep` accepts it: `Err(true)` when present
@@ -238,8 +304,8 @@ impl<N: Link> RawTable<N> {
         if self.len == 0 {
             return Err(false);
         }
-        let i = self.index(key);
-        match find(&mut self.buckets[i], key).and_then(Option::as_mut) {
+        self.step();
+        match find(self.chain_mut(hash_key(key)), key).and_then(Option::as_mut) {
             Some(n) if keep(n.item()) => Ok(n.item_mut()),
             Some(_) => Err(true),
             None => Err(false),
@@ -250,8 +316,8 @@ impl<N: Link> RawTable<N> {
     pub fn insert(&mut self, item: N::Item) -> Option<N::Item> {
         let mut n = N::from_item(item);
         if self.len > 0 {
-            let i = self.index(n.key());
-            if let Some(slot) = find(&mut self.buckets[i], n.key()) {
+            self.step();
+            if let Some(slot) = find(self.chain_mut(hash_key(n.key())), n.key()) {
                 let mut old = slot.take()?;
                 if let Some(next) = old.take_next() {
                     *n.next_slot() = Some(next);
@@ -266,6 +332,7 @@ impl<N: Link> RawTable<N> {
 
     /// Inserts an item whose key is known to be absent.
     pub fn insert_new(&mut self, item: N::Item) -> &mut N::Item {
+        self.step();
         self.push(N::from_item(item)).item_mut()
     }
 
@@ -277,12 +344,13 @@ impl<N: Link> RawTable<N> {
         key: &[u8],
         make: impl FnOnce(bool) -> N::Item,
     ) -> &mut N::Item {
+        self.step();
         self.grow_for_one();
-        let i = self.index(key);
-        let n = N::from_item(make(self.buckets[i].is_some()));
-        debug_assert!(n.key() == key);
         self.len += 1;
-        push_front(&mut self.buckets[i], n).item_mut()
+        let slot = self.chain_mut(hash_key(key));
+        let n = N::from_item(make(slot.is_some()));
+        debug_assert!(n.key() == key);
+        push_front(slot, n).item_mut()
     }
 
     /// Doubles the bucket array past the link's maximum load.
@@ -295,17 +363,16 @@ impl<N: Link> RawTable<N> {
 
     fn push(&mut self, n: N) -> &mut N {
         self.grow_for_one();
-        let i = self.index(n.key());
         self.len += 1;
-        push_front(&mut self.buckets[i], n)
+        push_front(self.chain_mut(hash_key(n.key())), n)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<N::Item> {
         if self.len == 0 {
             return None;
         }
-        let i = self.index(key);
-        let removed = remove_from_chain(&mut self.buckets[i], |n| n.key() == key);
+        self.step();
+        let removed = remove_from_chain(self.chain_mut(hash_key(key)), |n| n.key() == key);
         if removed.is_some() {
             self.len -= 1;
             self.maybe_shrink();
@@ -313,50 +380,108 @@ impl<N: Link> RawTable<N> {
         removed.map(N::into_item)
     }
 
+    /// Halves (or more) a sparse table; not while a move is in flight (a
+    /// later removal checks again).
     fn maybe_shrink(&mut self) {
-        if self.buckets.len() > MIN_BUCKETS && self.len * 8 < self.buckets.len() {
+        if self.moving.is_none()
+            && self.buckets.len() > MIN_BUCKETS
+            && self.len * 8 < self.buckets.len()
+        {
             self.resize(self.len.next_power_of_two().max(MIN_BUCKETS));
         }
     }
 
     pub fn clear(&mut self) {
         drop_chains(&mut self.buckets);
+        if let Some(mut m) = self.moving.take() {
+            drop_chains(&mut m.old);
+        }
         self.buckets = Vec::new();
         self.len = 0;
     }
 
+    /// Starts moving into a new array of `size` buckets (finishing a move
+    /// still in flight first).
     fn resize(&mut self, size: usize) {
-        let old = std::mem::take(&mut self.buckets);
-        self.buckets.resize_with(size, || None);
-        let mask = size - 1;
-        let mut chain = Vec::new();
-        for mut head in old {
-            // Moving the chain tail-first keeps each bucket's relative order
-            // (and on growth a tail without a next slot lands first, in an
-            // empty bucket, so it needs none; whatever lands first sheds
-            // its slot, so after a resize no tail carries one).
-            while let Some(mut n) = head {
-                head = n.take_next();
-                chain.push(n);
-            }
-            while let Some(n) = chain.pop() {
-                let i = (hash_key(n.key()) as usize) & mask;
-                push_front(&mut self.buckets[i], n);
-            }
+        self.finish_move();
+        let old = std::mem::replace(&mut self.buckets, empty_buckets(size));
+        if self.len > 0 {
+            self.moving = Some(Box::new(Move {
+                old,
+                next: 0,
+                chain: Vec::new(),
+            }));
         }
     }
 
-    /// Visits every entry of the bucket at `cursor` and returns the next
-    /// cursor, 0 when the walk is complete.
+    /// One step of a move in flight; a single predictable branch otherwise.
+    #[inline]
+    fn step(&mut self) {
+        if self.moving.is_some() {
+            self.move_buckets(STEP_EMPTY);
+        }
+    }
+
+    fn finish_move(&mut self) {
+        while self.moving.is_some() {
+            self.move_buckets(usize::MAX);
+        }
+    }
+
+    /// Moves old buckets until one non-empty bucket has moved, or `empty`
+    /// empty ones were passed over (then one more), or the old array is
+    /// done (then drops it). Cold: out of line of the no-move path.
+    #[cold]
+    fn move_buckets(&mut self, mut empty: usize) {
+        let Some(m) = self.moving.as_deref_mut() else {
+            return;
+        };
+        let mask = self.buckets.len() - 1;
+        while m.next < m.old.len() {
+            let head = m.old[m.next].take();
+            m.next += 1;
+            if let Some(head) = head {
+                move_chain(&mut self.buckets, mask, head, &mut m.chain);
+                break;
+            }
+            if empty == 0 {
+                break;
+            }
+            empty -= 1;
+        }
+        if m.next == m.old.len() {
+            self.moving = None;
+        }
+    }
+
+    /// The mask SCAN cursors use now: mid-move, the smaller array's.
+    fn scan_mask(&self) -> u64 {
+        let n = match &self.moving {
+            Some(m) => m.old.len().min(self.buckets.len()),
+            None => self.buckets.len(),
+        };
+        (n - 1) as u64
+    }
+
+    /// Visits every entry whose hash matches `cursor` under the scan mask
+    /// (one bucket, or mid-move the small array's bucket and the large
+    /// array's buckets above it) and returns the next cursor, 0 when the
+    /// walk is complete.
     pub fn scan_bucket(&self, cursor: u64, mut f: impl FnMut(&N::Item)) -> u64 {
         if self.buckets.is_empty() {
             return 0;
         }
-        let mask = (self.buckets.len() - 1) as u64;
-        let mut cur = self.buckets[(cursor & mask) as usize].as_ref();
-        while let Some(n) = cur {
-            f(n.item());
-            cur = n.next();
+        let mask = self.scan_mask();
+        let mut visit = |b: &Option<N>| {
+            let mut cur = b.as_ref();
+            while let Some(n) = cur {
+                f(n.item());
+                cur = n.next();
+            }
+        };
+        for_class(&self.buckets, cursor, mask, &mut visit);
+        if let Some(m) = &self.moving {
+            for_class(&m.old, cursor, mask, &mut visit);
         }
         next_cursor(cursor, mask)
     }
@@ -372,23 +497,42 @@ impl<N: Link> RawTable<N> {
         if self.buckets.is_empty() {
             return 0;
         }
-        let mask = (self.buckets.len() - 1) as u64;
-        let slot = &mut self.buckets[(cursor & mask) as usize];
-        while let Some(e) = remove_from_chain(slot, |n| remove(n.item())) {
-            self.len -= 1;
-            removed(e.into_item());
+        let mask = self.scan_mask();
+        let mut gone = 0;
+        let mut sweep = |slot: &mut Option<N>| {
+            while let Some(e) = remove_from_chain(slot, |n| remove(n.item())) {
+                gone += 1;
+                removed(e.into_item());
+            }
+        };
+        for_class_mut(&mut self.buckets, cursor, mask, &mut sweep);
+        if let Some(m) = &mut self.moving {
+            for_class_mut(&mut m.old, cursor, mask, &mut sweep);
         }
+        self.len -= gone;
         next_cursor(cursor, mask)
     }
 
     /// A uniformly chosen non-empty bucket's random entry (as Redis's
-    /// dictGetFairRandomKey approximates), or None when empty.
+    /// dictGetFairRandomKey approximates), or None when empty. Mid-move
+    /// the buckets are those of the new array and the old one's unmoved
+    /// part.
     pub fn random(&self, mut rand: impl FnMut(usize) -> usize) -> Option<&N::Item> {
         if self.len == 0 {
             return None;
         }
+        let (old, first_old): (&[Option<N>], usize) = match &self.moving {
+            Some(m) => (&m.old, m.next),
+            None => (&[], 0),
+        };
+        let new = self.buckets.len();
         loop {
-            let b = self.buckets[rand(self.buckets.len())].as_ref();
+            let r = rand(new + old.len() - first_old);
+            let b = if r < new {
+                self.buckets[r].as_ref()
+            } else {
+                old[first_old + r - new].as_ref()
+            };
             let Some(first) = b else { continue };
             let mut n = 0;
             let mut cur = Some(first);
@@ -407,7 +551,8 @@ impl<N: Link> RawTable<N> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &N::Item> {
-        self.buckets.iter().flat_map(|b| {
+        let old = self.moving.as_ref().map_or(&[][..], |m| &m.old[m.next..]);
+        self.buckets.iter().chain(old).flat_map(|b| {
             let mut cur = b.as_ref();
             std::iter::from_fn(move || {
                 let n = cur?;
@@ -445,6 +590,10 @@ where
 {
     fn clone(&self) -> Self {
         let mut t = RawTable::new();
+        if self.len > 0 {
+            // Sized up front, so the copy never moves.
+            t.buckets = empty_buckets(self.buckets.len());
+        }
         for e in self.iter() {
             t.insert_new(e.clone());
         }
@@ -454,7 +603,7 @@ where
 
 impl<N: Link> Drop for RawTable<N> {
     fn drop(&mut self) {
-        drop_chains(&mut self.buckets);
+        self.clear();
     }
 }
 
@@ -465,6 +614,63 @@ fn drop_chains<N: Link>(buckets: &mut [Option<N>]) {
         while let Some(mut n) = cur {
             cur = n.take_next();
         }
+    }
+}
+
+/// A bucket array of `size` empty slots, from zeroed memory.
+fn empty_buckets<N: Link>(size: usize) -> Vec<Option<N>> {
+    let Ok(layout) = std::alloc::Layout::array::<Option<N>>(size) else {
+        std::alloc::handle_alloc_error(std::alloc::Layout::new::<Option<N>>())
+    };
+    if layout.size() == 0 {
+        return Vec::new();
+    }
+    // SAFETY: the layout has a non-zero size; a null result is handled.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Option<N>>();
+    if p.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `p` comes from the global allocator with the layout of
+    // `size` slots, which is what a Vec of that capacity frees with, and
+    // every slot holds a valid `None` (all zeroes, the `Link` contract).
+    unsafe { Vec::from_raw_parts(p, size, size) }
+}
+
+/// Moves the chain `head` into `buckets` tail-first, which keeps each
+/// bucket's relative order; on growth the old tail (which has no next
+/// slot) lands first, in a bucket still empty (its old bucket was moved just
+/// now, and inserts go to the old array until then), so it needs none, and
+/// whatever lands first sheds its slot: a move leaves no tail with one.
+fn move_chain<N: Link>(buckets: &mut [Option<N>], mask: usize, mut head: N, chain: &mut Vec<N>) {
+    loop {
+        let next = head.take_next();
+        chain.push(head);
+        match next {
+            Some(n) => head = n,
+            None => break,
+        }
+    }
+    while let Some(n) = chain.pop() {
+        push_front(&mut buckets[(hash_key(n.key()) as usize) & mask], n);
+    }
+}
+
+/// Calls `f` on each bucket of `buckets` (a power of two at least `mask +
+/// 1` long) whose index matches `cursor` under `mask`.
+fn for_class<T>(buckets: &[T], cursor: u64, mask: u64, f: &mut impl FnMut(&T)) {
+    let mut b = (cursor & mask) as usize;
+    while let Some(x) = buckets.get(b) {
+        f(x);
+        b += mask as usize + 1;
+    }
+}
+
+/// `for_class`, mutably.
+fn for_class_mut<T>(buckets: &mut [T], cursor: u64, mask: u64, f: &mut impl FnMut(&mut T)) {
+    let mut b = (cursor & mask) as usize;
+    while let Some(x) = buckets.get_mut(b) {
+        f(x);
+        b += mask as usize + 1;
     }
 }
 
@@ -600,6 +806,307 @@ mod tests {
                 prop_assert!(seen.contains(&name));
             }
         }
+    }
+
+    #[derive(Debug, Clone)]
+    enum MoveOp {
+        Insert(u16, u32),
+        InsertNew(u16, u32),
+        Remove(u16),
+        Get(u16),
+        GetMut(u16, u32),
+        /// A burst of inserts of fresh keys, up to a resize (so the next
+        /// operations find it in flight).
+        Grow(u16),
+        /// Removes the model's keys below this one, up to a resize.
+        Shrink(u16),
+    }
+
+    fn move_op() -> impl Strategy<Value = MoveOp> {
+        prop_oneof![
+            4 => (0u16..2000, any::<u32>()).prop_map(|(k, v)| MoveOp::Insert(k, v)),
+            2 => (0u16..2000, any::<u32>()).prop_map(|(k, v)| MoveOp::InsertNew(k, v)),
+            3 => (0u16..2000).prop_map(MoveOp::Remove),
+            2 => (0u16..2000).prop_map(MoveOp::Get),
+            1 => (0u16..2000, any::<u32>()).prop_map(|(k, v)| MoveOp::GetMut(k, v)),
+            1 => (1u16..600).prop_map(MoveOp::Grow),
+            1 => (0u16..2000).prop_map(MoveOp::Shrink),
+        ]
+    }
+
+    /// Applies `op` to the table and the model and checks that they agree;
+    /// the table may hold `extra` keys of its own (named `s...`, never
+    /// touched).
+    fn apply(
+        t: &mut Table<E>,
+        m: &mut HashMap<u16, u32>,
+        extra: usize,
+        op: &MoveOp,
+    ) -> Result<(), TestCaseError> {
+        match *op {
+            MoveOp::Insert(k, v) => {
+                prop_assert_eq!(t.insert(E(key(k), v)).map(|e| e.1), m.insert(k, v));
+            }
+            MoveOp::InsertNew(k, v) => {
+                if let std::collections::hash_map::Entry::Vacant(slot) = m.entry(k) {
+                    slot.insert(v);
+                    prop_assert_eq!(t.insert_new(E(key(k), v)).1, v);
+                }
+            }
+            MoveOp::Remove(k) => {
+                prop_assert_eq!(t.remove(&key(k)).map(|e| e.1), m.remove(&k));
+            }
+            MoveOp::Get(k) => {
+                let h = hash_key(&key(k));
+                prop_assert_eq!(t.get(&key(k)).map(|e| e.1), m.get(&k).copied());
+                prop_assert_eq!(t.get_hashed(h, &key(k)).map(|e| e.1), m.get(&k).copied());
+                if m.contains_key(&k) {
+                    let mut cur = t.head(h);
+                    let mut found = false;
+                    while let Some(n) = cur {
+                        found |= n.key() == key(k).as_slice();
+                        cur = n.next();
+                    }
+                    prop_assert!(found, "head() is not the key's chain");
+                }
+            }
+            MoveOp::GetMut(k, v) => {
+                let got = t.get_mut(&key(k)).map(|e| {
+                    e.1 = v;
+                    v
+                });
+                let want = m.get_mut(&k).map(|x| {
+                    *x = v;
+                    v
+                });
+                prop_assert_eq!(got, want);
+                let kept = t.get_mut_if(&key(k), |e| e.1 % 2 == 0).map(|e| e.1);
+                let want = match m.get(&k) {
+                    Some(x) if x % 2 == 0 => Ok(*x),
+                    Some(_) => Err(true),
+                    None => Err(false),
+                };
+                prop_assert_eq!(kept, want);
+            }
+            MoveOp::Grow(n) => {
+                for k in 2000..2000 + n {
+                    let moving = t.is_moving();
+                    prop_assert_eq!(t.insert(E(key(k), 1)).map(|e| e.1), m.insert(k, 1));
+                    if t.is_moving() && !moving {
+                        break;
+                    }
+                }
+            }
+            MoveOp::Shrink(below) => {
+                let gone: Vec<u16> = m.keys().copied().filter(|k| *k < below).collect();
+                for k in gone {
+                    let moving = t.is_moving();
+                    prop_assert_eq!(t.remove(&key(k)).map(|e| e.1), m.remove(&k));
+                    if t.is_moving() && !moving {
+                        break;
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(t.len(), m.len() + extra);
+        Ok(())
+    }
+
+    /// Every entry is in the chain a lookup searches, no moved old bucket
+    /// holds one, and the counts agree.
+    fn check_layout(t: &Table<E>) -> Result<(), TestCaseError> {
+        let mut n = 0;
+        let mask = t.buckets.len().wrapping_sub(1);
+        for (i, b) in t.buckets.iter().enumerate() {
+            let mut cur = b.as_ref();
+            while let Some(x) = cur {
+                let h = hash_key(x.key());
+                prop_assert_eq!((h as usize) & mask, i);
+                if let Some(m) = &t.moving {
+                    prop_assert!(m.unmoved(h).is_none(), "moved entry of an unmoved bucket");
+                }
+                n += 1;
+                cur = x.next();
+            }
+        }
+        if let Some(m) = &t.moving {
+            prop_assert!(m.next < m.old.len());
+            prop_assert!(m.old[..m.next].iter().all(Option::is_none));
+            for (i, b) in m.old.iter().enumerate() {
+                let mut cur = b.as_ref();
+                while let Some(x) = cur {
+                    prop_assert_eq!(m.unmoved(hash_key(x.key())), Some(i));
+                    n += 1;
+                    cur = x.next();
+                }
+            }
+        }
+        prop_assert_eq!(n, t.len());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Inserts, removes and lookups agree with a map while resizes are
+        /// in flight, and so do `iter`, `random`, `Clone`, the bucket
+        /// counts and `clear`.
+        #[test]
+        fn behaves_like_a_hashmap_while_moving(ops in proptest::collection::vec(move_op(), 0..300)) {
+            let mut t = Table::new();
+            let mut m = HashMap::new();
+            let mut mid_move = 0;
+            for op in &ops {
+                apply(&mut t, &mut m, 0, op)?;
+                check_layout(&t)?;
+                if t.is_moving() {
+                    mid_move += 1;
+                }
+                if t.is_moving() && mid_move % 8 == 1 {
+                    prop_assert!(t.bucket_count() > t.buckets.len());
+                    prop_assert!(t.bucket_bytes() >= t.bucket_count() * 8);
+                    let mut seen: Vec<u16> = t.iter().map(|e| e.0[1..].iter().fold(0, |a, d| a * 10 + u16::from(d - b'0'))).collect();
+                    seen.sort_unstable();
+                    let mut want: Vec<u16> = m.keys().copied().collect();
+                    want.sort_unstable();
+                    prop_assert_eq!(seen, want);
+                    // splitmix64: every residue comes up, so `random` ends.
+                    let mut r = mid_move as u64;
+                    let e = t.random(|n| {
+                        r = r.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                        let mut z = r;
+                        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                        ((z ^ (z >> 31)) % n as u64) as usize
+                    });
+                    prop_assert_eq!(e.is_some(), !m.is_empty());
+                    prop_assert!(e.is_none_or(|e| m.contains_key(&(std::str::from_utf8(&e.0[1..]).unwrap().parse().unwrap()))));
+                    let c = t.clone();
+                    prop_assert!(!c.is_moving());
+                    prop_assert_eq!(c.len(), m.len());
+                    for (k, v) in &m {
+                        prop_assert_eq!(c.get(&key(*k)).map(|e| e.1), Some(*v));
+                    }
+                }
+            }
+            for (k, v) in &m {
+                prop_assert_eq!(t.get(&key(*k)).map(|e| e.1), Some(*v));
+            }
+            prop_assert_eq!(t.iter().count(), m.len());
+            t.clear();
+            prop_assert!(t.is_empty() && !t.is_moving() && t.bucket_count() == 0);
+        }
+
+        /// SCAN's guarantee with moves in flight between and during the
+        /// walk's steps: every key present for the whole walk is returned,
+        /// and nothing that was never inserted is.
+        #[test]
+        fn scan_returns_every_stable_key_while_moving(
+            stable in 1u16..400,
+            churn in proptest::collection::vec(move_op(), 0..400),
+            per_step in 1usize..6,
+            sweep in any::<bool>(),
+        ) {
+            let mut t = Table::new();
+            let mut m = HashMap::new();
+            for k in 0..stable {
+                t.insert(E(format!("s{k}").into_bytes(), 0));
+            }
+            let mut seen = HashSet::new();
+            let mut cursor = 0;
+            let mut churn = churn.into_iter();
+            let mut steps_mid_move = 0;
+            loop {
+                steps_mid_move += usize::from(t.is_moving());
+                let mut visit = |e: &E| {
+                    seen.insert(e.0.clone());
+                };
+                cursor = if sweep {
+                    // Sweeping nothing must walk the same way.
+                    t.sweep_bucket(cursor, |e| { visit(e); false }, |_| {})
+                } else {
+                    t.scan_bucket(cursor, visit)
+                };
+                for _ in 0..per_step {
+                    if let Some(op) = churn.next() {
+                        apply(&mut t, &mut m, usize::from(stable), &op)?;
+                    }
+                }
+                if cursor == 0 { break; }
+            }
+            check_layout(&t)?;
+            for k in 0..stable {
+                let name = format!("s{k}").into_bytes();
+                prop_assert!(seen.contains(&name), "s{} missed ({} steps mid-move)", k, steps_mid_move);
+            }
+            for s in &seen {
+                prop_assert!(s[0] == b's' || s[0] == b'k');
+            }
+        }
+    }
+
+    /// A growth's move always ends before the next growth is due: every
+    /// mutating call moves at least one old bucket, and a doubling from n
+    /// buckets needs n more inserts (the last of which steps before it
+    /// grows, so at most one bucket is left before it).
+    #[test]
+    fn a_growth_never_waits_for_an_unfinished_move() {
+        let mut t = Table::new();
+        let mut mid_move = 0;
+        for k in 0..20_000u32 {
+            let due = t.len() * 4 >= t.buckets.len() * 4;
+            if let Some(m) = t.moving.as_ref().filter(|_| due) {
+                assert!(m.old.len() - m.next <= 1, "growth due mid-move at {k}");
+            }
+            mid_move += usize::from(t.is_moving());
+            t.insert(E(format!("g{k}").into_bytes(), k));
+        }
+        assert!(mid_move > 1000);
+        for k in 0..20_000u32 {
+            assert_eq!(t.get(format!("g{k}").as_bytes()).map(|e| e.1), Some(k));
+        }
+    }
+
+    /// A shrink moves incrementally too, and a growth due while it is in
+    /// flight finishes it first.
+    #[test]
+    fn a_shrink_moves_incrementally_and_a_growth_finishes_it() {
+        let mut t = Table::new();
+        for k in 0..4096u32 {
+            t.insert(E(format!("g{k}").into_bytes(), k));
+        }
+        while t.is_moving() {
+            t.get_mut(b"g0");
+        }
+        let big = t.buckets.len();
+        let mut k = 0;
+        while !t.is_moving() {
+            t.remove(format!("g{k}").as_bytes());
+            k += 1;
+        }
+        assert!(t.buckets.len() < big);
+        assert!(t.bucket_count() > big);
+        let left = t.len();
+        // Refill until a growth is due: the shrink's move must be done.
+        let mut fresh = 100_000u32;
+        while t.buckets.len() < big / 4 {
+            t.insert(E(format!("g{fresh}").into_bytes(), fresh));
+            fresh += 1;
+        }
+        assert_eq!(t.len(), left + (fresh - 100_000) as usize);
+        for k in k..4096u32 {
+            assert_eq!(t.get(format!("g{k}").as_bytes()).map(|e| e.1), Some(k));
+        }
+    }
+
+    #[test]
+    fn zeroed_bucket_arrays_are_empty() {
+        for size in [1, 4, 1 << 16] {
+            let b = empty_buckets::<Box<Node<E>>>(size);
+            assert_eq!((b.len(), b.capacity()), (size, size));
+            assert!(b.iter().all(Option::is_none));
+        }
+        assert!(empty_buckets::<Box<Node<E>>>(0).is_empty());
     }
 
     #[test]

@@ -776,7 +776,9 @@ impl Keyed for Entry {
     }
 }
 
-impl Link for Entry {
+// SAFETY: `Entry` is a `repr(transparent)` `NonNull`, so `Option<Entry>` is
+// null when `None`.
+unsafe impl Link for Entry {
     type Item = Entry;
     /// A keyspace bucket (8 bytes) costs more than the slightly longer
     /// chains save: 1.25 keys per bucket before the table doubles.
