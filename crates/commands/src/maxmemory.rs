@@ -48,6 +48,11 @@ pub fn perform_evictions(server: &Server) -> bool {
     if max == 0 || !accounting_active() || used(server) <= max {
         return false;
     }
+    // A paused dataset is not evicted from, nor are commands refused as
+    // out of memory meanwhile (Redis 7.0 reports "evicted fine" then).
+    if server.pause.freezes_dataset() {
+        return false;
+    }
     let policy = *cfg.maxmemory_policy.read();
     if policy == Policy::NoEviction {
         return true;
