@@ -58,10 +58,7 @@ pub fn perform_evictions(server: &Server) -> bool {
         return true;
     }
     let samples = cfg.maxmemory_samples.load(Relaxed).min(64) as usize;
-    let tenacity = cfg
-        .get("maxmemory-eviction-tenacity")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let tenacity = cfg.maxmemory_eviction_tenacity.load(Relaxed);
     let limit_ns = time_limit_us(tenacity).saturating_mul(1000);
     let start = damselfly_storage::mono_ns();
     let mut full = false;
