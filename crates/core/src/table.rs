@@ -416,7 +416,12 @@ impl<N: Link> RawTable<N> {
     /// entries for a sample, where `random` costs a cache miss each. The
     /// first nodes of eight buckets are prefetched before any is read, so
     /// their misses overlap.
-    pub fn visit_run(&self, start: usize, buckets: usize, mut f: impl FnMut(&N::Item) -> bool) {
+    pub fn visit_run<'a>(
+        &'a self,
+        start: usize,
+        buckets: usize,
+        mut f: impl FnMut(&'a N::Item) -> bool,
+    ) {
         const AHEAD: usize = 8;
         let Some(mask) = self.buckets.len().checked_sub(1) else {
             return;
