@@ -300,3 +300,24 @@ fn rss_stays_near_maxmemory_while_ten_times_it_is_written() {
     );
     assert!(info_u64(&mut c, "evicted_keys") > 50_000);
 }
+
+/// While clients are paused (WRITE here) nothing is evicted, even over the
+/// limit, as in Redis 7.0; the next command after UNPAUSE evicts.
+#[test]
+fn a_pause_holds_eviction_off_until_unpause() {
+    diff(
+        "SET k1 v1
+         SET k2 v2
+         SET k3 v3
+         CONFIG SET maxmemory-policy allkeys-lru
+         CLIENT PAUSE 100000 WRITE
+         CONFIG SET maxmemory 1
+         DBSIZE
+         GET k1
+         DBSIZE
+         CLIENT UNPAUSE
+         GET k2
+         DBSIZE
+         CONFIG SET maxmemory 0",
+    );
+}

@@ -816,6 +816,8 @@ pub struct Config {
     pub maxmemory: AtomicU64,
     pub maxmemory_policy: RwLock<Policy>,
     pub maxmemory_samples: AtomicU64,
+    /// `maxmemory-eviction-tenacity`, read at every eviction.
+    pub maxmemory_eviction_tenacity: AtomicU64,
     pub observe: crate::observe::Settings,
     pub hll_sparse_max_bytes: AtomicU64,
     /// `min-replicas-to-write` and `min-replicas-max-lag`, read before
@@ -1202,6 +1204,7 @@ impl Config {
             maxmemory: AtomicU64::new(0),
             maxmemory_policy: RwLock::new(Policy::NoEviction),
             maxmemory_samples: AtomicU64::new(5),
+            maxmemory_eviction_tenacity: AtomicU64::new(10),
             observe: Default::default(),
             hll_sparse_max_bytes: AtomicU64::new(3000),
             min_replicas_to_write: AtomicU64::new(0),
@@ -1310,6 +1313,9 @@ impl Config {
             "maxmemory-samples" => self
                 .maxmemory_samples
                 .store(v.parse().unwrap_or(5), Relaxed),
+            "maxmemory-eviction-tenacity" => self
+                .maxmemory_eviction_tenacity
+                .store(v.parse().unwrap_or(10), Relaxed),
             "maxmemory-policy" | "lfu-log-factor" | "lfu-decay-time" | "cache_mode" => {
                 self.values.write()[i] = v;
                 self.apply_eviction_settings();
@@ -1561,9 +1567,11 @@ mod tests {
         c.set_many(&[
             (b"maxmemory", b"10mb"),
             (b"maxmemory-policy", b"ALLKEYS-LFU"),
+            (b"maxmemory-eviction-tenacity", b"42"),
         ])
         .unwrap();
         assert_eq!(c.maxmemory.load(Relaxed), 10 * 1024 * 1024);
+        assert_eq!(c.maxmemory_eviction_tenacity.load(Relaxed), 42);
         assert_eq!(*c.maxmemory_policy.read(), Policy::AllKeysLfu);
         assert_eq!(c.get("maxmemory-policy").as_deref(), Some("allkeys-lfu"));
     }

@@ -48,15 +48,17 @@ pub fn perform_evictions(server: &Server) -> bool {
     if max == 0 || !accounting_active() || used(server) <= max {
         return false;
     }
+    // A paused dataset is not evicted from, nor are commands refused as
+    // out of memory meanwhile (Redis 7.0 reports "evicted fine" then).
+    if server.pause.freezes_dataset() {
+        return false;
+    }
     let policy = *cfg.maxmemory_policy.read();
     if policy == Policy::NoEviction {
         return true;
     }
     let samples = cfg.maxmemory_samples.load(Relaxed).min(64) as usize;
-    let tenacity = cfg
-        .get("maxmemory-eviction-tenacity")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let tenacity = cfg.maxmemory_eviction_tenacity.load(Relaxed);
     let limit_ns = time_limit_us(tenacity).saturating_mul(1000);
     let start = damselfly_storage::mono_ns();
     let mut full = false;

@@ -3,7 +3,7 @@
 //! running; their connection awaits `Pause::wait`, then runs them.
 //! Commands queued in MULTI are not held; EXEC is, when its queue writes.
 //! While writes are paused, keys are not deleted by expiry (they read as
-//! gone), as in Redis.
+//! gone) and none are evicted, as in Redis.
 
 use crate::client::Client;
 use crate::state::Server;
@@ -126,6 +126,17 @@ impl Pause {
     /// Whether the per-command check is needed at all.
     pub fn on(&self) -> bool {
         self.on.load(Relaxed)
+    }
+
+    /// Whether a pause of any kind (CLIENT PAUSE, ALL or WRITE, or
+    /// FAILOVER's) is in force: the dataset then holds still, so eviction
+    /// waits too, as in Redis 7.0.
+    pub fn freezes_dataset(&self) -> bool {
+        if !self.on() {
+            return false;
+        }
+        let s = self.state.lock();
+        self.failover.load(Relaxed) || s.end_ms > damselfly_storage::now_ms()
     }
 
     /// The wait a connection must do before running `e`, if any.

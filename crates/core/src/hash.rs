@@ -45,9 +45,9 @@ impl Keyed for Pair {
 const FAIR_SAMPLE: usize = 15;
 
 /// A random entry of a non-empty table, close to uniform (as Redis's
-/// dictGetFairRandomKey): consecutive buckets from a random one are gathered
-/// until `FAIR_SAMPLE` entries are seen (or every bucket), then one of those
-/// is chosen, so entries sharing a chain are not picked less often.
+/// dictGetFairRandomKey): the first `FAIR_SAMPLE` entries in consecutive
+/// buckets from a random one (or all there are), then one of those, so
+/// entries sharing a chain are not picked less often.
 pub fn fair_random<E: Keyed>(t: &Table<E>, mut rand: impl FnMut(usize) -> usize) -> Option<&E> {
     // Mid-resize the count covers both arrays, so it may not be a power of
     // two; a cursor past the scan mask visits the bucket it masks to.
@@ -55,20 +55,14 @@ pub fn fair_random<E: Keyed>(t: &Table<E>, mut rand: impl FnMut(usize) -> usize)
     if t.is_empty() || t.bucket_count() == 0 {
         return None;
     }
-    let start = rand(buckets);
-    let mut keys: Vec<Vec<u8>> = Vec::new();
-    for i in 0..buckets {
-        let b = (start + i) & (buckets - 1);
-        t.scan_bucket(b as u64, |e| keys.push(e.key().to_vec()));
-        if keys.len() >= FAIR_SAMPLE {
-            break;
-        }
-    }
-    if keys.is_empty() {
-        return None;
-    }
-    let k = &keys[rand(keys.len()).min(keys.len() - 1)];
-    t.get(k)
+    let mut seen = [None; FAIR_SAMPLE];
+    let mut n = 0;
+    t.visit_run(rand(buckets), buckets, |e| {
+        seen[n] = Some(e);
+        n += 1;
+        n < FAIR_SAMPLE
+    });
+    seen[rand(n.max(1)).min(n.max(1) - 1)]
 }
 
 /// The listpack block's header: byte length and pair count, two u32.

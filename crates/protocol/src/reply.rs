@@ -11,42 +11,103 @@ pub struct Reply {
 /// Formats a double as C's `%.17g` does (what Redis 7.0 replies), with
 /// `inf`/`-inf`/`nan` spelled as glibc spells them.
 pub fn format_double(d: f64) -> String {
-    if d.is_nan() {
-        return if d.is_sign_negative() {
-            "-nan".into()
-        } else {
-            "nan".into()
-        };
-    }
-    if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if d == 0.0 {
-        return if d.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    // `{:.16e}` is correctly rounded to 17 significant digits, as printf is.
-    let sci = format!("{d:.16e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..17).contains(&exp) {
-        let m = trim_fraction(mantissa);
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{m}e{sign}{:02}", exp.abs())
-    } else {
-        let decimals = (16 - exp).max(0) as usize;
-        trim_fraction(&format!("{d:.decimals$}")).to_string()
-    }
+    let mut out = Vec::with_capacity(24);
+    write_double(&mut out, d);
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn trim_fraction(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
+/// Below this an integral double is exact, and `%.17g` prints it as its
+/// digits.
+const EXACT_INT: f64 = 9_007_199_254_740_992.0;
+
+/// Appends `format_double(d)` to `out` without an allocation of its own.
+/// Integral values (leaderboard scores) are written as integers; others
+/// get one correctly rounded 17-digit conversion, from whose digits the
+/// fixed form is laid out.
+pub fn write_double(out: &mut Vec<u8>, d: f64) {
+    if d.is_nan() {
+        out.extend_from_slice(if d.is_sign_negative() {
+            b"-nan"
+        } else {
+            b"nan"
+        });
+        return;
+    }
+    if d.is_infinite() {
+        out.extend_from_slice(if d > 0.0 { b"inf" } else { b"-inf" });
+        return;
+    }
+    if d == 0.0 {
+        out.extend_from_slice(if d.is_sign_negative() { b"-0" } else { b"0" });
+        return;
+    }
+    if d.fract() == 0.0 && d.abs() < EXACT_INT {
+        out.extend_from_slice(itoa::Buffer::new().format(d as i64).as_bytes());
+        return;
+    }
+    // `{:.16e}` is correctly rounded to 17 significant digits, as printf
+    // is: "-d.dddddddddddddddde-X" fits in 32 bytes.
+    let mut sci = [0u8; 32];
+    let mut cur = &mut sci[..];
+    if std::io::Write::write_fmt(&mut cur, format_args!("{d:.16e}")).is_err() {
+        return;
+    }
+    let len = 32 - cur.len();
+    let sci = &sci[..len];
+    let (neg, body) = match sci.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, sci),
+    };
+    let Some(e_at) = body.iter().position(|&c| c == b'e') else {
+        return;
+    };
+    let exp: i32 = std::str::from_utf8(&body[e_at + 1..])
+        .ok()
+        .and_then(|e| e.parse().ok())
+        .unwrap_or(0);
+    let mut digits = [0u8; 17];
+    let mut n = 0;
+    for &c in body[..e_at].iter().filter(|c| c.is_ascii_digit()) {
+        if n < digits.len() {
+            digits[n] = c;
+            n += 1;
+        }
+    }
+    // Trailing zeros are never printed (`%g` drops them, and the point).
+    while n > 1 && digits[n - 1] == b'0' {
+        n -= 1;
+    }
+    let digits = &digits[..n];
+    if neg {
+        out.push(b'-');
+    }
+    if !(-4..17).contains(&exp) {
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.push(b'e');
+        out.push(if exp < 0 { b'-' } else { b'+' });
+        let e = exp.unsigned_abs();
+        if e < 10 {
+            out.push(b'0');
+        }
+        out.extend_from_slice(itoa::Buffer::new().format(e).as_bytes());
+    } else if exp < 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', (-exp - 1) as usize));
+        out.extend_from_slice(digits);
     } else {
-        s
+        let int_len = exp as usize + 1;
+        if digits.len() <= int_len {
+            out.extend_from_slice(digits);
+            out.extend(std::iter::repeat_n(b'0', int_len - digits.len()));
+        } else {
+            out.extend_from_slice(&digits[..int_len]);
+            out.push(b'.');
+            out.extend_from_slice(&digits[int_len..]);
+        }
     }
 }
 
@@ -202,14 +263,19 @@ impl Reply {
     }
 
     pub fn double(&mut self, d: f64) {
-        let s = format_double(d);
         if self.resp3 {
             self.buf.push(b',');
-            self.buf.extend_from_slice(s.as_bytes());
-            self.buf.extend_from_slice(b"\r\n");
+            write_double(&mut self.buf, d);
         } else {
-            self.bulk(s.as_bytes());
+            // Written in place, then its (short) bulk header goes in front.
+            let start = self.buf.len();
+            write_double(&mut self.buf, d);
+            let mut len = itoa::Buffer::new();
+            let len = len.format(self.buf.len() - start).as_bytes();
+            let header = b"$".iter().chain(len).chain(b"\r\n").copied();
+            self.buf.splice(start..start, header);
         }
+        self.buf.extend_from_slice(b"\r\n");
     }
 
     pub fn bool(&mut self, b: bool) {
@@ -232,5 +298,82 @@ impl Reply {
         } else {
             self.bulk(text);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `%.17g` the slow way: two correctly rounded conversions.
+    fn reference(d: f64) -> String {
+        if d.is_nan() || d.is_infinite() || d == 0.0 {
+            return format_double(d);
+        }
+        let trim = |s: String| {
+            if s.contains('.') {
+                s.trim_end_matches('0').trim_end_matches('.').to_string()
+            } else {
+                s
+            }
+        };
+        let sci = format!("{d:.16e}");
+        let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        if (-4..17).contains(&exp) {
+            let decimals = (16 - exp).max(0) as usize;
+            trim(format!("{d:.decimals$}"))
+        } else {
+            let sign = if exp < 0 { '-' } else { '+' };
+            format!("{}e{sign}{:02}", trim(mantissa.to_string()), exp.abs())
+        }
+    }
+
+    #[test]
+    fn doubles_print_as_printf_17g() {
+        for (d, want) in [
+            (1.0, "1"),
+            (-5.0, "-5"),
+            (0.1, "0.10000000000000001"),
+            (1.5, "1.5"),
+            (123456.0, "123456"),
+            (1e17, "1e+17"),
+            (1.5e-5, "1.5e-05"),
+            (0.0001, "0.0001"),
+            (-0.0, "-0"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (9007199254740993.0, "9007199254740992"),
+            (3.0e300, "3.0000000000000002e+300"),
+            (1e16, "10000000000000000"),
+        ] {
+            assert_eq!(format_double(d), want, "{d:e}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_double_prints_as_the_two_step_conversion(bits: u64) {
+            let d = f64::from_bits(bits);
+            proptest::prop_assert_eq!(format_double(d), reference(d));
+        }
+
+        #[test]
+        fn scores_print_as_the_two_step_conversion(i in -1_000_000_000i64..1_000_000_000, div in 1u32..10_000) {
+            let d = i as f64 / f64::from(div);
+            proptest::prop_assert_eq!(format_double(d), reference(d));
+        }
+    }
+
+    #[test]
+    fn double_replies_in_both_protocols() {
+        let mut r = Reply::new();
+        r.double(2.5);
+        r.double(-3.0);
+        assert_eq!(r.as_bytes(), b"$3\r\n2.5\r\n$2\r\n-3\r\n");
+        let mut r = Reply::new();
+        r.set_resp3(true);
+        r.double(0.1);
+        assert_eq!(r.as_bytes(), b",0.10000000000000001\r\n");
     }
 }

@@ -540,7 +540,9 @@ thread_local! {
     static PROPAGATING: Cell<bool> = const { Cell::new(false) };
     /// The top-level command holds no shard for its run (see `enter`).
     static WALKS: Cell<bool> = const { Cell::new(false) };
-    static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
+    static PENDING: RefCell<Pending> = const {
+        RefCell::new(Pending { ops: Vec::new(), instead: Vec::new(), server_changes: 0 })
+    };
 }
 
 #[derive(Default)]
@@ -598,6 +600,9 @@ pub fn flush(repl: &Replication) -> Option<i64> {
 fn append_pending(repl: &Replication) -> Option<i64> {
     let ops = PENDING.with(|p| {
         let mut p = p.borrow_mut();
+        if p.ops.is_empty() && p.instead.is_empty() {
+            return None;
+        }
         p.instead.clear();
         // Nothing queued (no replica, or a read): the empty queue stays.
         (!p.ops.is_empty()).then(|| std::mem::take(&mut p.ops))

@@ -679,17 +679,6 @@ impl Entry {
         }
     }
 
-    /// A copy with what eviction scores (key, expiry, clock) and no value.
-    pub(crate) fn scoring_copy(&self) -> Entry {
-        Entry::build(
-            self.key(),
-            Payload::Int(0),
-            self.clock(),
-            self.expire_at(),
-            false,
-        )
-    }
-
     /// Bytes this key holds: its allocation and what the value owns.
     pub fn heap_size(&self) -> usize {
         let s = self.shape();
@@ -797,6 +786,9 @@ unsafe impl Link for Entry {
     }
     fn key(&self) -> &[u8] {
         Entry::key(self)
+    }
+    fn addr(&self) -> *const u8 {
+        Entry::addr(self)
     }
     fn next(&self) -> Option<&Entry> {
         if self.meta() & HAS_NEXT == 0 {

@@ -172,14 +172,20 @@ pub(crate) struct Candidate {
 pub(crate) struct Pool(parking_lot::Mutex<Vec<Candidate>>);
 
 impl Keyspace {
-    /// One random key the policy may evict: a random shard (the next one
-    /// holding such keys), a DB of it chosen by size, a key of that DB.
-    /// Returns (shard, db, scoring copy); None when there is none anywhere.
-    fn draw(&self, volatile: bool) -> Option<(usize, usize, Entry)> {
-        let n = self.shard_count();
-        let start = rand::random_range(0..n);
-        for i in 0..n {
-            let si = (start + i) % n;
+    /// Up to `n` random keys the policy may evict, from one place: a random
+    /// shard (the next one holding such keys), a DB of it chosen by size,
+    /// keys of that DB, each with its `score`. Returns (shard, db, keys);
+    /// None when there is none anywhere.
+    fn draw(
+        &self,
+        volatile: bool,
+        n: usize,
+        score: impl Fn(&Entry) -> u64,
+    ) -> Option<(usize, usize, Vec<Sampled>)> {
+        let shards = self.shard_count();
+        let start = rand::random_range(0..shards);
+        for i in 0..shards {
+            let si = (start + i) % shards;
             let s = self.lock_one(si);
             let weight = |d: &crate::shard::Db| if volatile { d.volatile } else { d.len() };
             let total: usize = s.dbs.iter().map(weight).sum();
@@ -197,10 +203,10 @@ impl Keyspace {
             }) else {
                 continue;
             };
-            let mut out = Vec::with_capacity(1);
-            s.dbs[db].sample(1, volatile, &mut out);
-            if let Some(e) = out.pop() {
-                return Some((si, db, e));
+            let mut out = Vec::with_capacity(n);
+            s.dbs[db].sample(n, volatile, &score, &mut out);
+            if !out.is_empty() {
+                return Some((si, db, out));
             }
         }
         None
@@ -218,39 +224,38 @@ impl Keyspace {
         // its shard is locked again.
         for _ in 0..8 {
             if !policy.scored() {
-                let Some((si, db, e)) = self.draw(volatile) else {
+                let Some((si, db, drawn)) = self.draw(volatile, 1, |_| 0) else {
                     return false;
                 };
-                if self.lock_one(si).remove_evicted(db, e.key()) {
+                if drawn
+                    .first()
+                    .is_some_and(|d| self.lock_one(si).remove_evicted(db, &d.key))
+                {
                     return true;
                 }
                 continue;
             }
             let now_secs = crate::value::clock_secs();
-            let mut drawn = Vec::with_capacity(samples);
-            for _ in 0..samples.max(1) {
-                match self.draw(volatile) {
-                    Some(d) => drawn.push(d),
-                    None => break,
-                }
-            }
+            let (shard, db, drawn) = self
+                .draw(volatile, samples.max(1), |e| policy.score(e, now_secs))
+                .unwrap_or((0, 0, Vec::new()));
             {
                 let mut pool = self.evict_pool.0.lock();
                 if drawn.is_empty() && pool.is_empty() {
                     return false;
                 }
-                for (shard, db, e) in drawn {
+                for d in drawn {
                     if pool
                         .iter()
-                        .any(|c| c.shard == shard && c.db == db && c.key[..] == *e.key())
+                        .any(|c| c.shard == shard && c.db == db && c.key == d.key)
                     {
                         continue;
                     }
                     pool.push(Candidate {
-                        score: policy.score(&e, now_secs),
+                        score: d.score,
                         shard,
                         db,
-                        key: CompactBytes::new(e.key()),
+                        key: d.key,
                     });
                 }
                 // Best last, so the pick is a pop.
@@ -276,20 +281,48 @@ impl Keyspace {
     }
 }
 
+/// A key drawn for eviction and its policy score.
+struct Sampled {
+    score: u64,
+    key: CompactBytes,
+}
+
 impl crate::shard::Db {
-    /// Up to `n` random entries (expiring ones only when `volatile`),
-    /// cloned out as (key, scoring fields) copies.
-    fn sample(&self, n: usize, volatile: bool, out: &mut Vec<Entry>) {
+    /// Up to `n` random entries (expiring ones only when `volatile`): their
+    /// keys and `score`s. Several come from neighbouring buckets after a
+    /// random one, as Redis samples: a cache miss per bucket line rather
+    /// than per entry.
+    fn sample(
+        &self,
+        n: usize,
+        volatile: bool,
+        score: &impl Fn(&Entry) -> u64,
+        out: &mut Vec<Sampled>,
+    ) {
         if self.is_empty() || (volatile && self.volatile == 0) {
             return;
+        }
+        let eligible = |e: &Entry| !volatile || e.expire_at() != 0;
+        let sampled = |e: &Entry| Sampled {
+            score: score(e),
+            key: CompactBytes::new(e.key()),
+        };
+        if n > 1 {
+            let start = rand::random_range(0..self.table.bucket_count());
+            self.table.visit_run(start, n * 10, |e| {
+                if eligible(e) {
+                    out.push(sampled(e));
+                }
+                out.len() < n
+            });
         }
         for _ in 0..n * 3 {
             if out.len() >= n {
                 return;
             }
             if let Some(e) = self.table.random(|m| rand::random_range(0..m)) {
-                if !volatile || e.expire_at() != 0 {
-                    out.push(e.scoring_copy());
+                if eligible(e) {
+                    out.push(sampled(e));
                 }
             }
         }
@@ -298,9 +331,9 @@ impl crate::shard::Db {
             out.extend(
                 self.table
                     .iter()
-                    .filter(|e| !volatile || e.expire_at() != 0)
+                    .filter(|e| eligible(e))
                     .take(n)
-                    .map(Entry::scoring_copy),
+                    .map(sampled),
             );
         }
     }
