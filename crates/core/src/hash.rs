@@ -49,10 +49,8 @@ const FAIR_SAMPLE: usize = 15;
 /// buckets from a random one (or all there are), then one of those, so
 /// entries sharing a chain are not picked less often.
 pub fn fair_random<E: Keyed>(t: &Table<E>, mut rand: impl FnMut(usize) -> usize) -> Option<&E> {
-    // Mid-resize the count covers both arrays, so it may not be a power of
-    // two; a cursor past the scan mask visits the bucket it masks to.
-    let buckets = t.bucket_count().next_power_of_two();
-    if t.is_empty() || t.bucket_count() == 0 {
+    let buckets = t.bucket_count();
+    if t.is_empty() || buckets == 0 {
         return None;
     }
     let mut seen = [None; FAIR_SAMPLE];

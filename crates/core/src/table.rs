@@ -555,8 +555,9 @@ impl<N: Link> RawTable<N> {
         }
     }
 
-    /// Visits the entries of up to `buckets` consecutive buckets from
-    /// bucket `start` (wrapping) while `f` returns true: neighbouring
+    /// Visits the entries of up to `buckets` consecutive buckets (of
+    /// `bucket_count`, both arrays mid-move) from bucket `start` (wrapping)
+    /// while `f` returns true: neighbouring
     /// entries for a sample, where `random` costs a cache miss each. The
     /// first nodes of eight buckets are prefetched before any is read, so
     /// their misses overlap.
@@ -567,19 +568,34 @@ impl<N: Link> RawTable<N> {
         mut f: impl FnMut(&'a N::Item) -> bool,
     ) {
         const AHEAD: usize = 8;
-        let Some(mask) = self.buckets.len().checked_sub(1) else {
+        let new = self.buckets.len();
+        let old: &[Option<N>] = self.moving.as_ref().map_or(&[], |m| &m.old);
+        let total = new + old.len();
+        if total == 0 {
             return;
+        }
+        let buckets = buckets.min(total);
+        // Mid-move the buckets are the new array's, then the old one's.
+        let slot = |i: usize| -> &'a Option<N> {
+            if old.is_empty() {
+                return &self.buckets[start.wrapping_add(i) & (new - 1)];
+            }
+            let j = (start % total + i) % total;
+            if j < new {
+                &self.buckets[j]
+            } else {
+                &old[j - new]
+            }
         };
-        let buckets = buckets.min(mask + 1);
         for chunk in (0..buckets).step_by(AHEAD) {
             let run = chunk..(chunk + AHEAD).min(buckets);
             for i in run.clone() {
-                if let Some(n) = &self.buckets[start.wrapping_add(i) & mask] {
+                if let Some(n) = slot(i) {
                     prefetch(n.addr());
                 }
             }
             for i in run {
-                let mut cur = self.buckets[start.wrapping_add(i) & mask].as_ref();
+                let mut cur = slot(i).as_ref();
                 while let Some(n) = cur {
                     if !f(n.item()) {
                         return;
@@ -1020,6 +1036,12 @@ mod tests {
                         ((z ^ (z >> 31)) % n as u64) as usize
                     });
                     prop_assert_eq!(e.is_some(), !m.is_empty());
+                    let mut run = Vec::new();
+                    t.visit_run(mid_move * 7919, t.bucket_count(), |e| {
+                        run.push(e.1);
+                        true
+                    });
+                    prop_assert_eq!(run.len(), m.len());
                     prop_assert!(e.is_none_or(|e| m.contains_key(&(std::str::from_utf8(&e.0[1..]).unwrap().parse().unwrap()))));
                     let c = t.clone();
                     prop_assert!(!c.is_moving());
