@@ -765,7 +765,8 @@ const LAZYFREE: &str =
 const DEFRAG: &str = "there is no active defragmentation";
 const LOGGING: &str = "the log always goes to stdout (or stderr) at one level";
 const PROCESS: &str = "Redis's process management (daemon, pid file, process title, CPU lists, I/O threads, OOM score) is not done";
-const REHASH: &str = "tables resize all at once, there is no incremental rehashing";
+const REHASH: &str =
+    "a resizing table moves its buckets on writes to it only; there is no cron rehashing";
 const SHUTDOWN: &str = "signals always shut down as SHUTDOWN without arguments does";
 
 /// Parameters Redis answers only when named exactly, never for a pattern.
