@@ -106,11 +106,11 @@ pub fn prefetch_member(server: &Server, step: usize, cookie: u64, args: &Args<'_
         return 0;
     };
     let depth = step - 1;
-    server
+    let more = server
         .keyspace
         .prefetch_member(cookie, key, member, depth as u8);
     let last = if at == FIELD_VALUE { 2 } else { 1 };
-    if depth < last {
+    if more && depth < last {
         cookie
     } else {
         0

@@ -442,11 +442,11 @@ impl Hash {
     /// Warms the cache for a lookup of `field`: at `depth` 0 its bucket
     /// slot, at 1 its chain's first node (`Table::prefetch_key`), at 2 the
     /// value that node holds out of line when it is the field's (each
-    /// step reads what the one before loaded); nothing to do for a
-    /// listpack.
-    pub fn prefetch(&self, field: &[u8], depth: u8) {
+    /// step reads what the one before loaded). False for a listpack:
+    /// nothing to warm.
+    pub fn prefetch(&self, field: &[u8], depth: u8) -> bool {
         let Repr::Table(t) = self.repr() else {
-            return;
+            return false;
         };
         if depth < 2 {
             t.prefetch_key(field, depth > 0);
@@ -456,6 +456,7 @@ impl Hash {
                 crate::table::prefetch(v.as_ptr());
             }
         }
+        true
     }
 
     pub fn len(&self) -> usize {

@@ -262,10 +262,14 @@ impl Set {
     /// Warms the cache for a lookup of `member`: at `depth` 0 its bucket
     /// slot, at 1 its chain's first node (`Table::prefetch_key`); nothing
     /// to do for an intset.
-    pub fn prefetch(&self, member: &[u8], depth: u8) {
-        if let Repr::Table(t) = &self.repr {
-            t.prefetch_key(member, depth > 0);
-        }
+    /// Warms `member`'s place in the member table (see `Table::prefetch_key`);
+    /// false when there is no table to warm (a packed set).
+    pub fn prefetch(&self, member: &[u8], depth: u8) -> bool {
+        let Repr::Table(t) = &self.repr else {
+            return false;
+        };
+        t.prefetch_key(member, depth > 0);
+        true
     }
 
     pub fn len(&self) -> usize {

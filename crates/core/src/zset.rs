@@ -136,10 +136,14 @@ impl ZSet {
     /// Warms the cache for a lookup of `member` in the member table: at
     /// `depth` 0 its bucket slot, at 1 its chain's first node
     /// (`Table::prefetch_key`); nothing to do for a listpack.
-    pub fn prefetch(&self, member: &[u8], depth: u8) {
-        if let Repr::Big(b) = &self.repr {
-            b.dict.prefetch_key(member, depth > 0);
-        }
+    /// Warms `member`'s place in the member table; false when there is no
+    /// table to warm (a listpack).
+    pub fn prefetch(&self, member: &[u8], depth: u8) -> bool {
+        let Repr::Big(b) = &self.repr else {
+            return false;
+        };
+        b.dict.prefetch_key(member, depth > 0);
+        true
     }
 
     pub fn len(&self) -> usize {

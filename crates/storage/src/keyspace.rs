@@ -127,15 +127,18 @@ impl Keyspace {
     /// (whose entry `prefetch_entry` warmed): at `depth` 0 the member's
     /// bucket slot in the collection's member table, then (each once the
     /// step before is cached) its chain's first node, and for a hash the
-    /// field's value. Never waits, changes nothing.
-    pub fn prefetch_member(&self, cookie: u64, key: &[u8], member: &[u8], depth: u8) {
+    /// field's value. Never waits, changes nothing. False when there is
+    /// nothing more to warm (no such key, a packed collection, a busy
+    /// shard), so the steps after this one are skipped.
+    pub fn prefetch_member(&self, cookie: u64, key: &[u8], member: &[u8], depth: u8) -> bool {
         if cookie == 0 {
-            return;
+            return false;
         }
         let (shard, db, hash) = prefetch_fields(cookie);
-        if let Some(s) = self.shards.get(shard).and_then(Mutex::try_lock) {
-            s.prefetch_member(db, hash, key, member, depth);
-        }
+        self.shards
+            .get(shard)
+            .and_then(Mutex::try_lock)
+            .is_some_and(|s| s.prefetch_member(db, hash, key, member, depth))
     }
 
     /// Locks one shard. Every lock path goes through here (or

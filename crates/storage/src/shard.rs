@@ -347,15 +347,24 @@ impl Shard {
     /// Warms the cache for a lookup of `member` in the collection at `key`
     /// (whose `hash_key` ends in `hash`), `depth` steps from the
     /// collection (0: the member's bucket slot; see `Hash::prefetch`).
-    pub fn prefetch_member(&self, db: usize, hash: u64, key: &[u8], member: &[u8], depth: u8) {
+    /// False when there is nothing (more) to warm: no such key, or no
+    /// member table in its value.
+    pub fn prefetch_member(
+        &self,
+        db: usize,
+        hash: u64,
+        key: &[u8],
+        member: &[u8],
+        depth: u8,
+    ) -> bool {
         let Some(e) = self.dbs.get(db).and_then(|d| d.table.get_hashed(hash, key)) else {
-            return;
+            return false;
         };
         match e.value() {
             ValueRef::Hash(h) => h.prefetch(member, depth),
             ValueRef::Set(s) => s.prefetch(member, depth),
             ValueRef::ZSet(z) => z.prefetch(member, depth),
-            _ => {}
+            _ => false,
         }
     }
 
