@@ -175,6 +175,10 @@ const WORKER_STACK: usize = 16 * 1024 * 1024;
 /// buffer all its replies.
 const FLUSH_AT: usize = 1024 * 1024;
 
+/// How long a connection waits for a script's (or WAIT's) reply before it
+/// sends the replies it already has.
+const QUICK_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Serves `listener` with `threads` workers. Returns only on a fatal error
 /// of the acceptor.
 pub fn serve<S: Service>(
@@ -741,31 +745,43 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                         }
                         Flow::Wait(mut reply) => {
                             session.batch_end();
-                            if !flush(&mut stream, &mut out, &mut session).await {
-                                return;
-                            }
-                            // Wait for the reply while watching the socket:
-                            // what arrives is queued, EOF abandons the wait.
-                            loop {
-                                if inbuf.capacity() - inbuf.len() < READ_CHUNK {
-                                    inbuf.reserve(READ_CHUNK);
+                            // Most waits (a script) end within a millisecond:
+                            // their reply joins the batch's one write. Only a
+                            // longer one sends what is ready first.
+                            let quick = tokio::select! {
+                                biased;
+                                bytes = &mut reply => Some(bytes),
+                                () = tokio::time::sleep(QUICK_WAIT) => None,
+                            };
+                            if let Some(bytes) = quick {
+                                out.raw(&bytes);
+                            } else {
+                                if !flush(&mut stream, &mut out, &mut session).await {
+                                    return;
                                 }
-                                tokio::select! {
-                                    bytes = &mut reply => {
-                                        out.raw(&bytes);
-                                        break;
+                                // Wait for the reply while watching the socket:
+                                // what arrives is queued, EOF abandons the wait.
+                                loop {
+                                    if inbuf.capacity() - inbuf.len() < READ_CHUNK {
+                                        inbuf.reserve(READ_CHUNK);
                                     }
-                                    r = stream.read_buf(&mut inbuf) => match r {
-                                        Ok(0) | Err(_) => return,
-                                        Ok(m) => {
-                                            session.count_io(m, 0);
-                                            if inbuf.len() > session.query_buffer_limit() {
-                                                eprintln!("closing client that reached max query buffer length");
-                                                return;
-                                            }
+                                    tokio::select! {
+                                        bytes = &mut reply => {
+                                            out.raw(&bytes);
+                                            break;
                                         }
-                                    },
-                                    () = std::future::poll_fn(|cx| session.poll_dropped(cx)) => return,
+                                        r = stream.read_buf(&mut inbuf) => match r {
+                                            Ok(0) | Err(_) => return,
+                                            Ok(m) => {
+                                                session.count_io(m, 0);
+                                                if inbuf.len() > session.query_buffer_limit() {
+                                                    eprintln!("closing client that reached max query buffer length");
+                                                    return;
+                                                }
+                                            }
+                                        },
+                                        () = std::future::poll_fn(|cx| session.poll_dropped(cx)) => return,
+                                    }
                                 }
                             }
                             session.batch_begin();
