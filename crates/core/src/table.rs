@@ -138,6 +138,17 @@ impl<N> Move<N> {
 /// it moves (reading an empty slot is one sequential 8-byte load).
 const STEP_EMPTY: usize = 64;
 
+/// Non-empty old buckets a step moves (their first nodes prefetched
+/// together, so their misses overlap).
+const STEP_CHAINS: usize = 4;
+
+/// Tables with fewer entries than this resize in one go (the unit tests
+/// move every table incrementally, to exercise the move with small ones).
+#[cfg(not(test))]
+const MOVE_AT_ONCE: usize = 8192;
+#[cfg(test)]
+const MOVE_AT_ONCE: usize = 0;
+
 /// A collection's table: boxed nodes holding `E`.
 pub type Table<E> = RawTable<Box<Node<E>>>;
 
@@ -416,6 +427,11 @@ impl<N: Link> RawTable<N> {
                 next: 0,
                 chain: Vec::new(),
             }));
+            // A small table moves at once: well under a millisecond, and
+            // its lookups never pay for two arrays.
+            if self.len < MOVE_AT_ONCE {
+                self.finish_move();
+            }
         }
     }
 
@@ -433,21 +449,32 @@ impl<N: Link> RawTable<N> {
         }
     }
 
-    /// Moves old buckets until one non-empty bucket has moved, or `empty`
-    /// empty ones were passed over (then one more), or the old array is
-    /// done (then drops it). Cold: out of line of the no-move path.
+    /// Moves old buckets until `STEP_CHAINS` non-empty buckets have moved,
+    /// or `empty` empty ones were passed over (then one more), or the old
+    /// array is done (then drops it). Cold: out of line of the no-move
+    /// path.
     #[cold]
     fn move_buckets(&mut self, mut empty: usize) {
         let Some(m) = self.moving.as_deref_mut() else {
             return;
         };
         let mask = self.buckets.len() - 1;
+        // The next few chains' first nodes load together (each move reads
+        // its nodes' keys to hash them).
+        for head in m.old[m.next..].iter().take(STEP_CHAINS).flatten() {
+            prefetch(head.addr());
+        }
+        let mut chains = STEP_CHAINS;
         while m.next < m.old.len() {
             let head = m.old[m.next].take();
             m.next += 1;
             if let Some(head) = head {
                 move_chain(&mut self.buckets, mask, head, &mut m.chain);
-                break;
+                chains -= 1;
+                if chains == 0 {
+                    break;
+                }
+                continue;
             }
             if empty == 0 {
                 break;
