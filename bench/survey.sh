@@ -8,9 +8,10 @@
 # then Damselfly, in order, so later lines see what earlier ones wrote (the
 # leaderboard is filled before it is read). For each it prints the server
 # CPU ns per command (/proc/PID/stat, user + system) and Redis/Damselfly
-# (above 1: Damselfly is cheaper). One round: a coarse map for finding
-# outliers, not a measurement to quote; compare.sh and the other scripts
-# measure.
+# (above 1: Damselfly is cheaper). Lines are split on spaces (no quoting),
+# so a script argument is written without spaces. One round: a coarse map
+# for finding outliers, not a measurement to quote; compare.sh and the
+# other scripts measure.
 #
 # Env: N=1000000 PIPELINE=16 SERVER_CPU=1 CLIENT_CPUS=0 PORT=6396 (Redis on
 #      PORT, Damselfly on PORT+1) COMMANDS=file SKIP_BUILD=0
@@ -61,6 +62,7 @@ ZRANK lb m:__rand_int__
 ZREVRANGE lb 0 9 WITHSCORES
 ZRANGEBYSCORE lb 100 200 LIMIT 0 10
 PUBLISH events msg
+EVAL return(redis.call('incr',KEYS[1])) 1 ev:__rand_int__
 PING'
 if [ -n "${COMMANDS:-}" ]; then
     LIST=$(cat "$COMMANDS")
