@@ -551,6 +551,9 @@ fn script_thread() -> Option<&'static std::sync::mpsc::Sender<ScriptRun>> {
             let (tx, rx) = std::sync::mpsc::channel::<ScriptRun>();
             std::thread::Builder::new()
                 .name("scripts".into())
+                // As a worker's: deep scripts (cjson, nested pcall) recurse
+                // on the C stack.
+                .stack_size(16 * 1024 * 1024)
                 .spawn(move || {
                     for run in rx {
                         let started = run.state.compare_exchange(

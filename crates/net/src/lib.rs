@@ -329,9 +329,8 @@ fn worker_main<S: Service>(
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_stack_size(WORKER_STACK)
-        // Scripts run on the blocking pool and serialise on the shard
-        // locks: a few threads per worker are plenty, and a burst of EVALs
-        // must not start hundreds.
+        // WAIT's polls run on the blocking pool: a few threads per worker
+        // are plenty, and a burst of them must not start hundreds.
         .max_blocking_threads(16)
         .build()
     {

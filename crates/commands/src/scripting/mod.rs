@@ -3,7 +3,7 @@
 //!
 //! Where a script runs: a client's EVAL does not run on its worker thread.
 //! The handler only checks the arguments and hands a `Job` to the
-//! connection, which runs it on tokio's blocking pool and waits for the
+//! connection, which hands it to the one script thread and waits for the
 //! reply, like a blocked BLPOP waits. The worker stays free, so its other
 //! clients get `-BUSY` from a runaway script and can send SCRIPT KILL.
 //! Inside EXEC a script runs inline, under EXEC's locks.
