@@ -65,13 +65,41 @@ fn unsafe_zeroed_tm() -> libc::tm {
     unsafe { std::mem::zeroed() }
 }
 
-struct ProcessHost {
-    shutdown: tokio::sync::mpsc::UnboundedSender<()>,
+struct ProcessHost;
+
+/// The unix socket file to remove on exit, once listening there.
+static UNIX_PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The listening sockets, shut first on exit.
+static LISTENING: std::sync::OnceLock<Vec<i32>> = std::sync::OnceLock::new();
+/// Set once exiting: an acceptor whose socket was shut is not an error.
+static EXITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn exit_now() -> ! {
+    EXITING.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Refuse new connections before any open one closes (at exit): a
+    // client that sees its connection close finds the port shut, as
+    // Redis closes its listeners first.
+    for fd in LISTENING.get().into_iter().flatten() {
+        // SAFETY: fd is a listening socket this process opened and never
+        // closes; shutdown only changes its state (its acceptor's
+        // accept() then fails, see EXITING).
+        unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+    }
+    if let Some(path) = UNIX_PATH.get().filter(|p| !p.is_empty()) {
+        log("Removing the unix socket file.");
+        let _ = std::fs::remove_file(path);
+    }
+    log("Damselfly is now ready to exit, bye bye...");
+    std::process::exit(0);
 }
 
 impl Host for ProcessHost {
+    /// SHUTDOWN exits in the command, as Redis does: before the asking
+    /// connection closes, so a client that sees it close and connects
+    /// again finds the port shut, not a server still on its way out.
     fn shutdown(&self) {
-        let _ = self.shutdown.send(());
+        log("User requested shutdown...");
+        exit_now();
     }
 
     fn log(&self, msg: &str) {
@@ -192,7 +220,6 @@ fn main() {
         listen(bind, opts.admin_port)
     });
     let port = listener.local_addr().map_or(main_port, |a| a.port());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let server = Arc::new(Server::new(
         ServerOptions {
             shards: SHARDS,
@@ -208,7 +235,7 @@ fn main() {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
         },
-        Box::new(ProcessHost { shutdown: tx }),
+        Box::new(ProcessHost),
     ));
     let cfg = &server.config;
     let dir = std::env::current_dir()
@@ -309,12 +336,22 @@ fn main() {
         }
     };
     if unix.is_some() {
+        let _ = UNIX_PATH.set(unix_path.clone());
         log(&format!(
             "The server is now ready to accept connections at {unix_path}"
         ));
     }
+    {
+        use std::os::fd::AsRawFd;
+        let mut fds: Vec<i32> = listeners.iter().map(|l| l.tcp.as_raw_fd()).collect();
+        fds.extend(unix.as_ref().map(AsRawFd::as_raw_fd));
+        let _ = LISTENING.set(fds);
+    }
     std::thread::spawn(move || {
         if let Err(e) = damselfly_net::serve_all_and_unix(listeners, unix, app, threads) {
+            if EXITING.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             log(&format!("listener failed: {e}"));
             std::process::exit(1);
         }
@@ -382,24 +419,17 @@ fn main() {
                     None => std::future::pending::<()>().await,
                 }
             };
-            let signalled = tokio::select! {
+            tokio::select! {
                 _ = tokio::signal::ctrl_c() => {
                     log("Received SIGINT scheduling shutdown...");
-                    true
                 }
                 _ = term_recv => {
                     log("Received SIGTERM scheduling shutdown...");
-                    true
-                }
-                _ = rx.recv() => {
-                    log("User requested shutdown...");
-                    false
                 }
             };
-            // SHUTDOWN saved (or chose not to) before asking; a signal
-            // saves here when rules or a cron are set, as Redis does, and
-            // a failed save keeps the server running.
-            if !signalled || !damselfly_commands::persist::saving_configured(&server) {
+            // A signal saves here when rules or a cron are set, as Redis
+            // does, and a failed save keeps the server running.
+            if !damselfly_commands::persist::saving_configured(&server) {
                 break;
             }
             log("Saving the final RDB snapshot before exiting.");
@@ -409,12 +439,7 @@ fn main() {
             log("Error trying to save the DB, can't exit.");
         }
     });
-    if !unix_path.is_empty() {
-        log("Removing the unix socket file.");
-        let _ = std::fs::remove_file(&unix_path);
-    }
-    log("Damselfly is now ready to exit, bye bye...");
-    std::process::exit(0);
+    exit_now();
 }
 
 /// Redis's `unixsocket`: a listener at `path` (a stale socket file there

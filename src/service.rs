@@ -68,12 +68,21 @@ impl Session for Conn {
                 let sleep = blocked.timeout().map(tokio::time::sleep);
                 return Flow::Wait(Box::pin(blocked.wait(self.server.clone(), sleep)));
             }
-            // A script runs on the script thread so this worker keeps
-            // serving its other clients (who may need to send SCRIPT KILL).
+            // A script known to end quickly runs here; any other runs on
+            // the script thread, so this worker keeps serving its other
+            // clients (who may need to send SCRIPT KILL).
             Some(Wait::Script(job)) => {
-                let server = self.server.clone();
                 let id = self.client.id();
-                return Flow::Wait(Box::pin(run_script(server, id, job)));
+                let here = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    job.run_here(&self.server, id)
+                }));
+                match here.unwrap_or_else(|_| Ok(aborted_script())) {
+                    Ok(bytes) => out.raw(&bytes),
+                    Err(job) => {
+                        let server = self.server.clone();
+                        return Flow::Wait(Box::pin(run_script(server, id, job)));
+                    }
+                }
             }
             // WAIT polls the replicas' acknowledgements off the worker.
             Some(Wait::Acks(acks)) => {

@@ -159,6 +159,8 @@ fn the_stream_rewrites_commands_as_redis_does() {
         EVAL "redis.call('set','k1','v'); redis.call('incr','n'); return 1" 0
         EVAL "redis.call('set','k2','v'); return 1" 0
         EVAL "return redis.call('get','k2')" 0
+        EVAL "redis.call('set','sr1','1'); redis.set_repl(redis.REPL_NONE); redis.call('set','sr2','2'); redis.set_repl(redis.REPL_AOF); redis.call('set','sr3','3'); redis.set_repl(redis.REPL_ALL); redis.call('set','sr4','4')" 0
+        EVAL "redis.set_repl(redis.REPL_NONE); redis.call('set','sr5','5')" 0
         MULTI
         SET m1 1
         EXEC

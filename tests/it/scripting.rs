@@ -113,6 +113,15 @@ const ERRORS: &str = r##"
     EVAL "local ok,e = pcall(error,'x') return e" 0
     EVAL "return redis.pcall('nosuch')" 0
     EVAL "local f = loadstring('x = 1') f()" 0
+    EVAL "rawset(_G, 'x', 1)" 0
+    EVAL "rawset(redis, 'call', 1)" 0
+    EVAL "return rawget(_G, 'redis') ~= nil" 0
+    EVAL "return rawget(_G, 'nosuch')" 0
+    EVAL "local t = {} rawset(t, 'a', 1) return rawget(t, 'a')" 0
+    EVAL "return pcall(function() return nosuch end)" 0
+    EVAL "return redis.call('incr', 7.5)" 0
+    EVAL "return redis.call('set', 'num', 1e15) and redis.call('get', 'num')" 0
+    EVAL "return redis.call('set', 'num', -3) and redis.call('get', 'num')" 0
     EVAL "return 1+" 0
     EVAL "return redis.setresp(4)" 0
     EVAL "return redis.setresp()" 0
@@ -380,6 +389,65 @@ fn runaway_script_gets_busy_replies_and_script_kill_stops_it() {
     admin.send(&["SHUTDOWN", "NOSAVE"]);
     let mut d = d;
     wait_for(|| matches!(d.child.try_wait(), Ok(Some(_))));
+}
+
+#[test]
+fn quick_scripts_run_again_and_a_replaced_function_stays_killable() {
+    let d = damselfly(&["--proactor_threads", "1"]);
+    let mut admin = Conn::open(d.port);
+    admin.cmd(&["CONFIG", "SET", "busy-reply-threshold", "50"]);
+    // A script that ended quickly runs on its caller's worker from then on.
+    for n in 1..=5 {
+        let reply = admin.cmd(&["EVAL", "return redis.call('incr', KEYS[1])", "1", "c"]);
+        assert_eq!(reply, format!(":{n}\r\n"));
+    }
+    let fcall_lib = |body: &str| {
+        format!("#!lua name=lib\nredis.register_function('f', function(KEYS) {body} end)")
+    };
+    admin.cmd(&[
+        "FUNCTION",
+        "LOAD",
+        &fcall_lib("return redis.call('incr', KEYS[1])"),
+    ]);
+    for n in 6..=8 {
+        assert_eq!(admin.cmd(&["FCALL", "f", "1", "c"]), format!(":{n}\r\n"));
+    }
+    // The same name now spins: the one worker must still hear FUNCTION KILL.
+    admin.cmd(&[
+        "FUNCTION",
+        "LOAD",
+        "REPLACE",
+        &fcall_lib("while true do end"),
+    ]);
+    let mut runner = Conn::open(d.port);
+    runner.send(&["FCALL", "f", "0"]);
+    wait_for(|| admin.cmd(&["PING"]).starts_with("-BUSY"));
+    assert_eq!(admin.cmd(&["FUNCTION", "KILL"]), "+OK\r\n");
+    let reply = String::from_utf8_lossy(&runner.read()).into_owned();
+    assert!(reply.contains("Script killed by user"), "{reply}");
+    assert_eq!(admin.cmd(&["GET", "c"]), "$1\r\n8\r\n");
+}
+
+#[test]
+fn debug_set_disable_deny_scripts_lets_scripts_call_noscript_commands() {
+    let d = damselfly(&[]);
+    let mut c = Conn::open(d.port);
+    let script = "return type(redis.call('client', 'list'))";
+    assert!(c
+        .cmd(&["EVAL", script, "0"])
+        .starts_with("-ERR This Redis command is not allowed from script"));
+    assert_eq!(
+        c.cmd(&["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1"]),
+        "+OK\r\n"
+    );
+    assert_eq!(c.cmd(&["EVAL", script, "0"]), "$6\r\nstring\r\n");
+    assert_eq!(
+        c.cmd(&["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0"]),
+        "+OK\r\n"
+    );
+    assert!(c
+        .cmd(&["EVAL", script, "0"])
+        .starts_with("-ERR This Redis command is not allowed from script"));
 }
 
 #[test]

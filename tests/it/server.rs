@@ -568,6 +568,12 @@ fn debug_log_works_and_shutdown_stops_the_server() {
     ));
     assert_eq!(c.cmd(&["FUNCTION", "LIST"]), "*0\r\n");
     c.send(&["SHUTDOWN", "NOSAVE"]);
+    // The port is shut before the connection closes, as with Redis: a
+    // client that sees the close and connects again is refused.
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut c.reader, &mut rest);
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", d.port)).is_err());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         if let Ok(Some(status)) = d.child.try_wait() {

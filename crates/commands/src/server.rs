@@ -715,6 +715,8 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 "    Write <message> to the server log.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    0 pauses the background expiry of keys nobody reads; 1 resumes it.",
+                "SET-DISABLE-DENY-SCRIPTS <0|1>",
+                "    1 lets scripts call commands normally refused to them (for tests).",
                 "RELOAD",
                 "    Save the RDB on disk and reload it back to memory.",
                 "OBJECT <key>",
@@ -739,6 +741,15 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     if eq(sub, "set-active-expire") && args.len() == 3 {
         let on = crate::args::int(args.get(2).unwrap_or_default())?;
         ctx.server.keyspace.set_active_expire(on != 0);
+        ctx.reply.ok();
+        return Ok(());
+    }
+    if eq(sub, "set-disable-deny-scripts") && args.len() == 3 {
+        let on = crate::args::int(args.get(2).unwrap_or_default())?;
+        ctx.server
+            .scripting
+            .allow_noscript
+            .store(on != 0, std::sync::atomic::Ordering::Relaxed);
         ctx.reply.ok();
         return Ok(());
     }

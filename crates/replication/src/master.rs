@@ -540,6 +540,9 @@ thread_local! {
     static PROPAGATING: Cell<bool> = const { Cell::new(false) };
     /// The top-level command holds no shard for its run (see `enter`).
     static WALKS: Cell<bool> = const { Cell::new(false) };
+    /// Commands running now are not propagated (a script's
+    /// `redis.set_repl(redis.REPL_NONE)`); expiries still are.
+    static SILENT: Cell<bool> = const { Cell::new(false) };
     static PENDING: RefCell<Pending> = const {
         RefCell::new(Pending { ops: Vec::new(), instead: Vec::new(), server_changes: 0 })
     };
@@ -621,7 +624,9 @@ pub fn instead(args: Vec<Vec<u8>>) {
 pub fn command(db: usize, args: impl FnOnce() -> Vec<Vec<u8>>) {
     PENDING.with(|p| {
         let mut p = p.borrow_mut();
-        if p.instead.is_empty() {
+        if SILENT.with(Cell::get) {
+            p.instead.clear();
+        } else if p.instead.is_empty() {
             let args = args();
             p.ops.push(Op { db, args });
         } else {
@@ -649,7 +654,16 @@ pub fn discard_instead() {
 /// Queues a command on behalf of someone else than the running command
 /// (a blocked client served by it: BLPOP's pop as LPOP).
 pub fn also(db: usize, args: Vec<Vec<u8>>) {
+    if SILENT.with(Cell::get) {
+        return;
+    }
     PENDING.with(|p| p.borrow_mut().ops.push(Op { db, args }));
+}
+
+/// Silences (or not) the propagation of the commands run from now on this
+/// thread; returns the previous setting.
+pub fn set_silent(on: bool) -> bool {
+    SILENT.with(|s| s.replace(on))
 }
 
 /// The server removed a key (expired or evicted): DEL, queued with the

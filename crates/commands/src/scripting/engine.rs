@@ -17,10 +17,15 @@ use crate::table::flag;
 use damselfly_protocol::{Reply, Request};
 use damselfly_storage::Locked;
 use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+
+/// Maps keyed by SHA1s and names: SipHash cost more than the rest of a
+/// short script's lookups.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// Everything a running script's `redis.call` needs.
 pub(crate) struct RunCtx<'s, 'l> {
@@ -51,14 +56,22 @@ pub(crate) struct Script {
 /// The EVAL engine and the function engine.
 pub struct Vm {
     lua: Lua,
-    scripts: HashMap<String, Script>,
+    scripts: FastMap<String, Script>,
     pub(crate) functions: super::functions::Engine,
     /// Scripts (by SHA1) and functions (by name, after a 0 byte) seen to
     /// touch shards beyond their declared keys: they lock every shard up
     /// front instead of restarting (scripts that build key names from a
     /// prefix argument).
-    needs_all: std::collections::HashSet<Vec<u8>>,
+    needs_all: FastSet<Vec<u8>>,
+    /// Scripts (by SHA1) whose last run ended within `QUICK_RUN_NS`: they
+    /// may run on their caller's worker (functions keep theirs in the
+    /// function engine, which forgets them when a library changes).
+    quick: FastSet<String>,
 }
+
+/// A run this short may happen on the caller's worker next time: its
+/// other clients wait no longer than for a large LRANGE.
+pub(crate) const QUICK_RUN_NS: u64 = 1_000_000;
 
 const SHEBANG_FLAGS: &[&str] = &[
     "no-writes",
@@ -107,7 +120,14 @@ pub(crate) fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), CmdError> {
 }
 
 pub(crate) fn sha1_hex(b: &[u8]) -> String {
-    sha1_smol::Sha1::from(b).digest().to_string()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha1_smol::Sha1::from(b).digest().bytes();
+    let mut hex = String::with_capacity(40);
+    for byte in digest {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 15)]));
+    }
+    hex
 }
 
 /// Creates a sandboxed Lua state: the safe standard libraries, the extra
@@ -195,7 +215,8 @@ pub(crate) fn new_lua() -> mlua::Result<Lua> {
             if args.len() != 1 {
                 return raise(lua, "ERR redis.set_repl() requires two arguments.");
             }
-            let ok = match args.into_iter().next() {
+            let args_first = args.into_iter().next();
+            let ok = match args_first {
                 Some(Value::Integer(n)) => (0..=3).contains(&n),
                 Some(Value::Number(n)) => (0.0..=3.0).contains(&n),
                 _ => false,
@@ -206,23 +227,17 @@ pub(crate) fn new_lua() -> mlua::Result<Lua> {
                     "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
                 );
             }
+            // REPL_REPLICA (2) is the bit that matters: there is no AOF.
+            let replicate = match args_first {
+                Some(Value::Integer(n)) => n & 2 != 0,
+                Some(Value::Number(n)) => (n as i64) & 2 != 0,
+                _ => true,
+            };
+            with_active(|a| a.run.borrow_mut().replicate = replicate);
             Ok((true, Value::Nil))
         })?,
     )?;
-    impl_.raw_set(
-        "acl_check_cmd",
-        lua.create_function(|lua, packed: Table| {
-            let args = unpack_args(&packed)?;
-            let name = args
-                .into_iter()
-                .next()
-                .and_then(|v| lua.coerce_string(v).ok().flatten());
-            match name.and_then(|n| crate::table::lookup(&n.as_bytes())) {
-                Some(_) => Ok((true, Value::Boolean(true))),
-                None => raise(lua, INVALID_ACL_CHECK),
-            }
-        })?,
-    )?;
+    bind_callbacks(&lua, &impl_)?;
     Ok(lua)
 }
 
@@ -265,6 +280,90 @@ unsafe fn forward(state: *mut mlua::lua_State, key: &'static [u8]) -> std::os::r
     }
 }
 
+/// The arguments of a `redis.call` / `redis.pcall`, as the command's
+/// argument strings.
+enum CallArgs {
+    Strings(Vec<Vec<u8>>),
+    /// One was neither a string nor a number.
+    BadType,
+}
+
+thread_local! {
+    /// Handed from `forward_command` to the `call`/`pcall` callback.
+    static CALL_ARGS: RefCell<CallArgs> = const { RefCell::new(CallArgs::Strings(Vec::new())) };
+}
+
+/// `redis.call` and `redis.pcall`: like `forward`, but the arguments are
+/// read off the Lua stack straight into command strings (`CALL_ARGS`)
+/// and the callback gets none: packing them into a table for the
+/// callback to unpack into Lua values cost a tenth of a short script.
+///
+/// # Safety
+/// As `forward`. Reading the arguments uses only Lua API calls that
+/// cannot raise (`lua_type`, `lua_tolstring` on strings, `lua_tonumber`),
+/// and the strings go into a thread-local, so no Rust value with a
+/// destructor is live in this frame when `lua_call` or `lua_error` may
+/// longjmp through it.
+unsafe fn forward_command(state: *mut mlua::lua_State, key: &'static [u8]) -> std::os::raw::c_int {
+    use mlua::ffi;
+    // SAFETY: see the function's contract; every index used is on the stack.
+    unsafe {
+        let n = ffi::lua_gettop(state);
+        CALL_ARGS.with(|a| {
+            let mut argv = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+            let mut bad = false;
+            for i in 1..=n {
+                match ffi::lua_type(state, i) {
+                    ffi::LUA_TSTRING => {
+                        let mut len = 0usize;
+                        let p = ffi::lua_tolstring(state, i, &mut len);
+                        argv.push(std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec());
+                    }
+                    ffi::LUA_TNUMBER => argv.push(number_arg(ffi::lua_tonumber(state, i))),
+                    _ => bad = true,
+                }
+            }
+            *a.borrow_mut() = if bad {
+                CallArgs::BadType
+            } else {
+                CallArgs::Strings(argv)
+            };
+        });
+        ffi::lua_settop(state, 0);
+        ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"impl".as_ptr());
+        ffi::lua_getfield(state, -1, key.as_ptr().cast());
+        ffi::lua_remove(state, -2);
+        ffi::lua_call(state, 0, 2);
+        if ffi::lua_toboolean(state, -2) != 0 {
+            return 1;
+        }
+        ffi::lua_error(state)
+    }
+}
+
+/// A number argument of `redis.call` as mlua would have converted it: an
+/// integral value in i64's range as an integer, any other in shortest
+/// form.
+fn number_arg(n: f64) -> Vec<u8> {
+    const I64_END: f64 = 9_223_372_036_854_775_808.0;
+    if n.fract() == 0.0 && (-I64_END..I64_END).contains(&n) {
+        (n as i64).to_string().into_bytes()
+    } else {
+        shortest(n).into_bytes()
+    }
+}
+
+unsafe extern "C-unwind" fn c_call(state: *mut mlua::lua_State) -> std::os::raw::c_int {
+    // SAFETY: Lua calls this with its running state; the key is a
+    // NUL-terminated literal.
+    unsafe { forward_command(state, b"call\0") }
+}
+
+unsafe extern "C-unwind" fn c_pcall(state: *mut mlua::lua_State) -> std::os::raw::c_int {
+    // SAFETY: as `c_call`.
+    unsafe { forward_command(state, b"pcall\0") }
+}
+
 macro_rules! raising {
     ($($fname:ident => $key:literal),* $(,)?) => {
         $(
@@ -274,13 +373,12 @@ macro_rules! raising {
                 unsafe { forward(state, concat!($key, "\0").as_bytes()) }
             }
         )*
-        const RAISING: &[(&str, mlua::lua_CFunction)] = &[$(($key, $fname)),*];
+        const RAISING: &[(&str, mlua::lua_CFunction)] =
+            &[("call", c_call), ("pcall", c_pcall), $(($key, $fname)),*];
     };
 }
 
 raising! {
-    c_call => "call",
-    c_pcall => "pcall",
     c_setresp => "setresp",
     c_log => "log",
     c_sha1hex => "sha1hex",
@@ -361,15 +459,29 @@ local function readonly(t)
     __newindex = deny,
   })
 end
-local proxy = protect({}, {
-  __index = function(_, k)
-    local v = rawget(G, k)
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    return v
-  end,
+local function missing(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end
+-- Reads go through a table, not a function, so a global that exists is
+-- found without a call; only a missing one reaches `missing` (G's own
+-- metatable, set last). The metatable shown to scripts keeps G hidden.
+local proxy = {}
+protected[proxy] = true
+raw_setmetatable(proxy, {
+  __index = G,
   __newindex = deny,
+  __metatable = raw_setmetatable({}, {
+    __index = {
+      __index = function(_, k)
+        local v = rawget(G, k)
+        if v == nil then missing(_, k) end
+        return v
+      end,
+      __newindex = deny,
+    },
+    __newindex = deny,
+    __metatable = false,
+  }),
 })
 for _, n in ipairs({"redis", "cjson", "cmsgpack", "bit", "struct"}) do
   G["__real_" .. n] = G[n]
@@ -394,6 +506,18 @@ G._G = proxy
 __sandbox = proxy
 __impl = impl
 __bind = function(f, a, b) return function() return f(a, b) end end
+-- As Redis's read-only tables: rawset cannot write them, and rawget on
+-- the global proxy reads the globals.
+local raw_rawset, raw_rawget = rawset, rawget
+G.rawset = function(t, k, v)
+  if protected[t] then error("Attempt to modify a readonly table", 0) end
+  return raw_rawset(t, k, v)
+end
+G.rawget = function(t, k)
+  if t == proxy then t = G end
+  return raw_rawget(t, k)
+end
+raw_setmetatable(G, {__index = missing, __metatable = false})
 "#;
 
 /// A script error's location, taken by the message handler while the
@@ -413,21 +537,164 @@ struct Run<'a, 's, 'l> {
     allow_oom: bool,
     /// Every command so far was a read: the run may still start again.
     pure: bool,
+    /// `redis.set_repl`: the script's commands go to replicas.
+    replicate: bool,
+}
+
+/// A run's state, reached by the `redis.*` callbacks through `ACTIVE`.
+struct Active<'a, 's, 'l> {
+    run: RefCell<Run<'a, 's, 'l>>,
+    failure: RefCell<Failure>,
+}
+
+thread_local! {
+    /// The `Active` of the run in progress on this thread, or null. The
+    /// callbacks are made once per Lua state: a scope of fresh callbacks
+    /// per run cost six userdata and their collection, about a quarter of
+    /// a short script's run.
+    static ACTIVE: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Points `ACTIVE` at a run until dropped.
+struct Bind(*const ());
+
+impl Bind {
+    fn new(active: &Active<'_, '_, '_>) -> Bind {
+        let ptr = (active as *const Active<'_, '_, '_>).cast::<()>();
+        Bind(ACTIVE.with(|a| a.replace(ptr)))
+    }
+}
+
+impl Drop for Bind {
+    fn drop(&mut self) {
+        ACTIVE.with(|a| a.set(self.0));
+    }
+}
+
+/// Calls `f` with the run in progress on this thread, if any.
+fn with_active<R>(f: impl FnOnce(&Active<'_, '_, '_>) -> R) -> Option<R> {
+    let ptr = ACTIVE.with(Cell::get);
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null ACTIVE was set by `Bind::new` from an `Active`
+    // that `execute` declares before the `Bind` and so outlives it; the
+    // Bind puts the previous value back when it drops, unwinding
+    // included, so the pointer never outlives the run. The pointer is
+    // thread-local, so only this thread, inside that run, reads it. `f`
+    // is generic over the lifetimes, so the reference cannot leave it.
+    let active = unsafe { &*ptr.cast::<Active<'_, '_, '_>>() };
+    Some(f(active))
+}
+
+/// A `redis.*` callback called with no run on this thread (by a function
+/// library while it loads).
+fn unbound(lua: &Lua) -> mlua::Result<(bool, Value)> {
+    raise(lua, "ERR This Redis command is not allowed from script")
+}
+
+/// What each run uses from its Lua state, looked up once.
+struct Glue {
+    xpcall: Function,
+    /// The message handler: notes where the script failed.
+    handler: Function,
+}
+
+/// Makes the run-time `redis.*` callbacks (`impl[name]`, see `forward`)
+/// and the message handler; each reaches the run through `ACTIVE`.
+fn bind_callbacks(lua: &Lua, impl_: &Table) -> mlua::Result<()> {
+    for (name, raising) in [("call", true), ("pcall", false)] {
+        impl_.raw_set(
+            name,
+            lua.create_function(move |lua, ()| {
+                let args = CALL_ARGS.with(|a| a.replace(CallArgs::Strings(Vec::new())));
+                with_active(|a| redis_call(lua, &mut a.run.borrow_mut(), args, raising))
+                    .unwrap_or_else(|| unbound(lua))
+            })?,
+        )?;
+    }
+    impl_.raw_set(
+        "setresp",
+        lua.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
+            if args.len() != 1 {
+                return raise(lua, "ERR redis.setresp() requires one argument.");
+            }
+            let v = match args.into_iter().next() {
+                Some(Value::Integer(n)) => n as f64,
+                Some(Value::Number(n)) => n,
+                _ => 0.0,
+            };
+            if v != 2.0 && v != 3.0 {
+                return raise(lua, "ERR RESP version must be 2 or 3.");
+            }
+            with_active(|a| a.run.borrow_mut().resp3 = v == 3.0);
+            Ok((true, Value::Nil))
+        })?,
+    )?;
+    impl_.raw_set(
+        "log",
+        lua.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
+            with_active(|a| redis_log(lua, a.run.borrow().rc.server, args))
+                .unwrap_or_else(|| unbound(lua))
+        })?,
+    )?;
+    // While a library loads (no run), it only checks that the command
+    // exists.
+    impl_.raw_set(
+        "acl_check_cmd",
+        lua.create_function(|lua, packed: Table| {
+            let args = unpack_args(&packed)?;
+            if let Some(r) = with_active(|a| acl_check_cmd(lua, &a.run.borrow(), args.clone())) {
+                return r;
+            }
+            let name = args
+                .into_iter()
+                .next()
+                .and_then(|v| lua.coerce_string(v).ok().flatten());
+            match name.and_then(|n| crate::table::lookup(&n.as_bytes())) {
+                Some(_) => Ok((true, Value::Boolean(true))),
+                None => raise(lua, INVALID_ACL_CHECK),
+            }
+        })?,
+    )?;
+    let handler = lua.create_function(|lua, err: Value| {
+        with_active(|a| {
+            let mut f = a.failure.borrow_mut();
+            let mut level = 1;
+            while let Some(d) = lua.inspect_stack(level) {
+                let src = d.source();
+                // Our own helper chunks are named "=..."; skip them and C.
+                if src.what != "C" && src.source.as_deref().is_some_and(|s| !s.starts_with('=')) {
+                    f.source = src.source.map(|s| s.into_owned());
+                    f.line = d.curr_line();
+                    break;
+                }
+                level += 1;
+            }
+        });
+        Ok(err)
+    })?;
+    let xpcall: Function = lua.globals().raw_get("xpcall")?;
+    lua.set_app_data(Glue { xpcall, handler });
+    Ok(())
 }
 
 impl Vm {
     pub fn new() -> mlua::Result<Vm> {
         Ok(Vm {
             lua: new_lua()?,
-            scripts: HashMap::new(),
+            scripts: FastMap::default(),
             functions: super::functions::Engine::new()?,
             needs_all: Default::default(),
+            quick: Default::default(),
         })
     }
 
     fn needs_all_key(target: &Target) -> Vec<u8> {
         match target {
-            Target::Body(body) => sha1_hex(body).into_bytes(),
+            Target::Body(_, sha) => sha.as_bytes().to_vec(),
             Target::Sha(sha) => sha.clone(),
             Target::Function(name) => [&[0u8][..], name].concat(),
         }
@@ -442,6 +709,45 @@ impl Vm {
         self.needs_all.insert(Self::needs_all_key(target));
     }
 
+    /// Whether `target` ended quickly last time it ran.
+    pub(crate) fn is_quick(&self, target: &Target) -> bool {
+        let (set, key) = self.quick_key(target);
+        std::str::from_utf8(key).is_ok_and(|k| set.contains(k))
+    }
+
+    fn quick_key<'t>(&self, target: &'t Target) -> (&FastSet<String>, &'t [u8]) {
+        match target {
+            Target::Body(_, sha) => (&self.quick, sha.as_bytes()),
+            Target::Sha(sha) => (&self.quick, sha),
+            Target::Function(name) => (&self.functions.quick, name),
+        }
+    }
+
+    /// Records whether `target`'s run was quick (a target flushed or
+    /// deleted meanwhile is not recorded).
+    pub(crate) fn set_quick(&mut self, target: &Target, quick: bool) {
+        let (key, exists) = match target {
+            Target::Body(_, sha) => (sha.as_bytes(), self.scripts.contains_key(sha)),
+            Target::Sha(sha) => (
+                &sha[..],
+                std::str::from_utf8(sha).is_ok_and(|s| self.scripts.contains_key(s)),
+            ),
+            Target::Function(name) => (&name[..], self.functions.find(name).is_ok()),
+        };
+        let Ok(key) = std::str::from_utf8(key) else {
+            return;
+        };
+        let set = match target {
+            Target::Function(_) => &mut self.functions.quick,
+            _ => &mut self.quick,
+        };
+        if quick && exists {
+            set.insert(key.to_owned());
+        } else {
+            set.remove(key);
+        }
+    }
+
     pub fn script_count(&self) -> usize {
         self.scripts.len()
     }
@@ -453,6 +759,7 @@ impl Vm {
     pub fn flush_scripts(&mut self) -> mlua::Result<()> {
         self.scripts.clear();
         self.needs_all.clear();
+        self.quick.clear();
         self.lua = new_lua()?;
         Ok(())
     }
@@ -460,7 +767,11 @@ impl Vm {
     /// Compiles and caches a script body (SCRIPT LOAD, EVAL), returning
     /// its SHA1.
     pub fn load_script(&mut self, body: &[u8]) -> Result<String, CmdError> {
-        let sha = sha1_hex(body);
+        self.load_script_as(body, sha1_hex(body))
+    }
+
+    /// `load_script` for a body whose SHA1 is known.
+    fn load_script_as(&mut self, body: &[u8], sha: String) -> Result<String, CmdError> {
         if self.scripts.contains_key(&sha) {
             return Ok(sha);
         }
@@ -475,10 +786,18 @@ impl Vm {
     /// Runs a job, writing its reply (or its error) into `out`.
     pub fn run(&mut self, rc: &mut RunCtx, job: &Job, out: &mut Reply) -> Result<(), CmdError> {
         let (lua, func, flags, name, source) = match &job.target {
-            Target::Body(body) => {
-                let sha = self.load_script(body)?;
-                let s = &self.scripts[&sha];
-                (&self.lua, s.func.clone(), s.flags, sha, "@user_script")
+            Target::Body(body, sha) => {
+                if !self.scripts.contains_key(sha) {
+                    self.load_script_as(body, sha.clone())?;
+                }
+                let s = self.scripts.get(sha).ok_or(CmdError::NoScript)?;
+                (
+                    &self.lua,
+                    s.func.clone(),
+                    s.flags,
+                    sha.clone(),
+                    "@user_script",
+                )
             }
             Target::Sha(sha) => {
                 let s = std::str::from_utf8(sha)
@@ -588,76 +907,33 @@ pub(crate) fn execute(
         },
     );
     let resp3_out = out.is_resp3();
-    let run = RefCell::new(Run {
-        rc,
-        resp3: false,
-        no_writes,
-        allow_oom,
-        pure: true,
-    });
-    let failure = RefCell::new(Failure::default());
-    let result = lua.scope(|scope| {
-        let redis: Table = lua.named_registry_value("impl")?;
-        let call = scope.create_function(|lua, packed: Table| {
-            let args = unpack_args(&packed)?;
-            redis_call(lua, &mut run.borrow_mut(), args, true)
-        })?;
-        let pcall = scope.create_function(|lua, packed: Table| {
-            let args = unpack_args(&packed)?;
-            redis_call(lua, &mut run.borrow_mut(), args, false)
-        })?;
-        let setresp = scope.create_function(|lua, packed: Table| {
-            let args = unpack_args(&packed)?;
-            if args.len() != 1 {
-                return raise(lua, "ERR redis.setresp() requires one argument.");
-            }
-            let v = match args.into_iter().next() {
-                Some(Value::Integer(n)) => n as f64,
-                Some(Value::Number(n)) => n,
-                _ => 0.0,
-            };
-            if v != 2.0 && v != 3.0 {
-                return raise(lua, "ERR RESP version must be 2 or 3.");
-            }
-            run.borrow_mut().resp3 = v == 3.0;
-            Ok((true, Value::Nil))
-        })?;
-        let log = scope.create_function(|lua, packed: Table| {
-            let args = unpack_args(&packed)?;
-            redis_log(lua, run.borrow().rc.server, args)
-        })?;
-        let acl_check = scope.create_function(|lua, packed: Table| {
-            let args = unpack_args(&packed)?;
-            acl_check_cmd(lua, &run.borrow(), args)
-        })?;
-        redis.raw_set("acl_check_cmd", acl_check)?;
-        redis.raw_set("call", call)?;
-        redis.raw_set("pcall", pcall)?;
-        redis.raw_set("setresp", setresp)?;
-        redis.raw_set("log", log)?;
-        let handler = scope.create_function(|lua, err: Value| {
-            let mut f = failure.borrow_mut();
-            let mut level = 1;
-            while let Some(d) = lua.inspect_stack(level) {
-                let src = d.source();
-                // Our own helper chunks are named "=..."; skip them and C.
-                if src.what != "C" && src.source.as_deref().is_some_and(|s| !s.starts_with('=')) {
-                    f.source = src.source.map(|s| s.into_owned());
-                    f.line = d.curr_line();
-                    break;
-                }
-                level += 1;
-            }
-            Ok(err)
-        })?;
-        let xpcall: Function = lua.globals().raw_get("xpcall")?;
+    let active = Active {
+        run: RefCell::new(Run {
+            rc,
+            resp3: false,
+            no_writes,
+            allow_oom,
+            pure: true,
+            replicate: true,
+        }),
+        failure: RefCell::new(Failure::default()),
+    };
+    let result = (|| {
+        let (xpcall, handler) = {
+            let glue = lua
+                .app_data_ref::<Glue>()
+                .ok_or_else(|| mlua::Error::RuntimeError("no script glue".into()))?;
+            (glue.xpcall.clone(), glue.handler.clone())
+        };
+        let bound = Bind::new(&active);
         let mut ret = xpcall.call::<MultiValue>((func, handler))?.into_iter();
+        drop(bound);
         let ok = matches!(ret.next(), Some(Value::Boolean(true)));
         let value = ret.next().unwrap_or(Value::Nil);
         running
             .error_counted
             .store(already_counted(lua, ok, &value), Relaxed);
-        let lua_resp3 = run.borrow().resp3;
+        let lua_resp3 = active.run.borrow().resp3;
         let mut tmp = Reply::new();
         tmp.set_resp3(resp3_out);
         if ok {
@@ -668,10 +944,10 @@ pub(crate) fn execute(
             lua,
             &running,
             value,
-            &failure.borrow(),
+            &active.failure.borrow(),
             name,
         )))
-    });
+    })();
     lua.remove_hook();
     match result {
         Ok(Ok(bytes)) => {
@@ -826,7 +1102,7 @@ fn acl_check_cmd(lua: &Lua, run: &Run, args: MultiValue) -> mlua::Result<(bool, 
 fn redis_call(
     lua: &Lua,
     run: &mut Run,
-    args: MultiValue,
+    args: CallArgs,
     raising: bool,
 ) -> mlua::Result<(bool, Value)> {
     // `counted`: the error is already in the error stats (as Redis marks
@@ -862,18 +1138,11 @@ fn redis_call(
     if run.rc.running.stopping() {
         return Err(mlua::Error::RuntimeError("killed".into()));
     }
-    if args.is_empty() {
-        return fail(lua, CmdError::ScriptNoArgs);
-    }
-    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len());
-    for v in args {
-        match v {
-            Value::String(s) => argv.push(s.as_bytes().to_vec()),
-            Value::Integer(n) => argv.push(n.to_string().into_bytes()),
-            Value::Number(n) => argv.push(shortest(n).into_bytes()),
-            _ => return fail(lua, CmdError::ScriptArgType),
-        }
-    }
+    let argv = match args {
+        CallArgs::Strings(argv) if argv.is_empty() => return fail(lua, CmdError::ScriptNoArgs),
+        CallArgs::Strings(argv) => argv,
+        CallArgs::BadType => return fail(lua, CmdError::ScriptArgType),
+    };
     let req = Request::from_owned(&argv);
     let args = req.args(&[]);
     let e = match crate::dispatch::resolve(&args) {
@@ -881,7 +1150,7 @@ fn redis_call(
         Err((e, CmdError::WrongArity(_))) => return refuse(lua, CmdError::ScriptWrongArity, e),
         Err(_) => return refuse(lua, CmdError::ScriptUnknownCommand, None),
     };
-    if e.has(flag::NOSCRIPT) {
+    if e.has(flag::NOSCRIPT) && !run.rc.server.scripting.allow_noscript.load(Relaxed) {
         return refuse(lua, CmdError::ScriptNotAllowed, Some(e));
     }
     if !run.rc.client.user.unrestricted.load(Relaxed) {
@@ -938,7 +1207,9 @@ fn redis_call(
         script: None,
         wait: None,
     };
+    let was_silent = damselfly_replication::master::set_silent(!run.replicate);
     crate::dispatch::call(&mut ctx, e, &args);
+    damselfly_replication::master::set_silent(was_silent);
     rc.locked = ctx.locked;
     let bytes = reply.as_bytes();
     if let Some(rest) = bytes.strip_prefix(b"-") {
@@ -1062,6 +1333,10 @@ pub(crate) fn lua_to_resp(
     out: &mut Reply,
     lua_resp3: bool,
 ) -> mlua::Result<()> {
+    if !matches!(v, Value::Table(_)) {
+        scalar_to_resp(v, out, lua_resp3);
+        return Ok(());
+    }
     let next: Function = lua.globals().raw_get("next")?;
     let walk = Walk {
         tables: lua.create_table()?,

@@ -43,6 +43,8 @@ struct Library {
 pub(crate) struct Engine {
     lua: Lua,
     libraries: BTreeMap<String, Library>,
+    /// Functions (by the name FCALL gave) whose last run was quick.
+    pub(crate) quick: super::engine::FastSet<String>,
 }
 
 /// Library-load environment: `redis` is the load-time API while loading,
@@ -108,6 +110,7 @@ impl Engine {
         Ok(Engine {
             lua,
             libraries: BTreeMap::new(),
+            quick: Default::default(),
         })
     }
 
@@ -346,13 +349,15 @@ fn register(lua: &Lua, args: MultiValue, have: &[Func]) -> Result<Func, String> 
     })
 }
 
-fn update_counts(ctx: &Ctx, e: &Engine) {
+fn update_counts(ctx: &Ctx, e: &mut Engine) {
     record(&ctx.server.scripting, e);
 }
 
-/// Keeps the counts and the libraries' sources where readers that must
-/// not wait for the VM find them.
-fn record(sc: &super::Scripting, e: &Engine) {
+/// The libraries changed: keeps the counts and the libraries' sources
+/// where readers that must not wait for the VM find them, and forgets
+/// which functions ran quickly (a name may now run other code).
+fn record(sc: &super::Scripting, e: &mut Engine) {
+    e.quick.clear();
     let (l, f) = e.counts();
     sc.libraries.store(l, Relaxed);
     sc.functions.store(f, Relaxed);
@@ -376,7 +381,7 @@ pub fn load_from_snapshot(server: &Server, codes: &[Vec<u8>]) -> Result<(), Stri
     for code in codes {
         vm.functions.load(code, true).map_err(|e| e.to_string())?;
     }
-    record(sc, &vm.functions);
+    record(sc, &mut vm.functions);
     Ok(())
 }
 
@@ -425,7 +430,7 @@ pub(crate) fn function_load(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
     let mut vm = lock.vm()?;
     let name = vm.functions.load(code, replace)?;
-    update_counts(ctx, &vm.functions);
+    update_counts(ctx, &mut vm.functions);
     ctx.reply.bulk(name.as_bytes());
     Ok(())
 }
@@ -439,7 +444,7 @@ pub(crate) fn function_delete(ctx: &mut Ctx, args: &Args) -> CmdResult {
     if vm.functions.libraries.remove(&name).is_none() {
         return Err(other("ERR Library not found".into()));
     }
-    update_counts(ctx, &vm.functions);
+    update_counts(ctx, &mut vm.functions);
     ctx.reply.ok();
     Ok(())
 }
@@ -451,7 +456,7 @@ pub(crate) fn function_flush(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
     let mut vm = lock.vm()?;
     vm.functions = Engine::new().map_err(|e| other(format!("ERR {e}")))?;
-    update_counts(ctx, &vm.functions);
+    update_counts(ctx, &mut vm.functions);
     ctx.reply.ok();
     Ok(())
 }
@@ -670,7 +675,7 @@ pub(crate) fn function_restore(ctx: &mut Ctx, args: &Args) -> CmdResult {
         fresh.load(code, policy == "replace")?;
     }
     vm.functions = fresh;
-    update_counts(ctx, &vm.functions);
+    update_counts(ctx, &mut vm.functions);
     ctx.reply.ok();
     Ok(())
 }

@@ -188,7 +188,8 @@ static SCRIPT_SUBCOMMANDS: &[Command] = &[
 /// What runs: a script body, a cached script, or a function.
 #[derive(Clone)]
 pub(crate) enum Target {
-    Body(Vec<u8>),
+    /// The body and its SHA1.
+    Body(Vec<u8>, String),
     Sha(Vec<u8>),
     Function(Vec<u8>),
 }
@@ -244,7 +245,23 @@ pub struct Scripting {
     /// Each library's source, for snapshots, which must not wait for the
     /// VM (they begin holding every shard; a script holds the VM).
     pub(crate) library_codes: Mutex<Vec<Vec<u8>>>,
+    /// The SHA1 of each script body EVAL saw lately: a lookup costs a
+    /// tenth of hashing a short body again, and less for a long one.
+    shas: Mutex<ShaCache>,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call `noscript`
+    /// commands (Redis's test hook).
+    pub(crate) allow_noscript: AtomicBool,
 }
+
+#[derive(Default)]
+struct ShaCache {
+    map: engine::FastMap<Vec<u8>, String>,
+    /// Body bytes held.
+    bytes: usize,
+}
+
+/// The most body bytes `Scripting::shas` keeps; past it, it starts over.
+const SHA_CACHE_BYTES: usize = 4 << 20;
 
 impl Default for Scripting {
     fn default() -> Self {
@@ -256,6 +273,8 @@ impl Default for Scripting {
             functions: AtomicUsize::new(0),
             scripts: AtomicI64::new(0),
             library_codes: Mutex::new(Vec::new()),
+            shas: Mutex::default(),
+            allow_noscript: AtomicBool::new(false),
         }
     }
 }
@@ -292,6 +311,31 @@ impl Scripting {
         } else {
             CmdError::BusyScript
         })
+    }
+
+    /// The SHA1 of a script body, hex.
+    fn sha_of(&self, body: &[u8]) -> String {
+        let mut shas = self.shas.lock();
+        if let Some(sha) = shas.map.get(body) {
+            return sha.clone();
+        }
+        let sha = engine::sha1_hex(body);
+        if shas.bytes + body.len() > SHA_CACHE_BYTES {
+            *shas = ShaCache::default();
+        }
+        shas.bytes += body.len();
+        shas.map.insert(body.to_vec(), sha.clone());
+        sha
+    }
+
+    /// Locks the VM if it is free and `target` is known to end quickly.
+    fn try_lock_quick(&self, target: &Target) -> Option<VmLock<'_>> {
+        let g = self.vm.try_lock()?;
+        let quick = g
+            .try_borrow()
+            .ok()
+            .is_some_and(|vm| vm.as_ref().is_some_and(|vm| vm.is_quick(target)));
+        quick.then_some(VmLock(g))
     }
 
     /// Locks the VM (creating it on first use). Waits while a script runs,
@@ -406,22 +450,37 @@ fn reply_bytes(reply: &mut Reply, bytes: Vec<u8>) -> CmdResult {
 }
 
 impl Job {
-    /// Runs the job on the calling (blocking-pool) thread: takes the VM,
-    /// then the shards of its declared keys (every shard for a script or
-    /// function known to touch others), runs, serves clients blocked on
-    /// keys it filled, and returns the reply bytes in the caller's
+    /// Runs the job on the calling thread, waiting for the VM: takes the
+    /// VM, then the shards of its declared keys (every shard for a script
+    /// or function known to touch others), runs, serves clients blocked
+    /// on keys it filled, and returns the reply bytes in the caller's
     /// protocol.
     pub fn run(self, server: &Server, caller: u64) -> Vec<u8> {
-        let ks = &server.keyspace;
         // Queued behind a script that has run too long: BUSY, as Redis
         // answers every client while one runs.
-        let lock = match server.scripting.lock_vm(server, caller) {
-            Ok(lock) => lock,
+        match server.scripting.lock_vm(server, caller) {
+            Ok(lock) => self.run_locked(server, caller, lock),
             Err(err) => {
                 count_script_error(server, &err.to_string());
-                return format!("-{err}\r\n").into_bytes();
+                format!("-{err}\r\n").into_bytes()
             }
-        };
+        }
+    }
+
+    /// Runs the job at once on the calling thread (its caller's worker)
+    /// when the VM is free and the script ended quickly last time, else
+    /// hands it back. A quick script costs its worker's other clients a
+    /// few microseconds; the hand-off to the script thread costs two
+    /// thread wake-ups, several times the run itself.
+    pub fn run_here(self, server: &Server, caller: u64) -> Result<Vec<u8>, Job> {
+        match server.scripting.try_lock_quick(&self.target) {
+            Some(lock) => Ok(self.run_locked(server, caller, lock)),
+            None => Err(self),
+        }
+    }
+
+    fn run_locked(self, server: &Server, caller: u64, lock: VmLock<'_>) -> Vec<u8> {
+        let ks = &server.keyspace;
         let all = lock.vm().map_or(true, |vm| vm.needs_all(&self.target));
         let locked = if all {
             ks.lock_all()
@@ -520,6 +579,7 @@ fn run<'s>(
         cur.push(name.clone());
         cur.extend(job.command.iter().cloned());
     }
+    let began = damselfly_storage::mono_ns();
     running.started.store(mono_ms(), Relaxed);
     loop {
         let mut client = Client::new(sc.info.clone(), job.user.clone(), true);
@@ -558,6 +618,9 @@ fn run<'s>(
         }
         break;
     }
+    let took = damselfly_storage::mono_ns().saturating_sub(began);
+    let quick = took < engine::QUICK_RUN_NS && !running.kill.load(Relaxed);
+    vm.set_quick(&job.target, quick);
     running.started.store(0, Relaxed);
     sc.scripts.store(vm.script_count() as i64, Relaxed);
     (locked, out.as_bytes().to_vec())
@@ -566,13 +629,15 @@ fn run<'s>(
 /// EVAL script numkeys [key ...] [arg ...]
 fn eval(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let body = args.get(1).unwrap_or_default().to_vec();
-    start(ctx, args, Target::Body(body), false)
+    let sha = ctx.server.scripting.sha_of(&body);
+    start(ctx, args, Target::Body(body, sha), false)
 }
 
 /// EVAL_RO script numkeys [key ...] [arg ...]
 fn eval_ro(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let body = args.get(1).unwrap_or_default().to_vec();
-    start(ctx, args, Target::Body(body), true)
+    let sha = ctx.server.scripting.sha_of(&body);
+    start(ctx, args, Target::Body(body, sha), true)
 }
 
 /// EVALSHA sha1 numkeys [key ...] [arg ...]
