@@ -426,6 +426,19 @@ fn quick_scripts_run_again_and_a_replaced_function_stays_killable() {
     let reply = String::from_utf8_lossy(&runner.read()).into_owned();
     assert!(reply.contains("Script killed by user"), "{reply}");
     assert_eq!(admin.cmd(&["GET", "c"]), "$1\r\n8\r\n");
+
+    // A quick read-only script that now loops leaves the worker for the
+    // script thread, where SCRIPT KILL reaches it.
+    let count = "local n = 0 for i = 1, tonumber(ARGV[1]) do n = n + 1 end return n";
+    for _ in 0..3 {
+        assert_eq!(admin.cmd(&["EVAL", count, "0", "10"]), ":10\r\n");
+    }
+    runner.send(&["EVAL", count, "0", "1e15"]);
+    wait_for(|| admin.cmd(&["PING"]).starts_with("-BUSY"));
+    assert_eq!(admin.cmd(&["SCRIPT", "KILL"]), "+OK\r\n");
+    let reply = String::from_utf8_lossy(&runner.read()).into_owned();
+    assert!(reply.starts_with("-ERR Script killed by user"), "{reply}");
+    assert_eq!(admin.cmd(&["EVAL", count, "0", "10"]), ":10\r\n");
 }
 
 #[test]

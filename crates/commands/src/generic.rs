@@ -679,8 +679,27 @@ fn randomkey(ctx: &mut Ctx, _args: &Args) -> CmdResult {
     // While CLIENT PAUSE holds writes, expired keys cannot be deleted: after
     // this many expired picks one is returned anyway, as Redis does.
     let mut tries = 100;
+    let shards = ctx.server.keyspace.shard_count();
     loop {
         tries -= 1;
+        // A random shard first: with keys spread by hash, shards hold
+        // about as many keys each, and one lock beats reading all 256
+        // sizes. A sparse keyspace falls through to the exact pick.
+        for _ in 0..8 {
+            let shard = rand::random_range(0..shards);
+            let found = ctx.with_shard(shard, |s| {
+                let e = s.dbs[db].table.random(|n| rand::random_range(0..n))?;
+                Some((e.key().to_vec(), e.is_expired(now)))
+            });
+            match found {
+                Some((key, false)) => {
+                    ctx.reply.bulk(&key);
+                    return Ok(());
+                }
+                Some((_, true)) => break,
+                None => {}
+            }
+        }
         let sizes = ctx.each_shard(|s| s.dbs[db].len());
         let total: usize = sizes.iter().sum();
         if total == 0 {

@@ -73,6 +73,10 @@ pub struct Vm {
 /// other clients wait no longer than for a large LRANGE.
 pub(crate) const QUICK_RUN_NS: u64 = 1_000_000;
 
+/// A quick script that has run this long on a worker having only read is
+/// stopped there and run again on the script thread (see `Job::run_here`).
+const MIGRATE_MS: u64 = 2;
+
 const SHEBANG_FLAGS: &[&str] = &[
     "no-writes",
     "allow-oom",
@@ -899,6 +903,12 @@ pub(crate) fn execute(
     lua.set_hook(
         HookTriggers::new().every_nth_instruction(100_000),
         move |lua, _| {
+            if hook_running.inline.load(Relaxed)
+                && hook_running.ran_ms() > MIGRATE_MS
+                && with_active(|a| a.run.try_borrow().is_ok_and(|r| r.pure)).unwrap_or(false)
+            {
+                hook_running.migrate.store(true, Relaxed);
+            }
             if hook_running.stopping() {
                 trap_every_line(lua, &hook_running);
                 return Err(mlua::Error::RuntimeError("killed".into()));

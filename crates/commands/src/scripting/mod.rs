@@ -203,7 +203,8 @@ pub struct Job {
     resp3: bool,
     /// EVAL_RO, EVALSHA_RO, FCALL_RO.
     read_only: bool,
-    /// The whole request, for FUNCTION STATS.
+    /// The command's name, and for a function its whole request (FUNCTION
+    /// STATS).
     command: Vec<Vec<u8>>,
     /// The caller's ACL user: the script's commands run as it.
     user: Arc<crate::acl::User>,
@@ -218,6 +219,11 @@ pub(crate) struct Running {
     /// The run touched a shard it could not take before any effect: it
     /// stops and starts again holding every shard.
     pub restart: AtomicBool,
+    /// The run is on its caller's worker (see `Job::run_here`).
+    pub inline: AtomicBool,
+    /// An inline run went on too long before any effect: it stops, and
+    /// the script thread runs it again.
+    pub migrate: AtomicBool,
     pub wrote: AtomicBool,
     /// The run ended in an error a `redis.call` already counted in the
     /// error stats (the reply is not counted again).
@@ -282,7 +288,12 @@ impl Default for Scripting {
 impl Running {
     /// Killed, or starting again: the script must stop.
     pub(crate) fn stopping(&self) -> bool {
-        self.kill.load(Relaxed) || self.restart.load(Relaxed)
+        self.kill.load(Relaxed) || self.restart.load(Relaxed) || self.migrate.load(Relaxed)
+    }
+
+    /// Milliseconds the running script has run.
+    pub(crate) fn ran_ms(&self) -> u64 {
+        mono_ms().saturating_sub(self.started.load(Relaxed))
     }
 }
 
@@ -404,7 +415,11 @@ fn keys_and_args(args: &Args, function: bool) -> CmdResult<Lists> {
 /// Starts a script or function: inline inside EXEC, else handed to the
 /// connection (`ctx.script`) to run off the worker thread.
 pub(crate) fn start(ctx: &mut Ctx, args: &Args, target: Target, read_only: bool) -> CmdResult {
-    let (keys, argv) = keys_and_args(args, matches!(target, Target::Function(_)))?;
+    let function = matches!(target, Target::Function(_));
+    let (keys, argv) = keys_and_args(args, function)?;
+    // FUNCTION STATS shows a function's whole command; a script's name is
+    // enough (its failed calls are counted under it).
+    let shown = if function { args.len() } else { 1 };
     let job = Job {
         target,
         keys,
@@ -412,15 +427,24 @@ pub(crate) fn start(ctx: &mut Ctx, args: &Args, target: Target, read_only: bool)
         db: ctx.db(),
         resp3: ctx.client.resp3,
         read_only,
-        command: args.iter().map(<[u8]>::to_vec).collect(),
+        command: args.iter().take(shown).map(<[u8]>::to_vec).collect(),
         user: ctx.client.user.clone(),
     };
     if ctx.client.in_exec {
         // EXEC took the VM before its shards and holds every shard.
         let lock = ctx.server.scripting.lock_vm(ctx.server, ctx.client.id())?;
         let locked = std::mem::replace(&mut ctx.locked, ctx.server.keyspace.lock_none());
-        let (locked, bytes) = run(ctx.server, &lock, ctx.client.id(), locked, ctx.now, job);
+        let (locked, bytes) = run(
+            ctx.server,
+            &lock,
+            ctx.client.id(),
+            locked,
+            ctx.now,
+            &job,
+            false,
+        );
         ctx.locked = locked;
+        let bytes = bytes.unwrap_or_default();
         let running = &ctx.server.scripting.running;
         if bytes.starts_with(b"-") && running.error_counted.load(Relaxed) {
             // A `redis.call` counted this error already: only the failed
@@ -459,7 +483,9 @@ impl Job {
         // Queued behind a script that has run too long: BUSY, as Redis
         // answers every client while one runs.
         match server.scripting.lock_vm(server, caller) {
-            Ok(lock) => self.run_locked(server, caller, lock),
+            Ok(lock) => self
+                .run_locked(server, caller, lock, false)
+                .unwrap_or_default(),
             Err(err) => {
                 count_script_error(server, &err.to_string());
                 format!("-{err}\r\n").into_bytes()
@@ -471,15 +497,25 @@ impl Job {
     /// when the VM is free and the script ended quickly last time, else
     /// hands it back. A quick script costs its worker's other clients a
     /// few microseconds; the hand-off to the script thread costs two
-    /// thread wake-ups, several times the run itself.
+    /// thread wake-ups, several times the run itself. A run that goes on
+    /// past `MIGRATE_MS` having only read is stopped and handed back too,
+    /// so the script thread runs it where SCRIPT KILL can reach it.
     pub fn run_here(self, server: &Server, caller: u64) -> Result<Vec<u8>, Job> {
-        match server.scripting.try_lock_quick(&self.target) {
-            Some(lock) => Ok(self.run_locked(server, caller, lock)),
-            None => Err(self),
-        }
+        let Some(lock) = server.scripting.try_lock_quick(&self.target) else {
+            return Err(self);
+        };
+        self.run_locked(server, caller, lock, true).ok_or(self)
     }
 
-    fn run_locked(self, server: &Server, caller: u64, lock: VmLock<'_>) -> Vec<u8> {
+    /// Runs the job holding the VM; `None`: an inline run was stopped
+    /// before any effect, to run again on the script thread.
+    fn run_locked(
+        &self,
+        server: &Server,
+        caller: u64,
+        lock: VmLock<'_>,
+        inline: bool,
+    ) -> Option<Vec<u8>> {
         let ks = &server.keyspace;
         let all = lock.vm().map_or(true, |vm| vm.needs_all(&self.target));
         let locked = if all {
@@ -496,7 +532,7 @@ impl Job {
         let keys = self.keys.clone();
         let name = self.command.first().cloned().unwrap_or_default();
         damselfly_replication::master::enter(&server.repl, false);
-        let (mut locked, bytes) = run(server, &lock, caller, locked, now, self);
+        let (mut locked, bytes) = run(server, &lock, caller, locked, now, self, inline);
         let counted = server.scripting.running.error_counted.load(Relaxed);
         crate::tracking::after_script(server, caller, &keys);
         // The script's effects go out as one MULTI/EXEC, under its locks,
@@ -513,6 +549,7 @@ impl Job {
         server.tracking.flush_bcast(&server.pubsub);
         crate::pubsub::set_current(0);
 
+        let bytes = bytes?;
         // The dispatcher saw EVAL succeed (it only queued the job): an
         // error reply is counted here (the command's failed calls, and
         // INFO errorstats unless a `redis.call` counted it already).
@@ -531,7 +568,7 @@ impl Job {
         framed.raw(&bytes);
         crate::pubsub::splice_self(&mut framed, 0);
         crate::pubsub::append_self_after(&mut framed);
-        framed.as_bytes().to_vec()
+        Some(framed.as_bytes().to_vec())
     }
 }
 
@@ -551,8 +588,9 @@ fn run<'s>(
     caller: u64,
     mut locked: damselfly_storage::Locked<'s>,
     now: u64,
-    job: Job,
-) -> (damselfly_storage::Locked<'s>, Vec<u8>) {
+    job: &Job,
+    inline: bool,
+) -> (damselfly_storage::Locked<'s>, Option<Vec<u8>>) {
     let sc = &server.scripting;
     let mut out = Reply::new();
     out.set_resp3(job.resp3);
@@ -560,13 +598,15 @@ fn run<'s>(
         Ok(vm) => vm,
         Err(e) => {
             out.error(&e.to_string());
-            return (locked, out.as_bytes().to_vec());
+            return (locked, Some(out.as_bytes().to_vec()));
         }
     };
     let stats = server.thread_stats();
     let running = &sc.running;
     running.kill.store(false, Relaxed);
     running.restart.store(false, Relaxed);
+    running.migrate.store(false, Relaxed);
+    running.inline.store(inline, Relaxed);
     running.wrote.store(false, Relaxed);
     running.error_counted.store(false, Relaxed);
     running
@@ -595,11 +635,19 @@ fn run<'s>(
             running: running.clone(),
         };
         let escalations = server.keyspace.escalations();
-        let result = vm.run(&mut rc, &job, &mut out);
+        let result = vm.run(&mut rc, job, &mut out);
         locked = rc.locked;
         // A run that had to escalate takes every shard up front next time.
         if server.keyspace.escalations() != escalations {
             vm.set_needs_all(&job.target);
+        }
+        if running.migrate.swap(false, Relaxed) {
+            // It had only read (see the hook in `engine::execute`): no
+            // one can tell it ran. The script thread runs it again.
+            vm.set_quick(&job.target, false);
+            running.inline.store(false, Relaxed);
+            running.started.store(0, Relaxed);
+            return (locked, None);
         }
         if running.restart.swap(false, Relaxed) {
             // Nothing was written or sent: no one can tell the first
@@ -621,9 +669,10 @@ fn run<'s>(
     let took = damselfly_storage::mono_ns().saturating_sub(began);
     let quick = took < engine::QUICK_RUN_NS && !running.kill.load(Relaxed);
     vm.set_quick(&job.target, quick);
+    running.inline.store(false, Relaxed);
     running.started.store(0, Relaxed);
     sc.scripts.store(vm.script_count() as i64, Relaxed);
-    (locked, out.as_bytes().to_vec())
+    (locked, Some(out.as_bytes().to_vec()))
 }
 
 /// EVAL script numkeys [key ...] [arg ...]
