@@ -62,7 +62,7 @@ ZRANK lb m:__rand_int__
 ZREVRANGE lb 0 9 WITHSCORES
 ZRANGEBYSCORE lb 100 200 LIMIT 0 10
 PUBLISH events msg
-EVAL return(redis.call('incr',KEYS[1])) 1 ev:__rand_int__
+EVAL return(redis.call("incr",KEYS[1])) 1 ev:__rand_int__
 PING'
 if [ -n "${COMMANDS:-}" ]; then
     LIST=$(cat "$COMMANDS")
