@@ -97,6 +97,28 @@ impl Request {
         r
     }
 
+    /// Empties an owned request for reuse, keeping its buffers; fill it
+    /// with `push_arg`.
+    pub fn clear_owned(&mut self) {
+        self.clear();
+        self.inline = true;
+    }
+
+    /// Appends a copy of `arg` to an owned request.
+    pub fn push_arg(&mut self, arg: &[u8]) {
+        self.push_owned(arg);
+    }
+
+    /// Gives back what a large owned request reserved, keeping small
+    /// buffers for reuse.
+    pub fn trim_owned(&mut self) {
+        const KEEP_BYTES: usize = 64 << 10;
+        if self.owned.capacity() > KEEP_BYTES {
+            self.owned = Vec::new();
+        }
+        self.shrink();
+    }
+
     pub fn len(&self) -> usize {
         self.spans.len()
     }

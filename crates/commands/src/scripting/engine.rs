@@ -284,17 +284,18 @@ unsafe fn forward(state: *mut mlua::lua_State, key: &'static [u8]) -> std::os::r
     }
 }
 
-/// The arguments of a `redis.call` / `redis.pcall`, as the command's
-/// argument strings.
-enum CallArgs {
-    Strings(Vec<Vec<u8>>),
+/// The arguments of a `redis.call` / `redis.pcall`, as a request.
+#[derive(Default)]
+struct CallArgs {
+    req: Request,
     /// One was neither a string nor a number.
-    BadType,
+    bad_type: bool,
 }
 
 thread_local! {
-    /// Handed from `forward_command` to the `call`/`pcall` callback.
-    static CALL_ARGS: RefCell<CallArgs> = const { RefCell::new(CallArgs::Strings(Vec::new())) };
+    /// Handed from `forward_command` to the `call`/`pcall` callback, and
+    /// back (its buffers serve the next call).
+    static CALL_ARGS: RefCell<CallArgs> = RefCell::default();
 }
 
 /// `redis.call` and `redis.pcall`: like `forward`, but the arguments are
@@ -314,24 +315,21 @@ unsafe fn forward_command(state: *mut mlua::lua_State, key: &'static [u8]) -> st
     unsafe {
         let n = ffi::lua_gettop(state);
         CALL_ARGS.with(|a| {
-            let mut argv = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
-            let mut bad = false;
+            let mut a = a.borrow_mut();
+            a.req.clear_owned();
+            a.bad_type = false;
             for i in 1..=n {
                 match ffi::lua_type(state, i) {
                     ffi::LUA_TSTRING => {
                         let mut len = 0usize;
                         let p = ffi::lua_tolstring(state, i, &mut len);
-                        argv.push(std::slice::from_raw_parts(p.cast::<u8>(), len).to_vec());
+                        a.req
+                            .push_arg(std::slice::from_raw_parts(p.cast::<u8>(), len));
                     }
-                    ffi::LUA_TNUMBER => argv.push(number_arg(ffi::lua_tonumber(state, i))),
-                    _ => bad = true,
+                    ffi::LUA_TNUMBER => a.req.push_arg(&number_arg(ffi::lua_tonumber(state, i))),
+                    _ => a.bad_type = true,
                 }
             }
-            *a.borrow_mut() = if bad {
-                CallArgs::BadType
-            } else {
-                CallArgs::Strings(argv)
-            };
         });
         ffi::lua_settop(state, 0);
         ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"impl".as_ptr());
@@ -611,9 +609,14 @@ fn bind_callbacks(lua: &Lua, impl_: &Table) -> mlua::Result<()> {
         impl_.raw_set(
             name,
             lua.create_function(move |lua, ()| {
-                let args = CALL_ARGS.with(|a| a.replace(CallArgs::Strings(Vec::new())));
-                with_active(|a| redis_call(lua, &mut a.run.borrow_mut(), args, raising))
-                    .unwrap_or_else(|| unbound(lua))
+                let args = CALL_ARGS.with(|a| std::mem::take(&mut *a.borrow_mut()));
+                let result =
+                    with_active(|a| redis_call(lua, &mut a.run.borrow_mut(), &args, raising))
+                        .unwrap_or_else(|| unbound(lua));
+                let mut args = args;
+                args.req.trim_owned();
+                CALL_ARGS.with(|a| *a.borrow_mut() = args);
+                result
             })?,
         )?;
     }
@@ -1128,7 +1131,7 @@ fn acl_check_cmd(lua: &Lua, run: &Run, args: MultiValue) -> mlua::Result<(bool, 
 fn redis_call(
     lua: &Lua,
     run: &mut Run,
-    args: CallArgs,
+    call_args: &CallArgs,
     raising: bool,
 ) -> mlua::Result<(bool, Value)> {
     // `counted`: the error is already in the error stats (as Redis marks
@@ -1164,13 +1167,13 @@ fn redis_call(
     if run.rc.running.stopping() {
         return Err(mlua::Error::RuntimeError("killed".into()));
     }
-    let argv = match args {
-        CallArgs::Strings(argv) if argv.is_empty() => return fail(lua, CmdError::ScriptNoArgs),
-        CallArgs::Strings(argv) => argv,
-        CallArgs::BadType => return fail(lua, CmdError::ScriptArgType),
-    };
-    let req = Request::from_owned(&argv);
-    let args = req.args(&[]);
+    if call_args.req.is_empty() && !call_args.bad_type {
+        return fail(lua, CmdError::ScriptNoArgs);
+    }
+    if call_args.bad_type {
+        return fail(lua, CmdError::ScriptArgType);
+    }
+    let args = call_args.req.args(&[]);
     let e = match crate::dispatch::resolve(&args) {
         Ok(e) => e,
         Err((e, CmdError::WrongArity(_))) => return refuse(lua, CmdError::ScriptWrongArity, e),
