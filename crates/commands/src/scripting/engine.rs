@@ -541,6 +541,8 @@ struct Run<'a, 's, 'l> {
     pure: bool,
     /// `redis.set_repl`: the script's commands go to replicas.
     replicate: bool,
+    /// Each `redis.call`'s reply, written here and converted to Lua.
+    scratch: Reply,
 }
 
 /// A run's state, reached by the `redis.*` callbacks through `ACTIVE`.
@@ -944,6 +946,7 @@ pub(crate) fn execute(
             allow_oom,
             pure: true,
             replicate: true,
+            scratch: Reply::new(),
         }),
         failure: RefCell::new(Failure::default()),
     };
@@ -1221,7 +1224,9 @@ fn redis_call(
     if !e.has(flag::READONLY) {
         run.pure = false;
     }
-    let mut reply = Reply::new();
+    // The run's scratch buffer: its first write would allocate anew.
+    let mut reply = std::mem::replace(&mut run.scratch, Reply::new());
+    reply.clear();
     reply.set_resp3(run.resp3);
     let rc = &mut *run.rc;
     let locked = std::mem::replace(&mut rc.locked, rc.server.keyspace.lock_none());
@@ -1241,13 +1246,17 @@ fn redis_call(
     damselfly_replication::master::set_silent(was_silent);
     rc.locked = ctx.locked;
     let bytes = reply.as_bytes();
-    if let Some(rest) = bytes.strip_prefix(b"-") {
+    let result = if let Some(rest) = bytes.strip_prefix(b"-") {
         let text = rest.strip_suffix(b"\r\n").unwrap_or(rest);
         let text = String::from_utf8_lossy(text).into_owned();
         // `dispatch::call` counted it.
-        return fail_as(lua, CmdError::Script(text), true);
-    }
-    Ok((true, resp::to_lua(lua, bytes)?))
+        fail_as(lua, CmdError::Script(text), true)
+    } else {
+        resp::to_lua(lua, bytes).map(|v| (true, v))
+    };
+    reply.shrink(64 << 10);
+    run.scratch = reply;
+    result
 }
 
 /// Adds the shards `e` needs to the script's locks (every shard for a

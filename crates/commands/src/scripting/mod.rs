@@ -529,12 +529,10 @@ impl Job {
         // The script's writes count as the caller's (NOLOOP tracking, and
         // messages to itself around the reply), as on its worker thread.
         crate::pubsub::set_current(caller);
-        let keys = self.keys.clone();
-        let name = self.command.first().cloned().unwrap_or_default();
         damselfly_replication::master::enter(&server.repl, false);
         let (mut locked, bytes) = run(server, &lock, caller, locked, now, self, inline);
         let counted = server.scripting.running.error_counted.load(Relaxed);
-        crate::tracking::after_script(server, caller, &keys);
+        crate::tracking::after_script(server, caller, &self.keys);
         // The script's effects go out as one MULTI/EXEC, under its locks,
         // before the pops of the clients it serves.
         let woff = damselfly_replication::master::flush(&server.repl);
@@ -554,7 +552,8 @@ impl Job {
         // error reply is counted here (the command's failed calls, and
         // INFO errorstats unless a `redis.call` counted it already).
         if bytes.starts_with(b"-") {
-            if let Some(e) = crate::table::lookup(&name) {
+            let name = self.command.first().map_or(&[][..], Vec::as_slice);
+            if let Some(e) = crate::table::lookup(name) {
                 server.thread_stats().commands[e.id].failed.add(1);
             }
         }
