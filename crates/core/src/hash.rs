@@ -442,9 +442,18 @@ impl Hash {
     /// Warms the cache for a lookup of `field`: at `depth` 0 its bucket
     /// slot, at 1 its chain's first node (`Table::prefetch_key`), at 2 the
     /// value that node holds out of line when it is the field's (each
-    /// step reads what the one before loaded). False for a listpack:
-    /// nothing to warm.
+    /// step reads what the one before loaded). For a listpack, its block's
+    /// first two lines at depth 0 (a small hash is all there), then false:
+    /// nothing more to warm.
     pub fn prefetch(&self, field: &[u8], depth: u8) -> bool {
+        if let Some(block) = self.pack_block() {
+            if depth == 0 {
+                let p = block.as_ptr().cast_const();
+                crate::table::prefetch(p);
+                crate::table::prefetch(p.wrapping_add(64));
+            }
+            return false;
+        }
         let Repr::Table(t) = self.repr() else {
             return false;
         };
