@@ -286,7 +286,8 @@ impl Default for Scripting {
 }
 
 impl Running {
-    /// Killed, or starting again: the script must stop.
+    /// Killed, starting again, or moving to the script thread: the script
+    /// must stop.
     pub(crate) fn stopping(&self) -> bool {
         self.kill.load(Relaxed) || self.restart.load(Relaxed) || self.migrate.load(Relaxed)
     }
