@@ -369,7 +369,7 @@ fn main() {
     if let Some(path) = snapshot {
         log(&format!("Loading RDB {}", path.display()));
         let start = std::time::Instant::now();
-        match damselfly_commands::persist::load_file(&server, &path) {
+        match damselfly_commands::persist::load_file(&server, &path, false) {
             Ok(stats) => {
                 log(&format!(
                     "Done loading RDB, keys loaded: {}, keys expired: {}.",

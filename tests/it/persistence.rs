@@ -1065,3 +1065,41 @@ fn function_libraries_round_trip_through_rdb_files_with_redis() {
     assert_eq!(c2.cmd(&["DEBUG", "RELOAD"]), "+OK\r\n");
     assert_eq!(c2.cmd(&["FCALL", "echo1", "0", "again"]), "$5\r\nagain\r\n");
 }
+
+/// DEBUG RELOAD's options, against redis-server: NOSAVE loads the file on
+/// disk, NOFLUSH keeps what is in memory and fails on a clash (Redis
+/// stops the server on a clashing key; both refuse a clashing library),
+/// MERGE lets the file's keys and libraries win.
+#[test]
+fn debug_reload_options_match_redis() {
+    let r = crate::support::redis_with(&["--enable-debug-command", "yes"]);
+    let d = damselfly(&[]);
+    crate::support::diff_on(
+        &r,
+        &d,
+        r##"
+        DEBUG RELOAD bogus
+        SET a 1
+        DEBUG RELOAD
+        SET a 2
+        DEBUG RELOAD NOSAVE NOFLUSH MERGE
+        GET a
+        SET b 1
+        DEBUG RELOAD nosave
+        GET b
+        FUNCTION LOAD "#!lua name=lib1\nredis.register_function('f1', function() return 1 end)"
+        DEBUG RELOAD
+        FCALL f1 0
+        DEL a
+        DEBUG RELOAD NOFLUSH
+        DEBUG RELOAD NOFLUSH MERGE
+        FUNCTION LOAD "#!lua name=lib2\nredis.register_function('f2', function() return 2 end)"
+        DEBUG RELOAD NOSAVE NOFLUSH MERGE
+        FCALL f2 0
+        FCALL f1 0
+        DEBUG RELOAD NOSAVE
+        FCALL f2 0
+        FUNCTION LIST
+        "##,
+    );
+}

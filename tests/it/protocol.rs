@@ -238,6 +238,38 @@ fn resp3_replies_match_redis() {
     );
 }
 
+/// DEBUG PROTOCOL's sample of every RESP type, to a client and to a
+/// script, on each protocol: a script sees RESP3 types as tables,
+/// attributes not at all, and a push as nil.
+#[test]
+fn debug_protocol_samples_match_redis() {
+    let r = crate::support::redis_with(&["--enable-debug-command", "yes"]);
+    let d = damselfly(&[]);
+    let kinds = [
+        "string", "integer", "double", "bignum", "null", "array", "set", "map", "attrib",
+        "verbatim", "true", "false", "nosuch",
+    ];
+    let mut script = String::from("DEBUG SET-DISABLE-DENY-SCRIPTS 1\nDEBUG PROTOCOL\n");
+    for hello in ["2", "3"] {
+        script.push_str(&format!("~HELLO {hello}\nDEBUG PROTOCOL push\n"));
+        for kind in kinds {
+            script.push_str(&format!("DEBUG PROTOCOL {kind}\n"));
+            for lua in ["2", "3"] {
+                script.push_str(&format!(
+                    "EVAL \"redis.setresp({lua}) return redis.call('debug','protocol','{kind}')\" 0\n"
+                ));
+            }
+        }
+        script.push_str(
+            "EVAL \"redis.setresp(3) return redis.call('debug','protocol','push')\" 0\n\
+             EVAL \"return {big_number='123\\r\\n4'}\" 0\n",
+        );
+    }
+    // Last: a push comes with a second reply, read as the next line's.
+    script.push_str("DEBUG PROTOCOL push\nPING\n");
+    crate::support::diff_on(&r, &d, &script);
+}
+
 #[test]
 fn bulk_longer_than_proto_max_bulk_len_is_refused_and_others_keep_working() {
     let d = damselfly(&[]);

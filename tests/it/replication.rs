@@ -960,3 +960,48 @@ fn debug_replicate_sends_a_command_down_the_stream_only() {
     assert!(got.iter().any(|l| l == "fake-command-1 a"), "{got:?}");
     assert_eq!(c.cmd(&["EXISTS", "a"]), ":0\r\n");
 }
+
+/// Scripts on a replica, against redis-server: one whose flags allow
+/// writes is refused whole on a read-only replica (one without flags
+/// only at its first write), and while the master link is down under
+/// `replica-serve-stale-data no` only `allow-stale` scripts run, calling
+/// only commands that may run stale.
+#[test]
+fn scripts_on_read_only_and_stale_replicas_match_redis() {
+    diff(
+        r##"
+        FUNCTION LOAD "#!lua name=t\nredis.register_function('w', function() return redis.call('set','x','1') end)\nredis.register_function{function_name='r', callback=function() return redis.call('get','x') end, flags={'no-writes'}}\nredis.register_function{function_name='s', callback=function() return 1 end, flags={'allow-stale'}}\nredis.register_function{function_name='sr', callback=function() return redis.call('get','x') end, flags={'allow-stale','no-writes'}}\nredis.register_function{function_name='si', callback=function() return redis.call('info','server'):sub(1,8) end, flags={'allow-stale','no-writes'}}"
+        # The master is unreachable: the link stays down.
+        REPLICAOF 127.0.0.1 1
+        FCALL w 0
+        FCALL_RO w 0
+        FCALL r 0
+        FCALL s 0
+        FCALL sr 0
+        EVAL "#!lua\nreturn 1" 0
+        EVAL_RO "#!lua\nreturn 1" 0
+        EVAL "#!lua flags=no-writes\nreturn 1" 0
+        EVAL "#!lua flags=allow-stale\nreturn redis.call('set','y',1)" 0
+        EVAL "return redis.call('set','y',1)" 0
+        EVAL "return redis.call('get','y')" 0
+        EVAL_RO "return 1" 0
+        CONFIG SET replica-serve-stale-data no
+        CONFIG SET replica-read-only no
+        FCALL w 0
+        FCALL_RO r 0
+        FCALL s 0
+        FCALL sr 0
+        FCALL si 0
+        EVAL "return 1" 0
+        EVAL_RO "return 1" 0
+        EVAL "#!lua flags=no-writes\nreturn 1" 0
+        EVAL "#!lua flags=allow-stale\nreturn redis.call('set','y',1)" 0
+        EVAL "#!lua flags=allow-stale,no-writes\nreturn redis.call('get','y')" 0
+        GET x
+        REPLICAOF NO ONE
+        CONFIG SET replica-serve-stale-data yes
+        CONFIG SET replica-read-only yes
+        FCALL w 0
+        "##,
+    );
+}

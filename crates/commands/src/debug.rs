@@ -1,5 +1,5 @@
 //! DEBUG subcommands that look at or build data: OBJECT, POPULATE, SLEEP,
-//! ERROR (LOG, RELOAD and SET-ACTIVE-EXPIRE live beside DEBUG in
+//! ERROR, PROTOCOL (LOG, RELOAD and SET-ACTIVE-EXPIRE live beside DEBUG in
 //! `server.rs`).
 
 use crate::ctx::Ctx;
@@ -22,6 +22,7 @@ pub(crate) fn run(ctx: &mut Ctx, sub: &[u8], args: &Args) -> Option<CmdResult> {
             ctx.reply.error(&text);
             Ok(())
         }
+        3 if is("protocol") => protocol(ctx, args.get(2).unwrap_or_default()),
         3..=5 if is("populate") => populate(ctx, args),
         n if n >= 3 && is("replicate") => {
             // Straight into the stream, as the test suite uses it to make
@@ -35,6 +36,60 @@ pub(crate) fn run(ctx: &mut Ctx, sub: &[u8], args: &Args) -> Option<CmdResult> {
         }
         _ => return None,
     })
+}
+
+/// DEBUG PROTOCOL type: a fixed sample reply of each RESP type, written as
+/// the client's protocol carries it (clients and scripts test their
+/// parsers against these).
+fn protocol(ctx: &mut Ctx, kind: &[u8]) -> CmdResult {
+    let out = &mut *ctx.reply;
+    match kind.to_ascii_lowercase().as_slice() {
+        b"string" => out.bulk(b"Hello World"),
+        b"integer" => out.int(12345),
+        b"double" => out.double(3.141),
+        b"bignum" => out.big_number(b"1234567999999999999999999999999999999"),
+        b"null" => out.null(),
+        b"array" | b"set" => {
+            if kind.eq_ignore_ascii_case(b"set") {
+                out.set(3);
+            } else {
+                out.array(3);
+            }
+            (0..3).for_each(|i| out.int(i));
+        }
+        b"map" => {
+            out.map(3);
+            for i in 0..3 {
+                out.int(i);
+                out.bool(i == 1);
+            }
+        }
+        b"attrib" => {
+            if out.is_resp3() {
+                out.attribute(1);
+                out.bulk(b"key-popularity");
+                out.array(2);
+                out.bulk(b"key:123");
+                out.int(90);
+            }
+            out.bulk(b"Some real reply following the attribute");
+        }
+        b"push" => {
+            if !out.is_resp3() {
+                return Err(CmdError::Resp2NotSupported);
+            }
+            out.push(2);
+            out.bulk(b"server-cpu-usage");
+            out.int(42);
+            // A client that drops pushes still gets a reply to wait for.
+            out.bulk(b"Some real reply following the push reply");
+        }
+        b"verbatim" => out.verbatim("txt", b"This is a verbatim\nstring"),
+        b"true" => out.bool(true),
+        b"false" => out.bool(false),
+        _ => return Err(CmdError::DebugProtocolType),
+    }
+    Ok(())
 }
 
 /// Runs `f` on `key`'s shard: the one the command already holds (inside

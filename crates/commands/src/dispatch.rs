@@ -264,7 +264,7 @@ fn execute_inner(
         reject(stats, client, reply, &err, Some(e));
         return (None, name);
     }
-    if let Some(err) = crate::replicaof::refusal(server, e, args, client) {
+    if let Some(err) = crate::replicaof::refusal(server, e, client) {
         stats.commands[e.id].rejected.add(1);
         reject(stats, client, reply, &err, Some(e));
         return (None, name);

@@ -65,6 +65,10 @@ pub enum CmdError {
         why: String,
     },
     DebugUnknown,
+    /// DEBUG PROTOCOL with a type it does not know.
+    DebugProtocolType,
+    /// A reply that only RESP3 can carry, asked for on RESP2.
+    Resp2NotSupported,
     ProtocolVersionNotInteger,
     /// `ERR Unsupported option x` (EXPIRE family).
     UnsupportedOption(Vec<u8>),
@@ -195,6 +199,8 @@ pub enum CmdError {
     ScriptWrongArity,
     ScriptNotAllowed,
     ScriptWriteInReadOnly,
+    /// A script allowed on a stale replica calls a command that is not.
+    ScriptStale,
     /// The thread running a script panicked (a bug): the caller still gets
     /// a reply.
     ScriptAborted,
@@ -399,6 +405,11 @@ impl fmt::Display for CmdError {
                 write!(f, "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
             }
             DebugUnknown => f.write_str("ERR unknown DEBUG subcommand or wrong number of arguments"),
+            DebugProtocolType => f.write_str(
+                "ERR Wrong protocol type name. Please use one of the following: \
+                 string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+            ),
+            Resp2NotSupported => f.write_str("ERR RESP2 is not supported by this command"),
             ProtocolVersionNotInteger => f.write_str("ERR Protocol version is not an integer or out of range"),
             UnsupportedOption(opt) => write!(f, "ERR Unsupported option {}", String::from_utf8_lossy(opt)),
             ExpireNxConflict => f.write_str("ERR NX and XX, GT or LT options at the same time are not compatible"),
@@ -573,6 +584,7 @@ impl fmt::Display for CmdError {
             ScriptWrongArity => f.write_str("ERR Wrong number of args calling Redis command from script"),
             ScriptNotAllowed => f.write_str("ERR This Redis command is not allowed from script"),
             ScriptWriteInReadOnly => f.write_str("ERR Write commands are not allowed from read-only scripts."),
+            ScriptStale => f.write_str("ERR Can not execute the command on a stale replica"),
             ScriptAborted => f.write_str("ERR script execution failed"),
             BlockInScript(c) => write!(f, "ERR {c} command is not allowed with BLOCK option from scripts"),
             ScriptDebugPipeline => f.write_str("ERR SCRIPT DEBUG must be called outside a pipeline"),

@@ -749,12 +749,17 @@ pub fn startup_file(dir: &std::path::Path, dbfilename: &str) -> Option<PathBuf> 
 
 /// Loads an RDB file into the (empty) keyspace. The error names the file
 /// and what is wrong with it.
-pub fn load_file(server: &Server, path: &std::path::Path) -> Result<file::LoadStats, String> {
+pub fn load_file(
+    server: &Server,
+    path: &std::path::Path,
+    merge: bool,
+) -> Result<file::LoadStats, String> {
     let p = &server.persistence;
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     let loading = Loading::begin(server, size);
-    let result = load_into(server, path).and_then(|stats| {
-        crate::scripting::functions::load_from_snapshot(server, &stats.functions).map_err(|e| {
+    let result = load_into(server, path, merge).and_then(|stats| {
+        let functions = &stats.functions;
+        crate::scripting::functions::load_from_snapshot(server, functions, merge).map_err(|e| {
             format!(
                 "{}: cannot load its function libraries: {e}",
                 path.display()
@@ -813,7 +818,11 @@ pub(crate) fn key_load_delay(server: &Server) -> impl FnMut() {
     }
 }
 
-fn load_into(server: &Server, path: &std::path::Path) -> Result<file::LoadStats, String> {
+fn load_into(
+    server: &Server,
+    path: &std::path::Path,
+    merge: bool,
+) -> Result<file::LoadStats, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let ks = &server.keyspace;
     let limits = limits(server);
@@ -837,8 +846,8 @@ fn load_into(server: &Server, path: &std::path::Path) -> Result<file::LoadStats,
             e.restore_freq(f);
         }
         match ks.lock_one(ks.shard_of(l.key)).put(l.db, e) {
-            Some(_) => Err(damselfly_persistence::Error::Bad("duplicate key")),
-            None => Ok(()),
+            Some(_) if !merge => Err(damselfly_persistence::Error::Bad("duplicate key")),
+            _ => Ok(()),
         }
     })
     .map_err(|e| format!("{} is not a valid RDB file: {e}", path.display()))?;
@@ -972,9 +981,22 @@ pub(crate) fn refusal(server: &Server, e: &crate::table::Entry) -> Option<CmdErr
     None
 }
 
+/// DEBUG RELOAD's options.
+#[derive(Clone, Copy)]
+pub struct Reload {
+    /// Save first (not NOSAVE).
+    pub save: bool,
+    /// Empty the keys and libraries before loading (not NOFLUSH).
+    pub flush: bool,
+    /// Keys and libraries in the file replace those in memory (MERGE);
+    /// without it a clash fails the load.
+    pub merge: bool,
+}
+
 /// DEBUG RELOAD: save, empty the keyspace, load the file back. Not inside
-/// EXEC, whose locks it would need to give up.
-pub fn debug_reload(server: &Server, locked: &Locked<'_>) -> CmdResult {
+/// EXEC, whose locks it would need to give up. A clash under NOFLUSH
+/// fails the command; Redis stops the server instead.
+pub fn debug_reload(server: &Server, locked: &Locked<'_>, how: Reload) -> CmdResult {
     if !locked.is_empty() {
         return Err(CmdError::Other(
             "ERR DEBUG RELOAD is not supported inside MULTI".into(),
@@ -984,9 +1006,8 @@ pub fn debug_reload(server: &Server, locked: &Locked<'_>) -> CmdResult {
         std::thread::sleep(Duration::from_millis(10));
     }
     let path = target_path(server);
-    let ok = run_save(server, false);
-    let result = if ok {
-        {
+    let result = if !how.save || run_save(server, false) {
+        if how.flush {
             let mut all = server.keyspace.lock_all();
             for shard in all.iter_mut() {
                 for db in 0..shard.dbs.len() {
@@ -997,11 +1018,15 @@ pub fn debug_reload(server: &Server, locked: &Locked<'_>) -> CmdResult {
                 }
             }
         }
-        let loaded = load_file(server, &path);
+        let loaded = match how.flush {
+            true => crate::scripting::functions::clear(server),
+            false => Ok(()),
+        }
+        .and_then(|()| load_file(server, &path, how.merge));
         crate::repl_master::set_expired_at_load(Vec::new());
         loaded.map(|_| ()).map_err(|e| {
             server.host.log(&e);
-            CmdError::Other("ERR Error trying to load the RDB dump, check server logs.".into())
+            CmdError::Other("ERR Error trying to load the RDB dump".into())
         })
     } else {
         Err(CmdError::Other(

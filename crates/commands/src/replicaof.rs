@@ -255,23 +255,27 @@ pub fn info_role(server: &Server, line: &mut dyn FnMut(&str, &dyn std::fmt::Disp
 /// The refusal a replica adds before a command runs: MASTERDOWN while the
 /// link is down with replica-serve-stale-data off, READONLY for a write
 /// with replica-read-only on. Never for the master's own commands.
-pub(crate) fn refusal(
-    server: &Server,
-    e: &Entry,
-    args: &Args,
-    client: &Client,
-) -> Option<CmdError> {
+pub(crate) fn refusal(server: &Server, e: &Entry, client: &Client) -> Option<CmdError> {
     if !REPLICA.load(Relaxed) || damselfly_storage::from_master() {
         return None;
     }
-    let on = |k: &str| server.config.get(k).as_deref() != Some("no");
-    if !e.has(flag::STALE) && !on("replica-serve-stale-data") && !server.replica.link_up() {
+    if !e.has(flag::STALE) && stale(server) {
         return Some(CmdError::MasterDown);
     }
-    if on("replica-read-only") && writes(e, args, client) {
+    let read_only = server.config.get("replica-read-only").as_deref() != Some("no");
+    if read_only && writes(e, client) {
         return Some(CmdError::ReadOnlyReplica);
     }
     None
+}
+
+/// This is a replica serving no stale data whose link to its master is
+/// down (and the command is not the master's): only `stale` commands run.
+pub(crate) fn stale(server: &Server) -> bool {
+    REPLICA.load(Relaxed)
+        && !damselfly_storage::from_master()
+        && server.config.get("replica-serve-stale-data").as_deref() == Some("no")
+        && !server.replica.link_up()
 }
 
 /// Whether a script's write must be refused: a read-only replica (Redis
@@ -288,25 +292,16 @@ pub(crate) fn ignores_maxmemory(server: &Server) -> bool {
     REPLICA.load(Relaxed) && server.config.get("replica-ignore-maxmemory").as_deref() != Some("no")
 }
 
-/// Redis's "is write command": the write flag, EXEC of a queue holding a
-/// write, or EVAL whose shebang does not say `no-writes` (a script with
-/// flags is judged by them before it runs; one without, write by write).
-fn writes(e: &Entry, args: &Args, client: &Client) -> bool {
-    if e.has(flag::WRITE) {
-        return true;
-    }
-    match e.cmd.name {
-        "exec" => client
-            .multi
-            .as_ref()
-            .is_some_and(|m| m.queue.iter().any(|(q, _)| q.has(flag::WRITE))),
-        "eval" => {
-            let body = args.get(1).unwrap_or_default();
-            let first = body.split(|&b| b == b'\n').next().unwrap_or_default();
-            first.starts_with(b"#!") && !first.windows(9).any(|w| w == b"no-writes")
-        }
-        _ => false,
-    }
+/// Redis's "is write command": the write flag, or EXEC of a queue holding
+/// a write. (Scripts are judged by their flags before they run, in the
+/// script engine, and those without flags write by write.)
+fn writes(e: &Entry, client: &Client) -> bool {
+    e.has(flag::WRITE)
+        || (e.cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|m| m.queue.iter().any(|(q, _)| q.has(flag::WRITE))))
 }
 
 /// The server seen from the link thread.

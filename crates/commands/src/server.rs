@@ -703,7 +703,7 @@ fn shutdown(ctx: &mut Ctx, args: &Args) -> CmdResult {
 }
 
 /// DEBUG: LOG, SET-ACTIVE-EXPIRE, RELOAD, HELP, (in `debug.rs`) OBJECT,
-/// POPULATE, SLEEP, ERROR, REPLICATE, and (in `digest.rs`) DIGEST, DIGEST-VALUE.
+/// POPULATE, SLEEP, ERROR, PROTOCOL, REPLICATE, and (in `digest.rs`) DIGEST, DIGEST-VALUE.
 fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
     let sub = args.get(1).unwrap_or_default();
     if eq(sub, "help") && args.len() == 2 {
@@ -717,10 +717,18 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
                 "    0 pauses the background expiry of keys nobody reads; 1 resumes it.",
                 "SET-DISABLE-DENY-SCRIPTS <0|1>",
                 "    1 lets scripts call commands normally refused to them (for tests).",
-                "RELOAD",
-                "    Save the RDB on disk and reload it back to memory.",
+                "RELOAD [option ...]",
+                "    Save the RDB on disk and reload it back to memory. Valid <option> values:",
+                "    * MERGE: conflicting keys will be loaded from RDB.",
+                "    * NOFLUSH: the existing database will not be removed before load, and",
+                "      conflicting keys fail the reload (Redis stops the server instead).",
+                "    * NOSAVE: the database will be loaded from an existing RDB file.",
                 "OBJECT <key>",
                 "    Show low level info about `key` and associated value.",
+                "PROTOCOL <type>",
+                "    Reply with a test value of the specified type. <type> can be: string,",
+                "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+                "    true, false.",
                 "POPULATE <count> [<prefix>] [<size>]",
                 "    Create <count> string keys named key:<num>. If <prefix> is specified then",
                 "    it is used instead of the 'key' prefix.",
@@ -753,8 +761,26 @@ fn debug(ctx: &mut Ctx, args: &Args) -> CmdResult {
         ctx.reply.ok();
         return Ok(());
     }
-    if eq(sub, "reload") && args.len() == 2 {
-        crate::persist::debug_reload(ctx.server, &ctx.locked)?;
+    if eq(sub, "reload") {
+        let mut how = crate::persist::Reload {
+            save: true,
+            flush: true,
+            merge: false,
+        };
+        for opt in args.iter().skip(2) {
+            match opt.to_ascii_lowercase().as_slice() {
+                b"merge" => how.merge = true,
+                b"noflush" => how.flush = false,
+                b"nosave" => how.save = false,
+                _ => {
+                    return Err(CmdError::Other(
+                        "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options."
+                            .into(),
+                    ))
+                }
+            }
+        }
+        crate::persist::debug_reload(ctx.server, &ctx.locked, how)?;
         ctx.reply.ok();
         return Ok(());
     }

@@ -278,6 +278,29 @@ impl Reply {
         self.buf.extend_from_slice(b"\r\n");
     }
 
+    /// A big number's digits (`(` in RESP3, a bulk string in RESP2), with
+    /// newlines made spaces in both, as Redis does for a script's.
+    pub fn big_number(&mut self, digits: &[u8]) {
+        let line = digits
+            .iter()
+            .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c });
+        if self.resp3 {
+            self.buf.push(b'(');
+            self.buf.extend(line);
+            self.buf.extend_from_slice(b"\r\n");
+        } else {
+            self.header(b'$', digits.len() as i64);
+            self.buf.extend(line);
+            self.buf.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// The header of `n` attribute pairs, which describe the reply after
+    /// them. RESP2 has no attributes: the caller writes them only on RESP3.
+    pub fn attribute(&mut self, n: usize) {
+        self.header(b'|', n as i64);
+    }
+
     pub fn bool(&mut self, b: bool) {
         if self.resp3 {
             self.buf

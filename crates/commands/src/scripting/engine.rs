@@ -42,6 +42,9 @@ pub(crate) struct RunCtx<'s, 'l> {
 pub(crate) struct ScriptFlags {
     pub no_writes: bool,
     pub allow_oom: bool,
+    /// Runs on a replica whose master link is down under
+    /// `replica-serve-stale-data no` (others get -MASTERDOWN).
+    pub allow_stale: bool,
     /// The script declared its flags (a shebang, or a function): it is
     /// checked as a whole before it runs (replicas, memory), not only at
     /// each write.
@@ -117,6 +120,9 @@ pub(crate) fn shebang(body: &[u8]) -> Result<(ScriptFlags, Vec<u8>), CmdError> {
             }
             if f == "allow-oom" {
                 flags.allow_oom = true;
+            }
+            if f == "allow-stale" {
+                flags.allow_stale = true;
             }
         }
     }
@@ -839,14 +845,22 @@ impl Vm {
         };
         // A script that declared flags and may write (whatever the _RO
         // command says) is refused under maxmemory, then without enough
-        // good replicas, then by the _RO commands: Redis 7.0's order
-        // (its processCommand sees such a script as a write command).
+        // good replicas, then on a read-only replica, then by the _RO
+        // commands: Redis 7.0's order (its processCommand sees such a
+        // script as a write command).
         let may_write = flags.declared && !flags.no_writes;
         if may_write && !flags.allow_oom && crate::maxmemory::over_limit(rc.server) {
             return Err(CmdError::OutOfMemory);
         }
         if may_write && crate::repl_master::too_few_replicas(rc.server) {
             return Err(CmdError::NoReplicas);
+        }
+        if may_write && crate::replicaof::script_write_refused(rc.server) {
+            return Err(CmdError::ReadOnlyReplica);
+        }
+        // Scripts without flags too: they never declared allow-stale.
+        if !flags.allow_stale && crate::replicaof::stale(rc.server) {
+            return Err(CmdError::MasterDown);
         }
         if may_write && job.read_only {
             return Err(CmdError::ScriptRoWithWriteFlag);
@@ -1194,6 +1208,9 @@ fn redis_call(
     if run.no_writes && e.has(flag::WRITE | flag::MAY_REPLICATE) {
         return refuse(lua, CmdError::ScriptWriteInReadOnly, Some(e));
     }
+    if !e.has(flag::STALE) && crate::replicaof::stale(run.rc.server) {
+        return refuse(lua, CmdError::ScriptStale, Some(e));
+    }
     // The server-state checks apply until the script's first write; after
     // it, failing would break the script's atomicity (Redis's rule).
     if e.has(flag::WRITE) && !run.rc.running.wrote.load(Relaxed) {
@@ -1485,13 +1502,7 @@ fn table_to_resp(
         _ => {}
     }
     if let Value::String(s) = t.raw_get::<Value>("big_number")? {
-        if out.is_resp3() {
-            out.raw(b"(");
-            out.raw(&s.as_bytes());
-            out.raw(b"\r\n");
-        } else {
-            out.bulk(&s.as_bytes());
-        }
+        out.big_number(&s.as_bytes());
         return Ok(None);
     }
     for (field, set) in [("map", false), ("set", true)] {

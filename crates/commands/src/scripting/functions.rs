@@ -135,12 +135,12 @@ impl Engine {
             .find(|f| f.name.as_bytes().eq_ignore_ascii_case(name))
             .ok_or_else(|| other("ERR Function not found".into()))?;
         let no_writes = f.flags.contains(&"no-writes");
-        let allow_oom = f.flags.contains(&"allow-oom");
         Ok((
             f.func.clone(),
             ScriptFlags {
                 no_writes,
-                allow_oom,
+                allow_oom: f.flags.contains(&"allow-oom"),
+                allow_stale: f.flags.contains(&"allow-stale"),
                 declared: true,
             },
         ))
@@ -369,18 +369,28 @@ pub fn library_codes(server: &Server) -> Vec<Vec<u8>> {
     server.scripting.library_codes.lock().clone()
 }
 
-/// Loads the libraries a snapshot holds (replacing any of the same name:
-/// DEBUG RELOAD loads over the libraries it saved).
-pub fn load_from_snapshot(server: &Server, codes: &[Vec<u8>]) -> Result<(), String> {
+/// Loads the libraries a snapshot holds; one whose name is taken is an
+/// error unless `replace`.
+pub fn load_from_snapshot(server: &Server, codes: &[Vec<u8>], replace: bool) -> Result<(), String> {
     if codes.is_empty() {
         return Ok(());
     }
     let sc = &server.scripting;
     let lock = sc.lock_vm(server, 0).map_err(|e| e.to_string())?;
     let mut vm = lock.vm().map_err(|e| e.to_string())?;
-    for code in codes {
-        vm.functions.load(code, true).map_err(|e| e.to_string())?;
-    }
+    let loaded = codes
+        .iter()
+        .try_for_each(|code| vm.functions.load(code, replace).map(drop));
+    record(sc, &mut vm.functions);
+    loaded.map_err(|e| e.to_string())
+}
+
+/// Drops every library (DEBUG RELOAD empties them with the keys).
+pub fn clear(server: &Server) -> Result<(), String> {
+    let sc = &server.scripting;
+    let lock = sc.lock_vm(server, 0).map_err(|e| e.to_string())?;
+    let mut vm = lock.vm().map_err(|e| e.to_string())?;
+    vm.functions = Engine::new().map_err(|e| e.to_string())?;
     record(sc, &mut vm.functions);
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! rules: status -> {ok=...}, error -> {err=...}, RESP2 nulls -> false,
 //! RESP3 null -> nil, double -> {double=n}, map -> {map={...}},
 //! set -> {set={k=true}}, big number -> {big_number=s},
-//! verbatim -> {verbatim_string={format=f, string=s}}.
+//! verbatim -> {verbatim_string={format=f, string=s}}; attributes are
+//! skipped.
 
 use mlua::{Lua, Table, Value};
 
@@ -60,7 +61,14 @@ fn parse(lua: &Lua, b: &[u8], pos: &mut usize) -> mlua::Result<Value> {
                 Value::String(lua.create_string(bulk(b, pos, n))?)
             }
         }
-        b'*' | b'>' => {
+        // A push (only DEBUG PROTOCOL writes one to a script) reads as nil.
+        b'>' => {
+            for _ in 0..num(head).max(0) {
+                parse(lua, b, pos)?;
+            }
+            Value::Nil
+        }
+        b'*' => {
             let n = num(head);
             if n < 0 {
                 return Ok(Value::Boolean(false));
@@ -117,6 +125,13 @@ fn parse(lua: &Lua, b: &[u8], pos: &mut usize) -> mlua::Result<Value> {
                 }
             }
             single(lua, "set", Value::Table(m))?
+        }
+        // Scripts are not shown attributes: the reply they describe is.
+        b'|' => {
+            for _ in 0..num(head).max(0) * 2 {
+                parse(lua, b, pos)?;
+            }
+            parse(lua, b, pos)?
         }
         _ => Value::Nil,
     })
