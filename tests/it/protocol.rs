@@ -118,6 +118,13 @@ fn pipelined_member_commands_answer_as_redis_does() {
             push(&mut batch, &["SADD", "str", &m]);
             push(&mut batch, &["HGET", "str", &m]);
             push(&mut batch, &["ZSCORE", "nokey", &m]);
+            // Scripts' first keys are warmed too, whatever the count says.
+            let script = "return redis.call('incr', KEYS[1])";
+            for count in ["1", "0", "2", "-1", "x", "007", "99999999999"] {
+                push(&mut batch, &["EVAL", script, count, "n", &m]);
+            }
+            push(&mut batch, &["EVAL", script, "1"]);
+            push(&mut batch, &["FCALL", "nosuch", "1", "n"]);
         }
     }
     push(&mut batch, &["HLEN", "h"]);

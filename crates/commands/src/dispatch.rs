@@ -76,7 +76,22 @@ pub fn prefetch(server: &Server, db: usize, args: &Args<'_>) -> u64 {
             }
             cookie | member_arg(e.cmd.name) << Keyspace::PREFETCH_TAG_SHIFT
         }
-        _ => 0,
+        // Scripts (and the other commands that count their keys): the
+        // first key, the one a short script most likely reads.
+        Some(e) => match e.cmd.keys {
+            Keys::NumKeys {
+                dest: false,
+                numkeys,
+            } => {
+                let first = args.get(numkeys + 1);
+                match (args.get(numkeys).map(atoi_positive), first) {
+                    (Some(true), Some(key)) => server.keyspace.prefetch_bucket(db, key),
+                    _ => 0,
+                }
+            }
+            _ => 0,
+        },
+        None => 0,
     }
 }
 
@@ -115,6 +130,15 @@ pub fn prefetch_member(server: &Server, step: usize, cookie: u64, args: &Args<'_
     } else {
         0
     }
+}
+
+/// Whether `s` is a decimal count of at least 1 (a key count worth a
+/// prefetch; anything else is left to the command to refuse).
+fn atoi_positive(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() <= 9
+        && s.iter().all(u8::is_ascii_digit)
+        && s.iter().any(|&c| c != b'0')
 }
 
 pub(crate) fn count_error(stats: &ThreadStats, err: &CmdError) {

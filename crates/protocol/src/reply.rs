@@ -128,6 +128,16 @@ impl Reply {
         &self.buf
     }
 
+    /// The bytes written, without a copy.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// A reply that continues `bytes` (already rendered).
+    pub fn from_bytes(bytes: Vec<u8>, resp3: bool) -> Self {
+        Reply { buf: bytes, resp3 }
+    }
+
     pub fn len(&self) -> usize {
         self.buf.len()
     }

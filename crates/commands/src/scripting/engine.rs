@@ -757,7 +757,9 @@ impl Vm {
             _ => &mut self.quick,
         };
         if quick && exists {
-            set.insert(key.to_owned());
+            if !set.contains(key) {
+                set.insert(key.to_owned());
+            }
         } else {
             set.remove(key);
         }
@@ -951,7 +953,6 @@ pub(crate) fn execute(
             Ok(VmState::Continue)
         },
     );
-    let resp3_out = out.is_resp3();
     let active = Active {
         run: RefCell::new(Run {
             rc,
@@ -980,11 +981,13 @@ pub(crate) fn execute(
             .error_counted
             .store(already_counted(lua, ok, &value), Relaxed);
         let lua_resp3 = active.run.borrow().resp3;
-        let mut tmp = Reply::new();
-        tmp.set_resp3(resp3_out);
         if ok {
-            lua_to_resp(lua, &value, &mut tmp, lua_resp3)?;
-            return Ok(Ok(tmp.as_bytes().to_vec()));
+            let start = out.len();
+            let done = lua_to_resp(lua, &value, out, lua_resp3);
+            if done.is_err() {
+                out.truncate(start);
+            }
+            return done.map(Ok);
         }
         Ok(Err(error_text(
             lua,
@@ -996,10 +999,7 @@ pub(crate) fn execute(
     })();
     lua.remove_hook();
     match result {
-        Ok(Ok(bytes)) => {
-            out.raw(&bytes);
-            Ok(())
-        }
+        Ok(Ok(())) => Ok(()),
         Ok(Err(text)) => Err(CmdError::Script(text)),
         Err(e) => Err(lua_err(e)),
     }

@@ -203,8 +203,9 @@ pub struct Job {
     resp3: bool,
     /// EVAL_RO, EVALSHA_RO, FCALL_RO.
     read_only: bool,
-    /// The command's name, and for a function its whole request (FUNCTION
-    /// STATS).
+    /// The command (its failed calls are counted after the run).
+    entry: Option<&'static crate::table::Entry>,
+    /// A function's whole request (FUNCTION STATS); empty for a script.
     command: Vec<Vec<u8>>,
     /// The caller's ACL user: the script's commands run as it.
     user: Arc<crate::acl::User>,
@@ -406,10 +407,8 @@ fn keys_and_args(args: &Args, function: bool) -> CmdResult<Lists> {
     if n > args.len() - 3 {
         return Err(CmdError::NumKeysTooMany);
     }
-    let all: Vec<Vec<u8>> = args.iter().skip(3).map(<[u8]>::to_vec).collect();
-    let argv = all[n..].to_vec();
-    let mut keys = all;
-    keys.truncate(n);
+    let mut keys: Vec<Vec<u8>> = args.iter().skip(3).map(<[u8]>::to_vec).collect();
+    let argv = keys.split_off(n);
     Ok((keys, argv))
 }
 
@@ -418,10 +417,10 @@ fn keys_and_args(args: &Args, function: bool) -> CmdResult<Lists> {
 pub(crate) fn start(ctx: &mut Ctx, args: &Args, target: Target, read_only: bool) -> CmdResult {
     let function = matches!(target, Target::Function(_));
     let (keys, argv) = keys_and_args(args, function)?;
-    // FUNCTION STATS shows a function's whole command; a script's name is
-    // enough (its failed calls are counted under it).
-    let shown = if function { args.len() } else { 1 };
+    // FUNCTION STATS shows a function's whole command.
+    let shown = if function { args.len() } else { 0 };
     let job = Job {
+        entry: crate::table::lookup(args.get(0).unwrap_or_default()),
         target,
         keys,
         argv,
@@ -552,11 +551,8 @@ impl Job {
         // The dispatcher saw EVAL succeed (it only queued the job): an
         // error reply is counted here (the command's failed calls, and
         // INFO errorstats unless a `redis.call` counted it already).
-        if bytes.starts_with(b"-") {
-            let name = self.command.first().map_or(&[][..], Vec::as_slice);
-            if let Some(e) = crate::table::lookup(name) {
-                server.thread_stats().commands[e.id].failed.add(1);
-            }
+        if let (true, Some(e)) = (bytes.starts_with(b"-"), self.entry) {
+            server.thread_stats().commands[e.id].failed.add(1);
         }
         if let Some(rest) = bytes.strip_prefix(b"-").filter(|_| !counted) {
             count_script_error(
@@ -564,11 +560,10 @@ impl Job {
                 &String::from_utf8_lossy(rest.strip_suffix(b"\r\n").unwrap_or(rest)),
             );
         }
-        let mut framed = damselfly_protocol::Reply::new();
-        framed.raw(&bytes);
+        let mut framed = damselfly_protocol::Reply::from_bytes(bytes, self.resp3);
         crate::pubsub::splice_self(&mut framed, 0);
         crate::pubsub::append_self_after(&mut framed);
-        Some(framed.as_bytes().to_vec())
+        Some(framed.into_bytes())
     }
 }
 
@@ -598,7 +593,7 @@ fn run<'s>(
         Ok(vm) => vm,
         Err(e) => {
             out.error(&e.to_string());
-            return (locked, Some(out.as_bytes().to_vec()));
+            return (locked, Some(out.into_bytes()));
         }
     };
     let stats = server.thread_stats();
@@ -672,7 +667,7 @@ fn run<'s>(
     running.inline.store(false, Relaxed);
     running.started.store(0, Relaxed);
     sc.scripts.store(vm.script_count() as i64, Relaxed);
-    (locked, Some(out.as_bytes().to_vec()))
+    (locked, Some(out.into_bytes()))
 }
 
 /// EVAL script numkeys [key ...] [arg ...]
