@@ -43,14 +43,15 @@ pub(crate) fn run(ctx: &mut Ctx, sub: &[u8], args: &Args) -> Option<CmdResult> {
 /// parsers against these).
 fn protocol(ctx: &mut Ctx, kind: &[u8]) -> CmdResult {
     let out = &mut *ctx.reply;
-    match kind.to_ascii_lowercase().as_slice() {
+    let kind = kind.to_ascii_lowercase();
+    match kind.as_slice() {
         b"string" => out.bulk(b"Hello World"),
         b"integer" => out.int(12345),
         b"double" => out.double(3.141),
         b"bignum" => out.big_number(b"1234567999999999999999999999999999999"),
         b"null" => out.null(),
         b"array" | b"set" => {
-            if kind.eq_ignore_ascii_case(b"set") {
+            if kind == b"set" {
                 out.set(3);
             } else {
                 out.array(3);

@@ -1018,11 +1018,12 @@ pub fn debug_reload(server: &Server, locked: &Locked<'_>, how: Reload) -> CmdRes
                 }
             }
         }
-        let loaded = match how.flush {
-            true => crate::scripting::functions::clear(server),
-            false => Ok(()),
-        }
-        .and_then(|()| load_file(server, &path, how.merge));
+        let cleared = if how.flush {
+            crate::scripting::functions::clear(server, 0).map_err(|e| e.to_string())
+        } else {
+            Ok(())
+        };
+        let loaded = cleared.and_then(|()| load_file(server, &path, how.merge));
         crate::repl_master::set_expired_at_load(Vec::new());
         loaded.map(|_| ()).map_err(|e| {
             server.host.log(&e);

@@ -385,12 +385,13 @@ pub fn load_from_snapshot(server: &Server, codes: &[Vec<u8>], replace: bool) -> 
     loaded.map_err(|e| e.to_string())
 }
 
-/// Drops every library (DEBUG RELOAD empties them with the keys).
-pub fn clear(server: &Server) -> Result<(), String> {
+/// Drops every library (FUNCTION FLUSH; DEBUG RELOAD, with the keys), for
+/// `caller` (0: the server itself).
+pub fn clear(server: &Server, caller: u64) -> CmdResult {
     let sc = &server.scripting;
-    let lock = sc.lock_vm(server, 0).map_err(|e| e.to_string())?;
-    let mut vm = lock.vm().map_err(|e| e.to_string())?;
-    vm.functions = Engine::new().map_err(|e| e.to_string())?;
+    let lock = sc.lock_vm(server, caller)?;
+    let mut vm = lock.vm()?;
+    vm.functions = Engine::new().map_err(|e| other(format!("ERR {e}")))?;
     record(sc, &mut vm.functions);
     Ok(())
 }
@@ -462,11 +463,7 @@ pub(crate) fn function_delete(ctx: &mut Ctx, args: &Args) -> CmdResult {
 /// FUNCTION FLUSH [ASYNC | SYNC]
 pub(crate) fn function_flush(ctx: &mut Ctx, args: &Args) -> CmdResult {
     flush_mode(args, "FUNCTION")?;
-    let sc = &ctx.server.scripting;
-    let lock = sc.lock_vm(ctx.server, ctx.client.id())?;
-    let mut vm = lock.vm()?;
-    vm.functions = Engine::new().map_err(|e| other(format!("ERR {e}")))?;
-    update_counts(ctx, &mut vm.functions);
+    clear(ctx.server, ctx.client.id())?;
     ctx.reply.ok();
     Ok(())
 }
