@@ -190,8 +190,8 @@ impl<W: Write + Send> Owed<W> {
     /// marks keys. The cursor visits every key present for the whole walk
     /// at least once, whatever resizes happen between slices (the SCAN
     /// guarantee); a key seen twice is skipped the second time. Returns
-    /// true when the shard is complete.
-    fn save_slice(&self, index: usize, shard: &Shard, at: &mut Walk) -> bool {
+    /// whether the shard is complete, and the keys this slice wrote.
+    fn save_slice(&self, index: usize, shard: &Shard, at: &mut Walk) -> (bool, u64) {
         let mut done = self.by_key[index].lock();
         let mut sink = self.sink.lock();
         let mut result = Ok(());
@@ -229,7 +229,7 @@ impl<W: Write + Send> Owed<W> {
             done.clear();
             done.shrink_to_fit();
         }
-        complete
+        (complete, keys)
     }
 }
 
@@ -240,21 +240,22 @@ fn walk<W: Write + Send>(owed: &Owed<W>, ks: &Keyspace, mut before: impl FnMut()
         before();
         let mut at = Walk { db: 0, cursor: 0 };
         loop {
-            let done_before = owed.keys_done.load(Relaxed);
-            let complete = {
+            let (complete, written) = {
                 // `peek`: this thread pays the debt itself, slice by slice.
                 let mut g = ks.peek(i);
                 if g.snapshot.is_none() {
                     // Paid in full by a command meanwhile.
-                    true
-                } else if owed.save_slice(i, &g, &mut at) {
-                    g.snapshot = None;
-                    true
+                    (true, 0)
                 } else {
-                    false
+                    let (complete, written) = owed.save_slice(i, &g, &mut at);
+                    if complete {
+                        g.snapshot = None;
+                    }
+                    (complete, written)
                 }
             };
-            let written = owed.keys_done.load(Relaxed) - done_before;
+            // The delay is per key this thread wrote: the keys commands
+            // wrote meanwhile (counted in `keys_done` too) cost it nothing.
             if owed.key_delay_us > 0 && written > 0 {
                 std::thread::sleep(std::time::Duration::from_micros(
                     owed.key_delay_us.saturating_mul(written),
