@@ -1,10 +1,11 @@
 //! Glue between the network layer and the commands: one `Conn` per client,
 //! and each worker's periodic active-expiry pass over its share of shards.
 
+use damselfly_commands::dispatch::Hint;
 use damselfly_commands::scripting::Job;
 use damselfly_commands::server::metrics;
 use damselfly_commands::{execute, Client, CmdError, Server, ThreadStats, Wait};
-use damselfly_net::{Flow, HttpRequest, HttpResponse, Service, Session};
+use damselfly_net::{Flow, HttpRequest, HttpResponse, Service, Session, Warmed};
 use damselfly_protocol::{Args, Limits, Reply};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
@@ -51,7 +52,9 @@ impl Session for Conn {
         self.server.config.query_buffer_limit.load(Relaxed) as usize
     }
 
-    fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> Flow {
+    type Hint = Hint;
+
+    fn handle(&mut self, args: &Args<'_>, hint: Hint, out: &mut Reply) -> Flow {
         if self.denied {
             out.error(&damselfly_commands::CmdError::ProtectedMode.to_string());
             return Flow::Close;
@@ -63,7 +66,7 @@ impl Session for Conn {
                 return Flow::Retry(Box::pin(wait.wait(tokio::time::sleep)));
             }
         }
-        match execute(&self.server, &self.stats, &mut self.client, args, out) {
+        match execute(&self.server, &self.stats, &mut self.client, args, hint, out) {
             Some(Wait::Keys(blocked)) => {
                 let sleep = blocked.timeout().map(tokio::time::sleep);
                 return Flow::Wait(Box::pin(blocked.wait(self.server.clone(), sleep)));
@@ -130,8 +133,14 @@ impl Session for Conn {
         damselfly_commands::dispatch::batch_end();
     }
 
-    fn prefetch(&mut self, args: &Args<'_>) -> u64 {
-        damselfly_commands::dispatch::prefetch(&self.server, self.client.db, args)
+    fn prefetch(
+        &mut self,
+        args: &Args<'_>,
+        prev: Option<Warmed<'_, Hint>>,
+        hint: &mut Hint,
+    ) -> u64 {
+        let prev = prev.map(|p| (p.args, p.cookie, p.hint));
+        damselfly_commands::dispatch::prefetch(&self.server, self.client.db, args, prev, hint)
     }
 
     fn prefetch_more(&mut self, cookie: u64) -> u64 {

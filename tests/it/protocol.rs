@@ -143,6 +143,70 @@ fn pipelined_member_commands_answer_as_redis_does() {
     }
 }
 
+/// Runs of pipelined requests on one key share what warming found for the
+/// first (its command, shard and hash): the runs below change command,
+/// case, DB, type and subcommand under it.
+#[test]
+fn pipelined_runs_on_one_key_answer_as_redis_does() {
+    let r = redis();
+    let d = damselfly(&[]);
+    let mut batch = Vec::new();
+    let mut n = 0;
+    let mut push = |args: &[&str]| {
+        batch.extend(Conn::encode(args));
+        n += 1;
+    };
+    let script = "return redis.call('incr', KEYS[1])";
+    for i in 0..40 {
+        let v = format!("v{i}");
+        for _ in 0..3 {
+            push(&["LPUSH", "q", &v]);
+        }
+        push(&["lpush", "q", &v]);
+        push(&["RPUSH", "q", &v]);
+        push(&["LPUSH", "q"]);
+        push(&["HSET", "q", "f", &v]);
+        push(&["LLEN", "q"]);
+        push(&["HSET", "h", "f", &v]);
+        push(&["HSET", "h", "g", &v]);
+        push(&["HGET", "h", "f"]);
+        push(&["HGET", "h", "g"]);
+        push(&["HINCRBY", "h", "n", "1"]);
+        push(&["HINCRBY", "h", "n", "1"]);
+        push(&["INCR", "c"]);
+        push(&["INCR", "c"]);
+        push(&["GET", "c"]);
+        push(&["GET", "c"]);
+        push(&["SELECT", if i % 2 == 0 { "1" } else { "0" }]);
+        push(&["INCR", "c"]);
+        push(&["INCR", "c"]);
+        push(&["OBJECT", "ENCODING", "c"]);
+        push(&["OBJECT", "ENCODING", "q"]);
+        push(&["OBJECT", "FREQ", "q"]);
+        push(&["EVAL", script, "1", "e1"]);
+        push(&["EVAL", script, "1", "e2"]);
+        push(&["EVAL", script, "1", "e2"]);
+        push(&["DEL", "c"]);
+        push(&["DEL", "c"]);
+        push(&["SET", "c", &v]);
+        push(&["INCR", "c"]);
+    }
+    for key in ["q", "h", "c", "e1", "e2"] {
+        push(&["DUMP", key]);
+    }
+    let mut replies = [Vec::new(), Vec::new()];
+    for (port, out) in [r.port, d.port].into_iter().zip(replies.iter_mut()) {
+        let mut c = Conn::open(port);
+        c.send_raw(&batch);
+        for _ in 0..n {
+            out.push(String::from_utf8_lossy(&c.read()).into_owned());
+        }
+    }
+    for (i, (a, b)) in replies[0].iter().zip(replies[1].iter()).enumerate() {
+        assert_eq!(a, b, "reply {i} differs (redis, damselfly)");
+    }
+}
+
 #[test]
 fn inline_commands_work_like_telnet() {
     let d = damselfly(&[]);

@@ -60,38 +60,70 @@ fn member_arg(name: &str) -> u64 {
     }
 }
 
+/// What warming a pipelined request found out, for its run: the
+/// command's table entry and, for a command on one key, that key's shard
+/// and hash (`Keyspace::shard_of`, `hash_key`).
+#[derive(Clone, Copy, Default)]
+pub struct Hint {
+    entry: Option<&'static Entry>,
+    key: Option<(usize, u64)>,
+}
+
 /// Warms the cache for a request that runs soon, with the rest of its
 /// pipeline: for a command on one key, the first step of
 /// `Keyspace::prefetch_bucket`; its cookie (with `member_arg` in its
-/// caller's bits) goes to `prefetch_entry`.
-pub fn prefetch(server: &Server, db: usize, args: &Args<'_>) -> u64 {
+/// caller's bits) goes to `prefetch_entry`. Leaves in `hint` what the
+/// run can reuse. `prev` is the request warmed just before (its
+/// arguments, cookie and hint): the same one-key command on the same key
+/// reuses its work, as its bucket and entry are on their way already.
+pub fn prefetch(
+    server: &Server,
+    db: usize,
+    args: &Args<'_>,
+    prev: Option<(&Args<'_>, u64, Hint)>,
+    hint: &mut Hint,
+) -> u64 {
     let (Some(name), Some(key)) = (args.get(0), args.get(1)) else {
         return 0;
     };
-    match lookup(name) {
-        Some(e) if matches!(e.cmd.keys, Keys::Range(1, 1, _)) => {
-            let cookie = server.keyspace.prefetch_bucket(db, key);
-            if cookie == 0 {
-                return 0;
+    if let Some((p, cookie, h)) = prev {
+        if h.key.is_some() && p.get(1).is_some_and(|k| same_bytes(k, key)) && p.get(0) == Some(name)
+        {
+            *hint = h;
+            // Only a member still needs warming.
+            return match (cookie >> Keyspace::PREFETCH_TAG_SHIFT) & 3 {
+                MEMBER_NONE => 0,
+                _ => cookie,
+            };
+        }
+    }
+    let Some(e) = lookup(name) else {
+        return 0;
+    };
+    hint.entry = Some(e);
+    let ks = &server.keyspace;
+    match e.cmd.keys {
+        Keys::Range(1, 1, _) => {
+            let (shard, hash) = (ks.shard_of(key), damselfly_core::table::hash_key(key));
+            hint.key = Some((shard, hash));
+            match ks.prefetch_bucket(db, shard, hash) {
+                0 => 0,
+                cookie => cookie | member_arg(e.cmd.name) << Keyspace::PREFETCH_TAG_SHIFT,
             }
-            cookie | member_arg(e.cmd.name) << Keyspace::PREFETCH_TAG_SHIFT
         }
         // Scripts (and the other commands that count their keys): the
         // first key, the one a short script most likely reads.
-        Some(e) => match e.cmd.keys {
-            Keys::NumKeys {
-                dest: false,
-                numkeys,
-            } => {
-                let first = args.get(numkeys + 1);
-                match (args.get(numkeys).map(atoi_positive), first) {
-                    (Some(true), Some(key)) => server.keyspace.prefetch_bucket(db, key),
-                    _ => 0,
-                }
+        Keys::NumKeys {
+            dest: false,
+            numkeys,
+        } => match (args.get(numkeys).map(atoi_positive), args.get(numkeys + 1)) {
+            (Some(true), Some(key)) => {
+                let hash = damselfly_core::table::hash_key(key);
+                ks.prefetch_bucket(db, ks.shard_of(key), hash)
             }
             _ => 0,
         },
-        None => 0,
+        _ => 0,
     }
 }
 
@@ -132,6 +164,19 @@ pub fn prefetch_member(server: &Server, step: usize, cookie: u64, args: &Args<'_
     }
 }
 
+/// `a == b`, deciding most unequal keys of one length (`key:0001`,
+/// `key:0002`) by their last eight bytes, without a call to `memcmp`.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    match (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        (Some(x), Some(y)) if x != y => false,
+        _ => a == b,
+    }
+}
+
 /// Whether `s` is a decimal count of at least 1 (a key count worth a
 /// prefetch; anything else is left to the command to refuse).
 fn atoi_positive(s: &[u8]) -> bool {
@@ -149,8 +194,16 @@ pub(crate) fn count_error(stats: &ThreadStats, err: &CmdError) {
 pub(crate) fn resolve(
     args: &Args<'_>,
 ) -> Result<&'static Entry, (Option<&'static Entry>, CmdError)> {
+    resolve_known(args, None)
+}
+
+/// `resolve`, given the entry of the request's name when already known.
+fn resolve_known(
+    args: &Args<'_>,
+    known: Option<&'static Entry>,
+) -> Result<&'static Entry, (Option<&'static Entry>, CmdError)> {
     let name = args.get(0).unwrap_or_default();
-    let Some(mut e) = lookup(name) else {
+    let Some(mut e) = known.or_else(|| lookup(name)) else {
         let rest = args.iter().skip(1).map(<[u8]>::to_vec).collect();
         return Err((
             None,
@@ -197,16 +250,18 @@ pub enum Wait {
 /// wait, or a script, appends nothing and returns what the connection must
 /// wait on. CLIENT REPLY OFF/SKIP drop the reply (not pub/sub
 /// confirmations, nor messages the command sent to its own client).
+/// `hint` is what `prefetch` left for this request (the default if none).
 pub fn execute(
     server: &Server,
     stats: &ThreadStats,
     client: &mut Client,
     args: &Args<'_>,
+    hint: Hint,
     reply: &mut Reply,
 ) -> Option<Wait> {
     let start = reply.len();
     crate::pubsub::set_current(client.id());
-    let (blocked, name) = execute_inner(server, stats, client, args, reply);
+    let (blocked, name) = execute_inner(server, stats, client, args, hint, reply);
     server.tracking.flush_bcast(&server.pubsub);
     crate::pubsub::set_current(0);
     let silenced = matches!(client.reply_mode, ReplyMode::Off | ReplyMode::Skip);
@@ -233,9 +288,10 @@ fn execute_inner(
     stats: &ThreadStats,
     client: &mut Client,
     args: &Args<'_>,
+    hint: Hint,
     reply: &mut Reply,
 ) -> (Option<Wait>, Option<&'static Entry>) {
-    let e = match resolve(args) {
+    let e = match resolve_known(args, hint.entry) {
         Ok(e) => e,
         Err((e, err)) => {
             if let Some(e) = e {
@@ -332,6 +388,12 @@ fn execute_inner(
         }
     }
     let ks = &server.keyspace;
+    // The key's shard and hash, as warming found them (the hint was made
+    // for the command's top-level entry: a subcommand's first argument is
+    // no key of it).
+    let known = hint
+        .key
+        .filter(|_| hint.entry.is_some_and(|h| std::ptr::eq(h, e)));
     // Waiting for a shard a script holds ends in BUSY once the script has
     // run past its threshold.
     let id = client.id();
@@ -350,13 +412,14 @@ fn execute_inner(
     } else if let (Keys::Range(1, 1, _), Some(key)) = (e.cmd.keys, args.get(1)) {
         // One key (GET, SET, LPUSH, HSET...): no position list to build,
         // nothing to sort.
+        let shard = known.map_or_else(|| ks.shard_of(key), |(shard, _)| shard);
         if read {
-            ks.read_single_or_abort(ks.shard_of(key), abort)
+            ks.read_single_or_abort(shard, abort)
         } else if e.has(flag::MOVABLE_KEYS) {
-            ks.lock_single_or_abort(ks.shard_of(key), abort)
+            ks.lock_single_or_abort(shard, abort)
         } else {
             // Its one key is all it changes (MOVE's other DB included).
-            ks.lock_key_or_abort(ks.shard_of(key), key, abort)
+            ks.lock_key_or_abort(shard, key, abort)
         }
     } else {
         let mut shards: SmallVec<[usize; 4]> = SmallVec::new();
@@ -400,7 +463,12 @@ fn execute_inner(
     };
     let walks = ctx.locked.is_empty();
     damselfly_replication::master::enter(&server.repl, walks);
-    call(&mut ctx, e, args);
+    match (known, args.get(1)) {
+        (Some((_, hash)), Some(key)) => {
+            damselfly_core::table::with_known_hash(key, hash, || call(&mut ctx, e, args));
+        }
+        _ => call(&mut ctx, e, args),
+    }
     // Propagated while the locks are held: the stream's order is the
     // commit order. The command first, then the pops of the clients it
     // serves.

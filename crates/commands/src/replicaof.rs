@@ -426,6 +426,7 @@ impl MasterClient for Master {
             &self.stats,
             &mut self.client,
             &args,
+            crate::dispatch::Hint::default(),
             &mut self.reply,
         );
         // This is the link's own thread: a script runs here, in order. A

@@ -158,8 +158,37 @@ fn hasher() -> &'static foldhash::fast::RandomState {
     STATE.get_or_init(foldhash::fast::RandomState::default)
 }
 
+thread_local! {
+    /// A key whose hash is already known on this thread (address, length,
+    /// hash): the key of the command running here, hashed when its
+    /// request was warmed. 0 length: none.
+    static KNOWN: std::cell::Cell<(usize, usize, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
+
 pub fn hash_key(key: &[u8]) -> u64 {
+    let (at, len, hash) = KNOWN.get();
+    if at == key.as_ptr() as usize && len == key.len() && len != 0 {
+        return hash;
+    }
     hasher().hash_one(key)
+}
+
+/// While `f` runs on this thread, `hash_key(key)` answers `hash` without
+/// hashing. The caller vouches that `hash` is `hash_key(key)`; the bytes
+/// at `key`'s address cannot change meanwhile, as `key` is borrowed.
+pub fn with_known_hash<R>(key: &[u8], hash: u64, f: impl FnOnce() -> R) -> R {
+    debug_assert_eq!(hasher().hash_one(key), hash);
+    KNOWN.set((key.as_ptr() as usize, key.len(), hash));
+    // Cleared on the way out, unwinding included, before the borrow of
+    // `key` ends and its buffer can be reused for other bytes.
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            KNOWN.set((0, 0, 0));
+        }
+    }
+    let _clear = Clear;
+    f()
 }
 
 /// Asks the CPU to start loading the cache line at `p`: a hint that

@@ -63,14 +63,27 @@ pub enum Flow {
     Retry(Pin<Box<dyn Future<Output = ()>>>),
 }
 
+/// A request `Session::prefetch` warmed: its arguments, the cookie it
+/// returned and the hint it left.
+pub struct Warmed<'a, H> {
+    pub args: &'a Args<'a>,
+    pub cookie: u64,
+    pub hint: H,
+}
+
 /// One client connection's handler.
 pub trait Session {
+    /// What warming a pipelined request learnt about it (its command,
+    /// its key's shard and hash), handed to its run so that the run need
+    /// not work it out again.
+    type Hint: Copy + Default;
     /// Current protocol limits (they can change with CONFIG SET).
     fn limits(&self) -> Limits;
     /// Largest read buffer allowed before the client is dropped.
     fn query_buffer_limit(&self) -> usize;
-    /// Executes one request, appending its reply.
-    fn handle(&mut self, args: &Args<'_>, out: &mut Reply) -> Flow;
+    /// Executes one request, appending its reply; `hint` is what
+    /// `prefetch` left for this very request (the default if none ran).
+    fn handle(&mut self, args: &Args<'_>, hint: Self::Hint, out: &mut Reply) -> Flow;
     /// Bytes read from and written to the socket, for INFO.
     fn count_io(&mut self, read: usize, written: usize);
     /// Moves output other threads queued for this client (pub/sub
@@ -93,10 +106,17 @@ pub trait Session {
     fn batch_begin(&mut self) {}
     /// The batch's requests have run, or it is about to wait.
     fn batch_end(&mut self) {}
-    /// A pipelined request will run soon: start loading what it touches.
-    /// Returns what `prefetch_more` takes once the others are started
-    /// too (0: nothing).
-    fn prefetch(&mut self, _args: &Args<'_>) -> u64 {
+    /// A pipelined request will run soon: start loading what it touches,
+    /// and leave in `hint` what its run can reuse. `prev` is the request
+    /// warmed just before it in the same batch (a run of requests on one
+    /// key need warm it only once). Returns what `prefetch_more` takes
+    /// once the others are started too (0: nothing).
+    fn prefetch(
+        &mut self,
+        _args: &Args<'_>,
+        _prev: Option<Warmed<'_, Self::Hint>>,
+        _hint: &mut Self::Hint,
+    ) -> u64 {
         0
     }
     /// The second step of warming a request (what `prefetch` returned).
@@ -427,23 +447,36 @@ const WARM_MEMBER_STEPS: usize = 3;
 
 /// Requests `warm` parsed ahead (with the batch's limits, as the loop
 /// parses them), run in order before the buffer is parsed further.
-#[derive(Default)]
-struct Ahead {
+struct Ahead<H> {
     reqs: Vec<Request>,
     consumed: [usize; WARM_MAX],
+    hints: [H; WARM_MAX],
     next: usize,
     len: usize,
 }
 
-impl Ahead {
-    /// Moves the next request parsed ahead into `req`: its length.
-    fn take(&mut self, req: &mut Request) -> Option<usize> {
+impl<H: Copy + Default> Default for Ahead<H> {
+    fn default() -> Self {
+        Ahead {
+            reqs: Vec::new(),
+            consumed: [0; WARM_MAX],
+            hints: [H::default(); WARM_MAX],
+            next: 0,
+            len: 0,
+        }
+    }
+}
+
+impl<H: Copy> Ahead<H> {
+    /// Moves the next request parsed ahead into `req`: its length and
+    /// its hint.
+    fn take(&mut self, req: &mut Request) -> Option<(usize, H)> {
         if self.next == self.len {
             return None;
         }
         std::mem::swap(req, &mut self.reqs[self.next]);
         self.next += 1;
-        Some(self.consumed[self.next - 1])
+        Some((self.consumed[self.next - 1], self.hints[self.next - 1]))
     }
 
     fn clear(&mut self) {
@@ -464,17 +497,19 @@ impl Ahead {
 /// parses up to `WARM_MAX` of them into `ahead` and warms the cache for
 /// all, each step for every request before the next step, so that their
 /// memory loads overlap instead of each stalling its command in turn.
+/// Returns `first`'s hint.
 fn warm<T: Session>(
     first: &Args<'_>,
     input: &[u8],
     limits: &Limits,
     session: &mut T,
-    ahead: &mut Ahead,
-) {
+    ahead: &mut Ahead<T::Hint>,
+) -> T::Hint {
     let mut cookies = [0u64; WARM_MAX + 1];
     let mut starts = [0usize; WARM_MAX];
+    let mut first_hint = T::Hint::default();
     if !first.is_empty() {
-        cookies[0] = session.prefetch(first);
+        cookies[0] = session.prefetch(first, None, &mut first_hint);
     }
     let mut n = 0;
     let mut pos = 0;
@@ -482,13 +517,30 @@ fn warm<T: Session>(
         if ahead.reqs.len() == n {
             ahead.reqs.push(Request::new());
         }
-        let req = &mut ahead.reqs[n];
-        let Ok(Parsed::Complete { consumed }) = parse_request(&input[pos..], limits, req) else {
+        let Ok(Parsed::Complete { consumed }) =
+            parse_request(&input[pos..], limits, &mut ahead.reqs[n])
+        else {
             break;
         };
-        if !req.is_empty() {
-            cookies[n + 1] = session.prefetch(&req.args(&input[pos..]));
+        let args = ahead.reqs[n].args(&input[pos..]);
+        let mut hint = T::Hint::default();
+        if !args.is_empty() {
+            let before;
+            let prev = match n {
+                0 => (first, first_hint),
+                _ => {
+                    before = ahead.reqs[n - 1].args(&input[starts[n - 1]..]);
+                    (&before, ahead.hints[n - 1])
+                }
+            };
+            let prev = Warmed {
+                args: prev.0,
+                cookie: cookies[n],
+                hint: prev.1,
+            };
+            cookies[n + 1] = session.prefetch(&args, Some(prev), &mut hint);
         }
+        ahead.hints[n] = hint;
         starts[n] = pos;
         ahead.consumed[n] = consumed;
         pos += consumed;
@@ -520,6 +572,7 @@ fn warm<T: Session>(
             more |= *c != 0;
         }
     }
+    first_hint
 }
 
 /// Writes `bytes`, giving up (false) when the socket fails or the session
@@ -634,7 +687,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut req = Request::new();
-    let mut ahead = Ahead::default();
+    let mut ahead = Ahead::<T::Hint>::default();
     let mut out = Reply::new();
     let mut need = 0usize;
     let mut first = true;
@@ -690,8 +743,12 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
         ahead.clear();
         while pos < inbuf.len() {
             let input = &inbuf[pos..];
+            let mut hint = T::Hint::default();
             let parsed = match ahead.take(&mut req) {
-                Some(consumed) => Ok(Parsed::Complete { consumed }),
+                Some((consumed, warmed)) => {
+                    hint = warmed;
+                    Ok(Parsed::Complete { consumed })
+                }
                 None => {
                     let parsed = parse_request(input, &limits, &mut req);
                     // More requests follow (a pipeline): parse the next
@@ -699,7 +756,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                     if let Ok(Parsed::Complete { consumed }) = parsed {
                         if consumed < input.len() {
                             let first = req.args(input);
-                            warm(
+                            hint = warm(
                                 &first,
                                 &input[consumed..],
                                 &limits,
@@ -721,7 +778,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                         Flow::Continue
                     } else {
                         session.query_pending(input.len());
-                        session.handle(&req.args(input), &mut out)
+                        session.handle(&req.args(input), hint, &mut out)
                     };
                     pos += consumed;
                     match flow {

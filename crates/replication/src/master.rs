@@ -546,6 +546,16 @@ thread_local! {
     static PENDING: RefCell<Pending> = const {
         RefCell::new(Pending { ops: Vec::new(), instead: Vec::new(), server_changes: 0 })
     };
+    /// Something was queued in `PENDING` since it was last emptied: most
+    /// commands queue nothing (reads, or no replica), and this flag
+    /// spares them the queue's borrow twice per command.
+    static QUEUED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Changes this thread's queue (and flags it as worth looking at).
+fn queue<R>(f: impl FnOnce(&mut Pending) -> R) -> R {
+    QUEUED.set(true);
+    PENDING.with(|p| f(&mut p.borrow_mut()))
 }
 
 #[derive(Default)]
@@ -601,6 +611,9 @@ pub fn flush(repl: &Replication) -> Option<i64> {
 
 /// Appends this thread's queue as one unit.
 fn append_pending(repl: &Replication) -> Option<i64> {
+    if !QUEUED.replace(false) {
+        return None;
+    }
     let ops = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         if p.ops.is_empty() && p.instead.is_empty() {
@@ -616,14 +629,13 @@ fn append_pending(repl: &Replication) -> Option<i64> {
 /// The running command propagates `args` (one or more calls) instead of
 /// its own arguments: EXPIRE as PEXPIREAT, SPOP as SREM...
 pub fn instead(args: Vec<Vec<u8>>) {
-    PENDING.with(|p| p.borrow_mut().instead.push(args));
+    queue(|p| p.instead.push(args));
 }
 
 /// The running command changed data: queues its propagation, `args` or
 /// what it asked to propagate instead.
 pub fn command(db: usize, args: impl FnOnce() -> Vec<Vec<u8>>) {
-    PENDING.with(|p| {
-        let mut p = p.borrow_mut();
+    queue(|p| {
         if SILENT.with(Cell::get) {
             p.instead.clear();
         } else if p.instead.is_empty() {
@@ -657,7 +669,7 @@ pub fn also(db: usize, args: Vec<Vec<u8>>) {
     if SILENT.with(Cell::get) {
         return;
     }
-    PENDING.with(|p| p.borrow_mut().ops.push(Op { db, args }));
+    queue(|p| p.ops.push(Op { db, args }));
 }
 
 /// Silences (or not) the propagation of the commands run from now on this
@@ -683,8 +695,7 @@ pub fn deleted(repl: &Replication, db: usize, key: &[u8]) {
         PENDING.with(|p| p.borrow_mut().server_changes += 1);
         return;
     }
-    PENDING.with(|p| {
-        let mut p = p.borrow_mut();
+    queue(|p| {
         p.ops.push(op);
         p.server_changes += 1;
     });

@@ -92,17 +92,16 @@ impl Keyspace {
         key_shard(key, self.shards.len())
     }
 
-    /// First step of warming the cache for a command about to run on `key`
+    /// First step of warming the cache for a command about to run on a key
     /// in `db` (pipelined requests are warmed together, so their memory
-    /// loads overlap): starts loading the key's bucket slot. Returns what
+    /// loads overlap): starts loading the key's bucket slot. `shard` and
+    /// `hash` are the key's (`shard_of`, `hash_key`). Returns what
     /// `prefetch_entry` takes next (0: nothing). A busy shard is skipped:
     /// this never waits and changes nothing.
-    pub fn prefetch_bucket(&self, db: usize, key: &[u8]) -> u64 {
-        let shard = self.shard_of(key);
+    pub fn prefetch_bucket(&self, db: usize, shard: usize, hash: u64) -> u64 {
         if shard as u64 > PREFETCH_SHARD || db >= 1 << 8 {
             return 0;
         }
-        let hash = damselfly_core::table::hash_key(key);
         let Some(s) = self.shards.get(shard).and_then(Mutex::try_lock) else {
             return 0;
         };
