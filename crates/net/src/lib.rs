@@ -506,6 +506,8 @@ fn warm<T: Session>(
     ahead: &mut Ahead<T::Hint>,
 ) -> T::Hint {
     let mut cookies = [0u64; WARM_MAX + 1];
+    // Member steps each request has taken (`prefetch_member`).
+    let mut steps = [0u8; WARM_MAX + 1];
     let mut starts = [0usize; WARM_MAX];
     let mut first_hint = T::Hint::default();
     if !first.is_empty() {
@@ -538,7 +540,20 @@ fn warm<T: Session>(
                 cookie: cookies[n],
                 hint: prev.1,
             };
-            cookies[n + 1] = session.prefetch(&args, Some(prev), &mut hint);
+            let prev_cookie = prev.cookie;
+            let mut c = session.prefetch(&args, Some(prev), &mut hint);
+            // The same key and member kind as the request before (a run
+            // of HSETs on one hash): its entry is on its way or cached,
+            // so the member's first load starts now, a whole pass earlier
+            // than the others', giving it more time to arrive.
+            if c != 0 && c == prev_cookie {
+                c = session.prefetch_more(c);
+                if c != 0 {
+                    c = session.prefetch_member(1, c, &args);
+                    steps[n + 1] = 1;
+                }
+            }
+            cookies[n + 1] = c;
         }
         ahead.hints[n] = hint;
         starts[n] = pos;
@@ -549,19 +564,30 @@ fn warm<T: Session>(
     ahead.next = 0;
     ahead.len = n;
     let mut more = false;
-    for c in cookies[..=n].iter_mut().filter(|c| **c != 0) {
+    for (c, _) in cookies[..=n]
+        .iter_mut()
+        .zip(&steps)
+        .filter(|(c, s)| **c != 0 && **s == 0)
+    {
         *c = session.prefetch_more(*c);
-        more |= *c != 0;
     }
-    for step in 1..=WARM_MEMBER_STEPS {
+    more |= cookies[..=n].iter().any(|c| *c != 0);
+    for _ in 0..WARM_MEMBER_STEPS {
         if !more {
             break;
         }
         more = false;
-        for (i, c) in cookies[..=n].iter_mut().enumerate() {
+        for i in 0..=n {
+            let c = &mut cookies[i];
             if *c == 0 {
                 continue;
             }
+            let step = usize::from(steps[i]) + 1;
+            if step > WARM_MEMBER_STEPS {
+                *c = 0;
+                continue;
+            }
+            steps[i] += 1;
             *c = match i {
                 0 => session.prefetch_member(step, *c, first),
                 _ => {
