@@ -235,6 +235,17 @@ pub struct Multi {
 
 impl Client {
     pub fn new(info: Arc<ClientInfo>, user: Arc<crate::acl::User>, authenticated: bool) -> Client {
+        Client::with_watch_flag(info, user, authenticated, Arc::default())
+    }
+
+    /// `new`, with the flag its WATCHes would set shared with others: the
+    /// scripts' pseudo-client, made for every run, never WATCHes.
+    pub(crate) fn with_watch_flag(
+        info: Arc<ClientInfo>,
+        user: Arc<crate::acl::User>,
+        authenticated: bool,
+        watch_dirty: Arc<AtomicBool>,
+    ) -> Client {
         Client {
             info,
             user,
@@ -244,7 +255,7 @@ impl Client {
             close_after_reply: false,
             multi: None,
             watches: Vec::new(),
-            watch_dirty: Arc::new(AtomicBool::new(false)),
+            watch_dirty,
             in_exec: false,
             subs: Default::default(),
             reply_mode: ReplyMode::On,

@@ -17,6 +17,7 @@ use crate::table::flag;
 use damselfly_protocol::{Reply, Request};
 use damselfly_storage::Locked;
 use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -608,6 +609,24 @@ struct Glue {
     xpcall: Function,
     /// The message handler: notes where the script failed.
     handler: Function,
+    /// The run hook (`execute`'s) is installed: it stays from run to run
+    /// (installing it costs an allocation), until a run that was stopped
+    /// (its hook replaced) or a FUNCTION LOAD (its own hook) removes it.
+    hooked: Cell<bool>,
+}
+
+/// Someone replaced or removed `lua`'s hook: the next run installs the
+/// run hook again.
+pub(crate) fn hook_removed(lua: &Lua) {
+    if let Some(g) = lua.app_data_ref::<Glue>() {
+        g.hooked.set(false);
+    }
+}
+
+thread_local! {
+    /// `redis.call`'s reply buffer, kept from run to run on this thread (a
+    /// fresh one would be allocated by each run's first call).
+    static SCRATCH: RefCell<Reply> = RefCell::default();
 }
 
 /// Makes the run-time `redis.*` callbacks (`impl[name]`, see `forward`)
@@ -692,7 +711,11 @@ fn bind_callbacks(lua: &Lua, impl_: &Table) -> mlua::Result<()> {
         Ok(err)
     })?;
     let xpcall: Function = lua.globals().raw_get("xpcall")?;
-    lua.set_app_data(Glue { xpcall, handler });
+    lua.set_app_data(Glue {
+        xpcall,
+        handler,
+        hooked: Cell::new(false),
+    });
     Ok(())
 }
 
@@ -709,7 +732,7 @@ impl Vm {
 
     fn needs_all_key(target: &Target) -> Vec<u8> {
         match target {
-            Target::Body(_, sha) => sha.as_bytes().to_vec(),
+            Target::Body(b) => b.sha.as_bytes().to_vec(),
             Target::Sha(sha) => sha.clone(),
             Target::Function(name) => [&[0u8][..], name].concat(),
         }
@@ -732,7 +755,7 @@ impl Vm {
 
     fn quick_key<'t>(&self, target: &'t Target) -> (&FastSet<String>, &'t [u8]) {
         match target {
-            Target::Body(_, sha) => (&self.quick, sha.as_bytes()),
+            Target::Body(b) => (&self.quick, b.sha.as_bytes()),
             Target::Sha(sha) => (&self.quick, sha),
             Target::Function(name) => (&self.functions.quick, name),
         }
@@ -742,7 +765,7 @@ impl Vm {
     /// deleted meanwhile is not recorded).
     pub(crate) fn set_quick(&mut self, target: &Target, quick: bool) {
         let (key, exists) = match target {
-            Target::Body(_, sha) => (sha.as_bytes(), self.scripts.contains_key(sha)),
+            Target::Body(b) => (b.sha.as_bytes(), self.scripts.contains_key(&b.sha)),
             Target::Sha(sha) => (
                 &sha[..],
                 std::str::from_utf8(sha).is_ok_and(|s| self.scripts.contains_key(s)),
@@ -803,25 +826,25 @@ impl Vm {
     /// Runs a job, writing its reply (or its error) into `out`.
     pub fn run(&mut self, rc: &mut RunCtx, job: &Job, out: &mut Reply) -> Result<(), CmdError> {
         let (lua, func, flags, name, source) = match &job.target {
-            Target::Body(body, sha) => {
-                if !self.scripts.contains_key(sha) {
-                    self.load_script_as(body, sha.clone())?;
+            Target::Body(b) => {
+                if !self.scripts.contains_key(&b.sha) {
+                    self.load_script_as(&b.body, b.sha.clone())?;
                 }
-                let s = self.scripts.get(sha).ok_or(CmdError::NoScript)?;
+                let s = self.scripts.get(&b.sha).ok_or(CmdError::NoScript)?;
                 (
                     &self.lua,
                     s.func.clone(),
                     s.flags,
-                    sha.clone(),
+                    Cow::Borrowed(b.sha.as_str()),
                     "@user_script",
                 )
             }
             Target::Sha(sha) => {
-                let s = std::str::from_utf8(sha)
+                let (name, s) = std::str::from_utf8(sha)
                     .ok()
-                    .and_then(|s| self.scripts.get(s))
+                    .and_then(|name| Some((name, self.scripts.get(name)?)))
                     .ok_or(CmdError::NoScript)?;
-                let name = String::from_utf8_lossy(sha).into_owned();
+                let name = Cow::Borrowed(name);
                 (&self.lua, s.func.clone(), s.flags, name, "@user_script")
             }
             Target::Function(name) => {
@@ -831,7 +854,7 @@ impl Vm {
                     lua,
                     func,
                     flags,
-                    String::from_utf8_lossy(name).into_owned(),
+                    String::from_utf8_lossy(name),
                     "@user_function",
                 )
             }
@@ -936,23 +959,33 @@ pub(crate) fn execute(
     out: &mut Reply,
 ) -> Result<(), CmdError> {
     let running = rc.running.clone();
-    let hook_running = running.clone();
-    lua.set_hook(
-        HookTriggers::new().every_nth_instruction(100_000),
-        move |lua, _| {
-            if hook_running.inline.load(Relaxed)
-                && hook_running.ran_ms() > MIGRATE_MS
-                && with_active(|a| a.run.try_borrow().is_ok_and(|r| r.pure)).unwrap_or(false)
-            {
-                hook_running.migrate.store(true, Relaxed);
-            }
-            if hook_running.stopping() {
-                trap_every_line(lua, &hook_running);
-                return Err(mlua::Error::RuntimeError("killed".into()));
-            }
-            Ok(VmState::Continue)
-        },
-    );
+    let (xpcall, handler, hooked) = {
+        let glue = lua
+            .app_data_ref::<Glue>()
+            .ok_or_else(|| CmdError::Other("ERR no script glue".into()))?;
+        let hooked = glue.hooked.replace(true);
+        (glue.xpcall.clone(), glue.handler.clone(), hooked)
+    };
+    if !hooked {
+        // Every run of this Lua state shares `running` (its Scripting's).
+        let hook_running = running.clone();
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(100_000),
+            move |lua, _| {
+                if hook_running.inline.load(Relaxed)
+                    && hook_running.ran_ms() > MIGRATE_MS
+                    && with_active(|a| a.run.try_borrow().is_ok_and(|r| r.pure)).unwrap_or(false)
+                {
+                    hook_running.migrate.store(true, Relaxed);
+                }
+                if hook_running.stopping() {
+                    trap_every_line(lua, &hook_running);
+                    return Err(mlua::Error::RuntimeError("killed".into()));
+                }
+                Ok(VmState::Continue)
+            },
+        );
+    }
     let active = Active {
         run: RefCell::new(Run {
             rc,
@@ -961,22 +994,17 @@ pub(crate) fn execute(
             allow_oom,
             pure: true,
             replicate: true,
-            scratch: Reply::new(),
+            scratch: SCRATCH.take(),
         }),
         failure: RefCell::new(Failure::default()),
     };
     let result = (|| {
-        let (xpcall, handler) = {
-            let glue = lua
-                .app_data_ref::<Glue>()
-                .ok_or_else(|| mlua::Error::RuntimeError("no script glue".into()))?;
-            (glue.xpcall.clone(), glue.handler.clone())
-        };
         let bound = Bind::new(&active);
-        let mut ret = xpcall.call::<MultiValue>((func, handler))?.into_iter();
+        // xpcall's status and the script's first result (the rest are
+        // dropped, as Redis replies with the first only).
+        let (status, value) = xpcall.call::<(Value, Value)>((func, handler))?;
         drop(bound);
-        let ok = matches!(ret.next(), Some(Value::Boolean(true)));
-        let value = ret.next().unwrap_or(Value::Nil);
+        let ok = matches!(status, Value::Boolean(true));
         running
             .error_counted
             .store(already_counted(lua, ok, &value), Relaxed);
@@ -997,7 +1025,12 @@ pub(crate) fn execute(
             name,
         )))
     })();
-    lua.remove_hook();
+    // A stopped run's hook fails every line (`trap_every_line`): it goes.
+    if running.stopping() {
+        lua.remove_hook();
+        hook_removed(lua);
+    }
+    SCRATCH.set(active.run.into_inner().scratch);
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(text)) => Err(CmdError::Script(text)),

@@ -190,6 +190,7 @@ impl Engine {
             );
             let r = super::engine::protected_call(lua, func);
             lua.remove_hook();
+            super::engine::hook_removed(lua);
             set_loading.call::<()>(false)?;
             impl_.raw_set("register_function", outside)?;
             Ok(r.map(|r| {

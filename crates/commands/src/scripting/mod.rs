@@ -188,8 +188,8 @@ static SCRIPT_SUBCOMMANDS: &[Command] = &[
 /// What runs: a script body, a cached script, or a function.
 #[derive(Clone)]
 pub(crate) enum Target {
-    /// The body and its SHA1.
-    Body(Vec<u8>, String),
+    /// The body and its SHA1, shared with `Scripting::shas`.
+    Body(Arc<ScriptBody>),
     Sha(Vec<u8>),
     Function(Vec<u8>),
 }
@@ -244,6 +244,8 @@ pub struct Scripting {
     pub(crate) running: Arc<Running>,
     /// The pseudo-client scripts' commands run as.
     info: Arc<ClientInfo>,
+    /// Its WATCH flag (it never WATCHes), shared by every run's client.
+    watch_dirty: Arc<AtomicBool>,
     /// Library and function counts for INFO/FUNCTION STATS readers that
     /// must not wait for a running script.
     pub(crate) libraries: AtomicUsize,
@@ -260,9 +262,38 @@ pub struct Scripting {
     pub(crate) allow_noscript: AtomicBool,
 }
 
+/// A script body EVAL saw, with its SHA1 (hex).
+pub(crate) struct ScriptBody {
+    pub(crate) body: Vec<u8>,
+    pub(crate) sha: String,
+}
+
+/// A `ScriptBody` found by its body's bytes.
+struct ByBody(Arc<ScriptBody>);
+
+impl std::borrow::Borrow<[u8]> for ByBody {
+    fn borrow(&self) -> &[u8] {
+        &self.0.body
+    }
+}
+
+impl PartialEq for ByBody {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.body == other.0.body
+    }
+}
+
+impl Eq for ByBody {}
+
+impl std::hash::Hash for ByBody {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.body.hash(h);
+    }
+}
+
 #[derive(Default)]
 struct ShaCache {
-    map: engine::FastMap<Vec<u8>, String>,
+    set: std::collections::HashSet<ByBody, foldhash::fast::RandomState>,
     /// Body bytes held.
     bytes: usize,
 }
@@ -276,6 +307,7 @@ impl Default for Scripting {
             vm: ReentrantMutex::new(RefCell::new(None)),
             running: Arc::default(),
             info: Arc::new(ClientInfo::new(0, String::new(), String::new(), -1)),
+            watch_dirty: Arc::default(),
             libraries: AtomicUsize::new(0),
             functions: AtomicUsize::new(0),
             scripts: AtomicI64::new(0),
@@ -326,19 +358,23 @@ impl Scripting {
         })
     }
 
-    /// The SHA1 of a script body, hex.
-    fn sha_of(&self, body: &[u8]) -> String {
+    /// A script body with its SHA1: the one EVAL saw last time, shared
+    /// (no copy of the body, no SHA1 to compute).
+    fn body_of(&self, body: &[u8]) -> Arc<ScriptBody> {
         let mut shas = self.shas.lock();
-        if let Some(sha) = shas.map.get(body) {
-            return sha.clone();
+        if let Some(known) = shas.set.get(body) {
+            return known.0.clone();
         }
-        let sha = engine::sha1_hex(body);
+        let known = Arc::new(ScriptBody {
+            body: body.to_vec(),
+            sha: engine::sha1_hex(body),
+        });
         if shas.bytes + body.len() > SHA_CACHE_BYTES {
             *shas = ShaCache::default();
         }
         shas.bytes += body.len();
-        shas.map.insert(body.to_vec(), sha.clone());
-        sha
+        shas.set.insert(ByBody(known.clone()));
+        known
     }
 
     /// Locks the VM if it is free and `target` is known to end quickly.
@@ -617,7 +653,12 @@ fn run<'s>(
     let began = damselfly_storage::mono_ns();
     running.started.store(mono_ms(), Relaxed);
     loop {
-        let mut client = Client::new(sc.info.clone(), job.user.clone(), true);
+        let mut client = Client::with_watch_flag(
+            sc.info.clone(),
+            job.user.clone(),
+            true,
+            sc.watch_dirty.clone(),
+        );
         client.select(job.db);
         client.in_exec = true;
         client.in_script = true;
@@ -672,16 +713,20 @@ fn run<'s>(
 
 /// EVAL script numkeys [key ...] [arg ...]
 fn eval(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    let body = args.get(1).unwrap_or_default().to_vec();
-    let sha = ctx.server.scripting.sha_of(&body);
-    start(ctx, args, Target::Body(body, sha), false)
+    let body = ctx
+        .server
+        .scripting
+        .body_of(args.get(1).unwrap_or_default());
+    start(ctx, args, Target::Body(body), false)
 }
 
 /// EVAL_RO script numkeys [key ...] [arg ...]
 fn eval_ro(ctx: &mut Ctx, args: &Args) -> CmdResult {
-    let body = args.get(1).unwrap_or_default().to_vec();
-    let sha = ctx.server.scripting.sha_of(&body);
-    start(ctx, args, Target::Body(body, sha), true)
+    let body = ctx
+        .server
+        .scripting
+        .body_of(args.get(1).unwrap_or_default());
+    start(ctx, args, Target::Body(body), true)
 }
 
 /// EVALSHA sha1 numkeys [key ...] [arg ...]
