@@ -339,7 +339,11 @@ thread_local! {
 
 /// After a script: if it ran a read-only command, its caller (when
 /// tracking in default mode) tracks every key the script declared.
-pub(crate) fn after_script(server: &crate::state::Server, caller: u64, keys: &[Vec<u8>]) {
+pub(crate) fn after_script(
+    server: &crate::state::Server,
+    caller: u64,
+    keys: crate::scripting::WordList<'_>,
+) {
     if !SCRIPT_READ.with(|r| r.replace(false)) || keys.is_empty() {
         return;
     }
@@ -351,7 +355,7 @@ pub(crate) fn after_script(server: &crate::state::Server, caller: u64, keys: &[V
         .get(&caller)
         .is_some_and(|tr| !tr.mode.bcast);
     if default_mode {
-        let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let keys: Vec<&[u8]> = keys.iter().collect();
         t.remember(&server.pubsub, caller, &keys);
     }
 }

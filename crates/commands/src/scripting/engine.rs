@@ -8,7 +8,7 @@
 //! print, debug, ...) are gone, and the `redis`, `cjson`, `cmsgpack`,
 //! `bit` and `struct` tables are read-only proxies too.
 
-use super::{resp, Job, Running, Target};
+use super::{resp, Job, Running, Target, WordList};
 use crate::client::Client;
 use crate::ctx::Ctx;
 use crate::error::CmdError;
@@ -860,12 +860,12 @@ impl Vm {
             }
         };
         let func = if source == "@user_function" {
-            let keys = list(lua, &job.keys).map_err(lua_err)?;
-            let argv = list(lua, &job.argv).map_err(lua_err)?;
+            let keys = list(lua, job.words.keys()).map_err(lua_err)?;
+            let argv = list(lua, job.words.argv()).map_err(lua_err)?;
             let bind: Function = lua.named_registry_value("bind").map_err(lua_err)?;
             bind.call::<Function>((func, keys, argv)).map_err(lua_err)?
         } else {
-            set_args(lua, &job.keys, &job.argv).map_err(lua_err)?;
+            set_args(lua, job.words.keys(), job.words.argv()).map_err(lua_err)?;
             func
         };
         // A script that declared flags and may write (whatever the _RO
@@ -916,7 +916,7 @@ fn lua_err(e: mlua::Error) -> CmdError {
     CmdError::Other(format!("ERR {e}"))
 }
 
-fn list(lua: &Lua, items: &[Vec<u8>]) -> mlua::Result<Table> {
+fn list(lua: &Lua, items: WordList<'_>) -> mlua::Result<Table> {
     let t = lua.create_table_with_capacity(items.len(), 0)?;
     for (i, k) in items.iter().enumerate() {
         t.raw_set(i + 1, lua.create_string(k)?)?;
@@ -927,7 +927,7 @@ fn list(lua: &Lua, items: &[Vec<u8>]) -> mlua::Result<Table> {
 /// Sets the KEYS and ARGV globals (functions get them as arguments):
 /// fresh tables each run, as Redis makes them, built on the Lua stack
 /// (through mlua's handles they cost an eighth of a short script).
-fn set_args(lua: &Lua, keys: &[Vec<u8>], argv: &[Vec<u8>]) -> mlua::Result<()> {
+fn set_args(lua: &Lua, keys: WordList<'_>, argv: WordList<'_>) -> mlua::Result<()> {
     use mlua::ffi;
     // SAFETY: `exec_raw` runs the closure in protected mode on the Lua
     // state with room for three more stack slots; each step below uses at
@@ -938,7 +938,7 @@ fn set_args(lua: &Lua, keys: &[Vec<u8>], argv: &[Vec<u8>]) -> mlua::Result<()> {
             for (name, items) in [(c"KEYS", keys), (c"ARGV", argv)] {
                 let n = i32::try_from(items.len()).unwrap_or(i32::MAX);
                 ffi::lua_createtable(state, n, 0);
-                for (i, item) in (1..=n).zip(items) {
+                for (i, item) in (1..=n).zip(items.iter()) {
                     ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
                     ffi::lua_rawseti(state, -2, ffi::lua_Integer::from(i));
                 }

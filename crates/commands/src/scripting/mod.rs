@@ -197,8 +197,8 @@ pub(crate) enum Target {
 /// A script or function call, handed from the handler to whoever runs it.
 pub struct Job {
     target: Target,
-    keys: Vec<Vec<u8>>,
-    argv: Vec<Vec<u8>>,
+    /// Its keys, then its arguments.
+    words: Words,
     db: usize,
     resp3: bool,
     /// EVAL_RO, EVALSHA_RO, FCALL_RO.
@@ -425,10 +425,79 @@ impl VmLock<'_> {
     }
 }
 
-/// Parses `numkeys key... arg...` from argument 2 on.
-type Lists = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+/// A script's keys then its arguments, packed in one buffer: one
+/// allocation per run however many there are (BullMQ's scripts take a
+/// dozen of each).
+#[derive(Default)]
+pub(crate) struct Words {
+    bytes: Vec<u8>,
+    /// Where each word ends in `bytes`.
+    ends: smallvec::SmallVec<[usize; 8]>,
+    /// How many of the words are keys (the first ones).
+    keys: usize,
+}
 
-fn keys_and_args(args: &Args, function: bool) -> CmdResult<Lists> {
+impl Words {
+    /// Arguments `from..` of a request, the first `keys` of them keys.
+    fn new(args: &Args, from: usize, keys: usize) -> Words {
+        let words = || args.iter().skip(from);
+        let mut w = Words {
+            bytes: Vec::with_capacity(words().map(<[u8]>::len).sum()),
+            ends: smallvec::SmallVec::new(),
+            keys,
+        };
+        for word in words() {
+            w.bytes.extend_from_slice(word);
+            w.ends.push(w.bytes.len());
+        }
+        w
+    }
+
+    fn list(&self, from: usize, to: usize) -> WordList<'_> {
+        WordList {
+            words: self,
+            from,
+            to,
+        }
+    }
+
+    pub(crate) fn keys(&self) -> WordList<'_> {
+        self.list(0, self.keys)
+    }
+
+    pub(crate) fn argv(&self) -> WordList<'_> {
+        self.list(self.keys, self.ends.len())
+    }
+}
+
+/// Words `from..to` of a `Words`.
+#[derive(Clone, Copy)]
+pub(crate) struct WordList<'a> {
+    words: &'a Words,
+    from: usize,
+    to: usize,
+}
+
+impl<'a> WordList<'a> {
+    pub(crate) fn len(&self) -> usize {
+        self.to - self.from
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
+        let w = self.words;
+        (self.from..self.to).map(move |i| {
+            let start = i.checked_sub(1).map_or(0, |p| w.ends[p]);
+            &w.bytes[start..w.ends[i]]
+        })
+    }
+}
+
+/// Parses `numkeys key... arg...` from argument 2 on.
+fn keys_and_args(args: &Args, function: bool) -> CmdResult<Words> {
     let n = match crate::args::int(args.get(2).unwrap_or_default()) {
         Ok(n) => n,
         Err(_) if function => {
@@ -443,23 +512,20 @@ fn keys_and_args(args: &Args, function: bool) -> CmdResult<Lists> {
     if n > args.len() - 3 {
         return Err(CmdError::NumKeysTooMany);
     }
-    let mut keys: Vec<Vec<u8>> = args.iter().skip(3).map(<[u8]>::to_vec).collect();
-    let argv = keys.split_off(n);
-    Ok((keys, argv))
+    Ok(Words::new(args, 3, n))
 }
 
 /// Starts a script or function: inline inside EXEC, else handed to the
 /// connection (`ctx.script`) to run off the worker thread.
 pub(crate) fn start(ctx: &mut Ctx, args: &Args, target: Target, read_only: bool) -> CmdResult {
     let function = matches!(target, Target::Function(_));
-    let (keys, argv) = keys_and_args(args, function)?;
+    let words = keys_and_args(args, function)?;
     // FUNCTION STATS shows a function's whole command.
     let shown = if function { args.len() } else { 0 };
     let job = Job {
         entry: crate::table::lookup(args.get(0).unwrap_or_default()),
         target,
-        keys,
-        argv,
+        words,
         db: ctx.db(),
         resp3: ctx.client.resp3,
         read_only,
@@ -558,7 +624,7 @@ impl Job {
             ks.lock_all()
         } else {
             let mut shards: smallvec::SmallVec<[usize; 4]> =
-                self.keys.iter().map(|k| ks.shard_of(k)).collect();
+                self.words.keys().iter().map(|k| ks.shard_of(k)).collect();
             ks.lock(&mut shards)
         };
         let now = damselfly_storage::now_ms();
@@ -568,7 +634,7 @@ impl Job {
         damselfly_replication::master::enter(&server.repl, false);
         let (mut locked, bytes) = run(server, &lock, caller, locked, now, self, inline);
         let counted = server.scripting.running.error_counted.load(Relaxed);
-        crate::tracking::after_script(server, caller, &self.keys);
+        crate::tracking::after_script(server, caller, self.words.keys());
         // The script's effects go out as one MULTI/EXEC, under its locks,
         // before the pops of the clients it serves.
         let woff = damselfly_replication::master::flush(&server.repl);
