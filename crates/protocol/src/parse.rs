@@ -104,6 +104,13 @@ impl Request {
         self.inline = true;
     }
 
+    /// Makes room in an owned request for `args` more arguments of
+    /// `bytes` in all, so that pushing them allocates nothing more.
+    pub fn reserve_owned(&mut self, args: usize, bytes: usize) {
+        self.spans.reserve(args);
+        self.owned.reserve(bytes);
+    }
+
     /// Appends a copy of `arg` to an owned request.
     pub fn push_arg(&mut self, arg: &[u8]) {
         self.push_owned(arg);

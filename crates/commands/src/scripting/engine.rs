@@ -860,12 +860,12 @@ impl Vm {
             }
         };
         let func = if source == "@user_function" {
-            let keys = list(lua, job.words.keys()).map_err(lua_err)?;
-            let argv = list(lua, job.words.argv()).map_err(lua_err)?;
+            let keys = list(lua, job.keys()).map_err(lua_err)?;
+            let argv = list(lua, job.argv()).map_err(lua_err)?;
             let bind: Function = lua.named_registry_value("bind").map_err(lua_err)?;
             bind.call::<Function>((func, keys, argv)).map_err(lua_err)?
         } else {
-            set_args(lua, job.words.keys(), job.words.argv()).map_err(lua_err)?;
+            set_args(lua, job.keys(), job.argv()).map_err(lua_err)?;
             func
         };
         // A script that declared flags and may write (whatever the _RO

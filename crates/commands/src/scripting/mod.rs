@@ -30,7 +30,7 @@ use crate::ctx::Ctx;
 use crate::error::{CmdError, CmdResult};
 use crate::state::Server;
 use crate::table::{Command, Entry, Keys};
-use damselfly_protocol::{Args, Reply};
+use damselfly_protocol::{Args, Reply, Request};
 use parking_lot::{Mutex, ReentrantMutex, ReentrantMutexGuard};
 use std::cell::{RefCell, RefMut};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -197,8 +197,10 @@ pub(crate) enum Target {
 /// A script or function call, handed from the handler to whoever runs it.
 pub struct Job {
     target: Target,
-    /// Its keys, then its arguments.
-    words: Words,
+    /// Its keys, then its arguments (one buffer for all).
+    words: Request,
+    /// How many of `words` are keys.
+    keys: usize,
     db: usize,
     resp3: bool,
     /// EVAL_RO, EVALSHA_RO, FCALL_RO.
@@ -425,55 +427,11 @@ impl VmLock<'_> {
     }
 }
 
-/// A script's keys then its arguments, packed in one buffer: one
-/// allocation per run however many there are (BullMQ's scripts take a
-/// dozen of each).
-#[derive(Default)]
-pub(crate) struct Words {
-    bytes: Vec<u8>,
-    /// Where each word ends in `bytes`.
-    ends: smallvec::SmallVec<[usize; 8]>,
-    /// How many of the words are keys (the first ones).
-    keys: usize,
-}
-
-impl Words {
-    /// Arguments `from..` of a request, the first `keys` of them keys.
-    fn new(args: &Args, from: usize, keys: usize) -> Words {
-        let words = || args.iter().skip(from);
-        let mut w = Words {
-            bytes: Vec::with_capacity(words().map(<[u8]>::len).sum()),
-            ends: smallvec::SmallVec::new(),
-            keys,
-        };
-        for word in words() {
-            w.bytes.extend_from_slice(word);
-            w.ends.push(w.bytes.len());
-        }
-        w
-    }
-
-    fn list(&self, from: usize, to: usize) -> WordList<'_> {
-        WordList {
-            words: self,
-            from,
-            to,
-        }
-    }
-
-    pub(crate) fn keys(&self) -> WordList<'_> {
-        self.list(0, self.keys)
-    }
-
-    pub(crate) fn argv(&self) -> WordList<'_> {
-        self.list(self.keys, self.ends.len())
-    }
-}
-
-/// Words `from..to` of a `Words`.
+/// Arguments `from..to` of a script's `Job::words` (its keys, or its
+/// arguments).
 #[derive(Clone, Copy)]
 pub(crate) struct WordList<'a> {
-    words: &'a Words,
+    args: Args<'a>,
     from: usize,
     to: usize,
 }
@@ -488,16 +446,14 @@ impl<'a> WordList<'a> {
     }
 
     pub(crate) fn iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {
-        let w = self.words;
-        (self.from..self.to).map(move |i| {
-            let start = i.checked_sub(1).map_or(0, |p| w.ends[p]);
-            &w.bytes[start..w.ends[i]]
-        })
+        let args = self.args;
+        (self.from..self.to).map(move |i| args.get(i).unwrap_or_default())
     }
 }
 
-/// Parses `numkeys key... arg...` from argument 2 on.
-fn keys_and_args(args: &Args, function: bool) -> CmdResult<Words> {
+/// Parses `numkeys key... arg...` from argument 2 on: copies of the keys
+/// then the arguments, packed in one owned request, and the key count.
+fn keys_and_args(args: &Args, function: bool) -> CmdResult<(Request, usize)> {
     let n = match crate::args::int(args.get(2).unwrap_or_default()) {
         Ok(n) => n,
         Err(_) if function => {
@@ -512,20 +468,28 @@ fn keys_and_args(args: &Args, function: bool) -> CmdResult<Words> {
     if n > args.len() - 3 {
         return Err(CmdError::NumKeysTooMany);
     }
-    Ok(Words::new(args, 3, n))
+    let mut words = Request::new();
+    words.clear_owned();
+    let bytes = args.iter().skip(3).map(<[u8]>::len).sum();
+    words.reserve_owned(args.len() - 3, bytes);
+    for word in args.iter().skip(3) {
+        words.push_arg(word);
+    }
+    Ok((words, n))
 }
 
 /// Starts a script or function: inline inside EXEC, else handed to the
 /// connection (`ctx.script`) to run off the worker thread.
 pub(crate) fn start(ctx: &mut Ctx, args: &Args, target: Target, read_only: bool) -> CmdResult {
     let function = matches!(target, Target::Function(_));
-    let words = keys_and_args(args, function)?;
+    let (words, keys) = keys_and_args(args, function)?;
     // FUNCTION STATS shows a function's whole command.
     let shown = if function { args.len() } else { 0 };
     let job = Job {
         entry: crate::table::lookup(args.get(0).unwrap_or_default()),
         target,
         words,
+        keys,
         db: ctx.db(),
         resp3: ctx.client.resp3,
         read_only,
@@ -576,6 +540,22 @@ fn reply_bytes(reply: &mut Reply, bytes: Vec<u8>) -> CmdResult {
 }
 
 impl Job {
+    pub(crate) fn keys(&self) -> WordList<'_> {
+        self.words_between(0, self.keys)
+    }
+
+    pub(crate) fn argv(&self) -> WordList<'_> {
+        self.words_between(self.keys, self.words.len())
+    }
+
+    fn words_between(&self, from: usize, to: usize) -> WordList<'_> {
+        WordList {
+            args: self.words.args(&[]),
+            from,
+            to,
+        }
+    }
+
     /// Runs the job on the calling thread, waiting for the VM: takes the
     /// VM, then the shards of its declared keys (every shard for a script
     /// or function known to touch others), runs, serves clients blocked
@@ -624,7 +604,7 @@ impl Job {
             ks.lock_all()
         } else {
             let mut shards: smallvec::SmallVec<[usize; 4]> =
-                self.words.keys().iter().map(|k| ks.shard_of(k)).collect();
+                self.keys().iter().map(|k| ks.shard_of(k)).collect();
             ks.lock(&mut shards)
         };
         let now = damselfly_storage::now_ms();
@@ -634,7 +614,7 @@ impl Job {
         damselfly_replication::master::enter(&server.repl, false);
         let (mut locked, bytes) = run(server, &lock, caller, locked, now, self, inline);
         let counted = server.scripting.running.error_counted.load(Relaxed);
-        crate::tracking::after_script(server, caller, self.words.keys());
+        crate::tracking::after_script(server, caller, self.keys());
         // The script's effects go out as one MULTI/EXEC, under its locks,
         // before the pops of the clients it serves.
         let woff = damselfly_replication::master::flush(&server.repl);
