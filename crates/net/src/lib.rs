@@ -449,18 +449,20 @@ const WARM_MEMBER_STEPS: usize = 3;
 /// parses them), run in order before the buffer is parsed further.
 struct Ahead<H> {
     reqs: Vec<Request>,
+    /// Each request's hint, grown with `reqs` (a connection that never
+    /// pipelines holds none).
+    hints: Vec<H>,
     consumed: [usize; WARM_MAX],
-    hints: [H; WARM_MAX],
     next: usize,
     len: usize,
 }
 
-impl<H: Copy + Default> Default for Ahead<H> {
+impl<H> Default for Ahead<H> {
     fn default() -> Self {
         Ahead {
             reqs: Vec::new(),
+            hints: Vec::new(),
             consumed: [0; WARM_MAX],
-            hints: [H::default(); WARM_MAX],
             next: 0,
             len: 0,
         }
@@ -518,6 +520,7 @@ fn warm<T: Session>(
     while n < WARM_MAX && pos < input.len() {
         if ahead.reqs.len() == n {
             ahead.reqs.push(Request::new());
+            ahead.hints.push(T::Hint::default());
         }
         let Ok(Parsed::Complete { consumed }) =
             parse_request(&input[pos..], limits, &mut ahead.reqs[n])
