@@ -1068,8 +1068,9 @@ fn function_libraries_round_trip_through_rdb_files_with_redis() {
 
 /// DEBUG RELOAD's options, against redis-server: NOSAVE loads the file on
 /// disk, NOFLUSH keeps what is in memory and fails on a clash (Redis
-/// stops the server on a clashing key; both refuse a clashing library),
-/// MERGE lets the file's keys and libraries win.
+/// stops the server on a clashing key; both refuse a clashing library,
+/// before any of the file's keys is in), MERGE lets the file's keys and
+/// libraries win.
 #[test]
 fn debug_reload_options_match_redis() {
     let r = crate::support::redis_with(&["--enable-debug-command", "yes"]);
@@ -1091,6 +1092,8 @@ fn debug_reload_options_match_redis() {
         DEBUG RELOAD
         FCALL f1 0
         DEL a
+        DEBUG RELOAD NOSAVE NOFLUSH
+        EXISTS a
         DEBUG RELOAD NOFLUSH
         DEBUG RELOAD NOFLUSH MERGE
         FUNCTION LOAD "#!lua name=lib2\nredis.register_function('f2', function() return 2 end)"

@@ -757,16 +757,7 @@ pub fn load_file(
     let p = &server.persistence;
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     let loading = Loading::begin(server, size);
-    let result = load_into(server, path, merge).and_then(|stats| {
-        let functions = &stats.functions;
-        crate::scripting::functions::load_from_snapshot(server, functions, merge).map_err(|e| {
-            format!(
-                "{}: cannot load its function libraries: {e}",
-                path.display()
-            )
-        })?;
-        Ok(stats)
-    });
+    let result = load_into(server, path, merge);
     drop(loading);
     if let Ok(s) = &result {
         p.loaded_keys.store(s.keys_loaded, Relaxed);
@@ -832,25 +823,50 @@ fn load_into(
     let now = now_ms();
     let mut expired = Vec::new();
     let mut delay = key_load_delay(server);
-    let mut stats = file::load(&data, &limits, ks.dbnum(), 0, |l| {
-        delay();
-        if l.expire_at != 0 && now > l.expire_at {
-            expired.push((l.db, l.key.to_vec()));
-            return Ok(());
-        }
-        let mut e = Entry::new(l.key, l.value, l.expire_at);
-        if let Some(idle) = l.idle {
-            e.restore_idle(idle as u64);
-        }
-        if let Some(f) = l.freq {
-            e.restore_freq(f);
-        }
-        match ks.lock_one(ks.shard_of(l.key)).put(l.db, e) {
-            Some(_) if !merge => Err(damselfly_persistence::Error::Bad("duplicate key")),
-            _ => Ok(()),
-        }
-    })
-    .map_err(|e| format!("{} is not a valid RDB file: {e}", path.display()))?;
+    // Each library is loaded as it is read, before the keys that follow
+    // it (as Redis does): one that clashes fails the load before any key
+    // is in.
+    let mut library_error = None;
+    let library = |code: &[u8]| {
+        crate::scripting::functions::load_from_snapshot(server, &[code.to_vec()], merge).map_err(
+            |e| {
+                library_error = Some(e);
+                damselfly_persistence::Error::Bad("function library")
+            },
+        )
+    };
+    let loaded = file::load(
+        &data,
+        &limits,
+        ks.dbnum(),
+        0,
+        |l| {
+            delay();
+            if l.expire_at != 0 && now > l.expire_at {
+                expired.push((l.db, l.key.to_vec()));
+                return Ok(());
+            }
+            let mut e = Entry::new(l.key, l.value, l.expire_at);
+            if let Some(idle) = l.idle {
+                e.restore_idle(idle as u64);
+            }
+            if let Some(f) = l.freq {
+                e.restore_freq(f);
+            }
+            match ks.lock_one(ks.shard_of(l.key)).put(l.db, e) {
+                Some(_) if !merge => Err(damselfly_persistence::Error::Bad("duplicate key")),
+                _ => Ok(()),
+            }
+        },
+        library,
+    );
+    let mut stats = loaded.map_err(|e| match library_error.take() {
+        Some(lib) => format!(
+            "{}: cannot load its function libraries: {lib}",
+            path.display()
+        ),
+        None => format!("{} is not a valid RDB file: {e}", path.display()),
+    })?;
     stats.keys_loaded -= expired.len() as u64;
     stats.keys_expired += expired.len() as u64;
     crate::repl_master::set_expired_at_load(expired);

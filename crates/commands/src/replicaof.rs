@@ -486,11 +486,20 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<usize, String> {
     // Clients get -LOADING until the keys are in, as from a Redis replica.
     let loading = crate::persist::Loading::begin(server, rdb.len() as u64);
     let mut delay = crate::persist::key_load_delay(server);
-    let stats = damselfly_persistence::file::load(rdb, &limits, ks.dbnum(), 0, |l| {
-        delay();
-        keys.push((l.db, KeyEntry::new(l.key, l.value, l.expire_at)));
-        Ok(())
-    })
+    // The libraries are loaded below, as the master's commands, once the
+    // keys are in.
+    let stats = damselfly_persistence::file::load(
+        rdb,
+        &limits,
+        ks.dbnum(),
+        0,
+        |l| {
+            delay();
+            keys.push((l.db, KeyEntry::new(l.key, l.value, l.expire_at)));
+            Ok(())
+        },
+        |_| Ok(()),
+    )
     .map_err(|e| e.to_string())?;
     let stream_db = stats
         .aux

@@ -141,13 +141,16 @@ pub struct LoadStats {
 /// Reads a whole RDB file: checks its checksum (the last 8 bytes; 0 means
 /// none was written) before anything is loaded, then hands each live key
 /// to `sink`, whose error (a duplicate key, say) stops the load. Keys already expired at `now_ms` are counted and dropped,
-/// as a Redis master does. `dbnum` bounds SELECTDB.
+/// as a Redis master does. `dbnum` bounds SELECTDB. Each function
+/// library goes to `library` when it is read (a Redis file holds them
+/// before its keys), and into the stats; its error stops the load too.
 pub fn load(
     data: &[u8],
     limits: &Limits,
     dbnum: usize,
     now_ms: u64,
     mut sink: impl FnMut(Loaded<'_>) -> Result<()>,
+    mut library: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<LoadStats> {
     let magic = data.get(..9).ok_or(Error::NotRdb)?;
     if &magic[..5] != b"REDIS" || !magic[5..].iter().all(u8::is_ascii_digit) {
@@ -210,7 +213,11 @@ pub fn load(
             op::EXPIRETIME => expire_at = u64::from(r.u32_le()?) * 1000,
             op::IDLE => idle = Some(r.length()?),
             op::FREQ => freq = Some(r.byte()?),
-            op::FUNCTION2 => stats.functions.push(r.string()?.into_owned()),
+            op::FUNCTION2 => {
+                let code = r.string()?;
+                library(&code)?;
+                stats.functions.push(code.into_owned());
+            }
             op::FUNCTION_PRE_GA => return Err(Error::Unsupported("pre-release function")),
             op::MODULE_AUX => {
                 let id = r.length()?;
@@ -270,10 +277,17 @@ mod tests {
             .unwrap();
         let file = w.finish().unwrap();
         let mut got = Vec::new();
-        let stats = load(&file, &Limits::default(), 16, 1000, |l| {
-            got.push((l.db, l.key.to_vec(), l.value, l.expire_at));
-            Ok(())
-        })
+        let stats = load(
+            &file,
+            &Limits::default(),
+            16,
+            1000,
+            |l| {
+                got.push((l.db, l.key.to_vec(), l.value, l.expire_at));
+                Ok(())
+            },
+            |_| Ok(()),
+        )
         .unwrap();
         assert_eq!(stats.keys_loaded, 2);
         assert_eq!(stats.keys_expired, 1);
@@ -285,12 +299,20 @@ mod tests {
         let n = bad.len();
         bad[n - 1] ^= 0xFF;
         assert!(matches!(
-            load(&bad, &Limits::default(), 16, 0, |_| Ok(())),
+            load(&bad, &Limits::default(), 16, 0, |_| Ok(()), |_| Ok(())),
             Err(Error::Checksum)
         ));
         for cut in 0..file.len() - 1 {
-            assert!(load(&file[..cut], &Limits::default(), 16, 0, |_| Ok(())).is_err());
+            assert!(load(
+                &file[..cut],
+                &Limits::default(),
+                16,
+                0,
+                |_| Ok(()),
+                |_| Ok(())
+            )
+            .is_err());
         }
-        assert!(load(&file, &Limits::default(), 2, 0, |_| Ok(())).is_err());
+        assert!(load(&file, &Limits::default(), 2, 0, |_| Ok(()), |_| Ok(())).is_err());
     }
 }
