@@ -828,12 +828,10 @@ fn load_into(
     // is in.
     let mut library_error = None;
     let library = |code: &[u8]| {
-        crate::scripting::functions::load_from_snapshot(server, &[code.to_vec()], merge).map_err(
-            |e| {
-                library_error = Some(e);
-                damselfly_persistence::Error::Bad("function library")
-            },
-        )
+        crate::scripting::functions::load_from_snapshot(server, code, merge).map_err(|e| {
+            library_error = Some(e);
+            damselfly_persistence::Error::Bad("function library")
+        })
     };
     let loaded = file::load(
         &data,

@@ -488,6 +488,7 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<usize, String> {
     let mut delay = crate::persist::key_load_delay(server);
     // The libraries are loaded below, as the master's commands, once the
     // keys are in.
+    let mut libraries: Vec<Vec<u8>> = Vec::new();
     let stats = damselfly_persistence::file::load(
         rdb,
         &limits,
@@ -498,7 +499,10 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<usize, String> {
             keys.push((l.db, KeyEntry::new(l.key, l.value, l.expire_at)));
             Ok(())
         },
-        |_| Ok(()),
+        |code| {
+            libraries.push(code.to_vec());
+            Ok(())
+        },
     )
     .map_err(|e| e.to_string())?;
     let stream_db = stats
@@ -540,7 +544,7 @@ fn load_rdb(server: &Server, rdb: &[u8]) -> Result<usize, String> {
         db: Default::default(),
     };
     master.apply(&[b"FUNCTION", b"FLUSH"]);
-    for code in &stats.functions {
+    for code in &libraries {
         master.apply(&[b"FUNCTION", b"LOAD", b"REPLACE", code]);
         if master.failed {
             return Err("a function library of the master's RDB does not load".into());

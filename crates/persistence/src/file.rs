@@ -133,17 +133,15 @@ pub struct LoadStats {
     /// Keys of empty collections, skipped as Redis skips them.
     pub empty_skipped: u64,
     pub aux: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Function library sources (FUNCTION2), loaded by the caller (the
-    /// persistence crate knows no scripting).
-    pub functions: Vec<Vec<u8>>,
 }
 
 /// Reads a whole RDB file: checks its checksum (the last 8 bytes; 0 means
 /// none was written) before anything is loaded, then hands each live key
 /// to `sink`, whose error (a duplicate key, say) stops the load. Keys already expired at `now_ms` are counted and dropped,
 /// as a Redis master does. `dbnum` bounds SELECTDB. Each function
-/// library goes to `library` when it is read (a Redis file holds them
-/// before its keys), and into the stats; its error stops the load too.
+/// library's source goes to `library` when it is read (a Redis file holds
+/// them before its keys; the persistence crate knows no scripting); its
+/// error stops the load too.
 pub fn load(
     data: &[u8],
     limits: &Limits,
@@ -213,11 +211,7 @@ pub fn load(
             op::EXPIRETIME => expire_at = u64::from(r.u32_le()?) * 1000,
             op::IDLE => idle = Some(r.length()?),
             op::FREQ => freq = Some(r.byte()?),
-            op::FUNCTION2 => {
-                let code = r.string()?;
-                library(&code)?;
-                stats.functions.push(code.into_owned());
-            }
+            op::FUNCTION2 => library(&r.string()?)?,
             op::FUNCTION_PRE_GA => return Err(Error::Unsupported("pre-release function")),
             op::MODULE_AUX => {
                 let id = r.length()?;

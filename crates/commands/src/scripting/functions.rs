@@ -370,18 +370,13 @@ pub fn library_codes(server: &Server) -> Vec<Vec<u8>> {
     server.scripting.library_codes.lock().clone()
 }
 
-/// Loads the libraries a snapshot holds; one whose name is taken is an
+/// Loads one library a snapshot holds; a name already taken is an
 /// error unless `replace`.
-pub fn load_from_snapshot(server: &Server, codes: &[Vec<u8>], replace: bool) -> Result<(), String> {
-    if codes.is_empty() {
-        return Ok(());
-    }
+pub fn load_from_snapshot(server: &Server, code: &[u8], replace: bool) -> Result<(), String> {
     let sc = &server.scripting;
     let lock = sc.lock_vm(server, 0).map_err(|e| e.to_string())?;
     let mut vm = lock.vm().map_err(|e| e.to_string())?;
-    let loaded = codes
-        .iter()
-        .try_for_each(|code| vm.functions.load(code, replace).map(drop));
+    let loaded = vm.functions.load(code, replace).map(drop);
     record(sc, &mut vm.functions);
     loaded.map_err(|e| e.to_string())
 }
