@@ -18,12 +18,14 @@ pub struct Ctx<'s, 'l> {
     /// command sees one consistent set of expired keys.
     pub now: u64,
     /// Set by a blocking command that found nothing: the connection waits.
-    pub block: Option<crate::list::Blocked>,
+    /// (Boxed, as are `script` and `wait`: every command moves these
+    /// three out when it ends, and a word each is cheap to move.)
+    pub block: Option<Box<crate::list::Blocked>>,
     /// Set by EVAL and FCALL: the connection runs the script off its
     /// worker thread and waits for the reply.
-    pub script: Option<crate::scripting::Job>,
+    pub script: Option<Box<crate::scripting::Job>>,
     /// Set by WAIT: the connection waits for replicas' acknowledgements.
-    pub wait: Option<crate::repl_master::WaitAcks>,
+    pub wait: Option<Box<crate::repl_master::WaitAcks>>,
 }
 
 impl<'s, 'l> Ctx<'s, 'l> {

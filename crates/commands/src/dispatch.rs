@@ -87,7 +87,9 @@ pub fn prefetch(
         return 0;
     };
     if let Some((p, cookie, h)) = prev {
-        if h.key.is_some() && p.get(1).is_some_and(|k| same_bytes(k, key)) && p.get(0) == Some(name)
+        if h.key.is_some()
+            && p.get(1).is_some_and(|k| same_bytes(k, key))
+            && p.get(0).is_some_and(|n| same_bytes(n, name))
         {
             *hint = h;
             // Only a member still needs warming.
@@ -164,17 +166,26 @@ pub fn prefetch_member(server: &Server, step: usize, cookie: u64, args: &Args<'_
     }
 }
 
-/// `a == b`, deciding most unequal keys of one length (`key:0001`,
-/// `key:0002`) by their last eight bytes, without a call to `memcmp`.
+/// `a == b` without a call to `memcmp` for slices of 4 to 16 bytes
+/// (command names, short keys): two overlapping loads from each end. A
+/// longer slice is first told apart by its last eight bytes (`key:0001`
+/// against `key:0002`).
 #[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    match (a.last_chunk::<8>(), b.last_chunk::<8>()) {
-        (Some(x), Some(y)) if x != y => false,
-        _ => a == b,
+    if let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        if x != y {
+            return false;
+        }
+        if a.len() <= 16 {
+            return a.first_chunk::<8>() == b.first_chunk::<8>();
+        }
+    } else if let (Some(x), Some(y)) = (a.last_chunk::<4>(), b.last_chunk::<4>()) {
+        return x == y && a.first_chunk::<4>() == b.first_chunk::<4>();
     }
+    a == b
 }
 
 /// Whether `s` is a decimal count of at least 1 (a key count worth a
@@ -239,11 +250,11 @@ fn resolve_known(
 /// What the connection must wait on before the reply.
 pub enum Wait {
     /// A blocking command found nothing.
-    Keys(crate::list::Blocked),
+    Keys(Box<crate::list::Blocked>),
     /// A script or function to run off the worker thread.
-    Script(crate::scripting::Job),
+    Script(Box<crate::scripting::Job>),
     /// WAIT: replicas' acknowledgements to wait for off the worker thread.
-    Acks(crate::repl_master::WaitAcks),
+    Acks(Box<crate::repl_master::WaitAcks>),
 }
 
 /// Runs one request and appends its reply. A blocking command that has to
@@ -339,17 +350,17 @@ fn execute_inner(
     // Our master's commands must all run, in order (Redis's "must obey"
     // client): no MISCONF, no BUSY, no OOM, no eviction for them.
     let from_master = damselfly_storage::from_master();
-    if let Some(err) = crate::persist::refusal(server, e).filter(|_| !from_master) {
-        stats.commands[e.id].rejected.add(1);
-        reject(stats, client, reply, &err, Some(e));
-        return (None, name);
-    }
-    if let Some(err) = crate::replicaof::refusal(server, e, client) {
-        stats.commands[e.id].rejected.add(1);
-        reject(stats, client, reply, &err, Some(e));
-        return (None, name);
-    }
-    if let Some(err) = crate::repl_master::refusal(server, e).filter(|_| !from_master) {
+    // (Each refusal is looked at only when there is one: an `Option`
+    // passed along whole is dropped whole after every command.)
+    let refused = match crate::persist::refusal(server, e) {
+        Some(err) if !from_master => Some(err),
+        _ => match crate::replicaof::refusal(server, e, client) {
+            Some(err) => Some(err),
+            None if from_master => None,
+            None => crate::repl_master::refusal(server, e),
+        },
+    };
+    if let Some(err) = refused {
         stats.commands[e.id].rejected.add(1);
         reject(stats, client, reply, &err, Some(e));
         return (None, name);
@@ -572,5 +583,24 @@ pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
         c.failed.add(1);
         count_error(stats, &err);
         ctx.reply.error(&err.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_bytes;
+
+    #[test]
+    fn same_bytes_agrees_with_slice_equality_at_every_length() {
+        for len in 0..40usize {
+            let a: Vec<u8> = (0..len as u8).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            for i in 0..len {
+                let mut b = a.clone();
+                b[i] ^= 0x20;
+                assert!(!same_bytes(&a, &b), "len {len}, byte {i}");
+            }
+            assert!(!same_bytes(&a, &a[..len.saturating_sub(1)]) || len == 0);
+        }
     }
 }

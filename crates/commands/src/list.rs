@@ -1030,11 +1030,11 @@ pub(crate) fn block(ctx: &mut Ctx, keys: Vec<Vec<u8>>, op: BlockOp, timeout: Opt
         ctx.shard(k).waiters.add(db, k, w.token, wr);
     }
     ctx.server.blocked.lock().insert(w.client_id, w.clone());
-    ctx.block = Some(Blocked {
+    ctx.block = Some(Box::new(Blocked {
         waiter: w,
         timeout,
         slowlog: None,
-    });
+    }));
 }
 
 fn bpop(ctx: &mut Ctx, args: &Args, end: End) -> CmdResult {
@@ -1143,6 +1143,7 @@ fn blmpop(ctx: &mut Ctx, args: &Args) -> CmdResult {
 /// before its locks are released: a push and the pops it feeds are one
 /// atomic step to every other client. Serving may make more keys ready
 /// (BLMOVE's destination); it loops until none is left.
+#[inline]
 pub(crate) fn serve_ready<'s>(
     server: &'s Server,
     stats: &crate::state::ThreadStats,
@@ -1150,9 +1151,18 @@ pub(crate) fn serve_ready<'s>(
     now: u64,
 ) {
     // The usual case: nobody is blocked on a key this command touched.
-    if !locked.iter_mut().any(|s| s.waiters.has_ready()) {
-        return;
+    if locked.iter_mut().any(|s| s.waiters.has_ready()) {
+        serve_all_ready(server, stats, locked, now);
     }
+}
+
+#[inline(never)]
+fn serve_all_ready<'s>(
+    server: &'s Server,
+    stats: &crate::state::ThreadStats,
+    locked: &mut Locked<'s>,
+    now: u64,
+) {
     loop {
         let mut work = Vec::new();
         for (idx, s) in locked.iter_indexed_mut() {

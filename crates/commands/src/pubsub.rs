@@ -303,10 +303,13 @@ impl Outbox {
 
     /// Moves what is queued to `out`; false when the client must be
     /// disconnected. The bytes count as in flight until `written`.
+    #[inline]
     pub fn take(&self, out: &mut Reply) -> bool {
-        if !self.pending.load(Relaxed) {
-            return true;
-        }
+        !self.pending.load(Relaxed) || self.take_now(out)
+    }
+
+    #[inline(never)]
+    fn take_now(&self, out: &mut Reply) -> bool {
         let mut g = self.inner.lock();
         self.pending.store(false, Relaxed);
         if g.closed {
@@ -386,6 +389,23 @@ thread_local! {
     /// Messages to the current client that follow its reply (tracking
     /// invalidations).
     static TO_SELF_AFTER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Which of the two buffers above hold anything (`SELF_BEFORE`,
+    /// `SELF_AFTER`): a plain cell read after every command, where the
+    /// buffers themselves (with destructors) cost a registration check.
+    static OWN_PENDING: Cell<u8> = const { Cell::new(0) };
+}
+
+const SELF_BEFORE: u8 = 1;
+const SELF_AFTER: u8 = 2;
+
+/// Clears `bit` of `OWN_PENDING`, telling whether it was set.
+#[inline]
+fn take_pending(bit: u8) -> bool {
+    OWN_PENDING.with(|p| {
+        let v = p.get();
+        p.set(v & !bit);
+        v & bit != 0
+    })
 }
 
 /// The client running a command on this thread (0: none).
@@ -394,7 +414,15 @@ pub(crate) fn current() -> u64 {
 }
 
 /// Appends what the current command queued for after its reply.
+#[inline]
 pub(crate) fn append_self_after(reply: &mut Reply) {
+    if take_pending(SELF_AFTER) {
+        append_self_after_now(reply);
+    }
+}
+
+#[inline(never)]
+fn append_self_after_now(reply: &mut Reply) {
     TO_SELF_AFTER.with(|b| {
         let mut b = b.borrow_mut();
         if !b.is_empty() {
@@ -411,7 +439,15 @@ pub(crate) fn set_current(id: u64) {
 
 /// Moves the messages the current command sent to its own client into
 /// `reply` at `at` (before that command's reply).
+#[inline]
 pub(crate) fn splice_self(reply: &mut Reply, at: usize) {
+    if take_pending(SELF_BEFORE) {
+        splice_self_now(reply, at);
+    }
+}
+
+#[inline(never)]
+fn splice_self_now(reply: &mut Reply, at: usize) {
     TO_SELF.with(|b| {
         let mut b = b.borrow_mut();
         if !b.is_empty() {
@@ -424,12 +460,12 @@ pub(crate) fn splice_self(reply: &mut Reply, at: usize) {
 /// Queues a message for `to`: `msg` is rendered with a `*` header, which
 /// becomes `>` for a RESP3 client.
 pub(crate) fn deliver(to: &ClientInfo, msg: &[u8], limit: Limit) {
-    deliver_to(to, msg, limit, &TO_SELF);
+    deliver_to(to, msg, limit, &TO_SELF, SELF_BEFORE);
 }
 
 /// Like `deliver`, but to the current client after its command's reply.
 pub(crate) fn deliver_after(to: &ClientInfo, msg: &[u8], limit: Limit) {
-    deliver_to(to, msg, limit, &TO_SELF_AFTER);
+    deliver_to(to, msg, limit, &TO_SELF_AFTER, SELF_AFTER);
 }
 
 fn deliver_to(
@@ -437,6 +473,7 @@ fn deliver_to(
     msg: &[u8],
     limit: Limit,
     own: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
+    bit: u8,
 ) {
     let tag = if to.resp.load(Relaxed) == 3 {
         b'>'
@@ -450,6 +487,7 @@ fn deliver_to(
             b.push(tag);
             b.extend_from_slice(rest);
         });
+        OWN_PENDING.with(|p| p.set(p.get() | bit));
     } else {
         to.outbox.push(tag, rest, limit);
     }
@@ -789,12 +827,17 @@ impl PubSub {
     }
 
     /// A write-door event as keyspace notifications, as configured.
+    #[inline]
     pub fn notify_event(&self, db: usize, key: &[u8], event: &'static str) {
         let flags = self.notify.load(Relaxed);
-        if flags & (class::KEYSPACE | class::KEYEVENT) == 0 || flags & class::of(event) == 0 {
-            return;
+        if flags & (class::KEYSPACE | class::KEYEVENT) != 0 {
+            self.notify_event_now(flags, db, key, event);
         }
-        if !self.any_listener() {
+    }
+
+    #[inline(never)]
+    fn notify_event_now(&self, flags: u32, db: usize, key: &[u8], event: &'static str) {
+        if flags & class::of(event) == 0 || !self.any_listener() {
             return;
         }
         if flags & class::KEYSPACE != 0 {

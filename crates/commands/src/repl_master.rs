@@ -811,7 +811,7 @@ fn wait(ctx: &mut Ctx, args: &Args) -> CmdResult {
     master::encode(&mut getack, &[&b"REPLCONF"[..], b"GETACK", b"*"]);
     repl.feed_raw(&getack);
     let owner = crate::persist::owner(ctx.server).ok_or(CmdError::Other("ERR".into()))?;
-    ctx.wait = Some(WaitAcks {
+    ctx.wait = Some(Box::new(WaitAcks {
         server: owner,
         offset,
         want: want.max(0) as usize,
@@ -821,7 +821,7 @@ fn wait(ctx: &mut Ctx, args: &Args) -> CmdResult {
             ctx.now.saturating_add(timeout as u64)
         },
         info: ctx.client.info.clone(),
-    });
+    }));
     Ok(())
 }
 
@@ -941,7 +941,12 @@ fn also(db: usize, args: &[&[u8]]) {
 /// min-replicas-to-write: a write refused while fewer good replicas are
 /// connected (one relaxed load when the option is off).
 pub(crate) fn refusal(server: &Server, e: &Entry) -> Option<CmdError> {
-    (e.has(flag::WRITE) && too_few_replicas(server)).then_some(CmdError::NoReplicas)
+    // Not `then_some`: that builds the error, and drops it, every time.
+    if e.has(flag::WRITE) && too_few_replicas(server) {
+        Some(CmdError::NoReplicas)
+    } else {
+        None
+    }
 }
 
 /// Fewer replicas than min-replicas-to-write acknowledged within

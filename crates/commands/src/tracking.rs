@@ -187,12 +187,17 @@ impl Tracking {
 
     /// Sends the BCAST keys changed since the last call: one message per
     /// prefix and client.
+    #[inline]
     pub fn flush_bcast(&self, ps: &PubSub) {
         // A plain load first: this runs after every command, and a swap
         // would be a locked instruction on a shared line each time.
-        if !self.pending.load(Relaxed) || !self.pending.swap(false, Relaxed) {
-            return;
+        if self.pending.load(Relaxed) && self.pending.swap(false, Relaxed) {
+            self.flush_bcast_now(ps);
         }
+    }
+
+    #[inline(never)]
+    fn flush_bcast_now(&self, ps: &PubSub) {
         let limit_of = Self::limit_of(ps);
         let mut inner = self.inner.lock();
         let inner = &mut *inner;

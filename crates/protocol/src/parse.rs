@@ -257,6 +257,15 @@ fn parse_i64(s: &[u8]) -> Option<i64> {
 #[inline]
 fn fast_header(input: &[u8], pos: usize) -> Option<(i64, usize)> {
     let rest = input.get(pos..)?;
+    // One or two digits (argument counts, short lengths) in one look.
+    if let Some(&[a, b, c, _]) = rest.first_chunk::<4>() {
+        if a.is_ascii_digit() && b == b'\r' {
+            return Some((i64::from(a - b'0'), pos + 3));
+        }
+        if (b'1'..=b'9').contains(&a) && b.is_ascii_digit() && c == b'\r' {
+            return Some((i64::from(a - b'0') * 10 + i64::from(b - b'0'), pos + 4));
+        }
+    }
     let first = *rest.first()?;
     if !first.is_ascii_digit() || (first == b'0' && rest.get(1) != Some(&b'\r')) {
         return None;

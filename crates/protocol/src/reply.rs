@@ -338,6 +338,22 @@ impl Reply {
 mod tests {
     use super::*;
 
+    #[test]
+    fn integers_render_as_decimal_lines_at_every_magnitude() {
+        let mut values = vec![i64::MIN, i64::MAX, i64::MIN + 1, 0, -1, -9, -10, -99, -100];
+        let mut p = 1i64;
+        while let Some(q) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1, -p, q - 1]);
+            p = q;
+        }
+        for n in values {
+            let mut r = Reply::new();
+            r.raw(b"x");
+            r.int(n);
+            assert_eq!(r.as_bytes(), format!("x:{n}\r\n").as_bytes(), "{n}");
+        }
+    }
+
     /// `%.17g` the slow way: two correctly rounded conversions.
     fn reference(d: f64) -> String {
         if d.is_nan() || d.is_infinite() || d == 0.0 {

@@ -610,10 +610,16 @@ pub fn flush(repl: &Replication) -> Option<i64> {
 }
 
 /// Appends this thread's queue as one unit.
+#[inline]
 fn append_pending(repl: &Replication) -> Option<i64> {
     if !QUEUED.replace(false) {
         return None;
     }
+    append_queued(repl)
+}
+
+#[inline(never)]
+fn append_queued(repl: &Replication) -> Option<i64> {
     let ops = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         if p.ops.is_empty() && p.instead.is_empty() {

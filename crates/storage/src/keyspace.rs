@@ -208,7 +208,21 @@ impl Keyspace {
 
     /// `lock_or_abort` for a single shard.
     pub fn lock_single_or_abort(&self, i: usize, abort: impl Fn() -> bool) -> Option<Locked<'_>> {
-        self.acquire(std::iter::once(i), &abort, true)
+        self.acquire_one(i, &abort, true)
+    }
+
+    /// `acquire` for one shard: a free shard is taken at once, without
+    /// the deadline and retry loop (one shard is never held while
+    /// waiting, so there is nothing to back off from).
+    fn acquire_one(&self, i: usize, abort: &dyn Fn() -> bool, pay: bool) -> Option<Locked<'_>> {
+        match self.shards[i].try_lock() {
+            Some(g) => {
+                let mut guards = SmallVec::new();
+                guards.push((i, if pay { settle(i, g) } else { g }));
+                Some(Locked { guards })
+            }
+            None => self.acquire(std::iter::once(i), abort, pay),
+        }
     }
 
     /// `lock_single_or_abort` for a command that changes no key of the
@@ -221,7 +235,7 @@ impl Keyspace {
         key: &[u8],
         abort: impl Fn() -> bool,
     ) -> Option<Locked<'_>> {
-        let locked = self.acquire(std::iter::once(i), &abort, false)?;
+        let locked = self.acquire_one(i, &abort, false)?;
         if let Some((_, g)) = locked.guards.first() {
             if let Some(s) = g.snapshot.as_ref() {
                 s.save_key(i, g, key);
@@ -243,7 +257,7 @@ impl Keyspace {
 
     /// `read_or_abort` for a single shard.
     pub fn read_single_or_abort(&self, i: usize, abort: impl Fn() -> bool) -> Option<Locked<'_>> {
-        self.acquire(std::iter::once(i), &abort, false)
+        self.acquire_one(i, &abort, false)
     }
 
     /// `lock_all`, giving up as `lock_or_abort` does.

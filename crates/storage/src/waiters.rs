@@ -57,10 +57,15 @@ impl Waiters {
     }
 
     /// Marks (db, key) ready if anyone waits on it.
+    #[inline]
     pub fn mark(&mut self, db: usize, key: &[u8]) {
-        if self.queues.is_empty() {
-            return;
+        if !self.queues.is_empty() {
+            self.mark_queued(db, key);
         }
+    }
+
+    #[inline(never)]
+    fn mark_queued(&mut self, db: usize, key: &[u8]) {
         let k = (db, CompactBytes::new(key));
         if self.queues.contains_key(&k) && !self.ready.contains(&k) {
             self.ready.push(k);

@@ -340,9 +340,17 @@ fn mono_ms() -> u64 {
 impl Scripting {
     /// The error a command of client `id` gets while a script is past its
     /// busy threshold, if any.
+    #[inline]
     pub fn busy(&self, server: &Server, id: u64) -> Option<CmdError> {
-        let started = self.running.started.load(Relaxed);
-        if started == 0 || self.running.client.load(Relaxed) == id {
+        match self.running.started.load(Relaxed) {
+            0 => None,
+            started => self.busy_running(server, id, started),
+        }
+    }
+
+    #[inline(never)]
+    fn busy_running(&self, server: &Server, id: u64, started: u64) -> Option<CmdError> {
+        if self.running.client.load(Relaxed) == id {
             return None;
         }
         let threshold = server
@@ -524,7 +532,7 @@ pub(crate) fn start(ctx: &mut Ctx, args: &Args, target: Target, read_only: bool)
         }
         return reply_bytes(ctx.reply, bytes);
     }
-    ctx.script = Some(job);
+    ctx.script = Some(Box::new(job));
     Ok(())
 }
 
