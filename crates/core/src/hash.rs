@@ -459,7 +459,7 @@ impl Hash {
         };
         if depth < 2 {
             t.prefetch_key(field, depth > 0);
-        } else if let Some(n) = t.head(crate::table::hash_key(field)) {
+        } else if let Some(n) = t.head(crate::table::warming_hash(field, false)) {
             let p = crate::table::Link::item(n);
             if let (true, CompactBytes::Heap(v)) = (p.field.as_slice() == field, &p.value) {
                 crate::table::prefetch(v.as_ptr());

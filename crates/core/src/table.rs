@@ -173,6 +173,36 @@ pub fn hash_key(key: &[u8]) -> u64 {
     hasher().hash_one(key)
 }
 
+thread_local! {
+    /// The hashes of the members being warmed (address, length, hash),
+    /// by address: a member is hashed at its first warming step and
+    /// found here at the later ones. The requests of a pipeline lie one
+    /// after another in the read buffer, so slots of 16 bytes of address
+    /// keep a batch's members apart.
+    static WARMING: [std::cell::Cell<(usize, usize, u64)>; 128] =
+        const { [const { std::cell::Cell::new((0, 0, 0)) }; 128] };
+}
+
+/// `hash_key(key)` for warming a member, one step after another: the
+/// `first` step hashes and remembers the result under `key`'s address,
+/// later steps find it there (or hash again if another member took the
+/// slot). Only prefetches use it: a remembered hash is trusted by address
+/// alone, and what a stale one costs is a useless load.
+pub fn warming_hash(key: &[u8], first: bool) -> u64 {
+    let at = key.as_ptr() as usize;
+    let slot = (at >> 4) % 128;
+    WARMING.with(|m| {
+        let c = &m[slot];
+        let (a, len, h) = c.get();
+        if !first && a == at && len == key.len() {
+            return h;
+        }
+        let h = hash_key(key);
+        c.set((at, key.len(), h));
+        h
+    })
+}
+
 /// While `f` runs on this thread, `hash_key(key)` answers `hash` without
 /// hashing. The caller vouches that `hash` is `hash_key(key)`; the bytes
 /// at `key`'s address cannot change meanwhile, as `key` is borrowed.
@@ -685,7 +715,7 @@ impl<E: Keyed> Table<E> {
     /// `node` the first node of that bucket's chain (read from the slot,
     /// which should be cached by then). Changes nothing.
     pub fn prefetch_key(&self, key: &[u8], node: bool) {
-        let hash = hash_key(key);
+        let hash = warming_hash(key, !node);
         if !node {
             self.prefetch_bucket(hash);
         } else if let Some(n) = self.head(hash) {
@@ -813,6 +843,19 @@ fn next_cursor(cursor: u64, mask: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warming_hash_is_hash_key_at_every_step() {
+        let keys: Vec<Vec<u8>> = (0..64)
+            .map(|i| format!("member:{i}").into_bytes())
+            .collect();
+        for k in &keys {
+            assert_eq!(warming_hash(k, true), hash_key(k));
+        }
+        for k in &keys {
+            assert_eq!(warming_hash(k, false), hash_key(k));
+        }
+    }
     use proptest::prelude::*;
     use std::collections::{HashMap, HashSet};
 
