@@ -350,8 +350,8 @@ fn execute_inner(
     // Our master's commands must all run, in order (Redis's "must obey"
     // client): no MISCONF, no BUSY, no OOM, no eviction for them.
     let from_master = damselfly_storage::from_master();
-    // (Each refusal is looked at only when there is one: an `Option`
-    // passed along whole is dropped whole after every command.)
+    // Matched, not `filter`ed: filtering an `Option<CmdError>` drops it
+    // through a call after every command.
     let refused = match crate::persist::refusal(server, e) {
         Some(err) if !from_master => Some(err),
         _ => match crate::replicaof::refusal(server, e, client) {

@@ -843,6 +843,8 @@ fn next_cursor(cursor: u64, mask: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::{HashMap, HashSet};
 
     #[test]
     fn warming_hash_is_hash_key_at_every_step() {
@@ -856,8 +858,6 @@ mod tests {
             assert_eq!(warming_hash(k, false), hash_key(k));
         }
     }
-    use proptest::prelude::*;
-    use std::collections::{HashMap, HashSet};
 
     #[derive(Debug, Clone, PartialEq)]
     struct E(Vec<u8>, u32);
