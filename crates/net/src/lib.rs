@@ -27,10 +27,12 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod http;
+mod round;
 
 pub use http::{HttpRequest, HttpResponse};
 
 use damselfly_protocol::{parse_request, Args, Limits, Parsed, Reply, Request};
+use round::{end_of_round, Counted};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -361,7 +363,6 @@ fn worker_main<S: Service>(
         }
     };
     let local = tokio::task::LocalSet::new();
-    local.spawn_local(release_rounds());
     let ticker = service.clone();
     local.spawn_local(async move {
         let mut interval = tokio::time::interval(ticker.tick_interval());
@@ -388,7 +389,7 @@ fn worker_main<S: Service>(
                         continue;
                     };
                     if let Some(session) = service.open_unix(fd, worker) {
-                        tokio::task::spawn_local(connection(stream, session));
+                        tokio::task::spawn_local(Counted::new(connection(stream, session)));
                     }
                     continue;
                 }
@@ -407,20 +408,20 @@ fn worker_main<S: Service>(
                     let Some(session) = service.open(peer, local_addr, fd, worker) else {
                         continue;
                     };
-                    tokio::task::spawn_local(connection(stream, session));
+                    tokio::task::spawn_local(Counted::new(connection(stream, session)));
                 }
                 Some(acceptor) => {
                     // The handshake runs in the connection's own task so
                     // that a slow or failing client holds up no one else.
                     let service = service.clone();
-                    tokio::task::spawn_local(async move {
+                    tokio::task::spawn_local(Counted::new(async move {
                         let Ok(stream) = acceptor.accept(stream).await else {
                             return;
                         };
                         if let Some(session) = service.open(peer, local_addr, fd, worker) {
                             connection(stream, session).await;
                         }
-                    });
+                    }));
                 }
             }
         }
@@ -638,67 +639,6 @@ async fn flush<T: Session, IO: AsyncWrite + Unpin>(
     session.count_io(0, out.len());
     out.clear();
     true
-}
-
-/// The connections of this worker whose replies wait for the end of its
-/// round, and the waker of the task that releases them (`release_rounds`).
-#[derive(Default)]
-struct Round {
-    waiting: Vec<std::task::Waker>,
-    releaser: Option<std::task::Waker>,
-}
-
-thread_local! {
-    static ROUND: std::cell::RefCell<Round> = std::cell::RefCell::new(Round::default());
-}
-
-/// Completes once the worker has run the other tasks that were ready and
-/// polled its sockets again (see `release_rounds`).
-fn end_of_round() -> impl Future<Output = ()> {
-    let mut queued = false;
-    std::future::poll_fn(move |cx| {
-        if queued {
-            return Poll::Ready(());
-        }
-        queued = true;
-        ROUND.with(|r| {
-            let mut r = r.borrow_mut();
-            r.waiting.push(cx.waker().clone());
-            if let Some(releaser) = r.releaser.take() {
-                releaser.wake();
-            }
-        });
-        Poll::Pending
-    })
-}
-
-/// One task per worker releases the connections waiting in `end_of_round`
-/// once per round: tokio's `yield_now` hands its wake-up to the scheduler,
-/// which delivers it only after it ran out of ready tasks and polled the
-/// sockets. One deferred wake-up per round rather than one per connection
-/// (a deferred wake reaches a local task the slow way, through the local
-/// set's shared queue; the ones made here go straight to its own queue).
-async fn release_rounds() {
-    let mut batch = Vec::new();
-    loop {
-        std::future::poll_fn(|cx| {
-            ROUND.with(|r| {
-                let mut r = r.borrow_mut();
-                if r.waiting.is_empty() {
-                    r.releaser = Some(cx.waker().clone());
-                    Poll::Pending
-                } else {
-                    Poll::Ready(())
-                }
-            })
-        })
-        .await;
-        tokio::task::yield_now().await;
-        ROUND.with(|r| std::mem::swap(&mut batch, &mut r.borrow_mut().waiting));
-        for w in batch.drain(..) {
-            w.wake();
-        }
-    }
 }
 
 /// Completes after `idle`, or never.

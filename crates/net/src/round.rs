@@ -1,0 +1,226 @@
+//! A worker's round: its connections that have input run their batches,
+//! then all of them write (ARCHITECTURE "Rounds"). The round ends when no
+//! connection task of the worker is left that was woken and has not run
+//! since: each connection task runs inside `Counted`, whose waker counts
+//! it in `woken` until it is polled.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicIsize, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+/// One worker's round: the connections whose replies wait for its end,
+/// and how many of its connection tasks were woken and have not run since
+/// (other threads wake them too, hence the atomic).
+struct Round {
+    waiting: RefCell<Vec<Waker>>,
+    woken: Arc<AtomicIsize>,
+}
+
+thread_local! {
+    static ROUND: Round = Round {
+        waiting: RefCell::new(Vec::new()),
+        woken: Arc::new(AtomicIsize::new(0)),
+    };
+}
+
+/// Wakes the connections waiting for the end of the round if it is over:
+/// no connection task of this worker is left to run.
+fn release_if_over(r: &Round) -> bool {
+    if r.woken.load(Ordering::Acquire) > 0 {
+        return false;
+    }
+    for w in r.waiting.borrow_mut().drain(..) {
+        w.wake();
+    }
+    true
+}
+
+/// Completes when the round is over: at once when no other connection
+/// task of this worker is waiting to run, else when the last of them has.
+pub(crate) fn end_of_round() -> impl Future<Output = ()> {
+    let mut queued = false;
+    std::future::poll_fn(move |cx| {
+        if queued {
+            return Poll::Ready(());
+        }
+        ROUND.with(|r| {
+            if release_if_over(r) {
+                return Poll::Ready(());
+            }
+            queued = true;
+            r.waiting.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
+    })
+}
+
+const IDLE: u8 = 0;
+const QUEUED: u8 = 1;
+const GONE: u8 = 2;
+
+/// The waker a connection task is polled with: it counts the task in its
+/// worker's `woken` on the first wake since the task last ran.
+struct Woken {
+    task: Waker,
+    state: AtomicU8,
+    woken: Arc<AtomicIsize>,
+}
+
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self
+            .state
+            .compare_exchange(IDLE, QUEUED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.woken.fetch_add(1, Ordering::AcqRel);
+        }
+        self.task.wake_by_ref();
+    }
+}
+
+impl Woken {
+    /// The task runs (or is gone): it no longer counts as woken. Another
+    /// thread's wake may count it between its state change and its count
+    /// (`woken` dips below zero for that instant, read as zero).
+    fn settle(&self, to: u8) {
+        let was = if to == IDLE && self.state.load(Ordering::Relaxed) == IDLE {
+            IDLE
+        } else {
+            self.state.swap(to, Ordering::AcqRel)
+        };
+        if was == QUEUED {
+            self.woken.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A connection task, polled with a `Woken` waker (see the module).
+pub(crate) struct Counted<F> {
+    fut: Pin<Box<F>>,
+    waker: Option<(Arc<Woken>, Waker)>,
+}
+
+impl<F: Future<Output = ()>> Counted<F> {
+    pub(crate) fn new(fut: F) -> Self {
+        Counted {
+            fut: Box::pin(fut),
+            waker: None,
+        }
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Counted<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        // A task's waker stays the same; a new one retires the old.
+        if let Some((old, _)) = this.waker.take_if(|(w, _)| !w.task.will_wake(cx.waker())) {
+            old.settle(GONE);
+        }
+        let (w, waker) = this.waker.get_or_insert_with(|| {
+            let w = Arc::new(Woken {
+                task: cx.waker().clone(),
+                state: AtomicU8::new(IDLE),
+                woken: ROUND.with(|r| r.woken.clone()),
+            });
+            (w.clone(), Waker::from(w))
+        });
+        w.settle(IDLE);
+        let done = this.fut.as_mut().poll(&mut Context::from_waker(waker));
+        ROUND.with(release_if_over);
+        done
+    }
+}
+
+impl<F> Drop for Counted<F> {
+    fn drop(&mut self) {
+        if let Some((w, _)) = self.waker.take() {
+            w.settle(GONE);
+            // The thread-local may be gone when the worker itself ends.
+            let _ = ROUND.try_with(release_if_over);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{end_of_round, Counted};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use tokio::sync::oneshot;
+
+    fn run(f: impl std::future::Future<Output = ()>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        tokio::task::LocalSet::new().block_on(&rt, f);
+    }
+
+    /// A connection task that waits for its input, logs its batch, then
+    /// waits for the end of the round and logs its write.
+    fn conn(
+        name: &'static str,
+        input: oneshot::Receiver<()>,
+        log: &Rc<RefCell<Vec<String>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let log = log.clone();
+        tokio::task::spawn_local(Counted::new(async move {
+            let _ = input.await;
+            log.borrow_mut().push(format!("{name} runs"));
+            end_of_round().await;
+            log.borrow_mut().push(format!("{name} writes"));
+        }))
+    }
+
+    #[test]
+    fn replies_wait_for_every_connection_woken_in_the_round() {
+        run(async {
+            let log = Rc::new(RefCell::new(Vec::new()));
+            let (a_in, a_rx) = oneshot::channel();
+            let (b_in, b_rx) = oneshot::channel();
+            let a = conn("a", a_rx, &log);
+            let b = conn("b", b_rx, &log);
+            tokio::task::yield_now().await;
+            let _ = a_in.send(());
+            let _ = b_in.send(());
+            let _ = a.await;
+            let _ = b.await;
+            assert_eq!(*log.borrow(), ["a runs", "b runs", "b writes", "a writes"]);
+        });
+    }
+
+    #[test]
+    fn a_lone_connection_writes_at_once_and_a_dropped_one_ends_the_round() {
+        run(async {
+            let log = Rc::new(RefCell::new(Vec::new()));
+            let (a_in, a_rx) = oneshot::channel();
+            let a = conn("a", a_rx, &log);
+            tokio::task::yield_now().await;
+            let _ = a_in.send(());
+            let _ = a.await;
+            assert_eq!(*log.borrow(), ["a runs", "a writes"]);
+
+            log.borrow_mut().clear();
+            let (b_in, b_rx) = oneshot::channel();
+            let (c_in, c_rx) = oneshot::channel();
+            let b = conn("b", b_rx, &log);
+            let c = conn("c", c_rx, &log);
+            tokio::task::yield_now().await;
+            let _ = b_in.send(());
+            let _ = c_in.send(());
+            // c is woken, then dropped before it runs: b's round still ends.
+            c.abort();
+            let _ = b.await;
+            assert_eq!(*log.borrow(), ["b runs", "b writes"]);
+        });
+    }
+}
