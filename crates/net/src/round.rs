@@ -165,35 +165,39 @@ mod tests {
         tokio::task::LocalSet::new().block_on(&rt, f);
     }
 
-    /// A connection task that waits for its input, logs its batch, then
-    /// waits for the end of the round and logs its write.
-    fn conn(
-        name: &'static str,
-        input: oneshot::Receiver<()>,
-        log: &Rc<RefCell<Vec<String>>>,
-    ) -> tokio::task::JoinHandle<()> {
-        let log = log.clone();
-        tokio::task::spawn_local(Counted::new(async move {
-            let _ = input.await;
-            log.borrow_mut().push(format!("{name} runs"));
-            end_of_round().await;
-            log.borrow_mut().push(format!("{name} writes"));
-        }))
+    type Log = Rc<RefCell<Vec<String>>>;
+
+    /// Connection tasks named `names`, each of which waits for its input,
+    /// logs its batch, then waits for the end of the round and logs its
+    /// write. Their input arrives together once all of them wait for it.
+    async fn round(names: &[&'static str], log: &Log) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut inputs = Vec::new();
+        let mut tasks = Vec::new();
+        for &name in names {
+            let (tx, rx) = oneshot::channel::<()>();
+            let log = log.clone();
+            inputs.push(tx);
+            tasks.push(tokio::task::spawn_local(Counted::new(async move {
+                let _ = rx.await;
+                log.borrow_mut().push(format!("{name} runs"));
+                end_of_round().await;
+                log.borrow_mut().push(format!("{name} writes"));
+            })));
+        }
+        tokio::task::yield_now().await;
+        for tx in inputs {
+            let _ = tx.send(());
+        }
+        tasks
     }
 
     #[test]
     fn replies_wait_for_every_connection_woken_in_the_round() {
         run(async {
-            let log = Rc::new(RefCell::new(Vec::new()));
-            let (a_in, a_rx) = oneshot::channel();
-            let (b_in, b_rx) = oneshot::channel();
-            let a = conn("a", a_rx, &log);
-            let b = conn("b", b_rx, &log);
-            tokio::task::yield_now().await;
-            let _ = a_in.send(());
-            let _ = b_in.send(());
-            let _ = a.await;
-            let _ = b.await;
+            let log = Log::default();
+            for t in round(&["a", "b"], &log).await {
+                let _ = t.await;
+            }
             assert_eq!(*log.borrow(), ["a runs", "b runs", "b writes", "a writes"]);
         });
     }
@@ -201,25 +205,19 @@ mod tests {
     #[test]
     fn a_lone_connection_writes_at_once_and_a_dropped_one_ends_the_round() {
         run(async {
-            let log = Rc::new(RefCell::new(Vec::new()));
-            let (a_in, a_rx) = oneshot::channel();
-            let a = conn("a", a_rx, &log);
-            tokio::task::yield_now().await;
-            let _ = a_in.send(());
-            let _ = a.await;
+            let log = Log::default();
+            for t in round(&["a"], &log).await {
+                let _ = t.await;
+            }
             assert_eq!(*log.borrow(), ["a runs", "a writes"]);
 
             log.borrow_mut().clear();
-            let (b_in, b_rx) = oneshot::channel();
-            let (c_in, c_rx) = oneshot::channel();
-            let b = conn("b", b_rx, &log);
-            let c = conn("c", c_rx, &log);
-            tokio::task::yield_now().await;
-            let _ = b_in.send(());
-            let _ = c_in.send(());
+            let tasks = round(&["b", "c"], &log).await;
             // c is woken, then dropped before it runs: b's round still ends.
-            c.abort();
-            let _ = b.await;
+            tasks[1].abort();
+            for t in tasks {
+                let _ = t.await;
+            }
             assert_eq!(*log.borrow(), ["b runs", "b writes"]);
         });
     }
