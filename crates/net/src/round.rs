@@ -4,37 +4,46 @@
 //! since: each connection task runs inside `Counted`, whose waker counts
 //! it in `woken` until it is polled.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicIsize, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-/// One worker's round: the connections whose replies wait for its end,
-/// and how many of its connection tasks were woken and have not run since
-/// (other threads wake them too, hence the atomic).
-struct Round {
-    waiting: RefCell<Vec<Waker>>,
-    woken: Arc<AtomicIsize>,
+thread_local! {
+    /// The connections of this worker whose replies wait for the end of
+    /// the round.
+    static WAITING: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
+    /// How many of this worker's connection tasks were woken and have not
+    /// run since (other threads wake them too, hence the atomic).
+    static WOKEN: Cell<Option<&'static AtomicIsize>> = const { Cell::new(None) };
 }
 
-thread_local! {
-    static ROUND: Round = Round {
-        waiting: RefCell::new(Vec::new()),
-        woken: Arc::new(AtomicIsize::new(0)),
-    };
+/// This worker's `WOKEN` counter. Leaked, one per thread: a waker may
+/// outlive the worker's thread-locals.
+fn woken() -> &'static AtomicIsize {
+    WOKEN.with(|w| {
+        *w.get()
+            .get_or_insert_with(|| Box::leak(Box::new(AtomicIsize::new(0))))
+    })
 }
 
 /// Wakes the connections waiting for the end of the round if it is over:
 /// no connection task of this worker is left to run.
-fn release_if_over(r: &Round) -> bool {
-    if r.woken.load(Ordering::Acquire) > 0 {
+fn release_if_over(woken: &AtomicIsize) -> bool {
+    if woken.load(Ordering::Acquire) > 0 {
         return false;
     }
-    for w in r.waiting.borrow_mut().drain(..) {
-        w.wake();
-    }
+    // The thread-local may be gone when the worker itself ends.
+    let _ = WAITING.try_with(|w| {
+        let mut w = w.borrow_mut();
+        if !w.is_empty() {
+            for t in w.drain(..) {
+                t.wake();
+            }
+        }
+    });
     true
 }
 
@@ -43,17 +52,12 @@ fn release_if_over(r: &Round) -> bool {
 pub(crate) fn end_of_round() -> impl Future<Output = ()> {
     let mut queued = false;
     std::future::poll_fn(move |cx| {
-        if queued {
+        if queued || release_if_over(woken()) {
             return Poll::Ready(());
         }
-        ROUND.with(|r| {
-            if release_if_over(r) {
-                return Poll::Ready(());
-            }
-            queued = true;
-            r.waiting.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
-        })
+        queued = true;
+        WAITING.with(|w| w.borrow_mut().push(cx.waker().clone()));
+        Poll::Pending
     })
 }
 
@@ -66,7 +70,7 @@ const GONE: u8 = 2;
 struct Woken {
     task: Waker,
     state: AtomicU8,
-    woken: Arc<AtomicIsize>,
+    woken: &'static AtomicIsize,
 }
 
 impl Wake for Woken {
@@ -130,13 +134,13 @@ impl<F: Future<Output = ()>> Future for Counted<F> {
             let w = Arc::new(Woken {
                 task: cx.waker().clone(),
                 state: AtomicU8::new(IDLE),
-                woken: ROUND.with(|r| r.woken.clone()),
+                woken: woken(),
             });
             (w.clone(), Waker::from(w))
         });
         w.settle(IDLE);
         let done = this.fut.as_mut().poll(&mut Context::from_waker(waker));
-        ROUND.with(release_if_over);
+        release_if_over(w.woken);
         done
     }
 }
@@ -145,8 +149,7 @@ impl<F> Drop for Counted<F> {
     fn drop(&mut self) {
         if let Some((w, _)) = self.waker.take() {
             w.settle(GONE);
-            // The thread-local may be gone when the worker itself ends.
-            let _ = ROUND.try_with(release_if_over);
+            release_if_over(w.woken);
         }
     }
 }
