@@ -18,14 +18,22 @@ thread_local! {
     /// How many of this worker's connection tasks were woken and have not
     /// run since (other threads wake them too, hence the atomic).
     static WOKEN: Cell<Option<&'static AtomicIsize>> = const { Cell::new(None) };
+    /// Set by `end_of_round` when its task must wait; `Counted` then
+    /// queues the task's own waker, which counts nothing: a connection
+    /// released only to write brings no input to the round.
+    static QUEUE_ME: Cell<bool> = const { Cell::new(false) };
 }
 
 /// This worker's `WOKEN` counter. Leaked, one per thread: a waker may
 /// outlive the worker's thread-locals.
 fn woken() -> &'static AtomicIsize {
-    WOKEN.with(|w| {
-        *w.get()
-            .get_or_insert_with(|| Box::leak(Box::new(AtomicIsize::new(0))))
+    WOKEN.with(|w| match w.get() {
+        Some(c) => c,
+        None => {
+            let c: &'static AtomicIsize = Box::leak(Box::new(AtomicIsize::new(0)));
+            w.set(Some(c));
+            c
+        }
     })
 }
 
@@ -38,10 +46,8 @@ fn release_if_over(woken: &AtomicIsize) -> bool {
     // The thread-local may be gone when the worker itself ends.
     let _ = WAITING.try_with(|w| {
         let mut w = w.borrow_mut();
-        if !w.is_empty() {
-            for t in w.drain(..) {
-                t.wake();
-            }
+        while let Some(t) = w.pop() {
+            t.wake();
         }
     });
     true
@@ -49,14 +55,15 @@ fn release_if_over(woken: &AtomicIsize) -> bool {
 
 /// Completes when the round is over: at once when no other connection
 /// task of this worker is waiting to run, else when the last of them has.
+/// Only for a task run by `Counted`, which queues it.
 pub(crate) fn end_of_round() -> impl Future<Output = ()> {
     let mut queued = false;
-    std::future::poll_fn(move |cx| {
+    std::future::poll_fn(move |_| {
         if queued || release_if_over(woken()) {
             return Poll::Ready(());
         }
         queued = true;
-        WAITING.with(|w| w.borrow_mut().push(cx.waker().clone()));
+        QUEUE_ME.set(true);
         Poll::Pending
     })
 }
@@ -140,6 +147,9 @@ impl<F: Future<Output = ()>> Future for Counted<F> {
         });
         w.settle(IDLE);
         let done = this.fut.as_mut().poll(&mut Context::from_waker(waker));
+        if QUEUE_ME.replace(false) {
+            WAITING.with(|q| q.borrow_mut().push(w.task.clone()));
+        }
         release_if_over(w.woken);
         done
     }
