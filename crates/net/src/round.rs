@@ -22,7 +22,16 @@ thread_local! {
     /// queues the task's own waker, which counts nothing: a connection
     /// released only to write brings no input to the round.
     static QUEUE_ME: Cell<bool> = const { Cell::new(false) };
+    /// Connection task polls on this worker, and their count when the
+    /// first of the connections now waiting began to wait.
+    static POLLS: Cell<u32> = const { Cell::new(0) };
+    static WAITING_SINCE: Cell<Option<u32>> = const { Cell::new(None) };
 }
+
+/// The most connection task polls a round's first waiting connection
+/// waits for: connections that keep getting input (and send no replies)
+/// never hold the others' replies back for longer.
+const ROUND_MAX_POLLS: u32 = 128;
 
 /// This worker's `WOKEN` counter. Leaked, one per thread: a waker may
 /// outlive the worker's thread-locals.
@@ -38,11 +47,17 @@ fn woken() -> &'static AtomicIsize {
 }
 
 /// Wakes the connections waiting for the end of the round if it is over:
-/// no connection task of this worker is left to run.
+/// no connection task of this worker is left to run, or the first waiting
+/// connection has waited `ROUND_MAX_POLLS` polls.
 fn release_if_over(woken: &AtomicIsize) -> bool {
-    if woken.load(Ordering::Acquire) > 0 {
+    if woken.load(Ordering::Acquire) > 0
+        && !WAITING_SINCE
+            .get()
+            .is_some_and(|t| POLLS.get().wrapping_sub(t) >= ROUND_MAX_POLLS)
+    {
         return false;
     }
+    WAITING_SINCE.set(None);
     // The thread-local may be gone when the worker itself ends.
     let _ = WAITING.try_with(|w| {
         let mut w = w.borrow_mut();
@@ -54,7 +69,8 @@ fn release_if_over(woken: &AtomicIsize) -> bool {
 }
 
 /// Completes when the round is over: at once when no other connection
-/// task of this worker is waiting to run, else when the last of them has.
+/// task of this worker is waiting to run, else when the last of them has
+/// (or `ROUND_MAX_POLLS` polls later).
 /// Only for a task run by `Counted`, which queues it.
 pub(crate) fn end_of_round() -> impl Future<Output = ()> {
     let mut queued = false;
@@ -147,8 +163,16 @@ impl<F: Future<Output = ()>> Future for Counted<F> {
         });
         w.settle(IDLE);
         let done = this.fut.as_mut().poll(&mut Context::from_waker(waker));
+        let polls = POLLS.get().wrapping_add(1);
+        POLLS.set(polls);
         if QUEUE_ME.replace(false) {
-            WAITING.with(|q| q.borrow_mut().push(w.task.clone()));
+            WAITING.with(|q| {
+                let mut q = q.borrow_mut();
+                if q.is_empty() {
+                    WAITING_SINCE.set(Some(polls));
+                }
+                q.push(w.task.clone());
+            });
         }
         release_if_over(w.woken);
         done
@@ -232,6 +256,38 @@ mod tests {
                 let _ = t.await;
             }
             assert_eq!(*log.borrow(), ["b runs", "b writes"]);
+        });
+    }
+
+    #[test]
+    fn a_connection_that_keeps_running_holds_a_round_back_only_so_long() {
+        run(async {
+            let log = Log::default();
+            // Woken again each time it runs, through its counted waker: the
+            // round never runs out of woken connections on its own.
+            let busy = {
+                let log = log.clone();
+                tokio::task::spawn_local(Counted::new(async move {
+                    for _ in 0..10 * super::ROUND_MAX_POLLS {
+                        let mut woke = false;
+                        std::future::poll_fn(|cx| {
+                            if woke {
+                                return std::task::Poll::Ready(());
+                            }
+                            woke = true;
+                            cx.waker().wake_by_ref();
+                            std::task::Poll::Pending
+                        })
+                        .await;
+                    }
+                    log.borrow_mut().push("busy done".to_string());
+                }))
+            };
+            for t in round(&["a"], &log).await {
+                let _ = t.await;
+            }
+            let _ = busy.await;
+            assert_eq!(*log.borrow(), ["a runs", "a writes", "busy done"]);
         });
     }
 }
