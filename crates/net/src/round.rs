@@ -22,15 +22,15 @@ thread_local! {
     /// queues the task's own waker, which counts nothing: a connection
     /// released only to write brings no input to the round.
     static QUEUE_ME: Cell<bool> = const { Cell::new(false) };
-    /// Connection task polls on this worker, and their count when the
-    /// first of the connections now waiting began to wait.
-    static POLLS: Cell<u32> = const { Cell::new(0) };
-    static WAITING_SINCE: Cell<Option<u32>> = const { Cell::new(None) };
+    /// How many more times the round may be found not over before the
+    /// connections waiting are released anyway; 0 exactly while none waits.
+    static PATIENCE: Cell<u32> = const { Cell::new(0) };
 }
 
-/// The most connection task polls a round's first waiting connection
-/// waits for: connections that keep getting input (and send no replies)
-/// never hold the others' replies back for longer.
+/// The most connection task polls (each of which asks whether the round
+/// is over) a round's first waiting connection waits for: connections
+/// that keep getting input and send no replies cannot hold the others'
+/// replies back for longer.
 const ROUND_MAX_POLLS: u32 = 128;
 
 /// This worker's `WOKEN` counter. Leaked, one per thread: a waker may
@@ -47,17 +47,27 @@ fn woken() -> &'static AtomicIsize {
 }
 
 /// Wakes the connections waiting for the end of the round if it is over:
-/// no connection task of this worker is left to run, or the first waiting
-/// connection has waited `ROUND_MAX_POLLS` polls.
+/// no connection task of this worker is left to run, or the round's
+/// `PATIENCE` ran out.
+#[inline]
 fn release_if_over(woken: &AtomicIsize) -> bool {
-    if woken.load(Ordering::Acquire) > 0
-        && !WAITING_SINCE
-            .get()
-            .is_some_and(|t| POLLS.get().wrapping_sub(t) >= ROUND_MAX_POLLS)
-    {
+    let patience = PATIENCE.get();
+    if woken.load(Ordering::Acquire) > 0 && patience != 1 {
+        if patience > 1 {
+            PATIENCE.set(patience - 1);
+        }
         return false;
     }
-    WAITING_SINCE.set(None);
+    if patience > 0 {
+        release_waiting();
+    }
+    true
+}
+
+/// Wakes every waiting connection.
+#[inline(never)]
+fn release_waiting() {
+    PATIENCE.set(0);
     // The thread-local may be gone when the worker itself ends.
     let _ = WAITING.try_with(|w| {
         let mut w = w.borrow_mut();
@@ -65,7 +75,6 @@ fn release_if_over(woken: &AtomicIsize) -> bool {
             t.wake();
         }
     });
-    true
 }
 
 /// Completes when the round is over: at once when no other connection
@@ -163,16 +172,11 @@ impl<F: Future<Output = ()>> Future for Counted<F> {
         });
         w.settle(IDLE);
         let done = this.fut.as_mut().poll(&mut Context::from_waker(waker));
-        let polls = POLLS.get().wrapping_add(1);
-        POLLS.set(polls);
         if QUEUE_ME.replace(false) {
-            WAITING.with(|q| {
-                let mut q = q.borrow_mut();
-                if q.is_empty() {
-                    WAITING_SINCE.set(Some(polls));
-                }
-                q.push(w.task.clone());
-            });
+            WAITING.with(|q| q.borrow_mut().push(w.task.clone()));
+            if PATIENCE.get() == 0 {
+                PATIENCE.set(ROUND_MAX_POLLS);
+            }
         }
         release_if_over(w.woken);
         done
