@@ -8,24 +8,32 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A started server, killed when dropped.
+/// A started server, killed (and its log removed) when dropped.
 struct Started {
     child: Child,
     port: u16,
+    log: std::path::PathBuf,
 }
 
 impl Drop for Started {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
 /// Starts damselfly with exactly `args` and `env` (and no other DFLY_
 /// variables), and waits until `port` answers a request.
 fn start(args: &[&str], env: &[(&str, &str)], port: u16) -> Started {
+    // Its log goes to a file, so that a failed start says why.
+    let log = std::env::temp_dir().join(format!(
+        "damselfly-startup-{}-{port}.log",
+        std::process::id()
+    ));
+    let log_file = std::fs::File::create(&log).expect("create the start-up log");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_damselfly"));
-    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.args(args).stdout(Stdio::null()).stderr(log_file);
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DFLY_")) {
         cmd.env_remove(k);
     }
@@ -36,20 +44,24 @@ fn start(args: &[&str], env: &[(&str, &str)], port: u16) -> Started {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("damselfly exited during start-up: {status}");
+            let said = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = std::fs::remove_file(&log);
+            panic!("damselfly exited during start-up: {status}\n{said}");
         }
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
             let mut buf = [0u8; 64];
             if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
-                return Started { child, port };
+                return Started { child, port, log };
             }
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
     let _ = child.wait();
-    panic!("damselfly did not answer on port {port}");
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    panic!("damselfly did not answer on port {port}\n{said}");
 }
 
 /// Runs damselfly expecting it to refuse to start; returns its stderr.
