@@ -2,7 +2,7 @@
 //! then all of them write (ARCHITECTURE "Rounds"). The round ends when no
 //! connection task of the worker is left that was woken and has not run
 //! since: each connection task runs inside `Counted`, whose waker counts
-//! it in `woken` until it is polled.
+//! it in its worker's `WOKEN` until it is polled.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -200,9 +200,9 @@ mod tests {
     use tokio::sync::oneshot;
 
     fn run(f: impl std::future::Future<Output = ()>) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
+            panic!("cannot build a runtime");
+        };
         tokio::task::LocalSet::new().block_on(&rt, f);
     }
 
