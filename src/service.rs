@@ -5,7 +5,7 @@ use damselfly_commands::dispatch::Hint;
 use damselfly_commands::scripting::Job;
 use damselfly_commands::server::metrics;
 use damselfly_commands::{execute, Client, CmdError, Server, ThreadStats, Wait};
-use damselfly_net::{Flow, HttpRequest, HttpResponse, Service, Session, Warmed};
+use damselfly_net::{Flow, HttpRequest, HttpResponse, Service, Session};
 use damselfly_protocol::{Args, Limits, Reply};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
@@ -133,14 +133,17 @@ impl Session for Conn {
         damselfly_commands::dispatch::batch_end();
     }
 
-    fn prefetch(
+    fn prefetch(&mut self, args: &Args<'_>, hint: &mut Hint) -> u64 {
+        damselfly_commands::dispatch::prefetch(&self.server, self.client.db, args, hint)
+    }
+
+    fn prefetch_again(
         &mut self,
-        args: &Args<'_>,
-        prev: Option<Warmed<'_, Hint>>,
+        prev_cookie: u64,
+        prev_hint: Hint,
         hint: &mut Hint,
-    ) -> u64 {
-        let prev = prev.map(|p| (p.args, p.cookie, p.hint));
-        damselfly_commands::dispatch::prefetch(&self.server, self.client.db, args, prev, hint)
+    ) -> Option<u64> {
+        damselfly_commands::dispatch::prefetch_again(prev_cookie, prev_hint, hint)
     }
 
     fn prefetch_more(&mut self, cookie: u64) -> u64 {

@@ -163,6 +163,9 @@ fn pipelined_runs_on_one_key_answer_as_redis_does() {
             push(&["LPUSH", "q", &v]);
         }
         push(&["lpush", "q", &v]);
+        push(&["LPUSH", "q", &v, "w"]);
+        push(&["LPUSH", "q", &v]);
+        push(&["LPUSH", "q2", &v]);
         push(&["RPUSH", "q", &v]);
         push(&["LPUSH", "q"]);
         push(&["HSET", "q", "f", &v]);

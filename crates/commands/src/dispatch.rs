@@ -73,32 +73,11 @@ pub struct Hint {
 /// pipeline: for a command on one key, the first step of
 /// `Keyspace::prefetch_bucket`; its cookie (with `member_arg` in its
 /// caller's bits) goes to `prefetch_entry`. Leaves in `hint` what the
-/// run can reuse. `prev` is the request warmed just before (its
-/// arguments, cookie and hint): the same one-key command on the same key
-/// reuses its work, as its bucket and entry are on their way already.
-pub fn prefetch(
-    server: &Server,
-    db: usize,
-    args: &Args<'_>,
-    prev: Option<(&Args<'_>, u64, Hint)>,
-    hint: &mut Hint,
-) -> u64 {
+/// run can reuse.
+pub fn prefetch(server: &Server, db: usize, args: &Args<'_>, hint: &mut Hint) -> u64 {
     let (Some(name), Some(key)) = (args.get(0), args.get(1)) else {
         return 0;
     };
-    if let Some((p, cookie, h)) = prev {
-        if h.key.is_some()
-            && p.get(1).is_some_and(|k| same_bytes(k, key))
-            && p.get(0).is_some_and(|n| same_bytes(n, name))
-        {
-            *hint = h;
-            // Only a member still needs warming.
-            return match (cookie >> Keyspace::PREFETCH_TAG_SHIFT) & 3 {
-                MEMBER_NONE => 0,
-                _ => cookie,
-            };
-        }
-    }
     let Some(e) = lookup(name) else {
         return 0;
     };
@@ -127,6 +106,20 @@ pub fn prefetch(
         },
         _ => 0,
     }
+}
+
+/// `prefetch` for a request naming the same command and key as the one
+/// warmed just before it (which returned `cookie` and left `prev`): a
+/// one-key command reuses that work, its bucket and entry being on their
+/// way already, and only a member still needs warming. None for any other
+/// command (a script's first key may differ).
+pub fn prefetch_again(cookie: u64, prev: Hint, hint: &mut Hint) -> Option<u64> {
+    prev.key?;
+    *hint = prev;
+    Some(match (cookie >> Keyspace::PREFETCH_TAG_SHIFT) & 3 {
+        MEMBER_NONE => 0,
+        _ => cookie,
+    })
 }
 
 /// The second step of `prefetch`: the key's entry. Returns the cookie
@@ -164,28 +157,6 @@ pub fn prefetch_member(server: &Server, step: usize, cookie: u64, args: &Args<'_
     } else {
         0
     }
-}
-
-/// `a == b` without a call to `memcmp` for slices of 4 to 16 bytes
-/// (command names, short keys): two overlapping loads from each end. A
-/// longer slice is first told apart by its last eight bytes (`key:0001`
-/// against `key:0002`).
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    if let (Some(x), Some(y)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
-        if x != y {
-            return false;
-        }
-        if a.len() <= 16 {
-            return a.first_chunk::<8>() == b.first_chunk::<8>();
-        }
-    } else if let (Some(x), Some(y)) = (a.last_chunk::<4>(), b.last_chunk::<4>()) {
-        return x == y && a.first_chunk::<4>() == b.first_chunk::<4>();
-    }
-    a == b
 }
 
 /// Whether `s` is a decimal count of at least 1 (a key count worth a
@@ -583,24 +554,5 @@ pub(crate) fn call(ctx: &mut Ctx<'_, '_>, e: &'static Entry, args: &Args<'_>) {
         c.failed.add(1);
         count_error(stats, &err);
         ctx.reply.error(&err.to_string());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_bytes;
-
-    #[test]
-    fn same_bytes_agrees_with_slice_equality_at_every_length() {
-        for len in 0..40usize {
-            let a: Vec<u8> = (0..len as u8).collect();
-            assert!(same_bytes(&a, &a.clone()));
-            for i in 0..len {
-                let mut b = a.clone();
-                b[i] ^= 0x20;
-                assert!(!same_bytes(&a, &b), "len {len}, byte {i}");
-            }
-            assert!(!same_bytes(&a, &a[..len.saturating_sub(1)]) || len == 0);
-        }
     }
 }

@@ -65,14 +65,6 @@ pub enum Flow {
     Retry(Pin<Box<dyn Future<Output = ()>>>),
 }
 
-/// A request `Session::prefetch` warmed: its arguments, the cookie it
-/// returned and the hint it left.
-pub struct Warmed<'a, H> {
-    pub args: &'a Args<'a>,
-    pub cookie: u64,
-    pub hint: H,
-}
-
 /// One client connection's handler.
 pub trait Session {
     /// What warming a pipelined request learnt about it (its command,
@@ -109,17 +101,22 @@ pub trait Session {
     /// The batch's requests have run, or it is about to wait.
     fn batch_end(&mut self) {}
     /// A pipelined request will run soon: start loading what it touches,
-    /// and leave in `hint` what its run can reuse. `prev` is the request
-    /// warmed just before it in the same batch (a run of requests on one
-    /// key need warm it only once). Returns what `prefetch_more` takes
-    /// once the others are started too (0: nothing).
-    fn prefetch(
-        &mut self,
-        _args: &Args<'_>,
-        _prev: Option<Warmed<'_, Self::Hint>>,
-        _hint: &mut Self::Hint,
-    ) -> u64 {
+    /// and leave in `hint` what its run can reuse. Returns what
+    /// `prefetch_more` takes once the others are started too (0: nothing).
+    fn prefetch(&mut self, _args: &Args<'_>, _hint: &mut Self::Hint) -> u64 {
         0
+    }
+    /// `prefetch` for a request that names the same command and key as
+    /// the one warmed just before it (`prev_cookie`, `prev_hint`: what
+    /// that one returned and left), whose loads are on their way already.
+    /// None when this request needs warming of its own after all.
+    fn prefetch_again(
+        &mut self,
+        _prev_cookie: u64,
+        _prev_hint: Self::Hint,
+        _hint: &mut Self::Hint,
+    ) -> Option<u64> {
+        None
     }
     /// The second step of warming a request (what `prefetch` returned).
     /// Returns what `prefetch_member` takes next (0: nothing more).
@@ -471,15 +468,15 @@ impl<H> Default for Ahead<H> {
 }
 
 impl<H: Copy> Ahead<H> {
-    /// Moves the next request parsed ahead into `req`: its length and
-    /// its hint.
-    fn take(&mut self, req: &mut Request) -> Option<(usize, H)> {
+    /// The next request parsed ahead (read in place, not moved out): its
+    /// slot, length and hint.
+    fn take(&mut self) -> Option<(usize, usize, H)> {
         if self.next == self.len {
             return None;
         }
-        std::mem::swap(req, &mut self.reqs[self.next]);
+        let i = self.next;
         self.next += 1;
-        Some((self.consumed[self.next - 1], self.hints[self.next - 1]))
+        Some((i, self.consumed[i], self.hints[i]))
     }
 
     fn clear(&mut self) {
@@ -501,8 +498,11 @@ impl<H: Copy> Ahead<H> {
 /// all, each step for every request before the next step, so that their
 /// memory loads overlap instead of each stalling its command in turn.
 /// Returns `first`'s hint.
+/// `first` was parsed from the front of `first_input`; `input` is what
+/// follows it.
 fn warm<T: Session>(
-    first: &Args<'_>,
+    first: &Request,
+    first_input: &[u8],
     input: &[u8],
     limits: &Limits,
     session: &mut T,
@@ -513,9 +513,13 @@ fn warm<T: Session>(
     let mut steps = [0u8; WARM_MAX + 1];
     let mut starts = [0usize; WARM_MAX];
     let mut first_hint = T::Hint::default();
-    if !first.is_empty() {
-        cookies[0] = session.prefetch(first, None, &mut first_hint);
+    let first_args = first.args(first_input);
+    if !first_args.is_empty() {
+        cookies[0] = session.prefetch(&first_args, &mut first_hint);
     }
+    // The head (`Request::head`) of the request warmed last: a request
+    // with the same one names the same command and key.
+    let mut prev_head = first.head(first_input);
     let mut n = 0;
     let mut pos = 0;
     while n < WARM_MAX && pos < input.len() {
@@ -528,24 +532,26 @@ fn warm<T: Session>(
         else {
             break;
         };
-        let args = ahead.reqs[n].args(&input[pos..]);
+        let req = &ahead.reqs[n];
+        let args = req.args(&input[pos..]);
+        let head = req.head(&input[pos..]);
         let mut hint = T::Hint::default();
         if !args.is_empty() {
-            let before;
-            let prev = match n {
-                0 => (first, first_hint),
-                _ => {
-                    before = ahead.reqs[n - 1].args(&input[starts[n - 1]..]);
-                    (&before, ahead.hints[n - 1])
+            let prev_cookie = cookies[n];
+            let prev_hint = match n {
+                0 => first_hint,
+                _ => ahead.hints[n - 1],
+            };
+            let again = match (head, prev_head) {
+                (Some(h), Some(p)) if h == p => {
+                    session.prefetch_again(prev_cookie, prev_hint, &mut hint)
                 }
+                _ => None,
             };
-            let prev = Warmed {
-                args: prev.0,
-                cookie: cookies[n],
-                hint: prev.1,
+            let mut c = match again {
+                Some(c) => c,
+                None => session.prefetch(&args, &mut hint),
             };
-            let prev_cookie = prev.cookie;
-            let mut c = session.prefetch(&args, Some(prev), &mut hint);
             // The same key and member kind as the request before (a run
             // of HSETs on one hash): its entry is on its way or cached,
             // so the member's first load starts now, a whole pass earlier
@@ -559,6 +565,7 @@ fn warm<T: Session>(
             }
             cookies[n + 1] = c;
         }
+        prev_head = head;
         ahead.hints[n] = hint;
         starts[n] = pos;
         ahead.consumed[n] = consumed;
@@ -593,7 +600,7 @@ fn warm<T: Session>(
             }
             steps[i] += 1;
             *c = match i {
-                0 => session.prefetch_member(step, *c, first),
+                0 => session.prefetch_member(step, *c, &first_args),
                 _ => {
                     let args = ahead.reqs[i - 1].args(&input[starts[i - 1]..]);
                     session.prefetch_member(step, *c, &args)
@@ -713,9 +720,13 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
         while pos < inbuf.len() {
             let input = &inbuf[pos..];
             let mut hint = T::Hint::default();
-            let parsed = match ahead.take(&mut req) {
-                Some((consumed, warmed)) => {
+            // The slot in `ahead` holding the request, if it was parsed
+            // ahead; else it is in `req`.
+            let mut slot = None;
+            let parsed = match ahead.take() {
+                Some((i, consumed, warmed)) => {
                     hint = warmed;
+                    slot = Some(i);
                     Ok(Parsed::Complete { consumed })
                 }
                 None => {
@@ -724,9 +735,9 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                     // few now and warm the cache for all of them.
                     if let Ok(Parsed::Complete { consumed }) = parsed {
                         if consumed < input.len() {
-                            let first = req.args(input);
                             hint = warm(
-                                &first,
+                                &req,
+                                input,
                                 &input[consumed..],
                                 &limits,
                                 &mut session,
@@ -743,6 +754,7 @@ async fn connection<T: Session, IO: AsyncRead + AsyncWrite + Unpin>(
                     if !session.take_pushed(&mut out) {
                         return;
                     }
+                    let req = slot.map_or(&req, |i| &ahead.reqs[i]);
                     let flow = if req.is_empty() {
                         Flow::Continue
                     } else {

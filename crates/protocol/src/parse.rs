@@ -151,6 +151,17 @@ impl Request {
         }
     }
 
+    /// The bytes of a multibulk request up to the end of its second
+    /// argument (`input` as given to `args`): two requests with equal
+    /// heads name the same command and key, as every argument is framed
+    /// by its length. None for an inline request or a shorter one.
+    pub fn head<'a>(&self, input: &'a [u8]) -> Option<&'a [u8]> {
+        if self.inline {
+            return None;
+        }
+        input.get(..self.spans.get(1)?.end as usize)
+    }
+
     pub fn args<'a>(&'a self, input: &'a [u8]) -> Args<'a> {
         let base = if self.inline { &self.owned[..] } else { input };
         Args {

@@ -150,3 +150,19 @@ fn digit_headers_read_in_one_pass_keep_redis_rules() {
     let (args, _) = parse_all(b"*2\r\n$12\r\nabcdefghijkl\r\n$1\r\nx\r\n").unwrap();
     assert_eq!(args, vec![b"abcdefghijkl".to_vec(), b"x".to_vec()]);
 }
+
+#[test]
+fn a_multibulk_head_ends_with_its_second_argument() {
+    let mut req = Request::new();
+    let input = b"*3\r\n$5\r\nLPUSH\r\n$1\r\nq\r\n$1\r\nv\r\n";
+    parse_request(input, &Limits::default(), &mut req).unwrap();
+    assert_eq!(req.head(input), Some(&b"*3\r\n$5\r\nLPUSH\r\n$1\r\nq"[..]));
+    // One argument: no key, no head.
+    let input = b"*1\r\n$4\r\nPING\r\n";
+    parse_request(input, &Limits::default(), &mut req).unwrap();
+    assert_eq!(req.head(input), None);
+    // Inline arguments are not framed by their lengths: no head either.
+    let input = b"LPUSH q v\r\n";
+    parse_request(input, &Limits::default(), &mut req).unwrap();
+    assert_eq!(req.head(input), None);
+}
