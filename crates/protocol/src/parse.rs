@@ -138,7 +138,6 @@ impl Request {
         self.inline
     }
 
-    /// The arguments, given the same input slice that was parsed.
     /// Gives back what one huge request left reserved (a SADD of 100k
     /// members keeps 800 KB of spans), as Redis frees a big argv.
     pub fn shrink(&mut self) {
@@ -162,6 +161,7 @@ impl Request {
         input.get(..self.spans.get(1)?.end as usize)
     }
 
+    /// The arguments, given the same input slice that was parsed.
     pub fn args<'a>(&'a self, input: &'a [u8]) -> Args<'a> {
         let base = if self.inline { &self.owned[..] } else { input };
         Args {
