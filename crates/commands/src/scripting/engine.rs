@@ -13,7 +13,7 @@ use crate::client::Client;
 use crate::ctx::Ctx;
 use crate::error::CmdError;
 use crate::state::{Server, ThreadStats};
-use crate::table::flag;
+use crate::table::{flag, Keys};
 use damselfly_protocol::{Reply, Request};
 use damselfly_storage::Locked;
 use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
@@ -70,7 +70,7 @@ pub struct Vm {
     /// Scripts (by SHA1) whose last run ended within `QUICK_RUN_NS`: they
     /// may run on their caller's worker (functions keep theirs in the
     /// function engine, which forgets them when a library changes).
-    quick: FastSet<String>,
+    quick: FastSet<Vec<u8>>,
 }
 
 /// A run this short may happen on the caller's worker next time: its
@@ -182,9 +182,26 @@ pub(crate) fn new_lua() -> mlua::Result<Lua> {
     let sandbox: Table = g.raw_get("__sandbox")?;
     lua.set_named_registry_value("sandbox", sandbox)?;
     let real: Table = g.raw_get("__real_redis")?;
+    bind_callbacks(&lua, &impl_)?;
     for (name, f) in RAISING {
-        // SAFETY: each function is a valid lua_CFunction (see `forward`).
-        let f = unsafe { lua.create_c_function(*f)? };
+        let f = match *name {
+            // The callback travels as the C function's upvalue: no lookup
+            // by name (two string internings) per `redis.call`.
+            "call" | "pcall" => {
+                let callback: Function = impl_.raw_get(*name)?;
+                // SAFETY: the callback is the one argument on the stack;
+                // `lua_pushcclosure` pops it as the upvalue of a valid
+                // lua_CFunction (see `forward_command`) and leaves the
+                // closure, the one result.
+                unsafe {
+                    lua.exec_raw::<Function>(callback, |state| {
+                        mlua::ffi::lua_pushcclosure(state, *f, 1);
+                    })?
+                }
+            }
+            // SAFETY: each function is a valid lua_CFunction (see `forward`).
+            _ => unsafe { lua.create_c_function(*f)? },
+        };
         // register_function exists only in a function library's load-time
         // `redis` table (see functions.rs).
         if *name == "register_function" {
@@ -248,7 +265,6 @@ pub(crate) fn new_lua() -> mlua::Result<Lua> {
             Ok((true, Value::Nil))
         })?,
     )?;
-    bind_callbacks(&lua, &impl_)?;
     Ok(lua)
 }
 
@@ -309,14 +325,16 @@ thread_local! {
 /// read off the Lua stack straight into command strings (`CALL_ARGS`)
 /// and the callback gets none: packing them into a table for the
 /// callback to unpack into Lua values cost a tenth of a short script.
+/// The callback is the C closure's upvalue (see `new_lua`).
 ///
 /// # Safety
-/// As `forward`. Reading the arguments uses only Lua API calls that
-/// cannot raise (`lua_type`, `lua_tolstring` on strings, `lua_tonumber`),
-/// and the strings go into a thread-local, so no Rust value with a
-/// destructor is live in this frame when `lua_call` or `lua_error` may
-/// longjmp through it.
-unsafe fn forward_command(state: *mut mlua::lua_State, key: &'static [u8]) -> std::os::raw::c_int {
+/// `state` is the running Lua state that called the closure made by
+/// `new_lua`, whose upvalue is the callback. As `forward`, reading the
+/// arguments uses only Lua API calls that cannot raise (`lua_type`,
+/// `lua_tolstring` on strings, `lua_tonumber`), and the strings go into a
+/// thread-local, so no Rust value with a destructor is live in this frame
+/// when `lua_call` or `lua_error` may longjmp through it.
+unsafe fn forward_command(state: *mut mlua::lua_State) -> std::os::raw::c_int {
     use mlua::ffi;
     // SAFETY: see the function's contract; every index used is on the stack.
     unsafe {
@@ -339,9 +357,7 @@ unsafe fn forward_command(state: *mut mlua::lua_State, key: &'static [u8]) -> st
             }
         });
         ffi::lua_settop(state, 0);
-        ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"impl".as_ptr());
-        ffi::lua_getfield(state, -1, key.as_ptr().cast());
-        ffi::lua_remove(state, -2);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
         ffi::lua_call(state, 0, 2);
         if ffi::lua_toboolean(state, -2) != 0 {
             return 1;
@@ -363,14 +379,14 @@ fn number_arg(n: f64) -> Vec<u8> {
 }
 
 unsafe extern "C-unwind" fn c_call(state: *mut mlua::lua_State) -> std::os::raw::c_int {
-    // SAFETY: Lua calls this with its running state; the key is a
-    // NUL-terminated literal.
-    unsafe { forward_command(state, b"call\0") }
+    // SAFETY: Lua calls this closure (made by `new_lua`) with its
+    // running state.
+    unsafe { forward_command(state) }
 }
 
 unsafe extern "C-unwind" fn c_pcall(state: *mut mlua::lua_State) -> std::os::raw::c_int {
     // SAFETY: as `c_call`.
-    unsafe { forward_command(state, b"pcall\0") }
+    unsafe { forward_command(state) }
 }
 
 macro_rules! raising {
@@ -750,10 +766,10 @@ impl Vm {
     /// Whether `target` ended quickly last time it ran.
     pub(crate) fn is_quick(&self, target: &Target) -> bool {
         let (set, key) = self.quick_key(target);
-        std::str::from_utf8(key).is_ok_and(|k| set.contains(k))
+        set.contains(key)
     }
 
-    fn quick_key<'t>(&self, target: &'t Target) -> (&FastSet<String>, &'t [u8]) {
+    fn quick_key<'t>(&self, target: &'t Target) -> (&FastSet<Vec<u8>>, &'t [u8]) {
         match target {
             Target::Body(b) => (&self.quick, b.sha.as_bytes()),
             Target::Sha(sha) => (&self.quick, sha),
@@ -764,6 +780,10 @@ impl Vm {
     /// Records whether `target`'s run was quick (a target flushed or
     /// deleted meanwhile is not recorded).
     pub(crate) fn set_quick(&mut self, target: &Target, quick: bool) {
+        // Most runs change nothing: the lookups below are for a change.
+        if self.is_quick(target) == quick {
+            return;
+        }
         let (key, exists) = match target {
             Target::Body(b) => (b.sha.as_bytes(), self.scripts.contains_key(&b.sha)),
             Target::Sha(sha) => (
@@ -772,17 +792,12 @@ impl Vm {
             ),
             Target::Function(name) => (&name[..], self.functions.find(name).is_ok()),
         };
-        let Ok(key) = std::str::from_utf8(key) else {
-            return;
-        };
         let set = match target {
             Target::Function(_) => &mut self.functions.quick,
             _ => &mut self.quick,
         };
         if quick && exists {
-            if !set.contains(key) {
-                set.insert(key.to_owned());
-            }
+            set.insert(key.to_vec());
         } else {
             set.remove(key);
         }
@@ -1315,12 +1330,19 @@ fn redis_call(
 fn take_shards(run: &mut Run, e: &crate::table::Entry, args: &damselfly_protocol::Args) -> bool {
     let ks = &run.rc.server.keyspace;
     let locked = &mut run.rc.locked;
+    if locked.len() == ks.shard_count() {
+        return true;
+    }
     let mut shards: smallvec::SmallVec<[usize; 4]> = smallvec::SmallVec::new();
     if e.has(flag::ALL_SHARDS) || crate::transactions::visits_shards(e) {
-        if locked.len() == ks.shard_count() {
+        shards.extend(0..ks.shard_count());
+    } else if let (Keys::Range(1, 1, _), Some(key)) = (e.cmd.keys, args.get(1)) {
+        // One key (most calls), most often in a shard the script holds.
+        let i = ks.shard_of(key);
+        if locked.holds(i) {
             return true;
         }
-        shards.extend(0..ks.shard_count());
+        shards.push(i);
     } else {
         for i in e.key_positions(args.len(), |i| args.get(i)) {
             if let Some(k) = args.get(i) {

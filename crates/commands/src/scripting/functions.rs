@@ -44,7 +44,7 @@ pub(crate) struct Engine {
     lua: Lua,
     libraries: BTreeMap<String, Library>,
     /// Functions (by the name FCALL gave) whose last run was quick.
-    pub(crate) quick: super::engine::FastSet<String>,
+    pub(crate) quick: super::engine::FastSet<Vec<u8>>,
 }
 
 /// Library-load environment: `redis` is the load-time API while loading,
