@@ -622,9 +622,9 @@ fn unbound(lua: &Lua) -> mlua::Result<(bool, Value)> {
 
 /// What each run uses from its Lua state, looked up once.
 struct Glue {
-    xpcall: Function,
-    /// The message handler: notes where the script failed.
-    handler: Function,
+    /// `c_run`, with the message handler (which notes where the script
+    /// failed) as its upvalue.
+    runner: Function,
     /// The run hook (`execute`'s) is installed: it stays from run to run
     /// (installing it costs an allocation), until a run that was stopped
     /// (its hook replaced) or a FUNCTION LOAD (its own hook) removes it.
@@ -726,10 +726,16 @@ fn bind_callbacks(lua: &Lua, impl_: &Table) -> mlua::Result<()> {
         });
         Ok(err)
     })?;
-    let xpcall: Function = lua.globals().raw_get("xpcall")?;
+    // SAFETY: the handler is the one argument on the stack;
+    // `lua_pushcclosure` pops it as the upvalue of `c_run` (a valid
+    // lua_CFunction) and leaves the closure, the one result.
+    let runner = unsafe {
+        lua.exec_raw::<Function>(handler, |state| {
+            mlua::ffi::lua_pushcclosure(state, c_run, 1);
+        })?
+    };
     lua.set_app_data(Glue {
-        xpcall,
-        handler,
+        runner,
         hooked: Cell::new(false),
     });
     Ok(())
@@ -840,48 +846,36 @@ impl Vm {
 
     /// Runs a job, writing its reply (or its error) into `out`.
     pub fn run(&mut self, rc: &mut RunCtx, job: &Job, out: &mut Reply) -> Result<(), CmdError> {
-        let (lua, func, flags, name, source) = match &job.target {
+        if let Target::Body(b) = &job.target {
+            if !self.scripts.contains_key(&b.sha) {
+                self.load_script_as(&b.body, b.sha.clone())?;
+            }
+        }
+        let bound;
+        // A script gets KEYS and ARGV as globals (set by `c_run`), a
+        // function as the arguments it is bound to here.
+        let (lua, func, flags, name, words) = match &job.target {
             Target::Body(b) => {
-                if !self.scripts.contains_key(&b.sha) {
-                    self.load_script_as(&b.body, b.sha.clone())?;
-                }
                 let s = self.scripts.get(&b.sha).ok_or(CmdError::NoScript)?;
-                (
-                    &self.lua,
-                    s.func.clone(),
-                    s.flags,
-                    Cow::Borrowed(b.sha.as_str()),
-                    "@user_script",
-                )
+                let name = Cow::Borrowed(b.sha.as_str());
+                (&self.lua, &s.func, s.flags, name, Some(job))
             }
             Target::Sha(sha) => {
                 let (name, s) = std::str::from_utf8(sha)
                     .ok()
                     .and_then(|name| Some((name, self.scripts.get(name)?)))
                     .ok_or(CmdError::NoScript)?;
-                let name = Cow::Borrowed(name);
-                (&self.lua, s.func.clone(), s.flags, name, "@user_script")
+                (&self.lua, &s.func, s.flags, Cow::Borrowed(name), Some(job))
             }
             Target::Function(name) => {
                 let (func, flags) = self.functions.find(name)?;
                 let lua = self.functions.lua();
-                (
-                    lua,
-                    func,
-                    flags,
-                    String::from_utf8_lossy(name),
-                    "@user_function",
-                )
+                let keys = list(lua, job.keys()).map_err(lua_err)?;
+                let argv = list(lua, job.argv()).map_err(lua_err)?;
+                let bind: Function = lua.named_registry_value("bind").map_err(lua_err)?;
+                bound = bind.call::<Function>((func, keys, argv)).map_err(lua_err)?;
+                (lua, &bound, flags, String::from_utf8_lossy(name), None)
             }
-        };
-        let func = if source == "@user_function" {
-            let keys = list(lua, job.keys()).map_err(lua_err)?;
-            let argv = list(lua, job.argv()).map_err(lua_err)?;
-            let bind: Function = lua.named_registry_value("bind").map_err(lua_err)?;
-            bind.call::<Function>((func, keys, argv)).map_err(lua_err)?
-        } else {
-            set_args(lua, job.keys(), job.argv()).map_err(lua_err)?;
-            func
         };
         // A script that declared flags and may write (whatever the _RO
         // command says) is refused under maxmemory, then without enough
@@ -906,7 +900,15 @@ impl Vm {
             return Err(CmdError::ScriptRoWithWriteFlag);
         }
         let no_writes = flags.no_writes || job.read_only;
-        execute(lua, rc, func, (no_writes, flags.allow_oom), &name, out)
+        execute(
+            lua,
+            rc,
+            func,
+            words,
+            (no_writes, flags.allow_oom),
+            &name,
+            out,
+        )
     }
 }
 
@@ -939,18 +941,35 @@ fn list(lua: &Lua, items: WordList<'_>) -> mlua::Result<Table> {
     Ok(t)
 }
 
-/// Sets the KEYS and ARGV globals (functions get them as arguments):
-/// fresh tables each run, as Redis makes them, built on the Lua stack
-/// (through mlua's handles they cost an eighth of a short script).
-fn set_args(lua: &Lua, keys: WordList<'_>, argv: WordList<'_>) -> mlua::Result<()> {
+thread_local! {
+    /// The script job `c_run` sets KEYS and ARGV from (null: a function,
+    /// which gets them bound as arguments). Set by `execute` for the
+    /// length of its call.
+    static RUN_JOB: Cell<*const Job> = const { Cell::new(std::ptr::null()) };
+}
+
+/// A run's entry point, called with the function to run; its upvalue is
+/// the message handler (see `bind_callbacks`). Sets the KEYS and ARGV
+/// globals of a script (fresh tables each run, as Redis makes them) and
+/// calls the function under the handler, returning what `xpcall` would:
+/// whether it succeeded, then its first result or its error. One
+/// protected call from Rust per run instead of two (`exec_raw` for the
+/// globals, then the call), each allocating closures.
+///
+/// # Safety
+/// Lua calls it with its running state and at least one argument. It
+/// uses at most five stack slots (LUA_MINSTACK is 20). A Lua memory error
+/// longjmps out of it, and no Rust value with a destructor is live here
+/// (the job is read through the pointer `execute` set).
+unsafe extern "C-unwind" fn c_run(state: *mut mlua::lua_State) -> std::os::raw::c_int {
     use mlua::ffi;
-    // SAFETY: `exec_raw` runs the closure in protected mode on the Lua
-    // state with room for three more stack slots; each step below uses at
-    // most two at a time. A Lua (memory) error longjmps out of the
-    // closure, which holds only borrowed slices, nothing to drop.
+    // SAFETY: see the function's contract. `RUN_JOB` is null or points to
+    // the job `execute` borrows for the whole call.
     unsafe {
-        lua.exec_raw::<()>((), |state| {
-            for (name, items) in [(c"KEYS", keys), (c"ARGV", argv)] {
+        ffi::lua_settop(state, 1);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+        if let Some(job) = RUN_JOB.get().as_ref() {
+            for (name, items) in [(c"KEYS", job.keys()), (c"ARGV", job.argv())] {
                 let n = i32::try_from(items.len()).unwrap_or(i32::MAX);
                 ffi::lua_createtable(state, n, 0);
                 for (i, item) in (1..=n).zip(items.iter()) {
@@ -959,27 +978,35 @@ fn set_args(lua: &Lua, keys: WordList<'_>, argv: WordList<'_>) -> mlua::Result<(
                 }
                 ffi::lua_setfield(state, ffi::LUA_GLOBALSINDEX, name.as_ptr());
             }
-        })
+        }
+        ffi::lua_pushvalue(state, 1);
+        let ok = ffi::lua_pcall(state, 0, 1, 2) == 0;
+        ffi::lua_pushboolean(state, std::os::raw::c_int::from(ok));
+        ffi::lua_insert(state, -2);
+        2
     }
 }
 
 /// Calls `func` under a message handler with `redis.call` and friends
-/// bound to `rc`, and converts its result (or error) into `out`.
+/// bound to `rc`, and converts its result (or error) into `out`. `script`:
+/// the job whose keys and arguments become KEYS and ARGV (None for a
+/// function, bound to them already).
 pub(crate) fn execute(
     lua: &Lua,
     rc: &mut RunCtx,
-    func: Function,
+    func: &Function,
+    script: Option<&Job>,
     (no_writes, allow_oom): (bool, bool),
     name: &str,
     out: &mut Reply,
 ) -> Result<(), CmdError> {
     let running = rc.running.clone();
-    let (xpcall, handler, hooked) = {
+    let (runner, hooked) = {
         let glue = lua
             .app_data_ref::<Glue>()
             .ok_or_else(|| CmdError::Other("ERR no script glue".into()))?;
         let hooked = glue.hooked.replace(true);
-        (glue.xpcall.clone(), glue.handler.clone(), hooked)
+        (glue.runner.clone(), hooked)
     };
     if !hooked {
         // Every run of this Lua state shares `running` (its Scripting's).
@@ -1015,9 +1042,12 @@ pub(crate) fn execute(
     };
     let result = (|| {
         let bound = Bind::new(&active);
-        // xpcall's status and the script's first result (the rest are
-        // dropped, as Redis replies with the first only).
-        let (status, value) = xpcall.call::<(Value, Value)>((func, handler))?;
+        // The run's status and its first result (the rest are dropped, as
+        // Redis replies with the first only).
+        let job = RUN_JOB.replace(script.map_or(std::ptr::null(), std::ptr::from_ref));
+        let called = runner.call::<(Value, Value)>(func);
+        RUN_JOB.set(job);
+        let (status, value) = called?;
         drop(bound);
         let ok = matches!(status, Value::Boolean(true));
         running
