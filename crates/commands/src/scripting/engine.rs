@@ -189,13 +189,14 @@ pub(crate) fn new_lua() -> mlua::Result<Lua> {
             // by name (two string internings) per `redis.call`.
             "call" | "pcall" => {
                 let callback: Function = impl_.raw_get(*name)?;
-                // SAFETY: the callback is the one argument on the stack;
-                // `lua_pushcclosure` pops it as the upvalue of a valid
-                // lua_CFunction (see `forward_command`) and leaves the
-                // closure, the one result.
+                let finish: Function = impl_.raw_get(format!("finish_{name}"))?;
+                // SAFETY: the two callbacks are the arguments on the
+                // stack; `lua_pushcclosure` pops them as the upvalues of a
+                // valid lua_CFunction (see `forward_command`) and leaves
+                // the closure, the one result.
                 unsafe {
-                    lua.exec_raw::<Function>(callback, |state| {
-                        mlua::ffi::lua_pushcclosure(state, *f, 1);
+                    lua.exec_raw::<Function>((callback, finish), |state| {
+                        mlua::ffi::lua_pushcclosure(state, *f, 2);
                     })?
                 }
             }
@@ -325,11 +326,17 @@ thread_local! {
 /// read off the Lua stack straight into command strings (`CALL_ARGS`)
 /// and the callback gets none: packing them into a table for the
 /// callback to unpack into Lua values cost a tenth of a short script.
-/// The callback is the C closure's upvalue (see `new_lua`).
+/// A command that passes its checks runs at once (`run_quietly`) and a
+/// plain reply is pushed here; the rest goes through the callbacks, the
+/// C closure's upvalues (see `new_lua`): the full path (1), which also
+/// says why a command was refused, or the conversion of a reply that is
+/// not plain (2).
 ///
 /// # Safety
 /// `state` is the running Lua state that called the closure made by
-/// `new_lua`, whose upvalue is the callback. As `forward`, reading the
+/// `new_lua`, whose upvalues are the callbacks. A plain reply's bytes are
+/// read through the pointers `plain_reply` returns: `run.scratch` does
+/// not change until the next `redis.call`. As `forward`, reading the
 /// arguments uses only Lua API calls that cannot raise (`lua_type`,
 /// `lua_tolstring` on strings, `lua_tonumber`), and the strings go into a
 /// thread-local, so no Rust value with a destructor is live in this frame
@@ -357,7 +364,37 @@ unsafe fn forward_command(state: *mut mlua::lua_State) -> std::os::raw::c_int {
             }
         });
         ffi::lua_settop(state, 0);
-        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+        // The common case without the Rust callback and Lua values made
+        // by mlua: a command that passes its checks and replies with a
+        // plain value.
+        let callback = match std::panic::catch_unwind(run_quietly) {
+            Ok(false) => 1,
+            Ok(true) => match plain_reply() {
+                Some(plain) => {
+                    match plain {
+                        Plain::Int(n) => ffi::lua_pushinteger(state, n as ffi::lua_Integer),
+                        Plain::Bulk(p, n) => {
+                            ffi::lua_pushlstring(state, p.cast(), n);
+                        }
+                        Plain::Status(p, n) => {
+                            ffi::lua_createtable(state, 0, 1);
+                            ffi::lua_pushlstring(state, p.cast(), n);
+                            ffi::lua_setfield(state, -2, c"ok".as_ptr());
+                        }
+                        Plain::False => ffi::lua_pushboolean(state, 0),
+                    }
+                    plain_done();
+                    return 1;
+                }
+                None => 2,
+            },
+            Err(payload) => {
+                PANIC.with(|p| *p.borrow_mut() = Some(payload));
+                ffi::lua_pushstring(state, c"panic in redis.call".as_ptr());
+                ffi::lua_error(state)
+            }
+        };
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(callback));
         ffi::lua_call(state, 0, 2);
         if ffi::lua_toboolean(state, -2) != 0 {
             return 1;
@@ -660,6 +697,15 @@ fn bind_callbacks(lua: &Lua, impl_: &Table) -> mlua::Result<()> {
                 args.req.trim_owned();
                 CALL_ARGS.with(|a| *a.borrow_mut() = args);
                 result
+            })?,
+        )?;
+        // The reply of a command `run_quietly` ran, when not plain.
+        impl_.raw_set(
+            format!("finish_{name}"),
+            lua.create_function(move |lua, ()| {
+                CALL_ARGS.with(|a| a.borrow_mut().req.trim_owned());
+                with_active(|a| finish(lua, &mut a.run.borrow_mut(), raising))
+                    .unwrap_or_else(|| unbound(lua))
             })?,
         )?;
     }
@@ -1047,6 +1093,9 @@ pub(crate) fn execute(
         let job = RUN_JOB.replace(script.map_or(std::ptr::null(), std::ptr::from_ref));
         let called = runner.call::<(Value, Value)>(func);
         RUN_JOB.set(job);
+        if let Some(payload) = PANIC.with(|p| p.borrow_mut().take()) {
+            std::panic::resume_unwind(payload);
+        }
         let (status, value) = called?;
         drop(bound);
         let ok = matches!(status, Value::Boolean(true));
@@ -1221,100 +1270,79 @@ fn acl_check_cmd(lua: &Lua, run: &Run, args: MultiValue) -> mlua::Result<(bool, 
     Ok((true, if ok { Value::Boolean(true) } else { Value::Nil }))
 }
 
-/// redis.call / redis.pcall: runs one command through the table, as the
-/// script's pseudo-client, with the script's locks.
-fn redis_call(
-    lua: &Lua,
-    run: &mut Run,
-    call_args: &CallArgs,
-    raising: bool,
-) -> mlua::Result<(bool, Value)> {
-    // `counted`: the error is already in the error stats (as Redis marks
-    // it), so the script's reply, if it ends with it, is not counted again.
-    let fail_as = |lua: &Lua, e: CmdError, counted: bool| -> mlua::Result<(bool, Value)> {
-        let msg = e.to_string();
-        if raising {
-            let r = raise(lua, &msg);
-            if counted {
-                lua.set_named_registry_value("raised_counted", true)?;
-            }
-            r
-        } else {
-            let t = lua.create_table()?;
-            t.raw_set("err", msg)?;
-            if counted {
-                t.raw_set("ignore_error_stats_update", true)?;
-            }
-            Ok((true, Value::Table(t)))
-        }
+/// Why `redis.call` did not run a command: the error, whether it is
+/// counted as a rejected call (`refused`) of `cmd`.
+struct Refusal {
+    err: CmdError,
+    refused: bool,
+    cmd: Option<&'static crate::table::Entry>,
+}
+
+/// The checks `redis.call` makes before it runs a command, in Redis's
+/// order; they change nothing. The command's entry, or why not.
+fn admit(run: &Run, call_args: &CallArgs) -> Result<&'static crate::table::Entry, Refusal> {
+    let fail = |err| Refusal {
+        err,
+        refused: false,
+        cmd: None,
     };
-    let fail = |lua: &Lua, e: CmdError| fail_as(lua, e, false);
-    // Refused before it ran: counted as an error reply and, for a known
-    // command, a rejected call (Redis's script call path).
-    let stats = run.rc.stats;
-    let refuse = |lua: &Lua, e: CmdError, cmd: Option<&crate::table::Entry>| {
-        crate::dispatch::count_error(stats, &e);
-        if let Some(cmd) = cmd {
-            stats.commands[cmd.id].rejected.add(1);
-        }
-        fail_as(lua, e, true)
+    let refuse = |err, cmd| Refusal {
+        err,
+        refused: true,
+        cmd,
     };
-    if run.rc.running.stopping() {
-        return Err(mlua::Error::RuntimeError("killed".into()));
-    }
     if call_args.req.is_empty() && !call_args.bad_type {
-        return fail(lua, CmdError::ScriptNoArgs);
+        return Err(fail(CmdError::ScriptNoArgs));
     }
     if call_args.bad_type {
-        return fail(lua, CmdError::ScriptArgType);
+        return Err(fail(CmdError::ScriptArgType));
     }
     let args = call_args.req.args(&[]);
     let e = match crate::dispatch::resolve(&args) {
         Ok(e) => e,
-        Err((e, CmdError::WrongArity(_))) => return refuse(lua, CmdError::ScriptWrongArity, e),
-        Err(_) => return refuse(lua, CmdError::ScriptUnknownCommand, None),
+        Err((e, CmdError::WrongArity(_))) => return Err(refuse(CmdError::ScriptWrongArity, e)),
+        Err(_) => return Err(refuse(CmdError::ScriptUnknownCommand, None)),
     };
-    if e.has(flag::NOSCRIPT) && !run.rc.server.scripting.allow_noscript.load(Relaxed) {
-        return refuse(lua, CmdError::ScriptNotAllowed, Some(e));
+    let server = run.rc.server;
+    if e.has(flag::NOSCRIPT) && !server.scripting.allow_noscript.load(Relaxed) {
+        return Err(refuse(CmdError::ScriptNotAllowed, Some(e)));
     }
     if !run.rc.client.user.unrestricted.load(Relaxed) {
-        if let Err(err) = crate::acl::check_script(run.rc.server, &run.rc.client, e, &args) {
-            return refuse(lua, err, Some(e));
+        if let Err(err) = crate::acl::check_script(server, &run.rc.client, e, &args) {
+            return Err(refuse(err, Some(e)));
         }
     }
     // PUBLISH and the like (`may_replicate`) count as writes here, as in Redis.
     if run.no_writes && e.has(flag::WRITE | flag::MAY_REPLICATE) {
-        return refuse(lua, CmdError::ScriptWriteInReadOnly, Some(e));
+        return Err(refuse(CmdError::ScriptWriteInReadOnly, Some(e)));
     }
-    if !e.has(flag::STALE) && crate::replicaof::stale(run.rc.server) {
-        return refuse(lua, CmdError::ScriptStale, Some(e));
+    if !e.has(flag::STALE) && crate::replicaof::stale(server) {
+        return Err(refuse(CmdError::ScriptStale, Some(e)));
     }
     // The server-state checks apply until the script's first write; after
     // it, failing would break the script's atomicity (Redis's rule).
-    if e.has(flag::WRITE) && !run.rc.running.wrote.load(Relaxed) {
-        if crate::replicaof::script_write_refused(run.rc.server) {
-            return refuse(lua, CmdError::ReadOnlyReplica, Some(e));
+    let wrote = run.rc.running.wrote.load(Relaxed);
+    if e.has(flag::WRITE) && !wrote {
+        if crate::replicaof::script_write_refused(server) {
+            return Err(refuse(CmdError::ReadOnlyReplica, Some(e)));
         }
-        if let Some(err) = crate::repl_master::refusal(run.rc.server, e) {
-            return refuse(lua, err, Some(e));
+        if let Some(err) = crate::repl_master::refusal(server, e) {
+            return Err(refuse(err, Some(e)));
         }
     }
     // As Redis: under maxmemory, a script's first write that may grow
     // memory is refused; later ones are not (that would break atomicity).
-    if e.has(flag::DENYOOM)
-        && !run.allow_oom
-        && !run.rc.running.wrote.load(Relaxed)
-        && crate::maxmemory::over_limit(run.rc.server)
-    {
-        return refuse(lua, CmdError::OutOfMemory, Some(e));
+    if e.has(flag::DENYOOM) && !run.allow_oom && !wrote && crate::maxmemory::over_limit(server) {
+        return Err(refuse(CmdError::OutOfMemory, Some(e)));
     }
+    Ok(e)
+}
+
+/// Runs an admitted command holding its shards (see `take_shards`): its
+/// reply goes to `run.scratch`.
+fn run_admitted(run: &mut Run, e: &'static crate::table::Entry, args: &damselfly_protocol::Args) {
     if e.has(flag::WRITE) {
         run.rc.running.wrote.store(true, Relaxed);
-    }
-    if !take_shards(run, e, &args) {
-        run.rc.running.restart.store(true, Relaxed);
-        trap_every_line(lua, &run.rc.running);
-        return Err(mlua::Error::RuntimeError("restart".into()));
     }
     if !e.has(flag::READONLY) {
         run.pure = false;
@@ -1337,21 +1365,170 @@ fn redis_call(
         wait: None,
     };
     let was_silent = damselfly_replication::master::set_silent(!run.replicate);
-    crate::dispatch::call(&mut ctx, e, &args);
+    crate::dispatch::call(&mut ctx, e, args);
     damselfly_replication::master::set_silent(was_silent);
     rc.locked = ctx.locked;
-    let bytes = reply.as_bytes();
+    run.scratch = reply;
+}
+
+/// The Lua value of a failed `redis.call` (raised as a plain string) or
+/// `redis.pcall` (an error table). `counted`: the error is already in the
+/// error stats (as Redis marks it), so the script's reply, if it ends
+/// with it, is not counted again.
+fn fail_as(lua: &Lua, e: CmdError, counted: bool, raising: bool) -> mlua::Result<(bool, Value)> {
+    let msg = e.to_string();
+    if raising {
+        let r = raise(lua, &msg);
+        if counted {
+            lua.set_named_registry_value("raised_counted", true)?;
+        }
+        r
+    } else {
+        let t = lua.create_table()?;
+        t.raw_set("err", msg)?;
+        if counted {
+            t.raw_set("ignore_error_stats_update", true)?;
+        }
+        Ok((true, Value::Table(t)))
+    }
+}
+
+/// The Lua value of the reply in `run.scratch`.
+fn finish(lua: &Lua, run: &mut Run, raising: bool) -> mlua::Result<(bool, Value)> {
+    let bytes = run.scratch.as_bytes();
     let result = if let Some(rest) = bytes.strip_prefix(b"-") {
         let text = rest.strip_suffix(b"\r\n").unwrap_or(rest);
         let text = String::from_utf8_lossy(text).into_owned();
         // `dispatch::call` counted it.
-        fail_as(lua, CmdError::Script(text), true)
+        fail_as(lua, CmdError::Script(text), true, raising)
     } else {
         resp::to_lua(lua, bytes).map(|v| (true, v))
     };
-    reply.shrink(64 << 10);
-    run.scratch = reply;
+    run.scratch.shrink(64 << 10);
     result
+}
+
+/// redis.call / redis.pcall: runs one command through the table, as the
+/// script's pseudo-client, with the script's locks.
+fn redis_call(
+    lua: &Lua,
+    run: &mut Run,
+    call_args: &CallArgs,
+    raising: bool,
+) -> mlua::Result<(bool, Value)> {
+    if run.rc.running.stopping() {
+        return Err(mlua::Error::RuntimeError("killed".into()));
+    }
+    let e = match admit(run, call_args) {
+        Ok(e) => e,
+        Err(r) => {
+            // Refused before it ran: counted as an error reply and, for a
+            // known command, a rejected call (Redis's script call path).
+            if r.refused {
+                crate::dispatch::count_error(run.rc.stats, &r.err);
+                if let Some(cmd) = r.cmd {
+                    run.rc.stats.commands[cmd.id].rejected.add(1);
+                }
+            }
+            return fail_as(lua, r.err, r.refused, raising);
+        }
+    };
+    let args = call_args.req.args(&[]);
+    if !take_shards(run, e, &args) {
+        run.rc.running.restart.store(true, Relaxed);
+        trap_every_line(lua, &run.rc.running);
+        return Err(mlua::Error::RuntimeError("restart".into()));
+    }
+    run_admitted(run, e, &args);
+    finish(lua, run, raising)
+}
+
+/// `redis.call` without Lua values: runs the command in `CALL_ARGS` if
+/// the run is not stopping, every check passes and its shards are taken;
+/// its reply is then in `run.scratch`. False: nothing was run (the full
+/// path, `redis_call`, goes over it again and says why).
+fn run_quietly() -> bool {
+    with_active(|a| {
+        let Ok(mut run) = a.run.try_borrow_mut() else {
+            return false;
+        };
+        if run.rc.running.stopping() {
+            return false;
+        }
+        CALL_ARGS.with(|c| {
+            let Ok(c) = c.try_borrow() else {
+                return false;
+            };
+            let Ok(e) = admit(&run, &c) else {
+                return false;
+            };
+            let args = c.req.args(&[]);
+            if !take_shards(&mut run, e, &args) {
+                return false;
+            }
+            run_admitted(&mut run, e, &args);
+            true
+        })
+    })
+    .unwrap_or(false)
+}
+
+/// A reply `forward_command` gives to Lua itself (pointers into
+/// `run.scratch`, valid until the next `redis.call`).
+#[derive(Clone, Copy)]
+enum Plain {
+    Int(i64),
+    Bulk(*const u8, usize),
+    Status(*const u8, usize),
+    /// RESP2's null bulk string.
+    False,
+}
+
+/// The reply `run_quietly` left, if plain. None: an error, an aggregate
+/// or a RESP3 type, for `finish`.
+fn plain_reply() -> Option<Plain> {
+    with_active(|a| {
+        let run = a.run.try_borrow().ok()?;
+        let b = run.scratch.as_bytes();
+        let (&tag, rest) = b.split_first()?;
+        let end = rest.iter().position(|&c| c == b'\r')?;
+        let head = &rest[..end];
+        let body = rest.get(end + 2..)?;
+        match tag {
+            b':' => Some(Plain::Int(crate::args::parse_i64(head)?)),
+            b'+' => Some(Plain::Status(head.as_ptr(), head.len())),
+            b'$' => {
+                let Ok(n) = usize::try_from(crate::args::parse_i64(head)?) else {
+                    return Some(Plain::False);
+                };
+                Some(Plain::Bulk(body.get(..n)?.as_ptr(), n))
+            }
+            _ => None,
+        }
+    })
+    .flatten()
+}
+
+/// After a plain reply went to Lua: the reply buffer and the argument
+/// buffer give back what a large one took, as `finish` and the full path
+/// do.
+fn plain_done() {
+    with_active(|a| {
+        if let Ok(mut run) = a.run.try_borrow_mut() {
+            run.scratch.shrink(64 << 10);
+        }
+    });
+    CALL_ARGS.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            c.req.trim_owned();
+        }
+    });
+}
+
+thread_local! {
+    /// A panic caught in `forward_command`, resumed once the run is back
+    /// in Rust (`execute`), as mlua does for its callbacks.
+    static PANIC: RefCell<Option<Box<dyn std::any::Any + Send>>> = const { RefCell::new(None) };
 }
 
 /// Adds the shards `e` needs to the script's locks (every shard for a
