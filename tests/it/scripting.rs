@@ -58,6 +58,12 @@ const CONVERSIONS: &str = r#"
     EVAL "redis.call('select', 1) redis.call('set','indb1','v') return redis.call('get','indb1')" 0
     GET indb1
     EVAL "return redis.call('ping')" 0
+    # Plain replies as Lua sees them (redis.call pushes these itself).
+    EVAL "local r = redis.call('set','x','1') return {type(r), r.ok, type(redis.call('incrby','x',-5))}" 0
+    EVAL "return {redis.call('incrby','x',-5), type(redis.call('get','nokey')), redis.call('get','nokey') == false}" 0
+    EVAL "redis.call('set','big',string.rep('ab',150000)) local v = redis.call('get','big') return {#v, string.sub(v,1,3)}" 0
+    EVAL "return {redis.call('get','big') == string.rep('ab',150000), redis.call('strlen','big')}" 0
+    EVAL "redis.setresp(3) return {type(redis.call('get','nokey')), redis.call('incr','n3')}" 0
     EVAL "return redis.call('rpush','l',1,2.5,'x')" 0
     LRANGE l 0 -1
     EVAL "return redis.call('set','n',9007199254740991)" 0
