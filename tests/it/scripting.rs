@@ -64,6 +64,16 @@ const CONVERSIONS: &str = r#"
     EVAL "redis.call('set','big',string.rep('ab',150000)) local v = redis.call('get','big') return {#v, string.sub(v,1,3)}" 0
     EVAL "return {redis.call('get','big') == string.rep('ab',150000), redis.call('strlen','big')}" 0
     EVAL "redis.setresp(3) return {type(redis.call('get','nokey')), redis.call('incr','n3')}" 0
+    # Arrays of plain values, both ways (redis.call and c_run convert them).
+    EVAL "redis.call('hset','hh','a','1','b','2') redis.call('rpush','ll','x','y') return {#redis.call('hgetall','hh'), redis.call('lrange','ll',0,-1)[2], #redis.call('lrange','none',0,-1)}" 0
+    EVAL "local m = redis.call('mget','x','nokey','hh') return {type(m[2]), m[1], redis.call('zrange','z',0,-1,'withscores')[2]}" 0
+    EVAL "redis.call('hset','hh','a','1','b','2') return redis.call('hgetall','hh')" 0
+    EVAL "return redis.call('mget','nokey','x')" 0
+    EVAL "return {1, 'a', true, false, 3.7, -2.5, nil, 5}" 0
+    EVAL "return {1e20, 0/0, redis.call, -1e20, ''}" 0
+    EVAL "return {1, 2, ok='fine'}" 0
+    EVAL "return {1, {2, 3}, 'x'}" 0
+    EVAL "redis.setresp(3) return {true, false, 1}" 0
     EVAL "return redis.call('rpush','l',1,2.5,'x')" 0
     LRANGE l 0 -1
     EVAL "return redis.call('set','n',9007199254740991)" 0

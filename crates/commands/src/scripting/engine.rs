@@ -370,19 +370,23 @@ unsafe fn forward_command(state: *mut mlua::lua_State) -> std::os::raw::c_int {
         let callback = match std::panic::catch_unwind(run_quietly) {
             Ok(false) => 1,
             Ok(true) => match plain_reply() {
-                Some(plain) => {
-                    match plain {
-                        Plain::Int(n) => ffi::lua_pushinteger(state, n as ffi::lua_Integer),
-                        Plain::Bulk(p, n) => {
-                            ffi::lua_pushlstring(state, p.cast(), n);
-                        }
-                        Plain::Status(p, n) => {
-                            ffi::lua_createtable(state, 0, 1);
-                            ffi::lua_pushlstring(state, p.cast(), n);
-                            ffi::lua_setfield(state, -2, c"ok".as_ptr());
-                        }
-                        Plain::False => ffi::lua_pushboolean(state, 0),
+                Some(Plain::Array(n, p, len)) => {
+                    // `plain_reply` checked every element.
+                    let mut left = std::slice::from_raw_parts(p, len);
+                    ffi::lua_createtable(state, i32::try_from(n).unwrap_or(i32::MAX), 0);
+                    for i in 1..=n {
+                        let Some((v, next)) = scalar_at(left) else {
+                            break;
+                        };
+                        push_scalar(state, v);
+                        ffi::lua_rawseti(state, -2, i as ffi::lua_Integer);
+                        left = next;
                     }
+                    plain_done();
+                    return 1;
+                }
+                Some(plain) => {
+                    push_scalar(state, plain);
                     plain_done();
                     return 1;
                 }
@@ -992,6 +996,82 @@ thread_local! {
     /// which gets them bound as arguments). Set by `execute` for the
     /// length of its call.
     static RUN_JOB: Cell<*const Job> = const { Cell::new(std::ptr::null()) };
+    /// Where `c_run` writes the reply of a script that returned a flat
+    /// array (see `flat_reply`), and whether it did. Set by `execute`.
+    static RUN_OUT: Cell<(*mut Reply, bool)> = const { Cell::new((std::ptr::null_mut(), false)) };
+}
+
+/// The fields that make a returned table a reply of another type (an
+/// error, a status, a double...), which `lua_to_resp` converts.
+const REPLY_FIELDS: [&std::ffi::CStr; 7] = [
+    c"err",
+    c"ok",
+    c"double",
+    c"big_number",
+    c"map",
+    c"set",
+    c"verbatim_string",
+];
+
+/// Writes the reply of the table at the top of the stack to `out` when it
+/// is a flat array: none of `REPLY_FIELDS`, no element a table. Its
+/// elements convert as `scalar_to_resp` converts them. False (nothing
+/// written): `lua_to_resp` converts it.
+///
+/// # Safety
+/// `state` is running a C function with a table at the top of the stack
+/// and two free stack slots. Pushing a field's name may raise a memory
+/// error (a longjmp) before anything is written; nothing here has a
+/// destructor.
+unsafe fn flat_reply(state: *mut mlua::lua_State, out: &mut Reply, resp3: bool) -> bool {
+    use mlua::ffi;
+    // SAFETY: see the function's contract; the table stays at -1 between
+    // the steps, each of which pops what it pushed.
+    unsafe {
+        for name in REPLY_FIELDS {
+            ffi::lua_pushstring(state, name.as_ptr());
+            ffi::lua_rawget(state, -2);
+            let set = ffi::lua_type(state, -1) != ffi::LUA_TNIL;
+            ffi::lua_pop(state, 1);
+            if set {
+                return false;
+            }
+        }
+        let mut len = 0;
+        loop {
+            ffi::lua_rawgeti(state, -1, len + 1);
+            let t = ffi::lua_type(state, -1);
+            ffi::lua_pop(state, 1);
+            match t {
+                ffi::LUA_TNIL => break,
+                ffi::LUA_TTABLE => return false,
+                _ => len += 1,
+            }
+        }
+        out.array(len as usize);
+        for i in 1..=len {
+            ffi::lua_rawgeti(state, -1, i);
+            match ffi::lua_type(state, -1) {
+                ffi::LUA_TSTRING => {
+                    let mut n = 0usize;
+                    let p = ffi::lua_tolstring(state, -1, &mut n);
+                    out.bulk(std::slice::from_raw_parts(p.cast::<u8>(), n));
+                }
+                ffi::LUA_TNUMBER => out.int(to_i64(ffi::lua_tonumber(state, -1))),
+                ffi::LUA_TBOOLEAN => {
+                    let b = ffi::lua_toboolean(state, -1) != 0;
+                    match (resp3, b) {
+                        (true, b) => out.bool(b),
+                        (false, true) => out.int(1),
+                        (false, false) => out.null(),
+                    }
+                }
+                _ => out.null(),
+            }
+            ffi::lua_pop(state, 1);
+        }
+        true
+    }
 }
 
 /// A run's entry point, called with the function to run; its upvalue is
@@ -1027,6 +1107,15 @@ unsafe extern "C-unwind" fn c_run(state: *mut mlua::lua_State) -> std::os::raw::
         }
         ffi::lua_pushvalue(state, 1);
         let ok = ffi::lua_pcall(state, 0, 1, 2) == 0;
+        let (out, _) = RUN_OUT.get();
+        if ok && ffi::lua_type(state, -1) == ffi::LUA_TTABLE {
+            if let Some(out) = out.as_mut() {
+                let resp3 = with_active(|a| a.run.try_borrow().is_ok_and(|r| r.resp3));
+                if flat_reply(state, out, resp3.unwrap_or(false)) {
+                    RUN_OUT.set((out, true));
+                }
+            }
+        }
         ffi::lua_pushboolean(state, std::os::raw::c_int::from(ok));
         ffi::lua_insert(state, -2);
         2
@@ -1091,13 +1180,27 @@ pub(crate) fn execute(
         // The run's status and its first result (the rest are dropped, as
         // Redis replies with the first only).
         let job = RUN_JOB.replace(script.map_or(std::ptr::null(), std::ptr::from_ref));
+        let start = out.len();
+        let prev_out = RUN_OUT.replace((std::ptr::from_mut(out), false));
         let called = runner.call::<(Value, Value)>(func);
+        let (_, written) = RUN_OUT.replace(prev_out);
         RUN_JOB.set(job);
         if let Some(payload) = PANIC.with(|p| p.borrow_mut().take()) {
             std::panic::resume_unwind(payload);
         }
-        let (status, value) = called?;
+        let (status, value) = match called {
+            Ok(v) => v,
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        };
         drop(bound);
+        if written {
+            // `c_run` wrote the reply of a flat array (no `err` field).
+            running.error_counted.store(false, Relaxed);
+            return Ok(Ok(()));
+        }
         let ok = matches!(status, Value::Boolean(true));
         running
             .error_counted
@@ -1480,33 +1583,78 @@ enum Plain {
     Int(i64),
     Bulk(*const u8, usize),
     Status(*const u8, usize),
-    /// RESP2's null bulk string.
+    /// RESP2's null bulk string or null array.
     False,
+    /// An array of that many plain values that are not arrays, whose
+    /// bytes start at the pointer and run for the length.
+    Array(usize, *const u8, usize),
 }
 
-/// The reply `run_quietly` left, if plain. None: an error, an aggregate
-/// or a RESP3 type, for `finish`.
+/// The plain value at the front of `b` (not an array), and the bytes
+/// after it.
+fn scalar_at(b: &[u8]) -> Option<(Plain, &[u8])> {
+    let (&tag, rest) = b.split_first()?;
+    let end = rest.iter().position(|&c| c == b'\r')?;
+    let head = &rest[..end];
+    let body = rest.get(end + 2..)?;
+    match tag {
+        b':' => Some((Plain::Int(crate::args::parse_i64(head)?), body)),
+        b'+' => Some((Plain::Status(head.as_ptr(), head.len()), body)),
+        b'$' => match usize::try_from(crate::args::parse_i64(head)?) {
+            Ok(n) => Some((Plain::Bulk(body.get(..n)?.as_ptr(), n), body.get(n + 2..)?)),
+            Err(_) => Some((Plain::False, body)),
+        },
+        _ => None,
+    }
+}
+
+/// The reply `run_quietly` left, if plain: a scalar, or an array of
+/// scalars. None: an error, a nested aggregate or a RESP3 type, for
+/// `finish`.
 fn plain_reply() -> Option<Plain> {
     with_active(|a| {
         let run = a.run.try_borrow().ok()?;
         let b = run.scratch.as_bytes();
-        let (&tag, rest) = b.split_first()?;
+        let Some(rest) = b.strip_prefix(b"*") else {
+            return scalar_at(b).map(|(p, _)| p);
+        };
         let end = rest.iter().position(|&c| c == b'\r')?;
-        let head = &rest[..end];
-        let body = rest.get(end + 2..)?;
-        match tag {
-            b':' => Some(Plain::Int(crate::args::parse_i64(head)?)),
-            b'+' => Some(Plain::Status(head.as_ptr(), head.len())),
-            b'$' => {
-                let Ok(n) = usize::try_from(crate::args::parse_i64(head)?) else {
-                    return Some(Plain::False);
-                };
-                Some(Plain::Bulk(body.get(..n)?.as_ptr(), n))
-            }
-            _ => None,
+        let Ok(n) = usize::try_from(crate::args::parse_i64(&rest[..end])?) else {
+            return Some(Plain::False);
+        };
+        let elements = rest.get(end + 2..)?;
+        let mut left = elements;
+        for _ in 0..n {
+            left = scalar_at(left)?.1;
         }
+        Some(Plain::Array(n, elements.as_ptr(), elements.len()))
     })
     .flatten()
+}
+
+/// Pushes a plain value that is not an array (see `forward_command`).
+///
+/// # Safety
+/// As `forward_command`: `state` is running it, with a free stack slot
+/// more than the value takes (a status takes two), and the value's
+/// pointers are into the unchanged `run.scratch`.
+unsafe fn push_scalar(state: *mut mlua::lua_State, v: Plain) {
+    use mlua::ffi;
+    // SAFETY: see the function's contract.
+    unsafe {
+        match v {
+            Plain::Int(n) => ffi::lua_pushinteger(state, n as ffi::lua_Integer),
+            Plain::Bulk(p, n) => {
+                ffi::lua_pushlstring(state, p.cast(), n);
+            }
+            Plain::Status(p, n) => {
+                ffi::lua_createtable(state, 0, 1);
+                ffi::lua_pushlstring(state, p.cast(), n);
+                ffi::lua_setfield(state, -2, c"ok".as_ptr());
+            }
+            Plain::False | Plain::Array(..) => ffi::lua_pushboolean(state, 0),
+        }
+    }
 }
 
 /// After a plain reply went to Lua: the reply buffer and the argument
