@@ -2,7 +2,8 @@
 //! errors, RESP2 and RESP3), and a job-queue workload run by many clients
 //! at once whose invariants hold only if every script is atomic.
 
-use crate::support::{damselfly, diff, Conn};
+use crate::support::{damselfly, diff, redis, Conn};
+use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -86,6 +87,89 @@ const CONVERSIONS: &str = r#"
     EVAL "local t = {} for i=1,20000 do t[i]=tostring(i) end return #t" 0
     EVAL "local a = {} for i=1,7999 do a[i] = 1 end return redis.call('lpush', 'big', unpack(a))" 0
 "#;
+
+/// A random Lua expression: scalars, special tables, the replies of
+/// commands (plain, aggregate, error), and tables of these two deep.
+fn random_value(rng: &mut impl Rng, depth: u32) -> String {
+    const CALLS: &[&str] = &[
+        "redis.call('get','str')",
+        "redis.call('get','nokey')",
+        "redis.call('incr','n')",
+        "redis.call('incrby','n',-7)",
+        "redis.call('lrange','l',0,-1)",
+        "redis.call('lrange','nokey',0,-1)",
+        "redis.call('hgetall','h')",
+        "redis.call('smembers','s')",
+        "redis.call('zrange','z',0,-1,'withscores')",
+        "redis.call('zscore','z','b')",
+        "redis.call('mget','str','nokey','n')",
+        "redis.call('ping')",
+        "redis.call('set','x','y')",
+        "redis.call('hget','h','f1')",
+        "redis.call('type','l')",
+        "redis.pcall('incr','l')",
+        "redis.pcall('nosuch')",
+        "redis.pcall('get')",
+    ];
+    let kinds = if depth < 2 { 10 } else { 8 };
+    match rng.random_range(0..kinds) {
+        0 => rng.random_range(-1000i64..1000).to_string(),
+        1 => ["0/0", "1e20", "-1e20", "3.99", "-0.5", "2^53"][rng.random_range(0..6)].to_string(),
+        2 => {
+            let n = rng.random_range(0..6);
+            let s: String = (0..n)
+                .map(|_| rng.random_range(b'a'..=b'z') as char)
+                .collect();
+            format!("'{s}'")
+        }
+        3 => ["true", "false", "nil", "redis.call"][rng.random_range(0..4)].to_string(),
+        4..=6 => CALLS[rng.random_range(0..CALLS.len())].to_string(),
+        7 => [
+            "{ok='fine'}",
+            "{err='bad'}",
+            "{double=1.5}",
+            "{1, 2, ok='x'}",
+        ][rng.random_range(0..4)]
+        .to_string(),
+        _ => {
+            let n = rng.random_range(0..5);
+            let items: Vec<String> = (0..n).map(|_| random_value(rng, depth + 1)).collect();
+            format!("{{{}}}", items.join(", "))
+        }
+    }
+}
+
+/// Scripts returning random values, and the replies of commands converted
+/// both ways, reply as Redis's do: RESP2 and RESP3 clients, with and
+/// without `redis.setresp(3)`.
+#[test]
+fn random_script_values_convert_as_redis() {
+    let (r, d) = (redis(), damselfly(&[]));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5c41);
+    for resp in ["2", "3"] {
+        let mut conns = [Conn::open(r.port), Conn::open(d.port)];
+        for c in &mut conns {
+            c.cmd(&["HELLO", resp]);
+            c.cmd(&["FLUSHALL"]);
+            c.cmd(&["RPUSH", "l", "a", "b", "c"]);
+            c.cmd(&["HSET", "h", "f1", "1", "f2", "x"]);
+            c.cmd(&["SADD", "s", "m"]);
+            c.cmd(&["ZADD", "z", "1", "a", "2.5", "b"]);
+            c.cmd(&["SET", "str", "hello"]);
+            c.cmd(&["SET", "n", "42"]);
+        }
+        for _ in 0..300 {
+            let setresp = if rng.random_bool(0.3) {
+                "redis.setresp(3) "
+            } else {
+                ""
+            };
+            let body = format!("{setresp}return {}", random_value(&mut rng, 0));
+            let [a, b] = conns.each_mut().map(|c| c.cmd(&["EVAL", &body, "0"]));
+            assert_eq!(a, b, "HELLO {resp}, EVAL {body}");
+        }
+    }
+}
 
 #[test]
 fn conversions_resp2() {
