@@ -75,6 +75,8 @@ const CONVERSIONS: &str = r#"
     EVAL "return {1, 2, ok='fine'}" 0
     EVAL "return {1, {2, 3}, 'x'}" 0
     EVAL "redis.setresp(3) return {true, false, 1}" 0
+    EVAL "local t = {1} for i = 1, 40 do t = {t, i} end return t" 0
+    EVAL "return {{err='x'}, {ok='y'}, {double=2.5}, {1, {2, {3}}}, {big_number='7'}}" 0
     EVAL "return redis.call('rpush','l',1,2.5,'x')" 0
     LRANGE l 0 -1
     EVAL "return redis.call('set','n',9007199254740991)" 0
@@ -89,7 +91,7 @@ const CONVERSIONS: &str = r#"
 "#;
 
 /// A random Lua expression: scalars, special tables, the replies of
-/// commands (plain, aggregate, error), and tables of these two deep.
+/// commands (plain, aggregate, error), and tables of these three deep.
 fn random_value(rng: &mut impl Rng, depth: u32) -> String {
     const CALLS: &[&str] = &[
         "redis.call('get','str')",
@@ -111,7 +113,7 @@ fn random_value(rng: &mut impl Rng, depth: u32) -> String {
         "redis.pcall('nosuch')",
         "redis.pcall('get')",
     ];
-    let kinds = if depth < 2 { 10 } else { 8 };
+    let kinds = if depth < 3 { 10 } else { 8 };
     match rng.random_range(0..kinds) {
         0 => rng.random_range(-1000i64..1000).to_string(),
         1 => ["0/0", "1e20", "-1e20", "3.99", "-0.5", "2^53"][rng.random_range(0..6)].to_string(),
@@ -129,7 +131,10 @@ fn random_value(rng: &mut impl Rng, depth: u32) -> String {
             "{err='bad'}",
             "{double=1.5}",
             "{1, 2, ok='x'}",
-        ][rng.random_range(0..4)]
+            "{big_number='12'}",
+            "{map={a=1}}",
+            "{err=3, ok='y'}",
+        ][rng.random_range(0..7)]
         .to_string(),
         _ => {
             let n = rng.random_range(0..5);

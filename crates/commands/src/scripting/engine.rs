@@ -996,81 +996,180 @@ thread_local! {
     /// which gets them bound as arguments). Set by `execute` for the
     /// length of its call.
     static RUN_JOB: Cell<*const Job> = const { Cell::new(std::ptr::null()) };
-    /// Where `c_run` writes the reply of a script that returned a flat
-    /// array (see `flat_reply`), and whether it did. Set by `execute`.
+    /// Where `c_run` writes the reply of a script that returned a table
+    /// (see `table_reply`), and whether it did. Set by `execute`.
     static RUN_OUT: Cell<(*mut Reply, bool)> = const { Cell::new((std::ptr::null_mut(), false)) };
 }
 
-/// The fields that make a returned table a reply of another type (an
-/// error, a status, a double...), which `lua_to_resp` converts.
-const REPLY_FIELDS: [&std::ffi::CStr; 7] = [
-    c"err",
-    c"ok",
-    c"double",
-    c"big_number",
-    c"map",
-    c"set",
-    c"verbatim_string",
-];
+/// How deep `table_reply` follows nested tables; deeper ones (and Redis's
+/// own limit, `MAX_DEPTH`) are left to `lua_to_resp`.
+const RAW_DEPTH: i32 = 32;
 
-/// Writes the reply of the table at the top of the stack to `out` when it
-/// is a flat array: none of `REPLY_FIELDS`, no element a table. Its
-/// elements convert as `scalar_to_resp` converts them. False (nothing
-/// written): `lua_to_resp` converts it.
+/// What `table_reply` does with a table, by its reply fields (the order
+/// `table_to_resp` reads them in).
+enum Shape {
+    Array,
+    Error,
+    Status,
+    Double,
+    /// A big number, map, set or verbatim string: `lua_to_resp`'s.
+    Other,
+}
+
+/// The shape of the table at the top of the stack; an error's, status's
+/// or double's value is left above it.
+///
+/// # Safety
+/// As `table_reply`.
+unsafe fn shape(state: *mut mlua::lua_State) -> Shape {
+    use mlua::ffi;
+    // SAFETY: see `table_reply`; each look pops what it pushed unless it
+    // returns the value it found.
+    unsafe {
+        let field = |name: &std::ffi::CStr| {
+            ffi::lua_pushstring(state, name.as_ptr());
+            ffi::lua_rawget(state, -2);
+            ffi::lua_type(state, -1)
+        };
+        for (name, kind, shape) in [
+            (c"err", ffi::LUA_TSTRING, Shape::Error),
+            (c"ok", ffi::LUA_TSTRING, Shape::Status),
+            (c"double", ffi::LUA_TNUMBER, Shape::Double),
+        ] {
+            if field(name) == kind {
+                return shape;
+            }
+            ffi::lua_pop(state, 1);
+        }
+        for (name, kind) in [
+            (c"big_number", ffi::LUA_TSTRING),
+            (c"map", ffi::LUA_TTABLE),
+            (c"set", ffi::LUA_TTABLE),
+            (c"verbatim_string", ffi::LUA_TTABLE),
+        ] {
+            let t = field(name);
+            ffi::lua_pop(state, 1);
+            if t == kind {
+                return Shape::Other;
+            }
+        }
+        Shape::Array
+    }
+}
+
+/// Writes the reply of a script's result, the table at the top of the
+/// stack, to `out` as `lua_to_resp` would, for tables of arrays, errors,
+/// statuses, doubles and scalars nested up to `RAW_DEPTH`; the walk's
+/// state lives on the Lua stack (a table and its next index per level).
+/// False (with `out` and the stack as they were): a table `lua_to_resp`
+/// converts, because it is an error reply itself (the error stats look at
+/// it), holds another type, nests deeper, or has an error that is not
+/// UTF-8.
 ///
 /// # Safety
 /// `state` is running a C function with a table at the top of the stack
-/// and two free stack slots. Pushing a field's name may raise a memory
-/// error (a longjmp) before anything is written; nothing here has a
-/// destructor.
-unsafe fn flat_reply(state: *mut mlua::lua_State, out: &mut Reply, resp3: bool) -> bool {
+/// and three free stack slots. `lua_pushstring` and `lua_checkstack` may
+/// raise a memory error (a longjmp); nothing here has a destructor, and
+/// what was written then is cut by `execute`.
+unsafe fn table_reply(state: *mut mlua::lua_State, out: &mut Reply, resp3: bool) -> bool {
     use mlua::ffi;
-    // SAFETY: see the function's contract; the table stays at -1 between
-    // the steps, each of which pops what it pushed.
+    // SAFETY: see the function's contract. Each level pushes its table and
+    // its next index after `lua_checkstack` made room for them and the
+    // next level's look at fields.
     unsafe {
-        for name in REPLY_FIELDS {
-            ffi::lua_pushstring(state, name.as_ptr());
-            ffi::lua_rawget(state, -2);
-            let set = ffi::lua_type(state, -1) != ffi::LUA_TNIL;
-            ffi::lua_pop(state, 1);
-            if set {
+        let base = ffi::lua_gettop(state);
+        let start = out.len();
+        let give_up = |out: &mut Reply| {
+            out.truncate(start);
+            ffi::lua_settop(state, base);
+            false
+        };
+        match shape(state) {
+            Shape::Array => {}
+            Shape::Error | Shape::Status | Shape::Double => {
+                ffi::lua_settop(state, base);
                 return false;
             }
+            Shape::Other => return give_up(out),
         }
-        let mut len = 0;
+        ffi::lua_pushvalue(state, -1);
+        let mut depth = 0;
+        // The table at the top has no index above it yet: write its header.
         loop {
-            ffi::lua_rawgeti(state, -1, len + 1);
-            let t = ffi::lua_type(state, -1);
-            ffi::lua_pop(state, 1);
-            match t {
-                ffi::LUA_TNIL => break,
-                ffi::LUA_TTABLE => return false,
-                _ => len += 1,
+            let mut len = 0;
+            while {
+                ffi::lua_rawgeti(state, -1, len + 1);
+                let more = ffi::lua_type(state, -1) != ffi::LUA_TNIL;
+                ffi::lua_pop(state, 1);
+                more
+            } {
+                len += 1;
             }
-        }
-        out.array(len as usize);
-        for i in 1..=len {
-            ffi::lua_rawgeti(state, -1, i);
-            match ffi::lua_type(state, -1) {
-                ffi::LUA_TSTRING => {
-                    let mut n = 0usize;
-                    let p = ffi::lua_tolstring(state, -1, &mut n);
-                    out.bulk(std::slice::from_raw_parts(p.cast::<u8>(), n));
+            out.array(len as usize);
+            ffi::lua_pushinteger(state, 1);
+            depth += 1;
+            // Walk the levels until one needs a header (a nested array).
+            loop {
+                let i = ffi::lua_tointeger(state, -1);
+                ffi::lua_rawgeti(state, -2, i as ffi::lua_Integer);
+                let t = ffi::lua_type(state, -1);
+                if t == ffi::LUA_TNIL {
+                    ffi::lua_pop(state, 3);
+                    depth -= 1;
+                    if depth == 0 {
+                        ffi::lua_settop(state, base);
+                        return true;
+                    }
+                    continue;
                 }
-                ffi::LUA_TNUMBER => out.int(to_i64(ffi::lua_tonumber(state, -1))),
-                ffi::LUA_TBOOLEAN => {
-                    let b = ffi::lua_toboolean(state, -1) != 0;
-                    match (resp3, b) {
+                ffi::lua_pushinteger(state, i + 1);
+                ffi::lua_replace(state, -3);
+                match t {
+                    ffi::LUA_TSTRING => {
+                        let mut n = 0usize;
+                        let p = ffi::lua_tolstring(state, -1, &mut n);
+                        out.bulk(std::slice::from_raw_parts(p.cast::<u8>(), n));
+                    }
+                    ffi::LUA_TNUMBER => out.int(to_i64(ffi::lua_tonumber(state, -1))),
+                    ffi::LUA_TBOOLEAN => match (resp3, ffi::lua_toboolean(state, -1) != 0) {
                         (true, b) => out.bool(b),
                         (false, true) => out.int(1),
                         (false, false) => out.null(),
+                    },
+                    ffi::LUA_TTABLE => {
+                        if depth >= RAW_DEPTH || ffi::lua_checkstack(state, 4) == 0 {
+                            return give_up(out);
+                        }
+                        match shape(state) {
+                            Shape::Array => break,
+                            Shape::Error => {
+                                let mut n = 0usize;
+                                let p = ffi::lua_tolstring(state, -1, &mut n);
+                                let bytes = std::slice::from_raw_parts(p.cast::<u8>(), n);
+                                let Ok(msg) = std::str::from_utf8(bytes) else {
+                                    return give_up(out);
+                                };
+                                out.error(msg);
+                                ffi::lua_pop(state, 1);
+                            }
+                            Shape::Status => {
+                                let mut n = 0usize;
+                                let p = ffi::lua_tolstring(state, -1, &mut n);
+                                out.simple(std::slice::from_raw_parts(p.cast::<u8>(), n));
+                                ffi::lua_pop(state, 1);
+                            }
+                            Shape::Double => {
+                                out.double(ffi::lua_tonumber(state, -1));
+                                ffi::lua_pop(state, 1);
+                            }
+                            Shape::Other => return give_up(out),
+                        }
                     }
+                    _ => out.null(),
                 }
-                _ => out.null(),
+                ffi::lua_pop(state, 1);
             }
-            ffi::lua_pop(state, 1);
         }
-        true
     }
 }
 
@@ -1111,7 +1210,7 @@ unsafe extern "C-unwind" fn c_run(state: *mut mlua::lua_State) -> std::os::raw::
         if ok && ffi::lua_type(state, -1) == ffi::LUA_TTABLE {
             if let Some(out) = out.as_mut() {
                 let resp3 = with_active(|a| a.run.try_borrow().is_ok_and(|r| r.resp3));
-                if flat_reply(state, out, resp3.unwrap_or(false)) {
+                if table_reply(state, out, resp3.unwrap_or(false)) {
                     RUN_OUT.set((out, true));
                 }
             }
@@ -1197,7 +1296,7 @@ pub(crate) fn execute(
         };
         drop(bound);
         if written {
-            // `c_run` wrote the reply of a flat array (no `err` field).
+            // `c_run` wrote the reply of a table (not an error reply).
             running.error_counted.store(false, Relaxed);
             return Ok(Ok(()));
         }
