@@ -1007,6 +1007,7 @@ const RAW_DEPTH: i32 = 32;
 
 /// What `table_reply` does with a table, by its reply fields (the order
 /// `table_to_resp` reads them in).
+#[derive(Clone, Copy)]
 enum Shape {
     Array,
     Error,
@@ -1024,14 +1025,16 @@ enum Shape {
 unsafe fn shape(state: *mut mlua::lua_State) -> Shape {
     use mlua::ffi;
     // SAFETY: see `table_reply`; each look pops what it pushed unless it
-    // returns the value it found.
+    // returns the value it found. The loops walk borrowed arrays: an
+    // array's by-value iterator has a destructor, which a longjmp from
+    // `lua_pushstring` would skip.
     unsafe {
         let field = |name: &std::ffi::CStr| {
             ffi::lua_pushstring(state, name.as_ptr());
             ffi::lua_rawget(state, -2);
             ffi::lua_type(state, -1)
         };
-        for (name, kind, shape) in [
+        for &(name, kind, shape) in &[
             (c"err", ffi::LUA_TSTRING, Shape::Error),
             (c"ok", ffi::LUA_TSTRING, Shape::Status),
             (c"double", ffi::LUA_TNUMBER, Shape::Double),
@@ -1041,7 +1044,7 @@ unsafe fn shape(state: *mut mlua::lua_State) -> Shape {
             }
             ffi::lua_pop(state, 1);
         }
-        for (name, kind) in [
+        for &(name, kind) in &[
             (c"big_number", ffi::LUA_TSTRING),
             (c"map", ffi::LUA_TTABLE),
             (c"set", ffi::LUA_TTABLE),
@@ -1194,7 +1197,8 @@ unsafe extern "C-unwind" fn c_run(state: *mut mlua::lua_State) -> std::os::raw::
         ffi::lua_settop(state, 1);
         ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
         if let Some(job) = RUN_JOB.get().as_ref() {
-            for (name, items) in [(c"KEYS", job.keys()), (c"ARGV", job.argv())] {
+            // Borrowed: an array's by-value iterator has a destructor.
+            for &(name, items) in &[(c"KEYS", job.keys()), (c"ARGV", job.argv())] {
                 let n = i32::try_from(items.len()).unwrap_or(i32::MAX);
                 ffi::lua_createtable(state, n, 0);
                 for (i, item) in (1..=n).zip(items.iter()) {
