@@ -112,6 +112,9 @@ fn random_value(rng: &mut impl Rng, depth: u32) -> String {
         "redis.pcall('incr','l')",
         "redis.pcall('nosuch')",
         "redis.pcall('get')",
+        "redis.call('xrange','st','-','+')",
+        "redis.call('xread','streams','st','0')",
+        "redis.call('xread','streams','nokey','0')",
     ];
     let kinds = if depth < 3 { 10 } else { 8 };
     match rng.random_range(0..kinds) {
@@ -162,6 +165,8 @@ fn random_script_values_convert_as_redis() {
             c.cmd(&["ZADD", "z", "1", "a", "2.5", "b"]);
             c.cmd(&["SET", "str", "hello"]);
             c.cmd(&["SET", "n", "42"]);
+            c.cmd(&["XADD", "st", "1-1", "f", "v"]);
+            c.cmd(&["XADD", "st", "2-1", "a", "b", "c", "d"]);
         }
         for _ in 0..300 {
             let setresp = if rng.random_bool(0.3) {

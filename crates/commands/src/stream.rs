@@ -970,8 +970,10 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
     }
     let count = usize::try_from(count).unwrap_or(usize::MAX);
     // Serve what can be served now.
+    // The reply's protocol, not the client's: a script's calls follow
+    // `redis.setresp`.
     let mut out = Reply::new();
-    out.set_resp3(ctx.client.resp3);
+    out.set_resp3(ctx.reply.is_resp3());
     let mut served = 0;
     for (k, id) in ids.iter().enumerate() {
         let key = arg(args, streams_at + k);
@@ -1037,7 +1039,7 @@ fn xread_generic(ctx: &mut Ctx, args: &Args, group_cmd: bool) -> CmdResult {
         master::nothing();
     }
     if served > 0 {
-        if ctx.client.resp3 {
+        if ctx.reply.is_resp3() {
             ctx.reply.map(served);
         } else {
             ctx.reply.array(served);

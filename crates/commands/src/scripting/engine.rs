@@ -370,18 +370,8 @@ unsafe fn forward_command(state: *mut mlua::lua_State) -> std::os::raw::c_int {
         let callback = match std::panic::catch_unwind(run_quietly) {
             Ok(false) => 1,
             Ok(true) => match plain_reply() {
-                Some(Plain::Array(n, p, len)) => {
-                    // `plain_reply` checked every element.
-                    let mut left = std::slice::from_raw_parts(p, len);
-                    ffi::lua_createtable(state, i32::try_from(n).unwrap_or(i32::MAX), 0);
-                    for i in 1..=n {
-                        let Some((v, next)) = scalar_at(left) else {
-                            break;
-                        };
-                        push_scalar(state, v);
-                        ffi::lua_rawseti(state, -2, i as ffi::lua_Integer);
-                        left = next;
-                    }
+                Some(Plain::Tree(p, len)) => {
+                    push_tree(state, std::slice::from_raw_parts(p, len));
                     plain_done();
                     return 1;
                 }
@@ -1688,9 +1678,9 @@ enum Plain {
     Status(*const u8, usize),
     /// RESP2's null bulk string or null array.
     False,
-    /// An array of that many plain values that are not arrays, whose
-    /// bytes start at the pointer and run for the length.
-    Array(usize, *const u8, usize),
+    /// An array (RESP2, possibly null) of plain values, arrays included,
+    /// nested at most `RAW_DEPTH` deep: its bytes.
+    Tree(*const u8, usize),
 }
 
 /// The plain value at the front of `b` (not an array), and the bytes
@@ -1711,28 +1701,105 @@ fn scalar_at(b: &[u8]) -> Option<(Plain, &[u8])> {
     }
 }
 
-/// The reply `run_quietly` left, if plain: a scalar, or an array of
-/// scalars. None: an error, a nested aggregate or a RESP3 type, for
-/// `finish`.
+/// An array's header after its `*`: its length (None: a null array) and
+/// the bytes after the header.
+fn array_header(rest: &[u8]) -> Option<(Option<usize>, &[u8])> {
+    let end = rest.iter().position(|&c| c == b'\r')?;
+    let n = crate::args::parse_i64(&rest[..end])?;
+    Some((usize::try_from(n).ok(), rest.get(end + 2..)?))
+}
+
+/// The bytes after the plain value at the front of `b`: a scalar, or an
+/// array of plain values nested at most `depth` deep.
+fn plain_tree(b: &[u8], depth: i32) -> Option<&[u8]> {
+    let Some(rest) = b.strip_prefix(b"*") else {
+        return scalar_at(b).map(|(_, after)| after);
+    };
+    if depth == 0 {
+        return None;
+    }
+    let (n, mut left) = array_header(rest)?;
+    for _ in 0..n.unwrap_or(0) {
+        left = plain_tree(left, depth - 1)?;
+    }
+    Some(left)
+}
+
+/// The reply `run_quietly` left, if plain: a scalar, or RESP2 arrays of
+/// scalars (`plain_tree`). None: an error, a RESP3 type or deeper
+/// nesting, for `finish`.
 fn plain_reply() -> Option<Plain> {
     with_active(|a| {
         let run = a.run.try_borrow().ok()?;
         let b = run.scratch.as_bytes();
-        let Some(rest) = b.strip_prefix(b"*") else {
+        if !b.starts_with(b"*") {
             return scalar_at(b).map(|(p, _)| p);
-        };
-        let end = rest.iter().position(|&c| c == b'\r')?;
-        let Ok(n) = usize::try_from(crate::args::parse_i64(&rest[..end])?) else {
-            return Some(Plain::False);
-        };
-        let elements = rest.get(end + 2..)?;
-        let mut left = elements;
-        for _ in 0..n {
-            left = scalar_at(left)?.1;
         }
-        Some(Plain::Array(n, elements.as_ptr(), elements.len()))
+        plain_tree(b, RAW_DEPTH)?;
+        Some(Plain::Tree(b.as_ptr(), b.len()))
     })
     .flatten()
+}
+
+/// Pushes the Lua value of arrays `plain_tree` checked. Each open array
+/// keeps its table, next index and length on the Lua stack.
+///
+/// # Safety
+/// As `push_scalar`; `b` holds a value `plain_tree` accepted, so at most
+/// `RAW_DEPTH` arrays are open at once (`lua_checkstack` makes room for
+/// each; it and the pushes may raise a memory error, and nothing here has
+/// a destructor).
+unsafe fn push_tree(state: *mut mlua::lua_State, mut b: &[u8]) {
+    use mlua::ffi;
+    // SAFETY: see the function's contract.
+    unsafe {
+        let mut open = 0;
+        loop {
+            if let Some(rest) = b.strip_prefix(b"*") {
+                let Some((n, after)) = array_header(rest) else {
+                    return;
+                };
+                b = after;
+                match n {
+                    None => ffi::lua_pushboolean(state, 0),
+                    Some(n) => {
+                        ffi::lua_createtable(state, i32::try_from(n).unwrap_or(i32::MAX), 0);
+                        if n > 0 {
+                            ffi::lua_checkstack(state, 4);
+                            ffi::lua_pushinteger(state, 1);
+                            ffi::lua_pushinteger(state, n as ffi::lua_Integer);
+                            open += 1;
+                            continue;
+                        }
+                    }
+                }
+            } else {
+                let Some((v, after)) = scalar_at(b) else {
+                    return;
+                };
+                push_scalar(state, v);
+                b = after;
+            }
+            // A whole value is at the top (table, index, length, value
+            // below it): it goes into its array, and a full array is the
+            // whole value in turn.
+            loop {
+                if open == 0 {
+                    return;
+                }
+                let i = ffi::lua_tointeger(state, -3);
+                let n = ffi::lua_tointeger(state, -2);
+                ffi::lua_rawseti(state, -4, i);
+                if i < n {
+                    ffi::lua_pushinteger(state, i + 1);
+                    ffi::lua_replace(state, -3);
+                    break;
+                }
+                ffi::lua_pop(state, 2);
+                open -= 1;
+            }
+        }
+    }
 }
 
 /// Pushes a plain value that is not an array (see `forward_command`).
@@ -1755,7 +1822,7 @@ unsafe fn push_scalar(state: *mut mlua::lua_State, v: Plain) {
                 ffi::lua_pushlstring(state, p.cast(), n);
                 ffi::lua_setfield(state, -2, c"ok".as_ptr());
             }
-            Plain::False | Plain::Array(..) => ffi::lua_pushboolean(state, 0),
+            Plain::False | Plain::Tree(..) => ffi::lua_pushboolean(state, 0),
         }
     }
 }
