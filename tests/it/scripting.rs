@@ -115,6 +115,16 @@ fn random_value(rng: &mut impl Rng, depth: u32) -> String {
         "redis.call('xrange','st','-','+')",
         "redis.call('xread','streams','st','0')",
         "redis.call('xread','streams','nokey','0')",
+        "redis.call('xinfo','stream','st')",
+        "redis.call('zrangebyscore','z','-inf','+inf','withscores')",
+        "redis.call('zmscore','z','a','nokey')",
+        "redis.call('smismember','s','m','x')",
+        "redis.call('hmget','h','f1','nokey')",
+        "redis.call('config','get','maxmemory')",
+        "redis.call('incrbyfloat','fl','0.5')",
+        "redis.call('lpos','l','b')",
+        "redis.call('getrange','str',0,2)",
+        "redis.call('zpopmin','z')",
     ];
     let kinds = if depth < 3 { 10 } else { 8 };
     match rng.random_range(0..kinds) {
@@ -168,7 +178,7 @@ fn random_script_values_convert_as_redis() {
             c.cmd(&["XADD", "st", "1-1", "f", "v"]);
             c.cmd(&["XADD", "st", "2-1", "a", "b", "c", "d"]);
         }
-        for _ in 0..300 {
+        for _ in 0..400 {
             let setresp = if rng.random_bool(0.3) {
                 "redis.setresp(3) "
             } else {
