@@ -370,13 +370,8 @@ unsafe fn forward_command(state: *mut mlua::lua_State) -> std::os::raw::c_int {
         let callback = match std::panic::catch_unwind(run_quietly) {
             Ok(false) => 1,
             Ok(true) => match plain_reply() {
-                Some(Plain::Tree(p, len)) => {
-                    push_tree(state, std::slice::from_raw_parts(p, len));
-                    plain_done();
-                    return 1;
-                }
-                Some(plain) => {
-                    push_scalar(state, plain);
+                Some((p, len)) => {
+                    push_plain(state, std::slice::from_raw_parts(p, len));
                     plain_done();
                     return 1;
                 }
@@ -1669,33 +1664,30 @@ fn run_quietly() -> bool {
     .unwrap_or(false)
 }
 
-/// A reply `forward_command` gives to Lua itself (pointers into
-/// `run.scratch`, valid until the next `redis.call`).
+/// A reply value `forward_command` gives to Lua itself, other than an
+/// array (pointers into `run.scratch`, valid until the next
+/// `redis.call`).
 #[derive(Clone, Copy)]
-enum Plain {
+enum Scalar {
     Int(i64),
     Bulk(*const u8, usize),
     Status(*const u8, usize),
     /// RESP2's null bulk string or null array.
     False,
-    /// An array (RESP2, possibly null) of plain values, arrays included,
-    /// nested at most `RAW_DEPTH` deep: its bytes.
-    Tree(*const u8, usize),
 }
 
-/// The plain value at the front of `b` (not an array), and the bytes
-/// after it.
-fn scalar_at(b: &[u8]) -> Option<(Plain, &[u8])> {
+/// The scalar at the front of `b`, and the bytes after it.
+fn scalar_at(b: &[u8]) -> Option<(Scalar, &[u8])> {
     let (&tag, rest) = b.split_first()?;
     let end = rest.iter().position(|&c| c == b'\r')?;
     let head = &rest[..end];
     let body = rest.get(end + 2..)?;
     match tag {
-        b':' => Some((Plain::Int(crate::args::parse_i64(head)?), body)),
-        b'+' => Some((Plain::Status(head.as_ptr(), head.len()), body)),
+        b':' => Some((Scalar::Int(crate::args::parse_i64(head)?), body)),
+        b'+' => Some((Scalar::Status(head.as_ptr(), head.len()), body)),
         b'$' => match usize::try_from(crate::args::parse_i64(head)?) {
-            Ok(n) => Some((Plain::Bulk(body.get(..n)?.as_ptr(), n), body.get(n + 2..)?)),
-            Err(_) => Some((Plain::False, body)),
+            Ok(n) => Some((Scalar::Bulk(body.get(..n)?.as_ptr(), n), body.get(n + 2..)?)),
+            Err(_) => Some((Scalar::False, body)),
         },
         _ => None,
     }
@@ -1725,23 +1717,20 @@ fn plain_tree(b: &[u8], depth: i32) -> Option<&[u8]> {
     Some(left)
 }
 
-/// The reply `run_quietly` left, if plain: a scalar, or RESP2 arrays of
-/// scalars (`plain_tree`). None: an error, a RESP3 type or deeper
-/// nesting, for `finish`.
-fn plain_reply() -> Option<Plain> {
+/// The bytes of the reply `run_quietly` left, if plain (`plain_tree`):
+/// a scalar, or RESP2 arrays of scalars. None: an error, a RESP3 type or
+/// deeper nesting, for `finish`.
+fn plain_reply() -> Option<(*const u8, usize)> {
     with_active(|a| {
         let run = a.run.try_borrow().ok()?;
         let b = run.scratch.as_bytes();
-        if !b.starts_with(b"*") {
-            return scalar_at(b).map(|(p, _)| p);
-        }
         plain_tree(b, RAW_DEPTH)?;
-        Some(Plain::Tree(b.as_ptr(), b.len()))
+        Some((b.as_ptr(), b.len()))
     })
     .flatten()
 }
 
-/// Pushes the Lua value of arrays `plain_tree` checked. Each open array
+/// Pushes the Lua value of a reply `plain_tree` checked. Each open array
 /// keeps its table, next index and length on the Lua stack.
 ///
 /// # Safety
@@ -1749,7 +1738,7 @@ fn plain_reply() -> Option<Plain> {
 /// `RAW_DEPTH` arrays are open at once (`lua_checkstack` makes room for
 /// each; it and the pushes may raise a memory error, and nothing here has
 /// a destructor).
-unsafe fn push_tree(state: *mut mlua::lua_State, mut b: &[u8]) {
+unsafe fn push_plain(state: *mut mlua::lua_State, mut b: &[u8]) {
     use mlua::ffi;
     // SAFETY: see the function's contract.
     unsafe {
@@ -1802,27 +1791,27 @@ unsafe fn push_tree(state: *mut mlua::lua_State, mut b: &[u8]) {
     }
 }
 
-/// Pushes a plain value that is not an array (see `forward_command`).
+/// Pushes a scalar of a plain reply (see `push_plain`).
 ///
 /// # Safety
 /// As `forward_command`: `state` is running it, with a free stack slot
 /// more than the value takes (a status takes two), and the value's
 /// pointers are into the unchanged `run.scratch`.
-unsafe fn push_scalar(state: *mut mlua::lua_State, v: Plain) {
+unsafe fn push_scalar(state: *mut mlua::lua_State, v: Scalar) {
     use mlua::ffi;
     // SAFETY: see the function's contract.
     unsafe {
         match v {
-            Plain::Int(n) => ffi::lua_pushinteger(state, n as ffi::lua_Integer),
-            Plain::Bulk(p, n) => {
+            Scalar::Int(n) => ffi::lua_pushinteger(state, n as ffi::lua_Integer),
+            Scalar::Bulk(p, n) => {
                 ffi::lua_pushlstring(state, p.cast(), n);
             }
-            Plain::Status(p, n) => {
+            Scalar::Status(p, n) => {
                 ffi::lua_createtable(state, 0, 1);
                 ffi::lua_pushlstring(state, p.cast(), n);
                 ffi::lua_setfield(state, -2, c"ok".as_ptr());
             }
-            Plain::False | Plain::Tree(..) => ffi::lua_pushboolean(state, 0),
+            Scalar::False => ffi::lua_pushboolean(state, 0),
         }
     }
 }
