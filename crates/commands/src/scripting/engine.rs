@@ -986,8 +986,10 @@ thread_local! {
     static RUN_OUT: Cell<(*mut Reply, bool)> = const { Cell::new((std::ptr::null_mut(), false)) };
 }
 
-/// How deep `table_reply` follows nested tables; deeper ones (and Redis's
-/// own limit, `MAX_DEPTH`) are left to `lua_to_resp`.
+/// How deep the walks without mlua follow nesting: a script's returned
+/// tables (`table_reply`; deeper ones, and Redis's own limit `MAX_DEPTH`,
+/// are left to `lua_to_resp`) and a command's arrays (`plain_tree`;
+/// deeper ones to `finish`).
 const RAW_DEPTH: i32 = 32;
 
 /// What `table_reply` does with a table, by its reply fields (the order
